@@ -1,0 +1,28 @@
+import { elementwise, type MergeMethod } from './types';
+
+/**
+ * mergekit: `(weights * tensors).sum(0)`, then `/ weights.sum(0)` when normalizing.
+ * torch rounds each weight to the compute dtype and sums over the stacked models in order.
+ */
+export const linear: MergeMethod = {
+  name: 'linear',
+  prettyName: 'Linear',
+  description: 'Weighted average of the models, element by element.',
+  paper: 'https://arxiv.org/abs/2203.05482',
+  base: 'none',
+  parameters: [
+    { name: 'weight', scope: 'model', type: 'number', required: true, description: 'How much of this model goes into the mix.' },
+    { name: 'normalize', scope: 'global', type: 'boolean', required: false, default: true, description: 'Divide by the sum of the weights.' },
+  ],
+  kernel: elementwise((inputs, out, ctx) => {
+    const weights = ctx.perModel.map((p) => Math.fround(p['weight'] as number));
+    let divisor = 0;
+    for (const w of weights) divisor = Math.fround(divisor + w);
+    const normalize = ctx.global['normalize'] !== false;
+    for (let i = 0; i < out.length; i++) {
+      let acc = 0;
+      for (let m = 0; m < inputs.length; m++) acc = Math.fround(acc + Math.fround(weights[m]! * inputs[m]![i]!));
+      out[i] = normalize ? Math.fround(acc / divisor) : acc;
+    }
+  }),
+};

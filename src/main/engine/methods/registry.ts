@@ -1,0 +1,14 @@
+import { EngineError } from '../errors';
+import { linear } from './linear';
+import type { MergeMethod } from './types';
+
+/** Every merge method Alloy knows, by the name recipes use (mergekit's `merge_method`). */
+export const MERGE_METHODS: ReadonlyMap<string, MergeMethod> = new Map([linear].map((m) => [m.name, m]));
+
+export function getMergeMethod(name: string): MergeMethod {
+  const method = MERGE_METHODS.get(name);
+  if (!method) {
+    throw new EngineError(`unknown merge_method "${name}"; known: ${[...MERGE_METHODS.keys()].join(', ')}`, { key: 'merge_method' });
+  }
+  return method;
+}

@@ -1,0 +1,69 @@
+/** A parameter as a method declares it: the app's forms and the CLI's help are built from this. */
+export interface ParameterDecl {
+  name: string;
+  /** `model`: set per model (mergekit's tensor_parameters); `global`: once per merge. */
+  scope: 'model' | 'global';
+  type: 'number' | 'boolean';
+  required: boolean;
+  default?: number | boolean;
+  min?: number;
+  max?: number;
+  description: string;
+}
+
+export type ParamValue = number | boolean;
+
+/** The inputs of one output tensor as the kernel sees them: f32 views, one per model, in recipe order. */
+export interface TensorMergeContext {
+  tensorName: string;
+  shape: number[];
+  numel: number;
+  /** Index into the inputs of the base model, when the method has one. */
+  baseIndex: number | undefined;
+  global: Readonly<Record<string, ParamValue>>;
+  perModel: ReadonlyArray<Readonly<Record<string, ParamValue>>>;
+  seed: number;
+}
+
+export interface Chunk {
+  /** First element of the chunk within the tensor. */
+  start: number;
+  length: number;
+  /** One f32 view per input, each `length` long. */
+  inputs: Float32Array[];
+}
+
+/** The input tensors of one merge, readable in chunks as many times as a method needs. */
+export interface TensorSource {
+  chunks(): AsyncIterable<Chunk>;
+}
+
+export interface TensorSink {
+  write(start: number, values: Float32Array): Promise<void>;
+}
+
+export type MergeKernel = (source: TensorSource, sink: TensorSink, ctx: TensorMergeContext) => Promise<void>;
+
+export interface MergeMethod {
+  name: string;
+  prettyName: string;
+  description: string;
+  paper?: string;
+  /** Whether `base_model` is required, optional or ignored by this method. */
+  base: 'required' | 'optional' | 'none';
+  parameters: ParameterDecl[];
+  kernel: MergeKernel;
+}
+
+/** A kernel that needs nothing but the same element of every input. */
+export function elementwise(
+  compute: (inputs: Float32Array[], out: Float32Array, ctx: TensorMergeContext) => void,
+): MergeKernel {
+  return async (source, sink, ctx) => {
+    for await (const chunk of source.chunks()) {
+      const out = new Float32Array(chunk.length);
+      compute(chunk.inputs, out, ctx);
+      await sink.write(chunk.start, out);
+    }
+  };
+}

@@ -1,0 +1,101 @@
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { basename, join, resolve, sep } from 'node:path';
+import { EngineError } from '../errors';
+import { SafetensorsReader, type TensorEntry } from '../safetensors/reader';
+
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+export interface ModelTensor {
+  reader: SafetensorsReader;
+  entry: TensorEntry;
+}
+
+/** A local model folder: config.json plus one or more safetensors shards, opened header-only. */
+export class ModelFolder {
+  private constructor(
+    readonly path: string,
+    readonly config: Record<string, unknown>,
+    readonly shards: SafetensorsReader[],
+    readonly tensors: ReadonlyMap<string, ModelTensor>,
+  ) {}
+
+  static async open(path: string): Promise<ModelFolder> {
+    const dir = resolve(path);
+    const info = await stat(dir).catch(() => undefined);
+    if (!info?.isDirectory()) throw new EngineError(`${dir}: no model folder here`, { file: dir });
+    const config = await readJsonObject(join(dir, 'config.json'));
+    const shardFiles = await findShardFiles(dir);
+    const shards: SafetensorsReader[] = [];
+    try {
+      for (const file of shardFiles) shards.push(await SafetensorsReader.open(file));
+    } catch (error) {
+      await Promise.all(shards.map((s) => s.close()));
+      throw error;
+    }
+    const tensors = new Map<string, ModelTensor>();
+    for (const reader of shards) {
+      for (const entry of reader.tensors.values()) {
+        if (tensors.has(entry.name)) {
+          throw new EngineError(`${dir}: tensor "${entry.name}" is in both ${basename(tensors.get(entry.name)!.reader.path)} and ${basename(reader.path)}`, { file: dir, tensor: entry.name });
+        }
+        tensors.set(entry.name, { reader, entry });
+      }
+    }
+    return new ModelFolder(dir, config, shards, tensors);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.shards.map((s) => s.close()));
+  }
+}
+
+export async function readJsonObject(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new EngineError(`${file}: missing`, { file });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new EngineError(`${file}: not valid JSON (${(error as Error).message})`, { file });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new EngineError(`${file}: expected a JSON object`, { file });
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The shard files of a model: those its index names, else model.safetensors, else every *.safetensors. */
+async function findShardFiles(dir: string): Promise<string[]> {
+  const names = await readdir(dir);
+  if (names.includes(INDEX_FILE)) {
+    const indexPath = join(dir, INDEX_FILE);
+    const index = await readJsonObject(indexPath);
+    const weightMap = index['weight_map'];
+    if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
+      throw new EngineError(`${indexPath}: "weight_map" is not an object`, { file: indexPath, key: 'weight_map' });
+    }
+    const files = new Set<string>();
+    for (const [tensor, file] of Object.entries(weightMap)) {
+      if (typeof file !== 'string') throw new EngineError(`${indexPath}: tensor "${tensor}" maps to a non-string`, { file: indexPath, tensor });
+      files.add(confine(dir, file, indexPath));
+    }
+    return [...files].sort();
+  }
+  if (names.includes('model.safetensors')) return [join(dir, 'model.safetensors')];
+  const all = names.filter((n) => n.endsWith('.safetensors')).sort();
+  if (all.length === 0) throw new EngineError(`${dir}: no .safetensors files`, { file: dir });
+  return all.map((n) => join(dir, n));
+}
+
+/** Resolves `file` inside `dir`, refusing names that climb out of it. */
+export function confine(dir: string, file: string, source: string): string {
+  const full = resolve(dir, file);
+  if (!full.startsWith(dir + sep)) {
+    throw new EngineError(`${source}: "${file}" points outside the model folder`, { file: source });
+  }
+  return full;
+}

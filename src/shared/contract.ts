@@ -1,0 +1,157 @@
+import * as v from 'valibot';
+import type { ProgressEvent } from './progress';
+
+/**
+ * The one contract between a face (Electron renderer, web page, tests) and the services.
+ * Electron's IPC, the web bridge and the tests all speak it; every request is validated
+ * against its schema in one place (`validateRequest`) before a handler sees it.
+ */
+
+export interface ModelSummary {
+  /** Stable id: the folder path for local models. */
+  id: string;
+  name: string;
+  path: string;
+  source: 'demo' | 'folder' | 'hf-cache';
+  architecture: string;
+  modelType: string;
+  layers: number;
+  hiddenSize: number;
+  vocabSize: number;
+  parameters: number;
+  dtypes: string[];
+  shards: number;
+  bytes: number;
+  hasTokenizer: boolean;
+}
+
+export interface MethodParameterInfo {
+  name: string;
+  scope: 'model' | 'global';
+  type: 'number' | 'boolean';
+  required: boolean;
+  default?: number | boolean;
+  min?: number;
+  max?: number;
+  description: string;
+}
+
+export interface MethodInfo {
+  name: string;
+  prettyName: string;
+  description: string;
+  paper?: string;
+  base: 'required' | 'optional' | 'none';
+  parameters: MethodParameterInfo[];
+}
+
+export interface PlanSummary {
+  mergeMethod: string;
+  models: string[];
+  tensors: number;
+  shards: { file: string; tensors: number; bytes: number }[];
+  bytesToRead: number;
+  bytesToWrite: number;
+  outDtype: string;
+  warnings: string[];
+}
+
+export type JobState = 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface JobInfo {
+  id: string;
+  state: JobState;
+  outputName: string;
+  outDir: string;
+  startedAt: number;
+  finishedAt?: number;
+  lastProgress?: ProgressEvent;
+  error?: string;
+  log: string[];
+}
+
+/** A problem in a recipe, pointing at where it is. */
+export interface RecipeProblem {
+  message: string;
+  line?: number;
+  column?: number;
+  key?: string;
+}
+
+const recipeText = v.pipe(v.string(), v.maxLength(1_000_000));
+const outputName = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(200),
+  v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only'),
+);
+
+export const requestSchemas = {
+  'library.list': v.strictObject({}),
+  'methods.list': v.strictObject({}),
+  'recipe.demo': v.strictObject({}),
+  'recipe.plan': v.strictObject({ recipe: recipeText }),
+  'job.start': v.strictObject({
+    recipe: recipeText,
+    outputName,
+    device: v.optional(v.picklist(['auto', 'cpu', 'gpu'])),
+  }),
+  'job.cancel': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
+  'job.list': v.strictObject({}),
+} as const;
+
+export interface ResponseTypes {
+  'library.list': ModelSummary[];
+  'methods.list': MethodInfo[];
+  'recipe.demo': { name: string; recipe: string };
+  'recipe.plan': { ok: true; plan: PlanSummary } | { ok: false; problems: RecipeProblem[] };
+  'job.start': JobInfo;
+  'job.cancel': JobInfo;
+  'job.list': JobInfo[];
+}
+
+export type Channel = keyof typeof requestSchemas;
+export type RequestOf<C extends Channel> = v.InferOutput<(typeof requestSchemas)[C]>;
+export type ResponseOf<C extends Channel> = ResponseTypes[C];
+
+/** Events pushed from the services to every face. */
+export interface EventTypes {
+  'job.progress': { jobId: string; event: ProgressEvent };
+  'job.state': JobInfo;
+}
+export type EventName = keyof EventTypes;
+
+export const CHANNELS = Object.keys(requestSchemas) as Channel[];
+
+export function isChannel(name: string): name is Channel {
+  return Object.prototype.hasOwnProperty.call(requestSchemas, name);
+}
+
+export class ContractError extends Error {
+  constructor(
+    readonly channel: string,
+    message: string,
+  ) {
+    super(`${channel}: ${message}`);
+    this.name = 'ContractError';
+  }
+}
+
+/** Parses a request's payload against its channel's schema; throws a ContractError naming the field. */
+export function validateRequest<C extends Channel>(channel: C, payload: unknown): RequestOf<C> {
+  const result = v.safeParse(requestSchemas[channel], payload ?? {});
+  if (!result.success) {
+    const issue = result.issues[0];
+    const path = issue.path?.map((p) => String(p.key)).join('.') ?? '';
+    throw new ContractError(channel, `${path ? `${path}: ` : ''}${issue.message}`);
+  }
+  return result.output as RequestOf<C>;
+}
+
+/** The API a face calls: `window.alloy` in Electron (preload) and the web bridge in a browser. */
+export interface AlloyApi {
+  invoke<C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>>;
+  on<E extends EventName>(event: E, listener: (payload: EventTypes[E]) => void): () => void;
+}
+
+export type Handlers = { [C in Channel]: (request: RequestOf<C>) => Promise<ResponseOf<C>> };
