@@ -9,6 +9,5 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    environmentMatchGlobs: undefined,
   },
 });

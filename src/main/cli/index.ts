@@ -1,0 +1,200 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { EXIT_CODES, type ProgressEvent } from '../../shared/progress';
+import { EngineError } from '../engine/errors';
+import { CancelledError, formatBytes } from '../engine/execute/execute-plan';
+import { planRecipe, runMerge, type MergeOptions } from '../engine/run-merge';
+import { parseJobFile } from '../services/job-file';
+import { parseArgs, parseKmb, UsageError, type FlagSpec } from './args';
+import { formatPlan } from './format-plan';
+
+const MERGE_FLAGS: Record<string, FlagSpec> = {
+  device: { kind: 'string', description: 'auto | cpu | gpu: where to compute (default auto)' },
+  cuda: { kind: 'boolean', description: 'mergekit\'s flag: same as --device gpu' },
+  'out-shard-size': { kind: 'string', description: 'bytes per output shard, like 5B, 500M (default 5B)' },
+  'copy-tokenizer': { kind: 'boolean', description: 'copy the tokenizer of the base model (default on)' },
+  'allow-crimes': { kind: 'boolean', description: 'allow mixing architectures' },
+  'lazy-unpickle': { kind: 'boolean', description: 'accepted; Alloy always loads tensors one at a time', ignored: 'accepted as a no-op: Alloy always streams tensors' },
+  'random-seed': { kind: 'string', description: 'seed for the random methods (DARE, DELLA)' },
+  'write-model-card': { kind: 'boolean', description: 'write README.md beside the weights (default on)' },
+  overwrite: { kind: 'boolean', description: 'replace a non-empty output folder once the new one is complete' },
+  'memory-budget': { kind: 'string', description: 'bytes of tensor data in memory at once, like 1B, 512M (default 1B)' },
+  'model-root': { kind: 'string', description: 'a folder to look for models in by name' },
+  progress: { kind: 'string', description: 'bar | jsonl | none (default bar)' },
+  'trust-remote-code': { kind: 'boolean', description: 'accepted; Alloy never runs model code', ignored: 'Alloy never runs code from model repos; ignored' },
+  'low-cpu-memory': { kind: 'boolean', description: 'accepted', ignored: 'ignored: memory is bounded by --memory-budget' },
+  'clone-tensors': { kind: 'boolean', description: 'accepted', ignored: 'ignored: tensors are always written separately' },
+  quiet: { kind: 'boolean', description: 'print nothing but errors' },
+};
+
+const HELP = `alloy: merge language models from mergekit recipes
+
+Usage:
+  alloy merge RECIPE.yml OUT_DIR [options]   merge, as mergekit-yaml does
+  alloy plan RECIPE.yml [--json]             print what will be read and written; writes nothing
+  alloy run-job JOB.json --progress=jsonl    run a job file (what the desktop app does)
+  alloy serve [--host H] [--port P] [--token T]  the app in a browser (web mode)
+  alloy demo-models [DIR]                    write the tiny demo models (default resources/demo/models)
+
+Merge options:
+${Object.entries(MERGE_FLAGS)
+  .map(([name, spec]) => `  --${name}${spec.kind === 'string' ? ' VALUE' : ''}`.padEnd(28) + spec.description)
+  .join('\n')}
+
+Exit codes: 0 done, 1 the merge failed, 2 bad command line or recipe, 130 cancelled.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'merge':
+        return await mergeCommand(rest);
+      case 'plan':
+        return await planCommand(rest);
+      case 'run-job':
+        return await runJobCommand(rest);
+      case 'serve':
+        return await (await import('./serve-command')).serveCommand(rest);
+      case 'demo-models':
+        return await demoModelsCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        return command === undefined ? EXIT_CODES.usage : EXIT_CODES.ok;
+      case '--version':
+        process.stdout.write('alloy 0.1.0\n');
+        return EXIT_CODES.ok;
+      default:
+        throw new UsageError(`unknown command "${command}"; try alloy --help`);
+    }
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+function reportError(error: unknown): number {
+  if (error instanceof CancelledError) {
+    process.stderr.write('alloy: cancelled\n');
+    return EXIT_CODES.cancelled;
+  }
+  if (error instanceof UsageError) {
+    process.stderr.write(`alloy: ${error.message}\n`);
+    return EXIT_CODES.usage;
+  }
+  if (error instanceof EngineError) {
+    process.stderr.write(`alloy: ${error.message}\n`);
+    return error.name === 'RecipeError' ? EXIT_CODES.usage : EXIT_CODES.failed;
+  }
+  process.stderr.write(`alloy: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+  return EXIT_CODES.failed;
+}
+
+function mergeOptionsFrom(flags: Record<string, string | boolean>): MergeOptions {
+  const device = flags['cuda'] === true ? 'gpu' : ((flags['device'] as string | undefined) ?? 'auto');
+  if (!['auto', 'cpu', 'gpu'].includes(device)) throw new UsageError(`--device must be auto, cpu or gpu, not "${device}"`);
+  const seed = flags['random-seed'];
+  if (typeof seed === 'string' && !/^\d+$/.test(seed)) throw new UsageError(`--random-seed must be a whole number, not "${seed}"`);
+  return {
+    device: device as MergeOptions['device'],
+    ...(typeof flags['out-shard-size'] === 'string' ? { outShardSize: parseKmb(flags['out-shard-size']) } : {}),
+    ...(typeof flags['memory-budget'] === 'string' ? { memoryBudget: parseKmb(flags['memory-budget']) } : {}),
+    ...(typeof seed === 'string' ? { seed: Number(seed) } : {}),
+    ...(flags['allow-crimes'] !== undefined ? { allowCrimes: flags['allow-crimes'] === true } : {}),
+    ...(flags['copy-tokenizer'] !== undefined ? { copyTokenizer: flags['copy-tokenizer'] === true } : {}),
+    ...(flags['write-model-card'] !== undefined ? { writeModelCard: flags['write-model-card'] === true } : {}),
+    ...(flags['overwrite'] !== undefined ? { overwrite: flags['overwrite'] === true } : {}),
+    ...(typeof flags['model-root'] === 'string' ? { modelRoots: [resolve(flags['model-root'])] } : {}),
+  };
+}
+
+async function readRecipe(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read recipe ${file}`);
+  }
+}
+
+async function mergeCommand(argv: string[]): Promise<number> {
+  const { positionals, flags, warnings } = parseArgs(argv, MERGE_FLAGS);
+  if (positionals.length !== 2) throw new UsageError('usage: alloy merge RECIPE.yml OUT_DIR [options]');
+  const [recipeFile, outDir] = positionals as [string, string];
+  const mode = (flags['progress'] as string | undefined) ?? (flags['quiet'] ? 'none' : 'bar');
+  const report = progressPrinter(mode);
+  for (const message of warnings) report({ type: 'warning', message });
+  const abort = cancelOnSignals();
+  const result = await runMerge({
+    recipeText: await readRecipe(recipeFile),
+    recipeFile,
+    outDir,
+    options: mergeOptionsFrom(flags),
+    signal: abort.signal,
+    onProgress: report,
+  });
+  if (mode === 'bar') process.stderr.write('\n');
+  if (mode !== 'none') process.stdout.write(`${result.outDir}\n`);
+  return EXIT_CODES.ok;
+}
+
+async function planCommand(argv: string[]): Promise<number> {
+  const { positionals, flags } = parseArgs(argv, { ...MERGE_FLAGS, json: { kind: 'boolean', description: 'print the plan as JSON' } });
+  if (positionals.length !== 1) throw new UsageError('usage: alloy plan RECIPE.yml [--json]');
+  const recipeFile = positionals[0]!;
+  const plan = await planRecipe({ recipeText: await readRecipe(recipeFile), recipeFile, options: mergeOptionsFrom(flags) });
+  process.stdout.write(flags['json'] ? JSON.stringify(plan, null, 2) + '\n' : formatPlan(plan));
+  return EXIT_CODES.ok;
+}
+
+async function runJobCommand(argv: string[]): Promise<number> {
+  const { positionals, flags } = parseArgs(argv, { progress: MERGE_FLAGS['progress']! });
+  if (positionals.length !== 1) throw new UsageError('usage: alloy run-job JOB.json --progress=jsonl');
+  const jobFile = positionals[0]!;
+  const job = parseJobFile(await readFile(jobFile, 'utf8').catch(() => {
+    throw new UsageError(`cannot read job file ${jobFile}`);
+  }), jobFile);
+  const report = progressPrinter((flags['progress'] as string | undefined) ?? 'jsonl');
+  const abort = cancelOnSignals();
+  try {
+    await runMerge({ ...job, signal: abort.signal, onProgress: report });
+    return EXIT_CODES.ok;
+  } catch (error) {
+    const code = reportError(error);
+    const message = error instanceof Error ? error.message : String(error);
+    report({ type: 'error', message, code: code === EXIT_CODES.cancelled ? 'cancelled' : code === EXIT_CODES.usage ? 'recipe' : 'failed' });
+    return code;
+  }
+}
+
+async function demoModelsCommand(argv: string[]): Promise<number> {
+  const { makeDemoModels } = await import('../engine/demo/make-demo-models');
+  const dir = resolve(argv[0] ?? 'resources/demo/models');
+  for (const written of await makeDemoModels(dir)) process.stdout.write(`${written}\n`);
+  return EXIT_CODES.ok;
+}
+
+function cancelOnSignals(): AbortController {
+  const controller = new AbortController();
+  const cancel = () => controller.abort();
+  process.once('SIGINT', cancel);
+  process.once('SIGTERM', cancel);
+  return controller;
+}
+
+function progressPrinter(mode: string): (event: ProgressEvent) => void {
+  if (mode === 'jsonl') return (event) => process.stdout.write(JSON.stringify(event) + '\n');
+  if (mode === 'none') return (event) => event.type === 'warning' && process.stderr.write(`warning: ${event.message}\n`);
+  if (mode !== 'bar') throw new UsageError(`--progress must be bar, jsonl or none, not "${mode}"`);
+  const tty = process.stderr.isTTY;
+  return (event) => {
+    if (event.type === 'warning') process.stderr.write(`warning: ${event.message}\n`);
+    else if (event.type === 'stage') process.stderr.write(`${event.message}\n`);
+    else if (event.type === 'tensor' && (tty || event.index === event.total || event.index % 50 === 0)) {
+      const pct = ((100 * event.bytesWritten) / Math.max(1, event.totalBytesToWrite)).toFixed(0).padStart(3);
+      const line = `${pct}% ${event.index}/${event.total} tensors, ${formatBytes(event.bytesWritten)} written, ${formatBytes(event.rate)}/s, ETA ${Math.ceil(event.etaSeconds)}s`;
+      process.stderr.write(tty ? `\r${line.padEnd(90)}` : `${line}\n`);
+    }
+  };
+}

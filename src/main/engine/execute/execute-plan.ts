@@ -1,0 +1,259 @@
+import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { ProgressEvent } from '../../../shared/progress';
+import { EngineError } from '../errors';
+import { getMergeMethod } from '../methods/registry';
+import type { TensorSink } from '../methods/types';
+import { copyTokenizerFiles } from '../output/copy-tokenizer';
+import { encodeFromF32 } from '../safetensors/convert';
+import { dtypeSize, isFloatDtype } from '../safetensors/dtype';
+import { SafetensorsReader } from '../safetensors/reader';
+import { SafetensorsShardWriter } from '../safetensors/writer';
+import type { MergePlan, PlannedTensor } from '../plan/types';
+import { ChunkedTensorSource, chunkElementsFor } from './tensor-source';
+
+export interface ExecuteOptions {
+  outDir: string;
+  /** Bytes of tensor data held in memory at once, inputs and output together. */
+  memoryBudget?: number;
+  /** Replace a non-empty output folder (it is swapped out only once the new one is complete). */
+  overwrite?: boolean;
+  copyTokenizer?: boolean;
+  writeModelCard?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export const DEFAULT_MEMORY_BUDGET = 1 << 30;
+
+export class CancelledError extends EngineError {
+  constructor() {
+    super('cancelled');
+  }
+}
+
+/** Runs a plan: reads, merges and writes every tensor, then moves the finished folder into place. */
+export async function executePlan(plan: MergePlan, options: ExecuteOptions): Promise<{ outDir: string; bytesWritten: number; seconds: number }> {
+  const started = performance.now();
+  const outDir = options.outDir;
+  await checkTarget(outDir, options.overwrite ?? false);
+  await checkFreeSpace(dirname(outDir), plan.bytesToWrite);
+  const temp = join(dirname(outDir), `.${basename(outDir)}.alloy-partial`);
+  await rm(temp, { recursive: true, force: true });
+  await mkdir(temp, { recursive: true });
+  const readers = new ReaderPool();
+  const progress = new ProgressCounter(plan, options.onProgress);
+  try {
+    options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}` });
+    for (const [index, shard] of plan.shards.entries()) {
+      const tensors = plan.tensors.filter((t) => t.shard === index);
+      const writer = await SafetensorsShardWriter.create(join(temp, shard.file), tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })));
+      try {
+        for (const tensor of tensors) {
+          options.signal?.throwIfAborted();
+          const bytesRead = await writeTensor(plan, tensor, writer, readers, options);
+          progress.tensorDone(tensor, bytesRead);
+        }
+        await writer.commit();
+      } catch (error) {
+        await writer.abort();
+        throw error;
+      }
+    }
+    options.onProgress?.({ type: 'stage', stage: 'finalize', message: 'writing config, tokenizer and model card' });
+    await writeSideFiles(plan, temp, options);
+    await syncDir(temp);
+    await moveIntoPlace(temp, outDir);
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    if (options.signal?.aborted) throw new CancelledError();
+    throw error;
+  } finally {
+    await readers.closeAll();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  options.onProgress?.({ type: 'done', outDir, seconds, bytesWritten: progress.bytesWritten });
+  return { outDir, bytesWritten: progress.bytesWritten, seconds };
+}
+
+async function writeTensor(
+  plan: MergePlan,
+  tensor: PlannedTensor,
+  writer: SafetensorsShardWriter,
+  readers: ReaderPool,
+  options: ExecuteOptions,
+): Promise<number> {
+  const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+  const inputReaders = await Promise.all(tensor.inputs.map((i) => readers.get(i.file)));
+  if (tensor.kind === 'copy' && tensor.inputs[0]!.dtype === tensor.dtype) {
+    return copyBytes(tensor, inputReaders[0]!, writer, budget, options.signal);
+  }
+  if (!isFloatDtype(tensor.dtype)) throw new EngineError(`tensor "${tensor.name}": cannot convert ${tensor.inputs[0]!.dtype} to ${tensor.dtype}`, { tensor: tensor.name });
+  const outDtype = tensor.dtype;
+  const outSize = dtypeSize(outDtype);
+  const rowLength = tensor.shape.length > 1 ? tensor.shape[tensor.shape.length - 1]! : 0;
+  const inputs = tensor.kind === 'copy' ? tensor.inputs.slice(0, 1) : tensor.inputs;
+  const source = new ChunkedTensorSource(
+    inputReaders,
+    inputs,
+    tensor.numel,
+    chunkElementsFor(inputs, outSize, budget, rowLength),
+    plan.computeDtype,
+    options.signal,
+  );
+  const sink: TensorSink = {
+    async write(start, values) {
+      const bytes = new Uint8Array(values.length * outSize);
+      encodeFromF32(values, outDtype, bytes);
+      await writer.write(tensor.name, bytes, start * outSize);
+    },
+  };
+  if (tensor.kind === 'copy') {
+    for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[0]!);
+  } else {
+    const method = getMergeMethod(plan.method);
+    try {
+      await method.kernel(source, sink, {
+        tensorName: tensor.name,
+        shape: tensor.shape,
+        numel: tensor.numel,
+        baseIndex: tensor.baseIndex,
+        global: tensor.global,
+        perModel: tensor.perModel,
+        seed: plan.seed,
+      });
+    } catch (error) {
+      if (error instanceof EngineError || options.signal?.aborted) throw error;
+      throw new EngineError(`tensor "${tensor.name}": ${(error as Error).message}`, { tensor: tensor.name });
+    }
+  }
+  return source.bytesRead;
+}
+
+async function copyBytes(tensor: PlannedTensor, reader: SafetensorsReader, writer: SafetensorsShardWriter, budget: number, signal?: AbortSignal): Promise<number> {
+  const input = tensor.inputs[0]!;
+  const step = Math.max(1, Math.min(budget, 64 << 20));
+  for (let start = 0; start < input.byteLength; start += step) {
+    signal?.throwIfAborted();
+    const bytes = await reader.read(input.tensor, undefined, start, Math.min(step, input.byteLength - start));
+    await writer.write(tensor.name, bytes, start);
+  }
+  return input.byteLength;
+}
+
+async function writeSideFiles(plan: MergePlan, dir: string, options: ExecuteOptions): Promise<void> {
+  if (plan.indexFile) {
+    const weightMap: Record<string, string> = {};
+    for (const t of plan.tensors) weightMap[t.name] = plan.shards[t.shard]!.file;
+    const total = plan.shards.reduce((sum, s) => sum + s.bytes, 0);
+    await writeFile(join(dir, plan.indexFile), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  }
+  await writeFile(join(dir, 'config.json'), JSON.stringify(plan.outputConfig, null, 2) + '\n');
+  await writeFile(join(dir, 'mergekit_config.yml'), plan.recipeText.endsWith('\n') ? plan.recipeText : plan.recipeText + '\n');
+  if (options.writeModelCard !== false) await writeFile(join(dir, 'README.md'), plan.modelCard);
+  if (options.copyTokenizer !== false && plan.tokenizerFrom) await copyTokenizerFiles(plan.tokenizerFrom, dir);
+}
+
+async function checkTarget(outDir: string, overwrite: boolean): Promise<void> {
+  const info = await stat(outDir).catch(() => undefined);
+  if (!info) return;
+  if (!info.isDirectory()) throw new EngineError(`${outDir} exists and is not a folder`, { file: outDir });
+  if ((await readdir(outDir)).length > 0 && !overwrite) {
+    throw new EngineError(`${outDir} already exists and is not empty; choose another folder or pass --overwrite`, { file: outDir });
+  }
+}
+
+async function checkFreeSpace(dir: string, bytes: number): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const fs = await statfs(dir);
+  const free = fs.bavail * fs.bsize;
+  if (free < bytes * 1.02 + (16 << 20)) {
+    throw new EngineError(`not enough free space in ${dir}: the merge writes ${formatBytes(bytes)} but ${formatBytes(free)} is free`, { file: dir });
+  }
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const handle = await open(join(dir, name), 'r');
+    await handle.sync().finally(() => handle.close());
+  }
+  const handle = await open(dir, 'r');
+  await handle.sync().catch(() => undefined).finally(() => handle.close());
+}
+
+/** Puts the finished folder at `outDir`; an old folder there is removed only after the swap. */
+async function moveIntoPlace(temp: string, outDir: string): Promise<void> {
+  const existing = await stat(outDir).catch(() => undefined);
+  if (!existing) {
+    await rename(temp, outDir);
+  } else {
+    const old = `${temp}-old`;
+    await rename(outDir, old);
+    await rename(temp, outDir);
+    await rm(old, { recursive: true, force: true });
+  }
+  const parent = await open(dirname(outDir), 'r');
+  await parent.sync().catch(() => undefined).finally(() => parent.close());
+}
+
+class ReaderPool {
+  private readers = new Map<string, Promise<SafetensorsReader>>();
+
+  get(file: string): Promise<SafetensorsReader> {
+    let reader = this.readers.get(file);
+    if (!reader) {
+      reader = SafetensorsReader.open(file);
+      this.readers.set(file, reader);
+    }
+    return reader;
+  }
+
+  async closeAll(): Promise<void> {
+    const all = await Promise.allSettled(this.readers.values());
+    await Promise.all(all.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
+  }
+}
+
+class ProgressCounter {
+  private index = 0;
+  private bytesRead = 0;
+  bytesWritten = 0;
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly plan: MergePlan,
+    private readonly emit?: (event: ProgressEvent) => void,
+  ) {}
+
+  tensorDone(tensor: PlannedTensor, bytesRead: number): void {
+    this.index++;
+    this.bytesRead += bytesRead;
+    this.bytesWritten += tensor.numel * dtypeSize(tensor.dtype);
+    const seconds = Math.max(1e-3, (performance.now() - this.started) / 1000);
+    const rate = (this.bytesRead + this.bytesWritten) / seconds;
+    const remaining = this.plan.bytesToWrite - this.bytesWritten;
+    const writeRate = this.bytesWritten / seconds;
+    this.emit?.({
+      type: 'tensor',
+      index: this.index,
+      total: this.plan.tensors.length,
+      name: tensor.name,
+      bytesRead: this.bytesRead,
+      bytesWritten: this.bytesWritten,
+      totalBytesToWrite: this.plan.bytesToWrite,
+      rate,
+      etaSeconds: writeRate > 0 ? remaining / writeRate : 0,
+    });
+  }
+}

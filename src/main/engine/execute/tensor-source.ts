@@ -1,0 +1,78 @@
+import { decodeToF32, f32BitsToBf16, f32BitsToF16, f16ToF32Bits } from '../safetensors/convert';
+import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
+import type { SafetensorsReader } from '../safetensors/reader';
+import type { Chunk, TensorSource } from '../methods/types';
+import type { PlannedInput } from '../plan/types';
+
+/**
+ * Reads the inputs of one output tensor in chunks of whole rows, decoding each to f32, with the
+ * next chunk's reads in flight while the current one is computed. A tensor that fits in one chunk
+ * is kept, so methods that make several passes read it once.
+ */
+export class ChunkedTensorSource implements TensorSource {
+  private cached: Chunk | undefined;
+  bytesRead = 0;
+
+  constructor(
+    private readonly readers: SafetensorsReader[],
+    private readonly inputs: PlannedInput[],
+    private readonly numel: number,
+    private readonly chunkElements: number,
+    private readonly computeDtype: FloatDtype | undefined,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  async *chunks(): AsyncIterable<Chunk> {
+    if (this.cached) {
+      yield this.cached;
+      return;
+    }
+    const single = this.numel <= this.chunkElements;
+    let next = this.numel > 0 || this.inputs.length > 0 ? this.readChunk(0) : undefined;
+    for (let start = 0; next; ) {
+      const chunk = await next;
+      start += chunk.length;
+      next = start < this.numel ? this.readChunk(start) : undefined;
+      if (single) this.cached = chunk;
+      yield chunk;
+      this.signal?.throwIfAborted();
+    }
+  }
+
+  private async readChunk(start: number): Promise<Chunk> {
+    const length = Math.min(this.chunkElements, this.numel - start);
+    const inputs = await Promise.all(
+      this.inputs.map(async (input, i) => {
+        const size = dtypeSize(input.dtype);
+        const bytes = await this.readers[i]!.read(input.tensor, undefined, start * size, length * size);
+        this.bytesRead += bytes.byteLength;
+        const values = new Float32Array(length);
+        if (!isFloatDtype(input.dtype)) throw new Error(`tensor "${input.tensor}" has dtype ${input.dtype}, which cannot be merged`);
+        decodeToF32(bytes, input.dtype, values);
+        if (this.computeDtype && this.computeDtype !== 'F32' && input.dtype !== this.computeDtype) {
+          roundInPlace(values, this.computeDtype);
+        }
+        return values;
+      }),
+    );
+    return { start, length, inputs };
+  }
+}
+
+/** Rounds f32 values to a narrower float dtype and back, as torch's `.to(dtype)` would. */
+export function roundInPlace(values: Float32Array, dtype: 'BF16' | 'F16'): void {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  if (dtype === 'BF16') {
+    for (let i = 0; i < bits.length; i++) bits[i] = f32BitsToBf16(bits[i]!) << 16;
+  } else {
+    for (let i = 0; i < bits.length; i++) bits[i] = f16ToF32Bits(f32BitsToF16(bits[i]!));
+  }
+}
+
+/** Elements per chunk so that every input, its f32 copy and the output fit the budget twice over. */
+export function chunkElementsFor(inputs: PlannedInput[], outBytesPerElement: number, budget: number, rowLength: number): number {
+  const perElement = inputs.reduce((sum, i) => sum + dtypeSize(i.dtype) + 4, 0) + 4 + outBytesPerElement;
+  let elements = Math.max(1, Math.floor(budget / (2 * perElement)));
+  if (rowLength > 0 && elements > rowLength) elements -= elements % rowLength;
+  return elements;
+}

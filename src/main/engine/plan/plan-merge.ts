@@ -1,0 +1,299 @@
+import { join } from 'node:path';
+import { layerWeights, numLayers, resolveArchitecture, type ArchitectureDef, type WeightInfo } from '../architecture';
+import { EngineError } from '../errors';
+import { getMergeMethod } from '../methods/registry';
+import type { MergeMethod, ParamValue } from '../methods/types';
+import { ModelFolder, type ModelTensor } from '../model/model-folder';
+import { resolveModelPath, type ModelSearch } from '../model/resolve-model';
+import { makeOutputConfig } from '../output/output-config';
+import { renderModelCard } from '../output/model-card';
+import { ParameterResolver } from '../recipe/evaluate-setting';
+import type { InputSliceDefinition, ModelReference, OutputSliceDefinition, Recipe } from '../recipe/types';
+import { dtypeSize, isFloatDtype, parseTorchDtype, type Dtype, type FloatDtype } from '../safetensors/dtype';
+import type { MergePlan, PlannedInput, PlannedShard, PlannedTensor } from './types';
+
+export interface PlanMergeParams {
+  recipe: Recipe;
+  search?: ModelSearch;
+  /** Bytes per output shard before a new one starts (mergekit's --out-shard-size; default 5B). */
+  outShardSize?: number;
+  seed?: number;
+  allowCrimes?: boolean;
+}
+
+export const DEFAULT_SHARD_SIZE = 5_000_000_000;
+
+interface OpenModel {
+  ref: ModelReference;
+  key: string;
+  folder: ModelFolder;
+}
+
+/** Recipe + model headers → every output tensor with its inputs, parameters and shard. Reads no tensor data. */
+export async function planMerge(params: PlanMergeParams): Promise<MergePlan> {
+  const { recipe } = params;
+  const method = getMergeMethod(recipe.mergeMethod);
+  const models = new ModelTable(params.search ?? {});
+  try {
+    const slices = await normalizeSlices(recipe, models);
+    const archModel = recipe.baseModel ? await models.open(recipe.baseModel) : await models.open(slices[0]!.sources[0]!.model);
+    const arch = resolveArchitecture(archModel.folder.config, join(archModel.folder.path, 'config.json'));
+    if (!params.allowCrimes) await checkSameArchitecture(models, arch);
+    const builder = new PlanBuilder(recipe, method, arch, models);
+    await builder.addAll(slices);
+    return builder.finish(params);
+  } finally {
+    await models.closeAll();
+  }
+}
+
+/** mergekit's normalize_config: `models:` becomes one slice over every layer, with the base model appended if absent. */
+async function normalizeSlices(recipe: Recipe, models: ModelTable): Promise<OutputSliceDefinition[]> {
+  if (recipe.slices) return recipe.slices;
+  const sources: InputSliceDefinition[] = [];
+  let baseIncluded = false;
+  for (const m of recipe.models ?? []) {
+    if (recipe.baseModel && m.model.raw === recipe.baseModel.raw) baseIncluded = true;
+    const model = await models.open(m.model);
+    const layers = modelLayers(model);
+    sources.push({ model: m.model, layerRange: [0, layers], ...(m.parameters ? { parameters: m.parameters } : {}) });
+  }
+  if (recipe.baseModel && !baseIncluded) {
+    const model = await models.open(recipe.baseModel);
+    sources.push({ model: recipe.baseModel, layerRange: [0, modelLayers(model)] });
+  }
+  return [{ sources }];
+}
+
+function modelLayers(model: OpenModel): number {
+  const configFile = join(model.folder.path, 'config.json');
+  return numLayers(resolveArchitecture(model.folder.config, configFile), model.folder.config, configFile);
+}
+
+async function checkSameArchitecture(models: ModelTable, arch: ArchitectureDef): Promise<void> {
+  for (const m of models.all()) {
+    const other = resolveArchitecture(m.folder.config, join(m.folder.path, 'config.json'));
+    if (other.modelType !== arch.modelType) {
+      throw new EngineError(`${m.ref.raw} is a ${other.modelType} model but the merge is ${arch.modelType}; mixing architectures needs --allow-crimes`);
+    }
+  }
+}
+
+class ModelTable {
+  private byKey = new Map<string, Promise<OpenModel>>();
+  private opened: OpenModel[] = [];
+
+  constructor(private readonly search: ModelSearch) {}
+
+  open(ref: ModelReference): Promise<OpenModel> {
+    const key = ref.raw;
+    let model = this.byKey.get(key);
+    if (!model) {
+      model = (async () => {
+        const folder = await ModelFolder.open(await resolveModelPath(ref, this.search));
+        const open = { ref, key, folder };
+        this.opened.push(open);
+        return open;
+      })();
+      this.byKey.set(key, model);
+    }
+    return model;
+  }
+
+  all(): OpenModel[] {
+    return this.opened;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.byKey.values()].map(async (m) => (await m).folder.close()));
+  }
+}
+
+class PlanBuilder {
+  private readonly tensors: PlannedTensor[] = [];
+  private readonly modelIndex = new Map<string, number>();
+  private readonly modelList: { reference: string; path: string }[] = [];
+  private outLayers = 0;
+  private readonly warnings: string[] = [];
+
+  constructor(
+    private readonly recipe: Recipe,
+    private readonly method: MergeMethod,
+    private readonly arch: ArchitectureDef,
+    private readonly models: ModelTable,
+  ) {}
+
+  async addAll(slices: OutputSliceDefinition[]): Promise<void> {
+    const first = slices[0]!;
+    const last = slices[slices.length - 1]!;
+    for (const w of this.arch.preWeights) {
+      await this.addTensor(w, first.sources.map(() => w), first.sources.map((s) => s.model), first, 0);
+    }
+    for (const slice of slices) await this.addSlice(slice);
+    for (const w of this.arch.postWeights) {
+      // mergekit quirk: post weights take the last slice's models and parameters.
+      await this.addTensor(w, last.sources.map(() => w), last.sources.map((s) => s.model), last, 0);
+    }
+  }
+
+  private async addSlice(slice: OutputSliceDefinition): Promise<void> {
+    const lengths = slice.sources.map((s) => s.layerRange[1] - s.layerRange[0]);
+    if (lengths.some((l) => l !== lengths[0])) {
+      throw new EngineError(`all sources of a slice must have the same number of layers (got ${lengths.join(', ')})`, { key: 'slices' });
+    }
+    const count = lengths[0]!;
+    for (let idx = 0; idx < count; idx++) {
+      const t = count > 1 ? idx / (count - 1) : 1;
+      const outWeights = layerWeights(this.arch, this.outLayers);
+      const inWeights = slice.sources.map((s) => layerWeights(this.arch, s.layerRange[0] + idx));
+      for (const [w, out] of outWeights.entries()) {
+        await this.addTensor(out, inWeights.map((ws) => ws[w]!), slice.sources.map((s) => s.model), slice, t);
+      }
+      this.outLayers++;
+    }
+  }
+
+  private async addTensor(out: WeightInfo, ins: WeightInfo[], refs: ModelReference[], slice: OutputSliceDefinition, t: number): Promise<void> {
+    const found: { model: OpenModel; tensor: ModelTensor | undefined; weight: WeightInfo }[] = [];
+    for (const [i, ref] of refs.entries()) {
+      const model = await this.models.open(ref);
+      found.push({ model, tensor: findTensor(model.folder, ins[i]!), weight: ins[i]! });
+    }
+    const present = found.filter((f) => f.tensor);
+    if (present.length === 0 && out.optional) return;
+    const missing = found.find((f) => !f.tensor);
+    if (missing) {
+      throw new EngineError(`${missing.model.ref.raw} has no tensor "${missing.weight.name}"`, { tensor: missing.weight.name });
+    }
+    const baseRef = slice.baseModel ?? this.recipe.baseModel;
+    const resolver = new ParameterResolver(this.recipe, slice, t);
+    const global: Record<string, ParamValue> = {};
+    for (const p of this.method.parameters.filter((p) => p.scope === 'global')) {
+      const value = resolver.parameter(p.name, { tensorName: out.name, required: p.required, default: p.default });
+      if (value !== undefined) global[p.name] = value as ParamValue;
+    }
+    const perModel = found.map((f) => {
+      const isBase = baseRef !== undefined && f.model.ref.raw === baseRef.raw;
+      const values: Record<string, ParamValue> = {};
+      for (const p of this.method.parameters.filter((p) => p.scope === 'model')) {
+        const value = resolver.parameter(p.name, { model: f.model.ref, tensorName: f.weight.name, required: p.required && !isBase, default: p.default });
+        if (value !== undefined) values[p.name] = value as ParamValue;
+      }
+      return values;
+    });
+    const baseIndex = baseRef ? found.findIndex((f) => f.model.ref.raw === baseRef.raw) : -1;
+    if (this.method.base === 'required' && baseIndex < 0) {
+      throw new EngineError(`${this.method.name} needs a base_model among its inputs`, { key: 'base_model' });
+    }
+    const inputs: PlannedInput[] = found.map((f) => {
+      const { entry, reader } = f.tensor!;
+      return { model: this.modelNumber(f.model), tensor: entry.name, file: reader.path, offset: entry.offset, byteLength: entry.byteLength, dtype: entry.dtype, shape: entry.shape };
+    });
+    const first = inputs[0]!;
+    const floatInput = isFloatDtype(first.dtype);
+    const dtype: Dtype = floatInput ? (this.outDtype() ?? this.computeDtype() ?? first.dtype) : first.dtype;
+    this.tensors.push({
+      name: out.name,
+      shape: first.shape,
+      numel: first.shape.reduce((a, b) => a * b, 1),
+      dtype,
+      kind: this.method.name === 'passthrough' || !floatInput ? 'copy' : 'merge',
+      inputs,
+      baseIndex: baseIndex >= 0 ? baseIndex : undefined,
+      global,
+      perModel,
+      shard: -1,
+    });
+  }
+
+  private modelNumber(model: OpenModel): number {
+    let n = this.modelIndex.get(model.key);
+    if (n === undefined) {
+      n = this.modelList.length;
+      this.modelIndex.set(model.key, n);
+      this.modelList.push({ reference: model.ref.raw, path: model.folder.path });
+    }
+    return n;
+  }
+
+  private computeDtype(): FloatDtype | undefined {
+    return this.recipe.dtype ? parseTorchDtype(this.recipe.dtype) : undefined;
+  }
+
+  private outDtype(): FloatDtype | undefined {
+    return this.recipe.outDtype ? parseTorchDtype(this.recipe.outDtype) : undefined;
+  }
+
+  async finish(params: PlanMergeParams): Promise<MergePlan> {
+    const shards = assignShards(this.tensors, params.outShardSize ?? DEFAULT_SHARD_SIZE);
+    const donorRef = this.recipe.baseModel ?? this.recipe.models?.[0]?.model ?? this.recipe.slices?.[0]?.sources[0]?.model;
+    const donor = donorRef ? await this.models.open(donorRef) : undefined;
+    const computeDtype = this.computeDtype();
+    const outputConfig = makeOutputConfig({
+      baseConfig: donor!.folder.config,
+      numLayers: this.outLayers,
+      outDtype: this.recipe.outDtype ?? this.recipe.dtype,
+      def: this.arch,
+    });
+    const modelRefs = this.modelList.map((m) => m.reference);
+    return {
+      ...(this.recipe.name ? { name: this.recipe.name } : {}),
+      method: this.method.name,
+      models: this.modelList,
+      ...(this.recipe.baseModel && this.modelIndex.has(this.recipe.baseModel.raw) ? { baseModel: this.modelIndex.get(this.recipe.baseModel.raw)! } : {}),
+      ...(computeDtype ? { computeDtype } : {}),
+      tensors: this.tensors,
+      shards,
+      ...(shards.length > 1 ? { indexFile: 'model.safetensors.index.json' } : {}),
+      bytesToRead: this.tensors.reduce((sum, t) => sum + t.inputs.reduce((s, i) => s + (t.kind === 'copy' ? 0 : i.byteLength), t.kind === 'copy' ? t.inputs[0]!.byteLength : 0), 0),
+      bytesToWrite: shards.reduce((sum, s) => sum + s.bytes, 0),
+      outputConfig,
+      ...(donor ? { tokenizerFrom: donor.folder.path } : {}),
+      recipeText: this.recipe.source.text,
+      modelCard: renderModelCard({
+        mergeMethod: this.method.name,
+        ...(this.recipe.baseModel ? { baseModel: this.recipe.baseModel.raw } : {}),
+        models: modelRefs.filter((r) => r !== this.recipe.baseModel?.raw),
+        recipeYaml: this.recipe.source.text,
+      }),
+      seed: params.seed ?? 0,
+      warnings: this.warnings,
+    };
+  }
+}
+
+/** The tensor for `weight` in a model, trying its aliases and tied names as mergekit does. */
+function findTensor(folder: ModelFolder, weight: WeightInfo): ModelTensor | undefined {
+  for (const name of [weight.name, ...(weight.aliases ?? []), ...(weight.tiedNames ?? [])]) {
+    const tensor = folder.tensors.get(name);
+    if (tensor) return tensor;
+  }
+  return undefined;
+}
+
+/**
+ * mergekit's TensorWriter: tensors fill a shard in plan order until the next one would pass the
+ * limit (in bytes, whatever --out-shard-size's help says); one shard is `model.safetensors`.
+ */
+export function assignShards(tensors: PlannedTensor[], maxShardBytes: number): PlannedShard[] {
+  const groups: PlannedTensor[][] = [];
+  let current: PlannedTensor[] = [];
+  let size = 0;
+  for (const t of tensors) {
+    const bytes = t.numel * dtypeSize(t.dtype);
+    if (current.length > 0 && maxShardBytes > 0 && size + bytes > maxShardBytes) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(t);
+    size += bytes;
+  }
+  if (current.length > 0) groups.push(current);
+  const n = groups.length;
+  return groups.map((group, i) => {
+    const file = n === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+    for (const t of group) t.shard = i;
+    return { file, tensors: group.map((t) => t.name), bytes: group.reduce((s, t) => s + t.numel * dtypeSize(t.dtype), 0) };
+  });
+}

@@ -1,0 +1,58 @@
+import type { ParamValue } from '../methods/types';
+import type { Dtype, FloatDtype } from '../safetensors/dtype';
+
+/** One input tensor of an output tensor: which model, which tensor, where its bytes are. */
+export interface PlannedInput {
+  /** Index into `MergePlan.models`. */
+  model: number;
+  tensor: string;
+  file: string;
+  offset: number;
+  byteLength: number;
+  dtype: Dtype;
+  shape: number[];
+}
+
+export interface PlannedTensor {
+  name: string;
+  shape: number[];
+  numel: number;
+  dtype: Dtype;
+  /** `merge` runs the method; `copy` moves the first input's bytes untouched. */
+  kind: 'merge' | 'copy';
+  inputs: PlannedInput[];
+  /** Position in `inputs` of the base model, when the method uses one. */
+  baseIndex: number | undefined;
+  global: Record<string, ParamValue>;
+  perModel: Record<string, ParamValue>[];
+  /** Index into `MergePlan.shards`. */
+  shard: number;
+}
+
+export interface PlannedShard {
+  file: string;
+  tensors: string[];
+  bytes: number;
+}
+
+/** Everything a merge will read and write, decided before a byte of tensor data is read. Pure data. */
+export interface MergePlan {
+  name?: string;
+  method: string;
+  models: { reference: string; path: string }[];
+  baseModel?: number;
+  /** Inputs are rounded to this dtype before the method sees them (mergekit's `dtype:`). */
+  computeDtype?: FloatDtype;
+  tensors: PlannedTensor[];
+  shards: PlannedShard[];
+  /** Present when more than one shard: the index file's name. */
+  indexFile?: string;
+  bytesToRead: number;
+  bytesToWrite: number;
+  outputConfig: Record<string, unknown>;
+  tokenizerFrom?: string;
+  recipeText: string;
+  modelCard: string;
+  seed: number;
+  warnings: string[];
+}

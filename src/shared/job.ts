@@ -1,0 +1,24 @@
+import * as v from 'valibot';
+
+/** The job file the app writes and `alloy run-job` reads: one merge, everything it needs. */
+export const jobFileSchema = v.strictObject({
+  recipeText: v.pipe(v.string(), v.maxLength(1_000_000)),
+  /** Where the recipe came from: errors name it, relative model paths resolve beside it. */
+  recipeFile: v.string(),
+  outDir: v.string(),
+  options: v.optional(
+    v.strictObject({
+      outShardSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+      seed: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+      allowCrimes: v.optional(v.boolean()),
+      copyTokenizer: v.optional(v.boolean()),
+      writeModelCard: v.optional(v.boolean()),
+      overwrite: v.optional(v.boolean()),
+      memoryBudget: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1 << 20))),
+      device: v.optional(v.picklist(['auto', 'cpu', 'gpu'])),
+      modelRoots: v.optional(v.array(v.string())),
+    }),
+  ),
+});
+
+export type JobFile = v.InferOutput<typeof jobFileSchema>;
