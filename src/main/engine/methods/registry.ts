@@ -1,9 +1,12 @@
 import { EngineError } from '../errors';
 import { linear } from './linear';
+import { nearswap } from './nearswap';
+import { passthrough } from './passthrough';
+import { slerp } from './slerp';
 import type { MergeMethod } from './types';
 
 /** Every merge method Alloy knows, by the name recipes use (mergekit's `merge_method`). */
-export const MERGE_METHODS: ReadonlyMap<string, MergeMethod> = new Map([linear].map((m) => [m.name, m]));
+export const MERGE_METHODS: ReadonlyMap<string, MergeMethod> = new Map([linear, slerp, nearswap, passthrough].map((m) => [m.name, m]));
 
 export function getMergeMethod(name: string): MergeMethod {
   const method = MERGE_METHODS.get(name);

@@ -197,7 +197,7 @@ class PlanBuilder {
       shape: first.shape,
       numel: first.shape.reduce((a, b) => a * b, 1),
       dtype,
-      kind: this.method.name === 'passthrough' || !floatInput ? 'copy' : 'merge',
+      kind: !floatInput || (this.method.name === 'passthrough' && perModel[0]?.['scale'] === undefined) ? 'copy' : 'merge',
       inputs,
       baseIndex: baseIndex >= 0 ? baseIndex : undefined,
       global,

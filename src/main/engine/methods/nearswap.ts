@@ -1,0 +1,36 @@
+import { elementwise, type MergeMethod } from './types';
+
+const f = Math.fround;
+const MIN_DIFF = f(1e-6);
+
+/**
+ * mergekit's nearswap: weight = clamp(t / max(|base - other|, 1e-6), 0, 1), then a lerp toward
+ * the other model. torch evaluates `t / x` as `x.reciprocal() * t`, so that is what is rounded here.
+ */
+export const nearswap: MergeMethod = {
+  name: 'nearswap',
+  prettyName: 'NearSwap',
+  description: 'Takes the other model\'s value wherever it is within t of the base, blending in between.',
+  paper: 'https://huggingface.co/alchemonaut/QuartetAnemoi-70B-t0.0001',
+  base: 'required',
+  parameters: [
+    { name: 't', scope: 'global', type: 'number', required: true, min: 0, description: 'Distance below which the other model\'s value is taken whole.' },
+  ],
+  kernel: elementwise((inputs, out, ctx) => {
+    const base = ctx.baseIndex!;
+    const others = inputs.filter((_, i) => i !== base);
+    const a = inputs[base]!;
+    if (others.length === 0) {
+      out.set(a);
+      return;
+    }
+    if (others.length !== 1) throw new Error('nearswap merges exactly two models, one base and one other');
+    const b = others[0]!;
+    const t = f(ctx.global['t'] as number);
+    for (let i = 0; i < out.length; i++) {
+      const diff = Math.max(Math.abs(f(a[i]! - b[i]!)), MIN_DIFF);
+      const w = Math.min(Math.max(f(f(1 / diff) * t), 0), 1);
+      out[i] = f(f(w * b[i]!) + f(f(1 - w) * a[i]!));
+    }
+  }),
+};
