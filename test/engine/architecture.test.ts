@@ -1,0 +1,303 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ARCHITECTURES,
+  allWeights,
+  layerOfTensor,
+  layerWeights,
+  numLayers,
+  resolveArchitecture,
+  type ArchitectureDef,
+} from '../../src/main/engine/architecture';
+import { EngineError } from '../../src/main/engine/errors';
+
+// Trimmed from the config.json files these models ship on the Hugging Face Hub.
+const CONFIGS: Record<string, Record<string, unknown>> = {
+  'meta-llama/Llama-3.2-1B': {
+    architectures: ['LlamaForCausalLM'],
+    bos_token_id: 128000,
+    eos_token_id: 128001,
+    hidden_act: 'silu',
+    hidden_size: 2048,
+    intermediate_size: 8192,
+    model_type: 'llama',
+    num_attention_heads: 32,
+    num_hidden_layers: 16,
+    num_key_value_heads: 8,
+    rope_theta: 500000.0,
+    tie_word_embeddings: true,
+    torch_dtype: 'bfloat16',
+    vocab_size: 128256,
+  },
+  'mistralai/Mistral-7B-v0.1': {
+    architectures: ['MistralForCausalLM'],
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    model_type: 'mistral',
+    num_attention_heads: 32,
+    num_hidden_layers: 32,
+    num_key_value_heads: 8,
+    sliding_window: 4096,
+    tie_word_embeddings: false,
+    torch_dtype: 'bfloat16',
+    vocab_size: 32000,
+  },
+  'Qwen/Qwen2.5-0.5B': {
+    architectures: ['Qwen2ForCausalLM'],
+    hidden_size: 896,
+    intermediate_size: 4864,
+    max_window_layers: 24,
+    model_type: 'qwen2',
+    num_attention_heads: 14,
+    num_hidden_layers: 24,
+    num_key_value_heads: 2,
+    tie_word_embeddings: true,
+    torch_dtype: 'bfloat16',
+    use_sliding_window: false,
+    vocab_size: 151936,
+  },
+  'Qwen/Qwen3-0.6B': {
+    architectures: ['Qwen3ForCausalLM'],
+    head_dim: 128,
+    hidden_size: 1024,
+    model_type: 'qwen3',
+    num_attention_heads: 16,
+    num_hidden_layers: 28,
+    num_key_value_heads: 8,
+    tie_word_embeddings: true,
+    torch_dtype: 'bfloat16',
+    vocab_size: 151936,
+  },
+  'google/gemma-2b': {
+    architectures: ['GemmaForCausalLM'],
+    head_dim: 256,
+    hidden_act: 'gelu',
+    hidden_size: 2048,
+    model_type: 'gemma',
+    num_attention_heads: 8,
+    num_hidden_layers: 18,
+    num_key_value_heads: 1,
+    torch_dtype: 'bfloat16',
+    vocab_size: 256000,
+  },
+  'google/gemma-2-2b': {
+    architectures: ['Gemma2ForCausalLM'],
+    attn_logit_softcapping: 50.0,
+    final_logit_softcapping: 30.0,
+    hidden_size: 2304,
+    model_type: 'gemma2',
+    num_attention_heads: 8,
+    num_hidden_layers: 26,
+    num_key_value_heads: 4,
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    torch_dtype: 'float32',
+    vocab_size: 256000,
+  },
+  'microsoft/Phi-3-mini-4k-instruct': {
+    _name_or_path: 'Phi-3-mini-4k-instruct',
+    architectures: ['Phi3ForCausalLM'],
+    auto_map: { AutoConfig: 'configuration_phi3.Phi3Config', AutoModelForCausalLM: 'modeling_phi3.Phi3ForCausalLM' },
+    hidden_size: 3072,
+    model_type: 'phi3',
+    num_attention_heads: 32,
+    num_hidden_layers: 32,
+    num_key_value_heads: 32,
+    tie_word_embeddings: false,
+    torch_dtype: 'bfloat16',
+    vocab_size: 32064,
+  },
+  'openai-community/gpt2': {
+    activation_function: 'gelu_new',
+    architectures: ['GPT2LMHeadModel'],
+    model_type: 'gpt2',
+    n_ctx: 1024,
+    n_embd: 768,
+    n_head: 12,
+    n_layer: 12,
+    n_positions: 1024,
+    vocab_size: 50257,
+  },
+};
+
+const EXPECTED: Record<string, { modelType: string; layers: number }> = {
+  'meta-llama/Llama-3.2-1B': { modelType: 'llama', layers: 16 },
+  'mistralai/Mistral-7B-v0.1': { modelType: 'mistral', layers: 32 },
+  'Qwen/Qwen2.5-0.5B': { modelType: 'qwen2', layers: 24 },
+  'Qwen/Qwen3-0.6B': { modelType: 'qwen3', layers: 28 },
+  'google/gemma-2b': { modelType: 'gemma', layers: 18 },
+  'google/gemma-2-2b': { modelType: 'gemma2', layers: 26 },
+  'microsoft/Phi-3-mini-4k-instruct': { modelType: 'phi3', layers: 32 },
+  'openai-community/gpt2': { modelType: 'gpt2', layers: 12 },
+};
+
+function resolve(id: string): ArchitectureDef {
+  return resolveArchitecture(CONFIGS[id]!, `/models/${id}/config.json`);
+}
+
+function thrown(fn: () => unknown): EngineError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(EngineError);
+    return error as EngineError;
+  }
+  throw new Error('expected an EngineError');
+}
+
+describe('resolveArchitecture', () => {
+  for (const [id, expected] of Object.entries(EXPECTED)) {
+    it(`finds ${expected.modelType} for ${id} and reads its ${expected.layers} layers`, () => {
+      const def = resolve(id);
+      expect(def.modelType).toBe(expected.modelType);
+      expect(numLayers(def, CONFIGS[id]!, `/models/${id}/config.json`)).toBe(expected.layers);
+    });
+  }
+
+  it('matches by class name even when model_type says otherwise, as mergekit does with one candidate', () => {
+    const def = resolveArchitecture({ architectures: ['LlamaForCausalLM'], model_type: 'mistral', num_hidden_layers: 2 }, 'c.json');
+    expect(def.modelType).toBe('llama');
+    expect(resolveArchitecture({ architectures: ['LLaMaForCausalLM'], model_type: 'llama' }, 'c.json').modelType).toBe('llama');
+  });
+
+  it('tells the two PhiForCausalLM definitions apart by model_type', () => {
+    const phi2 = resolveArchitecture({ architectures: ['PhiForCausalLM'], model_type: 'phi', num_hidden_layers: 32 }, 'c.json');
+    expect(phi2.modelType).toBe('phi');
+    expect(phi2.preWeights[0]!.name).toBe('model.embed_tokens.weight');
+    const old = resolveArchitecture({ architectures: ['PhiForCausalLM'], model_type: 'phi-msft', n_layer: 32 }, 'c.json');
+    expect(old.modelType).toBe('phi-msft');
+    expect(numLayers(old, { n_layer: 32 }, 'c.json')).toBe(32);
+    const err = thrown(() => resolveArchitecture({ architectures: ['PhiForCausalLM'], model_type: 'phi3' }, '/m/config.json'));
+    expect(err.message).toContain('/m/config.json');
+    expect(err.message).toContain('"phi" and "phi-msft"');
+  });
+
+  it('falls back to model_type without architectures, or for an unknown causal-LM class', () => {
+    expect(resolveArchitecture({ model_type: 'qwen2', num_hidden_layers: 4 }, 'c.json').modelType).toBe('qwen2');
+    expect(resolveArchitecture({ architectures: [], model_type: 'gemma2' }, 'c.json').modelType).toBe('gemma2');
+    expect(resolveArchitecture({ architectures: ['MyLlamaForCausalLM'], model_type: 'llama' }, 'c.json').modelType).toBe('llama');
+  });
+
+  it('refuses an unknown class that is not a causal LM, even with a known model_type', () => {
+    const err = thrown(() => resolveArchitecture({ architectures: ['LlamaForSequenceClassification'], model_type: 'llama' }, '/m/config.json'));
+    expect(err.message).toContain('LlamaForSequenceClassification');
+  });
+
+  it('names the file, the architecture and every known one when the architecture is unknown', () => {
+    const err = thrown(() => resolveArchitecture({ architectures: ['MambaForCausalLM'], model_type: 'mamba', num_hidden_layers: 64 }, '/models/mamba/config.json'));
+    expect(err.message).toContain('/models/mamba/config.json');
+    expect(err.message).toContain('"MambaForCausalLM"');
+    expect(err.message).toContain('model_type "mamba"');
+    for (const def of ARCHITECTURES) for (const a of def.architectures) expect(err.message).toContain(a);
+    expect(err.location).toEqual({ file: '/models/mamba/config.json', key: 'architectures' });
+
+    const none = thrown(() => resolveArchitecture({}, '/x/config.json'));
+    expect(none.message).toContain('no "architectures" entry, no model_type');
+  });
+
+  it('refuses a config naming several classes, as mergekit does', () => {
+    const err = thrown(() => resolveArchitecture({ architectures: ['LlamaForCausalLM', 'MistralForCausalLM'], model_type: 'llama' }, '/m/config.json'));
+    expect(err.message).toContain('/m/config.json');
+    expect(err.message).toContain('names 2 classes');
+  });
+});
+
+describe('numLayers', () => {
+  it('explains a missing or bad layer count', () => {
+    const llama = resolve('meta-llama/Llama-3.2-1B');
+    const missing = thrown(() => numLayers(llama, { model_type: 'llama' }, '/m/config.json'));
+    expect(missing.message).toContain('/m/config.json');
+    expect(missing.message).toContain('"num_hidden_layers" is missing');
+    const bad = thrown(() => numLayers(llama, { num_hidden_layers: '16' }, '/m/config.json'));
+    expect(bad.message).toContain('is "16", not a layer count');
+  });
+
+  it('follows dotted keys into nested configs', () => {
+    const nested: ArchitectureDef = { ...resolve('meta-llama/Llama-3.2-1B'), numLayersKey: 'text_config.num_hidden_layers' };
+    expect(numLayers(nested, { text_config: { num_hidden_layers: 7 } }, 'c.json')).toBe(7);
+  });
+});
+
+describe('layer templates', () => {
+  it('fills in the layer index, in mergekit order (llama)', () => {
+    const ws = layerWeights(resolve('meta-llama/Llama-3.2-1B'), 3);
+    expect(ws.map((w) => w.name)).toEqual([
+      'model.layers.3.input_layernorm.weight',
+      'model.layers.3.self_attn.q_proj.weight',
+      'model.layers.3.self_attn.k_proj.weight',
+      'model.layers.3.self_attn.v_proj.weight',
+      'model.layers.3.self_attn.o_proj.weight',
+      'model.layers.3.post_attention_layernorm.weight',
+      'model.layers.3.mlp.up_proj.weight',
+      'model.layers.3.mlp.gate_proj.weight',
+      'model.layers.3.mlp.down_proj.weight',
+    ]);
+  });
+
+  it('keeps qwen2 biases and qwen3 q/k norms in their places', () => {
+    const q2 = layerWeights(resolve('Qwen/Qwen2.5-0.5B'), 0).map((w) => w.name);
+    expect(q2).toHaveLength(12);
+    expect(q2[5]).toBe('model.layers.0.self_attn.k_proj.bias');
+    const q3 = layerWeights(resolve('Qwen/Qwen3-0.6B'), 27).map((w) => w.name);
+    expect(q3).toContain('model.layers.27.self_attn.q_norm.weight');
+    expect(q3[q3.length - 1]).toBe('model.layers.27.self_attn.o_proj.weight');
+  });
+
+  it('substitutes aliases too (gpt2)', () => {
+    const ws = layerWeights(resolve('openai-community/gpt2'), 11);
+    expect(ws[0]).toEqual({ name: 'transformer.h.11.attn.c_attn.weight', aliases: ['h.11.attn.c_attn.weight'] });
+    expect(ws).toHaveLength(12);
+    // The template itself is untouched.
+    expect(resolve('openai-community/gpt2').layerWeights[0]!.name).toBe('transformer.h.${layer_index}.attn.c_attn.weight');
+  });
+
+  it('marks embeddings and the tied, optional lm_head as mergekit does', () => {
+    const llama = resolve('meta-llama/Llama-3.2-1B');
+    expect(llama.preWeights).toEqual([{ name: 'model.embed_tokens.weight', isEmbed: true }]);
+    expect(llama.postWeights).toEqual([
+      { name: 'model.norm.weight' },
+      { name: 'lm_head.weight', isEmbed: true, optional: true, tiedNames: ['model.embed_tokens.weight'] },
+    ]);
+    // Gemma has no lm_head; Phi-3's is required and comes before the final norm.
+    expect(resolve('google/gemma-2b').postWeights.map((w) => w.name)).toEqual(['model.norm.weight']);
+    expect(resolve('microsoft/Phi-3-mini-4k-instruct').postWeights).toEqual([{ name: 'lm_head.weight', isEmbed: true }, { name: 'model.norm.weight' }]);
+    const gpt2 = resolve('openai-community/gpt2');
+    expect(gpt2.preWeights[0]).toEqual({ name: 'transformer.wte.weight', isEmbed: true, aliases: ['wte.weight'] });
+    expect(gpt2.postWeights[2]).toEqual({ name: 'lm_head.weight', isEmbed: true, optional: true, tiedNames: ['transformer.wte.weight', 'wte.weight'] });
+  });
+
+  it('lists every weight of a model in merge order', () => {
+    const gemma2 = resolve('google/gemma-2-2b');
+    const all = allWeights(gemma2, 2).map((w) => w.name);
+    expect(all).toHaveLength(1 + 2 * 11 + 2);
+    expect(all[0]).toBe('model.embed_tokens.weight');
+    expect(all[1]).toBe('model.layers.0.input_layernorm.weight');
+    expect(all[12]).toBe('model.layers.1.input_layernorm.weight');
+    expect(all.slice(-2)).toEqual(['model.norm.weight', 'lm_head.weight']);
+  });
+});
+
+describe('layerOfTensor', () => {
+  it('finds the layer of templated and other in-layer tensors', () => {
+    const llama = resolve('meta-llama/Llama-3.2-1B');
+    expect(layerOfTensor(llama, 'model.layers.12.mlp.down_proj.weight')).toBe(12);
+    expect(layerOfTensor(llama, 'model.layers.0.self_attn.rotary_emb.inv_freq')).toBe(0);
+    expect(layerOfTensor(llama, 'model.embed_tokens.weight')).toBeUndefined();
+    expect(layerOfTensor(llama, 'model.norm.weight')).toBeUndefined();
+    expect(layerOfTensor(llama, 'lm_head.weight')).toBeUndefined();
+    expect(layerOfTensor(llama, 'model.layers.x.weight')).toBeUndefined();
+  });
+
+  it('knows both gpt2 spellings', () => {
+    const gpt2 = resolve('openai-community/gpt2');
+    expect(layerOfTensor(gpt2, 'transformer.h.7.mlp.c_fc.bias')).toBe(7);
+    expect(layerOfTensor(gpt2, 'h.10.ln_1.weight')).toBe(10);
+    expect(layerOfTensor(gpt2, 'transformer.wpe.weight')).toBeUndefined();
+  });
+
+  it('inverts layerWeights for every family', () => {
+    for (const def of ARCHITECTURES) {
+      for (const w of layerWeights(def, 5)) expect(layerOfTensor(def, w.name)).toBe(5);
+      for (const w of [...def.preWeights, ...def.postWeights]) expect(layerOfTensor(def, w.name)).toBeUndefined();
+    }
+  });
+});
