@@ -18,7 +18,7 @@ export type ProgressEvent =
       etaSeconds: number;
     }
   | { type: 'warning'; message: string }
-  | { type: 'done'; outDir: string; seconds: number; bytesWritten: number }
+  | { type: 'done'; outDir: string; seconds: number; bytesWritten: number; peakRssBytes: number }
   | { type: 'error'; message: string; code: string };
 
 /** Exit codes of the `alloy` CLI; documented in README.md. */

@@ -11,7 +11,16 @@ export interface DemoModelSpec {
   baseSeed?: number;
 }
 
-export const DEMO_SHAPE = { hidden: 64, intermediate: 128, layers: 4, heads: 4, kvHeads: 2, vocab: 256 } as const;
+export interface LlamaShape {
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
+}
+
+export const DEMO_SHAPE: LlamaShape = { hidden: 64, intermediate: 128, layers: 4, heads: 4, kvHeads: 2, vocab: 256 };
 
 export const DEMO_MODELS: DemoModelSpec[] = [
   { name: 'alloy-demo-base', seed: 1 },
@@ -35,8 +44,8 @@ function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
 }
 
-function llamaTensors(): PlannedTensor[] {
-  const { hidden: h, intermediate: m, layers, heads, kvHeads, vocab } = DEMO_SHAPE;
+function llamaTensors(shape: LlamaShape): PlannedTensor[] {
+  const { hidden: h, intermediate: m, layers, heads, kvHeads, vocab } = shape;
   const kv = (h / heads) * kvHeads;
   const list: PlannedTensor[] = [{ name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [vocab, h] }];
   for (let i = 0; i < layers; i++) {
@@ -72,8 +81,8 @@ function tensorValues(t: PlannedTensor, spec: DemoModelSpec): Float32Array {
   return values;
 }
 
-function config(): Record<string, unknown> {
-  const { hidden, intermediate, layers, heads, kvHeads, vocab } = DEMO_SHAPE;
+function config(shape: LlamaShape): Record<string, unknown> {
+  const { hidden, intermediate, layers, heads, kvHeads, vocab } = shape;
   return {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
@@ -94,9 +103,9 @@ function config(): Record<string, unknown> {
   };
 }
 
-function tokenizerJson(): Record<string, unknown> {
+function tokenizerJson(shape: LlamaShape): Record<string, unknown> {
   const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
-  for (let i = 3; i < DEMO_SHAPE.vocab; i++) vocab[`tok${i}`] = i;
+  for (let i = 3; i < shape.vocab; i++) vocab[`tok${i}`] = i;
   return {
     version: '1.0',
     truncation: null,
@@ -114,8 +123,9 @@ function tokenizerJson(): Record<string, unknown> {
   };
 }
 
-async function writeModel(dir: string, spec: DemoModelSpec): Promise<void> {
-  const tensors = llamaTensors();
+/** Writes one Llama-shaped model with deterministic weights into `dir` (two shards and an index). */
+export async function writeLlamaModel(dir: string, spec: DemoModelSpec, shape: LlamaShape = DEMO_SHAPE): Promise<void> {
+  const tensors = llamaTensors(shape);
   const half = Math.ceil(tensors.length / 2);
   const shards = [tensors.slice(0, half), tensors.slice(half)];
   const weightMap: Record<string, string> = {};
@@ -135,8 +145,8 @@ async function writeModel(dir: string, spec: DemoModelSpec): Promise<void> {
   }
   const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
   await writeFile(join(dir, 'model.safetensors.index.json'), json({ metadata: { total_size: totalSize }, weight_map: weightMap }));
-  await writeFile(join(dir, 'config.json'), json(config()));
-  await writeFile(join(dir, 'tokenizer.json'), json(tokenizerJson()));
+  await writeFile(join(dir, 'config.json'), json(config(shape)));
+  await writeFile(join(dir, 'tokenizer.json'), json(tokenizerJson(shape)));
   await writeFile(
     join(dir, 'tokenizer_config.json'),
     json({ tokenizer_class: 'PreTrainedTokenizerFast', bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', model_max_length: 512 }),
@@ -152,7 +162,7 @@ export async function makeDemoModels(root: string): Promise<string[]> {
     const temp = `${dir}.partial-${process.pid}`;
     await rm(temp, { recursive: true, force: true });
     await mkdir(temp);
-    await writeModel(temp, spec);
+    await writeLlamaModel(temp, spec);
     await rm(dir, { recursive: true, force: true });
     await rename(temp, dir);
     dirs.push(dir);

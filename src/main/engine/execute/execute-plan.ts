@@ -5,6 +5,7 @@ import { EngineError } from '../errors';
 import { getMergeMethod } from '../methods/registry';
 import type { TensorSink } from '../methods/types';
 import { copyTokenizerFiles } from '../output/copy-tokenizer';
+import { renderModelCard } from '../output/model-card';
 import { encodeFromF32 } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype } from '../safetensors/dtype';
 import { SafetensorsReader } from '../safetensors/reader';
@@ -72,7 +73,8 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
     await readers.closeAll();
   }
   const seconds = (performance.now() - started) / 1000;
-  options.onProgress?.({ type: 'done', outDir, seconds, bytesWritten: progress.bytesWritten });
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  options.onProgress?.({ type: 'done', outDir, seconds, bytesWritten: progress.bytesWritten, peakRssBytes });
   return { outDir, bytesWritten: progress.bytesWritten, seconds };
 }
 
@@ -101,11 +103,16 @@ async function writeTensor(
     plan.computeDtype,
     options.signal,
   );
+  // One write stays in flight while the next chunk is computed.
+  let inflight: Promise<void> = Promise.resolve();
   const sink: TensorSink = {
-    async write(start, values) {
+    write(start, values) {
       const bytes = new Uint8Array(values.length * outSize);
       encodeFromF32(values, outDtype, bytes);
-      await writer.write(tensor.name, bytes, start * outSize);
+      const previous = inflight;
+      inflight = previous.then(() => writer.write(tensor.name, bytes, start * outSize));
+      inflight.catch(() => undefined);
+      return previous;
     },
   };
   if (tensor.kind === 'copy') {
@@ -127,6 +134,7 @@ async function writeTensor(
       throw new EngineError(`tensor "${tensor.name}": ${(error as Error).message}`, { tensor: tensor.name });
     }
   }
+  await inflight;
   return source.bytesRead;
 }
 
@@ -150,7 +158,7 @@ async function writeSideFiles(plan: MergePlan, dir: string, options: ExecuteOpti
   }
   await writeFile(join(dir, 'config.json'), JSON.stringify(plan.outputConfig, null, 2) + '\n');
   await writeFile(join(dir, 'mergekit_config.yml'), plan.recipeText.endsWith('\n') ? plan.recipeText : plan.recipeText + '\n');
-  if (options.writeModelCard !== false) await writeFile(join(dir, 'README.md'), plan.modelCard);
+  if (options.writeModelCard !== false) await writeFile(join(dir, 'README.md'), renderModelCard({ ...plan.modelCard, name: basename(options.outDir) }));
   if (options.copyTokenizer !== false && plan.tokenizerFrom) await copyTokenizerFiles(plan.tokenizerFrom, dir);
 }
 

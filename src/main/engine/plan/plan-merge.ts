@@ -6,7 +6,6 @@ import type { MergeMethod, ParamValue } from '../methods/types';
 import { ModelFolder, type ModelTensor } from '../model/model-folder';
 import { resolveModelPath, type ModelSearch } from '../model/resolve-model';
 import { makeOutputConfig } from '../output/output-config';
-import { renderModelCard } from '../output/model-card';
 import { ParameterResolver } from '../recipe/evaluate-setting';
 import type { InputSliceDefinition, ModelReference, OutputSliceDefinition, Recipe } from '../recipe/types';
 import { dtypeSize, isFloatDtype, parseTorchDtype, type Dtype, type FloatDtype } from '../safetensors/dtype';
@@ -159,8 +158,8 @@ class PlanBuilder {
       const model = await this.models.open(ref);
       found.push({ model, tensor: findTensor(model.folder, ins[i]!), weight: ins[i]! });
     }
-    const present = found.filter((f) => f.tensor);
-    if (present.length === 0 && out.optional) return;
+    // mergekit decides an optional weight is present by name and aliases only; tied names are a loading fallback.
+    if (out.optional && !found.some((f) => hasOwnTensor(f.model.folder, f.weight))) return;
     const missing = found.find((f) => !f.tensor);
     if (missing) {
       throw new EngineError(`${missing.model.ref.raw} has no tensor "${missing.weight.name}"`, { tensor: missing.weight.name });
@@ -250,16 +249,20 @@ class PlanBuilder {
       outputConfig,
       ...(donor ? { tokenizerFrom: donor.folder.path } : {}),
       recipeText: this.recipe.source.text,
-      modelCard: renderModelCard({
+      modelCard: {
         mergeMethod: this.method.name,
         ...(this.recipe.baseModel ? { baseModel: this.recipe.baseModel.raw } : {}),
         models: modelRefs.filter((r) => r !== this.recipe.baseModel?.raw),
         recipeYaml: this.recipe.source.text,
-      }),
+      },
       seed: params.seed ?? 0,
       warnings: this.warnings,
     };
   }
+}
+
+function hasOwnTensor(folder: ModelFolder, weight: WeightInfo): boolean {
+  return [weight.name, ...(weight.aliases ?? [])].some((name) => folder.tensors.has(name));
 }
 
 /** The tensor for `weight` in a model, trying its aliases and tied names as mergekit does. */

@@ -1,4 +1,5 @@
 import type { ParamValue } from '../methods/types';
+import type { ModelCardParams } from '../output/model-card';
 import type { Dtype, FloatDtype } from '../safetensors/dtype';
 
 /** One input tensor of an output tensor: which model, which tensor, where its bytes are. */
@@ -52,7 +53,8 @@ export interface MergePlan {
   outputConfig: Record<string, unknown>;
   tokenizerFrom?: string;
   recipeText: string;
-  modelCard: string;
+  /** The model card's contents; its title comes from the output folder's name at write time. */
+  modelCard: Omit<ModelCardParams, 'name' | 'isHubModel'>;
   seed: number;
   warnings: string[];
 }
