@@ -113,14 +113,16 @@ class PlanBuilder {
   private readonly modelIndex = new Map<string, number>();
   private readonly modelList: { reference: string; path: string }[] = [];
   private outLayers = 0;
-  private readonly warnings: string[] = [];
+  private readonly warnings: string[];
 
   constructor(
     private readonly recipe: Recipe,
     private readonly method: MergeMethod,
     private readonly arch: ArchitectureDef,
     private readonly models: ModelTable,
-  ) {}
+  ) {
+    this.warnings = [...(recipe.warnings ?? [])];
+  }
 
   async addAll(slices: OutputSliceDefinition[]): Promise<void> {
     const first = slices[0]!;

@@ -85,4 +85,6 @@ export interface Recipe {
   source: { file: string; text: string };
   /** Position of each top-level key, for errors. */
   positions: Record<string, SourcePosition>;
+  /** Things mergekit accepts silently that the user should hear about, as `file:line:col: message`. */
+  warnings?: string[];
 }

@@ -1,0 +1,64 @@
+import { EngineError } from '../errors';
+import type { ModelReference, OutputSliceDefinition, ParameterMap, ParameterSetting, Recipe } from './types';
+
+export type SettingValue = number | boolean | string;
+
+/**
+ * mergekit's evaluate_setting: a gradient is interpolated at t in double precision
+ * (`scaled = t·(n−1)`, `i0 = int(scaled)`), a list of non-numbers is indexed by `int(t·(n−1))`,
+ * and the first conditional whose filter is absent, "*" or a substring of the tensor name wins.
+ */
+export function evaluateSetting(tensorName: string | undefined, setting: ParameterSetting, t: number): SettingValue | undefined {
+  if (!Array.isArray(setting)) return setting;
+  if (setting.every((e) => typeof e === 'number')) {
+    const list = setting as number[];
+    const scaled = t * (list.length - 1);
+    const i0 = Math.trunc(scaled);
+    const i1 = Math.min(list.length - 1, i0 + 1);
+    const frac = scaled - i0;
+    return (1 - frac) * list[i0]! + frac * list[i1]!;
+  }
+  for (const cond of setting) {
+    if (typeof cond !== 'object') return setting[Math.trunc(t * (setting.length - 1))] as unknown as SettingValue;
+    if (cond.filter === undefined || cond.filter === '*' || (tensorName && tensorName.includes(cond.filter))) {
+      return evaluateSetting(tensorName, cond.value as ParameterSetting, t);
+    }
+  }
+  return undefined;
+}
+
+export interface ParameterQuery {
+  tensorName: string | undefined;
+  model?: ModelReference;
+  required?: boolean;
+  default?: SettingValue | undefined;
+}
+
+/** mergekit's ConfigReader.parameter: source parameters for the model, then the slice's, then the recipe's. */
+export class ParameterResolver {
+  constructor(
+    private readonly recipe: Recipe,
+    private readonly slice: OutputSliceDefinition | undefined,
+    private readonly t: number,
+  ) {}
+
+  parameter(name: string, query: ParameterQuery): SettingValue | undefined {
+    const { tensorName, model } = query;
+    const maps: (ParameterMap | undefined)[] = [];
+    if (this.slice) {
+      if (model) for (const s of this.slice.sources) if (s.model.raw === model.raw) maps.push(s.parameters);
+      maps.push(this.slice.parameters);
+    }
+    maps.push(this.recipe.parameters);
+    for (const map of maps) {
+      if (!map || !(name in map.values)) continue;
+      const value = evaluateSetting(tensorName, map.values[name]!, this.t);
+      if (value !== undefined) return value;
+    }
+    if (query.required) {
+      const path = [model?.raw, tensorName].filter(Boolean).join('.');
+      throw new EngineError(`missing required parameter "${name}"${path ? ` for ${path}` : ''}`, { key: name, ...(tensorName ? { tensor: tensorName } : {}) });
+    }
+    return query.default;
+  }
+}
