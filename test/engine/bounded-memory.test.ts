@@ -29,6 +29,7 @@ describe('the executor holds memory to its budget', () => {
     // The large model's two embedding matrices alone are 256 MiB of bf16 (1 GiB as f32 for both models):
     // a whole-tensor merge would need several hundred MiB more than the small one.
     expect(large.inputBytes).toBeGreaterThan(30 * small.inputBytes);
+    console.log(`peak RSS: small ${small.peak / MiB} MiB, large ${large.peak / MiB} MiB`);
     expect(large.peak - small.peak).toBeLessThan(48 * MiB);
     expect(large.peak).toBeLessThan(large.inputBytes / 2);
   });

@@ -135,7 +135,7 @@ async function mergeCommand(argv: string[]): Promise<number> {
     onProgress: report,
   });
   if (mode === 'bar') process.stderr.write('\n');
-  if (mode !== 'none') process.stdout.write(`${result.outDir}\n`);
+  if (!flags['quiet'] && mode !== 'jsonl') process.stdout.write(`${result.outDir}\n`);
   return EXIT_CODES.ok;
 }
 

@@ -125,6 +125,7 @@ function tokenizerJson(shape: LlamaShape): Record<string, unknown> {
 
 /** Writes one Llama-shaped model with deterministic weights into `dir` (two shards and an index). */
 export async function writeLlamaModel(dir: string, spec: DemoModelSpec, shape: LlamaShape = DEMO_SHAPE): Promise<void> {
+  await mkdir(dir, { recursive: true });
   const tensors = llamaTensors(shape);
   const half = Math.ceil(tensors.length / 2);
   const shards = [tensors.slice(0, half), tensors.slice(half)];

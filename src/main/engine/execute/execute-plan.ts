@@ -70,11 +70,11 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
     if (options.signal?.aborted) throw new CancelledError();
     throw error;
   } finally {
+    progress.stop();
     await readers.closeAll();
   }
   const seconds = (performance.now() - started) / 1000;
-  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
-  options.onProgress?.({ type: 'done', outDir, seconds, bytesWritten: progress.bytesWritten, peakRssBytes });
+  options.onProgress?.({ type: 'done', outDir, seconds, bytesWritten: progress.bytesWritten, peakRssBytes: progress.stop() });
   return { outDir, bytesWritten: progress.bytesWritten, seconds };
 }
 
@@ -104,10 +104,15 @@ async function writeTensor(
     options.signal,
   );
   // One write stays in flight while the next chunk is computed.
+  // Two encode buffers alternate: one is being written while the next chunk is encoded.
   let inflight: Promise<void> = Promise.resolve();
+  const buffers = [new Uint8Array(0), new Uint8Array(0)];
+  let turn = 0;
   const sink: TensorSink = {
     write(start, values) {
-      const bytes = new Uint8Array(values.length * outSize);
+      turn ^= 1;
+      if (buffers[turn]!.byteLength < values.length * outSize) buffers[turn] = new Uint8Array(values.length * outSize);
+      const bytes = buffers[turn]!.subarray(0, values.length * outSize);
       encodeFromF32(values, outDtype, bytes);
       const previous = inflight;
       inflight = previous.then(() => writer.write(tensor.name, bytes, start * outSize));
@@ -238,14 +243,28 @@ class ProgressCounter {
   private bytesRead = 0;
   bytesWritten = 0;
   private readonly started = performance.now();
+  /** Sampled, not getrusage's maxRSS: that one is inherited across exec from whatever spawned us. */
+  private peakRss = process.memoryUsage.rss();
+  private readonly sampler = setInterval(() => this.sampleRss(), 50).unref();
 
   constructor(
     private readonly plan: MergePlan,
     private readonly emit?: (event: ProgressEvent) => void,
   ) {}
 
+  private sampleRss(): void {
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+  }
+
+  stop(): number {
+    clearInterval(this.sampler);
+    this.sampleRss();
+    return this.peakRss;
+  }
+
   tensorDone(tensor: PlannedTensor, bytesRead: number): void {
     this.index++;
+    this.sampleRss();
     this.bytesRead += bytesRead;
     this.bytesWritten += tensor.numel * dtypeSize(tensor.dtype);
     const seconds = Math.max(1e-3, (performance.now() - this.started) / 1000);

@@ -28,26 +28,38 @@ export class ChunkedTensorSource implements TensorSource {
       return;
     }
     const single = this.numel <= this.chunkElements;
-    let next = this.numel > 0 || this.inputs.length > 0 ? this.readChunk(0) : undefined;
+    // Two sets of buffers: one holds the chunk being computed, the other the chunk being read.
+    const sets = single ? [this.allocate(this.numel)] : [this.allocate(this.chunkElements), this.allocate(this.chunkElements)];
+    let turn = 0;
+    let next: Promise<Chunk> | undefined = this.readChunk(0, sets[0]!);
     for (let start = 0; next; ) {
       const chunk = await next;
       start += chunk.length;
-      next = start < this.numel ? this.readChunk(start) : undefined;
+      turn ^= sets.length - 1;
+      next = start < this.numel ? this.readChunk(start, sets[turn]!) : undefined;
       if (single) this.cached = chunk;
       yield chunk;
       this.signal?.throwIfAborted();
     }
   }
 
-  private async readChunk(start: number): Promise<Chunk> {
+  private allocate(elements: number): { bytes: Uint8Array[]; values: Float32Array[] } {
+    return {
+      bytes: this.inputs.map((i) => new Uint8Array(elements * dtypeSize(i.dtype))),
+      values: this.inputs.map(() => new Float32Array(elements)),
+    };
+  }
+
+  /** Reads a chunk into `set`; its views stay valid until the chunk after next is read. */
+  private async readChunk(start: number, set: { bytes: Uint8Array[]; values: Float32Array[] }): Promise<Chunk> {
     const length = Math.min(this.chunkElements, this.numel - start);
     const inputs = await Promise.all(
       this.inputs.map(async (input, i) => {
-        const size = dtypeSize(input.dtype);
-        const bytes = await this.readers[i]!.read(input.tensor, undefined, start * size, length * size);
-        this.bytesRead += bytes.byteLength;
-        const values = new Float32Array(length);
         if (!isFloatDtype(input.dtype)) throw new Error(`tensor "${input.tensor}" has dtype ${input.dtype}, which cannot be merged`);
+        const size = dtypeSize(input.dtype);
+        const bytes = await this.readers[i]!.read(input.tensor, set.bytes[i], start * size, length * size);
+        this.bytesRead += bytes.byteLength;
+        const values = set.values[i]!.subarray(0, length);
         decodeToF32(bytes, input.dtype, values);
         if (this.computeDtype && this.computeDtype !== 'F32' && input.dtype !== this.computeDtype) {
           roundInPlace(values, this.computeDtype);

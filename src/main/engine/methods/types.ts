@@ -35,10 +35,12 @@ export interface Chunk {
 
 /** The input tensors of one merge, readable in chunks as many times as a method needs. */
 export interface TensorSource {
+  /** Yields chunks in order; a chunk's arrays are reused once the chunk after it has been taken. */
   chunks(): AsyncIterable<Chunk>;
 }
 
 export interface TensorSink {
+  /** Takes a copy of `values` before returning, so the caller may reuse the array at once. */
   write(start: number, values: Float32Array): Promise<void>;
 }
 
@@ -60,8 +62,10 @@ export function elementwise(
   compute: (inputs: Float32Array[], out: Float32Array, ctx: TensorMergeContext) => void,
 ): MergeKernel {
   return async (source, sink, ctx) => {
+    let buffer = new Float32Array(0);
     for await (const chunk of source.chunks()) {
-      const out = new Float32Array(chunk.length);
+      if (buffer.length < chunk.length) buffer = new Float32Array(chunk.length);
+      const out = buffer.subarray(0, chunk.length);
       compute(chunk.inputs, out, ctx);
       await sink.write(chunk.start, out);
     }
