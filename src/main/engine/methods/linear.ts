@@ -1,8 +1,9 @@
+import { fmaF32 } from './numerics';
 import { elementwise, type MergeMethod } from './types';
 
 /**
- * mergekit: `(weights * tensors).sum(0)`, then `/ weights.sum(0)` when normalizing.
- * torch rounds each weight to the compute dtype and sums over the stacked models in order.
+ * mergekit 0.1.5: `result.addcmul_(tensor, weight)` from zeros in f32 (also for bf16 inputs), one model
+ * at a time in recipe order, then `result / weight.sum()`. torch's addcmul_ is a fused multiply-add on CPU.
  */
 export const linear: MergeMethod = {
   name: 'linear',
@@ -21,7 +22,7 @@ export const linear: MergeMethod = {
     const normalize = ctx.global['normalize'] !== false;
     for (let i = 0; i < out.length; i++) {
       let acc = 0;
-      for (let m = 0; m < inputs.length; m++) acc = Math.fround(acc + Math.fround(weights[m]! * inputs[m]![i]!));
+      for (let m = 0; m < inputs.length; m++) acc = fmaF32(inputs[m]![i]!, weights[m]!, acc);
       out[i] = normalize ? Math.fround(acc / divisor) : acc;
     }
   }),

@@ -4,7 +4,10 @@ const DOT_THRESHOLD = 0.9995;
 const EPS = 1e-8;
 const f = Math.fround;
 
-/** Sums of squares of inputs 0 and 1, accumulated in f64 (numpy's sdot is f32 with a machine-dependent order). */
+/**
+ * L2 norms of inputs 0 and 1 (as 1 when ≤ eps). torch reduces in f32 with a cascade whose order
+ * follows the CPU's vector width; Alloy accumulates in f64 and rounds once.
+ */
 async function norms(source: TensorSource): Promise<[number, number]> {
   let s0 = 0;
   let s1 = 0;
@@ -15,27 +18,24 @@ async function norms(source: TensorSource): Promise<[number, number]> {
       s1 += b[i]! * b[i]!;
     }
   }
-  return [f(Math.sqrt(f(s0))), f(Math.sqrt(f(s1)))];
+  const n0 = f(Math.sqrt(s0));
+  const n1 = f(Math.sqrt(s1));
+  return [n0 > EPS ? n0 : 1, n1 > EPS ? n1 : 1];
 }
 
-/** `np.sum(v0 * v1)` over the normalized vectors: f32 quotients and products, summed in f64. */
+/** `(a / |a| * b / |b|).sum()`: f32 quotients and products, summed in f64, clamped to [-1, 1]. */
 async function normalizedDot(source: TensorSource, n0: number, n1: number): Promise<number> {
   let dot = 0;
   for await (const { inputs } of source.chunks()) {
     const [a, b] = inputs as [Float32Array, Float32Array];
-    for (let i = 0; i < a.length; i++) {
-      const x = n0 > EPS ? f(a[i]! / n0) : a[i]!;
-      const y = n1 > EPS ? f(b[i]! / n1) : b[i]!;
-      dot += f(x * y);
-    }
+    for (let i = 0; i < a.length; i++) dot += f(f(a[i]! / n0) * f(b[i]! / n1));
   }
-  return f(dot);
+  return Math.min(1, Math.max(-1, f(dot)));
 }
 
 /**
- * mergekit's slerp: v0 is the base model. The two tensors are normalized as whole vectors; when
- * they are nearly colinear (|dot| > 0.9995) it falls back to lerp. numpy computes the angle terms
- * in float32 (NEP 50 keeps float32 scalars float32), so each step is rounded to f32 here too.
+ * mergekit 0.1.5's slerp in f32: v0 is the base model, each tensor normalized as one vector;
+ * nearly colinear pairs (|dot| > 0.9995) use lerp. Coefficients are sin((1−t)θ)/sin θ and sin(tθ)/sin θ.
  */
 export const slerp: MergeMethod = {
   name: 'slerp',
@@ -60,21 +60,15 @@ export const slerp: MergeMethod = {
         for await (const c of source.chunks()) yield { ...c, inputs: view(c.inputs) };
       },
     };
-    const t = ctx.global['t'] as number;
+    const t = f(ctx.global['t'] as number);
     const [n0, n1] = await norms(ordered);
     const dot = await normalizedDot(ordered, n0, n1);
-    let c0: number;
-    let c1: number;
-    if (Math.abs(dot) > DOT_THRESHOLD) {
-      c0 = f(1 - t);
-      c1 = f(t);
-    } else {
-      const theta0 = f(Math.acos(dot));
-      const sinTheta0 = f(Math.sin(theta0));
-      const thetaT = f(theta0 * f(t));
-      c0 = f(f(Math.sin(f(theta0 - thetaT))) / sinTheta0);
-      c1 = f(f(Math.sin(thetaT)) / sinTheta0);
-    }
+    const colinear = Math.abs(dot) > DOT_THRESHOLD;
+    const theta = f(Math.acos(colinear ? 0 : dot));
+    const sinTheta = f(Math.sin(theta));
+    const oneMinusT = f(1 - t);
+    const c0 = colinear ? oneMinusT : f(f(Math.sin(f(oneMinusT * theta))) / sinTheta);
+    const c1 = colinear ? t : f(f(Math.sin(f(t * theta))) / sinTheta);
     for await (const { start, inputs } of ordered.chunks()) {
       const [a, b] = inputs as [Float32Array, Float32Array];
       const out = new Float32Array(a.length);

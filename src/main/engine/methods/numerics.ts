@@ -1,0 +1,27 @@
+import { bitsToF32, f32Bits } from '../safetensors/convert';
+
+const f = Math.fround;
+
+function nextF32(x: number, up: boolean): number {
+  if (x === 0) return up ? 2 ** -149 : -(2 ** -149);
+  const bits = f32Bits(x);
+  return bitsToF32(x > 0 === up ? bits + 1 : bits - 1);
+}
+
+/**
+ * Single-rounding f32 fused multiply-add, as torch's vectorized `addcmul_` computes on CPU.
+ * a·b is exact in f64; the sum's rounding error is recovered (TwoSum) to settle ties exactly.
+ */
+export function fmaF32(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  const r = f(s);
+  if (r === s || !Number.isFinite(s)) return r;
+  const bb = s - p;
+  const err = p - (s - bb) + (c - bb);
+  if (err === 0) return r;
+  const other = nextF32(r, s > r);
+  if (Math.abs(other - s) !== Math.abs(s - r)) return r;
+  const trueAbove = err > 0;
+  return trueAbove === other > r ? other : r;
+}

@@ -1,0 +1,289 @@
+"""Builds tiny models and runs real mergekit on recipes, writing the goldens Alloy's tests compare
+against (test/fixtures/golden). Needs Python with `pip install mergekit`; CI only reads the output.
+
+    python tools/oracle/make_goldens.py            # from the repository root
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+ROOT = os.path.join("test", "fixtures", "golden")
+MODELS = os.path.join(ROOT, "models")
+RECIPES = os.path.join(ROOT, "recipes")
+OUTPUTS = os.path.join(ROOT, "outputs")
+MERGEKIT = os.environ.get("MERGEKIT_YAML", shutil.which("mergekit-yaml") or "mergekit-yaml")
+
+HIDDEN, INTER, HEADS, KV, VOCAB = 16, 32, 4, 2, 48
+
+
+def llama_names(layers, qwen=False):
+    names = [("model.embed_tokens.weight", (VOCAB, HIDDEN))]
+    kv = HIDDEN // HEADS * KV
+    for i in range(layers):
+        p = f"model.layers.{i}"
+        names += [
+            (f"{p}.input_layernorm.weight", (HIDDEN,)),
+            (f"{p}.self_attn.q_proj.weight", (HIDDEN, HIDDEN)),
+            (f"{p}.self_attn.k_proj.weight", (kv, HIDDEN)),
+            (f"{p}.self_attn.v_proj.weight", (kv, HIDDEN)),
+            (f"{p}.self_attn.o_proj.weight", (HIDDEN, HIDDEN)),
+            (f"{p}.post_attention_layernorm.weight", (HIDDEN,)),
+            (f"{p}.mlp.up_proj.weight", (INTER, HIDDEN)),
+            (f"{p}.mlp.gate_proj.weight", (INTER, HIDDEN)),
+            (f"{p}.mlp.down_proj.weight", (HIDDEN, INTER)),
+        ]
+        if qwen:
+            names += [(f"{p}.self_attn.q_proj.bias", (HIDDEN,)), (f"{p}.self_attn.k_proj.bias", (kv,)), (f"{p}.self_attn.v_proj.bias", (kv,))]
+    names += [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))]
+    return names
+
+
+def config(layers, dtype, qwen=False):
+    c = {
+        "architectures": ["Qwen2ForCausalLM" if qwen else "LlamaForCausalLM"],
+        "model_type": "qwen2" if qwen else "llama",
+        "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": layers,
+        "num_attention_heads": HEADS, "num_key_value_heads": KV, "vocab_size": VOCAB,
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "hidden_act": "silu",
+        "tie_word_embeddings": False, "torch_dtype": dtype,
+    }
+    return c
+
+
+def make_model(name, seed, base_seed=None, layers=4, dtype=torch.float32, qwen=False, delta=0.05):
+    out = os.path.join(MODELS, name)
+    os.makedirs(out, exist_ok=True)
+    tensors = {}
+    for i, (tname, shape) in enumerate(llama_names(layers, qwen)):
+        g = torch.Generator().manual_seed((base_seed if base_seed is not None else seed) * 1000 + i)
+        w = torch.randn(shape, generator=g) * 0.2
+        if tname.endswith("norm.weight"):
+            w = w * 0.1 + 1
+        if base_seed is not None:
+            g2 = torch.Generator().manual_seed(seed * 7919 + i)
+            w = w + torch.randn(shape, generator=g2) * delta
+        tensors[tname] = w.to(dtype).contiguous()
+    names = list(tensors)
+    half = len(names) // 2
+    shards = [names[:half], names[half:]]
+    weight_map = {}
+    for k, group in enumerate(shards):
+        file = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
+        save_file({n: tensors[n] for n in group}, os.path.join(out, file), metadata={"format": "pt"})
+        weight_map.update({n: file for n in group})
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config(layers, "float32" if dtype == torch.float32 else "bfloat16", qwen), f, indent=2)
+
+
+def models():
+    make_model("llama-base", 1)
+    for s in range(2, 6):
+        make_model(f"llama-ft{s - 1}", s, base_seed=1)
+    make_model("llama-bf16-base", 1, dtype=torch.bfloat16)
+    make_model("llama-bf16-ft1", 2, base_seed=1, dtype=torch.bfloat16)
+    make_model("llama-bf16-ft2", 3, base_seed=1, dtype=torch.bfloat16)
+    make_model("llama6-a", 11, layers=6)
+    make_model("llama6-b", 12, base_seed=11, layers=6)
+    make_model("qwen-base", 21, qwen=True)
+    make_model("qwen-ft1", 22, base_seed=21, qwen=True)
+    make_model("qwen-ft2", 23, base_seed=21, qwen=True)
+    # Near-identical to the base, so nearswap at a small t swaps a real share of weights.
+    make_model("llama-near", 31, base_seed=1, delta=0.0005)
+
+
+M = "../models/"
+CASES = {
+    # name: (recipe, bar, method, notes). Bars: "exact" (every bit), "bf16-1ulp", and "f32-reduction":
+    # within 4 ulps of the tensor's largest magnitude, for methods whose whole-tensor norms torch sums in
+    # f32 in an order set by the CPU's vector width (Alloy sums them in f64).
+    "linear-f32": (f"""merge_method: linear
+models:
+  - model: {M}llama-ft1
+    parameters: {{weight: 0.5}}
+  - model: {M}llama-ft2
+    parameters: {{weight: 0.3}}
+  - model: {M}llama-ft3
+    parameters: {{weight: 0.2}}
+dtype: float32
+""", "exact", "linear", "three models, normalize (default true)"),
+    "linear-nonorm-f32": (f"""merge_method: linear
+parameters:
+  normalize: false
+models:
+  - model: {M}llama-ft1
+    parameters: {{weight: 0.7}}
+  - model: {M}llama-ft2
+    parameters: {{weight: 0.6}}
+dtype: float32
+""", "exact", "linear", "normalize false"),
+    "linear-gradient-f32": (f"""merge_method: linear
+models:
+  - model: {M}llama-ft1
+    parameters:
+      weight:
+        - filter: self_attn
+          value: [0.1, 0.9]
+        - value: 0.5
+  - model: {M}llama-ft2
+    parameters:
+      weight: [1.0, 0.2, 0.6]
+dtype: float32
+""", "exact", "linear", "per-model weight gradients with a filter"),
+    "linear-bf16": (f"""merge_method: linear
+models:
+  - model: {M}llama-bf16-ft1
+    parameters: {{weight: 0.6}}
+  - model: {M}llama-bf16-ft2
+    parameters: {{weight: 0.4}}
+""", "bf16-1ulp", "linear", "bf16 inputs, no dtype: mergekit computes in bf16"),
+    "slerp-excalibur-f32": (f"""slices:
+  - sources:
+      - model: {M}llama-base
+        layer_range: [0, 4]
+      - model: {M}llama-ft1
+        layer_range: [0, 4]
+merge_method: slerp
+base_model: {M}llama-base
+parameters:
+  t:
+    - filter: self_attn
+      value: [0, 0.5, 0.3, 0.7, 1]
+    - filter: mlp
+      value: [1, 0.5, 0.7, 0.3, 0]
+    - value: 0.5
+dtype: float32
+""", "f32-reduction", "slerp", "Excalibur-7b shape: t gradients by self_attn / mlp filter with a fallback"),
+    "slerp-per-slice-f32": (f"""merge_method: slerp
+base_model: {M}llama-base
+parameters:
+  t: [0.0, 0.6, 0.8, 0.4]
+slices:
+  - sources:
+      - model: {M}llama-base
+        layer_range: [0, 2]
+      - model: {M}llama-ft2
+        layer_range: [0, 2]
+    parameters:
+      t: [0.0, 0.2]
+  - sources:
+      - model: {M}llama-base
+        layer_range: [2, 4]
+      - model: {M}llama-ft2
+        layer_range: [2, 4]
+    t: [0.6, 0.7]
+dtype: float32
+""", "f32-reduction", "slerp", "Lamarck shape: t set per slice under parameters, and written directly on a slice (mergekit ignores that key)"),
+    "slerp-bf16": (f"""merge_method: slerp
+base_model: {M}llama-bf16-base
+models:
+  - model: {M}llama-bf16-base
+  - model: {M}llama-bf16-ft1
+parameters:
+  t: 0.3
+""", "bf16-1ulp", "slerp", "bf16 inputs"),
+    "nearswap-small-t-f32": (f"""merge_method: nearswap
+base_model: {M}llama-base
+models:
+  - model: {M}llama-base
+  - model: {M}llama-near
+parameters:
+  t: 0.0001
+dtype: float32
+""", "exact", "nearswap", "QuartetAnemoi t"),
+    "nearswap-half-f32": (f"""merge_method: nearswap
+base_model: {M}llama-base
+models:
+  - model: {M}llama-base
+  - model: {M}llama-ft1
+parameters:
+  t: 0.05
+dtype: float32
+""", "exact", "nearswap", "larger t"),
+    "passthrough-overlap-f32": (f"""merge_method: passthrough
+slices:
+  - sources:
+      - model: {M}llama6-a
+        layer_range: [0, 4]
+  - sources:
+      - model: {M}llama6-b
+        layer_range: [2, 6]
+dtype: float32
+""", "exact", "passthrough", "frankenmerge with overlapping layer ranges: 8 layers out"),
+    "qwen-linear-f32": (f"""merge_method: linear
+models:
+  - model: {M}qwen-ft1
+    parameters: {{weight: 1.0}}
+  - model: {M}qwen-ft2
+    parameters: {{weight: 1.0}}
+dtype: float32
+""", "exact", "linear", "qwen2 with q/k/v biases"),
+    "qwen-slerp-f32": (f"""merge_method: slerp
+base_model: {M}qwen-base
+models:
+  - model: {M}qwen-base
+  - model: {M}qwen-ft1
+parameters:
+  t: [0.2, 0.8]
+dtype: float32
+""", "f32-reduction", "slerp", "qwen2"),
+}
+
+SEQUENTIAL = ["llama-ft1", "llama-ft2", "llama-ft3"]
+
+
+def run(name, recipe, args):
+    path = os.path.join(RECIPES, f"{name}.yml")
+    with open(path, "w") as f:
+        f.write(recipe)
+    out = os.path.join(OUTPUTS, name)
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [MERGEKIT, f"{name}.yml", os.path.abspath(out), *args]
+    subprocess.run(cmd, cwd=RECIPES, check=True)
+    for extra in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(out, extra)):
+            os.remove(os.path.join(out, extra))
+
+
+def main():
+    shutil.rmtree(ROOT, ignore_errors=True)
+    for d in (MODELS, RECIPES, OUTPUTS):
+        os.makedirs(d)
+    models()
+    args = ["--out-shard-size", "20K", "--random-seed", "42"]
+    cases = []
+    version = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('mergekit'))"], capture_output=True, text=True).stdout.strip()
+    for name, (recipe, bar, method, notes) in CASES.items():
+        run(name, recipe, args)
+        cases.append({"name": name, "recipe": f"{name}.yml", "output": name, "bar": bar, "method": method, "notes": notes, "mergekitVersion": version, "args": args})
+    # QuartetAnemoi: nearswap of one base with three secondaries in turn; each step's output is the next base.
+    base = f"{M}llama-base"
+    for i, other in enumerate(SEQUENTIAL):
+        step = f"nearswap-seq-{i + 1}"
+        recipe = f"""merge_method: nearswap
+base_model: {base}
+models:
+  - model: {base}
+  - model: {M}{other}
+parameters:
+  t: 0.05
+dtype: float32
+"""
+        run(step, recipe, args)
+        base = f"../outputs/{step}"
+    cases.append({"name": "nearswap-sequential-f32", "recipe": "nearswap-seq-3.yml", "output": "nearswap-seq-3", "bar": "exact", "method": "nearswap",
+                  "notes": "third step of a sequential nearswap; its base is the second step's output", "mergekitVersion": version, "args": args})
+    with open(os.path.join(ROOT, "cases.json"), "w") as f:
+        json.dump(cases, f, indent=2)
+    print(f"{len(cases)} cases")
+
+
+if __name__ == "__main__":
+    main()
