@@ -122,7 +122,8 @@ export function parseRecipes(text: string, file: string): Recipe[] {
       const { line, col } = lines.linePos(error.pos[0]);
       reader.problems.push({ file, message: `YAML: ${error.message.split('\n')[0]}`, line, column: col });
     }
-    if (doc.errors.length > 0 || doc.contents === null) continue;
+    const empty = doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null);
+    if (doc.errors.length > 0 || empty) continue;
     const start = doc.range[0];
     const end = doc.range[2];
     const recipe = readRecipe(reader, doc.contents as Node, text.slice(start, end));

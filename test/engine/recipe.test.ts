@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { evaluateSetting, ParameterResolver } from '../../src/main/engine/recipe/evaluate-setting';
+import { parseModelReference, parseRecipes, RecipeError } from '../../src/main/engine/recipe/parse-recipe';
+
+const fixture = (name: string) => readFileSync(`test/fixtures/recipes/${name}`, 'utf8');
+
+function problemsOf(text: string): string[] {
+  try {
+    parseRecipes(text, 'r.yml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(RecipeError);
+    return (error as RecipeError).message.split('\n');
+  }
+  throw new Error('expected the recipe to be refused');
+}
+
+describe('parseRecipes on the seed recipes', () => {
+  it('reads Excalibur-7b: slices, slerp, t filtered by self_attn and mlp with a fallback', () => {
+    const [r] = parseRecipes(fixture('excalibur.yml'), 'excalibur.yml');
+    expect(r!.mergeMethod).toBe('slerp');
+    expect(r!.baseModel?.path).toBe('models/merliniteX-blockF2');
+    expect(r!.slices![0]!.sources.map((s) => s.layerRange)).toEqual([[0, 32], [0, 32]]);
+    expect(r!.parameters!.values['t']).toEqual([
+      { filter: 'self_attn', value: [1, 0.7, 0.3, 0.5, 0] },
+      { filter: 'mlp', value: [0, 0.3, 0.7, 0.5, 1] },
+      { value: 0.5 },
+    ]);
+    expect(r!.dtype).toBe('float16');
+  });
+
+  it('reads Lamarck-14B-v0.3: five named stages, and warns about the t written on slices', () => {
+    const recipes = parseRecipes(fixture('lamarck.yml'), 'lamarck.yml');
+    expect(recipes.map((r) => r.name)).toEqual([
+      'lamarck-14b-reason-della',
+      'lamarck-14b-prose-della',
+      'lamarck-14b-converge-della',
+      'lamarck-14b-converge',
+      'lamarck-14b-finalize',
+    ]);
+    expect(recipes.map((r) => r.mergeMethod)).toEqual(['della', 'della', 'della', 'slerp', 'ties']);
+    const slerp = recipes[3]!;
+    expect(slerp.slices).toHaveLength(7);
+    expect(slerp.parameters!.values['t']).toEqual([0, 0.6, 0.8, 0.8, 0.8, 0.7, 0.4]);
+    expect(slerp.warnings!.some((w) => /^lamarck\.yml:\d+:5: "t" is not a key of slices\[0\]/.test(w))).toBe(true);
+    expect(recipes[0]!.models![0]!.parameters!.values).toEqual({ density: 0.7, weight: 0.9 });
+    expect(recipes[0]!.tokenizerSource).toMatchObject({ path: 'arcee-ai/Virtuoso-Small' });
+    expect(slerp.tokenizerSource).toBe('base');
+  });
+
+  it('reads Yi-34B-200K-DARE-merge-v5: eight models with weight and density, int8_mask', () => {
+    const [r] = parseRecipes(fixture('yi-dare-ties.yml'), 'yi.yml');
+    expect(r!.models).toHaveLength(8);
+    expect(r!.models![7]!.model.path).toBe('/home/alpha/Models/Raw/SUSTech_SUS-Chat-34B/');
+    expect(r!.models![7]!.parameters!.values).toEqual({ weight: 0.08, density: 0.08 });
+    expect(r!.models![0]!.parameters).toBeUndefined();
+    expect(r!.parameters!.values['int8_mask']).toBe(true);
+  });
+});
+
+describe('recipe errors', () => {
+  it('names file:line:col and suggests the nearest key', () => {
+    expect(problemsOf('merge_methd: linear\nmodels:\n  - model: a\n')).toContain('r.yml:1:1: unknown key "merge_methd" in the recipe (did you mean "merge_method"?)');
+  });
+
+  it('reports every problem of a document at once', () => {
+    const problems = problemsOf('merge_method: linear\nmodels:\n  - modle: a\n  - model: b\n    parameters:\n      weight: .nan\ndtype: float8\n');
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^r\.yml:3:5: unknown key "modle" in models\[0\] \(did you mean "model"\?\)/),
+        expect.stringMatching(/^r\.yml:6:15: models\[1\]\.parameters\.weight must be a finite number/),
+        expect.stringMatching(/^r\.yml:7:8: dtype "float8" is not one of/),
+      ]),
+    );
+  });
+
+  it('refuses recipes with both or neither of models and slices, and bad layer ranges', () => {
+    expect(problemsOf('merge_method: linear\n').join()).toMatch(/exactly one of "models" or "slices"/);
+    expect(problemsOf('merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [4, 2]\n').join()).toMatch(/r\.yml:5:22: .*layer_range \[4, 2\] must have 0 <= start < end/);
+    expect(problemsOf('merge_method: linear\ntokenizer_source: base\ntokenizer: {source: union}\nmodels:\n  - model: a\n').join()).toMatch(/either tokenizer_source or tokenizer/);
+  });
+
+  it('points at YAML syntax errors', () => {
+    expect(problemsOf('merge_method: linear\nmodels: [\n').join()).toMatch(/^r\.yml:\d+:\d+: YAML: /);
+  });
+});
+
+describe('model references', () => {
+  it('parses revisions and LoRA adapters as mergekit does', () => {
+    expect(parseModelReference('org/name@v2')).toMatchObject({ path: 'org/name', revision: 'v2' });
+    expect(parseModelReference('org/base+org/lora@abc')).toMatchObject({ path: 'org/base', lora: { path: 'org/lora', revision: 'abc' } });
+    expect(parseModelReference('a@b@c')).toMatch(/more than one "@"/);
+    expect(parseModelReference('a+b+c')).toMatch(/more than one "\+"/);
+  });
+});
+
+describe('evaluateSetting, as mergekit evaluates gradients', () => {
+  const gradient = [0, 0.5, 0.3, 0.7, 1];
+  it('interpolates gradient anchors over t in double precision', () => {
+    expect(evaluateSetting('x', gradient, 0)).toBe(0);
+    expect(evaluateSetting('x', gradient, 1 / 3)).toBe((1 - (4 / 3 - 1)) * 0.5 + (4 / 3 - 1) * 0.3);
+    expect(evaluateSetting('x', gradient, 0.5)).toBe(0.3);
+    expect(evaluateSetting('x', gradient, 1)).toBe(1);
+  });
+
+  it('takes the first filter that is a substring of the tensor name', () => {
+    const setting = [{ filter: 'self_attn', value: 0.1 }, { filter: 'mlp', value: [0, 1] }, { value: 0.5 }];
+    expect(evaluateSetting('model.layers.3.self_attn.q_proj.weight', setting, 0.5)).toBe(0.1);
+    expect(evaluateSetting('model.layers.3.mlp.up_proj.weight', setting, 0.25)).toBe(0.25);
+    expect(evaluateSetting('model.norm.weight', setting, 0.25)).toBe(0.5);
+    expect(evaluateSetting('model.norm.weight', [{ filter: 'mlp', value: 1 }], 0)).toBeUndefined();
+  });
+
+  it('resolves source, then slice, then recipe parameters', () => {
+    const [r] = parseRecipes(
+      'merge_method: slerp\nparameters: {t: 0.9, w: 1}\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n        parameters: {t: 0.1}\n      - model: b\n        layer_range: [0, 2]\n    parameters: {t: 0.5}\n',
+      'r.yml',
+    );
+    const slice = r!.slices![0]!;
+    const resolver = new ParameterResolver(r!, slice, 0);
+    expect(resolver.parameter('t', { tensorName: 'x', model: slice.sources[0]!.model })).toBe(0.1);
+    expect(resolver.parameter('t', { tensorName: 'x', model: slice.sources[1]!.model })).toBe(0.5);
+    expect(resolver.parameter('w', { tensorName: 'x' })).toBe(1);
+    expect(() => resolver.parameter('density', { tensorName: 'x', model: slice.sources[0]!.model, required: true })).toThrow(/missing required parameter "density" for a\.x/);
+  });
+});
