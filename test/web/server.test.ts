@@ -59,13 +59,13 @@ describe('the web mode server', () => {
     expect(await ok.json()).toEqual({ result: { name: 'demo', recipe: 'merge_method: linear\n' } });
     const bad = await fetch(url('/api/invoke/job.start'), { method: 'POST', body: JSON.stringify({ recipe: 'x', outputName: '../../etc' }) });
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error).toMatch(/^job\.start: outputName: /);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/^job\.start: outputName: /);
     const extra = await fetch(url('/api/invoke/job.list'), { method: 'POST', body: JSON.stringify({ sneaky: 1 }) });
     expect(extra.status).toBe(400);
     expect((await fetch(url('/api/invoke/fs.delete'), { method: 'POST', body: '{}' })).status).toBe(404);
     const failing = await fetch(url('/api/invoke/job.start'), { method: 'POST', body: JSON.stringify({ recipe: 'x', outputName: 'ok' }) });
     expect(failing.status).toBe(500);
-    expect((await failing.json()).error).toBe('the engine is busy');
+    expect(((await failing.json()) as { error: string }).error).toBe('the engine is busy');
   });
 
   it('pushes service events over the WebSocket', async () => {

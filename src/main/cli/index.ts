@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { EXIT_CODES, type ProgressEvent } from '../../shared/progress';
 import { EngineError } from '../engine/errors';
 import { CancelledError, formatBytes } from '../engine/execute/execute-plan';
-import { planRecipe, runMerge, type MergeOptions } from '../engine/run-merge';
+import { describeStages, planRecipe, runMerge, type MergeOptions } from '../engine/run-merge';
+import { parseRecipes } from '../engine/recipe/parse-recipe';
 import { parseJobFile } from '../services/job-file';
 import { parseArgs, parseKmb, UsageError, type FlagSpec } from './args';
 import { formatPlan } from './format-plan';
@@ -20,6 +21,7 @@ const MERGE_FLAGS: Record<string, FlagSpec> = {
   overwrite: { kind: 'boolean', description: 'replace a non-empty output folder once the new one is complete' },
   'memory-budget': { kind: 'string', description: 'bytes of tensor data in memory at once, like 1B, 512M (default 1B)' },
   'model-root': { kind: 'string', description: 'a folder to look for models in by name' },
+  'intermediate-dir': { kind: 'string', description: 'where the stages of a multi-document recipe are built' },
   progress: { kind: 'string', description: 'bar | jsonl | none (default bar)' },
   'trust-remote-code': { kind: 'boolean', description: 'accepted; Alloy never runs model code', ignored: 'Alloy never runs code from model repos; ignored' },
   'low-cpu-memory': { kind: 'boolean', description: 'accepted', ignored: 'ignored: memory is bounded by --memory-budget' },
@@ -107,6 +109,7 @@ function mergeOptionsFrom(flags: Record<string, string | boolean>): MergeOptions
     ...(flags['write-model-card'] !== undefined ? { writeModelCard: flags['write-model-card'] === true } : {}),
     ...(flags['overwrite'] !== undefined ? { overwrite: flags['overwrite'] === true } : {}),
     ...(typeof flags['model-root'] === 'string' ? { modelRoots: [resolve(flags['model-root'])] } : {}),
+    ...(typeof flags['intermediate-dir'] === 'string' ? { intermediateDir: resolve(flags['intermediate-dir']) } : {}),
   };
 }
 
@@ -143,7 +146,13 @@ async function planCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv, { ...MERGE_FLAGS, json: { kind: 'boolean', description: 'print the plan as JSON' } });
   if (positionals.length !== 1) throw new UsageError('usage: alloy plan RECIPE.yml [--json]');
   const recipeFile = positionals[0]!;
-  const plan = await planRecipe({ recipeText: await readRecipe(recipeFile), recipeFile, options: mergeOptionsFrom(flags) });
+  const recipeText = await readRecipe(recipeFile);
+  if (parseRecipes(recipeText, recipeFile).length > 1) {
+    const { lines } = describeStages(recipeText, recipeFile);
+    process.stdout.write(`stages, in the order they run:\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
+    return EXIT_CODES.ok;
+  }
+  const plan = await planRecipe({ recipeText, recipeFile, options: mergeOptionsFrom(flags) });
   process.stdout.write(flags['json'] ? JSON.stringify(plan, null, 2) + '\n' : formatPlan(plan));
   return EXIT_CODES.ok;
 }

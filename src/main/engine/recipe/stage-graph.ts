@@ -1,0 +1,76 @@
+import { EngineError } from '../errors';
+import type { ModelReference, Recipe } from './types';
+
+export interface Stage {
+  recipe: Recipe;
+  /** The stage's name, or `(final)` for an unnamed last document. */
+  name: string;
+  /** Names of the stages whose outputs this one reads. */
+  dependsOn: string[];
+  /** Model references (as written) that point at another stage, by that stage's name. */
+  references: Map<string, string>;
+}
+
+export interface StageGraph {
+  /** Stages in the order they run: every stage after the ones it reads. */
+  order: Stage[];
+  final: Stage;
+}
+
+export function referencedModels(recipe: Recipe): ModelReference[] {
+  const refs: ModelReference[] = [];
+  if (recipe.baseModel) refs.push(recipe.baseModel);
+  for (const m of recipe.models ?? []) refs.push(m.model);
+  for (const s of recipe.slices ?? []) {
+    if (s.baseModel) refs.push(s.baseModel);
+    for (const src of s.sources) refs.push(src.model);
+  }
+  const tok = recipe.tokenizer?.source ?? recipe.tokenizerSource;
+  if (tok && typeof tok === 'object') refs.push(tok);
+  return refs;
+}
+
+/**
+ * A reference names a stage when its path is the stage's name (mergekit-multi's rule) or ends with
+ * `/name`, as model cards write them (`merges/lamarck-14b-converge-della`).
+ */
+function stageNamed(ref: ModelReference, names: Set<string>): string | undefined {
+  if (names.has(ref.path)) return ref.path;
+  const last = ref.path.replace(/\/+$/, '').split('/').pop() ?? '';
+  return ref.path.includes('/') && names.has(last) ? last : undefined;
+}
+
+/** Orders a multi-document recipe by its dependencies; cycles and unnamed middle stages are errors. */
+export function buildStageGraph(recipes: Recipe[], file: string): StageGraph {
+  const names = new Set<string>();
+  recipes.forEach((r, i) => {
+    if (!r.name && i !== recipes.length - 1) throw new EngineError(`${file}: document ${i + 1} of ${recipes.length} has no "name:"; only the last document may be unnamed`, { file, key: 'name' });
+    if (r.name && names.has(r.name)) throw new EngineError(`${file}: two documents are named "${r.name}"`, { file, key: 'name' });
+    if (r.name) names.add(r.name);
+  });
+  const stages = recipes.map((recipe): Stage => {
+    const references = new Map<string, string>();
+    for (const ref of referencedModels(recipe)) {
+      const target = stageNamed(ref, names);
+      if (target && target !== recipe.name) references.set(ref.raw, target);
+    }
+    return { recipe, name: recipe.name ?? '(final)', dependsOn: [...new Set(references.values())], references };
+  });
+  const byName = new Map(stages.map((s) => [s.name, s]));
+  const order: Stage[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (stage: Stage, path: string[]) => {
+    if (state.get(stage.name) === 'done') return;
+    if (state.get(stage.name) === 'visiting') {
+      throw new EngineError(`${file}: the stages depend on each other in a cycle: ${[...path, stage.name].join(' → ')}`, { file });
+    }
+    state.set(stage.name, 'visiting');
+    for (const dep of stage.dependsOn) visit(byName.get(dep)!, [...path, stage.name]);
+    state.set(stage.name, 'done');
+    order.push(stage);
+  };
+  for (const stage of stages) visit(stage, []);
+  const needed = new Set(stages.flatMap((s) => s.dependsOn));
+  const sinks = stages.filter((s) => !needed.has(s.name));
+  return { order, final: sinks[sinks.length - 1] ?? stages[stages.length - 1]! };
+}
