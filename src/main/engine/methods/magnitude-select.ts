@@ -1,0 +1,56 @@
+import { f32Bits } from '../safetensors/convert';
+import type { TensorSource } from './types';
+
+export interface MagnitudeThreshold {
+  /** Elements whose |delta| bits are above this are kept. */
+  bits: number;
+  /** How many elements exactly at `bits` are kept too, first in index order. */
+  ties: number;
+}
+
+/**
+ * The k-th largest |input − base| of each non-base input, found exactly in two passes over the chunks
+ * (a 16-bit radix histogram of the f32 bit pattern, then the low 16 bits inside the chosen bucket), so
+ * no whole tensor is ever sorted or held. |x| orders like its bit pattern for non-negative floats.
+ */
+export async function magnitudeThresholds(source: TensorSource, baseIndex: number, others: number[], keep: number[]): Promise<MagnitudeThreshold[]> {
+  const high = others.map(() => new Float64Array(65536));
+  for await (const { inputs } of source.chunks()) {
+    const base = inputs[baseIndex]!;
+    others.forEach((m, j) => {
+      const x = inputs[m]!;
+      const h = high[j]!;
+      for (let i = 0; i < x.length; i++) h[f32Bits(Math.abs(Math.fround(x[i]! - base[i]!))) >>> 16]!++;
+    });
+  }
+  const buckets = others.map((_, j) => pick(high[j]!, keep[j]!));
+  const low = others.map(() => new Float64Array(65536));
+  for await (const { inputs } of source.chunks()) {
+    const base = inputs[baseIndex]!;
+    others.forEach((m, j) => {
+      const x = inputs[m]!;
+      const l = low[j]!;
+      const bucket = buckets[j]!.bucket;
+      for (let i = 0; i < x.length; i++) {
+        const bits = f32Bits(Math.abs(Math.fround(x[i]! - base[i]!)));
+        if (bits >>> 16 === bucket) l[bits & 0xffff]!++;
+      }
+    });
+  }
+  return others.map((_, j) => {
+    const { bucket, remaining } = buckets[j]!;
+    const { bucket: lowBits, remaining: ties } = pick(low[j]!, remaining);
+    return { bits: ((bucket << 16) | lowBits) >>> 0, ties };
+  });
+}
+
+/** The highest bucket at which the count from the top reaches `k`, and how many are needed from it. */
+function pick(histogram: Float64Array, k: number): { bucket: number; remaining: number } {
+  let above = 0;
+  for (let b = histogram.length - 1; b >= 0; b--) {
+    const count = histogram[b]!;
+    if (above + count >= k) return { bucket: b, remaining: k - above };
+    above += count;
+  }
+  return { bucket: 0, remaining: 0 };
+}
