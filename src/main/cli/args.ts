@@ -1,4 +1,5 @@
 import { EngineError } from '../engine/errors';
+import { closestKey } from '../engine/recipe/suggest';
 
 export class UsageError extends EngineError {}
 
@@ -56,30 +57,7 @@ export function parseArgs(argv: string[], specs: Record<string, FlagSpec>): Pars
 }
 
 function suggest(name: string, known: string[]): string {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const k of known) {
-    const d = editDistance(name, k);
-    if (d < bestDistance) {
-      best = k;
-      bestDistance = d;
-    }
-  }
-  return best ? ` (did you mean --${best}?)` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
+  return closestKey(name, known).replace(/"([^"]+)"/, '--$1');
 }
 
 /** mergekit's parse_kmb: "5B" → 5e9, "500M", "20K", or a plain integer. */

@@ -1,4 +1,4 @@
-import { formatBytes } from '../engine/execute/execute-plan';
+import { formatBytes } from '../../shared/format';
 import type { MergePlan } from '../engine/plan/types';
 
 /** The plan as a person reads it: models, shards, sizes, and every tensor with its sources. */

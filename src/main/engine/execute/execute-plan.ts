@@ -1,5 +1,6 @@
 import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { formatBytes } from '../../../shared/format';
 import type { ProgressEvent } from '../../../shared/progress';
 import { EngineError } from '../errors';
 import { getMergeMethod } from '../methods/registry';
@@ -183,17 +184,6 @@ async function checkFreeSpace(dir: string, bytes: number): Promise<void> {
   if (free < bytes * 1.02 + (16 << 20)) {
     throw new EngineError(`not enough free space in ${dir}: the merge writes ${formatBytes(bytes)} but ${formatBytes(free)} is free`, { file: dir });
   }
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -1,15 +1,7 @@
+import type { MethodParameterInfo } from '../../../shared/contract';
+
 /** A parameter as a method declares it: the app's forms and the CLI's help are built from this. */
-export interface ParameterDecl {
-  name: string;
-  /** `model`: set per model (mergekit's tensor_parameters); `global`: once per merge. */
-  scope: 'model' | 'global';
-  type: 'number' | 'boolean';
-  required: boolean;
-  default?: number | boolean;
-  min?: number;
-  max?: number;
-  description: string;
-}
+export type ParameterDecl = MethodParameterInfo;
 
 export type ParamValue = number | boolean;
 
