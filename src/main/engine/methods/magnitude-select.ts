@@ -54,3 +54,41 @@ function pick(histogram: Float64Array, k: number): { bucket: number; remaining: 
   }
   return { bucket: 0, remaining: 0 };
 }
+
+/**
+ * Keeps the elements ranked (from the largest |delta|) after `skipTop` and up to `keepUpTo`; ties at
+ * a threshold are taken in index order. TIES is skipTop = 0; breadcrumbs also skips the outliers.
+ * Call `reset` before each pass over the tensor.
+ */
+export class MagnitudeMask {
+  private aboveTies = 0;
+  private upToTies = 0;
+
+  constructor(
+    private readonly skipTop: MagnitudeThreshold | undefined,
+    private readonly keepUpTo: MagnitudeThreshold,
+  ) {
+    this.reset();
+  }
+
+  reset(): void {
+    this.aboveTies = this.skipTop?.ties ?? 0;
+    this.upToTies = this.keepUpTo.ties;
+  }
+
+  keeps(absDelta: number): boolean {
+    const bits = f32Bits(absDelta);
+    return this.within(bits) && !this.skipped(bits);
+  }
+
+  private within(bits: number): boolean {
+    if (bits !== this.keepUpTo.bits) return bits > this.keepUpTo.bits;
+    return this.upToTies-- > 0;
+  }
+
+  private skipped(bits: number): boolean {
+    if (!this.skipTop) return false;
+    if (bits !== this.skipTop.bits) return bits > this.skipTop.bits;
+    return this.aboveTies-- > 0;
+  }
+}

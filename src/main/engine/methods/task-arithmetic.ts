@@ -1,6 +1,5 @@
-import { magnitudeThresholds, type MagnitudeThreshold } from './magnitude-select';
+import { MagnitudeMask, magnitudeThresholds } from './magnitude-select';
 import { keepAt, maskKey } from './random-mask';
-import { f32Bits } from '../safetensors/convert';
 import type { MergeMethod, ParameterDecl, TensorMergeContext, TensorSource } from './types';
 
 const f = Math.fround;
@@ -12,7 +11,7 @@ export interface TaskArithmeticConfig {
   description: string;
   /** TIES sign election over the weighted deltas. */
   consensus: 'sum' | undefined;
-  sparsification: 'magnitude' | 'random' | undefined;
+  sparsification: 'magnitude' | 'magnitude_outliers' | 'random' | undefined;
   defaultNormalize: boolean;
   defaultRescale: boolean;
 }
@@ -31,6 +30,9 @@ export function taskArithmeticMethod(config: TaskArithmeticConfig): MergeMethod 
     { name: 'lambda', scope: 'global', type: 'number', required: false, default: 1, description: 'Scale of the merged task vector.' },
     { name: 'int8_mask', scope: 'global', type: 'boolean', required: false, default: false, description: 'Store masks as int8 (memory only; results are the same).' },
   ];
+  if (config.sparsification === 'magnitude_outliers') {
+    parameters.push({ name: 'gamma', scope: 'model', type: 'number', required: false, default: 0.01, min: 0, max: 1, description: 'Fraction of the largest task-vector entries dropped as outliers.' });
+  }
   return {
     name: config.name,
     prettyName: config.prettyName,
@@ -50,14 +52,9 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
   const normalize = ctx.global['normalize'] as boolean;
   const rescale = ctx.global['rescale'] as boolean;
   const lambda = f((ctx.global['lambda'] as number | undefined) ?? 1);
-  let thresholds: (MagnitudeThreshold | undefined)[] = others.map(() => undefined);
-  if (config.sparsification === 'magnitude') {
-    const pruned = others.flatMap((_, j) => (densities[j]! < 1 && densities[j]! > 0 ? [j] : []));
-    const found = await magnitudeThresholds(source, base, pruned.map((j) => others[j]!), pruned.map((j) => Math.max(1, Math.floor(densities[j]! * ctx.numel))));
-    thresholds = others.map((_, j) => found[pruned.indexOf(j)]);
-  }
-  const scales = rescale && config.sparsification ? await rescaleFactors(config, source, ctx, base, others, densities, thresholds) : others.map(() => 1);
-  const ties = thresholds.map((t) => t?.ties ?? 0);
+  const masks = await magnitudeMasks(config, source, ctx, base, others, densities);
+  const scales = rescale && config.sparsification ? await rescaleFactors(config, source, ctx, base, others, densities, masks) : others.map(() => 1);
+  masks.forEach((m) => m?.reset());
   const keys = others.map((m) => maskKey(ctx.seed, ctx.tensorName, m));
   let plainDivisor = 0;
   for (const w of weights) plainDivisor = f(plainDivisor + w);
@@ -74,11 +71,8 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
         const density = densities[j]!;
         if (config.sparsification && density < 1) {
           if (density <= 0) delta = 0;
-          else if (config.sparsification === 'magnitude') {
-            const t = thresholds[j]!;
-            const bits = f32Bits(Math.abs(delta));
-            if (bits < t.bits || (bits === t.bits && ties[j]! <= 0)) delta = 0;
-            else if (bits === t.bits) ties[j] = ties[j]! - 1;
+          else if (masks[j]) {
+            if (!masks[j]!.keeps(Math.abs(delta))) delta = 0;
           } else if (!keepAt(keys[j]!, start + i, density)) delta = 0;
           if (scales[j] !== 1) delta = f(delta * scales[j]!);
         }
@@ -116,12 +110,12 @@ async function rescaleFactors(
   base: number,
   others: number[],
   densities: number[],
-  thresholds: (MagnitudeThreshold | undefined)[],
+  masks: (MagnitudeMask | undefined)[],
 ): Promise<number[]> {
   const before = others.map(() => 0);
   const after = others.map(() => 0);
-  const ties = thresholds.map((t) => t?.ties ?? 0);
   const keys = others.map((m) => maskKey(ctx.seed, ctx.tensorName, m));
+  masks.forEach((m) => m?.reset());
   for await (const { start, inputs } of source.chunks()) {
     const b = inputs[base]!;
     others.forEach((m, j) => {
@@ -130,13 +124,7 @@ async function rescaleFactors(
       for (let i = 0; i < x.length; i++) {
         const delta = Math.abs(f(x[i]! - b[i]!));
         before[j] = before[j]! + delta;
-        let kept: boolean;
-        if (config.sparsification === 'magnitude') {
-          const bits = f32Bits(delta);
-          const t = thresholds[j]!;
-          kept = bits > t.bits || (bits === t.bits && ties[j]! > 0);
-          if (kept && bits === t.bits) ties[j] = ties[j]! - 1;
-        } else kept = keepAt(keys[j]!, start + i, densities[j]!);
+        const kept = masks[j] ? masks[j]!.keeps(delta) : keepAt(keys[j]!, start + i, densities[j]!);
         if (kept) after[j] = after[j]! + delta;
       }
     });
@@ -145,5 +133,29 @@ async function rescaleFactors(
     const a = f(before[j]!);
     const k = f(after[j]!);
     return densities[j]! >= 1 || a < 1e-7 || k < 1e-7 ? 1 : f(a / k);
+  });
+}
+
+/** The magnitude masks of the models whose density prunes anything (mergekit's magnitude and magnitude_outliers). */
+async function magnitudeMasks(config: TaskArithmeticConfig, source: TensorSource, ctx: TensorMergeContext, base: number, others: number[], densities: number[]): Promise<(MagnitudeMask | undefined)[]> {
+  if (config.sparsification !== 'magnitude' && config.sparsification !== 'magnitude_outliers') return others.map(() => undefined);
+  const n = ctx.numel;
+  // Ranks counted from the largest |delta|: [skip, upTo) are kept.
+  const ranks = others.map((m, j) => {
+    const density = densities[j]!;
+    if (density >= 1 || density <= 0 || n === 0) return undefined;
+    if (config.sparsification === 'magnitude') return { skip: 0, upTo: Math.max(1, Math.trunc(density * n)) };
+    const target = Math.trunc(density * n);
+    const top = Math.trunc(((ctx.perModel[m]!['gamma'] as number | undefined) ?? 0.01) * n);
+    const bottom = Math.max(0, n - target - top);
+    return { skip: n - bottom - target, upTo: n - bottom };
+  });
+  const wanted = others.flatMap((m, j) => (ranks[j] ? [{ j, m, k: ranks[j]!.upTo }, ...(ranks[j]!.skip > 0 ? [{ j, m, k: ranks[j]!.skip }] : [])] : []));
+  const found = await magnitudeThresholds(source, base, wanted.map((w) => w.m), wanted.map((w) => w.k));
+  return others.map((_, j) => {
+    if (!ranks[j]) return undefined;
+    const upTo = found[wanted.findIndex((w) => w.j === j && w.k === ranks[j]!.upTo)]!;
+    const skipAt = ranks[j]!.skip > 0 ? found[wanted.findIndex((w) => w.j === j && w.k === ranks[j]!.skip)] : undefined;
+    return new MagnitudeMask(skipAt, upTo);
   });
 }
