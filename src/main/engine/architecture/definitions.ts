@@ -46,29 +46,23 @@ const LLAMA_LAYER = [
   'mlp.down_proj.weight',
 ];
 
-const llama: ArchitectureDef = {
-  modelType: 'llama',
-  architectures: ['LlamaForCausalLM', 'LLaMaForCausalLM'],
-  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
-  layerWeights: layers('model.layers', LLAMA_LAYER),
-  postWeights: weights(['model.norm.weight', TIED_LM_HEAD]),
-  numLayersKey: 'num_hidden_layers',
-};
+/** A `model.layers.N` decoder as transformers lays most of them out: embeddings, layers, norm and head. */
+function decoder(modelType: string, architectures: string[], layer: string[], post: Row[] = ['model.norm.weight', TIED_LM_HEAD]): ArchitectureDef {
+  return {
+    modelType,
+    architectures,
+    preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
+    layerWeights: layers('model.layers', layer),
+    postWeights: weights(post),
+    numLayersKey: 'num_hidden_layers',
+  };
+}
 
-const mistral: ArchitectureDef = {
-  modelType: 'mistral',
-  architectures: ['MistralForCausalLM'],
-  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
-  layerWeights: layers('model.layers', LLAMA_LAYER),
-  postWeights: weights(['model.norm.weight', TIED_LM_HEAD]),
-  numLayersKey: 'num_hidden_layers',
-};
+const llama = decoder('llama', ['LlamaForCausalLM', 'LLaMaForCausalLM'], LLAMA_LAYER);
 
-const qwen2: ArchitectureDef = {
-  modelType: 'qwen2',
-  architectures: ['Qwen2ForCausalLM'],
-  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
-  layerWeights: layers('model.layers', [
+const mistral = decoder('mistral', ['MistralForCausalLM'], LLAMA_LAYER);
+
+const qwen2 = decoder('qwen2', ['Qwen2ForCausalLM'], [
     'input_layernorm.weight',
     'mlp.down_proj.weight',
     'mlp.gate_proj.weight',
@@ -81,16 +75,9 @@ const qwen2: ArchitectureDef = {
     'self_attn.q_proj.weight',
     'self_attn.v_proj.bias',
     'self_attn.v_proj.weight',
-  ]),
-  postWeights: weights(['model.norm.weight', TIED_LM_HEAD]),
-  numLayersKey: 'num_hidden_layers',
-};
+  ]);
 
-const qwen3: ArchitectureDef = {
-  modelType: 'qwen3',
-  architectures: ['Qwen3ForCausalLM'],
-  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
-  layerWeights: layers('model.layers', [
+const qwen3 = decoder('qwen3', ['Qwen3ForCausalLM'], [
     'input_layernorm.weight',
     'mlp.down_proj.weight',
     'mlp.gate_proj.weight',
@@ -102,26 +89,12 @@ const qwen3: ArchitectureDef = {
     'self_attn.q_proj.weight',
     'self_attn.v_proj.weight',
     'self_attn.o_proj.weight',
-  ]),
-  postWeights: weights(['model.norm.weight', TIED_LM_HEAD]),
-  numLayersKey: 'num_hidden_layers',
-};
+  ]);
 
 /** Gemma always ties its LM head to the embeddings: mergekit's definition has no lm_head at all. */
-const gemma: ArchitectureDef = {
-  modelType: 'gemma',
-  architectures: ['GemmaForCausalLM'],
-  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
-  layerWeights: layers('model.layers', LLAMA_LAYER),
-  postWeights: weights(['model.norm.weight']),
-  numLayersKey: 'num_hidden_layers',
-};
+const gemma = decoder('gemma', ['GemmaForCausalLM'], LLAMA_LAYER, ['model.norm.weight']);
 
-const gemma2: ArchitectureDef = {
-  modelType: 'gemma2',
-  architectures: ['Gemma2ForCausalLM'],
-  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
-  layerWeights: layers('model.layers', [
+const gemma2 = decoder('gemma2', ['Gemma2ForCausalLM'], [
     'input_layernorm.weight',
     'self_attn.q_proj.weight',
     'self_attn.k_proj.weight',
@@ -133,34 +106,20 @@ const gemma2: ArchitectureDef = {
     'mlp.gate_proj.weight',
     'mlp.down_proj.weight',
     'post_feedforward_layernorm.weight',
-  ]),
-  postWeights: weights(['model.norm.weight', TIED_LM_HEAD]),
-  numLayersKey: 'num_hidden_layers',
-};
+  ]);
 
 /** Phi-3 keeps a separate, required lm_head, and mergekit lists it before the final norm. */
-const phi3: ArchitectureDef = {
-  modelType: 'phi3',
-  architectures: ['Phi3ForCausalLM'],
-  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
-  layerWeights: layers('model.layers', [
+const phi3 = decoder('phi3', ['Phi3ForCausalLM'], [
     'input_layernorm.weight',
     'post_attention_layernorm.weight',
     'self_attn.o_proj.weight',
     'self_attn.qkv_proj.weight',
     'mlp.gate_up_proj.weight',
     'mlp.down_proj.weight',
-  ]),
-  postWeights: weights([['lm_head.weight', { isEmbed: true }], 'model.norm.weight']),
-  numLayersKey: 'num_hidden_layers',
-};
+  ], [['lm_head.weight', { isEmbed: true }], 'model.norm.weight']);
 
 /** Phi-2 as transformers ships it (`model_type: phi`). */
-const phi: ArchitectureDef = {
-  modelType: 'phi',
-  architectures: ['PhiForCausalLM'],
-  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
-  layerWeights: layers('model.layers', [
+const phi = decoder('phi', ['PhiForCausalLM'], [
     'input_layernorm.bias',
     'input_layernorm.weight',
     'self_attn.dense.bias',
@@ -175,10 +134,7 @@ const phi: ArchitectureDef = {
     'mlp.fc1.weight',
     'mlp.fc2.bias',
     'mlp.fc2.weight',
-  ]),
-  postWeights: weights(['lm_head.bias', ['lm_head.weight', { isEmbed: true }], 'model.final_layernorm.bias', 'model.final_layernorm.weight']),
-  numLayersKey: 'num_hidden_layers',
-};
+  ], ['lm_head.bias', ['lm_head.weight', { isEmbed: true }], 'model.final_layernorm.bias', 'model.final_layernorm.weight']);
 
 /** Phi-2's original remote-code checkpoints (`model_type: phi-msft`), same class name as `phi`. */
 const phiMsft: ArchitectureDef = {
