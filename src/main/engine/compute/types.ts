@@ -1,0 +1,71 @@
+import type { FloatDtype } from '../safetensors/dtype';
+
+/**
+ * A run of tensor elements in host memory, as stored: f32 values, or the raw 16-bit codes of bf16 or
+ * f16 (little-endian, one code per element). Backends read these without decoding them first, so a
+ * bf16 tensor travels as bf16 all the way to the kernel.
+ */
+export type HostArray = { dtype: 'F32'; data: Float32Array } | { dtype: 'BF16' | 'F16'; data: Uint16Array };
+
+/**
+ * The arithmetic every merge method is made of, on any device. Each call reads `inputs` element by
+ * element, computes in f32 exactly as the TypeScript reference does (torch's evaluation order, each
+ * step rounded to f32), and writes `out` in its own dtype with round-to-nearest-even. All arrays of a
+ * call have the same length. Calls run one at a time; a caller may reuse its arrays once a call's
+ * promise resolves.
+ *
+ * Every backend returns the same bits: the reference (`ReferenceBackend`) defines them, and the tests
+ * hold the WebGPU and WASM backends to it bit for bit.
+ */
+export interface ComputeBackend {
+  readonly kind: 'cpu' | 'gpu';
+  /** What runs the kernels, for the user: "WebGPU: llvmpipe (…)", "CPU: WebAssembly SIMD, 1 worker". */
+  readonly description: string;
+
+  /**
+   * mergekit's linear: acc = fma(x_m, w_m, acc) from 0 in recipe order (torch's fused `addcmul_`),
+   * then acc / Σw (the weights summed in f32 in order) when `normalize`.
+   */
+  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void>;
+
+  /**
+   * mergekit's nearswap: w = clamp(t · (1 / max(|base − other|, 1e-6)), 0, 1), then
+   * w·other + (1 − w)·base.
+   */
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void>;
+
+  /** c0·a + c1·b, each product rounded to f32 before the sum: slerp's (and lerp's) final pass. */
+  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void>;
+
+  /** Releases what the backend holds (a GPU device, worker threads). The backend is unusable after. */
+  dispose(): Promise<void>;
+}
+
+export type DeviceChoice = 'auto' | 'cpu' | 'gpu';
+
+export function hostArray(dtype: FloatDtype, length: number): HostArray {
+  return dtype === 'F32' ? { dtype, data: new Float32Array(length) } : { dtype, data: new Uint16Array(length) };
+}
+
+/** The elements [start, start + length) of `array`, sharing its memory. */
+export function sliceHost(array: HostArray, start: number, length: number): HostArray {
+  return array.dtype === 'F32'
+    ? { dtype: 'F32', data: array.data.subarray(start, start + length) }
+    : { dtype: array.dtype, data: array.data.subarray(start, start + length) };
+}
+
+/** The bytes of `array`'s elements, sharing its memory. */
+export function hostBytes(array: HostArray): Uint8Array {
+  return new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength);
+}
+
+export function bytesPerElement(dtype: FloatDtype): number {
+  return dtype === 'F32' ? 4 : 2;
+}
+
+/** Throws unless every array has `length` elements. */
+export function checkLengths(arrays: readonly HostArray[], out: HostArray): void {
+  for (const a of arrays) {
+    if (a.data.length !== out.data.length) throw new RangeError(`compute: input of ${a.data.length} elements for an output of ${out.data.length}`);
+  }
+}

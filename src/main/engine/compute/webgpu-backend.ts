@@ -1,0 +1,324 @@
+import type { FloatDtype } from '../safetensors/dtype';
+import { toF32, weightSum } from './reference';
+import { bytesPerElement, checkLengths, hostBytes, sliceHost, type ComputeBackend, type HostArray } from './types';
+import { elementwiseShader, MAX_LINEAR_INPUTS, PARAMS_BYTES, type ElementwiseOp } from './wgsl';
+
+// WebGPU's flag values (fixed by the spec), so nothing here depends on globals being installed.
+const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+const MAP_READ = 0x1;
+const COMPUTE_STAGE = 0x4;
+const MAX_GROUPS_PER_DIMENSION = 65535;
+/** Default cap on one window's input or output binding: keeps each submit to tens of milliseconds. */
+const DEFAULT_WINDOW_BYTES = 64 << 20;
+
+/** Raised by a GPU call once the device is gone; the caller may rerun the call elsewhere. */
+export class GpuDeviceLostError extends Error {
+  constructor(message: string) {
+    super(`GPU device lost: ${message}`);
+    this.name = 'GpuDeviceLostError';
+  }
+}
+
+export interface WebGpuOptions {
+  /**
+   * Dawn backends to try in order (`create(['backend=…'])`); '' is the platform default (Vulkan on
+   * Linux, D3D12 on Windows, Metal on macOS). Default: the platform default, then OpenGL ES, where
+   * Linux machines without a Vulkan driver have Mesa's llvmpipe.
+   */
+  dawnBackends?: string[];
+  /** Most elements in one window (one upload, one dispatch, one readback). Default: 64 MiB bindings. */
+  windowElements?: number;
+  /** Windows in flight at once: uploads, kernels and readbacks of neighbouring windows overlap. Default 3. */
+  slots?: number;
+}
+
+export interface GpuAdapterDescription {
+  /** "llvmpipe (LLVM 15.0.6, 256 bits) — OpenGL ES 3.2 Mesa 22.3.6", or as much of it as the adapter tells. */
+  name: string;
+  /** A CPU rasterizer pretending to be a GPU (llvmpipe, lavapipe, SwiftShader): slower than the WASM backend. */
+  software: boolean;
+  backend: string;
+}
+
+interface Slot {
+  params: GPUBuffer;
+  input: GPUBuffer;
+  output: GPUBuffer;
+  readback: GPUBuffer;
+  bindGroup: GPUBindGroup;
+  /** The readback of the window last run in this slot: resolves once its results are copied out. */
+  pending: Promise<void> | undefined;
+}
+
+type GpuEnvironment = { create: (flags: string[]) => GPU };
+
+/**
+ * Finds a WebGPU adapter and opens a device with the adapter's own limits (dawn.node otherwise
+ * gives the WebGPU defaults: 128 MiB bindings, 256 MiB buffers). Resolves to a reason, not an error,
+ * when there is none: no adapter is an ordinary situation.
+ */
+export async function openWebGpu(options: WebGpuOptions = {}): Promise<{ backend: WebGpuBackend } | { reason: string }> {
+  let env: GpuEnvironment;
+  try {
+    env = (await import('webgpu')) as unknown as GpuEnvironment;
+  } catch (error) {
+    return { reason: `the webgpu package could not be loaded (${(error as Error).message})` };
+  }
+  // Mesa's EGL needs this to start without a display (a headless server, a test run).
+  if (process.platform === 'linux' && !process.env['DISPLAY'] && !process.env['WAYLAND_DISPLAY']) process.env['EGL_PLATFORM'] ??= 'surfaceless';
+  const tried: string[] = [];
+  for (const dawnBackend of options.dawnBackends ?? ['', 'opengles']) {
+    try {
+      const gpu = env.create(dawnBackend ? [`backend=${dawnBackend}`] : []);
+      const compat = dawnBackend === 'opengles' || dawnBackend === 'opengl';
+      const adapter = await gpu.requestAdapter(compat ? { featureLevel: 'compatibility' } : { powerPreference: 'high-performance' });
+      if (!adapter) {
+        tried.push(dawnBackend || 'default');
+        continue;
+      }
+      const limits = adapter.limits;
+      const device = await adapter.requestDevice({
+        requiredLimits: {
+          maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+          maxBufferSize: limits.maxBufferSize,
+          maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+          maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+        },
+      });
+      return { backend: new WebGpuBackend(gpu, device, describeAdapter(adapter, dawnBackend || 'default'), options) };
+    } catch (error) {
+      tried.push(`${dawnBackend || 'default'}: ${(error as Error).message}`);
+    }
+  }
+  return { reason: `no WebGPU adapter (tried ${tried.join('; ')})` };
+}
+
+function describeAdapter(adapter: GPUAdapter, backend: string): GpuAdapterDescription {
+  const info = adapter.info;
+  const parts = [info.device, info.description, info.vendor, info.architecture].map((s) => s?.trim()).filter((s): s is string => !!s);
+  const name = [...new Set(parts)].join(' — ') || 'unnamed adapter';
+  const software = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render/i.test(name);
+  return { name, software, backend };
+}
+
+/**
+ * The kernels on a WebGPU device (dawn.node, in the engine's own Node process).
+ *
+ * A call is cut into windows no larger than the device's largest binding (and `windowElements`);
+ * each window is one upload of its inputs, one dispatch (a 2-D grid, never more than 65535 groups a
+ * side) and one readback, in a slot of a small ring, so window i+1 uploads while window i computes
+ * and window i−1 is read back. bf16 and f16 stay packed two to a u32 on the device.
+ *
+ * Dawn keeps Node alive while it has work; `dispose()` destroys the device so the process can exit.
+ */
+export class WebGpuBackend implements ComputeBackend {
+  readonly kind = 'gpu';
+  readonly description: string;
+  private readonly workgroupSize: number;
+  private readonly windowBytes: number;
+  private readonly layout: GPUBindGroupLayout;
+  private readonly pipelineLayout: GPUPipelineLayout;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly slots: Slot[] = [];
+  private staging = new Uint8Array(0);
+  private lost: string | undefined;
+  private validationError: string | undefined;
+  private disposed = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private gpu: GPU | undefined,
+    private readonly device: GPUDevice,
+    readonly adapter: GpuAdapterDescription,
+    private readonly options: WebGpuOptions,
+  ) {
+    this.description = `WebGPU: ${adapter.name}${adapter.software ? ' (software)' : ''}`;
+    const limits = device.limits;
+    this.workgroupSize = Math.min(256, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+    this.windowBytes = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, DEFAULT_WINDOW_BYTES) / 256) * 256;
+    void device.lost.then((info) => {
+      if (!this.disposed) this.lost = info.message || info.reason || 'unknown reason';
+    });
+    device.addEventListener('uncapturederror', (event) => {
+      this.validationError ??= (event as GPUUncapturedErrorEvent).error.message;
+    });
+    this.layout = device.createBindGroupLayout({
+      entries: [
+        { binding: 0, visibility: COMPUTE_STAGE, buffer: { type: 'uniform' } },
+        { binding: 1, visibility: COMPUTE_STAGE, buffer: { type: 'read-only-storage' } },
+        { binding: 2, visibility: COMPUTE_STAGE, buffer: { type: 'storage' } },
+      ],
+    });
+    this.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.layout] });
+  }
+
+  /** The device's limits as granted, for tests and the bench. */
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void> {
+    if (weights.length !== inputs.length) return Promise.reject(new RangeError(`linear: ${weights.length} weights for ${inputs.length} inputs`));
+    if (inputs.length > MAX_LINEAR_INPUTS) return Promise.reject(new RangeError(`linear on the GPU takes at most ${MAX_LINEAR_INPUTS} models`));
+    const w = weights.map((x) => Math.fround(x));
+    return this.serial(() => this.run('linear', inputs, out, { p0: weightSum(w), flags: normalize ? 1 : 0, weights: w }));
+  }
+
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
+    return this.serial(() => this.run('nearswap', [base, other], out, { p0: t }));
+  }
+
+  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
+    return this.serial(() => this.run('blend2', [a, b], out, { p0: c0, p1: c1 }));
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.queue.catch(() => undefined);
+    for (const slot of this.slots) for (const b of [slot.params, slot.input, slot.output, slot.readback]) b.destroy();
+    this.slots.length = 0;
+    this.device.destroy();
+    this.gpu = undefined;
+  }
+
+  /** For tests: destroys the device as a driver reset would, without disposing the backend. */
+  simulateDeviceLoss(): void {
+    this.device.destroy();
+  }
+
+  private serial<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async run(op: ElementwiseOp, inputs: readonly HostArray[], out: HostArray, params: { p0?: number; p1?: number; flags?: number; weights?: number[] }): Promise<void> {
+    if (this.disposed) throw new Error('the GPU backend was disposed');
+    if (this.lost) throw new GpuDeviceLostError(this.lost);
+    checkLengths(inputs, out);
+    const n = out.data.length;
+    if (n === 0) return;
+    // One shader reads one input dtype; a mixed call (rare) goes up to f32 on the host.
+    const mixed = inputs.some((i) => i.dtype !== inputs[0]!.dtype);
+    const ins: HostArray[] = mixed ? inputs.map((i) => ({ dtype: 'F32', data: toF32(i) })) : [...inputs];
+    const inDtype = ins[0]!.dtype;
+    const inSize = bytesPerElement(inDtype);
+    const outSize = bytesPerElement(out.dtype);
+    let window = Math.floor(this.windowBytes / (ins.length * inSize));
+    window = Math.min(window, Math.floor(this.windowBytes / outSize), this.options.windowElements ?? Infinity);
+    window = Math.max(2, window - (window % 2));
+    const segBytes = align(window * inSize, 256);
+    const pipeline = this.pipeline(op, inDtype, out.dtype);
+    this.ensureSlots(ins.length * segBytes, window * outSize);
+    const header = new ArrayBuffer(PARAMS_BYTES);
+    const view = new DataView(header);
+    view.setUint32(8, ins.length, true);
+    view.setUint32(4, segBytes / 4, true);
+    view.setFloat32(16, params.p0 ?? 0, true);
+    view.setFloat32(20, params.p1 ?? 0, true);
+    view.setUint32(28, params.flags ?? 0, true);
+    params.weights?.forEach((w, i) => view.setFloat32(32 + 4 * i, w, true));
+
+    let turn = 0;
+    try {
+      for (let start = 0; start < n; start += window) {
+        const length = Math.min(window, n - start);
+        const slot = this.slots[turn]!;
+        turn = (turn + 1) % this.slots.length;
+        if (slot.pending) await slot.pending;
+        this.check();
+        view.setUint32(0, length, true);
+        this.device.queue.writeBuffer(slot.params, 0, header);
+        ins.forEach((input, m) => this.upload(slot.input, m * segBytes, hostBytes(sliceHost(input, start, length))));
+        const encoder = this.device.createCommandEncoder();
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, slot.bindGroup);
+        const groups = Math.ceil(Math.ceil(length / 2) / this.workgroupSize);
+        const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
+        pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+        pass.end();
+        const outBytes = align(length * outSize, 4);
+        encoder.copyBufferToBuffer(slot.output, 0, slot.readback, 0, outBytes);
+        this.device.queue.submit([encoder.finish()]);
+        const target = hostBytes(sliceHost(out, start, length));
+        slot.pending = slot.readback.mapAsync(MAP_READ, 0, outBytes).then(() => {
+          target.set(new Uint8Array(slot.readback.getMappedRange(0, outBytes), 0, target.byteLength));
+          slot.readback.unmap();
+        });
+        slot.pending.catch(() => undefined);
+      }
+      await Promise.all(this.slots.map((s) => s.pending));
+    } catch (error) {
+      throw this.lost ? new GpuDeviceLostError(this.lost) : asLoss(error);
+    } finally {
+      for (const s of this.slots) s.pending = undefined;
+    }
+    this.check();
+  }
+
+  private check(): void {
+    if (this.lost) throw new GpuDeviceLostError(this.lost);
+    if (this.validationError) throw new Error(`WebGPU error: ${this.validationError}`);
+  }
+
+  /** writeBuffer needs a size that is a multiple of 4 and rejects SharedArrayBuffer views: copy those. */
+  private upload(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void {
+    if (bytes.byteLength % 4 === 0 && !(bytes.buffer instanceof SharedArrayBuffer)) {
+      this.device.queue.writeBuffer(buffer, offset, bytes);
+      return;
+    }
+    const size = align(bytes.byteLength, 4);
+    if (this.staging.byteLength < size) this.staging = new Uint8Array(size);
+    this.staging.set(bytes);
+    this.staging.fill(0, bytes.byteLength, size);
+    this.device.queue.writeBuffer(buffer, offset, this.staging, 0, size);
+  }
+
+  private pipeline(op: ElementwiseOp, input: FloatDtype, output: FloatDtype): GPUComputePipeline {
+    const key = `${op}:${input}:${output}`;
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      const module = this.device.createShaderModule({ code: elementwiseShader(op, input, output, this.workgroupSize), label: key });
+      pipeline = this.device.createComputePipeline({ layout: this.pipelineLayout, compute: { module, entryPoint: 'main' }, label: key });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  /** Grows the ring's buffers when a call needs more than they hold. */
+  private ensureSlots(inputBytes: number, outputBytes: number): void {
+    const first = this.slots[0];
+    if (first && first.input.size >= inputBytes && first.output.size >= align(outputBytes, 4)) return;
+    const inSize = Math.max(inputBytes, first?.input.size ?? 0);
+    const outSize = align(Math.max(outputBytes, first?.output.size ?? 0), 4);
+    for (const slot of this.slots) for (const b of [slot.params, slot.input, slot.output, slot.readback]) b.destroy();
+    this.slots.length = 0;
+    for (let i = 0; i < (this.options.slots ?? 3); i++) {
+      const params = this.device.createBuffer({ size: PARAMS_BYTES, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+      const input = this.device.createBuffer({ size: inSize, usage: USAGE.STORAGE | USAGE.COPY_DST });
+      const output = this.device.createBuffer({ size: outSize, usage: USAGE.STORAGE | USAGE.COPY_SRC });
+      const readback = this.device.createBuffer({ size: outSize, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+      const bindGroup = this.device.createBindGroup({
+        layout: this.layout,
+        entries: [
+          { binding: 0, resource: { buffer: params } },
+          { binding: 1, resource: { buffer: input } },
+          { binding: 2, resource: { buffer: output } },
+        ],
+      });
+      this.slots.push({ params, input, output, readback, bindGroup, pending: undefined });
+    }
+  }
+}
+
+function align(value: number, to: number): number {
+  return Math.ceil(value / to) * to;
+}
+
+/** A failed mapAsync after the device is gone reads as an abort; anything else stays what it is. */
+function asLoss(error: unknown): unknown {
+  const name = (error as Error | undefined)?.name;
+  return name === 'AbortError' || name === 'OperationError' ? new GpuDeviceLostError((error as Error).message) : error;
+}

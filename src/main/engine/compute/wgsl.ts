@@ -1,0 +1,253 @@
+import type { FloatDtype } from '../safetensors/dtype';
+import { f32Bits } from '../safetensors/convert';
+import { NEARSWAP_MIN_DIFF } from './reference';
+
+/**
+ * WGSL for the elementwise kernels.
+ *
+ * Bits, not approximations: WGSL lets a compiler fuse `a * b + c` into one fma, re-associate, factor
+ * `a*b + a*c`, and it fixes neither the rounding of `/` nor whether `fma()` is fused (on llvmpipe it
+ * is not). So every f32 operation goes through `k()`, an xor with a uniform that is always 0: the
+ * compiler cannot see through it, so each operation is rounded on its own, in the order written.
+ * Where the reference needs a fused multiply-add (torch's addcmul) or a correctly rounded division,
+ * they are built from exact two-product/two-sum steps (`fma_rn`, `div_rn`). Format conversions are
+ * integer code, round to nearest even, as in `safetensors/convert.ts`.
+ *
+ * Layout: `src` holds the window's inputs one after another, `P.seg` words apart; bf16 and f16 are
+ * two to a u32 (element 2i in the low half). Each invocation computes two neighbouring elements, so
+ * a packed output word is written whole.
+ */
+
+export type ElementwiseOp = 'linear' | 'nearswap' | 'blend2';
+
+/** Most inputs one linear call takes: the weights live in a uniform array of vec4s. */
+export const MAX_LINEAR_INPUTS = 64;
+/** Size of the uniform block `Params` below, in bytes. */
+export const PARAMS_BYTES = 32 + MAX_LINEAR_INPUTS * 4;
+
+const HEADER = /* wgsl */ `
+struct Params {
+  n: u32,      // elements in this window
+  seg: u32,    // u32 words from one input to the next in src
+  count: u32,  // inputs
+  zero: u32,   // always 0: the key of the barrier k()
+  p0: f32,
+  p1: f32,
+  p2: f32,
+  flags: u32,
+  w: array<vec4<f32>, ${MAX_LINEAR_INPUTS / 4}>,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+`;
+
+/** Exact f32 helpers; see the comment at the top of this file. */
+export const NUMERICS_WGSL = /* wgsl */ `
+// An f32 the compiler cannot see through: nothing is fused, re-associated or factored across it.
+fn k(x: f32) -> f32 { return bitcast<f32>(bitcast<u32>(x) ^ P.zero); }
+fn add(a: f32, b: f32) -> f32 { return k(a + b); }
+fn sub(a: f32, b: f32) -> f32 { return k(a - b); }
+fn mul(a: f32, b: f32) -> f32 { return k(a * b); }
+fn absf(a: f32) -> f32 { return bitcast<f32>(bitcast<u32>(a) & 0x7fffffffu); }
+
+// Splits a into hi (its top 12 significant bits, by masking: no overflow) and lo = a - hi (exact).
+fn split(a: f32) -> vec2<f32> {
+  let hi = bitcast<f32>(bitcast<u32>(a) & 0xfffff000u);
+  return vec2<f32>(hi, sub(a, hi));
+}
+
+// Dekker: (p, e) with p = fl(a*b) and p + e = a*b exactly, when |a*b| is in [2^-100, 2^128).
+fn two_prod(a: f32, b: f32) -> vec2<f32> {
+  let p = mul(a, b);
+  let x = split(a);
+  let y = split(b);
+  let e = add(add(add(sub(mul(x.x, y.x), p), mul(x.x, y.y)), mul(x.y, y.x)), mul(x.y, y.y));
+  return vec2<f32>(p, e);
+}
+
+// Knuth: (s, e) with s = fl(a+b) and s + e = a+b exactly.
+fn two_sum(a: f32, b: f32) -> vec2<f32> {
+  let s = add(a, b);
+  let bb = sub(s, a);
+  return vec2<f32>(s, add(sub(a, sub(s, bb)), sub(b, bb)));
+}
+
+// a+b rounded to odd: when inexact, the neighbour of fl(a+b) whose last bit is 1.
+fn add_odd(a: f32, b: f32) -> f32 {
+  let t = two_sum(a, b);
+  let bits = bitcast<u32>(t.x);
+  if (t.y == 0.0 || (bits & 1u) == 1u) { return t.x; }
+  return bitcast<f32>(select(bits - 1u, bits + 1u, (t.x > 0.0) == (t.y > 0.0)));
+}
+
+// a*b + c with one rounding (Boldo & Melquiond, "Emulation of FMA and correctly rounded sums:
+// proved algorithms using rounding to odd", 2008), where two_prod is exact.
+fn fma_exact(a: f32, b: f32, c: f32) -> f32 {
+  let u = two_prod(a, b);
+  let t = two_sum(c, u.x);
+  return add(t.x, add_odd(t.y, u.y));
+}
+
+// a*b + c with one rounding, as torch's addcmul on a CPU. Exact for every finite input, except one
+// corner: when a*b and c are both below 2^-75 and the result is subnormal, it may be one subnormal
+// ulp off (a scaled result, rounded twice). Products outside Dekker's range are scaled by 2^±64.
+fn fma_rn(a: f32, b: f32, c: f32) -> f32 {
+  let p = mul(a, b);
+  let ap = absf(p);
+  // An exact zero product (IEEE's signed-zero sum), or an infinite or NaN c: the plain sum is right.
+  if (a == 0.0 || b == 0.0 || !(absf(c) <= bitcast<f32>(0x7f7fffffu))) { return add(p, c); }
+  if (ap >= bitcast<f32>(0x0d800000u) && ap < bitcast<f32>(0x71800000u)) { return fma_exact(a, b, c); }  // 2^-100 <= |a*b| < 2^100
+  let a_is_big = absf(a) >= absf(b);
+  let big = select(b, a, a_is_big);
+  let small = select(a, b, a_is_big);
+  if (ap >= bitcast<f32>(0x71800000u)) {
+    if (!(absf(big) <= bitcast<f32>(0x7f7fffffu))) { return add(p, c); }  // an infinite or NaN input
+    // Scale down by 2^64. A c that would underflow only breaks ties now, so any tiny value of its sign does.
+    let cs = select(mul(c, bitcast<f32>(0x1f800000u)), select(bitcast<f32>(0x80800000u), bitcast<f32>(0x00800000u), c > 0.0),
+                    c != 0.0 && absf(c) < bitcast<f32>(0x20800000u));
+    let r = fma_exact(mul(big, bitcast<f32>(0x1f800000u)), small, cs);
+    if ((bitcast<u32>(r) & 0x7fffffffu) > 0x7f800000u) { return p; }  // |a*b| >= 2^192: infinite whatever c is
+    return mul(r, bitcast<f32>(0x5f800000u));
+  }
+  if (c == 0.0) { return p; }                              // only the product: rounded once already
+  if (absf(c) >= bitcast<f32>(0x1a000000u)) { return c; }  // |c| >= 2^-75 swamps a product below 2^-100
+  // Both tiny: scale the smaller factor and c up by 2^64 (exact), compute, scale back.
+  let up = mul(small, bitcast<f32>(0x5f800000u));
+  if (absf(mul(up, big)) < bitcast<f32>(0x0d800000u)) { return c; }  // |a*b| < 2^-164: below half of c's ulp
+  return mul(fma_exact(up, big, mul(c, bitcast<f32>(0x5f800000u))), bitcast<f32>(0x1f800000u));
+}
+
+fn div_residual(a: f32, q: f32, b: f32) -> f32 {
+  let pe = two_prod(q, b);
+  return sub(sub(a, pe.x), pe.y);  // a - fl(q*b) is exact: q*b is within a few ulps of a
+}
+
+// a / b correctly rounded: WGSL allows 2.5 ulp for '/'. The quotient is moved an ulp at a time
+// while that shrinks the exact residual a - q*b. Exact residuals need 2^-100 <= |a| < 2^100 and a
+// normal q and b; outside that (never for linear's sums or nearswap's 1/diff) the device's '/' stands.
+fn div_rn(a: f32, b: f32) -> f32 { return div_refine(a, b, k(a / b)); }
+
+// q, an approximation of a / b within a few ulps, made the correctly rounded quotient.
+fn div_refine(a: f32, b: f32, q0: f32) -> f32 {
+  var q = q0;
+  let normal = bitcast<f32>(0x00800000u);
+  let most = bitcast<f32>(0x7f7fffffu);
+  let ok = absf(a) >= bitcast<f32>(0x0d800000u) && absf(a) < bitcast<f32>(0x71800000u)
+    && absf(b) >= normal && absf(b) <= most && absf(q) >= normal && absf(q) <= most;
+  if (!ok) { return q; }
+  var r = div_residual(a, q, b);
+  for (var i = 0; i < 3; i++) {
+    if (r == 0.0) { break; }
+    let bits = bitcast<u32>(q);
+    // The true quotient is q + r/b: step toward it.
+    let up = (r > 0.0) == (b > 0.0);
+    let qn = bitcast<f32>(select(bits - 1u, bits + 1u, up == (q > 0.0)));
+    let rn = div_residual(a, qn, b);
+    if (absf(rn) >= absf(r)) { break; }
+    q = qn;
+    r = rn;
+  }
+  return q;
+}
+
+fn f16_to_f32_bits(h: u32) -> u32 {
+  let sign = (h & 0x8000u) << 16u;
+  let ex = (h >> 10u) & 0x1fu;
+  let man = h & 0x3ffu;
+  if (ex == 0x1fu) { return sign | 0x7f800000u | (man << 13u); }
+  if (ex != 0u) { return sign | ((ex + 112u) << 23u) | (man << 13u); }
+  if (man == 0u) { return sign; }
+  let top = 31u - countLeadingZeros(man);  // 0..9
+  return sign | ((top + 103u) << 23u) | ((man << (23u - top)) & 0x7fffffu);
+}
+
+// torch's c10::BFloat16: round to nearest even, every NaN 0x7fc0.
+fn f32_to_bf16(x: u32) -> u32 {
+  if ((x & 0x7f800000u) == 0x7f800000u && (x & 0x7fffffu) != 0u) { return 0x7fc0u; }
+  return ((x + 0x7fffu + ((x >> 16u) & 1u)) >> 16u) & 0xffffu;
+}
+
+// IEEE binary16, round to nearest even, subnormals kept (safetensors/convert.ts f32BitsToF16).
+fn f32_to_f16(x: u32) -> u32 {
+  let sign = (x >> 16u) & 0x8000u;
+  let ex = i32((x >> 23u) & 0xffu);
+  var man = x & 0x7fffffu;
+  if (ex == 0xff) { return sign | select(0x7c00u, 0x7e00u, man != 0u); }
+  let e = ex - 112;
+  if (e >= 0x1f) { return sign | 0x7c00u; }
+  if (e <= 0) {
+    if (e < -10) { return sign; }
+    man = man | 0x800000u;
+    let shift = u32(14 - e);
+    var half = man >> shift;
+    let rem = man & ((1u << shift) - 1u);
+    let halfway = 1u << (shift - 1u);
+    if (rem > halfway || (rem == halfway && (half & 1u) == 1u)) { half = half + 1u; }
+    return sign | half;
+  }
+  var half = (u32(e) << 10u) | (man >> 13u);
+  let rem = man & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u) == 1u)) { half = half + 1u; }
+  return sign | half;
+}
+`;
+
+function loadFn(dtype: FloatDtype): string {
+  if (dtype === 'F32') return 'fn ld(m: u32, e: u32) -> f32 { return bitcast<f32>(src[m * P.seg + e]); }';
+  const word = 'let w = src[m * P.seg + (e >> 1u)]; let odd = (e & 1u) == 1u;';
+  if (dtype === 'BF16') return `fn ld(m: u32, e: u32) -> f32 { ${word} return bitcast<f32>(select(w << 16u, w & 0xffff0000u, odd)); }`;
+  return `fn ld(m: u32, e: u32) -> f32 { ${word} return bitcast<f32>(f16_to_f32_bits(select(w & 0xffffu, w >> 16u, odd))); }`;
+}
+
+function storeFn(dtype: FloatDtype): string {
+  if (dtype === 'F32') return 'fn st(p: u32, v0: f32, v1: f32) { dst[2u * p] = bitcast<u32>(v0); dst[2u * p + 1u] = bitcast<u32>(v1); }';
+  const enc = dtype === 'BF16' ? 'f32_to_bf16' : 'f32_to_f16';
+  return `fn st(p: u32, v0: f32, v1: f32) { dst[p] = ${enc}(bitcast<u32>(v0)) | (${enc}(bitcast<u32>(v1)) << 16u); }`;
+}
+
+function opFn(op: ElementwiseOp): string {
+  switch (op) {
+    case 'linear':
+      return /* wgsl */ `
+fn op(e: u32) -> f32 {
+  var acc = 0.0;
+  for (var m = 0u; m < P.count; m++) { acc = fma_rn(ld(m, e), P.w[m >> 2u][m & 3u], acc); }
+  if ((P.flags & 1u) != 0u) { acc = div_rn(acc, P.p0); }
+  return acc;
+}`;
+    case 'nearswap':
+      return /* wgsl */ `
+fn op(e: u32) -> f32 {
+  let a = ld(0u, e);
+  let b = ld(1u, e);
+  let lo = bitcast<f32>(${f32Bits(NEARSWAP_MIN_DIFF)}u);
+  let d = absf(sub(a, b));
+  let diff = select(lo, d, d > lo);
+  let x = mul(div_rn(1.0, diff), P.p0);
+  let y = select(0.0, x, x > 0.0);   // Math.max(x, 0): +0 for -0
+  let w = select(1.0, y, y < 1.0);   // Math.min(y, 1)
+  return add(mul(w, b), mul(sub(1.0, w), a));
+}`;
+    case 'blend2':
+      return /* wgsl */ `
+fn op(e: u32) -> f32 { return add(mul(P.p0, ld(0u, e)), mul(P.p1, ld(1u, e))); }`;
+  }
+}
+
+/** The compute shader for one (op, input dtype, output dtype), `workgroupSize` invocations a group. */
+export function elementwiseShader(op: ElementwiseOp, input: FloatDtype, output: FloatDtype, workgroupSize: number): string {
+  return `${HEADER}
+${NUMERICS_WGSL}
+${loadFn(input)}
+${storeFn(output)}
+${opFn(op)}
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let p = (wid.y * groups.x + wid.x) * ${workgroupSize}u + lid;
+  let e = 2u * p;
+  if (e >= P.n) { return; }
+  st(p, op(e), op(e + 1u));
+}
+`;
+}
