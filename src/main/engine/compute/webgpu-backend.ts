@@ -87,7 +87,7 @@ export async function openWebGpu(options: WebGpuOptions = {}): Promise<{ backend
       });
       return { backend: new WebGpuBackend(gpu, device, describeAdapter(adapter, dawnBackend || 'default'), options) };
     } catch (error) {
-      tried.push(`${dawnBackend || 'default'}: ${(error as Error).message}`);
+      tried.push(`${dawnBackend || 'default'}: ${(error as Error).message.replace(/\s+/g, ' ').trim()}`);
     }
   }
   return { reason: `no WebGPU adapter (tried ${tried.join('; ')})` };
@@ -127,7 +127,8 @@ export class WebGpuBackend implements ComputeBackend {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private gpu: GPU | undefined,
+    /** Held for the device's lifetime: Dawn must not collect the instance before the device's objects. */
+    private readonly gpu: GPU,
     private readonly device: GPUDevice,
     readonly adapter: GpuAdapterDescription,
     private readonly options: WebGpuOptions,
@@ -179,7 +180,6 @@ export class WebGpuBackend implements ComputeBackend {
     for (const slot of this.slots) for (const b of [slot.params, slot.input, slot.output, slot.readback]) b.destroy();
     this.slots.length = 0;
     this.device.destroy();
-    this.gpu = undefined;
   }
 
   /** For tests: destroys the device as a driver reset would, without disposing the backend. */

@@ -1,0 +1,109 @@
+import { ReferenceBackend } from './reference';
+import type { ComputeBackend, DeviceChoice, HostArray } from './types';
+import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
+import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
+
+export interface SelectBackendParams {
+  /**
+   * `auto`: a hardware GPU when there is one, else the CPU (a software adapter such as llvmpipe is
+   * slower than the CPU backend, so auto passes it by). `gpu`: the GPU, a software one too; with
+   * none, the CPU, said loudly. `cpu`: the CPU.
+   */
+  device: DeviceChoice;
+  /** Told which backend was chosen and why, and of a fallback to the CPU later in the run. */
+  onNotice?: (message: string) => void;
+  gpu?: WebGpuOptions;
+  cpu?: WasmBackendOptions;
+}
+
+export interface SelectedBackend {
+  backend: ComputeBackend;
+  /** One line for the user: "GPU: NVIDIA GeForce RTX 4090 (WebGPU, vulkan)", "CPU: WebAssembly SIMD, 7 worker threads". */
+  description: string;
+}
+
+/**
+ * Picks where a merge computes. The GPU backend comes wrapped so that a lost device (a driver reset,
+ * an unplugged eGPU) moves the rest of the run to the CPU instead of failing it.
+ */
+export async function selectBackend({ device, onNotice, gpu, cpu }: SelectBackendParams): Promise<SelectedBackend> {
+  const notice = onNotice ?? (() => undefined);
+  const cpuBackend = (): ComputeBackend => {
+    if (wasmSimdAvailable()) return new WasmBackend(cpu);
+    notice('WARNING: WebAssembly SIMD is not available in this runtime; computing with the slow TypeScript reference');
+    return new ReferenceBackend();
+  };
+  if (device === 'cpu') {
+    const backend = cpuBackend();
+    notice(`computing on the ${backend.description}`);
+    return { backend, description: backend.description };
+  }
+  const opened = await openWebGpu(gpu);
+  if ('backend' in opened) {
+    const { adapter } = opened.backend;
+    if (!adapter.software || device === 'gpu') {
+      const description = `GPU: ${adapter.name} (WebGPU, ${adapter.backend}${adapter.software ? ', software' : ''})`;
+      notice(`computing on the ${description}${adapter.software ? '; a software adapter is slower than the CPU backend' : ''}`);
+      return { backend: new FallbackBackend(opened.backend, cpuBackend, notice), description };
+    }
+    await opened.backend.dispose();
+    const backend = cpuBackend();
+    notice(`the only GPU adapter is a software one (${adapter.name}), slower than the CPU here; computing on the ${backend.description} (--device gpu uses it anyway)`);
+    return { backend, description: backend.description };
+  }
+  const backend = cpuBackend();
+  notice(device === 'gpu' ? `WARNING: --device gpu, but ${opened.reason}; computing on the ${backend.description} instead` : `${opened.reason}; computing on the ${backend.description}`);
+  return { backend, description: backend.description };
+}
+
+/**
+ * The GPU until its device is lost, then the CPU for the rest of the run: the call that saw the loss
+ * is run again on the CPU (its inputs are still in host memory), and every call after it.
+ */
+export class FallbackBackend implements ComputeBackend {
+  private fallback: ComputeBackend | undefined;
+
+  constructor(
+    private readonly primary: ComputeBackend,
+    private readonly makeFallback: () => ComputeBackend,
+    private readonly notice: (message: string) => void,
+  ) {}
+
+  get kind(): 'cpu' | 'gpu' {
+    return this.fallback ? this.fallback.kind : this.primary.kind;
+  }
+
+  get description(): string {
+    return this.fallback ? this.fallback.description : this.primary.description;
+  }
+
+  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void> {
+    return this.call((b) => b.linear(inputs, weights, normalize, out));
+  }
+
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
+    return this.call((b) => b.nearswap(base, other, t, out));
+  }
+
+  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.blend2(c0, a, c1, b, out));
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.primary.dispose(), this.fallback?.dispose()]);
+  }
+
+  private async call(run: (backend: ComputeBackend) => Promise<void>): Promise<void> {
+    if (!this.fallback) {
+      try {
+        return await run(this.primary);
+      } catch (error) {
+        if (!(error instanceof GpuDeviceLostError)) throw error;
+        this.fallback ??= this.makeFallback();
+        this.notice(`WARNING: ${error.message}; computing on the ${this.fallback.description} for the rest of the run`);
+        void this.primary.dispose().catch(() => undefined);
+      }
+    }
+    return run(this.fallback!);
+  }
+}
