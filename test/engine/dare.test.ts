@@ -13,13 +13,7 @@ async function merge(recipeName: string, options: { seed?: number; memoryBudget?
   return readModelF32(out);
 }
 
-function l2(values: Float32Array, base: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) sum += (values[i]! - base[i]!) ** 2;
-  return Math.sqrt(sum);
-}
-
-describe('DARE: random masks from a counter-based hash', () => {
+describe('DARE and DELLA: random masks from a counter-based hash', () => {
   it('gives the same output for the same seed, whatever the chunking, and another for another seed', async () => {
     const a = await merge('dare-ties-f32.yml', { seed: 42 });
     const chunked = await merge('dare-ties-f32.yml', { seed: 42, memoryBudget: 2048 });
@@ -31,19 +25,31 @@ describe('DARE: random masks from a counter-based hash', () => {
     }
     expect(differs).toBe(true);
   });
+});
 
-  it('matches mergekit statistically: the size of the merged task vector per tensor, and how much of it survives', async () => {
-    const ours = await merge('dare-ties-f32.yml', { seed: 42 });
-    const theirs = await readModelF32(join(GOLDEN, 'outputs', 'dare-ties-f32'));
+describe('DELLA', () => {
+  it('keeps the same elements whatever the chunking, since chunks hold whole rows', async () => {
+    const a = await merge('della-f32.yml', { seed: 42 });
+    const chunked = await merge('della-f32.yml', { seed: 42, memoryBudget: 512 });
+    for (const [name, t] of a) expect(Buffer.from(chunked.get(name)!.values.buffer).equals(Buffer.from(t.values.buffer)), name).toBe(true);
+  });
+
+  it('keeps larger task-vector entries more often than smaller ones', async () => {
+    const merged = await merge('della-linear-f32.yml', { seed: 1 });
     const base = await readModelF32(join(GOLDEN, 'models', 'llama-base'));
-    for (const [name, t] of theirs) {
-      if (t.values.length < 256) continue;
+    const ft = await readModelF32(join(GOLDEN, 'models', 'llama-ft1'));
+    const kept = { small: [0, 0] as [number, number], large: [0, 0] as [number, number] };
+    for (const [name, t] of merged) {
       const b = base.get(name)!.values;
-      const ratio = l2(ours.get(name)!.values, b) / l2(t.values, b);
-      expect(ratio, name).toBeGreaterThan(0.85);
-      expect(ratio, name).toBeLessThan(1.15);
-      const changed = (v: Float32Array) => v.reduce((n, x, i) => n + (x !== b[i] ? 1 : 0), 0) / v.length;
-      expect(Math.abs(changed(ours.get(name)!.values) - changed(t.values)), name).toBeLessThan(0.06);
+      const x = ft.get(name)!.values;
+      const magnitudes = x.map((v, i) => Math.abs(v - b[i]!));
+      const median = [...magnitudes].sort((p, q) => p - q)[magnitudes.length >> 1]!;
+      magnitudes.forEach((m, i) => {
+        const bucket = m > median ? kept.large : kept.small;
+        bucket[1]++;
+        if (t.values[i] !== b[i]) bucket[0]++;
+      });
     }
+    expect(kept.large[0]! / kept.large[1]!).toBeGreaterThan(kept.small[0]! / kept.small[1]!);
   });
 });

@@ -94,13 +94,15 @@ async function writeTensor(
   if (!isFloatDtype(tensor.dtype)) throw new EngineError(`tensor "${tensor.name}": cannot convert ${tensor.inputs[0]!.dtype} to ${tensor.dtype}`, { tensor: tensor.name });
   const outDtype = tensor.dtype;
   const outSize = dtypeSize(outDtype);
-  const rowLength = tensor.shape.length > 1 ? tensor.shape[tensor.shape.length - 1]! : 0;
+  const method = tensor.kind === 'merge' ? getMergeMethod(plan.method) : undefined;
+  const wholeRows = method?.chunking === 'rows';
+  const rowLength = tensor.shape.length > 1 ? tensor.shape[tensor.shape.length - 1]! : wholeRows ? tensor.numel : 0;
   const inputs = tensor.kind === 'copy' ? tensor.inputs.slice(0, 1) : tensor.inputs;
   const source = new ChunkedTensorSource(
     inputReaders,
     inputs,
     tensor.numel,
-    chunkElementsFor(inputs, outSize, budget, rowLength),
+    chunkElementsFor(inputs, outSize, budget, rowLength, wholeRows),
     plan.computeDtype,
     options.signal,
   );
@@ -121,10 +123,9 @@ async function writeTensor(
       return previous;
     },
   };
-  if (tensor.kind === 'copy') {
+  if (!method) {
     for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[0]!);
   } else {
-    const method = getMergeMethod(plan.method);
     try {
       await method.kernel(source, sink, {
         tensorName: tensor.name,
@@ -134,6 +135,7 @@ async function writeTensor(
         global: tensor.global,
         perModel: tensor.perModel,
         seed: plan.seed,
+        ...(plan.computeDtype ? { computeDtype: plan.computeDtype } : {}),
       });
     } catch (error) {
       if (error instanceof EngineError || options.signal?.aborted) throw error;

@@ -82,9 +82,10 @@ export function roundInPlace(values: Float32Array, dtype: 'BF16' | 'F16'): void 
 }
 
 /** Elements per chunk so that every input, its f32 copy and the output fit the budget twice over. */
-export function chunkElementsFor(inputs: PlannedInput[], outBytesPerElement: number, budget: number, rowLength: number): number {
+export function chunkElementsFor(inputs: PlannedInput[], outBytesPerElement: number, budget: number, rowLength: number, wholeRows = false): number {
   const perElement = inputs.reduce((sum, i) => sum + dtypeSize(i.dtype) + 4, 0) + 4 + outBytesPerElement;
   let elements = Math.max(1, Math.floor(budget / (2 * perElement)));
+  if (wholeRows && elements < rowLength) return rowLength;
   if (rowLength > 0 && elements > rowLength) elements -= elements % rowLength;
   return elements;
 }

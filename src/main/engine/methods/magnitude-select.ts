@@ -13,14 +13,14 @@ export interface MagnitudeThreshold {
  * (a 16-bit radix histogram of the f32 bit pattern, then the low 16 bits inside the chosen bucket), so
  * no whole tensor is ever sorted or held. |x| orders like its bit pattern for non-negative floats.
  */
-export async function magnitudeThresholds(source: TensorSource, baseIndex: number, others: number[], keep: number[]): Promise<MagnitudeThreshold[]> {
+export async function magnitudeThresholds(source: TensorSource, baseIndex: number, others: number[], keep: number[], round: (x: number) => number = Math.fround): Promise<MagnitudeThreshold[]> {
   const high = others.map(() => new Float64Array(65536));
   for await (const { inputs } of source.chunks()) {
     const base = inputs[baseIndex]!;
     others.forEach((m, j) => {
       const x = inputs[m]!;
       const h = high[j]!;
-      for (let i = 0; i < x.length; i++) h[f32Bits(Math.abs(Math.fround(x[i]! - base[i]!))) >>> 16]!++;
+      for (let i = 0; i < x.length; i++) h[f32Bits(Math.abs(round(x[i]! - base[i]!))) >>> 16]!++;
     });
   }
   const buckets = others.map((_, j) => pick(high[j]!, keep[j]!));
@@ -32,7 +32,7 @@ export async function magnitudeThresholds(source: TensorSource, baseIndex: numbe
       const l = low[j]!;
       const bucket = buckets[j]!.bucket;
       for (let i = 0; i < x.length; i++) {
-        const bits = f32Bits(Math.abs(Math.fround(x[i]! - base[i]!)));
+        const bits = f32Bits(Math.abs(round(x[i]! - base[i]!)));
         if (bits >>> 16 === bucket) l[bits & 0xffff]!++;
       }
     });

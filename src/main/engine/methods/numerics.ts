@@ -1,4 +1,4 @@
-import { bitsToF32, f32Bits } from '../safetensors/convert';
+import { bitsToF32, f32Bits, f32BitsToBf16 } from '../safetensors/convert';
 
 const f = Math.fround;
 
@@ -24,4 +24,17 @@ export function fmaF32(a: number, b: number, c: number): number {
   if (Math.abs(other - s) !== Math.abs(s - r)) return r;
   const trueAbove = err > 0;
   return trueAbove === other > r ? other : r;
+}
+
+/** Rounds an f32 value to bf16 and back, as torch's `.to(torch.bfloat16)` does. */
+export function roundBf16(x: number): number {
+  return bitsToF32(f32BitsToBf16(f32Bits(x)) << 16);
+}
+
+/**
+ * The rounding of each arithmetic step in mergekit's compute dtype: torch computes a bf16 tensor op in
+ * f32 and rounds the result to bf16, so emulating it means rounding after every step.
+ */
+export function stepRounding(computeDtype: 'F32' | 'BF16' | 'F16' | undefined): (x: number) => number {
+  return computeDtype === 'BF16' ? roundBf16 : f;
 }

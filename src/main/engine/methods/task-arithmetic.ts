@@ -1,8 +1,10 @@
 import { MagnitudeMask, magnitudeThresholds } from './magnitude-select';
-import { keepAt, maskKey } from './random-mask';
-import type { MergeMethod, ParameterDecl, TensorMergeContext, TensorSource } from './types';
+import { stepRounding } from './numerics';
+import { maskKey } from './random-mask';
+import { DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
+import type { MergeMethod, ParameterDecl, TensorMergeContext, TensorSink, TensorSource } from './types';
 
-const f = Math.fround;
+export type SparsificationMethod = 'magnitude' | 'magnitude_outliers' | 'random' | 'della_magprune';
 
 export interface TaskArithmeticConfig {
   name: string;
@@ -11,7 +13,7 @@ export interface TaskArithmeticConfig {
   description: string;
   /** TIES sign election over the weighted deltas. */
   consensus: 'sum' | undefined;
-  sparsification: 'magnitude' | 'magnitude_outliers' | 'random' | undefined;
+  sparsification: SparsificationMethod | undefined;
   defaultNormalize: boolean;
   defaultRescale: boolean;
 }
@@ -19,9 +21,23 @@ export interface TaskArithmeticConfig {
 /**
  * mergekit's GeneralizedTaskArithmeticMerge: deltas from the base, each optionally sparsified
  * (density), weighted, optionally sign-elected (TIES), summed, divided by the summed weights
- * (normalize), times lambda, added back to the base. All in f32.
+ * (normalize), times lambda, added back to the base. Each step is rounded to the compute dtype, as
+ * torch rounds each op when mergekit computes in bf16.
  */
 export function taskArithmeticMethod(config: TaskArithmeticConfig): MergeMethod {
+  return {
+    name: config.name,
+    prettyName: config.prettyName,
+    description: config.description,
+    paper: config.paper,
+    base: 'required',
+    parameters: taskArithmeticParameters(config),
+    ...(config.sparsification === 'della_magprune' ? { chunking: 'rows' as const } : {}),
+    kernel: (source, sink, ctx) => mergeTaskVectors(config, source, sink, ctx),
+  };
+}
+
+function taskArithmeticParameters(config: TaskArithmeticConfig): ParameterDecl[] {
   const parameters: ParameterDecl[] = [
     { name: 'weight', scope: 'model', type: 'number', required: true, description: 'How much of this model\'s task vector (its difference from the base) is added.' },
     { name: 'density', scope: 'model', type: 'number', required: false, default: 1, min: 0, max: 1, description: 'Fraction of the task vector kept.' },
@@ -33,129 +49,186 @@ export function taskArithmeticMethod(config: TaskArithmeticConfig): MergeMethod 
   if (config.sparsification === 'magnitude_outliers') {
     parameters.push({ name: 'gamma', scope: 'model', type: 'number', required: false, default: 0.01, min: 0, max: 1, description: 'Fraction of the largest task-vector entries dropped as outliers.' });
   }
-  return {
-    name: config.name,
-    prettyName: config.prettyName,
-    description: config.description,
-    paper: config.paper,
-    base: 'required',
-    parameters,
-    kernel: (source, sink, ctx) => mergeTaskVectors(config, source, sink, ctx),
-  };
+  if (config.sparsification === 'della_magprune') {
+    parameters.push({ name: 'epsilon', scope: 'model', type: 'number', required: false, default: 0.15, min: 0, max: 1, description: 'Spread of the keep probability by magnitude rank: density ± epsilon.' });
+  }
+  return parameters;
 }
 
-async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSource, sink: { write(start: number, v: Float32Array): Promise<void> }, ctx: TensorMergeContext): Promise<void> {
+interface TaskVectors {
+  base: number;
+  others: number[];
+  weights: number[];
+  densities: number[];
+  sparsifiers: Sparsifier[];
+  round: (x: number) => number;
+}
+
+async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSource, sink: TensorSink, ctx: TensorMergeContext): Promise<void> {
   const base = ctx.baseIndex!;
   const others = ctx.perModel.map((_, i) => i).filter((i) => i !== base);
-  const weights = others.map((m) => f(ctx.perModel[m]!['weight'] as number));
+  const round = stepRounding(ctx.computeDtype);
   const densities = others.map((m) => (ctx.perModel[m]!['density'] as number | undefined) ?? 1);
+  const tv: TaskVectors = {
+    base,
+    others,
+    weights: others.map((m) => round(ctx.perModel[m]!['weight'] as number)),
+    densities,
+    sparsifiers: await makeSparsifiers(config, source, ctx, others, densities, round),
+    round,
+  };
+  const rescale = (ctx.global['rescale'] as boolean) && config.sparsification !== undefined;
+  const scales = rescale ? await rescaleFactors(source, tv) : others.map(() => 1);
   const normalize = ctx.global['normalize'] as boolean;
-  const rescale = ctx.global['rescale'] as boolean;
-  const lambda = f((ctx.global['lambda'] as number | undefined) ?? 1);
-  const masks = await magnitudeMasks(config, source, ctx, base, others, densities);
-  const scales = rescale && config.sparsification ? await rescaleFactors(config, source, ctx, base, others, densities, masks) : others.map(() => 1);
-  masks.forEach((m) => m?.reset());
-  const keys = others.map((m) => maskKey(ctx.seed, ctx.tensorName, m));
+  const lambda = Math.fround((ctx.global['lambda'] as number | undefined) ?? 1);
   let plainDivisor = 0;
-  for (const w of weights) plainDivisor = f(plainDivisor + w);
+  for (const w of tv.weights) plainDivisor = Math.fround(plainDivisor + w);
+  plainDivisor = round(plainDivisor);
   if (Math.abs(plainDivisor) < 1e-8) plainDivisor = 1;
   const d = new Float64Array(others.length);
+  const deltas = new ChunkDeltas(tv);
   let buffer = new Float32Array(0);
   for await (const { start, length, inputs } of source.chunks()) {
     if (buffer.length < length) buffer = new Float32Array(length);
     const out = buffer.subarray(0, length);
     const b = inputs[base]!;
+    deltas.load(start, inputs);
     for (let i = 0; i < length; i++) {
       for (let j = 0; j < others.length; j++) {
-        let delta = f(inputs[others[j]!]![i]! - b[i]!);
-        const density = densities[j]!;
-        if (config.sparsification && density < 1) {
-          if (density <= 0) delta = 0;
-          else if (masks[j]) {
-            if (!masks[j]!.keeps(Math.abs(delta))) delta = 0;
-          } else if (!keepAt(keys[j]!, start + i, density)) delta = 0;
-          if (scales[j] !== 1) delta = f(delta * scales[j]!);
-        }
-        d[j] = f(delta * weights[j]!);
+        let delta = deltas.kept(j, i);
+        if (scales[j] !== 1) delta = round(delta * scales[j]!);
+        d[j] = round(delta * tv.weights[j]!);
       }
       let mixed = 0;
       let divisor = plainDivisor;
       if (config.consensus) {
         let vote = 0;
-        for (let j = 0; j < others.length; j++) vote = f(vote + d[j]!);
+        for (let j = 0; j < others.length; j++) vote = Math.fround(vote + d[j]!);
         const majority = vote >= 0 ? 1 : -1;
         divisor = 0;
         for (let j = 0; j < others.length; j++) {
           const agrees = Math.sign(d[j]!) === majority;
-          mixed = f(mixed + (agrees ? d[j]! : 0));
-          divisor = f(divisor + (agrees ? weights[j]! : 0));
+          mixed = Math.fround(mixed + (agrees ? d[j]! : 0));
+          divisor = Math.fround(divisor + (agrees ? tv.weights[j]! : 0));
         }
+        divisor = round(divisor);
         if (divisor === 0) divisor = 1;
       } else {
-        for (let j = 0; j < others.length; j++) mixed = f(mixed + d[j]!);
+        for (let j = 0; j < others.length; j++) mixed = Math.fround(mixed + d[j]!);
       }
-      if (normalize) mixed = f(mixed / divisor);
-      if (lambda !== 1) mixed = f(mixed * lambda);
-      out[i] = f(b[i]! + mixed);
+      mixed = round(mixed);
+      if (normalize) mixed = round(mixed / divisor);
+      if (lambda !== 1) mixed = round(mixed * lambda);
+      out[i] = round(b[i]! + mixed);
     }
     await sink.write(start, out);
   }
 }
 
-/** mergekit's L1 rescale: Σ|delta| / Σ|kept delta| per model (1 when either is below 1e-7). */
-async function rescaleFactors(
-  config: TaskArithmeticConfig,
-  source: TensorSource,
-  ctx: TensorMergeContext,
-  base: number,
-  others: number[],
-  densities: number[],
-  masks: (MagnitudeMask | undefined)[],
-): Promise<number[]> {
-  const before = others.map(() => 0);
-  const after = others.map(() => 0);
-  const keys = others.map((m) => maskKey(ctx.seed, ctx.tensorName, m));
-  masks.forEach((m) => m?.reset());
-  for await (const { start, inputs } of source.chunks()) {
-    const b = inputs[base]!;
-    others.forEach((m, j) => {
-      if (densities[j]! >= 1) return;
+/** One chunk's task vectors, rounded to the compute dtype, with each model's keep mask. */
+class ChunkDeltas {
+  private readonly values: Float32Array[];
+  private readonly keep: Uint8Array[];
+
+  constructor(private readonly tv: TaskVectors) {
+    this.values = tv.others.map(() => new Float32Array(0));
+    this.keep = tv.others.map(() => new Uint8Array(0));
+    tv.sparsifiers.forEach((s) => s.reset());
+  }
+
+  load(start: number, inputs: Float32Array[]): void {
+    const b = inputs[this.tv.base]!;
+    this.tv.others.forEach((m, j) => {
       const x = inputs[m]!;
-      for (let i = 0; i < x.length; i++) {
-        const delta = Math.abs(f(x[i]! - b[i]!));
-        before[j] = before[j]! + delta;
-        const kept = masks[j] ? masks[j]!.keeps(delta) : keepAt(keys[j]!, start + i, densities[j]!);
-        if (kept) after[j] = after[j]! + delta;
+      if (this.values[j]!.length < x.length) {
+        this.values[j] = new Float32Array(x.length);
+        this.keep[j] = new Uint8Array(x.length);
       }
+      const delta = this.values[j]!.subarray(0, x.length);
+      for (let i = 0; i < x.length; i++) delta[i] = this.tv.round(x[i]! - b[i]!);
+      this.tv.sparsifiers[j]!.mask(start, delta, this.keep[j]!);
     });
   }
-  return others.map((_, j) => {
-    const a = f(before[j]!);
-    const k = f(after[j]!);
-    return densities[j]! >= 1 || a < 1e-7 || k < 1e-7 ? 1 : f(a / k);
+
+  delta(j: number, i: number): number {
+    return this.values[j]![i]!;
+  }
+
+  kept(j: number, i: number): number {
+    return this.keep[j]![i] ? this.values[j]![i]! : 0;
+  }
+}
+
+/** mergekit's L1 rescale: Σ|delta| / Σ|kept delta| per model (1 when either is below 1e-7). */
+async function rescaleFactors(source: TensorSource, tv: TaskVectors): Promise<number[]> {
+  const before = tv.others.map(() => 0);
+  const after = tv.others.map(() => 0);
+  const deltas = new ChunkDeltas(tv);
+  for await (const { start, length, inputs } of source.chunks()) {
+    deltas.load(start, inputs);
+    for (let j = 0; j < tv.others.length; j++) {
+      if (tv.densities[j]! >= 1) continue;
+      for (let i = 0; i < length; i++) {
+        before[j] = before[j]! + Math.abs(deltas.delta(j, i));
+        after[j] = after[j]! + Math.abs(deltas.kept(j, i));
+      }
+    }
+  }
+  return tv.others.map((_, j) => {
+    const a = tv.round(before[j]!);
+    const k = tv.round(after[j]!);
+    return tv.densities[j]! >= 1 || a < 1e-7 || k < 1e-7 ? 1 : tv.round(a / k);
   });
 }
 
-/** The magnitude masks of the models whose density prunes anything (mergekit's magnitude and magnitude_outliers). */
-async function magnitudeMasks(config: TaskArithmeticConfig, source: TensorSource, ctx: TensorMergeContext, base: number, others: number[], densities: number[]): Promise<(MagnitudeMask | undefined)[]> {
-  if (config.sparsification !== 'magnitude' && config.sparsification !== 'magnitude_outliers') return others.map(() => undefined);
+async function makeSparsifiers(
+  config: TaskArithmeticConfig,
+  source: TensorSource,
+  ctx: TensorMergeContext,
+  others: number[],
+  densities: number[],
+  round: (x: number) => number,
+): Promise<Sparsifier[]> {
+  const method = config.sparsification;
+  if (method === 'magnitude' || method === 'magnitude_outliers') return magnitudeSparsifiers(method, source, ctx, others, densities, round);
+  return others.map((m, j) => {
+    const density = densities[j]!;
+    if (!method || density >= 1) return keepEverything;
+    const key = maskKey(ctx.seed, ctx.tensorName, m);
+    if (method === 'random' || density <= 0) return new RandomSparsifier(key, density);
+    const epsilon = (ctx.perModel[m]!['epsilon'] as number | undefined) ?? 0.15;
+    const rowLength = ctx.shape.length > 1 ? ctx.shape[ctx.shape.length - 1]! : ctx.numel;
+    return new DellaSparsifier(key, density, epsilon, rowLength);
+  });
+}
+
+/** mergekit's magnitude sparsifiers: exact ranks of |delta| over the whole tensor, found by radix select. */
+async function magnitudeSparsifiers(
+  method: 'magnitude' | 'magnitude_outliers',
+  source: TensorSource,
+  ctx: TensorMergeContext,
+  others: number[],
+  densities: number[],
+  round: (x: number) => number,
+): Promise<Sparsifier[]> {
   const n = ctx.numel;
   // Ranks counted from the largest |delta|: [skip, upTo) are kept.
   const ranks = others.map((m, j) => {
     const density = densities[j]!;
     if (density >= 1 || density <= 0 || n === 0) return undefined;
-    if (config.sparsification === 'magnitude') return { skip: 0, upTo: Math.max(1, Math.trunc(density * n)) };
+    if (method === 'magnitude') return { skip: 0, upTo: Math.max(1, Math.trunc(density * n)) };
     const target = Math.trunc(density * n);
     const top = Math.trunc(((ctx.perModel[m]!['gamma'] as number | undefined) ?? 0.01) * n);
     const bottom = Math.max(0, n - target - top);
     return { skip: n - bottom - target, upTo: n - bottom };
   });
   const wanted = others.flatMap((m, j) => (ranks[j] ? [{ j, m, k: ranks[j]!.upTo }, ...(ranks[j]!.skip > 0 ? [{ j, m, k: ranks[j]!.skip }] : [])] : []));
-  const found = await magnitudeThresholds(source, base, wanted.map((w) => w.m), wanted.map((w) => w.k));
+  const found = await magnitudeThresholds(source, ctx.baseIndex!, wanted.map((w) => w.m), wanted.map((w) => w.k), round);
   return others.map((_, j) => {
-    if (!ranks[j]) return undefined;
-    const upTo = found[wanted.findIndex((w) => w.j === j && w.k === ranks[j]!.upTo)]!;
-    const skipAt = ranks[j]!.skip > 0 ? found[wanted.findIndex((w) => w.j === j && w.k === ranks[j]!.skip)] : undefined;
-    return new MagnitudeMask(skipAt, upTo);
+    const rank = ranks[j];
+    if (!rank) return densities[j]! <= 0 ? new RandomSparsifier(0, 0) : keepEverything;
+    const upTo = found[wanted.findIndex((w) => w.j === j && w.k === rank.upTo)]!;
+    const skipAt = rank.skip > 0 ? found[wanted.findIndex((w) => w.j === j && w.k === rank.skip)] : undefined;
+    return new MagnitudeSparsifier(new MagnitudeMask(skipAt, upTo));
   });
 }

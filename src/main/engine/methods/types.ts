@@ -1,4 +1,5 @@
 import type { MethodParameterInfo } from '../../../shared/contract';
+import type { FloatDtype } from '../safetensors/dtype';
 
 /** A parameter as a method declares it: the app's forms and the CLI's help are built from this. */
 export type ParameterDecl = MethodParameterInfo;
@@ -15,6 +16,8 @@ export interface TensorMergeContext {
   global: Readonly<Record<string, ParamValue>>;
   perModel: ReadonlyArray<Readonly<Record<string, ParamValue>>>;
   seed: number;
+  /** The recipe's `dtype`: mergekit computes in it, so a method may round its steps to it. */
+  computeDtype?: FloatDtype;
 }
 
 export interface Chunk {
@@ -46,6 +49,8 @@ export interface MergeMethod {
   /** Whether `base_model` is required, optional or ignored by this method. */
   base: 'required' | 'optional' | 'none';
   parameters: ParameterDecl[];
+  /** `rows`: every chunk holds whole rows (1-D tensors are one row), for methods that work per row. */
+  chunking?: 'rows';
   kernel: MergeKernel;
 }
 

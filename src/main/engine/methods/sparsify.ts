@@ -1,0 +1,94 @@
+import { MagnitudeMask } from './magnitude-select';
+import { uniformAt } from './random-mask';
+
+/**
+ * Which entries of one model's task vector survive, chunk by chunk (mergekit's sparsify.py). Chunks
+ * come in tensor order; `reset` starts a new pass, so the same elements are kept on every pass.
+ */
+export interface Sparsifier {
+  reset(): void;
+  /** Sets keep[i] to 1 for each kept element of this chunk's `delta`, 0 otherwise. */
+  mask(start: number, delta: Float32Array, keep: Uint8Array): void;
+}
+
+export const keepEverything: Sparsifier = {
+  reset() {},
+  mask(_start, delta, keep) {
+    keep.fill(1, 0, delta.length);
+  },
+};
+
+/** mergekit's `magnitude` and `magnitude_outliers`: ranks of |delta| over the whole tensor. */
+export class MagnitudeSparsifier implements Sparsifier {
+  constructor(private readonly threshold: MagnitudeMask) {}
+
+  reset(): void {
+    this.threshold.reset();
+  }
+
+  mask(_start: number, delta: Float32Array, keep: Uint8Array): void {
+    for (let i = 0; i < delta.length; i++) keep[i] = this.threshold.keeps(Math.abs(delta[i]!)) ? 1 : 0;
+  }
+}
+
+/** mergekit's `random` (DARE): each entry kept with probability `density`, drawn from the counter hash. */
+export class RandomSparsifier implements Sparsifier {
+  constructor(
+    private readonly key: number,
+    private readonly density: number,
+  ) {}
+
+  reset(): void {}
+
+  mask(start: number, delta: Float32Array, keep: Uint8Array): void {
+    for (let i = 0; i < delta.length; i++) keep[i] = uniformAt(this.key, start + i) < this.density ? 1 : 0;
+  }
+}
+
+/**
+ * mergekit's `della_magprune`: within each row, the entry ranked r-th by |delta| (1 = smallest) is kept
+ * with probability density − ε + 2ε·(r − 1)/(n − 1). Rows are the last axis; a 1-D tensor is one row,
+ * so chunks must hold whole rows (`chunking: 'rows'`). Ties in |delta| rank in index order.
+ */
+export class DellaSparsifier implements Sparsifier {
+  private keys = new Float64Array(0);
+
+  constructor(
+    private readonly key: number,
+    private readonly density: number,
+    private readonly epsilon: number,
+    private readonly rowLength: number,
+  ) {
+    if (density + epsilon >= 1 || density - epsilon <= 0) {
+      throw new RangeError(`della needs density ± epsilon inside (0, 1); got density ${density}, epsilon ${epsilon}`);
+    }
+  }
+
+  reset(): void {}
+
+  mask(start: number, delta: Float32Array, keep: Uint8Array): void {
+    const n = this.rowLength;
+    if (delta.length % n !== 0) throw new RangeError(`della: a chunk of ${delta.length} elements is not whole rows of ${n}`);
+    if (this.keys.length < n) this.keys = new Float64Array(n);
+    const low = Math.fround(this.density - this.epsilon);
+    const span = Math.fround(2 * this.epsilon);
+    for (let row = 0; row < delta.length; row += n) {
+      const keys = this.rankOrder(delta, row, n);
+      for (let rank = 0; rank < n; rank++) {
+        const i = row + (keys[rank]! % 4194304);
+        const rankNorm = n > 1 ? Math.fround(rank / (n - 1)) : 0;
+        const probability = Math.fround(low + Math.fround(rankNorm * span));
+        keep[i] = uniformAt(this.key, start + i) < probability ? 1 : 0;
+      }
+    }
+  }
+
+  /** The row's positions sorted by |delta| then position: |delta|'s bits · 2²² + position, sorted. */
+  private rankOrder(delta: Float32Array, row: number, n: number): Float64Array {
+    if (n > 4194304) throw new RangeError(`della: rows of ${n} elements are longer than Alloy ranks (4,194,304)`);
+    const keys = this.keys.subarray(0, n);
+    const bits = new Uint32Array(delta.buffer, delta.byteOffset + row * 4, n);
+    for (let j = 0; j < n; j++) keys[j] = (bits[j]! & 0x7fffffff) * 4194304 + j;
+    return keys.sort();
+  }
+}
