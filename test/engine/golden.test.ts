@@ -61,8 +61,9 @@ describe('goldens from real mergekit', () => {
     expect(cases.length).toBeGreaterThan(0);
   });
 
-  // The TIES cases run a second time with a 2 KB budget: its top-k trim then spans many chunks.
-  const runs = cases.filter((c) => c.bar !== 'stats').flatMap((c) => (c.method === 'ties' ? [{ c, budget: undefined }, { c, budget: 2048 }] : [{ c, budget: undefined }]));
+  // Methods that rank or reduce whole tensors run a second time with a 2 KB budget: their passes then span many chunks.
+  const wholeTensor = new Set(['ties', 'breadcrumbs', 'sce', 'arcee_fusion', 'karcher', 'multislerp', 'model_stock', 'nuslerp', 'slerp']);
+  const runs = cases.filter((c) => c.bar !== 'stats').flatMap((c) => (wholeTensor.has(c.method) ? [{ c, budget: undefined }, { c, budget: 2048 }] : [{ c, budget: undefined }]));
   for (const { c, budget } of runs) {
     it(`${c.name} (${c.method}, ${c.bar}${budget ? `, ${budget}-byte chunks` : ''})`, async () => {
       const recipeFile = join(ROOT, 'recipes', c.recipe);

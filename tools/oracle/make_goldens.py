@@ -247,8 +247,7 @@ def ta(method, params, models=("llama-ft1", "llama-ft2", "llama-ft3"), base="lla
     return "\n".join(lines) + "\n" + dtype
 
 
-# Goldens for methods Alloy does not have yet: written to pending-cases.json, moved to cases.json as each lands.
-PENDING = {
+CASES.update({
     "task-arithmetic-f32": (ta("task_arithmetic", {}, per_model={0: "weight: 0.5", 1: "weight: 0.3", 2: "weight: 0.8"}), "exact", "task_arithmetic", ""),
     "ties-f32": (ta("ties", {}), "exact", "ties", "density 0.5, normalize default"),
     "ties-nonorm-f32": (ta("ties", {"normalize": "false"}), "exact", "ties", "normalize false"),
@@ -261,16 +260,18 @@ PENDING = {
     "della-d1-f32": (ta("della", {"epsilon": 0.0, "lambda": 1.0}, per_model={i: "weight: 0.5, density: 1.0" for i in range(3)}), "exact", "della", "density 1"),
     "della-f32": (ta("della", {"epsilon": 0.1, "lambda": 1.0}), "stats", "della", "density 0.5"),
     "della-linear-f32": (ta("della_linear", {"epsilon": 0.1, "lambda": 1.0}), "stats", "della_linear", ""),
-    "sce-f32": (ta("sce", {"select_topk": 0.5}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "sce", ""),
-    "model-stock-f32": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "model_stock", ""),
-    "model-stock-filterwise-f32": (ta("model_stock", {"filter_wise": "true"}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "model_stock", "filter_wise"),
+    "sce-f32": (ta("sce", {"select_topk": 0.5}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "sce", "mean squares are whole-tensor sums"),
+    "ram-f32": (ta("ram", {"epsilon": 0.01}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ram", "epsilon 0.01 so that some entries are unique to one model"),
+    "ramplus-tl-f32": (ta("ramplus_tl", {"epsilon": 0.01, "r": 0.5, "alpha": 0.9}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ramplus_tl", ""),
+    "model-stock-f32": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "model_stock", ""),
+    "model-stock-filterwise-f32": (ta("model_stock", {"filter_wise": "true"}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "model_stock", "filter_wise"),
     "karcher-f32": (f"""merge_method: karcher
 models:
   - model: {M}llama-ft1
   - model: {M}llama-ft2
   - model: {M}llama-ft3
 dtype: float32
-""", "exact", "karcher", ""),
+""", "f32-reduction", "karcher", "norms and dots are whole-tensor sums"),
     "multislerp-f32": (f"""merge_method: multislerp
 models:
   - model: {M}llama-ft1
@@ -280,7 +281,7 @@ models:
   - model: {M}llama-ft3
     parameters: {{weight: 0.2}}
 dtype: float32
-""", "exact", "multislerp", ""),
+""", "f32-reduction", "multislerp", "norms and dots are whole-tensor sums"),
     "nuslerp-f32": (f"""merge_method: nuslerp
 models:
   - model: {M}llama-ft1
@@ -288,8 +289,8 @@ models:
   - model: {M}llama-ft2
     parameters: {{weight: 0.4}}
 dtype: float32
-""", "exact", "nuslerp", "no base"),
-    "nuslerp-base-f32": (ta("nuslerp", {}, models=("llama-ft1", "llama-ft2"), per_model={0: "weight: 0.6", 1: "weight: 0.4"}), "exact", "nuslerp", "with base: task vectors"),
+""", "f32-reduction", "nuslerp", "no base"),
+    "nuslerp-base-f32": (ta("nuslerp", {}, models=("llama-ft1", "llama-ft2"), per_model={0: "weight: 0.6", 1: "weight: 0.4"}), "f32-reduction", "nuslerp", "with base: task vectors"),
     "arcee-fusion-f32": (f"""merge_method: arcee_fusion
 base_model: {M}llama-base
 models:
@@ -301,7 +302,7 @@ dtype: float32
         per_model={0: "weight: 0.14, density: 0.62", 1: "weight: 0.14, density: 0.62", 2: "weight: 0.14, density: 0.52", 3: "weight: 0.22, density: 0.62",
                    4: "weight: 0.14, density: 0.52", 5: "weight: 0.14, density: 0.52", 6: "weight: 0.08, density: 0.08"}, dtype="dtype: bfloat16\n"),
         "stats", "dare_ties", "Yi-34B-200K-DARE-merge-v5 shape: eight models, int8_mask"),
-}
+})
 
 
 SEQUENTIAL = ["llama-ft1", "llama-ft2", "llama-ft3"]
@@ -320,20 +321,8 @@ def run(name, recipe, args):
             os.remove(os.path.join(out, extra))
 
 
-def main():
-    # Hand-written recipes (quartet-sequential.yml) stay; everything generated is made anew.
-    for d in (MODELS, OUTPUTS):
-        shutil.rmtree(d, ignore_errors=True)
-    for d in (MODELS, RECIPES, OUTPUTS):
-        os.makedirs(d, exist_ok=True)
-    models()
-    args = ["--out-shard-size", "20K", "--random-seed", "42"]
-    cases = []
-    version = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('mergekit'))"], capture_output=True, text=True).stdout.strip()
-    for name, (recipe, bar, method, notes) in CASES.items():
-        run(name, recipe, args)
-        cases.append({"name": name, "recipe": f"{name}.yml", "output": name, "bar": bar, "method": method, "notes": notes, "mergekitVersion": version, "args": args})
-    # QuartetAnemoi: nearswap of one base with three secondaries in turn; each step's output is the next base.
+def sequential_cases(args, version):
+    """QuartetAnemoi: nearswap of one base with three secondaries in turn; each step's output is the next base."""
     base = f"{M}llama-base"
     for i, other in enumerate(SEQUENTIAL):
         step = f"nearswap-seq-{i + 1}"
@@ -348,20 +337,33 @@ dtype: float32
 """
         run(step, recipe, args)
         base = f"../outputs/{step}"
-    cases.append({"name": "nearswap-sequential-f32", "recipe": "nearswap-seq-3.yml", "output": "nearswap-seq-3", "bar": "exact", "method": "nearswap",
-                  "notes": "third step of a sequential nearswap; its base is the second step's output", "mergekitVersion": version, "args": args})
-    with open(os.path.join(ROOT, "cases.json"), "w") as f:
-        json.dump(cases, f, indent=2)
-    pending = []
-    for name, (recipe, bar, method, notes) in PENDING.items():
-        try:
-            run(name, recipe, args)
-        except subprocess.CalledProcessError:
-            print(f"mergekit failed on {name}; dropped")
+    return {"name": "nearswap-sequential-f32", "recipe": "nearswap-seq-3.yml", "output": "nearswap-seq-3", "bar": "exact", "method": "nearswap",
+            "notes": "third step of a sequential nearswap; its base is the second step's output", "mergekitVersion": version, "args": args}
+
+
+def main():
+    """Everything anew; or, with `--only NAME[,NAME]`, just those cases, the models and other outputs kept."""
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+    index = os.path.join(ROOT, "cases.json")
+    if only is None:
+        # Hand-written recipes (quartet-sequential.yml) stay; everything generated is made anew.
+        for d in (MODELS, OUTPUTS):
+            shutil.rmtree(d, ignore_errors=True)
+        for d in (MODELS, RECIPES, OUTPUTS):
+            os.makedirs(d, exist_ok=True)
+        models()
+    args = ["--out-shard-size", "20K", "--random-seed", "42"]
+    version = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('mergekit'))"], capture_output=True, text=True).stdout.strip()
+    cases = {c["name"]: c for c in json.load(open(index))} if only is not None else {}
+    for name, (recipe, bar, method, notes) in CASES.items():
+        if only is not None and name not in only:
             continue
-        pending.append({"name": name, "recipe": f"{name}.yml", "output": name, "bar": bar, "method": method, "notes": notes, "mergekitVersion": version, "args": args})
-    with open(os.path.join(ROOT, "pending-cases.json"), "w") as f:
-        json.dump(pending, f, indent=2)
+        run(name, recipe, args)
+        cases[name] = {"name": name, "recipe": f"{name}.yml", "output": name, "bar": bar, "method": method, "notes": notes, "mergekitVersion": version, "args": args}
+    if only is None:
+        cases["nearswap-sequential-f32"] = sequential_cases(args, version)
+    with open(index, "w") as f:
+        json.dump(list(cases.values()), f, indent=2)
     print(f"{len(cases)} cases")
 
 

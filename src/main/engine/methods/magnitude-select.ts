@@ -8,40 +8,40 @@ export interface MagnitudeThreshold {
   ties: number;
 }
 
+/** One pass over a tensor that reports, for each of several selections, the bits of each value. */
+export type BitsPass = (visit: (selection: number, bits: number) => void) => Promise<void>;
+
 /**
- * The k-th largest |input − base| of each non-base input, found exactly in two passes over the chunks
- * (a 16-bit radix histogram of the f32 bit pattern, then the low 16 bits inside the chosen bucket), so
- * no whole tensor is ever sorted or held. |x| orders like its bit pattern for non-negative floats.
+ * The k-th largest value of each selection, found exactly in two passes (a 16-bit radix histogram of
+ * the f32 bit pattern, then the low 16 bits inside the chosen bucket), so no whole tensor is ever
+ * sorted or held. Non-negative floats order like their bit patterns.
  */
-export async function magnitudeThresholds(source: TensorSource, baseIndex: number, others: number[], keep: number[], round: (x: number) => number = Math.fround): Promise<MagnitudeThreshold[]> {
-  const high = others.map(() => new Float64Array(65536));
-  for await (const { inputs } of source.chunks()) {
-    const base = inputs[baseIndex]!;
-    others.forEach((m, j) => {
-      const x = inputs[m]!;
-      const h = high[j]!;
-      for (let i = 0; i < x.length; i++) h[f32Bits(Math.abs(round(x[i]! - base[i]!))) >>> 16]!++;
-    });
-  }
-  const buckets = others.map((_, j) => pick(high[j]!, keep[j]!));
-  const low = others.map(() => new Float64Array(65536));
-  for await (const { inputs } of source.chunks()) {
-    const base = inputs[baseIndex]!;
-    others.forEach((m, j) => {
-      const x = inputs[m]!;
-      const l = low[j]!;
-      const bucket = buckets[j]!.bucket;
-      for (let i = 0; i < x.length; i++) {
-        const bits = f32Bits(Math.abs(round(x[i]! - base[i]!)));
-        if (bits >>> 16 === bucket) l[bits & 0xffff]!++;
-      }
-    });
-  }
-  return others.map((_, j) => {
+export async function kthLargestBits(pass: BitsPass, keep: number[]): Promise<MagnitudeThreshold[]> {
+  const high = keep.map(() => new Float64Array(65536));
+  await pass((j, bits) => high[j]![bits >>> 16]!++);
+  const buckets = keep.map((k, j) => pick(high[j]!, k));
+  const low = keep.map(() => new Float64Array(65536));
+  await pass((j, bits) => {
+    if (bits >>> 16 === buckets[j]!.bucket) low[j]![bits & 0xffff]!++;
+  });
+  return keep.map((_, j) => {
     const { bucket, remaining } = buckets[j]!;
     const { bucket: lowBits, remaining: ties } = pick(low[j]!, remaining);
     return { bits: ((bucket << 16) | lowBits) >>> 0, ties };
   });
+}
+
+/** The k-th largest |input − base| of each listed input (`round` is the compute dtype's rounding). */
+export function magnitudeThresholds(source: TensorSource, baseIndex: number, others: number[], keep: number[], round: (x: number) => number = Math.fround): Promise<MagnitudeThreshold[]> {
+  return kthLargestBits(async (visit) => {
+    for await (const { inputs } of source.chunks()) {
+      const base = inputs[baseIndex]!;
+      others.forEach((m, j) => {
+        const x = inputs[m]!;
+        for (let i = 0; i < x.length; i++) visit(j, f32Bits(Math.abs(round(x[i]! - base[i]!))));
+      });
+    }
+  }, keep);
 }
 
 /** The highest bucket at which the count from the top reaches `k`, and how many are needed from it. */

@@ -1,0 +1,104 @@
+import type { MergeMethod, TensorMergeContext, TensorSink, TensorSource } from './types';
+
+const f = Math.fround;
+
+const EPSILON = { name: 'epsilon', scope: 'global', type: 'number', required: false, default: 1e-5, min: 0, description: 'A task-vector entry counts as changed when its magnitude is above this.' } as const;
+
+/**
+ * mergekit's ram: an entry changed (|delta| > epsilon) by one model alone is taken whole; one changed by
+ * several is averaged over those models.
+ */
+export const ram: MergeMethod = {
+  name: 'ram',
+  prettyName: 'Reinforced Agent Merging',
+  description: 'Keeps each model\'s unique changes whole and averages the changes models share.',
+  paper: 'https://arxiv.org/abs/2601.13572',
+  base: 'required',
+  parameters: [EPSILON],
+  kernel: (source, sink, ctx) => mergeRam(source, sink, ctx, undefined),
+};
+
+/**
+ * mergekit's ramplus_tl: as ram, but each model's unique changes are scaled by 1 + r·clamp(ρ, 0, α),
+ * where ρ is how many of its changes it shares over how many are its own, counted per tensor.
+ */
+export const ramplusTl: MergeMethod = {
+  name: 'ramplus_tl',
+  prettyName: 'Reinforced Agent Merging Plus (Tensor-Local)',
+  description: 'RAM, with each model\'s unique changes boosted by how much it overlaps with the others.',
+  paper: 'https://arxiv.org/abs/2601.13572',
+  base: 'required',
+  parameters: [
+    { name: 'r', scope: 'global', type: 'number', required: false, default: 0.1, min: 0, description: 'Strength of the boost of unique changes.' },
+    { name: 'alpha', scope: 'global', type: 'number', required: false, default: 0.2, min: 0, description: 'Cap on the overlap ratio used for the boost.' },
+    EPSILON,
+  ],
+  async kernel(source, sink, ctx) {
+    const r = f(ctx.global['r'] as number);
+    const alpha = f(ctx.global['alpha'] as number);
+    const epsilon = ctx.global['epsilon'] as number;
+    const { shared, unique } = await countChanges(source, ctx, epsilon);
+    const boosts = shared.map((s, j) => {
+      const rho = f(f(s) / Math.max(f(unique[j]!), f(epsilon)));
+      return f(1 + f(r * Math.min(Math.max(rho, 0), alpha)));
+    });
+    await mergeRam(source, sink, ctx, boosts);
+  },
+};
+
+function nonBase(ctx: TensorMergeContext): number[] {
+  return ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
+}
+
+/** Per model: how many of its changed entries other models change too, and how many it changes alone. */
+async function countChanges(source: TensorSource, ctx: TensorMergeContext, epsilon: number): Promise<{ shared: number[]; unique: number[] }> {
+  const others = nonBase(ctx);
+  const threshold = f(epsilon);
+  const shared = others.map(() => 0);
+  const unique = others.map(() => 0);
+  const changed = new Uint8Array(others.length);
+  for await (const { length, inputs } of source.chunks()) {
+    const b = inputs[ctx.baseIndex!]!;
+    for (let i = 0; i < length; i++) {
+      let count = 0;
+      others.forEach((m, j) => {
+        changed[j] = Math.abs(f(inputs[m]![i]! - b[i]!)) > threshold ? 1 : 0;
+        count += changed[j]!;
+      });
+      for (let j = 0; j < others.length; j++) {
+        if (!changed[j]) continue;
+        if (count > 1) shared[j]!++;
+        else unique[j]!++;
+      }
+    }
+  }
+  return { shared, unique };
+}
+
+async function mergeRam(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, boosts: number[] | undefined): Promise<void> {
+  const others = nonBase(ctx);
+  const threshold = f(ctx.global['epsilon'] as number);
+  const delta = new Float64Array(others.length);
+  let buffer = new Float32Array(0);
+  for await (const { start, length, inputs } of source.chunks()) {
+    if (buffer.length < length) buffer = new Float32Array(length);
+    const out = buffer.subarray(0, length);
+    const b = inputs[ctx.baseIndex!]!;
+    for (let i = 0; i < length; i++) {
+      let count = 0;
+      others.forEach((m, j) => {
+        const d = f(inputs[m]![i]! - b[i]!);
+        delta[j] = Math.abs(d) > threshold ? d : 0;
+        if (delta[j] !== 0) count++;
+      });
+      let merged = 0;
+      for (let j = 0; j < others.length; j++) {
+        const d = delta[j]!;
+        const term = count === 1 ? (boosts ? f(d * boosts[j]!) : d) : count > 1 ? f(d / count) : 0;
+        merged = f(merged + term);
+      }
+      out[i] = f(b[i]! + merged);
+    }
+    await sink.write(start, out);
+  }
+}

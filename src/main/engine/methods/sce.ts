@@ -1,0 +1,107 @@
+import { f32Bits } from '../safetensors/convert';
+import { kthLargestBits, MagnitudeMask } from './magnitude-select';
+import type { MergeMethod, TensorMergeContext, TensorSource } from './types';
+
+const f = Math.fround;
+
+/**
+ * mergekit's sce: Select the entries whose task vectors vary most across models (top `select_topk` of
+ * the variance), Calculate each model's weight as its mean squared task vector, Erase the entries
+ * whose sign disagrees with the elected one, and average what remains by those weights. The mean
+ * squares are summed in f64 (torch sums in f32 in a CPU-dependent order): a few ulps, not bit for bit.
+ */
+export const sce: MergeMethod = {
+  name: 'sce',
+  prettyName: 'SCE',
+  description: 'Keeps the entries where the models disagree most, weights each model by the size of its change, and averages the sign-agreeing changes.',
+  paper: 'https://arxiv.org/abs/2408.07990',
+  base: 'required',
+  parameters: [
+    { name: 'select_topk', scope: 'global', type: 'number', required: false, default: 1, min: 0, max: 1, description: 'Fraction of entries kept, those whose task vectors vary most across the models.' },
+    { name: 'int8_mask', scope: 'global', type: 'boolean', required: false, default: false, description: 'Store masks as int8 (memory only; results are the same).' },
+  ],
+  async kernel(source, sink, ctx) {
+    const others = ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
+    const base = ctx.baseIndex!;
+    const select = await varianceSelection(source, ctx, base, others);
+    const weights = await modelWeights(source, base, others, select);
+    const tv = new Float64Array(others.length);
+    let buffer = new Float32Array(0);
+    select?.reset();
+    for await (const { start, length, inputs } of source.chunks()) {
+      if (buffer.length < length) buffer = new Float32Array(length);
+      const out = buffer.subarray(0, length);
+      const b = inputs[base]!;
+      for (let i = 0; i < length; i++) {
+        const keep = !select || select.keeps(variance(inputs, b, others, i));
+        let vote = 0;
+        others.forEach((m, j) => {
+          tv[j] = keep ? f(inputs[m]![i]! - b[i]!) : 0;
+          vote = f(vote + tv[j]!);
+        });
+        const majority = vote >= 0 ? 1 : -1;
+        let merged = 0;
+        let total = 0;
+        for (let j = 0; j < others.length; j++) {
+          const w = Math.sign(tv[j]!) === majority ? weights[j]! : 0;
+          merged = f(merged + f(tv[j]! * w));
+          total = f(total + w);
+        }
+        out[i] = f(b[i]! + f(merged / Math.max(total, f(1e-6))));
+      }
+      await sink.write(start, out);
+    }
+  },
+};
+
+/** The population variance of the models' task vectors at element i, in f32. */
+function variance(inputs: Float32Array[], b: Float32Array, others: number[], i: number): number {
+  let sum = 0;
+  for (const m of others) sum = f(sum + f(inputs[m]![i]! - b[i]!));
+  const mean = f(sum / others.length);
+  let squares = 0;
+  for (const m of others) {
+    const d = f(f(inputs[m]![i]! - b[i]!) - mean);
+    squares = f(squares + f(d * d));
+  }
+  return f(squares / others.length);
+}
+
+/** The top `select_topk` of the nonzero variances (ties in index order), or undefined to keep all. */
+async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, base: number, others: number[]): Promise<MagnitudeMask | undefined> {
+  const density = ctx.global['select_topk'] as number;
+  if (density >= 1) return undefined;
+  let nonzero = 0;
+  for await (const { length, inputs } of source.chunks()) {
+    for (let i = 0; i < length; i++) if (variance(inputs, inputs[base]!, others, i) !== 0) nonzero++;
+  }
+  const k = Math.trunc(nonzero * density);
+  if (density <= 0 || k === 0) return new MagnitudeMask(undefined, { bits: 0xffffffff, ties: 0 });
+  const [threshold] = await kthLargestBits(async (visit) => {
+    for await (const { length, inputs } of source.chunks()) {
+      for (let i = 0; i < length; i++) visit(0, f32Bits(variance(inputs, inputs[base]!, others, i)));
+    }
+  }, [k]);
+  return new MagnitudeMask(undefined, threshold!);
+}
+
+/** Each model's mean squared (selected) task vector, divided by their sum; equal weights when that is ~0. */
+async function modelWeights(source: TensorSource, base: number, others: number[], select: MagnitudeMask | undefined): Promise<number[]> {
+  const squares = others.map(() => 0);
+  let n = 0;
+  select?.reset();
+  for await (const { length, inputs } of source.chunks()) {
+    const b = inputs[base]!;
+    for (let i = 0; i < length; i++) {
+      if (select && !select.keeps(variance(inputs, b, others, i))) continue;
+      others.forEach((m, j) => {
+        squares[j] = squares[j]! + f(inputs[m]![i]! - b[i]!) ** 2;
+      });
+    }
+    n += length;
+  }
+  const means = squares.map((s) => f(s / n));
+  const total = means.reduce((a, b) => a + b, 0);
+  if (Math.abs(total) < 1e-6) return others.map(() => f(1 / others.length));
+  return means.map((m) => f(m / f(total)));
+}
