@@ -1,3 +1,4 @@
+import { TorchNorm, TorchSum } from './torch-reductions';
 import type { MergeMethod } from './types';
 
 const f = Math.fround;
@@ -5,8 +6,8 @@ const f = Math.fround;
 /**
  * mergekit's model_stock: the mean cosine between the fine-tunes' offsets from the base sets
  * t = k·cos / (1 + (k−1)·cos), and the result is t·mean(models) + (1−t)·base. The cosines are taken
- * over the whole tensor, or per row with `filter_wise`. Norms and dots are summed in f64 (torch sums
- * in f32 in an order set by the CPU), so results agree with mergekit to a few ulps, not bit for bit.
+ * over the whole tensor, or per row with `filter_wise`. Norms and dots are reduced as torch reduces
+ * them (`torch-reductions.ts`).
  */
 export const modelStock: MergeMethod = {
   name: 'model_stock',
@@ -25,19 +26,29 @@ export const modelStock: MergeMethod = {
     const rows = Math.max(1, ctx.numel / Math.max(1, rowLength));
     const pairs: [number, number][] = [];
     others.forEach((a, i) => others.slice(i + 1).forEach((b) => pairs.push([a, b])));
-    const squares = new Float64Array(rows * others.length);
-    const dots = new Float64Array(rows * pairs.length);
+    const norms = new Float32Array(rows * others.length);
+    const dots = new Float32Array(rows * pairs.length);
+    let normRuns: TorchNorm[] = [];
+    let dotRuns: TorchSum[] = [];
+    const offs = new Float32Array(others.length);
     for await (const { start, inputs } of source.chunks()) {
       const w0 = inputs[base]!;
       for (let i = 0; i < w0.length; i++) {
-        const row = Math.floor((start + i) / rowLength);
-        const offs = others.map((m) => f(inputs[m]![i]! - w0[i]!));
-        offs.forEach((o, j) => {
-          squares[row * others.length + j] = squares[row * others.length + j]! + o * o;
+        const position = start + i;
+        const row = Math.floor(position / rowLength);
+        if (position % rowLength === 0) {
+          normRuns = others.map(() => new TorchNorm(rowLength));
+          dotRuns = pairs.map(() => new TorchSum(rowLength));
+        }
+        others.forEach((m, j) => {
+          offs[j] = inputs[m]![i]! - w0[i]!;
+          normRuns[j]!.add(offs[j]!);
         });
-        pairs.forEach(([a, b], p) => {
-          dots[row * pairs.length + p] = dots[row * pairs.length + p]! + f(offs[others.indexOf(a)]! * offs[others.indexOf(b)]!);
-        });
+        pairs.forEach(([a, b], p) => dotRuns[p]!.add(f(offs[others.indexOf(a)]! * offs[others.indexOf(b)]!)));
+        if ((position + 1) % rowLength === 0) {
+          normRuns.forEach((n, j) => (norms[row * others.length + j] = n.result()));
+          dotRuns.forEach((d, p) => (dots[row * pairs.length + p] = d.result()));
+        }
       }
     }
     const count = others.length;
@@ -45,9 +56,9 @@ export const modelStock: MergeMethod = {
     for (let r = 0; r < rows; r++) {
       let sum = 0;
       pairs.forEach(([a, b], p) => {
-        const na = f(Math.sqrt(squares[r * count + others.indexOf(a)]!));
-        const nb = f(Math.sqrt(squares[r * count + others.indexOf(b)]!));
-        const cos = Math.min(1, Math.max(-1, f(f(dots[r * pairs.length + p]!) / Math.max(f(na * nb), f(1e-6)))));
+        const na = norms[r * count + others.indexOf(a)]!;
+        const nb = norms[r * count + others.indexOf(b)]!;
+        const cos = Math.min(1, Math.max(-1, f(dots[r * pairs.length + p]! / Math.max(f(na * nb), f(1e-6)))));
         sum = f(sum + cos);
       });
       const cos = f(sum / pairs.length);

@@ -1,14 +1,15 @@
-import { bilinear, gramMatrix } from './gram';
-import type { MergeMethod } from './types';
+import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
+import type { MergeMethod, TensorSource } from './types';
 
 const f = Math.fround;
 
 /**
  * mergekit's multislerp: each model (or task vector, with a base) is put on the unit sphere, their
- * weighted mean is projected back onto it, and the result is scaled by the weighted mean norm. Norms
- * and dots come from one Gram pass in f64. mergekit's tangent step adds only rounding residue (the
- * weighted tangents of the units around their own weighted mean sum to zero), so Alloy computes that
- * residue element by element as torch does and takes the exponential map at a zero-length tangent.
+ * weighted mean is projected back onto it, and the result is scaled by the weighted mean norm. The
+ * norms and dots are reduced as torch reduces them, in passes over the chunks. mergekit's tangent step
+ * adds only rounding residue (the weighted tangents of the units around their own weighted mean sum
+ * to zero), so its exponential map is taken at a tangent of length ~1e-7, where cos is 1 and sin(x)/x
+ * is 1 in f32: Alloy adds the residue as torch computes it, element by element.
  */
 export const multislerp: MergeMethod = {
   name: 'multislerp',
@@ -31,37 +32,36 @@ export const multislerp: MergeMethod = {
     const eps = f(ctx.global['eps'] as number);
     let weights = models.map((m) => f(ctx.perModel[m]!['weight'] as number));
     if (ctx.global['normalize_weights'] !== false) {
-      const total = weights.reduce((a, w) => f(a + w), 0);
+      const total = torchSum(weights);
       weights = weights.map((w) => f(w / total));
     }
-    const gram = await gramMatrix(source, models, base);
-    const norms = gram.map((row, j) => f(Math.sqrt(row[j]!)));
+    const value = (inputs: Float32Array[], j: number, i: number) => (base === undefined ? inputs[models[j]!]![i]! : f(inputs[models[j]!]![i]! - inputs[base]![i]!));
+    const norms = await reducePerModel(source, models.length, () => new TorchNorm(ctx.numel), (inputs, j, i) => value(inputs, j, i));
     const denominators = norms.map((n) => f(n + eps));
-    const meanCoefficients = weights.map((w, j) => w / denominators[j]!);
-    const meanNorm = f(Math.sqrt(bilinear(gram, meanCoefficients, meanCoefficients)));
-    const value = (inputs: Float32Array[], m: number, i: number) => (base === undefined ? inputs[m]![i]! : f(inputs[m]![i]! - inputs[base]![i]!));
-    if (meanNorm < eps && models.length !== 2) {
+    const unit = (inputs: Float32Array[], j: number, i: number) => f(value(inputs, j, i) / denominators[j]!);
+    const mean = (inputs: Float32Array[], i: number) => {
+      let sum = 0;
+      for (let j = 0; j < models.length; j++) sum = f(sum + f(unit(inputs, j, i) * weights[j]!));
+      return sum;
+    };
+    const [meanNorm] = await reducePerModel(source, 1, () => new TorchNorm(ctx.numel), (inputs, _, i) => mean(inputs, i));
+    if (meanNorm! < eps && models.length !== 2) {
       throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
     }
-    const dots = models.map((_, j) => f(bilinear(gram, oneHot(models.length, j, 1 / denominators[j]!), meanCoefficients) / meanNorm));
-    const averageNorm = norms.reduce((a, n, j) => f(a + f(n * weights[j]!)), 0);
+    const dots = meanNorm! < eps ? [] : await reducePerModel(source, models.length, () => new TorchSum(ctx.numel), (inputs, j, i) => f(unit(inputs, j, i) * f(mean(inputs, i) / meanNorm!)));
+    const averageNorm = torchSum(norms.map((n, j) => f(n * weights[j]!)));
     let buffer = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
       if (buffer.length < length) buffer = new Float32Array(length);
       const out = buffer.subarray(0, length);
       for (let i = 0; i < length; i++) {
         let r: number;
-        if (meanNorm < eps) {
-          r = f(f(value(inputs, models[0]!, i) * weights[0]!) + f(value(inputs, models[1]!, i) * weights[1]!));
+        if (meanNorm! < eps) {
+          r = f(f(value(inputs, 0, i) * weights[0]!) + f(value(inputs, 1, i) * weights[1]!));
         } else {
-          let mean = 0;
-          for (let j = 0; j < models.length; j++) mean = f(mean + f(f(value(inputs, models[j]!, i) / denominators[j]!) * weights[j]!));
-          const direction = f(mean / meanNorm);
+          const direction = f(mean(inputs, i) / meanNorm!);
           let tangent = 0;
-          for (let j = 0; j < models.length; j++) {
-            const unit = f(value(inputs, models[j]!, i) / denominators[j]!);
-            tangent = f(tangent + f(f(unit - f(dots[j]! * direction)) * weights[j]!));
-          }
+          for (let j = 0; j < models.length; j++) tangent = f(tangent + f(f(unit(inputs, j, i) - f(dots[j]! * direction)) * weights[j]!));
           r = f(f(direction + tangent) * averageNorm);
         }
         out[i] = base === undefined ? r : f(r + inputs[base]![i]!);
@@ -71,6 +71,16 @@ export const multislerp: MergeMethod = {
   },
 };
 
-function oneHot(n: number, j: number, value: number): number[] {
-  return Array.from({ length: n }, (_, k) => (k === j ? value : 0));
+/** One pass: `count` reductions, the j-th fed value(inputs, j, i) for every element in order. */
+async function reducePerModel(
+  source: TensorSource,
+  count: number,
+  make: () => { add(x: number): void; result(): number },
+  value: (inputs: Float32Array[], j: number, i: number) => number,
+): Promise<number[]> {
+  const runs = Array.from({ length: count }, make);
+  for await (const { length, inputs } of source.chunks()) {
+    for (let i = 0; i < length; i++) for (let j = 0; j < count; j++) runs[j]!.add(value(inputs, j, i));
+  }
+  return runs.map((r) => r.result());
 }

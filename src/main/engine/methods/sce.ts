@@ -1,5 +1,6 @@
 import { f32Bits } from '../safetensors/convert';
 import { kthLargestBits, MagnitudeMask } from './magnitude-select';
+import { TorchSum } from './torch-reductions';
 import type { MergeMethod, TensorMergeContext, TensorSource } from './types';
 
 const f = Math.fround;
@@ -8,7 +9,7 @@ const f = Math.fround;
  * mergekit's sce: Select the entries whose task vectors vary most across models (top `select_topk` of
  * the variance), Calculate each model's weight as its mean squared task vector, Erase the entries
  * whose sign disagrees with the elected one, and average what remains by those weights. The mean
- * squares are summed in f64 (torch sums in f32 in a CPU-dependent order): a few ulps, not bit for bit.
+ * squares are reduced as torch reduces them (`torch-reductions.ts`).
  */
 export const sce: MergeMethod = {
   name: 'sce',
@@ -24,7 +25,7 @@ export const sce: MergeMethod = {
     const others = ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     const base = ctx.baseIndex!;
     const select = await varianceSelection(source, ctx, base, others);
-    const weights = await modelWeights(source, base, others, select);
+    const weights = await modelWeights(source, base, others, select, ctx.numel);
     const tv = new Float64Array(others.length);
     let buffer = new Float32Array(0);
     select?.reset();
@@ -86,22 +87,23 @@ async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, 
 }
 
 /** Each model's mean squared (selected) task vector, divided by their sum; equal weights when that is ~0. */
-async function modelWeights(source: TensorSource, base: number, others: number[], select: MagnitudeMask | undefined): Promise<number[]> {
-  const squares = others.map(() => 0);
-  let n = 0;
+async function modelWeights(source: TensorSource, base: number, others: number[], select: MagnitudeMask | undefined, numel: number): Promise<number[]> {
+  const squares = others.map(() => new TorchSum(numel));
   select?.reset();
   for await (const { length, inputs } of source.chunks()) {
     const b = inputs[base]!;
     for (let i = 0; i < length; i++) {
-      if (select && !select.keeps(variance(inputs, b, others, i))) continue;
+      const keep = !select || select.keeps(variance(inputs, b, others, i));
       others.forEach((m, j) => {
-        squares[j] = squares[j]! + f(inputs[m]![i]! - b[i]!) ** 2;
+        const d = keep ? f(inputs[m]![i]! - b[i]!) : 0;
+        squares[j]!.add(f(d * d));
       });
     }
-    n += length;
   }
-  const means = squares.map((s) => f(s / n));
-  const total = means.reduce((a, b) => a + b, 0);
+  const means = squares.map((s) => f(s.result() / numel));
+  const sum = new TorchSum(means.length);
+  means.forEach((m) => sum.add(m));
+  const total = sum.result();
   if (Math.abs(total) < 1e-6) return others.map(() => f(1 / others.length));
-  return means.map((m) => f(m / f(total)));
+  return means.map((m) => f(m / total));
 }

@@ -1,36 +1,53 @@
+import { normOfParts, TorchNorm, TorchSum } from './torch-reductions';
 import type { MergeMethod, TensorSource } from './types';
 
 const DOT_THRESHOLD = 0.9995;
 const EPS = 1e-8;
 const f = Math.fround;
 
-/**
- * L2 norms of inputs 0 and 1 (as 1 when ≤ eps). torch reduces in f32 with a cascade whose order
- * follows the CPU's vector width; Alloy accumulates in f64 and rounds once.
- */
-async function norms(source: TensorSource): Promise<[number, number]> {
-  let s0 = 0;
-  let s1 = 0;
+/** mergekit 0.1.5 reduces slerp's inputs in runs of this many elements (its `_CHUNK_ELEMENTS`). */
+const RUN = 1024 * 1024;
+
+/** Feeds every element of inputs 0 and 1 to per-run reductions, as mergekit's chunked loops do. */
+async function reduceRuns<R extends { add(x: number): void; result(): number }>(
+  source: TensorSource,
+  numel: number,
+  make: (length: number) => R,
+  values: (a: Float32Array, b: Float32Array, i: number) => [number, number],
+): Promise<[number[], number[]]> {
+  const parts: [number[], number[]] = [[], []];
+  let runs: [R, R] | undefined;
+  let position = 0;
   for await (const { inputs } of source.chunks()) {
     const [a, b] = inputs as [Float32Array, Float32Array];
-    for (let i = 0; i < a.length; i++) {
-      s0 += a[i]! * a[i]!;
-      s1 += b[i]! * b[i]!;
+    for (let i = 0; i < a.length; i++, position++) {
+      if (position % RUN === 0) runs = [make(Math.min(RUN, numel - position)), make(Math.min(RUN, numel - position))];
+      const [x, y] = values(a, b, i);
+      runs![0].add(x);
+      runs![1].add(y);
+      if ((position + 1) % RUN === 0 || position + 1 === numel) {
+        parts[0].push(runs![0].result());
+        parts[1].push(runs![1].result());
+      }
     }
   }
-  const n0 = f(Math.sqrt(s0));
-  const n1 = f(Math.sqrt(s1));
+  return parts;
+}
+
+/** L2 norms of inputs 0 and 1 (as 1 when ≤ eps), reduced as torch reduces them. */
+async function norms(source: TensorSource, numel: number): Promise<[number, number]> {
+  const [p0, p1] = await reduceRuns(source, numel, (n) => new TorchNorm(n), (a, b, i) => [a[i]!, b[i]!]);
+  const n0 = normOfParts(p0);
+  const n1 = normOfParts(p1);
   return [n0 > EPS ? n0 : 1, n1 > EPS ? n1 : 1];
 }
 
-/** `(a / |a| * b / |b|).sum()`: f32 quotients and products, summed in f64, clamped to [-1, 1]. */
-async function normalizedDot(source: TensorSource, n0: number, n1: number): Promise<number> {
+/** `(a / |a| * b / |b|).sum()` per run, the runs' sums added in order, clamped to [-1, 1]. */
+async function normalizedDot(source: TensorSource, numel: number, n0: number, n1: number): Promise<number> {
+  const [parts] = await reduceRuns(source, numel, (n) => new TorchSum(n), (a, b, i) => [f(f(a[i]! / n0) * f(b[i]! / n1)), 0]);
   let dot = 0;
-  for await (const { inputs } of source.chunks()) {
-    const [a, b] = inputs as [Float32Array, Float32Array];
-    for (let i = 0; i < a.length; i++) dot += f(f(a[i]! / n0) * f(b[i]! / n1));
-  }
-  return Math.min(1, Math.max(-1, f(dot)));
+  for (const p of parts) dot = f(dot + p);
+  return Math.min(1, Math.max(-1, dot));
 }
 
 /**
@@ -61,8 +78,8 @@ export const slerp: MergeMethod = {
       },
     };
     const t = f(ctx.global['t'] as number);
-    const [n0, n1] = await norms(ordered);
-    const dot = await normalizedDot(ordered, n0, n1);
+    const [n0, n1] = await norms(ordered, ctx.numel);
+    const dot = await normalizedDot(ordered, ctx.numel, n0, n1);
     const colinear = Math.abs(dot) > DOT_THRESHOLD;
     const theta = f(Math.acos(colinear ? 0 : dot));
     const sinTheta = f(Math.sin(theta));

@@ -1,0 +1,137 @@
+import { fmaF32 } from './numerics';
+
+/*
+ * torch's f32 reductions on the CPU, reproduced order for order, so that methods which reduce whole
+ * tensors (slerp's norms and dot) give mergekit's bits. The order is that of ATen's AVX2 kernels
+ * (8-lane vectors), on one thread: torch splits a sum of more than 32,768 elements across its threads,
+ * so there even two mergekit runs on different machines disagree. Checked against torch 2.15.
+ */
+
+const LANES = 8;
+const ILP = 4;
+const LEVELS = 4;
+
+/** `x.sum()` over a contiguous run of `length` f32 values: ATen's cascade_sum, fed in order. */
+export class TorchSum {
+  private readonly lanes: number;
+  private readonly rows: number;
+  private readonly levelPower: number;
+  private readonly fullBlockRows: number;
+  private readonly acc: Float32Array;
+  private readonly row: Float32Array;
+  private readonly rest: number[] = [];
+  private seen = 0;
+  private rowsDone = 0;
+
+  constructor(private readonly length: number) {
+    this.lanes = length < LANES ? 1 : LANES;
+    const vectors = Math.floor(length / this.lanes);
+    this.rows = Math.floor(vectors / ILP);
+    this.levelPower = Math.max(4, Math.floor(ceilLog2(this.rows) / LEVELS));
+    const step = 2 ** this.levelPower;
+    this.fullBlockRows = Math.floor(this.rows / step) * step;
+    this.acc = new Float32Array(LEVELS * ILP * this.lanes);
+    this.row = new Float32Array(ILP * this.lanes);
+  }
+
+  add(x: number): void {
+    const width = ILP * this.lanes;
+    if (this.rowsDone < this.rows) {
+      this.row[this.seen % width] = x;
+      this.seen++;
+      if (this.seen % width === 0) this.addRow();
+    } else {
+      this.rest.push(x);
+      this.seen++;
+    }
+  }
+
+  result(): number {
+    if (this.seen !== this.length) throw new RangeError(`TorchSum: ${this.seen} of ${this.length} values added`);
+    const acc = this.acc;
+    const width = ILP * this.lanes;
+    for (let j = 1; j < LEVELS; j++) for (let k = 0; k < width; k++) acc[k] = acc[k]! + acc[j * width + k]!;
+    const partial = acc.subarray(0, width);
+    const leftoverVectors = Math.floor(this.length / this.lanes) - this.rows * ILP;
+    for (let v = 0; v < leftoverVectors; v++) {
+      for (let l = 0; l < this.lanes; l++) partial[l] = partial[l]! + this.rest[v * this.lanes + l]!;
+    }
+    for (let k = 1; k < ILP; k++) for (let l = 0; l < this.lanes; l++) partial[l] = partial[l]! + partial[k * this.lanes + l]!;
+    if (this.lanes === 1) return partial[0]!;
+    let total = 0;
+    for (let i = leftoverVectors * this.lanes; i < this.rest.length; i++) total = Math.fround(total + this.rest[i]!);
+    for (let l = 0; l < this.lanes; l++) total = Math.fround(total + partial[l]!);
+    return total;
+  }
+
+  private addRow(): void {
+    const width = ILP * this.lanes;
+    const acc = this.acc;
+    for (let k = 0; k < width; k++) acc[k] = acc[k]! + this.row[k]!;
+    this.rowsDone++;
+    const step = 2 ** this.levelPower;
+    if (this.rowsDone > this.fullBlockRows || this.rowsDone % step !== 0) return;
+    for (let j = 1; j < LEVELS; j++) {
+      for (let k = 0; k < width; k++) {
+        acc[j * width + k] = acc[j * width + k]! + acc[(j - 1) * width + k]!;
+        acc[(j - 1) * width + k] = 0;
+      }
+      if (Math.floor(this.rowsDone / 2 ** (j * this.levelPower)) % step !== 0) break;
+    }
+  }
+}
+
+/**
+ * `torch.linalg.vector_norm(x)` over a contiguous run of `length` f32 values: eight lanes of squares,
+ * summed across, then the leftover squares fused in (as the compiled scalar loop does), then sqrt.
+ */
+export class TorchNorm {
+  private readonly lanes = new Float32Array(LANES);
+  private readonly vectorPart: number;
+  private tail = 0;
+  private seen = 0;
+
+  constructor(private readonly length: number) {
+    this.vectorPart = length - (length % LANES);
+  }
+
+  add(x: number): void {
+    if (this.seen < this.vectorPart) {
+      const l = this.seen % LANES;
+      this.lanes[l] = this.lanes[l]! + Math.fround(x * x);
+    } else {
+      if (this.seen === this.vectorPart) this.tail = this.acrossLanes();
+      this.tail = fmaF32(x, x, this.tail);
+    }
+    this.seen++;
+  }
+
+  result(): number {
+    if (this.seen !== this.length) throw new RangeError(`TorchNorm: ${this.seen} of ${this.length} values added`);
+    return Math.fround(Math.sqrt(this.seen > this.vectorPart ? this.tail : this.acrossLanes()));
+  }
+
+  private acrossLanes(): number {
+    let b = this.lanes[0]!;
+    for (let l = 1; l < LANES; l++) b = Math.fround(b + this.lanes[l]!);
+    return b;
+  }
+}
+
+/** The norm of a few values reduced along an outer axis (ATen's scalar NormTwoOps, fused). */
+export function normOfParts(parts: number[]): number {
+  let acc = 0;
+  for (const p of parts) acc = fmaF32(p, p, acc);
+  return Math.fround(Math.sqrt(acc));
+}
+
+function ceilLog2(x: number): number {
+  return x <= 1 ? 0 : Math.ceil(Math.log2(x));
+}
+
+/** `torch.sum` of a few f32 values held in an array. */
+export function torchSum(values: readonly number[]): number {
+  const sum = new TorchSum(values.length);
+  for (const v of values) sum.add(v);
+  return sum.result();
+}

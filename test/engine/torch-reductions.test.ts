@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { TorchNorm, TorchSum } from '../../src/main/engine/methods/torch-reductions';
+
+const vectors: { torch: string; capability: string; cases: { length: number; seed: number; sum: number; norm: number }[] } = JSON.parse(
+  readFileSync('test/fixtures/torch-reductions.json', 'utf8'),
+);
+
+/** The same exact dyadic values as tools/vectors/make_reduction_vectors.py. */
+function value(i: number, seed: number): number {
+  let h = (Math.imul(i, 2654435761) + Math.imul(seed, 40503)) >>> 0;
+  h = (h ^ (h >>> 15)) >>> 0;
+  h = Math.imul(h, 2246822519) >>> 0;
+  h = (h ^ (h >>> 13)) >>> 0;
+  return ((h & 0xfffff) - 524288) * 2 ** -24;
+}
+
+describe(`torch's f32 reductions, order for order (torch ${vectors.torch}, ${vectors.capability}, one thread)`, () => {
+  it('sum: bit-identical on every length, including those with leftover vectors and scalars', () => {
+    const wrong = vectors.cases.filter(({ length, seed, sum }) => {
+      const s = new TorchSum(length);
+      for (let i = 0; i < length; i++) s.add(value(i, seed));
+      return s.result() !== sum;
+    });
+    expect(wrong.map((c) => `${c.length}/${c.seed}`)).toEqual([]);
+  });
+
+  it('vector_norm: bit-identical on every length that fills whole 8-lane vectors', () => {
+    const wrong = vectors.cases.filter(({ length, seed, norm }) => {
+      if (length % 8 !== 0) return false;
+      const n = new TorchNorm(length);
+      for (let i = 0; i < length; i++) n.add(value(i, seed));
+      return n.result() !== norm;
+    });
+    expect(wrong.map((c) => `${c.length}/${c.seed}`)).toEqual([]);
+  });
+
+  it('differs from a plain f64 sum rounded once, so the order is what is being tested', () => {
+    const differs = vectors.cases.some(({ length, seed, sum }) => {
+      let plain = 0;
+      for (let i = 0; i < length; i++) plain += value(i, seed);
+      return Math.fround(plain) !== sum;
+    });
+    expect(differs).toBe(true);
+  });
+});

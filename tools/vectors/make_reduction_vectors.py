@@ -1,0 +1,36 @@
+"""torch's f32 sum and vector_norm of generated vectors, for test/engine/torch-reductions.test.ts.
+Values are exact dyadic f32 numbers made from an integer hash, so the test rebuilds them bit for bit.
+
+    python tools/vectors/make_reduction_vectors.py   # torch installed (e.g. with mergekit)
+"""
+import json
+
+import torch
+
+torch.set_num_threads(1)
+
+
+def values(length, seed):
+    out = []
+    for i in range(length):
+        h = (i * 2654435761 + seed * 40503) & 0xFFFFFFFF
+        h ^= h >> 15
+        h = (h * 2246822519) & 0xFFFFFFFF
+        h ^= h >> 13
+        out.append(((h & 0xFFFFF) - 524288) * 2.0**-24)
+    return torch.tensor(out, dtype=torch.float32)
+
+
+cases = []
+for length in [1, 3, 4, 7, 8, 9, 16, 31, 32, 33, 64, 100, 128, 255, 256, 512, 768, 1000, 1024, 4096, 5000, 16384, 32768]:
+    for seed in range(3):
+        x = values(length, seed).reshape(1, -1)
+        cases.append({
+            "length": length,
+            "seed": seed,
+            "sum": torch.sum(x, dim=1).item(),
+            "norm": torch.linalg.vector_norm(x, dim=1).item(),
+        })
+with open("test/fixtures/torch-reductions.json", "w") as f:
+    json.dump({"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(), "cases": cases}, f, indent=1)
+print(len(cases), "cases")
