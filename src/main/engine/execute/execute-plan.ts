@@ -13,6 +13,7 @@ import { SafetensorsReader } from '../safetensors/reader';
 import { SafetensorsShardWriter } from '../safetensors/writer';
 import type { MergePlan, PlannedTensor } from '../plan/types';
 import { ChunkedTensorSource, chunkElementsFor } from './tensor-source';
+import { openTensorFile } from '../model/open-tensor-file';
 
 export interface ExecuteOptions {
   outDir: string;
@@ -218,7 +219,7 @@ class ReaderPool {
   get(file: string): Promise<SafetensorsReader> {
     let reader = this.readers.get(file);
     if (!reader) {
-      reader = SafetensorsReader.open(file);
+      reader = openTensorFile(file);
       this.readers.set(file, reader);
     }
     return reader;

@@ -1,16 +1,18 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
 import { EngineError } from '../errors';
-import { SafetensorsReader, type TensorEntry } from '../safetensors/reader';
+import type { SafetensorsReader, TensorEntry } from '../safetensors/reader';
+import { openTensorFile } from './open-tensor-file';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
+export const PYTORCH_INDEX_FILE = 'pytorch_model.bin.index.json';
 
 export interface ModelTensor {
   reader: SafetensorsReader;
   entry: TensorEntry;
 }
 
-/** A local model folder: config.json plus one or more safetensors shards, opened header-only. */
+/** A local model folder: config.json plus safetensors shards (or PyTorch .bin ones), opened header-only. */
 export class ModelFolder {
   private constructor(
     readonly path: string,
@@ -27,7 +29,7 @@ export class ModelFolder {
     const shardFiles = await findShardFiles(dir);
     const shards: SafetensorsReader[] = [];
     try {
-      for (const file of shardFiles) shards.push(await SafetensorsReader.open(file));
+      for (const file of shardFiles) shards.push(await openTensorFile(file));
     } catch (error) {
       await Promise.all(shards.map((s) => s.close()));
       throw error;
@@ -68,27 +70,38 @@ export async function readJsonObject(file: string): Promise<Record<string, unkno
   return value as Record<string, unknown>;
 }
 
-/** The shard files of a model: those its index names, else model.safetensors, else every *.safetensors. */
+/**
+ * The shard files of a model: those its safetensors index names, else model.safetensors, else every
+ * *.safetensors; only without any safetensors, the PyTorch checkpoints the same way (as transformers
+ * prefers them).
+ */
 async function findShardFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir);
-  if (names.includes(INDEX_FILE)) {
-    const indexPath = join(dir, INDEX_FILE);
-    const index = await readJsonObject(indexPath);
-    const weightMap = index['weight_map'];
-    if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
-      throw new EngineError(`${indexPath}: "weight_map" is not an object`, { file: indexPath, key: 'weight_map' });
-    }
-    const files = new Set<string>();
-    for (const [tensor, file] of Object.entries(weightMap)) {
-      if (typeof file !== 'string') throw new EngineError(`${indexPath}: tensor "${tensor}" maps to a non-string`, { file: indexPath, tensor });
-      files.add(confine(dir, file, indexPath));
-    }
-    return [...files].sort();
+  const safetensors = await shardsOf(dir, names, INDEX_FILE, 'model.safetensors', '.safetensors');
+  if (safetensors.length > 0) return safetensors;
+  const pytorch = await shardsOf(dir, names, PYTORCH_INDEX_FILE, 'pytorch_model.bin', '.bin');
+  if (pytorch.length === 0) throw new EngineError(`${dir}: no .safetensors (or pytorch_model.bin) files`, { file: dir });
+  return pytorch;
+}
+
+async function shardsOf(dir: string, names: string[], indexFile: string, single: string, extension: string): Promise<string[]> {
+  if (names.includes(indexFile)) return indexedFiles(dir, join(dir, indexFile));
+  if (names.includes(single)) return [join(dir, single)];
+  return names.filter((n) => n.endsWith(extension) && !n.startsWith('.')).sort().map((n) => join(dir, n));
+}
+
+async function indexedFiles(dir: string, indexPath: string): Promise<string[]> {
+  const index = await readJsonObject(indexPath);
+  const weightMap = index['weight_map'];
+  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
+    throw new EngineError(`${indexPath}: "weight_map" is not an object`, { file: indexPath, key: 'weight_map' });
   }
-  if (names.includes('model.safetensors')) return [join(dir, 'model.safetensors')];
-  const all = names.filter((n) => n.endsWith('.safetensors')).sort();
-  if (all.length === 0) throw new EngineError(`${dir}: no .safetensors files`, { file: dir });
-  return all.map((n) => join(dir, n));
+  const files = new Set<string>();
+  for (const [tensor, file] of Object.entries(weightMap)) {
+    if (typeof file !== 'string') throw new EngineError(`${indexPath}: tensor "${tensor}" maps to a non-string`, { file: indexPath, tensor });
+    files.add(confine(dir, file, indexPath));
+  }
+  return [...files].sort();
 }
 
 /** Resolves `file` inside `dir`, refusing names that climb out of it. */

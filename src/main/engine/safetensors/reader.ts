@@ -45,6 +45,11 @@ export class SafetensorsReader {
     }
   }
 
+  /** A reader over tensors whose places in an open file are already known (a PyTorch zip checkpoint). */
+  static fromEntries(path: string, fileSize: number, tensors: ReadonlyMap<string, TensorEntry>, handle: FileHandle): SafetensorsReader {
+    return new SafetensorsReader(path, fileSize, tensors, {}, handle);
+  }
+
   /** Reads `length` bytes starting `start` bytes into the tensor's data, into `into` (or a new buffer). */
   async read(name: string, into?: Uint8Array, start = 0, length?: number): Promise<Uint8Array> {
     const entry = this.tensors.get(name);
