@@ -17,6 +17,7 @@ export const jobFileSchema = v.strictObject({
       memoryBudget: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1 << 20))),
       device: v.optional(v.picklist(['auto', 'cpu', 'gpu'])),
       modelRoots: v.optional(v.array(v.string())),
+      loraMergeCache: v.optional(v.string()),
     }),
   ),
 });

@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { runMerge } from '../../src/main/engine/run-merge';
 import { parseKmb } from '../../src/main/cli/args';
@@ -21,6 +22,8 @@ interface GoldenCase {
 }
 
 const ROOT = resolve('test/fixtures/golden');
+const LORA_CACHE = mkdtempSync(join(tmpdir(), 'alloy-lora-'));
+afterAll(() => rm(LORA_CACHE, { recursive: true, force: true }));
 const cases: GoldenCase[] = JSON.parse(readFileSync(join(ROOT, 'cases.json'), 'utf8'));
 
 /** Distance in units in the last place between two f32 values (sign-magnitude ordering). */
@@ -53,6 +56,7 @@ function optionsFrom(args: string[] = [], memoryBudget?: number) {
     ...(shard ? { outShardSize: parseKmb(shard) } : {}),
     ...(seed ? { seed: Number(seed) } : {}),
     ...(memoryBudget ? { memoryBudget } : {}),
+    loraMergeCache: LORA_CACHE,
   };
 }
 

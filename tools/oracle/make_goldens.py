@@ -99,6 +99,21 @@ def models():
     make_model("llama-near", 31, base_seed=1, delta=0.0005)
 
 
+def lora():
+    """A PEFT LoRA adapter for llama-base (q_proj, v_proj, down_proj; r 4, alpha 8), random A and B."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = os.path.join(ROOT, "loras", "llama-lora")
+    if os.path.exists(out):
+        return
+    torch.manual_seed(5)
+    model = AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, "llama-base"), torch_dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], lora_dropout=0.0, init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(out)
+    os.remove(os.path.join(out, "README.md"))
+
+
 M = "../models/"
 CASES = {
     # name: (recipe, bar, method, notes). Bars: "exact" (every bit), "bf16-1ulp", and "f32-reduction":
@@ -261,6 +276,14 @@ CASES.update({
     "della-f32": (ta("della", {"epsilon": 0.1, "lambda": 1.0}), "stats", "della", "density 0.5"),
     "della-linear-f32": (ta("della_linear", {"epsilon": 0.1, "lambda": 1.0}), "stats", "della_linear", ""),
     "sce-f32": (ta("sce", {"select_topk": 0.5}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "sce", "mean squares are whole-tensor sums"),
+    "lora-linear-f32": (f"""merge_method: linear
+models:
+  - model: {M}llama-base+../loras/llama-lora
+    parameters: {{weight: 0.6}}
+  - model: {M}llama-ft1
+    parameters: {{weight: 0.4}}
+dtype: float32
+""", "exact", "linear", "a base+LoRA reference: the adapter is merged into the model first"),
     "ram-f32": (ta("ram", {"epsilon": 0.01}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ram", "epsilon 0.01 so that some entries are unique to one model"),
     "ramplus-tl-f32": (ta("ramplus_tl", {"epsilon": 0.01, "r": 0.5, "alpha": 0.9}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ramplus_tl", ""),
     "model-stock-f32": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "model_stock", ""),
@@ -354,11 +377,14 @@ def main():
         models()
     args = ["--out-shard-size", "20K", "--random-seed", "42"]
     version = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('mergekit'))"], capture_output=True, text=True).stdout.strip()
+    lora()
     cases = {c["name"]: c for c in json.load(open(index))} if only is not None else {}
     for name, (recipe, bar, method, notes) in CASES.items():
         if only is not None and name not in only:
             continue
-        run(name, recipe, args)
+        extra = ["--lora-merge-cache", os.path.abspath(os.path.join(ROOT, ".lora-cache"))] if "+" in recipe else []
+        run(name, recipe, args + extra)
+        shutil.rmtree(os.path.join(ROOT, ".lora-cache"), ignore_errors=True)
         cases[name] = {"name": name, "recipe": f"{name}.yml", "output": name, "bar": bar, "method": method, "notes": notes, "mergekitVersion": version, "args": args}
     if only is None:
         cases["nearswap-sequential-f32"] = sequential_cases(args, version)

@@ -23,6 +23,7 @@ const MERGE_FLAGS: Record<string, FlagSpec> = {
   'memory-budget': { kind: 'string', description: 'bytes of tensor data in memory at once, like 1B, 512M (default 1B)' },
   'model-root': { kind: 'string', description: 'a folder to look for models in by name' },
   'intermediate-dir': { kind: 'string', description: 'where the stages of a multi-document recipe are built' },
+  'lora-merge-cache': { kind: 'string', description: 'where base+LoRA references are merged and kept (default ~/.cache/alloy/lora-merges)' },
   progress: { kind: 'string', description: 'bar | jsonl | none (default bar)' },
   'trust-remote-code': { kind: 'boolean', description: 'accepted; Alloy never runs model code', ignored: 'Alloy never runs code from model repos; ignored' },
   'low-cpu-memory': { kind: 'boolean', description: 'accepted', ignored: 'ignored: memory is bounded by --memory-budget' },
@@ -111,6 +112,7 @@ function mergeOptionsFrom(flags: Record<string, string | boolean>): MergeOptions
     ...(flags['overwrite'] !== undefined ? { overwrite: flags['overwrite'] === true } : {}),
     ...(typeof flags['model-root'] === 'string' ? { modelRoots: [resolve(flags['model-root'])] } : {}),
     ...(typeof flags['intermediate-dir'] === 'string' ? { intermediateDir: resolve(flags['intermediate-dir']) } : {}),
+    ...(typeof flags['lora-merge-cache'] === 'string' ? { loraMergeCache: resolve(flags['lora-merge-cache']) } : {}),
   };
 }
 

@@ -24,6 +24,8 @@ export interface MergeOptions {
   modelRoots?: string[];
   /** Where the stages of a multi-document recipe are built (default: a hidden folder beside the output). */
   intermediateDir?: string;
+  /** Where base+LoRA references are merged and kept (mergekit's --lora-merge-cache). */
+  loraMergeCache?: string;
 }
 
 export interface PlanRecipeParams {
@@ -34,7 +36,12 @@ export interface PlanRecipeParams {
 }
 
 function searchFor(recipeFile: string, options: MergeOptions, stageOutputs?: ReadonlyMap<string, string>): ModelSearch {
-  return { recipeDir: dirname(resolve(recipeFile)), modelRoots: options.modelRoots ?? [], ...(stageOutputs ? { stageOutputs } : {}) };
+  return {
+    recipeDir: dirname(resolve(recipeFile)),
+    modelRoots: options.modelRoots ?? [],
+    ...(stageOutputs ? { stageOutputs } : {}),
+    ...(options.loraMergeCache ? { loraMergeCache: options.loraMergeCache } : {}),
+  };
 }
 
 function planOne(recipe: Recipe, recipeFile: string, options: MergeOptions, stageOutputs?: ReadonlyMap<string, string>): Promise<MergePlan> {

@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { EngineError } from '../errors';
+import { mergeLora } from '../lora/merge-lora';
 import type { ModelReference } from '../recipe/types';
 
 export interface ModelSearch {
@@ -11,6 +12,8 @@ export interface ModelSearch {
   modelRoots?: string[];
   /** Earlier stages' outputs by name, for multi-stage recipes. */
   stageOutputs?: ReadonlyMap<string, string>;
+  /** Where base+LoRA references are merged (mergekit's --lora-merge-cache). */
+  loraMergeCache?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -22,12 +25,12 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(home, 'hub');
 }
 
-async function isModelDir(dir: string): Promise<boolean> {
-  return (await stat(join(dir, 'config.json')).catch(() => undefined))?.isFile() ?? false;
+async function isModelDir(dir: string, marker = 'config.json'): Promise<boolean> {
+  return (await stat(join(dir, marker)).catch(() => undefined))?.isFile() ?? false;
 }
 
 /** A snapshot folder of `org/name` in the hub cache, at `revision` (a branch, tag or commit). */
-export async function hubSnapshotDir(repoId: string, revision: string | undefined, env?: NodeJS.ProcessEnv): Promise<string | undefined> {
+export async function hubSnapshotDir(repoId: string, revision: string | undefined, env?: NodeJS.ProcessEnv, marker = 'config.json'): Promise<string | undefined> {
   if (!/^[\w.-]+\/[\w.-]+$/.test(repoId)) return undefined;
   const repoDir = join(hubCacheDir(env), `models--${repoId.replace('/', '--')}`);
   const rev = revision ?? 'main';
@@ -37,34 +40,46 @@ export async function hubSnapshotDir(repoId: string, revision: string | undefine
     if (!commit) return undefined;
   }
   const dir = join(repoDir, 'snapshots', commit);
-  return (await isModelDir(dir)) ? dir : undefined;
+  return (await isModelDir(dir, marker)) ? dir : undefined;
 }
 
-/** Finds the folder a recipe's model reference names, or fails listing where it looked. */
+/**
+ * Finds the folder a recipe's model reference names, or fails listing where it looked. A `base+lora`
+ * reference resolves to the base with the adapter merged in (made once, kept in the LoRA merge cache).
+ */
 export async function resolveModelPath(ref: ModelReference, search: ModelSearch = {}): Promise<string> {
-  if (ref.lora) {
-    throw new EngineError(`${ref.raw}: LoRA references (base+adapter) are not supported yet`, { key: 'model' });
-  }
   const stage = search.stageOutputs?.get(ref.path);
-  if (stage) return stage;
+  const model = stage ?? (await findFolder(ref.raw, ref.path, ref.revision, search, 'config.json'));
+  if (!ref.lora) return model;
+  const adapter = await findFolder(ref.raw, ref.lora.path, ref.lora.revision, search, 'adapter_config.json');
+  return mergeLora({ model, adapter, cacheDir: search.loraMergeCache ?? defaultLoraCache(search.env), reference: ref.raw });
+}
+
+async function findFolder(raw: string, path: string, revision: string | undefined, search: ModelSearch, marker: string): Promise<string> {
   const tried: string[] = [];
   const candidates: string[] = [];
-  if (isAbsolute(ref.path)) candidates.push(ref.path);
+  if (isAbsolute(path)) candidates.push(path);
   else {
-    if (search.recipeDir) candidates.push(resolve(search.recipeDir, ref.path));
-    candidates.push(resolve(ref.path));
+    if (search.recipeDir) candidates.push(resolve(search.recipeDir, path));
+    candidates.push(resolve(path));
     for (const root of search.modelRoots ?? []) {
-      candidates.push(join(root, ref.path));
-      const last = ref.path.split('/').pop();
+      candidates.push(join(root, path));
+      const last = path.split('/').pop();
       if (last) candidates.push(join(root, last));
     }
   }
   for (const dir of candidates) {
     tried.push(dir);
-    if (await isModelDir(dir)) return dir;
+    if (await isModelDir(dir, marker)) return dir;
   }
-  const snapshot = await hubSnapshotDir(ref.path, ref.revision, search.env);
+  const snapshot = await hubSnapshotDir(path, revision, search.env, marker);
   if (snapshot) return snapshot;
   tried.push(`${hubCacheDir(search.env)} (Hugging Face cache)`);
-  throw new EngineError(`model "${ref.raw}" not found; looked in:\n  ${[...new Set(tried)].join('\n  ')}`, { key: 'model' });
+  const what = marker === 'config.json' ? 'model' : 'LoRA adapter';
+  throw new EngineError(`${what} "${path}" (in "${raw}") not found; looked for ${marker} in:\n  ${[...new Set(tried)].join('\n  ')}`, { key: 'model' });
+}
+
+/** Where merged base+LoRA models are kept between runs: $XDG_CACHE_HOME/alloy/lora-merges. */
+function defaultLoraCache(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'alloy', 'lora-merges');
 }

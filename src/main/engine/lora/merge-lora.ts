@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { EngineError } from '../errors';
+import { ModelFolder } from '../model/model-folder';
+import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
+import { dtypeSize, isFloatDtype } from '../safetensors/dtype';
+import { SafetensorsShardWriter } from '../safetensors/writer';
+import { fmaF32 } from '../methods/numerics';
+import { readLoraAdapter, type LoraDelta } from './adapter';
+
+export interface MergeLoraParams {
+  model: string;
+  adapter: string;
+  cacheDir: string;
+  /** The recipe's reference, for messages. */
+  reference: string;
+}
+
+const ROW_CHUNK_BYTES = 16 << 20;
+const WEIGHT_FILE = /\.(safetensors|bin|pt|pth)$|\.index\.json$/;
+
+/**
+ * The base model with a LoRA adapter merged in, as PEFT's merge_and_unload computes it: W + (B·A)·scaling
+ * in f32 (delta rounded to W's dtype first when W is 16-bit). Built once into the cache, tensor by
+ * tensor and row chunk by row chunk, in a hidden folder renamed into place when complete.
+ */
+export async function mergeLora(params: MergeLoraParams): Promise<string> {
+  const target = join(params.cacheDir, `${basename(params.model)}+${basename(params.adapter)}-${await cacheKey(params)}`);
+  if (await stat(join(target, 'config.json')).catch(() => undefined)) return target;
+  await mkdir(params.cacheDir, { recursive: true });
+  const building = join(params.cacheDir, `.${basename(target)}.${process.pid}.partial`);
+  await rm(building, { recursive: true, force: true });
+  await mkdir(building);
+  try {
+    await writeMergedWeights(params, building);
+    await copyOtherFiles(params.model, building);
+    await rename(building, target).catch(async (error) => {
+      if (await stat(join(target, 'config.json')).catch(() => undefined)) return;
+      throw error;
+    });
+  } finally {
+    await rm(building, { recursive: true, force: true });
+  }
+  return target;
+}
+
+async function cacheKey({ model, adapter }: MergeLoraParams): Promise<string> {
+  const hash = createHash('sha256');
+  for (const dir of [model, adapter]) {
+    hash.update(resolve(dir));
+    for (const name of (await readdir(dir)).sort()) {
+      const info = await stat(join(dir, name));
+      hash.update(`${name}:${info.size}:${info.mtimeMs}`);
+    }
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+async function writeMergedWeights(params: MergeLoraParams, outDir: string): Promise<void> {
+  const adapter = await readLoraAdapter(params.adapter);
+  const folder = await ModelFolder.open(params.model);
+  try {
+    const missing = [...adapter.deltas.keys()].filter((t) => !folder.tensors.has(t));
+    if (missing.length > 0) throw new EngineError(`${params.reference}: the adapter adapts ${missing[0]}, which ${params.model} does not have`, { tensor: missing[0]! });
+    const planned = [...folder.tensors.values()].map(({ entry }) => ({ name: entry.name, dtype: entry.dtype, shape: entry.shape }));
+    const writer = await SafetensorsShardWriter.create(join(outDir, 'model.safetensors'), planned);
+    try {
+      for (const { reader, entry } of folder.tensors.values()) {
+        const delta = adapter.deltas.get(entry.name);
+        const rowLength = entry.shape.length > 1 ? entry.shape[entry.shape.length - 1]! : entry.numel;
+        const rowBytes = rowLength * dtypeSize(entry.dtype);
+        const step = Math.max(1, Math.floor(ROW_CHUNK_BYTES / Math.max(1, rowBytes))) * rowBytes;
+        for (let start = 0; start < entry.byteLength; start += step) {
+          const bytes = await reader.read(entry.name, undefined, start, Math.min(step, entry.byteLength - start));
+          if (delta) applyDelta(bytes, entry.dtype, entry.shape, start / rowBytes, delta, adapter.scaling, entry.name);
+          await writer.write(entry.name, bytes, start);
+        }
+      }
+      await writer.commit();
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+  } finally {
+    await folder.close();
+  }
+}
+
+/** Adds rows [firstRow, …) of the delta to `bytes` (those rows of W) in place. */
+function applyDelta(bytes: Uint8Array, dtype: string, shape: number[], firstRow: number, delta: LoraDelta, scaling: number, name: string): void {
+  if (!isFloatDtype(dtype as never) || shape.length !== 2) throw new EngineError(`LoRA: "${name}" is not a 2-D float tensor`, { tensor: name });
+  const [rows, cols] = shape as [number, number];
+  const { a, b, transposed } = delta;
+  const [outRows, outCols] = transposed ? [a.cols, b.rows] : [b.rows, a.cols];
+  if (outRows !== rows || outCols !== cols) throw new EngineError(`LoRA: the delta for "${name}" is ${outRows}×${outCols}, the weight ${rows}×${cols}`, { tensor: name });
+  const r = a.rows;
+  const scale = Math.fround(scaling);
+  const w = new Float32Array(bytes.byteLength / dtypeSize(dtype as never));
+  decodeToF32(bytes, dtype as never, w);
+  const round16 = dtype !== 'F32';
+  const one = new Float32Array(1);
+  const oneBytes = new Uint8Array(2);
+  const count = w.length / cols;
+  for (let row = 0; row < count; row++) {
+    const o = firstRow + row;
+    for (let i = 0; i < cols; i++) {
+      let d = 0;
+      // (B·A)[o][i], or (B·A)[i][o] when transposed, as an FMA chain over r.
+      for (let k = 0; k < r; k++) d = transposed ? fmaF32(b.values[i * r + k]!, a.values[k * a.cols + o]!, d) : fmaF32(b.values[o * r + k]!, a.values[k * a.cols + i]!, d);
+      d = Math.fround(d * scale);
+      if (round16) {
+        one[0] = d;
+        encodeFromF32(one, dtype as never, oneBytes);
+        decodeToF32(oneBytes, dtype as never, one);
+        d = one[0]!;
+      }
+      w[row * cols + i] = w[row * cols + i]! + d;
+    }
+  }
+  encodeFromF32(w, dtype as never, bytes);
+}
+
+/** config.json, tokenizer and generation files: everything in the model folder but its weights. */
+async function copyOtherFiles(model: string, outDir: string): Promise<void> {
+  for (const name of await readdir(model)) {
+    if (WEIGHT_FILE.test(name) || name.startsWith('.')) continue;
+    const from = join(model, name);
+    if ((await stat(from)).isFile()) await copyFile(from, join(outDir, name));
+  }
+}
