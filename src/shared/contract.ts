@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import type { ProgressEvent } from './progress';
+import { studioRequestSchemas, type StudioResponseTypes } from './studio-contract';
 
 /**
  * The one contract between a face (Electron renderer, web page, tests) and the services.
@@ -98,9 +99,10 @@ export const requestSchemas = {
   }),
   'job.cancel': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
   'job.list': v.strictObject({}),
+  ...studioRequestSchemas,
 } as const;
 
-export interface ResponseTypes {
+export interface ResponseTypes extends StudioResponseTypes {
   'library.list': ModelSummary[];
   'methods.list': MethodInfo[];
   'recipe.demo': { name: string; recipe: string };

@@ -9,6 +9,8 @@ import { EventBus } from './events';
 import { JobService } from './job-service';
 import { LibraryService } from './library-service';
 import type { AppPaths } from './paths';
+import { SettingsService } from './settings-service';
+import { createStudioHandlers } from './studio-handlers';
 
 export interface ServicesOptions {
   paths: AppPaths;
@@ -17,6 +19,8 @@ export interface ServicesOptions {
   /** Folders of models the user added, besides the demo models. */
   modelFolders?: string[];
   workDir?: string;
+  /** Where settings are kept between runs; in memory only when absent. */
+  settingsFile?: string;
 }
 
 export interface Services {
@@ -24,6 +28,7 @@ export interface Services {
   events: EventBus;
   jobs: JobService;
   library: LibraryService;
+  settings: SettingsService;
 }
 
 /** Builds the services every face mounts: one handler per contract channel, one event bus. */
@@ -42,6 +47,7 @@ export function createServices(options: ServicesOptions): Services {
     modelRoots: [...modelRoots, options.outputRoot],
     events,
   });
+  const settings = new SettingsService(options.settingsFile);
   const handlers: Handlers = {
     'library.list': () => library.list(),
     'methods.list': async () => [...MERGE_METHODS.values()].map(methodInfo),
@@ -65,11 +71,15 @@ export function createServices(options: ServicesOptions): Services {
         throw error;
       }
     },
-    'job.start': (request) => jobs.start(request),
+    'job.start': async (request) => {
+      const { device, memoryBudget, outShardSize } = await settings.get();
+      return jobs.start({ device, ...request, memoryBudget, outShardSize });
+    },
     'job.cancel': async ({ id }) => jobs.cancel(id),
     'job.list': async () => jobs.list(),
+    ...createStudioHandlers({ modelRoots, settings }),
   };
-  return { handlers, events, jobs, library };
+  return { handlers, events, jobs, library, settings };
 }
 
 function methodInfo(m: typeof MERGE_METHODS extends ReadonlyMap<string, infer M> ? M : never): MethodInfo {

@@ -23,6 +23,8 @@ export interface StartJobParams {
   recipe: string;
   outputName: string;
   device?: 'auto' | 'cpu' | 'gpu';
+  memoryBudget?: number;
+  outShardSize?: number;
 }
 
 const LOG_LINES = 500;
@@ -41,7 +43,7 @@ export class JobService {
     return this.jobs.get(id)?.info;
   }
 
-  async start({ recipe, outputName, device }: StartJobParams): Promise<JobInfo> {
+  async start({ recipe, outputName, device, memoryBudget, outShardSize }: StartJobParams): Promise<JobInfo> {
     const id = randomUUID();
     await mkdir(this.options.workDir, { recursive: true });
     const recipeFile = join(this.options.workDir, `${id}.yml`);
@@ -51,7 +53,12 @@ export class JobService {
       recipeText: recipe,
       recipeFile,
       outDir,
-      options: { modelRoots: this.options.modelRoots, ...(device ? { device } : {}) },
+      options: {
+        modelRoots: this.options.modelRoots,
+        ...(device ? { device } : {}),
+        ...(memoryBudget ? { memoryBudget } : {}),
+        ...(outShardSize ? { outShardSize } : {}),
+      },
     };
     await writeFile(recipeFile, recipe);
     await writeFile(jobFile, JSON.stringify(job, null, 2));
