@@ -5,6 +5,8 @@ import { getMergeMethod } from '../methods/registry';
 import type { MergeMethod, ParamValue } from '../methods/types';
 import { ModelFolder, type ModelTensor } from '../model/model-folder';
 import { resolveModelPath, type ModelSearch } from '../model/resolve-model';
+import { referencedModels } from '../recipe/stage-graph';
+import { planTokenizer } from '../tokenizer/plan-tokenizer';
 import { makeOutputConfig } from '../output/output-config';
 import { ParameterResolver } from '../recipe/evaluate-setting';
 import type { InputSliceDefinition, ModelReference, OutputSliceDefinition, Recipe } from '../recipe/types';
@@ -221,6 +223,16 @@ class PlanBuilder {
     return this.recipe.dtype ? parseTorchDtype(this.recipe.dtype) : undefined;
   }
 
+  /** The tokenizer's folder when the recipe sets tokenizer_source (see planTokenizer). */
+  private async tokenizerSource(donor: OpenModel): Promise<string | undefined> {
+    const setting = this.recipe.tokenizer?.source ?? this.recipe.tokenizerSource;
+    if (setting === undefined) return undefined;
+    const asModel = async (m: OpenModel) => ({ ref: m.ref, dir: m.folder.path, config: m.folder.config });
+    const models = await Promise.all(referencedModels(this.recipe).map(async (ref) => asModel(await this.models.open(ref))));
+    const source = typeof setting === 'object' ? await asModel(await this.models.open(setting)) : undefined;
+    return planTokenizer(this.recipe, models, await asModel(donor), source);
+  }
+
   private outDtype(): FloatDtype | undefined {
     return this.recipe.outDtype ? parseTorchDtype(this.recipe.outDtype) : undefined;
   }
@@ -249,7 +261,7 @@ class PlanBuilder {
       bytesToRead: this.tensors.reduce((sum, t) => sum + t.inputs.reduce((s, i) => s + (t.kind === 'copy' ? 0 : i.byteLength), t.kind === 'copy' ? t.inputs[0]!.byteLength : 0), 0),
       bytesToWrite: shards.reduce((sum, s) => sum + s.bytes, 0),
       outputConfig,
-      ...(donor ? { tokenizerFrom: donor.folder.path } : {}),
+      ...(donor ? { tokenizerFrom: (await this.tokenizerSource(donor)) ?? donor.folder.path } : {}),
       recipeText: this.recipe.source.text,
       modelCard: {
         mergeMethod: this.method.name,
