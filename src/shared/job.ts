@@ -11,6 +11,7 @@ export const jobFileSchema = v.strictObject({
       outShardSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
       seed: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
       allowCrimes: v.optional(v.boolean()),
+      unsafeTruncateEmbeddings: v.optional(v.boolean()),
       copyTokenizer: v.optional(v.boolean()),
       writeModelCard: v.optional(v.boolean()),
       overwrite: v.optional(v.boolean()),

@@ -56,6 +56,7 @@ function optionsFrom(args: string[] = [], memoryBudget?: number) {
     ...(shard ? { outShardSize: parseKmb(shard) } : {}),
     ...(seed ? { seed: Number(seed) } : {}),
     ...(memoryBudget ? { memoryBudget } : {}),
+    ...(args.includes('--unsafe-truncate-embeddings') ? { unsafeTruncateEmbeddings: true } : {}),
     loraMergeCache: LORA_CACHE,
   };
 }

@@ -53,3 +53,12 @@ describe('tokenizer_source', () => {
     await expect(merge(recipe('union', 'other-vocab'))).rejects.toThrow(/recipe\.yml:8:1: tokenizer_source: the vocabularies of base and other-vocab differ \("tok3" is 3 in one and 4 in the other\)/);
   });
 });
+
+describe('vocabularies of different sizes without tokenizer_source', () => {
+  const golden = (name: string) => join(process.cwd(), 'test/fixtures/golden/models', name);
+  const text = `merge_method: linear\nmodels:\n  - model: ${golden('llama-base')}\n    parameters: {weight: 0.5}\n  - model: ${golden('llama-vocab56')}\n    parameters: {weight: 0.5}\ndtype: float32\n`;
+
+  it('are refused, naming the tensor, both shapes and the two ways out', async () => {
+    await expect(merge(text)).rejects.toThrow(/"model\.embed_tokens\.weight" has a different number of token rows.*\[48,16\].*\[56,16\].*tokenizer_source.*--unsafe-truncate-embeddings/s);
+  });
+});

@@ -21,8 +21,8 @@ MERGEKIT = os.environ.get("MERGEKIT_YAML", shutil.which("mergekit-yaml") or "mer
 HIDDEN, INTER, HEADS, KV, VOCAB = 16, 32, 4, 2, 48
 
 
-def llama_names(layers, qwen=False):
-    names = [("model.embed_tokens.weight", (VOCAB, HIDDEN))]
+def llama_names(layers, qwen=False, vocab=VOCAB):
+    names = [("model.embed_tokens.weight", (vocab, HIDDEN))]
     kv = HIDDEN // HEADS * KV
     for i in range(layers):
         p = f"model.layers.{i}"
@@ -39,27 +39,27 @@ def llama_names(layers, qwen=False):
         ]
         if qwen:
             names += [(f"{p}.self_attn.q_proj.bias", (HIDDEN,)), (f"{p}.self_attn.k_proj.bias", (kv,)), (f"{p}.self_attn.v_proj.bias", (kv,))]
-    names += [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))]
+    names += [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (vocab, HIDDEN))]
     return names
 
 
-def config(layers, dtype, qwen=False):
+def config(layers, dtype, qwen=False, vocab=VOCAB):
     c = {
         "architectures": ["Qwen2ForCausalLM" if qwen else "LlamaForCausalLM"],
         "model_type": "qwen2" if qwen else "llama",
         "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": layers,
-        "num_attention_heads": HEADS, "num_key_value_heads": KV, "vocab_size": VOCAB,
+        "num_attention_heads": HEADS, "num_key_value_heads": KV, "vocab_size": vocab,
         "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "hidden_act": "silu",
         "tie_word_embeddings": False, "torch_dtype": dtype,
     }
     return c
 
 
-def make_model(name, seed, base_seed=None, layers=4, dtype=torch.float32, qwen=False, delta=0.05):
+def make_model(name, seed, base_seed=None, layers=4, dtype=torch.float32, qwen=False, delta=0.05, vocab=VOCAB):
     out = os.path.join(MODELS, name)
     os.makedirs(out, exist_ok=True)
     tensors = {}
-    for i, (tname, shape) in enumerate(llama_names(layers, qwen)):
+    for i, (tname, shape) in enumerate(llama_names(layers, qwen, vocab)):
         g = torch.Generator().manual_seed((base_seed if base_seed is not None else seed) * 1000 + i)
         w = torch.randn(shape, generator=g) * 0.2
         if tname.endswith("norm.weight"):
@@ -80,7 +80,7 @@ def make_model(name, seed, base_seed=None, layers=4, dtype=torch.float32, qwen=F
     with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
     with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config(layers, "float32" if dtype == torch.float32 else "bfloat16", qwen), f, indent=2)
+        json.dump(config(layers, "float32" if dtype == torch.float32 else "bfloat16", qwen, vocab), f, indent=2)
 
 
 def models():
@@ -97,6 +97,14 @@ def models():
     make_model("qwen-ft2", 23, base_seed=21, qwen=True)
     # Near-identical to the base, so nearswap at a small t swaps a real share of weights.
     make_model("llama-near", 31, base_seed=1, delta=0.0005)
+    extra_models()
+
+
+def extra_models():
+    """Models added after the first goldens; made by --only runs too when missing."""
+    if not os.path.exists(os.path.join(MODELS, "llama-vocab56")):
+        # A fine-tune with 8 more token rows, as a model with added tokens has.
+        make_model("llama-vocab56", 9, base_seed=1, vocab=56)
 
 
 def lora():
@@ -115,6 +123,8 @@ def lora():
 
 
 M = "../models/"
+# mergekit flags a case needs beyond the common ones; recorded in cases.json for Alloy's run too.
+EXTRA_ARGS = {"linear-vocab-truncate-f32": ["--unsafe-truncate-embeddings"]}
 CASES = {
     # name: (recipe, bar, method, notes). Bars: "exact" (every bit), "bf16-1ulp", and "f32-reduction":
     # within 4 ulps of the tensor's largest magnitude, for methods whose whole-tensor norms torch sums in
@@ -284,6 +294,14 @@ models:
     parameters: {{weight: 0.4}}
 dtype: float32
 """, "exact", "linear", "a base+LoRA reference: the adapter is merged into the model first"),
+    "linear-vocab-truncate-f32": (f"""merge_method: linear
+models:
+  - model: {M}llama-base
+    parameters: {{weight: 0.5}}
+  - model: {M}llama-vocab56
+    parameters: {{weight: 0.5}}
+dtype: float32
+""", "exact", "linear", "vocabularies of 48 and 56 rows: mergekit keeps the common 48"),
     "ram-f32": (ta("ram", {"epsilon": 0.01}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ram", "epsilon 0.01 so that some entries are unique to one model"),
     "ramplus-tl-f32": (ta("ramplus_tl", {"epsilon": 0.01, "r": 0.5, "alpha": 0.9}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ramplus_tl", ""),
     "model-stock-f32": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "model_stock", ""),
@@ -378,14 +396,15 @@ def main():
     args = ["--out-shard-size", "20K", "--random-seed", "42"]
     version = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('mergekit'))"], capture_output=True, text=True).stdout.strip()
     lora()
+    extra_models()
     cases = {c["name"]: c for c in json.load(open(index))} if only is not None else {}
     for name, (recipe, bar, method, notes) in CASES.items():
         if only is not None and name not in only:
             continue
-        extra = ["--lora-merge-cache", os.path.abspath(os.path.join(ROOT, ".lora-cache"))] if "+" in recipe else []
-        run(name, recipe, args + extra)
+        lora_cache = ["--lora-merge-cache", os.path.abspath(os.path.join(ROOT, ".lora-cache"))] if "+" in recipe else []
+        run(name, recipe, args + EXTRA_ARGS.get(name, []) + lora_cache)
         shutil.rmtree(os.path.join(ROOT, ".lora-cache"), ignore_errors=True)
-        cases[name] = {"name": name, "recipe": f"{name}.yml", "output": name, "bar": bar, "method": method, "notes": notes, "mergekitVersion": version, "args": args}
+        cases[name] = {"name": name, "recipe": f"{name}.yml", "output": name, "bar": bar, "method": method, "notes": notes, "mergekitVersion": version, "args": args + EXTRA_ARGS.get(name, [])}
     if only is None:
         cases["nearswap-sequential-f32"] = sequential_cases(args, version)
     with open(index, "w") as f:

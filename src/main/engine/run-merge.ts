@@ -16,6 +16,8 @@ export interface MergeOptions {
   outShardSize?: number;
   seed?: number;
   allowCrimes?: boolean;
+  /** mergekit's --unsafe-truncate-embeddings. */
+  unsafeTruncateEmbeddings?: boolean;
   copyTokenizer?: boolean;
   writeModelCard?: boolean;
   overwrite?: boolean;
@@ -51,6 +53,7 @@ function planOne(recipe: Recipe, recipeFile: string, options: MergeOptions, stag
     ...(options.outShardSize !== undefined ? { outShardSize: options.outShardSize } : {}),
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
     ...(options.allowCrimes !== undefined ? { allowCrimes: options.allowCrimes } : {}),
+    ...(options.unsafeTruncateEmbeddings ? { unsafeTruncateEmbeddings: true } : {}),
   });
 }
 

@@ -20,6 +20,8 @@ export interface PlanMergeParams {
   outShardSize?: number;
   seed?: number;
   allowCrimes?: boolean;
+  /** mergekit's --unsafe-truncate-embeddings: cut vocabulary tensors of different lengths to the common rows. */
+  unsafeTruncateEmbeddings?: boolean;
 }
 
 export const DEFAULT_SHARD_SIZE = 5_000_000_000;
@@ -40,7 +42,7 @@ export async function planMerge(params: PlanMergeParams): Promise<MergePlan> {
     const archModel = recipe.baseModel ? await models.open(recipe.baseModel) : await models.open(slices[0]!.sources[0]!.model);
     const arch = resolveArchitecture(archModel.folder.config, join(archModel.folder.path, 'config.json'));
     if (!params.allowCrimes) await checkSameArchitecture(models, arch);
-    const builder = new PlanBuilder(recipe, method, arch, models);
+    const builder = new PlanBuilder(recipe, method, arch, models, params.unsafeTruncateEmbeddings === true);
     await builder.addAll(slices);
     return builder.finish(params);
   } finally {
@@ -122,6 +124,7 @@ class PlanBuilder {
     private readonly method: MergeMethod,
     private readonly arch: ArchitectureDef,
     private readonly models: ModelTable,
+    private readonly truncateEmbeddings: boolean,
   ) {
     this.warnings = [...(recipe.warnings ?? [])];
   }
@@ -188,10 +191,14 @@ class PlanBuilder {
     if (this.method.base === 'required' && baseIndex < 0) {
       throw new EngineError(`${this.method.name} needs a base_model among its inputs`, { key: 'base_model' });
     }
-    const inputs: PlannedInput[] = found.map((f) => {
-      const { entry, reader } = f.tensor!;
-      return { model: this.modelNumber(f.model), tensor: entry.name, file: reader.path, offset: entry.offset, byteLength: entry.byteLength, dtype: entry.dtype, shape: entry.shape };
-    });
+    const inputs = this.sameShapes(
+      out,
+      found.map((f) => {
+        const { entry, reader } = f.tensor!;
+        return { model: this.modelNumber(f.model), tensor: entry.name, file: reader.path, offset: entry.offset, byteLength: entry.byteLength, dtype: entry.dtype, shape: entry.shape };
+      }),
+      found.map((f) => f.model.ref.raw),
+    );
     const first = inputs[0]!;
     const floatInput = isFloatDtype(first.dtype);
     const dtype: Dtype = floatInput ? (this.outDtype() ?? this.computeDtype() ?? first.dtype) : first.dtype;
@@ -206,6 +213,31 @@ class PlanBuilder {
       global,
       perModel,
       shard: -1,
+    });
+  }
+
+  /**
+   * Inputs of one shape. Vocabulary tensors (embeddings, LM heads) of different lengths are an error, as
+   * in mergekit, unless --unsafe-truncate-embeddings cuts them to the common prefix of token rows (its
+   * truncate_vocabulary, with its warning); any other difference is an error naming models and shapes.
+   */
+  private sameShapes(out: WeightInfo, inputs: PlannedInput[], refs: string[]): PlannedInput[] {
+    const describe = () => inputs.map((input, i) => `${refs[i]} ${JSON.stringify(input.shape)}`).join(', ');
+    const tail = (shape: number[]) => JSON.stringify(shape.slice(1));
+    if (inputs.every((input) => JSON.stringify(input.shape) === JSON.stringify(inputs[0]!.shape))) return inputs;
+    const vocabulary = out.isEmbed && inputs.every((input) => input.shape.length > 0 && tail(input.shape) === tail(inputs[0]!.shape));
+    if (!vocabulary) throw new EngineError(`tensor "${out.name}" has different shapes in the models: ${describe()}`, { tensor: out.name });
+    if (!this.truncateEmbeddings) {
+      throw new EngineError(
+        `tensor "${out.name}" has a different number of token rows in the models (${describe()}): their vocabularies differ. Set tokenizer_source to align them, or pass --unsafe-truncate-embeddings to keep the common rows (only right if those token ids mean the same in every model)`,
+        { tensor: out.name },
+      );
+    }
+    const rows = Math.min(...inputs.map((input) => input.shape[0]!));
+    this.warnings.push(`UNSAFE vocabulary truncation for ${out.name}: ${describe()} -> ${rows} rows, assuming the kept token ids mean the same in every model`);
+    return inputs.map((input) => {
+      const rowBytes = input.byteLength / input.shape[0]!;
+      return { ...input, shape: [rows, ...input.shape.slice(1)], byteLength: rows * rowBytes };
     });
   }
 
