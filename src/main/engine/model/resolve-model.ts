@@ -76,7 +76,8 @@ async function findFolder(raw: string, path: string, revision: string | undefine
   if (snapshot) return snapshot;
   tried.push(`${hubCacheDir(search.env)} (Hugging Face cache)`);
   const what = marker === 'config.json' ? 'model' : 'LoRA adapter';
-  throw new EngineError(`${what} "${path}" (in "${raw}") not found; looked for ${marker} in:\n  ${[...new Set(tried)].join('\n  ')}`, { key: 'model' });
+  const named = raw === path ? `"${path}"` : `"${path}" (in "${raw}")`;
+  throw new EngineError(`${what} ${named} not found; looked for ${marker} in:\n  ${[...new Set(tried)].join('\n  ')}`, { key: 'model' });
 }
 
 /** Where merged base+LoRA models are kept between runs: $XDG_CACHE_HOME/alloy/lora-merges. */
