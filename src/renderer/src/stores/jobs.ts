@@ -11,6 +11,8 @@ export interface JobView {
 /** Every merge job and its latest progress, kept current from the services' events. */
 export const useJobsStore = defineStore('jobs', () => {
   const jobs = ref<Record<string, JobView>>({});
+  /** Settles once the services' job list has been read (after a reload, to re-attach). */
+  let loaded: Promise<void> = Promise.resolve();
 
   function upsert(info: JobInfo): JobView {
     const existing = jobs.value[info.id];
@@ -24,13 +26,20 @@ export const useJobsStore = defineStore('jobs', () => {
       const job = jobs.value[jobId];
       if (!job) return;
       if (event.type === 'tensor') job.progress = event;
-      job.info = { ...job.info, lastProgress: event };
+      const line = event.type === 'stage' || event.type === 'warning' || event.type === 'error' ? event.message : undefined;
+      job.info = { ...job.info, lastProgress: event, log: line ? [...job.info.log, line] : job.info.log };
     });
-    void api.invoke('job.list', {}).then((list) => list.forEach(upsert));
+    loaded = api.invoke('job.list', {}).then((list) => list.forEach(upsert));
     return () => {
       offState();
       offProgress();
     };
+  }
+
+  /** The job to show after a reload: the newest running one, else the newest. */
+  function latest(): JobView | undefined {
+    const all = Object.values(jobs.value).sort((a, b) => b.info.startedAt - a.info.startedAt);
+    return all.find((j) => j.info.state === 'running') ?? all[0];
   }
 
   async function start(api: AlloyApi, recipe: string, outputName: string): Promise<JobView> {
@@ -41,5 +50,7 @@ export const useJobsStore = defineStore('jobs', () => {
     upsert(await api.invoke('job.cancel', { id }));
   }
 
-  return { jobs, connect, start, cancel, upsert };
+  const whenLoaded = () => loaded;
+
+  return { jobs, whenLoaded, connect, start, cancel, upsert, latest };
 });

@@ -1,0 +1,141 @@
+import { defineStore } from 'pinia';
+import { computed, ref, shallowRef } from 'vue';
+import type { AlloyApi, RecipeProblem } from '../../../shared/contract';
+import type { RecipeGradientResult, RecipeParseResult } from '../../../shared/studio-contract';
+import { appendAt, documentAt, fieldOf, offsetOf, parseRecipeYaml, pathAtOffset, readAt, recipeYamlText, writeAt, type RecipeDocs, type YamlPath } from '../recipe/recipe-yaml';
+
+const TOP_LEVEL_FIELDS = ['merge_method', 'base_model', 'dtype', 'out_dtype', 'tokenizer_source', 'chat_template', 'models', 'slices', 'name'];
+const CHECK_DELAY_MS = 250;
+
+export interface PlacedProblem extends RecipeProblem {
+  /** The form field it belongs to (`parameters.t`, `models.1.model`), '' for the recipe as a whole. */
+  field: string;
+  document: number;
+}
+
+/**
+ * The recipe being edited: its YAML text and documents, which document the form shows, and the
+ * engine's verdict on it (stages, problems, per-layer parameter values), refreshed after each edit.
+ */
+export const useRecipeStore = defineStore('recipe', () => {
+  const text = ref('');
+  const docs = shallowRef<RecipeDocs>([]);
+  const yamlErrors = ref<string[]>([]);
+  const documentIndex = ref(0);
+  /** Bumped on every change: the documents are edited in place. */
+  const revision = ref(0);
+  const parse = ref<RecipeParseResult>();
+  const gradient = ref<RecipeGradientResult>();
+  const checking = ref(false);
+  const requestError = ref('');
+  let api: AlloyApi | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let sequence = 0;
+
+  const current = computed(() => {
+    void revision.value;
+    return docs.value[documentIndex.value];
+  });
+  const editable = computed(() => !!current.value && current.value.errors.length === 0);
+
+  function attach(next: AlloyApi): void {
+    api = next;
+  }
+
+  function setText(next: string): void {
+    text.value = next;
+    const parsed = parseRecipeYaml(next);
+    docs.value = parsed.docs;
+    yamlErrors.value = parsed.errors;
+    if (documentIndex.value >= parsed.docs.length) documentIndex.value = 0;
+    changed();
+  }
+
+  function selectDocument(index: number): void {
+    documentIndex.value = index;
+    changed();
+  }
+
+  function read(path: YamlPath): unknown {
+    void revision.value;
+    return readAt(current.value, path);
+  }
+
+  function edit(path: YamlPath, value: unknown): void {
+    if (!editable.value) return;
+    writeAt(current.value!, path, value);
+    afterEdit();
+  }
+
+  function append(path: YamlPath, value: unknown): void {
+    if (!editable.value) return;
+    appendAt(current.value!, path, value);
+    afterEdit();
+  }
+
+  function afterEdit(): void {
+    text.value = recipeYamlText(docs.value);
+    changed();
+  }
+
+  function changed(): void {
+    revision.value++;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void check(), CHECK_DELAY_MS);
+  }
+
+  /** Asks the engine about the text as it is now; answers to older texts are dropped. */
+  async function check(): Promise<void> {
+    if (!api) return;
+    const mine = ++sequence;
+    const recipe = text.value;
+    checking.value = true;
+    try {
+      const [parsed, values] = await Promise.all([
+        api.invoke('recipe.parse', { recipe }),
+        api.invoke('recipe.gradient', { recipe, document: documentIndex.value }),
+      ]);
+      if (mine !== sequence) return;
+      parse.value = parsed;
+      gradient.value = values;
+      requestError.value = '';
+    } catch (error) {
+      if (mine === sequence) requestError.value = (error as Error).message;
+    } finally {
+      if (mine === sequence) checking.value = false;
+    }
+  }
+
+  /** Runs the pending check now (tests, and the plan button, wait on it). */
+  async function flush(): Promise<void> {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    await check();
+  }
+
+  const problems = computed<PlacedProblem[]>(() => {
+    const result = parse.value;
+    if (!result || result.ok) return [];
+    return result.problems.map((p) => place(p));
+  });
+
+  function place(problem: RecipeProblem): PlacedProblem {
+    if (!problem.line) return { ...problem, field: fieldForKey(problem.key), document: documentIndex.value };
+    const offset = offsetOf(text.value, problem.line, problem.column ?? 1);
+    const document = documentAt(docs.value, offset);
+    const doc = docs.value[document];
+    const field = doc ? fieldOf(pathAtOffset(doc, offset)) : '';
+    return { ...problem, field: field || fieldForKey(problem.key), document };
+  }
+
+  /** The engine's messages for one field of the shown document. */
+  function problemsAt(field: string): string[] {
+    return problems.value.filter((p) => p.document === documentIndex.value && p.field === field).map((p) => p.message);
+  }
+
+  return { text, docs, yamlErrors, documentIndex, revision, parse, gradient, checking, requestError, current, editable, problems, attach, setText, selectDocument, read, edit, append, check, flush, problemsAt };
+});
+
+function fieldForKey(key: string | undefined): string {
+  return key && TOP_LEVEL_FIELDS.includes(key) ? key : '';
+}
