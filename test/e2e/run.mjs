@@ -1,6 +1,6 @@
 // Browser test of the whole app in web mode: Debian's Chromium driven by playwright-core.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -62,33 +62,111 @@ try {
     await page.screenshot({ path: join(shots, 'library.png'), fullPage: true });
   });
 
-  await step('a broken recipe is marked with its line', async () => {
-    await page.getByTestId('nav-merge').click();
-    const editor = page.getByTestId('recipe-editor');
-    await editor.waitFor();
-    await page.waitForFunction(() => document.querySelector('[data-testid=recipe-editor]')?.value.includes('merge_method'));
-    const good = await editor.inputValue();
-    await editor.fill(good.replace('merge_method: linear', 'merge_methd: linear'));
-    await page.getByTestId('plan-button').click();
-    const problems = await page.getByTestId('recipe-problems').innerText({ timeout: 10_000 });
-    if (!/line \d+:1/.test(problems) || !problems.includes('did you mean "merge_method"')) throw new Error(`problems: ${problems}`);
-    await page.screenshot({ path: join(shots, 'merge-problem.png'), fullPage: true });
-    await editor.fill(good);
+  const yaml = () => page.getByTestId('recipe-editor').inputValue();
+  const waitForYaml = (pattern, timeout = 5_000) =>
+    page.waitForFunction((source) => new RegExp(source).test(document.querySelector('[data-testid=recipe-editor]')?.value ?? ''), pattern.source, { timeout });
+  const waitForEngine = () => page.locator('[data-testid=recipe-ok], [data-testid=recipe-problems] li').first().waitFor({ timeout: 10_000 });
+  let excalibur = '';
+
+  await step('builds an Excalibur-style slerp recipe with self_attn/mlp gradients by clicking', async () => {
+    await page.getByTestId('nav-recipe').click();
+    await page.getByTestId('method-select').waitFor();
+    await page.getByTestId('new-recipe').click();
+    await page.getByTestId('method-select').selectOption('slerp');
+    for (const model of ['alloy-demo-chat', 'alloy-demo-code']) {
+      await page.getByTestId('add-model-select').selectOption(model);
+      await page.getByTestId('add-model-button').click();
+    }
+    await page.getByTestId('base-model').selectOption('alloy-demo-chat');
+    await page.getByTestId('param-mode-global-t').selectOption('filters');
+    await page.getByTestId('param-filter-value-global-t-0').fill('1, 0.7, 0.3, 0.5, 0');
+    await page.getByTestId('param-filter-value-global-t-0').press('Tab');
+    await page.getByTestId('preset-t-mlp-ramp up').click();
+    await waitForYaml(/filter: self_attn\s+value: \[1, 0\.7, 0\.3, 0\.5, 0\]\s+- filter: mlp\s+value: \[0, 0\.25, 0\.5, 0\.75, 1\]\s+- value: 0\.5/);
+    const text = await yaml();
+    for (const line of ['merge_method: slerp', 'base_model: alloy-demo-chat', '- model: alloy-demo-chat', '- model: alloy-demo-code']) {
+      if (!text.includes(line)) throw new Error(`the YAML lacks "${line}":\n${text}`);
+    }
+    await page.getByTestId('recipe-ok').waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid=gradient-chart-t][data-anchors]').waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: join(shots, 'recipe-excalibur.png'), fullPage: true });
   });
 
-  await step('plans and runs the demo merge to 100 %', async () => {
+  await step('dragging a chart anchor changes the gradient in the YAML', async () => {
+    const chart = page.getByTestId('gradient-chart-t');
+    await chart.scrollIntoViewIfNeeded();
+    const anchors = JSON.parse((await chart.getAttribute('data-anchors')) ?? '[]');
+    const anchor = anchors.find((a) => a.edit === 'self_attn' && a.anchor === 1);
+    if (!anchor) throw new Error(`no self_attn anchor 1 among ${JSON.stringify(anchors)}`);
+    const box = await chart.boundingBox();
+    await page.mouse.move(box.x + anchor.x, box.y + anchor.y);
+    await page.mouse.down();
+    await page.mouse.move(box.x + anchor.x, box.y + anchor.y + 30, { steps: 4 });
+    await page.mouse.move(box.x + anchor.x, box.y + anchor.y + 60, { steps: 4 });
+    await page.mouse.up();
+    await waitForYaml(/filter: self_attn\s+value: \[1, 0\.[0-6]\d*, 0\.3, 0\.5, 0\]/);
+    const dragged = Number(/value: \[1, (0\.\d+), 0\.3/.exec(await yaml())[1]);
+    const cell = Number(await page.getByTestId('anchor-t-self_attn-1').inputValue());
+    if (cell !== dragged) throw new Error(`the table shows ${cell}, the YAML ${dragged}`);
+    await page.screenshot({ path: join(shots, 'recipe-dragged.png'), fullPage: true });
+    excalibur = await yaml();
+  });
+
+  await step('a mistake is marked at its field with the engine\'s message', async () => {
+    await page.getByTestId('recipe-editor').fill(excalibur.replace('dtype: float32', 'dtype: float8'));
+    const message = page.locator('.options [role=alert]').first();
+    await message.waitFor({ timeout: 10_000 });
+    const text = await message.innerText();
+    if (!text.includes('dtype "float8" is not one of float32, float16, bfloat16')) throw new Error(`the field says: ${text}`);
+    if ((await page.locator('#dtype').getAttribute('aria-invalid')) !== 'true') throw new Error('the dtype field is not marked invalid');
+    const problems = await page.getByTestId('recipe-problems').innerText();
+    if (!/line \d+:\d+/.test(problems)) throw new Error(`problems: ${problems}`);
+    await page.screenshot({ path: join(shots, 'recipe-problem.png'), fullPage: true });
+  });
+
+  await step('pasting the Lamarck recipe shows its five stages and the converge stage\'s layer map', async () => {
+    await page.getByTestId('recipe-editor').fill(readFileSync('test/fixtures/recipes/lamarck.yml', 'utf8'));
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=stage-node]').length === 5, null, { timeout: 10_000 });
+    const names = await page.getByTestId('stage-node').allInnerTexts();
+    if (!names.some((n) => n.includes('lamarck-14b-finalize') && n.includes('output'))) throw new Error(`stages: ${names.join(' | ')}`);
+    await page.locator('[data-testid=stage-node][data-stage="lamarck-14b-converge"]').click();
+    await page.getByTestId('layer-block').nth(13).waitFor({ timeout: 5_000 });
+    if ((await page.getByTestId('method-select').inputValue()) !== 'slerp') throw new Error('the form does not show the converge stage');
+    await page.screenshot({ path: join(shots, 'recipe-lamarck-stages.png'), fullPage: true });
+  });
+
+  await step('plans and runs the Excalibur-style recipe on the demo models to 100 %', async () => {
+    await page.getByTestId('recipe-editor').fill(excalibur);
+    await page.getByTestId('recipe-ok').waitFor({ timeout: 10_000 });
+    await page.getByTestId('nav-run').click();
     await page.getByTestId('plan-button').click();
     const tensors = await page.getByTestId('plan-tensors').innerText({ timeout: 10_000 });
     if (tensors.trim() !== '39') throw new Error(`plan shows ${tensors} tensors`);
     await page.getByTestId('output-name').fill('e2e-merge');
     await page.getByTestId('run-button').click();
-    await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 60_000 });
+    await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 30_000 });
     const percent = await page.getByTestId('job-percent').innerText();
     if (!percent.includes('100 %')) throw new Error(`progress shows ${percent}`);
-    await page.screenshot({ path: join(shots, 'merge-done.png'), fullPage: true });
+    await page.screenshot({ path: join(shots, 'run-done.png'), fullPage: true });
     const out = join(outputRoot, 'e2e-merge');
     const files = existsSync(out) ? readdirSync(out) : [];
     if (!files.includes('config.json') || !files.some((f) => f.endsWith('.safetensors'))) throw new Error(`output folder has ${files.join(', ')}`);
+    if (!readFileSync(join(out, 'mergekit_config.yml'), 'utf8').includes('filter: self_attn')) throw new Error('the output was not merged from the edited recipe');
+  });
+
+  await step('after a reload the run view finds the merge again', async () => {
+    await page.reload();
+    await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 10_000 });
+    if (!(await page.getByTestId('job-output').innerText()).includes('e2e-merge')) throw new Error('the finished merge is not shown');
+  });
+
+  await step('settings switch the theme and keep it', async () => {
+    await page.getByTestId('nav-settings').click();
+    await page.getByTestId('theme-dark').check();
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark', null, { timeout: 5_000 });
+    await page.reload();
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark', null, { timeout: 5_000 });
+    await page.screenshot({ path: join(shots, 'settings-dark.png'), fullPage: true });
     if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join('; ')}`);
   });
 } catch (error) {

@@ -1,0 +1,128 @@
+// @vitest-environment happy-dom
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import RecipeView from '../../src/renderer/src/views/RecipeView.vue';
+import { mountView, settle } from './real-api';
+
+const EXCALIBUR_ON_DEMO = `merge_method: slerp
+base_model: alloy-demo-chat
+models:
+  - model: alloy-demo-chat
+  - model: alloy-demo-code
+parameters:
+  t:
+    - filter: self_attn
+      value: [1, 0.7, 0.3, 0.5, 0]
+    - filter: mlp
+      value: [0, 0.3, 0.7, 0.5, 1]
+    - value: 0.5 # fallback for rest of tensors
+dtype: float32
+`;
+
+afterEach(() => {
+  document.body.innerHTML = '';
+});
+
+async function mountEditor(text: string) {
+  const mounted = await mountView(RecipeView);
+  const editor = mounted.wrapper.get<HTMLTextAreaElement>('[data-testid=recipe-editor]');
+  await editor.setValue(text);
+  await settle(mounted.recipe);
+  return { ...mounted, editor };
+}
+
+describe('the recipe editor', () => {
+  it('starts from the demo recipe, with the methods from the registry', async () => {
+    const { wrapper, recipe } = await mountView(RecipeView);
+    await settle(recipe);
+    const options = wrapper.findAll('[data-testid=method-select] option').map((o) => o.attributes('value'));
+    expect(options).toEqual(expect.arrayContaining(['linear', 'slerp', 'ties', 'della', 'passthrough', 'nearswap']));
+    expect(wrapper.get('[data-testid=method-description]').text()).toMatch(/weighted average/i);
+    expect(wrapper.get('[data-testid=method-paper]').attributes('href')).toMatch(/^https:/);
+    expect(wrapper.findAll('[data-testid=recipe-model]').map((m) => m.find('strong').text())).toEqual(['alloy-demo-chat', 'alloy-demo-code']);
+  });
+
+  it('fills the form from a pasted recipe: method, base, models and a filtered gradient', async () => {
+    const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO);
+    expect(wrapper.get<HTMLSelectElement>('[data-testid=method-select]').element.value).toBe('slerp');
+    expect(wrapper.get<HTMLSelectElement>('[data-testid=base-model]').element.value).toBe('alloy-demo-chat');
+    expect(wrapper.get<HTMLSelectElement>('[data-testid=param-mode-global-t]').element.value).toBe('filters');
+    const filters = [0, 1, 2].map((k) => wrapper.get<HTMLInputElement>(`[data-testid=param-filter-global-t-${k}]`).element.value);
+    const values = [0, 1, 2].map((k) => wrapper.get<HTMLInputElement>(`[data-testid=param-filter-value-global-t-${k}]`).element.value);
+    expect(filters).toEqual(['self_attn', 'mlp', '']);
+    expect(values).toEqual(['1, 0.7, 0.3, 0.5, 0', '0, 0.3, 0.7, 0.5, 1', '0.5']);
+    expect(wrapper.get<HTMLSelectElement>('[data-testid=dtype]').element.value).toBe('float32');
+    expect(wrapper.find('[data-testid=recipe-ok]').exists()).toBe(true);
+  });
+
+  it('writes each form edit into the YAML, keeping comments and the keys it does not show', async () => {
+    const { wrapper, editor } = await mountEditor(EXCALIBUR_ON_DEMO);
+    const filter = wrapper.get('[data-testid=param-filter-global-t-1]');
+    await filter.setValue('mlp.down_proj');
+    await filter.trigger('change');
+    await wrapper.get('[data-testid=method-select]').setValue('nuslerp');
+    await wrapper.get('[data-testid=out-dtype]').setValue('bfloat16');
+    await wrapper.get('[data-testid=add-model-hub]').setValue('org/another-7b');
+    await wrapper.get('[data-testid=add-model-hub]').trigger('keydown', { key: 'Enter' });
+    const text = editor.element.value;
+    expect(text).toContain('merge_method: nuslerp');
+    expect(text).toContain('out_dtype: bfloat16');
+    expect(text).toMatch(/- model: alloy-demo-code\n {2}- model: org\/another-7b/);
+    expect(text).toContain('filter: mlp.down_proj');
+    expect(text).toContain('- value: 0.5 # fallback for rest of tensors');
+  });
+
+  it('generates per-model fields from the method\'s declared parameters', async () => {
+    const { wrapper, editor } = await mountEditor(EXCALIBUR_ON_DEMO.replace('merge_method: slerp', 'merge_method: ties'));
+    const model0 = wrapper.findAll('[data-testid=recipe-model]')[0]!;
+    expect(model0.find('[data-testid=param-model0-weight]').exists()).toBe(true);
+    expect(model0.find('[data-testid=param-model0-density]').exists()).toBe(true);
+    await model0.get('[data-testid=param-mode-model0-density]').setValue('value');
+    const input = model0.get('[data-testid=param-value-model0-density]');
+    await input.setValue('0.2, 0.8');
+    await input.trigger('change');
+    expect(editor.element.value).toMatch(/- model: alloy-demo-chat\n {4}parameters:\n {6}density: \[0\.2, 0\.8\]/);
+  });
+
+  it('marks a wrong value at its field with the engine\'s own message', async () => {
+    const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('dtype: float32', 'dtype: float8'));
+    const dtype = wrapper.get('[data-testid=dtype]');
+    expect(dtype.attributes('aria-invalid')).toBe('true');
+    expect(wrapper.get('.options').text()).toContain('dtype "float8" is not one of float32, float16, bfloat16');
+    expect(wrapper.get('[data-testid=recipe-problems]').text()).toMatch(/line 13:8/);
+  });
+
+  it('marks an unknown method at the method picker', async () => {
+    const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('merge_method: slerp', 'merge_method: slurp'));
+    expect(wrapper.get('[data-testid=method-problem]').text()).toContain('unknown merge_method "slurp"');
+    expect(wrapper.get('[data-testid=method-select]').attributes('aria-invalid')).toBe('true');
+  });
+
+  it('marks a misspelt key inside a model at that model', async () => {
+    const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('  - model: alloy-demo-code\n', '  - model: alloy-demo-code\n    paramters: {t: 1}\n'));
+    const card = wrapper.findAll('[data-testid=recipe-model]')[1]!;
+    expect(card.classes()).toContain('invalid');
+    expect(card.text()).toContain('unknown key "paramters"');
+    expect(card.text()).toContain('did you mean "parameters"');
+  });
+
+  it('shows the Lamarck recipe as five stages and edits the one picked', async () => {
+    const { wrapper, recipe } = await mountEditor(readFileSync('test/fixtures/recipes/lamarck.yml', 'utf8'));
+    const nodes = wrapper.findAll('[data-testid=stage-node]');
+    expect(nodes.map((n) => n.attributes('data-stage'))).toEqual([
+      'lamarck-14b-reason-della',
+      'lamarck-14b-prose-della',
+      'lamarck-14b-converge-della',
+      'lamarck-14b-converge',
+      'lamarck-14b-finalize',
+    ]);
+    await nodes[3]!.trigger('click');
+    await settle(recipe);
+    expect(wrapper.get<HTMLSelectElement>('[data-testid=method-select]').element.value).toBe('slerp');
+    expect(wrapper.findAll('[data-testid=layer-block]')).toHaveLength(14);
+    await wrapper.get('[data-testid=method-select]').setValue('nuslerp');
+    const docs = recipe.text.split(/^---$/m);
+    expect(docs[3]).toContain('merge_method: nuslerp');
+    expect(docs[4]).toContain('merge_method: ties');
+  });
+});
