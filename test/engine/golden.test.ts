@@ -8,6 +8,7 @@ import { runMerge } from '../../src/main/engine/run-merge';
 import { parseKmb } from '../../src/main/cli/args';
 import { bitsToF32, f32Bits } from '../../src/main/engine/safetensors/convert';
 import { roundBf16 } from '../../src/main/engine/methods/numerics';
+import { TokenizerFile } from '../../src/main/engine/tokenizer/tokenizer-file';
 import { readModelF32, tempDir } from '../helpers';
 
 /** A case made by tools/oracle/make_goldens.py with real mergekit. */
@@ -98,6 +99,7 @@ describe('goldens from real mergekit', () => {
       }
       const limit = c.bar === 'exact' ? 0 : c.bar === 'f32-reduction' ? 4 : 1;
       expect(worst.filter((w) => w.ulps > limit)).toEqual([]);
+      await expectSameTokenizer(join(ROOT, 'outputs', c.output), out);
     });
   }
 
@@ -165,4 +167,16 @@ async function trimTies(recipeFile: string): Promise<Map<string, Set<number>>> {
     }
   }
   return tied;
+}
+
+/** Where mergekit wrote a tokenizer: the same vocabulary, added tokens and config vocab_size. */
+async function expectSameTokenizer(expectedDir: string, actualDir: string): Promise<void> {
+  const expected = await TokenizerFile.read(expectedDir);
+  if (!expected) return;
+  const actual = await TokenizerFile.read(actualDir);
+  expect(actual, 'tokenizer.json written').toBeDefined();
+  expect([...actual!.vocab()].sort()).toEqual([...expected.vocab()].sort());
+  expect(actual!.added).toEqual(expected.added);
+  const config = async (dir: string) => JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')).vocab_size;
+  expect(await config(actualDir)).toBe(await config(expectedDir));
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeLlamaModel, type LlamaShape } from '../../src/main/engine/demo/make-demo-models';
 import { runMerge } from '../../src/main/engine/run-merge';
-import { tempDir } from '../helpers';
+import { readModelF32, tempDir } from '../helpers';
 
 const SHAPE: LlamaShape = { hidden: 16, intermediate: 32, layers: 2, heads: 2, kvHeads: 1, vocab: 32 };
 let root: string;
@@ -49,8 +49,24 @@ describe('tokenizer_source', () => {
     expect(JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8')).chat_template).toBeUndefined();
   });
 
-  it('refuses vocabularies that differ, at the key, naming the token', async () => {
-    await expect(merge(recipe('union', 'other-vocab'))).rejects.toThrow(/recipe\.yml:8:1: tokenizer_source: the vocabularies of base and other-vocab differ \("tok3" is 3 in one and 4 in the other\)/);
+  it('re-indexes a model whose vocabulary differs, row by row, to the output vocabulary', async () => {
+    const out = await merge(recipe('union', 'other-vocab'));
+    const merged = await readModelF32(out);
+    const base = await readModelF32(join(root, 'base'));
+    const other = await readModelF32(join(root, 'other-vocab'));
+    const row = (t: Float32Array, r: number) => [...t.subarray(r * 16, r * 16 + 16)];
+    const embed = 'model.embed_tokens.weight';
+    // tok3 is row 3 of the base and row 4 of the other model.
+    const expected = row(base.get(embed)!.values, 3).map((b, c) => 0.5 * b + 0.5 * row(other.get(embed)!.values, 4)[c]!);
+    row(merged.get(embed)!.values, 3).forEach((v, c) => expect(v).toBeCloseTo(expected[c]!, 6));
+  });
+
+  it('names the key when a tokenizer cannot be read', async () => {
+    await writeFile(join(root, 'broken', 'tokenizer.json'), '{ not json').catch(async () => {
+      await cp(join(root, 'chat'), join(root, 'broken'), { recursive: true });
+      await writeFile(join(root, 'broken', 'tokenizer.json'), '{ not json');
+    });
+    await expect(merge(recipe('union', 'broken'))).rejects.toThrow(/recipe\.yml:8:1: tokenizer_source: .*broken\/tokenizer\.json: not a tokenizer\.json/);
   });
 });
 

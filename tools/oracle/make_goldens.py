@@ -100,8 +100,31 @@ def models():
     extra_models()
 
 
+def save_tokenizer(out, tokens, added):
+    """A WordLevel tokenizer with `tokens` in id order, then `added` special tokens, saved by transformers."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    if added:
+        fast.add_special_tokens({"additional_special_tokens": added})
+    fast.save_pretrained(out)
+
+
+TOK_BASE = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(37)]
+# The chat model: w8 and w9 gone, w3 and w4 swapped, one new word; two new special tokens after.
+TOK_CHAT = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in (0, 1, 2, 4, 3, 5, 6, 7)] + [f"w{i}" for i in range(10, 37)] + ["chatword"]
+
+
 def extra_models():
     """Models added after the first goldens; made by --only runs too when missing."""
+    if not os.path.exists(os.path.join(MODELS, "llama-tok-base")):
+        make_model("llama-tok-base", 41, base_seed=1, vocab=len(TOK_BASE))
+        save_tokenizer(os.path.join(MODELS, "llama-tok-base"), TOK_BASE, [])
+        make_model("llama-tok-chat", 42, base_seed=1, vocab=len(TOK_CHAT) + 2)
+        save_tokenizer(os.path.join(MODELS, "llama-tok-chat"), TOK_CHAT, ["<|im_start|>", "<|im_end|>"])
     if not os.path.exists(os.path.join(MODELS, "llama-vocab56")):
         # A fine-tune with 8 more token rows, as a model with added tokens has.
         make_model("llama-vocab56", 9, base_seed=1, vocab=56)
@@ -123,6 +146,21 @@ def lora():
 
 
 M = "../models/"
+
+
+def tok_recipe(tokenizer):
+    return f"""merge_method: linear
+base_model: {M}llama-tok-base
+models:
+  - model: {M}llama-tok-base
+    parameters: {{weight: 0.5}}
+  - model: {M}llama-tok-chat
+    parameters: {{weight: 0.5}}
+{tokenizer}
+dtype: float32
+"""
+
+
 # mergekit flags a case needs beyond the common ones; recorded in cases.json for Alloy's run too.
 EXTRA_ARGS = {"linear-vocab-truncate-f32": ["--unsafe-truncate-embeddings"]}
 CASES = {
@@ -302,6 +340,24 @@ models:
     parameters: {{weight: 0.5}}
 dtype: float32
 """, "exact", "linear", "vocabularies of 48 and 56 rows: mergekit keeps the common 48"),
+    "tok-base-f32": (tok_recipe("tokenizer_source: base"), "exact", "linear", "vocabularies differ: the chat model's rows re-indexed to the base's tokens"),
+    "tok-union-f32": (tok_recipe("tokenizer_source: union"), "exact", "linear", "union vocabulary: base tokens, then the new word, then the new special tokens"),
+    "tok-model-f32": (tok_recipe(f"tokenizer_source: {M}llama-tok-chat"), "exact", "linear", "the chat model's tokenizer"),
+    "tok-config-f32": (tok_recipe(f"""tokenizer:
+  source: union
+  pad_to_multiple_of: 16
+  tokens:
+    "<|im_start|>":
+      source: {M}llama-tok-chat
+      force: true
+    w1:
+      source:
+        kind: zero
+    w5:
+      source:
+        kind: model_token
+        model: {M}llama-tok-chat
+        token: w6"""), "exact", "linear", "tokens: forced, zero and model_token sources; padded to a multiple of 16"),
     "ram-f32": (ta("ram", {"epsilon": 0.01}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ram", "epsilon 0.01 so that some entries are unique to one model"),
     "ramplus-tl-f32": (ta("ramplus_tl", {"epsilon": 0.01, "r": 0.5, "alpha": 0.9}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ramplus_tl", ""),
     "model-stock-f32": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "model_stock", ""),
@@ -357,9 +413,10 @@ def run(name, recipe, args):
     shutil.rmtree(out, ignore_errors=True)
     cmd = [MERGEKIT, f"{name}.yml", os.path.abspath(out), *args]
     subprocess.run(cmd, cwd=RECIPES, check=True)
-    for extra in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if os.path.exists(os.path.join(out, extra)):
-            os.remove(os.path.join(out, extra))
+    if not name.startswith("tok-"):
+        for extra in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            if os.path.exists(os.path.join(out, extra)):
+                os.remove(os.path.join(out, extra))
 
 
 def sequential_cases(args, version):

@@ -13,6 +13,7 @@ import { SafetensorsReader } from '../safetensors/reader';
 import { SafetensorsShardWriter } from '../safetensors/writer';
 import type { MergePlan, PlannedTensor } from '../plan/types';
 import { ChunkedTensorSource, chunkElementsFor } from './tensor-source';
+import { VocabularyTensorSource } from './vocabulary-source';
 import { openTensorFile } from '../model/open-tensor-file';
 
 export interface ExecuteOptions {
@@ -99,14 +100,10 @@ async function writeTensor(
   const wholeRows = method?.chunking === 'rows';
   const rowLength = tensor.shape.length > 1 ? tensor.shape[tensor.shape.length - 1]! : wholeRows ? tensor.numel : 0;
   const inputs = tensor.kind === 'copy' ? tensor.inputs.slice(0, 1) : tensor.inputs;
-  const source = new ChunkedTensorSource(
-    inputReaders,
-    inputs,
-    tensor.numel,
-    chunkElementsFor(inputs, outSize, budget, rowLength, wholeRows),
-    plan.computeDtype,
-    options.signal,
-  );
+  const chunkElements = chunkElementsFor(inputs, outSize, budget, rowLength, wholeRows || tensor.vocabulary !== undefined);
+  const source = tensor.vocabulary
+    ? new VocabularyTensorSource(inputReaders, inputs, tensor.vocabulary, rowLength, Math.max(1, Math.floor(chunkElements / rowLength)), plan.computeDtype, options.signal)
+    : new ChunkedTensorSource(inputReaders, inputs, tensor.numel, chunkElements, plan.computeDtype, options.signal);
   // One write stays in flight while the next chunk is computed.
   // Two encode buffers alternate: one is being written while the next chunk is encoded.
   let inflight: Promise<void> = Promise.resolve();
@@ -168,8 +165,14 @@ async function writeSideFiles(plan: MergePlan, dir: string, options: ExecuteOpti
   await writeFile(join(dir, 'config.json'), JSON.stringify(plan.outputConfig, null, 2) + '\n');
   await writeFile(join(dir, 'mergekit_config.yml'), plan.recipeText.endsWith('\n') ? plan.recipeText : plan.recipeText + '\n');
   if (options.writeModelCard !== false) await writeFile(join(dir, 'README.md'), renderModelCard({ ...plan.modelCard, name: basename(options.outDir) }));
-  if (options.copyTokenizer !== false && plan.tokenizerFrom) await copyTokenizerFiles(plan.tokenizerFrom, dir);
+  if (plan.tokenizerJson && plan.tokenizerFrom) {
+    // A built vocabulary is always saved, as mergekit saves it; the slow tokenizer's files would disagree with it.
+    await copyTokenizerFiles(plan.tokenizerFrom, dir, (name) => !SLOW_TOKENIZER_FILES.has(name));
+    await writeFile(join(dir, 'tokenizer.json'), plan.tokenizerJson);
+  } else if (options.copyTokenizer !== false && plan.tokenizerFrom) await copyTokenizerFiles(plan.tokenizerFrom, dir);
 }
+
+const SLOW_TOKENIZER_FILES = new Set(['tokenizer.json', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json']);
 
 async function checkTarget(outDir: string, overwrite: boolean): Promise<void> {
   const info = await stat(outDir).catch(() => undefined);

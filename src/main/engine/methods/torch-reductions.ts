@@ -11,9 +11,14 @@ const LANES = 8;
 const ILP = 4;
 const LEVELS = 4;
 
-/** `x.sum()` over a contiguous run of `length` f32 values: ATen's cascade_sum, fed in order. */
+/**
+ * `x.sum()` over a contiguous run of `length` f32 values: ATen's cascade_sum, fed in order. `layout`
+ * picks the shape of the loop for a column of an outer reduction (`x.sum(dim=0)`): one lane, with
+ * four-row interleaving (`ilp: 4`) or without (`ilp: 1`, the columns ATen reduces 32 at a time).
+ */
 export class TorchSum {
   private readonly lanes: number;
+  private readonly ilp: number;
   private readonly rows: number;
   private readonly levelPower: number;
   private readonly fullBlockRows: number;
@@ -23,19 +28,23 @@ export class TorchSum {
   private seen = 0;
   private rowsDone = 0;
 
-  constructor(private readonly length: number) {
-    this.lanes = length < LANES ? 1 : LANES;
+  constructor(
+    private readonly length: number,
+    layout?: { lanes: 1; ilp: 1 | 4 },
+  ) {
+    this.lanes = layout?.lanes ?? (length < LANES ? 1 : LANES);
+    this.ilp = layout?.ilp ?? ILP;
     const vectors = Math.floor(length / this.lanes);
-    this.rows = Math.floor(vectors / ILP);
+    this.rows = Math.floor(vectors / this.ilp);
     this.levelPower = Math.max(4, Math.floor(ceilLog2(this.rows) / LEVELS));
     const step = 2 ** this.levelPower;
     this.fullBlockRows = Math.floor(this.rows / step) * step;
-    this.acc = new Float32Array(LEVELS * ILP * this.lanes);
-    this.row = new Float32Array(ILP * this.lanes);
+    this.acc = new Float32Array(LEVELS * this.ilp * this.lanes);
+    this.row = new Float32Array(this.ilp * this.lanes);
   }
 
   add(x: number): void {
-    const width = ILP * this.lanes;
+    const width = this.ilp * this.lanes;
     if (this.rowsDone < this.rows) {
       this.row[this.seen % width] = x;
       this.seen++;
@@ -49,14 +58,14 @@ export class TorchSum {
   result(): number {
     if (this.seen !== this.length) throw new RangeError(`TorchSum: ${this.seen} of ${this.length} values added`);
     const acc = this.acc;
-    const width = ILP * this.lanes;
+    const width = this.ilp * this.lanes;
     for (let j = 1; j < LEVELS; j++) for (let k = 0; k < width; k++) acc[k] = acc[k]! + acc[j * width + k]!;
     const partial = acc.subarray(0, width);
-    const leftoverVectors = Math.floor(this.length / this.lanes) - this.rows * ILP;
+    const leftoverVectors = Math.floor(this.length / this.lanes) - this.rows * this.ilp;
     for (let v = 0; v < leftoverVectors; v++) {
       for (let l = 0; l < this.lanes; l++) partial[l] = partial[l]! + this.rest[v * this.lanes + l]!;
     }
-    for (let k = 1; k < ILP; k++) for (let l = 0; l < this.lanes; l++) partial[l] = partial[l]! + partial[k * this.lanes + l]!;
+    for (let k = 1; k < this.ilp; k++) for (let l = 0; l < this.lanes; l++) partial[l] = partial[l]! + partial[k * this.lanes + l]!;
     if (this.lanes === 1) return partial[0]!;
     let total = 0;
     for (let i = leftoverVectors * this.lanes; i < this.rest.length; i++) total = Math.fround(total + this.rest[i]!);
@@ -65,7 +74,7 @@ export class TorchSum {
   }
 
   private addRow(): void {
-    const width = ILP * this.lanes;
+    const width = this.ilp * this.lanes;
     const acc = this.acc;
     for (let k = 0; k < width; k++) acc[k] = acc[k]! + this.row[k]!;
     this.rowsDone++;

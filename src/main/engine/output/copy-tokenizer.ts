@@ -28,9 +28,9 @@ export const TOKENIZER_FILES: readonly string[] = [
 ];
 
 /** Copies each of {@link TOKENIZER_FILES} present in `fromDir` into `toDir`; returns the names copied. */
-export async function copyTokenizerFiles(fromDir: string, toDir: string): Promise<string[]> {
+export async function copyTokenizerFiles(fromDir: string, toDir: string, wanted: (name: string) => boolean = () => true): Promise<string[]> {
   const copied: string[] = [];
-  for (const name of TOKENIZER_FILES) {
+  for (const name of TOKENIZER_FILES.filter(wanted)) {
     const from = join(fromDir, name);
     // stat follows links: the Hugging Face cache keeps files as links into its blob store.
     const info = await stat(from).catch(() => undefined);

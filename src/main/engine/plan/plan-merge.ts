@@ -6,7 +6,8 @@ import type { MergeMethod, ParamValue } from '../methods/types';
 import { ModelFolder, type ModelTensor } from '../model/model-folder';
 import { resolveModelPath, type ModelSearch } from '../model/resolve-model';
 import { referencedModels } from '../recipe/stage-graph';
-import { planTokenizer } from '../tokenizer/plan-tokenizer';
+import { planTokenizer, type PlannedVocabulary } from '../tokenizer/plan-tokenizer';
+import { vocabularyRows, type VocabularyRows } from '../tokenizer/vocabulary-rows';
 import { makeOutputConfig } from '../output/output-config';
 import { ParameterResolver } from '../recipe/evaluate-setting';
 import type { InputSliceDefinition, ModelReference, OutputSliceDefinition, Recipe } from '../recipe/types';
@@ -43,6 +44,7 @@ export async function planMerge(params: PlanMergeParams): Promise<MergePlan> {
     const arch = resolveArchitecture(archModel.folder.config, join(archModel.folder.path, 'config.json'));
     if (!params.allowCrimes) await checkSameArchitecture(models, arch);
     const builder = new PlanBuilder(recipe, method, arch, models, params.unsafeTruncateEmbeddings === true);
+    await builder.buildVocabulary();
     await builder.addAll(slices);
     return builder.finish(params);
   } finally {
@@ -118,6 +120,7 @@ class PlanBuilder {
   private readonly modelList: { reference: string; path: string }[] = [];
   private outLayers = 0;
   private readonly warnings: string[];
+  private vocabulary: PlannedVocabulary | undefined;
 
   constructor(
     private readonly recipe: Recipe,
@@ -191,21 +194,22 @@ class PlanBuilder {
     if (this.method.base === 'required' && baseIndex < 0) {
       throw new EngineError(`${this.method.name} needs a base_model among its inputs`, { key: 'base_model' });
     }
-    const inputs = this.sameShapes(
-      out,
-      found.map((f) => {
-        const { entry, reader } = f.tensor!;
-        return { model: this.modelNumber(f.model), tensor: entry.name, file: reader.path, offset: entry.offset, byteLength: entry.byteLength, dtype: entry.dtype, shape: entry.shape };
-      }),
-      found.map((f) => f.model.ref.raw),
-    );
+    const planned = found.map((f): PlannedInput => {
+      const { entry, reader } = f.tensor!;
+      return { model: this.modelNumber(f.model), tensor: entry.name, file: reader.path, offset: entry.offset, byteLength: entry.byteLength, dtype: entry.dtype, shape: entry.shape };
+    });
+    const names = found.map((f) => f.model.ref.raw);
+    const vocabulary = this.vocabulary && out.isEmbed ? this.vocabularyRows(out, planned, names) : undefined;
+    const inputs = vocabulary ? planned : this.sameShapes(out, planned, names);
     const first = inputs[0]!;
+    const shape = vocabulary ? [vocabulary.size, ...first.shape.slice(1)] : first.shape;
     const floatInput = isFloatDtype(first.dtype);
     const dtype: Dtype = floatInput ? (this.outDtype() ?? this.computeDtype() ?? first.dtype) : first.dtype;
     this.tensors.push({
+      ...(vocabulary ? { vocabulary } : {}),
       name: out.name,
-      shape: first.shape,
-      numel: first.shape.reduce((a, b) => a * b, 1),
+      shape,
+      numel: shape.reduce((a, b) => a * b, 1),
       dtype,
       kind: !floatInput || (this.method.name === 'passthrough' && perModel[0]?.['scale'] === undefined) ? 'copy' : 'merge',
       inputs,
@@ -255,14 +259,34 @@ class PlanBuilder {
     return this.recipe.dtype ? parseTorchDtype(this.recipe.dtype) : undefined;
   }
 
-  /** The tokenizer's folder when the recipe sets tokenizer_source (see planTokenizer). */
-  private async tokenizerSource(donor: OpenModel): Promise<string | undefined> {
+  /** The output vocabulary, when the recipe sets tokenizer_source or tokenizer: (see planTokenizer). */
+  async buildVocabulary(): Promise<void> {
+    const donorRef = this.recipe.baseModel ?? referencedModels(this.recipe)[0];
     const setting = this.recipe.tokenizer?.source ?? this.recipe.tokenizerSource;
-    if (setting === undefined) return undefined;
-    const asModel = async (m: OpenModel) => ({ ref: m.ref, dir: m.folder.path, config: m.folder.config });
-    const models = await Promise.all(referencedModels(this.recipe).map(async (ref) => asModel(await this.models.open(ref))));
-    const source = typeof setting === 'object' ? await asModel(await this.models.open(setting)) : undefined;
-    return planTokenizer(this.recipe, models, await asModel(donor), source);
+    if (setting === undefined || !donorRef) return;
+    const asModel = async (ref: ModelReference) => {
+      const m = await this.models.open(ref);
+      return { ref: m.ref, dir: m.folder.path, config: m.folder.config };
+    };
+    const models = await Promise.all(referencedModels(this.recipe).map(asModel));
+    const source = typeof setting === 'object' ? await asModel(setting) : undefined;
+    this.vocabulary = await planTokenizer(this.recipe, models, await asModel(donorRef), source);
+  }
+
+  /** How a vocabulary tensor's inputs are re-indexed to the output vocabulary (mergekit's PermutedVocabulary). */
+  private vocabularyRows(out: WeightInfo, inputs: PlannedInput[], refs: string[]): VocabularyRows {
+    const tail = JSON.stringify(inputs[0]!.shape.slice(1));
+    if (inputs.some((i) => i.shape.length === 0 || JSON.stringify(i.shape.slice(1)) !== tail)) {
+      throw new EngineError(`tensor "${out.name}" has different widths in the models: ${inputs.map((i, n) => `${refs[n]} ${JSON.stringify(i.shape)}`).join(', ')}`, { tensor: out.name });
+    }
+    return vocabularyRows({
+      vocabulary: this.vocabulary!,
+      size: this.vocabulary!.size,
+      models: refs,
+      baseModel: this.recipe.baseModel?.raw,
+      tokens: this.recipe.tokenizer?.tokens ?? {},
+      tensorName: out.name,
+    });
   }
 
   private outDtype(): FloatDtype | undefined {
@@ -275,7 +299,7 @@ class PlanBuilder {
     const donor = donorRef ? await this.models.open(donorRef) : undefined;
     const computeDtype = this.computeDtype();
     const outputConfig = makeOutputConfig({
-      baseConfig: donor!.folder.config,
+      baseConfig: this.vocabulary ? { ...donor!.folder.config, vocab_size: this.vocabulary.size } : donor!.folder.config,
       numLayers: this.outLayers,
       outDtype: this.recipe.outDtype ?? this.recipe.dtype,
       def: this.arch,
@@ -293,7 +317,8 @@ class PlanBuilder {
       bytesToRead: this.tensors.reduce((sum, t) => sum + t.inputs.reduce((s, i) => s + (t.kind === 'copy' ? 0 : i.byteLength), t.kind === 'copy' ? t.inputs[0]!.byteLength : 0), 0),
       bytesToWrite: shards.reduce((sum, s) => sum + s.bytes, 0),
       outputConfig,
-      ...(donor ? { tokenizerFrom: (await this.tokenizerSource(donor)) ?? donor.folder.path } : {}),
+      ...(donor ? { tokenizerFrom: this.vocabulary?.filesFrom ?? donor.folder.path } : {}),
+      ...(this.vocabulary ? { tokenizerJson: this.vocabulary.tokenizer.text() } : {}),
       recipeText: this.recipe.source.text,
       modelCard: {
         mergeMethod: this.method.name,

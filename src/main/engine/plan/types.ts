@@ -1,6 +1,7 @@
 import type { ParamValue } from '../methods/types';
 import type { ModelCardParams } from '../output/model-card';
 import type { Dtype, FloatDtype } from '../safetensors/dtype';
+import type { VocabularyRows } from '../tokenizer/vocabulary-rows';
 
 /** One input tensor of an output tensor: which model, which tensor, where its bytes are. */
 export interface PlannedInput {
@@ -28,6 +29,8 @@ export interface PlannedTensor {
   perModel: Record<string, ParamValue>[];
   /** Index into `MergePlan.shards`. */
   shard: number;
+  /** For embeddings and LM heads when the recipe builds a vocabulary: how each input's rows are re-indexed. */
+  vocabulary?: VocabularyRows;
 }
 
 export interface PlannedShard {
@@ -52,6 +55,8 @@ export interface MergePlan {
   bytesToWrite: number;
   outputConfig: Record<string, unknown>;
   tokenizerFrom?: string;
+  /** When the recipe builds a vocabulary: the output's tokenizer.json, written in place of the copied one. */
+  tokenizerJson?: string;
   recipeText: string;
   /** The model card's contents; its title comes from the output folder's name at write time. */
   modelCard: Omit<ModelCardParams, 'name' | 'isHubModel'>;
