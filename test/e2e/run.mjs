@@ -112,6 +112,16 @@ try {
     excalibur = await yaml();
   });
 
+  await step('the chart\'s anchors also move with the keyboard', async () => {
+    await page.getByTestId('gradient-chart-t').focus();
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowDown');
+    await waitForYaml(/filter: self_attn\s+value: \[0\.95, /);
+    await page.keyboard.press('ArrowUp');
+    await waitForYaml(/filter: self_attn\s+value: \[1, /);
+    excalibur = await yaml();
+  });
+
   await step('a mistake is marked at its field with the engine\'s message', async () => {
     await page.getByTestId('recipe-editor').fill(excalibur.replace('dtype: float32', 'dtype: float8'));
     const message = page.locator('.options [role=alert]').first();
@@ -132,6 +142,7 @@ try {
     await page.locator('[data-testid=stage-node][data-stage="lamarck-14b-converge"]').click();
     await page.getByTestId('layer-block').nth(13).waitFor({ timeout: 5_000 });
     if ((await page.getByTestId('method-select').inputValue()) !== 'slerp') throw new Error('the form does not show the converge stage');
+    await page.getByTestId('gradient-chart-t').waitFor({ timeout: 10_000 });
     await page.screenshot({ path: join(shots, 'recipe-lamarck-stages.png'), fullPage: true });
   });
 

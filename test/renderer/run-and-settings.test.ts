@@ -1,0 +1,73 @@
+// @vitest-environment happy-dom
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import RecipeView from '../../src/renderer/src/views/RecipeView.vue';
+import RunView from '../../src/renderer/src/views/RunView.vue';
+import SettingsView from '../../src/renderer/src/views/SettingsView.vue';
+import { mountView, realApi, settle, until } from './real-api';
+
+afterEach(() => {
+  document.body.innerHTML = '';
+  delete document.documentElement.dataset['theme'];
+});
+
+describe('the plan and run view', () => {
+  it('finds a merge that was started before the window was (re)loaded and follows it to 100 %', async () => {
+    const api = realApi();
+    const started = await api.invoke('job.start', { recipe: readFileSync('resources/demo/linear.yml', 'utf8'), outputName: 'reattached' });
+    const { wrapper } = await mountView(RunView, api);
+    await until(() => wrapper.find('[data-testid=job-status][data-state=done]').exists(), 30_000);
+    expect(wrapper.get('[data-testid=job-percent]').text()).toContain('100 %');
+    expect(wrapper.get('[data-testid=job-output]').text()).toContain(started.outDir);
+    expect(wrapper.get('[data-testid=job-log]').text()).toMatch(/Log \(\d+ lines\)/);
+  });
+
+  it('plans the recipe being edited and shows what it reads and writes', async () => {
+    const { wrapper } = await mountView(RunView);
+    await until(() => !(wrapper.get('[data-testid=plan-button]').element as HTMLButtonElement).disabled);
+    await wrapper.get('[data-testid=plan-button]').trigger('click');
+    await until(() => wrapper.find('[data-testid=plan-tensors]').exists());
+    expect(wrapper.get('[data-testid=plan-tensors]').text()).toBe('39');
+    expect(wrapper.get('[data-testid=plan-writes]').text()).toMatch(/in 1 shard/);
+  });
+});
+
+describe('the settings view', () => {
+  it('switches the theme and keeps the memory budget in the services', async () => {
+    const api = realApi();
+    const { wrapper } = await mountView(SettingsView, api);
+    await until(() => wrapper.find('[data-testid=settings-form]').exists());
+    await wrapper.get('[data-testid=theme-dark]').setValue(true);
+    await until(() => document.documentElement.dataset['theme'] === 'dark');
+    const memory = wrapper.get('[data-testid=settings-memory]');
+    await memory.setValue('256');
+    await memory.trigger('change');
+    await until(() => !wrapper.text().includes('Saving'));
+    expect(await api.invoke('settings.get', {})).toMatchObject({ theme: 'dark', memoryBudget: 256 * 2 ** 20 });
+  });
+});
+
+describe('passthrough', () => {
+  it('stacks layers with slices and draws them on the layer map', async () => {
+    const { wrapper, recipe } = await mountView(RecipeView);
+    await wrapper.get('[data-testid=method-select]').setValue('passthrough');
+    await wrapper.get('[data-testid=use-slices]').trigger('click');
+    await wrapper.get('[data-testid=add-slice]').trigger('click');
+    await settle(recipe);
+    expect(recipe.read(['slices'])).toEqual([
+      { sources: [{ model: 'alloy-demo-chat', layer_range: [0, 4] }] },
+      { sources: [{ model: 'alloy-demo-chat', layer_range: [4, 6] }] },
+    ]);
+    const end = wrapper.get('[aria-label="Slice 2 model 1 end layer"]');
+    await end.setValue('4');
+    await end.trigger('change');
+    const start = wrapper.get('[aria-label="Slice 2 model 1 first layer"]');
+    await start.setValue('2');
+    await start.trigger('change');
+    await settle(recipe);
+    const blocks = wrapper.findAll('[data-testid=layer-block]');
+    expect(blocks.map((b) => b.attributes('title'))).toEqual(['alloy-demo-chat: layers 0–3 → output 0–3', 'alloy-demo-chat: layers 2–3 → output 4–5']);
+    expect(recipe.parse).toMatchObject({ ok: true });
+    expect(recipe.text).toContain('layer_range: [2, 4]');
+  });
+});
