@@ -165,6 +165,16 @@ try {
     if (!readFileSync(join(out, 'mergekit_config.yml'), 'utf8').includes('filter: self_attn')) throw new Error('the output was not merged from the edited recipe');
   });
 
+  await step('the finished merge is in the library', async () => {
+    await page.getByTestId('nav-library').click();
+    await page.getByTestId('library-row').filter({ hasText: 'e2e-merge' }).waitFor({ timeout: 10_000 });
+    await page.getByTestId('library-filter').fill('e2e');
+    const rows = await page.getByTestId('library-row').allInnerTexts();
+    if (rows.length !== 1 || !rows[0].includes('LlamaForCausalLM')) throw new Error(`filtered rows: ${rows.join(' | ')}`);
+    await page.screenshot({ path: join(shots, 'library-with-merge.png'), fullPage: true });
+    await page.getByTestId('nav-run').click();
+  });
+
   await step('after a reload the run view finds the merge again', async () => {
     await page.reload();
     await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 10_000 });

@@ -38,6 +38,8 @@ export function createServices(options: ServicesOptions): Services {
   const library = new LibraryService([
     { path: options.paths.demoModels, source: 'demo' },
     ...(options.modelFolders ?? []).map((path) => ({ path, source: 'folder' as const })),
+    // Finished merges are models too: they appear in the library beside their inputs.
+    { path: options.outputRoot, source: 'folder' },
   ]);
   const jobs = new JobService({
     nodeBinary: options.nodeBinary,
