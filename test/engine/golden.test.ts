@@ -179,4 +179,6 @@ async function expectSameTokenizer(expectedDir: string, actualDir: string): Prom
   expect(actual!.added).toEqual(expected.added);
   const config = async (dir: string) => JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')).vocab_size;
   expect(await config(actualDir)).toBe(await config(expectedDir));
+  const template = (dir: string) => readFile(join(dir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
+  expect(await template(actualDir)).toBe(await template(expectedDir));
 }

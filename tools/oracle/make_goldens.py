@@ -343,6 +343,7 @@ dtype: float32
     "tok-base-f32": (tok_recipe("tokenizer_source: base"), "exact", "linear", "vocabularies differ: the chat model's rows re-indexed to the base's tokens"),
     "tok-union-f32": (tok_recipe("tokenizer_source: union"), "exact", "linear", "union vocabulary: base tokens, then the new word, then the new special tokens"),
     "tok-model-f32": (tok_recipe(f"tokenizer_source: {M}llama-tok-chat"), "exact", "linear", "the chat model's tokenizer"),
+    "tok-chat-template-f32": (tok_recipe("tokenizer_source: base\nchat_template: \"{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}\""), "exact", "linear", "a literal chat template, saved as chat_template.jinja"),
     "tok-config-f32": (tok_recipe(f"""tokenizer:
   source: union
   pad_to_multiple_of: 16

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { formatBytes } from '../../../shared/format';
 import type { ProgressEvent } from '../../../shared/progress';
@@ -169,7 +169,19 @@ async function writeSideFiles(plan: MergePlan, dir: string, options: ExecuteOpti
     // A built vocabulary is always saved, as mergekit saves it; the slow tokenizer's files would disagree with it.
     await copyTokenizerFiles(plan.tokenizerFrom, dir, (name) => !SLOW_TOKENIZER_FILES.has(name));
     await writeFile(join(dir, 'tokenizer.json'), plan.tokenizerJson);
+    if (plan.chatTemplate) await saveChatTemplate(dir, plan.chatTemplate);
   } else if (options.copyTokenizer !== false && plan.tokenizerFrom) await copyTokenizerFiles(plan.tokenizerFrom, dir);
+}
+
+/** As transformers saves one: chat_template.jinja, and no copy left in tokenizer_config.json. */
+async function saveChatTemplate(dir: string, template: string): Promise<void> {
+  await writeFile(join(dir, 'chat_template.jinja'), template);
+  const configFile = join(dir, 'tokenizer_config.json');
+  const config = await readFile(configFile, 'utf8').then(JSON.parse, () => undefined);
+  if (config && 'chat_template' in config) {
+    delete config.chat_template;
+    await writeFile(configFile, JSON.stringify(config, null, 2) + '\n');
+  }
 }
 
 const SLOW_TOKENIZER_FILES = new Set(['tokenizer.json', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json']);

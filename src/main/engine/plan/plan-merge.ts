@@ -6,6 +6,7 @@ import type { MergeMethod, ParamValue } from '../methods/types';
 import { ModelFolder, type ModelTensor } from '../model/model-folder';
 import { resolveModelPath, type ModelSearch } from '../model/resolve-model';
 import { referencedModels } from '../recipe/stage-graph';
+import { resolveChatTemplate } from '../tokenizer/chat-template';
 import { planTokenizer, type PlannedVocabulary } from '../tokenizer/plan-tokenizer';
 import { vocabularyRows, type VocabularyRows } from '../tokenizer/vocabulary-rows';
 import { makeOutputConfig } from '../output/output-config';
@@ -121,6 +122,7 @@ class PlanBuilder {
   private outLayers = 0;
   private readonly warnings: string[];
   private vocabulary: PlannedVocabulary | undefined;
+  private chatTemplate: string | undefined;
 
   constructor(
     private readonly recipe: Recipe,
@@ -263,7 +265,11 @@ class PlanBuilder {
   async buildVocabulary(): Promise<void> {
     const donorRef = this.recipe.baseModel ?? referencedModels(this.recipe)[0];
     const setting = this.recipe.tokenizer?.source ?? this.recipe.tokenizerSource;
-    if (setting === undefined || !donorRef) return;
+    if (setting === undefined || !donorRef) {
+      // mergekit saves a chat template only with a tokenizer it builds; copied tokenizer files stay as they are.
+      if (this.recipe.chatTemplate) this.warnings.push(`chat_template is saved only when the recipe builds a tokenizer (tokenizer_source or tokenizer:); the tokenizer files are copied as they are, as mergekit does`);
+      return;
+    }
     const asModel = async (ref: ModelReference) => {
       const m = await this.models.open(ref);
       return { ref: m.ref, dir: m.folder.path, config: m.folder.config };
@@ -271,6 +277,10 @@ class PlanBuilder {
     const models = await Promise.all(referencedModels(this.recipe).map(asModel));
     const source = typeof setting === 'object' ? await asModel(setting) : undefined;
     this.vocabulary = await planTokenizer(this.recipe, models, await asModel(donorRef), source);
+    if (this.recipe.chatTemplate) {
+      const at = this.recipe.positions['chat_template'];
+      this.chatTemplate = await resolveChatTemplate(this.recipe.chatTemplate, models.map((m) => m.dir), at ? `${at.file}:${at.line}:${at.column}: ` : '');
+    }
   }
 
   /** How a vocabulary tensor's inputs are re-indexed to the output vocabulary (mergekit's PermutedVocabulary). */
@@ -319,6 +329,7 @@ class PlanBuilder {
       outputConfig,
       ...(donor ? { tokenizerFrom: this.vocabulary?.filesFrom ?? donor.folder.path } : {}),
       ...(this.vocabulary ? { tokenizerJson: this.vocabulary.tokenizer.text() } : {}),
+      ...(this.chatTemplate ? { chatTemplate: this.chatTemplate } : {}),
       recipeText: this.recipe.source.text,
       modelCard: {
         mergeMethod: this.method.name,

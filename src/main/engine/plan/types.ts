@@ -57,6 +57,8 @@ export interface MergePlan {
   tokenizerFrom?: string;
   /** When the recipe builds a vocabulary: the output's tokenizer.json, written in place of the copied one. */
   tokenizerJson?: string;
+  /** The chat template saved with a built tokenizer (chat_template.jinja). */
+  chatTemplate?: string;
   recipeText: string;
   /** The model card's contents; its title comes from the output folder's name at write time. */
   modelCard: Omit<ModelCardParams, 'name' | 'isHubModel'>;
