@@ -1,4 +1,4 @@
-import { isMap, isScalar, isSeq, parseAllDocuments, type Document, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, parseAllDocuments, parseDocument, type Document, type Node } from 'yaml';
 
 /**
  * The recipe as the editor holds it: the YAML documents themselves. The form reads its values out
@@ -11,10 +11,15 @@ export type RecipeDocs = Document.Parsed[];
 
 const TO_STRING = { flowCollectionPadding: false, lineWidth: 0 } as const;
 
+/** Whether the form can write into a document: it parses, and holds a mapping or nothing yet. */
+export function isEditable(doc: Document | undefined): boolean {
+  return !!doc && doc.errors.length === 0 && (doc.contents === null || isMap(doc.contents));
+}
+
 /** Text → documents; an empty trailing document (a closing `---`) is dropped. */
 export function parseRecipeYaml(text: string): { docs: RecipeDocs; errors: string[] } {
   const parsed = parseAllDocuments(text);
-  const docs = Array.isArray(parsed) ? parsed : [];
+  const docs = Array.isArray(parsed) && parsed.length ? parsed : [parseDocument(text)];
   while (docs.length > 1 && docs[docs.length - 1]!.contents === null) docs.pop();
   const errors = docs.flatMap((d) => d.errors.map((e) => e.message.split('\n')[0]!));
   return { docs, errors };

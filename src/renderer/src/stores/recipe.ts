@@ -2,7 +2,7 @@ import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
 import type { AlloyApi, RecipeProblem } from '../../../shared/contract';
 import type { RecipeGradientResult, RecipeParseResult } from '../../../shared/studio-contract';
-import { appendAt, documentAt, fieldOf, offsetOf, parseRecipeYaml, pathAtOffset, readAt, recipeYamlText, writeAt, type RecipeDocs, type YamlPath } from '../recipe/recipe-yaml';
+import { appendAt, documentAt, fieldOf, isEditable, offsetOf, parseRecipeYaml, pathAtOffset, readAt, recipeYamlText, writeAt, type RecipeDocs, type YamlPath } from '../recipe/recipe-yaml';
 
 const TOP_LEVEL_FIELDS = ['merge_method', 'base_model', 'dtype', 'out_dtype', 'tokenizer_source', 'chat_template', 'models', 'slices', 'name'];
 const CHECK_DELAY_MS = 250;
@@ -36,7 +36,7 @@ export const useRecipeStore = defineStore('recipe', () => {
     void revision.value;
     return docs.value[documentIndex.value];
   });
-  const editable = computed(() => !!current.value && current.value.errors.length === 0);
+  const editable = computed(() => isEditable(current.value));
 
   function attach(next: AlloyApi): void {
     api = next;
