@@ -92,6 +92,12 @@ describe('the recipe editor', () => {
     expect(wrapper.get('[data-testid=recipe-problems]').text()).toMatch(/line 13:8/);
   });
 
+  it('marks a problem the planner finds at its field: an unknown chat template', async () => {
+    const { wrapper } = await mountEditor(`${EXCALIBUR_ON_DEMO}tokenizer_source: base\nchat_template: vicuna-ish\n`);
+    expect(wrapper.get('[data-testid=chat-template]').attributes('aria-invalid')).toBe('true');
+    expect(wrapper.get('[data-testid=chat-template-problem]').text()).toContain('"vicuna-ish" is neither a template nor one of auto, chatml');
+  });
+
   it('marks an unknown method at the method picker', async () => {
     const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('merge_method: slerp', 'merge_method: slurp'));
     expect(wrapper.get('[data-testid=method-problem]').text()).toContain('unknown merge_method "slurp"');

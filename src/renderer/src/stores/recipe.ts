@@ -5,6 +5,7 @@ import type { RecipeGradientResult, RecipeParseResult } from '../../../shared/st
 import { appendAt, documentAt, fieldOf, isEditable, offsetOf, parseRecipeYaml, pathAtOffset, readAt, recipeYamlText, writeAt, type RecipeDocs, type YamlPath } from '../recipe/recipe-yaml';
 
 const TOP_LEVEL_FIELDS = ['merge_method', 'base_model', 'dtype', 'out_dtype', 'tokenizer_source', 'chat_template', 'models', 'slices', 'name'];
+const PLANNED_FIELDS = ['merge_method', 'base_model', 'dtype', 'out_dtype', 'tokenizer_source', 'chat_template'];
 const CHECK_DELAY_MS = 250;
 
 export interface PlacedProblem extends RecipeProblem {
@@ -115,8 +116,10 @@ export const useRecipeStore = defineStore('recipe', () => {
 
   const problems = computed<PlacedProblem[]>(() => {
     const result = parse.value;
-    if (!result || result.ok) return [];
-    return result.problems.map((p) => place(p));
+    if (result && !result.ok) return result.problems.map((p) => place(p));
+    // The planner's problems that name a field of the recipe (chat_template, base_model…) are shown there too.
+    const planned = gradient.value && !gradient.value.ok ? gradient.value.problems : [];
+    return planned.filter((p) => PLANNED_FIELDS.includes(p.key ?? '')).map((p) => ({ ...p, field: p.key!, document: documentIndex.value }));
   });
 
   function place(problem: RecipeProblem): PlacedProblem {
