@@ -22,6 +22,34 @@ describe('the plan and run view', () => {
     expect(wrapper.get('[data-testid=job-log]').text()).toMatch(/Log \(\d+ lines\)/);
   });
 
+  it('shows a multi-stage merge stage by stage', async () => {
+    const api = realApi();
+    const recipe = `name: blend
+merge_method: linear
+models:
+  - model: alloy-demo-chat
+    parameters: {weight: 0.5}
+  - model: alloy-demo-code
+    parameters: {weight: 0.5}
+dtype: float32
+---
+name: final
+merge_method: slerp
+base_model: alloy-demo-base
+models:
+  - model: alloy-demo-base
+  - model: blend
+parameters:
+  t: 0.3
+dtype: float32
+`;
+    await api.invoke('job.start', { recipe, outputName: 'two-stages' });
+    const { wrapper } = await mountView(RunView, api);
+    await until(() => wrapper.find('[data-testid=job-status][data-state=done]').exists(), 30_000);
+    expect(wrapper.get('[data-testid=job-stage]').text()).toBe('Stage 2 of 2: final');
+    expect(wrapper.get('[data-testid=job-percent]').text()).toContain('100 %');
+  });
+
   it('plans the recipe being edited and shows what it reads and writes', async () => {
     const { wrapper } = await mountView(RunView);
     await until(() => !(wrapper.get('[data-testid=plan-button]').element as HTMLButtonElement).disabled);

@@ -2,6 +2,7 @@ import { defineStore } from 'pinia';
 import { ref } from 'vue';
 import type { AlloyApi, JobInfo } from '../../../shared/contract';
 import type { ProgressEvent } from '../../../shared/progress';
+import { isStageStart } from '../recipe/stage-progress';
 
 export interface JobView {
   info: JobInfo;
@@ -26,6 +27,8 @@ export const useJobsStore = defineStore('jobs', () => {
       const job = jobs.value[jobId];
       if (!job) return;
       if (event.type === 'tensor') job.progress = event;
+      // A new stage of a multi-stage merge starts counting its own tensors.
+      if (event.type === 'stage' && isStageStart(event.message)) job.progress = undefined;
       const line = event.type === 'stage' || event.type === 'warning' || event.type === 'error' ? event.message : undefined;
       job.info = { ...job.info, lastProgress: event, log: line ? [...job.info.log, line] : job.info.log };
     });
