@@ -359,6 +359,16 @@ dtype: float32
         kind: model_token
         model: {M}llama-tok-chat
         token: w6"""), "exact", "linear", "tokens: forced, zero and model_token sources; padded to a multiple of 16"),
+    "nearswap-bf16": (f"""merge_method: nearswap
+base_model: {M}llama-bf16-base
+models:
+  - model: {M}llama-bf16-base
+  - model: {M}llama-bf16-ft1
+parameters:
+  t: 0.02
+dtype: bfloat16
+""", "exact", "nearswap", "bf16: mergekit computes each step in bf16"),
+    "model-stock-bf16": (ta("model_stock", {}, models=("llama-bf16-ft1", "llama-bf16-ft2"), base="llama-bf16-base", per_model={0: "weight: 1.0", 1: "weight: 1.0"}, dtype="dtype: bfloat16\n"), "exact", "model_stock", "bf16: norms and dots accumulated in f32, every result rounded to bf16"),
     "ram-f32": (ta("ram", {"epsilon": 0.01}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ram", "epsilon 0.01 so that some entries are unique to one model"),
     "ramplus-tl-f32": (ta("ramplus_tl", {"epsilon": 0.01, "r": 0.5, "alpha": 0.9}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ramplus_tl", ""),
     "model-stock-f32": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "model_stock", ""),

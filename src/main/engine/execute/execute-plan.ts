@@ -8,7 +8,7 @@ import type { TensorSink } from '../methods/types';
 import { copyTokenizerFiles } from '../output/copy-tokenizer';
 import { renderModelCard } from '../output/model-card';
 import { encodeFromF32 } from '../safetensors/convert';
-import { dtypeSize, isFloatDtype } from '../safetensors/dtype';
+import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
 import { SafetensorsReader } from '../safetensors/reader';
 import { SafetensorsShardWriter } from '../safetensors/writer';
 import type { MergePlan, PlannedTensor } from '../plan/types';
@@ -133,7 +133,7 @@ async function writeTensor(
         global: tensor.global,
         perModel: tensor.perModel,
         seed: plan.seed,
-        ...(plan.computeDtype ? { computeDtype: plan.computeDtype } : {}),
+        ...(computeDtypeOf(plan, tensor) ? { computeDtype: computeDtypeOf(plan, tensor)! } : {}),
       });
     } catch (error) {
       if (error instanceof EngineError || options.signal?.aborted) throw error;
@@ -171,6 +171,14 @@ async function writeSideFiles(plan: MergePlan, dir: string, options: ExecuteOpti
     await writeFile(join(dir, 'tokenizer.json'), plan.tokenizerJson);
     if (plan.chatTemplate) await saveChatTemplate(dir, plan.chatTemplate);
   } else if (options.copyTokenizer !== false && plan.tokenizerFrom) await copyTokenizerFiles(plan.tokenizerFrom, dir);
+}
+
+/** The recipe's dtype, else the inputs' own when they share one: mergekit computes on tensors as loaded. */
+function computeDtypeOf(plan: MergePlan, tensor: PlannedTensor): FloatDtype | undefined {
+  if (plan.computeDtype) return plan.computeDtype;
+  const dtypes = new Set(tensor.inputs.map((i) => i.dtype));
+  const only = tensor.inputs[0]?.dtype;
+  return dtypes.size === 1 && only && isFloatDtype(only) ? only : undefined;
 }
 
 /** As transformers saves one: chat_template.jinja, and no copy left in tokenizer_config.json. */

@@ -1,7 +1,6 @@
-import { TorchNorm, TorchSum } from './torch-reductions';
+import { stepRounding } from './numerics';
+import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import type { MergeMethod } from './types';
-
-const f = Math.fround;
 
 /**
  * mergekit's model_stock: the mean cosine between the fine-tunes' offsets from the base sets
@@ -26,6 +25,8 @@ export const modelStock: MergeMethod = {
     const rows = Math.max(1, ctx.numel / Math.max(1, rowLength));
     const pairs: [number, number][] = [];
     others.forEach((a, i) => others.slice(i + 1).forEach((b) => pairs.push([a, b])));
+    const r = stepRounding(ctx.computeDtype);
+    const dtype = ctx.computeDtype ?? 'F32';
     const norms = new Float32Array(rows * others.length);
     const dots = new Float32Array(rows * pairs.length);
     let normRuns: TorchNorm[] = [];
@@ -37,33 +38,31 @@ export const modelStock: MergeMethod = {
         const position = start + i;
         const row = Math.floor(position / rowLength);
         if (position % rowLength === 0) {
-          normRuns = others.map(() => new TorchNorm(rowLength));
+          normRuns = others.map(() => new TorchNorm(rowLength, dtype));
           dotRuns = pairs.map(() => new TorchSum(rowLength));
         }
         others.forEach((m, j) => {
-          offs[j] = inputs[m]![i]! - w0[i]!;
+          offs[j] = r(inputs[m]![i]! - w0[i]!);
           normRuns[j]!.add(offs[j]!);
         });
-        pairs.forEach(([a, b], p) => dotRuns[p]!.add(f(offs[others.indexOf(a)]! * offs[others.indexOf(b)]!)));
+        pairs.forEach(([a, b], p) => dotRuns[p]!.add(r(offs[others.indexOf(a)]! * offs[others.indexOf(b)]!)));
         if ((position + 1) % rowLength === 0) {
-          normRuns.forEach((n, j) => (norms[row * others.length + j] = n.result()));
-          dotRuns.forEach((d, p) => (dots[row * pairs.length + p] = d.result()));
+          normRuns.forEach((n, j) => (norms[row * others.length + j] = r(n.result())));
+          dotRuns.forEach((d, p) => (dots[row * pairs.length + p] = r(d.result())));
         }
       }
     }
     const count = others.length;
     const ts = new Float32Array(rows);
-    for (let r = 0; r < rows; r++) {
-      let sum = 0;
-      pairs.forEach(([a, b], p) => {
-        const na = norms[r * count + others.indexOf(a)]!;
-        const nb = norms[r * count + others.indexOf(b)]!;
-        const cos = Math.min(1, Math.max(-1, f(dots[r * pairs.length + p]! / Math.max(f(na * nb), f(1e-6)))));
-        sum = f(sum + cos);
+    for (let row = 0; row < rows; row++) {
+      const cosines = pairs.map(([a, b], p) => {
+        const na = norms[row * count + others.indexOf(a)]!;
+        const nb = norms[row * count + others.indexOf(b)]!;
+        return Math.min(1, Math.max(-1, r(dots[row * pairs.length + p]! / Math.max(r(na * nb), r(1e-6)))));
       });
-      const cos = f(sum / pairs.length);
-      const denominator = f(1 + f((count - 1) * cos));
-      ts[r] = Math.abs(denominator) < 1e-6 ? 0 : f(f(count * cos) / denominator);
+      const cos = r(r(torchSum(cosines)) / pairs.length);
+      const denominator = r(1 + r((count - 1) * cos));
+      ts[row] = Math.abs(denominator) < 1e-6 ? 0 : r(r(count * cos) / denominator);
     }
     let buffer = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
@@ -73,9 +72,9 @@ export const modelStock: MergeMethod = {
       for (let i = 0; i < length; i++) {
         const t = ts[Math.floor((start + i) / rowLength)]!;
         let total = 0;
-        for (const m of others) total = f(total + inputs[m]![i]!);
-        const average = f(total / count);
-        out[i] = f(f(t * average) + f(f(1 - t) * w0[i]!));
+        for (const m of others) total = r(total + inputs[m]![i]!);
+        const average = r(total / count);
+        out[i] = r(r(t * average) + r(r(1 - t) * w0[i]!));
       }
       await sink.write(start, out);
     }

@@ -1,11 +1,12 @@
+import { stepRounding } from './numerics';
 import { elementwise, type MergeMethod } from './types';
 
 const f = Math.fround;
-const MIN_DIFF = f(1e-6);
 
 /**
  * mergekit's nearswap: weight = clamp(t / max(|base - other|, 1e-6), 0, 1), then a lerp toward
- * the other model. torch evaluates `t / x` as `x.reciprocal() * t`, so that is what is rounded here.
+ * the other model. torch evaluates `t / x` as `x.reciprocal() * t`, so that is what is rounded here,
+ * each step in the compute dtype (bf16 models merge in bf16 in mergekit).
  */
 export const nearswap: MergeMethod = {
   name: 'nearswap',
@@ -27,10 +28,12 @@ export const nearswap: MergeMethod = {
     if (others.length !== 1) throw new Error('nearswap merges exactly two models, one base and one other');
     const b = others[0]!;
     const t = f(ctx.global['t'] as number);
+    const r = stepRounding(ctx.computeDtype);
+    const minDiff = r(1e-6);
     for (let i = 0; i < out.length; i++) {
-      const diff = Math.max(Math.abs(f(a[i]! - b[i]!)), MIN_DIFF);
-      const w = Math.min(Math.max(f(f(1 / diff) * t), 0), 1);
-      out[i] = f(f(w * b[i]!) + f(f(1 - w) * a[i]!));
+      const diff = Math.max(Math.abs(r(a[i]! - b[i]!)), minDiff);
+      const w = Math.min(Math.max(r(r(1 / diff) * t), 0), 1);
+      out[i] = r(r(w * b[i]!) + r(r(1 - w) * a[i]!));
     }
   }),
 };

@@ -100,8 +100,13 @@ export class TorchNorm {
   private tail = 0;
   private seen = 0;
 
-  constructor(private readonly length: number) {
-    this.vectorPart = length - (length % LANES);
+  /** `dtype`: a bf16/f16 tensor is loaded 16 elements at a time (two float vectors), so its tail is longer. */
+  constructor(
+    private readonly length: number,
+    dtype: 'F32' | 'BF16' | 'F16' = 'F32',
+  ) {
+    const step = dtype === 'F32' ? LANES : 2 * LANES;
+    this.vectorPart = length - (length % step);
   }
 
   add(x: number): void {
