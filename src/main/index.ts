@@ -57,7 +57,7 @@ function mountContract(services: Services): void {
 app.whenReady().then(() => {
   session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
   // dawn.node cannot read GPU buffers back inside Electron, so merges run in plain Node.
-  const services = createServices({ paths, nodeBinary: process.env['ALLOY_NODE'] || 'node', outputRoot: paths.defaultOutputRoot });
+  const services = createServices({ paths, nodeBinary: process.env['ALLOY_NODE'] || 'node', outputRoot: paths.defaultOutputRoot, settingsFile: paths.settingsFile });
   mountContract(services);
   window = createWindow();
   app.on('before-quit', () => services.jobs.stopAll());

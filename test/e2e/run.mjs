@@ -12,7 +12,7 @@ let passed = 0;
 let failed = 0;
 
 function startServer() {
-  const server = spawn(process.execPath, ['bin/alloy.mjs', 'serve', '--port', '0', '--output-root', outputRoot], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(process.execPath, ['bin/alloy.mjs', 'serve', '--port', '0', '--output-root', outputRoot, '--settings-file', join(outputRoot, '.alloy-settings.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = new Promise((resolve, reject) => {
     let text = '';
     const timer = setTimeout(() => reject(new Error(`the server printed no URL: ${text}`)), 60_000);

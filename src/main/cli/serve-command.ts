@@ -15,8 +15,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     token: { kind: 'string', description: 'access token; required for any address but loopback' },
     'output-root': { kind: 'string', description: 'folder merges are written into (default ~/Alloy/merges)' },
     'model-folder': { kind: 'string', description: 'a folder of models to add to the library' },
+    'settings-file': { kind: 'string', description: 'where the app\'s settings are kept (default ~/.config/alloy/settings.json)' },
   });
-  if (positionals.length > 0) throw new UsageError('usage: alloy serve [--host H] [--port P] [--token T] [--output-root DIR] [--model-folder DIR]');
+  if (positionals.length > 0) throw new UsageError('usage: alloy serve [--host H] [--port P] [--token T] [--output-root DIR] [--model-folder DIR] [--settings-file FILE]');
   const port = Number(flags['port'] ?? 5317);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, not "${flags['port']}"`);
   const paths = resolveAppPaths(fileURLToPath(import.meta.url));
@@ -27,6 +28,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     paths,
     nodeBinary: process.execPath,
     outputRoot,
+    settingsFile: (flags['settings-file'] as string | undefined) ?? paths.settingsFile,
     ...(modelFolder ? { modelFolders: [resolve(modelFolder)] } : {}),
   });
   let server;

@@ -12,6 +12,8 @@ export interface AppPaths {
   engineEntry: string;
   renderer: string;
   defaultOutputRoot: string;
+  /** The app's settings: $ALLOY_CONFIG_DIR, else $XDG_CONFIG_HOME/alloy, else ~/.config/alloy. */
+  settingsFile: string;
 }
 
 /** Finds the app's folders from any file inside it (the CLI bundle, Electron's main bundle, sources). */
@@ -31,5 +33,10 @@ export function resolveAppPaths(fromFile: string): AppPaths {
     engineEntry: join(root, 'out', 'cli', 'alloy.mjs'),
     renderer: join(root, 'out', 'renderer'),
     defaultOutputRoot: join(homedir(), 'Alloy', 'merges'),
+    settingsFile: join(configDir(), 'settings.json'),
   };
+}
+
+function configDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env['ALLOY_CONFIG_DIR'] ?? join(env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config'), 'alloy');
 }
