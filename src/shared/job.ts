@@ -19,6 +19,7 @@ export const jobFileSchema = v.strictObject({
       device: v.optional(v.picklist(['auto', 'cpu', 'gpu'])),
       modelRoots: v.optional(v.array(v.string())),
       loraMergeCache: v.optional(v.string()),
+      torchThreads: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
     }),
   ),
 });

@@ -1,8 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { TorchNorm, TorchSum } from '../../src/main/engine/methods/torch-reductions';
+import { defaultTorchThreads, ParallelTorchSum, TorchNorm, TorchSum } from '../../src/main/engine/methods/torch-reductions';
 
-const vectors: { torch: string; capability: string; cases: { length: number; seed: number; sum: number; norm: number }[] } = JSON.parse(
+const vectors: {
+  torch: string;
+  capability: string;
+  cases: { length: number; seed: number; sum: number; norm: number }[];
+  threaded: { length: number; seed: number; threads: number; sum: number }[];
+} = JSON.parse(
   readFileSync('test/fixtures/torch-reductions.json', 'utf8'),
 );
 
@@ -42,5 +47,21 @@ describe(`torch's f32 reductions, order for order (torch ${vectors.torch}, ${vec
       return Math.fround(plain) !== sum;
     });
     expect(differs).toBe(true);
+  });
+
+  it('sum on several threads: the run cut per thread above the grain, partial sums added in order', () => {
+    const wrong = vectors.threaded.filter(({ length, seed, threads, sum }) => {
+      const s = new ParallelTorchSum(length, threads);
+      for (let i = 0; i < length; i++) s.add(value(i, seed));
+      return s.result() !== sum;
+    });
+    expect(vectors.threaded.length).toBeGreaterThan(0);
+    expect(wrong.map((c) => `${c.length}/${c.threads}`)).toEqual([]);
+  });
+
+  it('takes torch\'s default threads from the physical cores in /proc/cpuinfo', () => {
+    const cpuinfo = ['physical id : 0', 'core id : 0', 'physical id : 0', 'core id : 0', 'physical id : 0', 'core id : 1', 'physical id : 1', 'core id : 0'].join('\n');
+    expect(defaultTorchThreads(cpuinfo, 8)).toBe(3);
+    expect(defaultTorchThreads(undefined, 8)).toBe(8);
   });
 });

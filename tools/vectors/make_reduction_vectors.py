@@ -31,6 +31,14 @@ for length in [1, 3, 4, 7, 8, 9, 16, 31, 32, 33, 64, 100, 128, 255, 256, 512, 76
             "sum": torch.sum(x, dim=1).item(),
             "norm": torch.linalg.vector_norm(x, dim=1).item(),
         })
+# Above 32,768 elements torch splits a full sum across its threads.
+threaded = []
+for threads in (2, 3, 4):
+    torch.set_num_threads(threads)
+    for length in (32768, 40000, 100003, 300000):
+        x = values(length, threads).reshape(1, -1)
+        threaded.append({"length": length, "seed": threads, "threads": threads, "sum": torch.sum(x, dim=1).item()})
+torch.set_num_threads(1)
 with open("test/fixtures/torch-reductions.json", "w") as f:
-    json.dump({"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(), "cases": cases}, f, indent=1)
+    json.dump({"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(), "cases": cases, "threaded": threaded}, f, indent=1)
 print(len(cases), "cases")

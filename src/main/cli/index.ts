@@ -24,6 +24,7 @@ const MERGE_FLAGS: Record<string, FlagSpec> = {
   'memory-budget': { kind: 'string', description: 'bytes of tensor data in memory at once, like 1B, 512M (default 1B)' },
   'model-root': { kind: 'string', description: 'a folder to look for models in by name' },
   'intermediate-dir': { kind: 'string', description: 'where the stages of a multi-document recipe are built' },
+  'torch-threads': { kind: 'string', description: 'sum whole tensors in the order torch does with N threads (default: this machine\'s physical cores)' },
   'lora-merge-cache': { kind: 'string', description: 'where base+LoRA references are merged and kept (default ~/.cache/alloy/lora-merges)' },
   progress: { kind: 'string', description: 'bar | jsonl | none (default bar)' },
   'trust-remote-code': { kind: 'boolean', description: 'accepted; Alloy never runs model code', ignored: 'Alloy never runs code from model repos; ignored' },
@@ -115,7 +116,13 @@ function mergeOptionsFrom(flags: Record<string, string | boolean>): MergeOptions
     ...(typeof flags['model-root'] === 'string' ? { modelRoots: [resolve(flags['model-root'])] } : {}),
     ...(typeof flags['intermediate-dir'] === 'string' ? { intermediateDir: resolve(flags['intermediate-dir']) } : {}),
     ...(typeof flags['lora-merge-cache'] === 'string' ? { loraMergeCache: resolve(flags['lora-merge-cache']) } : {}),
+    ...(typeof flags['torch-threads'] === 'string' ? { torchThreads: positiveInteger(flags['torch-threads'], '--torch-threads') } : {}),
   };
+}
+
+function positiveInteger(text: string, flag: string): number {
+  if (!/^[1-9]\d*$/.test(text)) throw new UsageError(`${flag} must be a whole number of at least 1, not "${text}"`);
+  return Number(text);
 }
 
 async function readRecipe(file: string): Promise<string> {

@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { defaultTorchThreads } from './methods/torch-reductions';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -28,6 +31,8 @@ export interface MergeOptions {
   intermediateDir?: string;
   /** Where base+LoRA references are merged and kept (mergekit's --lora-merge-cache). */
   loraMergeCache?: string;
+  /** Reproduce torch's sums as with this many threads (default: this machine's physical cores, as torch). */
+  torchThreads?: number;
 }
 
 export interface PlanRecipeParams {
@@ -90,9 +95,21 @@ function executeOptions(params: RunMergeParams, outDir: string, overwrite: boole
     ...(options.copyTokenizer !== undefined ? { copyTokenizer: options.copyTokenizer } : {}),
     ...(options.writeModelCard !== undefined ? { writeModelCard: options.writeModelCard } : {}),
     ...(options.memoryBudget !== undefined ? { memoryBudget: options.memoryBudget } : {}),
+    torchThreads: options.torchThreads ?? machineTorchThreads(),
     ...(params.signal ? { signal: params.signal } : {}),
     ...(onProgress ? { onProgress } : {}),
   };
+}
+
+function machineTorchThreads(): number {
+  const cpuinfo = (() => {
+    try {
+      return readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      return undefined;
+    }
+  })();
+  return defaultTorchThreads(cpuinfo, availableParallelism());
 }
 
 /** Recipe text → merged model folder at `outDir`. The one entry point of the CLI, the jobs and the tests. */

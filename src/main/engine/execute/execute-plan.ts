@@ -24,6 +24,8 @@ export interface ExecuteOptions {
   overwrite?: boolean;
   copyTokenizer?: boolean;
   writeModelCard?: boolean;
+  /** The intra-op threads of the torch whose whole-tensor sums are reproduced (see ParallelTorchSum). */
+  torchThreads?: number;
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
 }
@@ -133,6 +135,7 @@ async function writeTensor(
         global: tensor.global,
         perModel: tensor.perModel,
         seed: plan.seed,
+        torchThreads: options.torchThreads ?? 1,
         ...(computeDtypeOf(plan, tensor) ? { computeDtype: computeDtypeOf(plan, tensor)! } : {}),
       });
     } catch (error) {

@@ -1,5 +1,5 @@
 import { stepRounding } from './numerics';
-import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
+import { ParallelTorchSum, TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import type { MergeMethod } from './types';
 
 /**
@@ -30,7 +30,7 @@ export const modelStock: MergeMethod = {
     const norms = new Float32Array(rows * others.length);
     const dots = new Float32Array(rows * pairs.length);
     let normRuns: TorchNorm[] = [];
-    let dotRuns: TorchSum[] = [];
+    let dotRuns: { add(x: number): void; result(): number }[] = [];
     const offs = new Float32Array(others.length);
     for await (const { start, inputs } of source.chunks()) {
       const w0 = inputs[base]!;
@@ -39,7 +39,8 @@ export const modelStock: MergeMethod = {
         const row = Math.floor(position / rowLength);
         if (position % rowLength === 0) {
           normRuns = others.map(() => new TorchNorm(rowLength, dtype));
-          dotRuns = pairs.map(() => new TorchSum(rowLength));
+          // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
+          dotRuns = pairs.map(() => (rows === 1 ? new ParallelTorchSum(rowLength, ctx.torchThreads ?? 1) : new TorchSum(rowLength)));
         }
         others.forEach((m, j) => {
           offs[j] = r(inputs[m]![i]! - w0[i]!);

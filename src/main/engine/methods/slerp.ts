@@ -1,4 +1,4 @@
-import { normOfParts, TorchNorm, TorchSum } from './torch-reductions';
+import { normOfParts, ParallelTorchSum, TorchNorm } from './torch-reductions';
 import type { MergeMethod, TensorSource } from './types';
 
 const DOT_THRESHOLD = 0.9995;
@@ -43,8 +43,8 @@ async function norms(source: TensorSource, numel: number): Promise<[number, numb
 }
 
 /** `(a / |a| * b / |b|).sum()` per run, the runs' sums added in order, clamped to [-1, 1]. */
-async function normalizedDot(source: TensorSource, numel: number, n0: number, n1: number): Promise<number> {
-  const [parts] = await reduceRuns(source, numel, (n) => new TorchSum(n), (a, b, i) => [f(f(a[i]! / n0) * f(b[i]! / n1)), 0]);
+async function normalizedDot(source: TensorSource, numel: number, n0: number, n1: number, threads: number): Promise<number> {
+  const [parts] = await reduceRuns(source, numel, (n) => new ParallelTorchSum(n, threads), (a, b, i) => [f(f(a[i]! / n0) * f(b[i]! / n1)), 0]);
   let dot = 0;
   for (const p of parts) dot = f(dot + p);
   return Math.min(1, Math.max(-1, dot));
@@ -79,7 +79,7 @@ export const slerp: MergeMethod = {
     };
     const t = f(ctx.global['t'] as number);
     const [n0, n1] = await norms(ordered, ctx.numel);
-    const dot = await normalizedDot(ordered, ctx.numel, n0, n1);
+    const dot = await normalizedDot(ordered, ctx.numel, n0, n1, ctx.torchThreads ?? 1);
     const colinear = Math.abs(dot) > DOT_THRESHOLD;
     const theta = f(Math.acos(colinear ? 0 : dot));
     const sinTheta = f(Math.sin(theta));

@@ -149,3 +149,55 @@ export function torchSum(values: readonly number[]): number {
   for (const v of values) sum.add(v);
   return sum.result();
 }
+
+/** ATen's grain: a reduction of fewer elements stays on one thread. */
+const GRAIN = 32768;
+
+/**
+ * A full `x.sum()` as torch computes it with `threads` intra-op threads: above the grain, the run is
+ * cut into one range per thread (at most one per grain), each summed by the cascade, the partial sums
+ * then added in thread order. (A norm's last-dimension kernel never splits.)
+ */
+export class ParallelTorchSum {
+  private readonly parts: TorchSum[];
+  private readonly bounds: number[];
+  private index = 0;
+  private seen = 0;
+
+  constructor(length: number, threads: number) {
+    const count = length < GRAIN || threads <= 1 ? 1 : Math.min(threads, Math.ceil(length / GRAIN));
+    const size = Math.ceil(length / count);
+    this.bounds = [];
+    this.parts = [];
+    for (let begin = 0; begin < length || this.parts.length === 0; begin += size) {
+      const end = Math.min(begin + size, length);
+      this.parts.push(new TorchSum(end - begin));
+      this.bounds.push(end);
+    }
+  }
+
+  add(x: number): void {
+    if (this.seen === this.bounds[this.index]) this.index++;
+    this.parts[this.index]!.add(x);
+    this.seen++;
+  }
+
+  result(): number {
+    let total = this.parts[0]!.result();
+    for (let i = 1; i < this.parts.length; i++) total = Math.fround(total + this.parts[i]!.result());
+    return total;
+  }
+}
+
+/** Threads torch uses by default: the machine's physical cores (Linux: from /proc/cpuinfo). */
+export function defaultTorchThreads(cpuinfo: string | undefined, logical: number): number {
+  if (!cpuinfo) return logical;
+  const cores = new Set<string>();
+  let physical = '0';
+  for (const line of cpuinfo.split('\n')) {
+    const [key, value] = line.split(':').map((s) => s.trim());
+    if (key === 'physical id') physical = value ?? '0';
+    if (key === 'core id') cores.add(`${physical}/${value}`);
+  }
+  return cores.size || logical;
+}

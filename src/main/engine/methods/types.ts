@@ -18,6 +18,8 @@ export interface TensorMergeContext {
   seed: number;
   /** The recipe's `dtype`: mergekit computes in it, so a method may round its steps to it. */
   computeDtype?: FloatDtype;
+  /** torch's intra-op threads, which set the order of its sums over more than 32,768 elements. */
+  torchThreads?: number;
 }
 
 export interface Chunk {
