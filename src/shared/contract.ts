@@ -67,6 +67,8 @@ export interface JobInfo {
   startedAt: number;
   finishedAt?: number;
   lastProgress?: ProgressEvent;
+  /** Where the merge computes, once the engine has chosen: "CPU: WebAssembly SIMD, 7 worker threads". */
+  device?: string;
   error?: string;
   log: string[];
 }

@@ -17,6 +17,15 @@ export type ProgressEvent =
       rate: number;
       etaSeconds: number;
     }
+  | {
+      type: 'device';
+      /** Where the merge arithmetic runs: `--device` as resolved on this machine. */
+      kind: 'cpu' | 'gpu';
+      /** The backend and adapter: "GPU: NVIDIA GeForce RTX 4090 (WebGPU, vulkan)", "CPU: WebAssembly SIMD, 7 worker threads". */
+      description: string;
+      /** One line for a log: the choice and why. */
+      message: string;
+    }
   | { type: 'warning'; message: string }
   | { type: 'done'; outDir: string; seconds: number; bytesWritten: number; peakRssBytes: number }
   | { type: 'error'; message: string; code: string };

@@ -211,7 +211,7 @@ function progressPrinter(mode: string): (event: ProgressEvent) => void {
   const tty = process.stderr.isTTY;
   return (event) => {
     if (event.type === 'warning') process.stderr.write(`warning: ${event.message}\n`);
-    else if (event.type === 'stage') process.stderr.write(`${event.message}\n`);
+    else if (event.type === 'stage' || event.type === 'device') process.stderr.write(`${event.message}\n`);
     else if (event.type === 'tensor' && (tty || event.index === event.total || event.index % 50 === 0)) {
       const pct = ((100 * event.bytesWritten) / Math.max(1, event.totalBytesToWrite)).toFixed(0).padStart(3);
       const line = `${pct}% ${event.index}/${event.total} tensors, ${formatBytes(event.bytesWritten)} written, ${formatBytes(event.rate)}/s, ETA ${Math.ceil(event.etaSeconds)}s`;

@@ -96,6 +96,7 @@ function executeOptions(params: RunMergeParams, outDir: string, overwrite: boole
     ...(options.writeModelCard !== undefined ? { writeModelCard: options.writeModelCard } : {}),
     ...(options.memoryBudget !== undefined ? { memoryBudget: options.memoryBudget } : {}),
     torchThreads: options.torchThreads ?? machineTorchThreads(),
+    ...(options.device ? { device: options.device } : {}),
     ...(params.signal ? { signal: params.signal } : {}),
     ...(onProgress ? { onProgress } : {}),
   };
@@ -116,7 +117,6 @@ function machineTorchThreads(): number {
 export async function runMerge(params: RunMergeParams) {
   const { options = {}, onProgress } = params;
   onProgress?.({ type: 'stage', stage: 'plan', message: `planning ${params.recipeFile}` });
-  if (options.device === 'gpu') onProgress?.({ type: 'warning', message: 'the GPU backend is not built yet; merging on the CPU' });
   const recipes = parseRecipes(params.recipeText, params.recipeFile);
   if (recipes.length > 1) return runStages(params, buildStageGraph(recipes, params.recipeFile));
   const plan = await planOne(recipes[0]!, params.recipeFile, options);

@@ -100,7 +100,8 @@ export class JobService {
         return;
       }
       job.info.lastProgress = event;
-      if (event.type === 'stage' || event.type === 'warning') log(event.message);
+      if (event.type === 'stage' || event.type === 'warning' || event.type === 'device') log(event.message);
+      if (event.type === 'device') job.info.device = event.description;
       if (event.type === 'error') job.info.error = event.message;
       this.options.events.emit('job.progress', { jobId: id, event });
     });

@@ -22,6 +22,9 @@ export interface SelectedBackend {
   description: string;
 }
 
+/** Why `auto` found no hardware GPU in this process, once it has looked. */
+let noHardwareGpu: string | undefined;
+
 /**
  * Picks where a merge computes. The GPU backend comes wrapped so that a lost device (a driver reset,
  * an unplugged eGPU) moves the rest of the run to the CPU instead of failing it.
@@ -38,6 +41,13 @@ export async function selectBackend({ device, onNotice, gpu, cpu }: SelectBacken
     notice(`computing on the ${backend.description}`);
     return { backend, description: backend.description };
   }
+  // Adapters do not come and go within a run: once auto has found no hardware one, it need not look again.
+  const known = device === 'auto' && !gpu ? noHardwareGpu : undefined;
+  if (known) {
+    const backend = cpuBackend();
+    notice(`${known}; computing on the ${backend.description}`);
+    return { backend, description: backend.description };
+  }
   const opened = await openWebGpu(gpu);
   if ('backend' in opened) {
     const { adapter } = opened.backend;
@@ -48,9 +58,11 @@ export async function selectBackend({ device, onNotice, gpu, cpu }: SelectBacken
     }
     await opened.backend.dispose();
     const backend = cpuBackend();
+    if (!gpu) noHardwareGpu = `the only GPU adapter is a software one (${adapter.name}), slower than the CPU here (--device gpu uses it anyway)`;
     notice(`the only GPU adapter is a software one (${adapter.name}), slower than the CPU here; computing on the ${backend.description} (--device gpu uses it anyway)`);
     return { backend, description: backend.description };
   }
+  if (device === 'auto' && !gpu) noHardwareGpu = opened.reason;
   const backend = cpuBackend();
   notice(device === 'gpu' ? `WARNING: --device gpu, but ${opened.reason}; computing on the ${backend.description} instead` : `${opened.reason}; computing on the ${backend.description}`);
   return { backend, description: backend.description };

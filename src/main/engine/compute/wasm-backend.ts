@@ -117,16 +117,19 @@ export class WasmBackend implements ComputeBackend {
   readonly description: string;
   private readonly memory: WasmMemory;
   private readonly local: Kernels;
-  private readonly workers: KernelWorker[];
+  /** Started on the first window large enough to share out: a merge of small tensors never pays for them. */
+  private workerPool: KernelWorker[] | undefined;
+  private readonly workerCount: number;
+  private readonly module: object;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
   constructor(private readonly options: WasmBackendOptions = {}) {
-    const module = new Wasm.Module(wasmBytes());
+    this.module = new Wasm.Module(wasmBytes());
     this.memory = new Wasm.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-    this.local = new Wasm.Instance(module, { env: { memory: this.memory } }).exports as unknown as Kernels;
+    this.local = new Wasm.Instance(this.module, { env: { memory: this.memory } }).exports as unknown as Kernels;
     const count = options.workers ?? Math.max(0, availableParallelism() - 1);
-    this.workers = Array.from({ length: count }, () => new KernelWorker(new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory: this.memory } })));
+    this.workerCount = count;
     this.description = `CPU: WebAssembly SIMD, ${count === 0 ? 'on the calling thread' : `${count} worker thread${count === 1 ? '' : 's'}`}`;
   }
 
@@ -154,7 +157,12 @@ export class WasmBackend implements ComputeBackend {
     if (this.disposed) return;
     this.disposed = true;
     await this.queue.catch(() => undefined);
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all((this.workerPool ?? []).map((w) => w.terminate()));
+  }
+
+  private get workers(): KernelWorker[] {
+    this.workerPool ??= Array.from({ length: this.workerCount }, () => new KernelWorker(new Worker(WORKER_SOURCE, { eval: true, workerData: { module: this.module, memory: this.memory } })));
+    return this.workerPool;
   }
 
   private serial<T>(task: () => Promise<T>): Promise<T> {
@@ -188,7 +196,7 @@ export class WasmBackend implements ComputeBackend {
     const seg = align(window * inSize, 64);
     const outBytes = align(window * 4, 64);
     const arena = inputs.length * seg + outBytes;
-    const arenas = align(WEIGHTS_BYTES + (this.workers.length + 1) * SCRATCH_BYTES, 64);
+    const arenas = align(WEIGHTS_BYTES + (this.workerCount + 1) * SCRATCH_BYTES, 64);
     this.grow(arenas + 2 * arena);
     const base = (k: number) => arenas + (k % 2) * arena;
     const scratch = (thread: number) => WEIGHTS_BYTES + thread * SCRATCH_BYTES;
@@ -216,7 +224,7 @@ export class WasmBackend implements ComputeBackend {
       const length = Math.min(window, n - k * window);
       const end = align(length, 16);
       const [fn, args] = call(base(k), seg, 0, end, base(k) + inputs.length * seg, bf16In ? 1 : 0, bf16Out ? 1 : 0);
-      if (this.workers.length === 0 || end < MIN_PARALLEL_ELEMENTS) {
+      if (this.workerCount === 0 || end < MIN_PARALLEL_ELEMENTS) {
         (this.local[fn] as (...a: number[]) => void)(...args, scratch(0));
         return Promise.resolve();
       }

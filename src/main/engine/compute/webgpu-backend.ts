@@ -266,7 +266,7 @@ export class WebGpuBackend implements ComputeBackend {
   /** writeBuffer needs a size that is a multiple of 4 and rejects SharedArrayBuffer views: copy those. */
   private upload(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void {
     if (bytes.byteLength % 4 === 0 && !(bytes.buffer instanceof SharedArrayBuffer)) {
-      this.device.queue.writeBuffer(buffer, offset, bytes);
+      this.device.queue.writeBuffer(buffer, offset, bytes as Uint8Array<ArrayBuffer>);
       return;
     }
     const size = align(bytes.byteLength, 4);

@@ -2,6 +2,8 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile } f
 import { basename, dirname, join } from 'node:path';
 import { formatBytes } from '../../../shared/format';
 import type { ProgressEvent } from '../../../shared/progress';
+import { selectBackend } from '../compute/select-backend';
+import type { ComputeBackend, DeviceChoice } from '../compute/types';
 import { EngineError } from '../errors';
 import { getMergeMethod } from '../methods/registry';
 import type { TensorSink } from '../methods/types';
@@ -28,6 +30,10 @@ export interface ExecuteOptions {
   torchThreads?: number;
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
+  /** Where the arithmetic runs (`--device`); default `auto`. Ignored when `backend` is given. */
+  device?: DeviceChoice;
+  /** A backend the caller opened and will dispose of (tests, the bench); default: one chosen by `device` for this run. */
+  backend?: ComputeBackend;
 }
 
 export const DEFAULT_MEMORY_BUDGET = 1 << 30;
@@ -49,6 +55,8 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
   await mkdir(temp, { recursive: true });
   const readers = new ReaderPool();
   const progress = new ProgressCounter(plan, options.onProgress);
+  const compute = await openBackend(options);
+  const run: ExecuteOptions = { ...options, backend: compute.backend };
   try {
     options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}` });
     for (const [index, shard] of plan.shards.entries()) {
@@ -57,7 +65,7 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
       try {
         for (const tensor of tensors) {
           options.signal?.throwIfAborted();
-          const bytesRead = await writeTensor(plan, tensor, writer, readers, options);
+          const bytesRead = await writeTensor(plan, tensor, writer, readers, run);
           progress.tensorDone(tensor, bytesRead);
         }
         await writer.commit();
@@ -77,6 +85,7 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
   } finally {
     progress.stop();
     await readers.closeAll();
+    await compute.close();
   }
   const seconds = (performance.now() - started) / 1000;
   options.onProgress?.({ type: 'done', outDir, seconds, bytesWritten: progress.bytesWritten, peakRssBytes: progress.stop() });
@@ -136,6 +145,7 @@ async function writeTensor(
         perModel: tensor.perModel,
         seed: plan.seed,
         torchThreads: options.torchThreads ?? 1,
+        ...(options.backend ? { backend: options.backend } : {}),
         ...(computeDtypeOf(plan, tensor) ? { computeDtype: computeDtypeOf(plan, tensor)! } : {}),
       });
     } catch (error) {
@@ -145,6 +155,35 @@ async function writeTensor(
   }
   await inflight;
   return source.bytesRead;
+}
+
+/**
+ * The run's compute backend, chosen by `--device` (or the caller's own), announced as a `device`
+ * event; its warnings (no GPU for `--device gpu`, a lost device later in the run) as warnings.
+ */
+async function openBackend(options: ExecuteOptions): Promise<{ backend: ComputeBackend; close: () => Promise<void> }> {
+  const emit = options.onProgress ?? (() => undefined);
+  if (options.backend) {
+    const { backend } = options;
+    emit({ type: 'device', kind: backend.kind, description: backend.description, message: `computing on the ${backend.description}` });
+    return { backend, close: async () => undefined };
+  }
+  let chosen = '';
+  let selected: ComputeBackend | undefined;
+  const { backend, description } = await selectBackend({
+    device: options.device ?? 'auto',
+    onNotice: (message) => {
+      if (!message.startsWith('WARNING: ')) chosen = message;
+      else {
+        emit({ type: 'warning', message: message.slice('WARNING: '.length) });
+        // After the start, a warning is a lost GPU: the rest of the run is on the CPU.
+        if (selected) emit({ type: 'device', kind: selected.kind, description: selected.description, message: `computing on the ${selected.description} from now on` });
+      }
+    },
+  });
+  selected = backend;
+  emit({ type: 'device', kind: backend.kind, description, message: chosen || `computing on the ${description}` });
+  return { backend, close: () => backend.dispose() };
 }
 
 async function copyBytes(tensor: PlannedTensor, reader: SafetensorsReader, writer: SafetensorsShardWriter, budget: number, signal?: AbortSignal): Promise<number> {

@@ -1,5 +1,5 @@
 import { fmaF32 } from './numerics';
-import { elementwise, type MergeMethod } from './types';
+import { elementwise, f32Host, type MergeMethod } from './types';
 
 /**
  * mergekit 0.1.5: `result.addcmul_(tensor, weight)` from zeros in f32 (also for bf16 inputs), one model
@@ -20,6 +20,7 @@ export const linear: MergeMethod = {
     let divisor = 0;
     for (const w of weights) divisor = Math.fround(divisor + w);
     const normalize = ctx.global['normalize'] !== false;
+    if (ctx.backend) return ctx.backend.linear(inputs.map(f32Host), weights, normalize, f32Host(out));
     for (let i = 0; i < out.length; i++) {
       let acc = 0;
       for (let m = 0; m < inputs.length; m++) acc = fmaF32(inputs[m]![i]!, weights[m]!, acc);

@@ -1,5 +1,5 @@
 import { stepRounding } from './numerics';
-import { elementwise, type MergeMethod } from './types';
+import { elementwise, f32Host, type MergeMethod } from './types';
 
 const f = Math.fround;
 
@@ -28,6 +28,8 @@ export const nearswap: MergeMethod = {
     if (others.length !== 1) throw new Error('nearswap merges exactly two models, one base and one other');
     const b = others[0]!;
     const t = f(ctx.global['t'] as number);
+    // The backends' kernel rounds each step to f32; bf16 step rounding stays in TypeScript.
+    if (ctx.backend && ctx.computeDtype !== 'BF16') return ctx.backend.nearswap(f32Host(a), f32Host(b), t, f32Host(out));
     const r = stepRounding(ctx.computeDtype);
     const minDiff = r(1e-6);
     for (let i = 0; i < out.length; i++) {

@@ -1,5 +1,5 @@
 import { normOfParts, ParallelTorchSum, TorchNorm } from './torch-reductions';
-import type { MergeMethod, TensorSource } from './types';
+import { f32Host, type MergeMethod, type TensorSource } from './types';
 
 const DOT_THRESHOLD = 0.9995;
 const EPS = 1e-8;
@@ -89,7 +89,8 @@ export const slerp: MergeMethod = {
     for await (const { start, inputs } of ordered.chunks()) {
       const [a, b] = inputs as [Float32Array, Float32Array];
       const out = new Float32Array(a.length);
-      for (let i = 0; i < a.length; i++) out[i] = f(f(c0 * a[i]!) + f(c1 * b[i]!));
+      if (ctx.backend) await ctx.backend.blend2(c0, f32Host(a), c1, f32Host(b), f32Host(out));
+      else for (let i = 0; i < a.length; i++) out[i] = f(f(c0 * a[i]!) + f(c1 * b[i]!));
       await sink.write(start, out);
     }
   },

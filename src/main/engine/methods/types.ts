@@ -1,4 +1,5 @@
 import type { MethodParameterInfo } from '../../../shared/contract';
+import type { ComputeBackend } from '../compute/types';
 import type { FloatDtype } from '../safetensors/dtype';
 
 /** A parameter as a method declares it: the app's forms and the CLI's help are built from this. */
@@ -20,6 +21,12 @@ export interface TensorMergeContext {
   computeDtype?: FloatDtype;
   /** torch's intra-op threads, which set the order of its sums over more than 32,768 elements. */
   torchThreads?: number;
+  /**
+   * Where the elementwise arithmetic runs (`--device`): a method that has a kernel for its step calls
+   * it with the chunk's f32 views, and gets the same bits as its own TypeScript would give. Absent
+   * (a kernel called on its own, in a test), the method computes in TypeScript.
+   */
+  backend?: ComputeBackend;
 }
 
 export interface Chunk {
@@ -56,16 +63,21 @@ export interface MergeMethod {
   kernel: MergeKernel;
 }
 
+/** `values` as a backend's host array (the same memory). */
+export function f32Host(values: Float32Array): { dtype: 'F32'; data: Float32Array } {
+  return { dtype: 'F32', data: values };
+}
+
 /** A kernel that needs nothing but the same element of every input. */
 export function elementwise(
-  compute: (inputs: Float32Array[], out: Float32Array, ctx: TensorMergeContext) => void,
+  compute: (inputs: Float32Array[], out: Float32Array, ctx: TensorMergeContext) => void | Promise<void>,
 ): MergeKernel {
   return async (source, sink, ctx) => {
     let buffer = new Float32Array(0);
     for await (const chunk of source.chunks()) {
       if (buffer.length < chunk.length) buffer = new Float32Array(chunk.length);
       const out = buffer.subarray(0, chunk.length);
-      compute(chunk.inputs, out, ctx);
+      await compute(chunk.inputs, out, ctx);
       await sink.write(chunk.start, out);
     }
   };

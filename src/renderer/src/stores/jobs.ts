@@ -29,8 +29,8 @@ export const useJobsStore = defineStore('jobs', () => {
       if (event.type === 'tensor') job.progress = event;
       // A new stage of a multi-stage merge starts counting its own tensors.
       if (event.type === 'stage' && isStageStart(event.message)) job.progress = undefined;
-      const line = event.type === 'stage' || event.type === 'warning' || event.type === 'error' ? event.message : undefined;
-      job.info = { ...job.info, lastProgress: event, log: line ? [...job.info.log, line] : job.info.log };
+      const line = event.type === 'stage' || event.type === 'warning' || event.type === 'error' || event.type === 'device' ? event.message : undefined;
+      job.info = { ...job.info, lastProgress: event, log: line ? [...job.info.log, line] : job.info.log, ...(event.type === 'device' ? { device: event.description } : {}) };
     });
     loaded = api.invoke('job.list', {}).then((list) => list.forEach(upsert));
     return () => {
