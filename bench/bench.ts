@@ -1,0 +1,276 @@
+// Alloy's merge benchmark (not part of `npm test`):
+//
+//   npm run bench -- [--params 1e9[,2e9…]] [--methods linear,nearswap,slerp,task_arithmetic,ties]
+//                    [--devices cpu,gpu] [--cold] [--no-kernels] [--dir .tmp/bench] [--budget 1G]
+//
+// Generates bf16 models of a realistic shape (TinyLlama's widths, the depth set by --params: a base
+// and two fine-tunes of it), measures the disk's sequential read rate of those files in the same run,
+// then runs the real engine (`runMerge`, as `alloy merge --device D` does) once per method and device,
+// each in a fresh Node process so that its peak RSS is its own. Prints wall time, GB/s read, the
+// ratio to the disk's read rate and peak RSS, plus the backends' kernels alone on data in memory.
+// --cold drops the page cache before the disk measurement and each merge (Linux, root); without it
+// the models are usually in the page cache and the "disk" rate is the page cache's.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ComputeBackend, HostArray } from '../src/main/engine/compute/types';
+import type { ProgressEvent } from '../src/shared/progress';
+import { ensureModel, numelOf, shapeFor, tensorsOf } from './model';
+
+type Device = 'cpu' | 'gpu';
+
+/** Each method's recipe over the bench models: `base` and two fine-tunes `a`, `b`. */
+const RECIPES: Record<string, (base: string, a: string, b: string) => string> = {
+  linear: (_, a, b) => `merge_method: linear\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.6}\n  - model: ${b}\n    parameters: {weight: 0.4}\ndtype: float32\nout_dtype: bfloat16\n`,
+  nearswap: (base, a) => `merge_method: nearswap\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\nparameters: {t: 0.001}\ndtype: float32\nout_dtype: bfloat16\n`,
+  slerp: (base, a) => `merge_method: slerp\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\nparameters: {t: 0.4}\ndtype: float32\nout_dtype: bfloat16\n`,
+  task_arithmetic: (base, a, b) =>
+    `merge_method: task_arithmetic\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7}\n  - model: ${b}\n    parameters: {weight: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
+  ties: (base, a, b) =>
+    `merge_method: ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7, density: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5, density: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
+  dare_ties: (base, a, b) =>
+    `merge_method: dare_ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7, density: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5, density: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
+};
+const DEFAULT_METHODS = ['linear', 'nearswap', 'slerp', 'task_arithmetic', 'ties'];
+
+interface RunSpec {
+  method: string;
+  device: Device;
+  recipeText: string;
+  recipeFile: string;
+  outDir: string;
+  memoryBudget?: number;
+}
+
+interface RunResult {
+  ok: boolean;
+  reason?: string;
+  device?: string;
+  seconds?: number;
+  bytesRead?: number;
+  bytesWritten?: number;
+  peakRss?: number;
+}
+
+function parseArgs(argv: string[]): Record<string, string | true> {
+  const flags: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument "${arg}"`);
+    const [name, value] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    if (value !== undefined) flags[name] = value;
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) flags[name] = argv[++i]!;
+    else flags[name] = true;
+  }
+  return flags;
+}
+
+/** "1e9", "1B", "500M", "0.5e9", "1G" → a number. */
+function parseCount(text: string, flag: string): number {
+  const m = /^([\d.]+(?:e\d+)?)([kmbg])?$/i.exec(text.trim());
+  if (!m) throw new Error(`--${flag}: "${text}" is not a number (1e9, 1B, 500M)`);
+  const scale = { k: 1e3, m: 1e6, b: 1e9, g: 2 ** 30 }[(m[2] ?? '').toLowerCase() as 'k' | 'm' | 'b' | 'g'] ?? 1;
+  return Number(m[1]) * scale;
+}
+
+const gb = (bytes: number) => bytes / 1e9;
+const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+
+let dropWarned = false;
+/** Empties the page cache so the next reads come from the disk (Linux, root). */
+function dropCaches(): void {
+  try {
+    execFileSync('sync');
+    execFileSync('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' });
+  } catch {
+    if (!dropWarned) console.warn('--cold: cannot drop the page cache here (Linux, root only); reads may come from memory');
+    dropWarned = true;
+  }
+}
+
+async function modelFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(dir, f));
+}
+
+/** Sequential read of every file with 64 MiB positional reads, as the engine reads: the rate a merge cannot beat. */
+async function diskReadRate(files: string[]): Promise<number> {
+  const buffer = Buffer.allocUnsafe(64 << 20);
+  let bytes = 0;
+  const started = performance.now();
+  for (const file of files) {
+    const handle = await open(file, 'r');
+    try {
+      for (let position = 0; ; ) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+        if (bytesRead === 0) break;
+        position += bytesRead;
+        bytes += bytesRead;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+  return bytes / ((performance.now() - started) / 1000);
+}
+
+/** Each backend's kernels alone on 32 M bf16 elements in memory: what the device adds when I/O is free. */
+async function kernelRates(devices: Device[]): Promise<string[]> {
+  const n = 32 << 20;
+  const a = new Uint16Array(n);
+  const b = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    a[i] = 0x3c00 + ((i * 7919) & 0x7ff);
+    b[i] = 0x3c00 + ((i * 104729) & 0x7ff);
+  }
+  const host = (data: Uint16Array): HostArray => ({ dtype: 'BF16', data });
+  const out = new Uint16Array(n);
+  const lines: string[] = [];
+  const { selectBackend } = await import('../src/main/engine/compute/select-backend');
+  const { ReferenceBackend } = await import('../src/main/engine/compute/reference');
+  const backends: [string, ComputeBackend][] = [['reference', new ReferenceBackend()]];
+  for (const device of devices) backends.push([device, (await selectBackend({ device })).backend]);
+  for (const [name, backend] of backends) {
+    const size = name === 'reference' ? n / 8 : n;
+    const calls: [string, () => Promise<void>][] = [
+      ['linear', () => backend.linear([host(a.subarray(0, size)), host(b.subarray(0, size))], [0.6, 0.4], true, host(out.subarray(0, size)))],
+      ['nearswap', () => backend.nearswap(host(a.subarray(0, size)), host(b.subarray(0, size)), 0.001, host(out.subarray(0, size)))],
+      ['blend2', () => backend.blend2(0.6, host(a.subarray(0, size)), 0.4, host(b.subarray(0, size)), host(out.subarray(0, size)))],
+    ];
+    for (const [kernel, run] of calls) {
+      await run();
+      const started = performance.now();
+      for (let r = 0; r < 3; r++) await run();
+      const seconds = (performance.now() - started) / 1000 / 3;
+      lines.push(`  ${name.padEnd(9)} ${kernel.padEnd(8)} ${(size / seconds / 1e9).toFixed(2).padStart(6)} G elements/s ${gb((size * 4) / seconds).toFixed(2).padStart(6)} GB/s in   (${backend.description})`);
+    }
+    await backend.dispose();
+  }
+  return lines;
+}
+
+/** Runs one merge in a fresh Node process and returns what it measured. */
+function runChild(spec: RunSpec): Promise<RunResult> {
+  const script = fileURLToPath(import.meta.url);
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, '--child', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    // dawn prints its notes (no Vulkan loader, reduced limits) on stderr: kept for a failure only.
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      try {
+        resolvePromise(JSON.parse(line) as RunResult);
+      } catch {
+        resolvePromise({ ok: false, reason: `child exited with ${code}: ${(out + err).trim().slice(-400)}` });
+      }
+    });
+  });
+}
+
+/** The child: one merge through the engine, with its device, wall time, bytes and peak RSS. */
+async function child(spec: RunSpec): Promise<RunResult> {
+  // Sampled, not getrusage's maximum, which is inherited across exec from the parent.
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
+  try {
+    await rm(spec.outDir, { recursive: true, force: true });
+    const { runMerge } = await import('../src/main/engine/run-merge');
+    let device = '';
+    let bytesRead = 0;
+    let bytesWritten = 0;
+    const started = performance.now();
+    await runMerge({
+      recipeText: spec.recipeText,
+      recipeFile: spec.recipeFile,
+      outDir: spec.outDir,
+      options: { device: spec.device, copyTokenizer: false, writeModelCard: false, overwrite: true, ...(spec.memoryBudget ? { memoryBudget: spec.memoryBudget } : {}) },
+      onProgress: (event: ProgressEvent) => {
+        if (event.type === 'device') device = event.description;
+        if (event.type === 'warning') process.stderr.write(`warning: ${event.message}\n`);
+        if (event.type === 'tensor') ({ bytesRead, bytesWritten } = event);
+      },
+    });
+    const seconds = (performance.now() - started) / 1000;
+    return { ok: true, device, seconds, bytesRead, bytesWritten, peakRss: Math.max(peakRss, process.memoryUsage.rss()) };
+  } catch (error) {
+    return { ok: false, reason: (error as Error).stack ?? String(error) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+const paramsOf = (shape: ReturnType<typeof shapeFor>): number => tensorsOf(shape).reduce((sum, t) => sum + numelOf(t), 0);
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r, i) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |${i === 0 ? `\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|` : ''}`).join('\n');
+}
+
+async function main(): Promise<void> {
+  const flags = parseArgs(process.argv.slice(2));
+  if (typeof flags['child'] === 'string') {
+    const result = await child(JSON.parse(flags['child']) as RunSpec);
+    process.stdout.write(JSON.stringify(result) + '\n');
+    process.exit(0);
+  }
+  const sizes = String(flags['params'] ?? '1e9').split(',').map((p) => parseCount(p, 'params'));
+  const methods = typeof flags['methods'] === 'string' ? flags['methods'].split(',') : DEFAULT_METHODS;
+  for (const m of methods) if (!RECIPES[m]) throw new Error(`--methods: no bench recipe for "${m}" (${Object.keys(RECIPES).join(', ')})`);
+  const devices = (typeof flags['devices'] === 'string' ? flags['devices'].split(',') : ['cpu', 'gpu']) as Device[];
+  const cold = flags['cold'] === true;
+  const root = resolve(typeof flags['dir'] === 'string' ? flags['dir'] : '.tmp/bench');
+  const memoryBudget = typeof flags['budget'] === 'string' ? parseCount(flags['budget'], 'budget') : undefined;
+
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`);
+  console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}\n`);
+  if (flags['no-kernels'] !== true) {
+    console.log('kernels alone, 32 M bf16 elements in memory (4 M for the reference), bf16 out; GB/s counts 2 bf16 inputs:');
+    for (const line of await kernelRates(devices)) console.log(line);
+    console.log('');
+  }
+  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'read GB/s', '× disk read', 'peak RSS']];
+  for (const params of sizes) {
+    const shape = shapeFor(params);
+    const label = `${(paramsOf(shape) / 1e9).toFixed(2)}B`;
+    const dir = join(root, label);
+    const models = { base: join(dir, 'base'), a: join(dir, 'tune-a'), b: join(dir, 'tune-b') };
+    for (const [path, tune] of [[models.base, 0], [models.a, 1], [models.b, 2]] as const) {
+      const started = performance.now();
+      const { bytes, created } = await ensureModel(path, shape, 1, tune);
+      if (created) console.log(`generated ${path}: ${shape.layers} layers, ${(bytes / 2 / 1e9).toFixed(2)} B params bf16 (${gb(bytes).toFixed(2)} GB) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    }
+    const files = [...(await modelFiles(models.base)), ...(await modelFiles(models.a)), ...(await modelFiles(models.b))];
+    if (cold) dropCaches();
+    const disk = await diskReadRate(files);
+    console.log(`${label}: sequential read of the three models ${gb(disk).toFixed(2)} GB/s (64 MiB positional reads${cold ? ', cold' : ', warm'})`);
+    const recipeFile = join(dir, 'bench.yml');
+    await mkdir(dir, { recursive: true });
+    for (const method of methods) {
+      const recipeText = RECIPES[method]!(models.base, models.a, models.b);
+      await writeFile(join(dir, `${method}.yml`), recipeText);
+      for (const device of devices) {
+        const outDir = join(dir, `out-${method}-${device}`);
+        if (cold) dropCaches();
+        const result = await runChild({ method, device, recipeText, recipeFile, outDir, ...(memoryBudget ? { memoryBudget } : {}) });
+        await rm(outDir, { recursive: true, force: true });
+        if (!result.ok) {
+          console.log(`${label} ${method} --device ${device}: FAILED: ${result.reason}`);
+          rows.push([label, method, device, '—', '—', '—', '—', '—']);
+          continue;
+        }
+        const rate = result.bytesRead! / result.seconds!;
+        console.log(`${label} ${method} --device ${device}: ${result.seconds!.toFixed(1)} s, ${gb(rate).toFixed(2)} GB/s read, peak RSS ${mib(result.peakRss!)} (${result.device})`);
+        rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), gb(rate).toFixed(2), (rate / disk).toFixed(2), mib(result.peakRss!)]);
+      }
+    }
+  }
+  const text = table(rows);
+  console.log(`\n${text}`);
+  await writeFile(join(root, 'last-run.md'), text + '\n');
+}
+
+await main();
