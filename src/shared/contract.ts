@@ -1,6 +1,7 @@
 import * as v from 'valibot';
 import type { ProgressEvent } from './progress';
 import { studioRequestSchemas, type StudioResponseTypes } from './studio-contract';
+import { libraryRequestSchemas, type LibraryEventTypes, type LibraryResponseTypes } from './library-contract';
 
 /**
  * The one contract between a face (Electron renderer, web page, tests) and the services.
@@ -9,21 +10,38 @@ import { studioRequestSchemas, type StudioResponseTypes } from './studio-contrac
  */
 
 export interface ModelSummary {
-  /** Stable id: the folder path for local models. */
+  /** Stable id: the folder path (for a hub cache model, its snapshot folder). */
   id: string;
+  /** The folder's name, or the Hub repo id ("org/name") for a hub cache model. */
   name: string;
   path: string;
   source: 'demo' | 'folder' | 'hf-cache';
+  /** What a recipe writes to use this model: "org/name@commit" for the hub cache, else the path. */
+  reference: string;
+  /** Hub cache models: the repo id, the snapshot's commit, and the refs (branches, tags) pointing at it. */
+  repoId?: string;
+  revision?: string;
+  refs?: string[];
   architecture: string;
   modelType: string;
   layers: number;
   hiddenSize: number;
   vocabSize: number;
+  /** Sum of the tensors' element counts, from the safetensors headers. */
   parameters: number;
   dtypes: string[];
   shards: number;
+  /** Bytes on disk; a blob shared by several files or revisions is counted once. */
   bytes: number;
   hasTokenizer: boolean;
+  weightFormat: 'safetensors' | 'pytorch' | 'none';
+  /** Shards the index names that are not on disk. */
+  missingShards: string[];
+  /** Partial downloads of this repo (hub cache: `blobs/*.incomplete`). */
+  incomplete: { files: number; bytes: number };
+  /** Whether the engine knows the architecture; `problem` says why not. */
+  mergeable: boolean;
+  problem?: string;
 }
 
 export interface MethodParameterInfo {
@@ -102,9 +120,10 @@ export const requestSchemas = {
   'job.cancel': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
   'job.list': v.strictObject({}),
   ...studioRequestSchemas,
+  ...libraryRequestSchemas,
 } as const;
 
-export interface ResponseTypes extends StudioResponseTypes {
+export interface ResponseTypes extends StudioResponseTypes, LibraryResponseTypes {
   'library.list': ModelSummary[];
   'methods.list': MethodInfo[];
   'recipe.demo': { name: string; recipe: string };
@@ -119,11 +138,14 @@ export type RequestOf<C extends Channel> = v.InferOutput<(typeof requestSchemas)
 export type ResponseOf<C extends Channel> = ResponseTypes[C];
 
 /** Events pushed from the services to every face. */
-export interface EventTypes {
+export interface EventTypes extends LibraryEventTypes {
   'job.progress': { jobId: string; event: ProgressEvent };
   'job.state': JobInfo;
 }
 export type EventName = keyof EventTypes;
+
+/** Every event a face relays (IPC, WebSocket). */
+export const EVENT_NAMES: EventName[] = ['job.progress', 'job.state', 'download.progress', 'library.changed'];
 
 export const CHANNELS = Object.keys(requestSchemas) as Channel[];
 

@@ -1,13 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Handlers, MethodInfo, PlanSummary, RecipeProblem } from '../../shared/contract';
 import { EngineError } from '../engine/errors';
 import { MERGE_METHODS } from '../engine/methods/registry';
 import { planRecipe } from '../engine/run-merge';
 import { EventBus } from './events';
 import { JobService } from './job-service';
-import { LibraryService } from './library-service';
+import { DownloadManager } from './downloads/download-manager';
+import { hubUrlFromEnv } from './downloads/hub-options';
+import { readHubToken } from './downloads/read-hub-token';
+import { hubCacheDir } from '../engine/model/resolve-model';
+import { loadLibraryFolders } from './library/folder-store';
+import { hubCacheDirs } from './library/hub-cache-dirs';
+import { createLibraryHandlers } from './library/library-handlers';
+import { LibraryService } from './library/library-service';
 import type { AppPaths } from './paths';
 import { SettingsService } from './settings-service';
 import { createStudioHandlers } from './studio-handlers';
@@ -21,6 +28,12 @@ export interface ServicesOptions {
   workDir?: string;
   /** Where settings are kept between runs; in memory only when absent. */
   settingsFile?: string;
+  /** Environment for the hub cache folders, HF_ENDPOINT and HF_TOKEN. Default: process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** The token from the app's own settings (kept with safeStorage by the face); HF_TOKEN and the token file otherwise. */
+  hubToken?: () => Promise<string | undefined>;
+  /** Downloads running at once. Default 2. */
+  maxConcurrentDownloads?: number;
 }
 
 export interface Services {
@@ -28,6 +41,7 @@ export interface Services {
   events: EventBus;
   jobs: JobService;
   library: LibraryService;
+  downloads: DownloadManager;
   settings: SettingsService;
 }
 
@@ -35,12 +49,33 @@ export interface Services {
 export function createServices(options: ServicesOptions): Services {
   const events = new EventBus();
   const modelRoots = [options.paths.demoModels, ...(options.modelFolders ?? [])];
-  const library = new LibraryService([
-    { path: options.paths.demoModels, source: 'demo' },
-    ...(options.modelFolders ?? []).map((path) => ({ path, source: 'folder' as const })),
-    // Finished merges are models too: they appear in the library beside their inputs.
-    { path: options.outputRoot, source: 'folder' },
-  ]);
+  const env = options.env ?? process.env;
+  const cacheDir = hubCacheDir(env);
+  const library = new LibraryService({
+    folders: [
+      { path: options.paths.demoModels, source: 'demo' },
+      ...(options.modelFolders ?? []).map((path) => ({ path, source: 'folder' as const })),
+      // Finished merges are models too: they appear in the library beside their inputs.
+      { path: options.outputRoot, source: 'folder' },
+    ],
+    hubCaches: [...new Set([cacheDir, ...hubCacheDirs(env)])],
+    onChange: () => events.emit('library.changed', { reason: 'files' }),
+  });
+  library.watch();
+  const foldersFile = options.settingsFile ? join(dirname(options.settingsFile), 'library-folders.json') : undefined;
+  void loadLibraryFolders(foldersFile).then((folders) => folders.forEach((f) => library.addFolder(f)));
+  const hub = async () => {
+    const fromSettings = await options.hubToken?.();
+    const found = fromSettings ? { token: fromSettings, source: 'settings' as const } : await readHubToken(env);
+    return { hubUrl: hubUrlFromEnv(env), ...(found.token ? { accessToken: found.token } : {}), tokenSource: found.source };
+  };
+  const downloads = new DownloadManager({
+    cacheDir,
+    hubOptions: hub,
+    ...(options.maxConcurrentDownloads ? { maxConcurrent: options.maxConcurrentDownloads } : {}),
+    onProgress: (info) => events.emit('download.progress', info),
+    onDone: () => events.emit('library.changed', { reason: 'download' }),
+  });
   const jobs = new JobService({
     nodeBinary: options.nodeBinary,
     engineEntry: options.paths.engineEntry,
@@ -80,8 +115,9 @@ export function createServices(options: ServicesOptions): Services {
     'job.cancel': async ({ id }) => jobs.cancel(id),
     'job.list': async () => jobs.list(),
     ...createStudioHandlers({ modelRoots, settings }),
+    ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, ...(foldersFile ? { foldersFile } : {}) }),
   };
-  return { handlers, events, jobs, library, settings };
+  return { handlers, events, jobs, library, downloads, settings };
 }
 
 function methodInfo(m: typeof MERGE_METHODS extends ReadonlyMap<string, infer M> ? M : never): MethodInfo {

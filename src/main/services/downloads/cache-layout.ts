@@ -1,0 +1,55 @@
+import { mkdir, readFile, rename, symlink, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+
+/**
+ * The hub cache layout Python's huggingface_hub writes and reads:
+ *   models--org--name/blobs/<etag>                 file contents, named by sha256 (LFS) or git blob id
+ *   models--org--name/blobs/<etag>.incomplete      a download in progress
+ *   models--org--name/snapshots/<commit>/<path>    relative symlinks to ../../blobs/<etag>
+ *   models--org--name/refs/<branch>                the commit the branch pointed at, no newline
+ */
+export function repoFolderName(repo: string): string {
+  return `models--${repo.split('/').join('--')}`;
+}
+
+/** `org/name` from `models--org--name`, or undefined for other folders. */
+export function repoIdFromFolder(folder: string): string | undefined {
+  const match = /^models--(.+)$/.exec(folder);
+  return match ? match[1]!.split('--').join('/') : undefined;
+}
+
+export function repoDir(cacheDir: string, repo: string): string {
+  return join(cacheDir, repoFolderName(repo));
+}
+
+export function blobPath(storage: string, etag: string): string {
+  return join(storage, 'blobs', etag);
+}
+
+export function snapshotDir(storage: string, commit: string): string {
+  return join(storage, 'snapshots', commit);
+}
+
+/** The name a file's blob gets: what the Hub sends as X-Linked-Etag / ETag. */
+export function blobName(file: { oid: string; lfs?: { sha256: string } }): string {
+  return file.lfs?.sha256 ?? file.oid;
+}
+
+/** Points `snapshots/<commit>/<path>` at its blob with a relative link, as huggingface_hub does. */
+export async function linkSnapshotFile(storage: string, commit: string, path: string, etag: string): Promise<string> {
+  const link = join(snapshotDir(storage, commit), ...path.split('/'));
+  await mkdir(dirname(link), { recursive: true });
+  await unlink(link).catch(() => undefined);
+  await symlink(relative(dirname(link), blobPath(storage, etag)), link);
+  return link;
+}
+
+/** Records that `revision` (a branch or tag) points at `commit`; nothing for a commit itself. */
+export async function writeRef(storage: string, revision: string, commit: string): Promise<void> {
+  if (revision === commit) return;
+  const ref = join(storage, 'refs', ...revision.split('/'));
+  if ((await readFile(ref, 'utf8').catch(() => '')) === commit) return;
+  await mkdir(dirname(ref), { recursive: true });
+  await writeFile(`${ref}.tmp`, commit);
+  await rename(`${ref}.tmp`, ref);
+}

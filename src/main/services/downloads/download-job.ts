@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import { stat, unlink } from 'node:fs/promises';
+import type { DownloadInfo, DownloadState } from '../../../shared/library-contract';
+import { blobName, blobPath, linkSnapshotFile, repoDir, snapshotDir, writeRef } from './cache-layout';
+import { ensureFreeSpace } from './check-free-space';
+import { downloadBlob } from './download-blob';
+import { HubError, isTransient } from './hub-error';
+import type { HubOptions } from './hub-options';
+import { listRemoteFiles, type RemoteFile } from './list-remote-files';
+import { etaSeconds, RateMeter } from './rate-meter';
+import { selectFiles, type FileSelection } from './select-files';
+
+export interface DownloadRequest {
+  repo: string;
+  /** Branch, tag or commit. Default: "main". */
+  revision?: string;
+  /** Default: 'merge', what a merge needs. */
+  files?: FileSelection;
+}
+
+export interface DownloadContext {
+  cacheDir: string;
+  hubOptions: () => Promise<HubOptions>;
+  /** Tries per file on a lost connection or a server error, each resuming from the partial file. Default 4. */
+  retries: number;
+  /** First pause between tries, doubled each time. Default 500 ms. */
+  retryDelayMs: number;
+  /** Free bytes on the cache's disk; default `statfs`. */
+  freeBytes?: (path: string) => Promise<number>;
+  /** Called on every change: `important` for state changes, otherwise progress. */
+  changed: (job: DownloadJob, important: boolean) => void;
+}
+
+/** One repo revision being downloaded into the hub cache: its files one after another. */
+export class DownloadJob {
+  readonly info: DownloadInfo;
+  private controller: AbortController | undefined;
+  private remoteFiles: RemoteFile[] = [];
+  private readonly meter = new RateMeter();
+
+  constructor(
+    readonly request: DownloadRequest,
+    private readonly context: DownloadContext,
+  ) {
+    this.info = {
+      id: randomUUID(),
+      repo: request.repo,
+      revision: request.revision ?? 'main',
+      state: 'queued',
+      files: [],
+      totalBytes: 0,
+      downloadedBytes: 0,
+      bytesPerSecond: 0,
+      createdAt: Date.now(),
+    };
+  }
+
+  get storage(): string {
+    return repoDir(this.context.cacheDir, this.request.repo);
+  }
+
+  /** Downloads every selected file; ends done, failed, paused or cancelled, never throws. */
+  async run(): Promise<void> {
+    const controller = new AbortController();
+    this.controller = controller;
+    this.setState('running');
+    this.meter.reset();
+    try {
+      const hub = await this.context.hubOptions();
+      await this.planFiles(hub);
+      await this.checkSpace();
+      for (const file of this.remoteFiles) {
+        if (controller.signal.aborted) break;
+        await this.fetchFile(hub, file, controller.signal);
+      }
+      if (controller.signal.aborted) return;
+      await writeRef(this.storage, this.info.revision, this.info.commit!);
+      this.finish('done');
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      const e = error instanceof HubError ? error : new HubError('server', (error as Error).message);
+      this.info.error = { kind: e.kind, message: e.message };
+      this.finish('failed');
+    } finally {
+      this.controller = undefined;
+      if (this.info.state === 'cancelled') await this.removePartials();
+    }
+  }
+
+  pause(): void {
+    if (this.info.state !== 'running' && this.info.state !== 'queued') return;
+    this.setState('paused');
+    this.controller?.abort();
+  }
+
+  /** Stops the download and deletes its partial files; finished blobs stay (other revisions may share them). */
+  async cancel(): Promise<void> {
+    if (this.isFinished()) return;
+    const running = this.controller !== undefined;
+    this.finish('cancelled');
+    this.controller?.abort();
+    if (!running) await this.removePartials();
+  }
+
+  /** Ready to run again after a pause or a failure. */
+  requeue(): void {
+    if (this.info.state !== 'paused' && this.info.state !== 'failed') return;
+    delete this.info.error;
+    delete this.info.finishedAt;
+    this.setState('queued');
+  }
+
+  isFinished(): boolean {
+    return this.info.state === 'done' || this.info.state === 'cancelled';
+  }
+
+  private async planFiles(hub: HubOptions): Promise<void> {
+    if (this.info.commit && this.remoteFiles.length) return;
+    const remote = await listRemoteFiles({ hub, repo: this.request.repo, revision: this.info.commit ?? this.info.revision });
+    const files = selectFiles(remote.files, this.request.files);
+    if (!files.length) throw new HubError('not-found', `${this.request.repo}@${this.info.revision} has none of the files asked for.`);
+    this.remoteFiles = files;
+    this.info.commit = remote.commit;
+    this.info.snapshotPath = snapshotDir(this.storage, remote.commit);
+    this.info.files = files.map((f) => ({ path: f.path, size: f.size, downloaded: 0, state: 'pending' }));
+    this.info.totalBytes = files.reduce((sum, f) => sum + f.size, 0);
+    this.context.changed(this, true);
+  }
+
+  private async checkSpace(): Promise<void> {
+    let needed = 0;
+    for (const file of this.remoteFiles) {
+      const blob = blobPath(this.storage, blobName(file));
+      if (await stat(blob).catch(() => undefined)) continue;
+      const partial = (await stat(`${blob}.incomplete`).catch(() => undefined))?.size ?? 0;
+      needed += Math.max(0, file.size - partial);
+    }
+    const free = this.context.freeBytes ? await this.context.freeBytes(this.context.cacheDir) : undefined;
+    await ensureFreeSpace(this.context.cacheDir, needed, free);
+  }
+
+  private async fetchFile(hub: HubOptions, file: RemoteFile, signal: AbortSignal): Promise<void> {
+    const progress = this.info.files.find((f) => f.path === file.path)!;
+    progress.state = 'downloading';
+    let checksumRetried = false;
+    for (let attempt = 0; ; attempt++) {
+      this.setFileBytes(progress, 0);
+      try {
+        const onBytes = (bytes: number) => this.setFileBytes(progress, progress.downloaded + bytes);
+        await downloadBlob({ hub, repo: this.request.repo, commit: this.info.commit!, file, storage: this.storage, signal, onBytes });
+        break;
+      } catch (error) {
+        if (signal.aborted) return;
+        const retryChecksum = error instanceof HubError && error.kind === 'checksum' && !checksumRetried;
+        if (retryChecksum) checksumRetried = true;
+        else if (!isTransient(error) || attempt + 1 >= this.context.retries) {
+          progress.state = 'failed';
+          throw error;
+        }
+        await sleep(this.context.retryDelayMs * 2 ** attempt, signal);
+      }
+    }
+    await linkSnapshotFile(this.storage, this.info.commit!, file.path, blobName(file));
+    progress.state = 'done';
+    this.context.changed(this, false);
+  }
+
+  private setFileBytes(progress: DownloadInfo['files'][number], bytes: number): void {
+    progress.downloaded = bytes;
+    this.info.downloadedBytes = this.info.files.reduce((sum, f) => sum + f.downloaded, 0);
+    this.meter.record(this.info.downloadedBytes);
+    this.info.bytesPerSecond = this.meter.bytesPerSecond();
+    const eta = etaSeconds(this.info.totalBytes - this.info.downloadedBytes, this.info.bytesPerSecond);
+    if (eta === undefined) delete this.info.etaSeconds;
+    else this.info.etaSeconds = eta;
+    this.context.changed(this, false);
+  }
+
+  private setState(state: DownloadState): void {
+    this.info.state = state;
+    if (state !== 'running') this.info.bytesPerSecond = 0;
+    this.context.changed(this, true);
+  }
+
+  private finish(state: 'done' | 'failed' | 'cancelled'): void {
+    this.info.finishedAt = Date.now();
+    if (state === 'done') this.info.etaSeconds = 0;
+    this.setState(state);
+  }
+
+  private async removePartials(): Promise<void> {
+    for (const file of this.remoteFiles) await unlink(`${blobPath(this.storage, blobName(file))}.incomplete`).catch(() => undefined);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}

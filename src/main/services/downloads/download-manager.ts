@@ -1,0 +1,131 @@
+import type { DownloadInfo } from '../../../shared/library-contract';
+import { DownloadJob, type DownloadContext, type DownloadRequest } from './download-job';
+import type { HubOptions } from './hub-options';
+
+export interface DownloadManagerOptions {
+  /** The hub cache folder downloads are written into. */
+  cacheDir: string;
+  /** The Hub to use and the token, asked for at the start of each download. */
+  hubOptions: () => Promise<HubOptions>;
+  /** Downloads running at once; more wait in the queue. Default 2. */
+  maxConcurrent?: number;
+  /** Tries per file on lost connections and server errors. Default 4. */
+  retries?: number;
+  retryDelayMs?: number;
+  freeBytes?: (path: string) => Promise<number>;
+  /** Least time between two progress reports of one download (state changes are reported at once). Default 200 ms. */
+  progressIntervalMs?: number;
+  onProgress?: (info: DownloadInfo) => void;
+  /** A download finished with every file in the cache. */
+  onDone?: (info: DownloadInfo) => void;
+}
+
+/** Downloads queued with a concurrency limit; each can be paused, resumed and cancelled. */
+export class DownloadManager {
+  private readonly jobs = new Map<string, DownloadJob>();
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly lastReport = new Map<string, number>();
+  private readonly context: DownloadContext;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(private readonly options: DownloadManagerOptions) {
+    this.context = {
+      cacheDir: options.cacheDir,
+      hubOptions: options.hubOptions,
+      retries: options.retries ?? 4,
+      retryDelayMs: options.retryDelayMs ?? 500,
+      ...(options.freeBytes ? { freeBytes: options.freeBytes } : {}),
+      changed: (job, important) => this.report(job, important),
+    };
+  }
+
+  /** Queues a download; the same repo and revision already queued or under way is returned instead. */
+  start(request: DownloadRequest): DownloadInfo {
+    const revision = request.revision ?? 'main';
+    const same = [...this.jobs.values()].find(
+      (j) => j.info.repo === request.repo && j.info.revision === revision && !j.isFinished() && j.info.state !== 'failed',
+    );
+    if (same) return this.resume(same.info.id);
+    const job = new DownloadJob(request, this.context);
+    this.jobs.set(job.info.id, job);
+    this.report(job, true);
+    this.pump();
+    return copy(job.info);
+  }
+
+  pause(id: string): DownloadInfo {
+    const job = this.job(id);
+    job.pause();
+    return copy(job.info);
+  }
+
+  /** Continues a paused or failed download from its partial files. */
+  resume(id: string): DownloadInfo {
+    const job = this.job(id);
+    job.requeue();
+    this.pump();
+    return copy(job.info);
+  }
+
+  async cancel(id: string): Promise<DownloadInfo> {
+    const job = this.job(id);
+    await job.cancel();
+    await this.running.get(id);
+    return copy(job.info);
+  }
+
+  list(): DownloadInfo[] {
+    return [...this.jobs.values()].map((j) => copy(j.info));
+  }
+
+  get(id: string): DownloadInfo {
+    return copy(this.job(id).info);
+  }
+
+  /** Resolves when nothing is running or queued. */
+  async idle(): Promise<void> {
+    while (this.running.size || [...this.jobs.values()].some((j) => j.info.state === 'queued')) {
+      await new Promise<void>((resolve) => this.waiters.add(resolve));
+    }
+  }
+
+  /** Pauses everything (the app is closing); partial files stay for next time. */
+  async stopAll(): Promise<void> {
+    for (const job of this.jobs.values()) job.pause();
+    await Promise.all(this.running.values());
+  }
+
+  private job(id: string): DownloadJob {
+    const job = this.jobs.get(id);
+    if (!job) throw new Error(`no download with id ${id}`);
+    return job;
+  }
+
+  private pump(): void {
+    const limit = this.options.maxConcurrent ?? 2;
+    for (const job of this.jobs.values()) {
+      if (this.running.size >= limit) break;
+      if (job.info.state !== 'queued' || this.running.has(job.info.id)) continue;
+      const run = job.run().finally(() => {
+        this.running.delete(job.info.id);
+        if (job.info.state === 'done') this.options.onDone?.(copy(job.info));
+        this.pump();
+        for (const wake of this.waiters) wake();
+        this.waiters.clear();
+      });
+      this.running.set(job.info.id, run);
+    }
+  }
+
+  private report(job: DownloadJob, important: boolean): void {
+    const now = Date.now();
+    const interval = this.options.progressIntervalMs ?? 200;
+    if (!important && now - (this.lastReport.get(job.info.id) ?? 0) < interval) return;
+    this.lastReport.set(job.info.id, now);
+    this.options.onProgress?.(copy(job.info));
+  }
+}
+
+function copy(info: DownloadInfo): DownloadInfo {
+  return { ...info, files: info.files.map((f) => ({ ...f })), ...(info.error ? { error: { ...info.error } } : {}) };
+}

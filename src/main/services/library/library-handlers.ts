@@ -1,0 +1,53 @@
+import type { Handlers } from '../../../shared/contract';
+import type { LibraryResponseTypes } from '../../../shared/library-contract';
+import { freeBytes } from '../downloads/check-free-space';
+import type { DownloadManager } from '../downloads/download-manager';
+import type { HubOptions } from '../downloads/hub-options';
+import { peekRemoteModel } from '../downloads/peek-remote-model';
+import type { TokenSource } from '../downloads/read-hub-token';
+import type { EventBus } from '../events';
+import { saveLibraryFolders } from './folder-store';
+import type { LibraryService } from './library-service';
+
+export type LibraryHandlers = Pick<Handlers, keyof LibraryResponseTypes>;
+
+export interface LibraryHandlerDeps {
+  library: LibraryService;
+  downloads: DownloadManager;
+  events: EventBus;
+  /** The Hub and token for a request, and where the token came from. */
+  hub: () => Promise<HubOptions & { tokenSource: TokenSource }>;
+  cacheDir: string;
+  /** Where the user's folders are kept; in memory when absent. */
+  foldersFile?: string;
+}
+
+/** The library's and the downloads' channels. */
+export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers {
+  const { library, downloads, events } = deps;
+  const foldersChanged = async (folders: string[]) => {
+    await saveLibraryFolders(deps.foldersFile, folders);
+    events.emit('library.changed', { reason: 'folders' });
+    return folders;
+  };
+  return {
+    'library.delete': async ({ id }) => {
+      const result = await library.delete(id);
+      events.emit('library.changed', { reason: 'delete' });
+      return result;
+    },
+    'library.folders': async () => library.userFolders(),
+    'library.addFolder': ({ path }) => foldersChanged(library.addFolder(path)),
+    'library.removeFolder': ({ path }) => foldersChanged(library.removeFolder(path)),
+    'hub.status': async () => {
+      const { hubUrl, tokenSource } = await deps.hub();
+      return { hubUrl, tokenSource, cacheDir: deps.cacheDir, freeBytes: await freeBytes(deps.cacheDir) };
+    },
+    'download.peek': async ({ repo, revision }) => peekRemoteModel({ hub: await deps.hub(), repo, ...(revision ? { revision } : {}) }),
+    'download.start': async ({ repo, revision, files }) => downloads.start({ repo, ...(revision ? { revision } : {}), ...(files ? { files } : {}) }),
+    'download.pause': async ({ id }) => downloads.pause(id),
+    'download.resume': async ({ id }) => downloads.resume(id),
+    'download.cancel': ({ id }) => downloads.cancel(id),
+    'download.list': async () => downloads.list(),
+  };
+}

@@ -1,0 +1,166 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ModelSummary } from '../../../shared/contract';
+import type { LibraryDeleteResult } from '../../../shared/library-contract';
+import { deleteCachedRevision } from './delete-cached-revision';
+import { uniqueBytes } from './disk-usage';
+import { scanHubCache, type CachedRepo, type CachedRevision } from './scan-hub-cache';
+import { summarizeModel, type ModelFacts } from './summarize-model';
+
+export interface LibraryFolder {
+  path: string;
+  source: 'demo' | 'folder';
+}
+
+export interface LibraryOptions {
+  /** Folders holding model folders (demo models, merge outputs, folders the user added). */
+  folders: LibraryFolder[];
+  /** Hub cache folders (`hubCacheDirs()`). */
+  hubCaches: string[];
+  /** Called (debounced) when files under a watched folder change. */
+  onChange?: () => void;
+}
+
+/**
+ * Every model on disk: model folders under the library's folders, and every revision in the hub
+ * caches. Summaries come from config.json and safetensors headers and are kept until a folder's
+ * files change, so listing hundreds of models reads only what changed.
+ */
+export class LibraryService {
+  private folders: LibraryFolder[];
+  private readonly summaries = new Map<string, { signature: string; facts: ModelFacts }>();
+  private watchers: FSWatcher[] = [];
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: LibraryOptions) {
+    this.folders = options.folders.map((f) => ({ ...f, path: resolve(f.path) }));
+  }
+
+  async list(): Promise<ModelSummary[]> {
+    const models: ModelSummary[] = [];
+    for (const folder of this.folders) models.push(...(await this.listFolder(folder)));
+    for (const cache of this.options.hubCaches) {
+      for (const repo of await scanHubCache(cache)) {
+        for (const revision of repo.revisions) {
+          const model = await this.describeRevision(repo, revision);
+          if (model) models.push(model);
+        }
+      }
+    }
+    return models;
+  }
+
+  userFolders(): string[] {
+    return this.folders.filter((f) => f.source === 'folder').map((f) => f.path);
+  }
+
+  addFolder(path: string): string[] {
+    const absolute = resolve(path);
+    if (!this.folders.some((f) => f.path === absolute)) this.folders.push({ path: absolute, source: 'folder' });
+    this.rewatch();
+    return this.userFolders();
+  }
+
+  removeFolder(path: string): string[] {
+    const absolute = resolve(path);
+    this.folders = this.folders.filter((f) => f.source !== 'folder' || f.path !== absolute);
+    this.rewatch();
+    return this.userFolders();
+  }
+
+  /** Deletes a hub cache revision (`hf cache delete`); other folders are the user's to remove. */
+  async delete(id: string): Promise<LibraryDeleteResult> {
+    const cache = this.options.hubCaches.find((c) => id.startsWith(join(c, 'models--')));
+    if (!cache) throw new Error(`${id}: Alloy deletes only models in the Hugging Face cache; remove other folders yourself.`);
+    const result = await deleteCachedRevision(cache, id);
+    this.summaries.delete(id);
+    return result;
+  }
+
+  /** Watches the folders and caches; `onChange` fires half a second after the last change. */
+  watch(): void {
+    this.rewatch(true);
+  }
+
+  close(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    clearTimeout(this.debounce);
+  }
+
+  private rewatch(start = false): void {
+    if (!start && !this.watchers.length) return;
+    this.close();
+    for (const dir of [...this.folders.map((f) => f.path), ...this.options.hubCaches]) {
+      try {
+        const watcher = watch(dir, { recursive: true }, () => this.changed());
+        watcher.unref();
+        watcher.on('error', () => watcher.close());
+        this.watchers.push(watcher);
+      } catch {
+        // A folder that does not exist yet has nothing to watch.
+      }
+    }
+  }
+
+  private changed(): void {
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => this.options.onChange?.(), 500);
+  }
+
+  private async listFolder(folder: LibraryFolder): Promise<ModelSummary[]> {
+    const names = (await readdir(folder.path).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
+    const models: ModelSummary[] = [];
+    for (const name of names) {
+      const dir = join(folder.path, name);
+      const facts = await this.facts(dir);
+      if (!facts) continue;
+      const bytes = await uniqueBytes([dir]);
+      models.push({ id: dir, name, path: dir, source: folder.source, reference: dir, ...facts, bytes, incomplete: { files: 0, bytes: 0 } });
+    }
+    return models;
+  }
+
+  private async describeRevision(repo: CachedRepo, revision: CachedRevision): Promise<ModelSummary | undefined> {
+    const facts = await this.facts(revision.snapshotPath);
+    if (!facts) return undefined;
+    return {
+      id: revision.snapshotPath,
+      name: repo.repoId,
+      path: revision.snapshotPath,
+      source: 'hf-cache',
+      reference: revision.refs.includes('main') ? repo.repoId : `${repo.repoId}@${revision.commit}`,
+      repoId: repo.repoId,
+      revision: revision.commit,
+      refs: revision.refs,
+      ...facts,
+      bytes: await uniqueBytes([revision.snapshotPath]),
+      incomplete: repo.incomplete,
+    };
+  }
+
+  /** The folder's summary, from the memo while its files' names, sizes and times are unchanged. */
+  private async facts(dir: string): Promise<ModelFacts | undefined> {
+    const signature = await folderSignature(dir);
+    if (signature === undefined) return undefined;
+    const known = this.summaries.get(dir);
+    if (known?.signature === signature) return known.facts;
+    const facts = await summarizeModel(dir).catch(() => undefined);
+    if (facts) this.summaries.set(dir, { signature, facts });
+    return facts;
+  }
+}
+
+/** Names, sizes and modification times of a model folder's files; undefined without config.json. */
+async function folderSignature(dir: string): Promise<string | undefined> {
+  const names = await readdir(dir).catch(() => undefined);
+  if (!names?.includes('config.json')) return undefined;
+  const parts: string[] = [];
+  for (const name of names.sort()) {
+    const info = await stat(join(dir, name)).catch(() => undefined);
+    parts.push(`${name}:${info?.size ?? -1}:${info?.mtimeMs ?? -1}`);
+  }
+  return parts.join('|');
+}
+
