@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { stat, unlink } from 'node:fs/promises';
 import type { DownloadInfo, DownloadState } from '../../../shared/library-contract';
+import type { BlobLocks } from './blob-locks';
 import { blobName, blobPath, linkSnapshotFile, repoDir, snapshotDir, writeRef } from './cache-layout';
 import { ensureFreeSpace } from './check-free-space';
 import { downloadBlob } from './download-blob';
@@ -27,6 +28,8 @@ export interface DownloadContext {
   retryDelayMs: number;
   /** Free bytes on the cache's disk; default `statfs`. */
   freeBytes?: (path: string) => Promise<number>;
+  /** Shared by every download of the manager, so one blob has one writer. */
+  locks: BlobLocks;
   /** Called on every change: `important` for state changes, otherwise progress. */
   changed: (job: DownloadJob, important: boolean) => void;
 }
@@ -147,7 +150,10 @@ export class DownloadJob {
       this.setFileBytes(progress, 0);
       try {
         const onBytes = (bytes: number) => this.setFileBytes(progress, progress.downloaded + bytes);
-        await downloadBlob({ hub, repo: this.request.repo, commit: this.info.commit!, file, storage: this.storage, signal, onBytes });
+        const blob = blobPath(this.storage, blobName(file));
+        await this.context.locks.run(blob, () =>
+          downloadBlob({ hub, repo: this.request.repo, commit: this.info.commit!, file, storage: this.storage, signal, onBytes }),
+        );
         break;
       } catch (error) {
         if (signal.aborted) return;

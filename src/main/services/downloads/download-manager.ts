@@ -1,4 +1,5 @@
 import type { DownloadInfo } from '../../../shared/library-contract';
+import { BlobLocks } from './blob-locks';
 import { DownloadJob, type DownloadContext, type DownloadRequest } from './download-job';
 import type { HubOptions } from './hub-options';
 
@@ -35,6 +36,7 @@ export class DownloadManager {
       retries: options.retries ?? 4,
       retryDelayMs: options.retryDelayMs ?? 500,
       ...(options.freeBytes ? { freeBytes: options.freeBytes } : {}),
+      locks: new BlobLocks(),
       changed: (job, important) => this.report(job, important),
     };
   }

@@ -1,4 +1,3 @@
-import { listFiles, modelInfo } from '@huggingface/hub';
 import { hubFetch } from './hub-fetch';
 import type { HubOptions } from './hub-options';
 
@@ -21,6 +20,8 @@ export interface RemoteRevision {
 
 /** The commit a revision (branch, tag or commit) points at, and every file in it, through @huggingface/hub. */
 export async function listRemoteFiles(params: { hub: HubOptions; repo: string; revision?: string }): Promise<RemoteRevision> {
+  // Loaded when first needed: the engine's process (the same program) must not pay its ~70 MB at start.
+  const { listFiles, modelInfo } = await import('@huggingface/hub');
   const fetch = hubFetch(params.hub);
   const info = await modelInfo({ name: params.repo, revision: params.revision ?? 'main', hubUrl: params.hub.hubUrl, fetch, additionalFields: ['sha'] });
   const commit = String((info as { sha?: string }).sha ?? '');
