@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { ComputeBackend, HostArray } from '../../src/main/engine/compute/types';
+import type { ComputeBackend, HostArray, TaskArithmeticParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -125,6 +125,10 @@ class LosingBackend implements ComputeBackend {
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray) {
     this.before();
     return this.gpu.blend2(c0, a, c1, b, out);
+  }
+  taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray) {
+    this.before();
+    return this.gpu.taskArithmetic(base, models, params, out);
   }
   dispose() {
     return this.gpu.dispose();

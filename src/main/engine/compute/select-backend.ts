@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { ComputeBackend, DeviceChoice, HostArray } from './types';
+import type { ComputeBackend, DeviceChoice, HostArray, TaskArithmeticParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -99,6 +99,10 @@ export class FallbackBackend implements ComputeBackend {
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
     return this.call((backend) => backend.blend2(c0, a, c1, b, out));
+  }
+
+  taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.taskArithmetic(base, models, params, out));
   }
 
   async dispose(): Promise<void> {

@@ -37,11 +37,51 @@ export interface ComputeBackend {
   /** c0·a + c1·b, each product rounded to f32 before the sum: slerp's (and lerp's) final pass. */
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void>;
 
+  /**
+   * The task-vector merge's elementwise pass (mergekit's GeneralizedTaskArithmetic once any magnitude
+   * threshold is known; `methods/task-arithmetic.ts`), element by element:
+   * δ_j = r(x_j − base), dropped to 0 where model j's mask drops it, r(δ_j·scale_j) when scale_j ≠ 1,
+   * d_j = r(δ_j·w_j); with `consensus` (TIES) the sign of Σd_j (f32, in order; ≥ 0 is +) elects,
+   * mixed = Σ of the agreeing d_j and the divisor r(Σ of their weights) (1 when 0); without, mixed =
+   * Σd_j and the divisor is `divisor`; then mixed = r(mixed), r(mixed / divisor) if `normalize`,
+   * r(mixed·lambda) if lambda ≠ 1, and out = r(base + mixed). r rounds to `step` (mergekit computes
+   * in the recipe's dtype), sums are rounded to f32 at each term.
+   */
+  taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void>;
+
   /** Releases what the backend holds (a GPU device, worker threads). The backend is unusable after. */
   dispose(): Promise<void>;
 }
 
 export type DeviceChoice = 'auto' | 'cpu' | 'gpu';
+
+/**
+ * Which entries of one model's task vector a `taskArithmetic` call keeps: all; DARE's random draw
+ * from the counter hash of `methods/random-mask.ts` (kept where uniformAt(key, start + i) < density);
+ * or an explicit mask (1 = kept), one byte per element of the call.
+ */
+export type TaskVectorMask = { kind: 'all' } | { kind: 'random'; key: number; density: number } | { kind: 'keep'; keep: Uint8Array };
+
+export interface TaskArithmeticParams {
+  /** Index in the tensor of the call's first element: DARE's draws count from here. */
+  start: number;
+  /** Per model, already rounded to `step`. */
+  weights: readonly number[];
+  /** Per model: the L1 rescale factor, 1 for none. */
+  scales: readonly number[];
+  masks: readonly TaskVectorMask[];
+  /** TIES sign election and disjoint mean. */
+  consensus: boolean;
+  normalize: boolean;
+  /** The divisor without consensus: r(Σw) (1 when near 0), as the method computes it. */
+  divisor: number;
+  lambda: number;
+  /** The dtype each step is rounded to: bf16 when mergekit computes in bf16, else f32. */
+  step: 'F32' | 'BF16';
+}
+
+/** Most models one `taskArithmetic` call takes. */
+export const MAX_TASK_MODELS = 16;
 
 export function hostArray(dtype: FloatDtype, length: number): HostArray {
   return dtype === 'F32' ? { dtype, data: new Float32Array(length) } : { dtype, data: new Uint16Array(length) };

@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { weightSum } from './reference';
-import { checkLengths, hostBytes, sliceHost, type ComputeBackend, type HostArray } from './types';
+import { checkTaskArithmetic, fromF32, taskArithmeticF32, toF32, weightSum } from './reference';
+import { checkLengths, hostBytes, sliceHost, type ComputeBackend, type HostArray, type TaskArithmeticParams } from './types';
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm';
 
 /** Bytes at the start of memory for linear's weights (f32). */
@@ -151,6 +151,20 @@ export class WasmBackend implements ComputeBackend {
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
     return this.serial(() => this.run([a, b], out, (input, seg, start, end, output, bfIn, bfOut) => ['blend2', [input, seg, start, end, output, bfIn, bfOut, c0, c1]]));
+  }
+
+  /**
+   * Not in WebAssembly yet: the TypeScript of the reference, on the calling thread (the same bits;
+   * the speed of the method's own TypeScript).
+   */
+  taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void> {
+    return this.serial(async () => {
+      checkLengths([base, ...models], out);
+      checkTaskArithmetic(models, params, out);
+      const result = out.dtype === 'F32' ? out.data : new Float32Array(out.data.length);
+      taskArithmeticF32(toF32(base), models.map(toF32), params, result);
+      fromF32(result, out);
+    });
   }
 
   async dispose(): Promise<void> {

@@ -1,13 +1,15 @@
 import type { FloatDtype } from '../safetensors/dtype';
-import { toF32, weightSum } from './reference';
-import { bytesPerElement, checkLengths, hostBytes, sliceHost, type ComputeBackend, type HostArray } from './types';
-import { elementwiseShader, MAX_LINEAR_INPUTS, PARAMS_BYTES, type ElementwiseOp } from './wgsl';
+import { checkTaskArithmetic, toF32, weightSum } from './reference';
+import { bytesPerElement, checkLengths, hostBytes, sliceHost, type ComputeBackend, type HostArray, type TaskArithmeticParams } from './types';
+import { elementwiseShader, MAX_LINEAR_INPUTS, PARAMS_BYTES, TASK_MASK_ALL, TASK_MASK_RANDOM, TASK_MASK_SEGMENT, TASK_PARAMS_BYTES, taskShader, type ElementwiseOp } from './wgsl';
 
 // WebGPU's flag values (fixed by the spec), so nothing here depends on globals being installed.
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
 const MAP_READ = 0x1;
 const COMPUTE_STAGE = 0x4;
 const MAX_GROUPS_PER_DIMENSION = 65535;
+/** The uniform buffer of every kernel: the larger of their parameter blocks. */
+const UNIFORM_BYTES = Math.max(PARAMS_BYTES, TASK_PARAMS_BYTES);
 /** Default cap on one window's input or output binding: keeps each submit to tens of milliseconds. */
 const DEFAULT_WINDOW_BYTES = 64 << 20;
 
@@ -162,15 +164,58 @@ export class WebGpuBackend implements ComputeBackend {
     if (weights.length !== inputs.length) return Promise.reject(new RangeError(`linear: ${weights.length} weights for ${inputs.length} inputs`));
     if (inputs.length > MAX_LINEAR_INPUTS) return Promise.reject(new RangeError(`linear on the GPU takes at most ${MAX_LINEAR_INPUTS} models`));
     const w = weights.map((x) => Math.fround(x));
-    return this.serial(() => this.run('linear', inputs, out, { p0: weightSum(w), flags: normalize ? 1 : 0, weights: w }));
+    return this.serial(() => this.run('linear', inputs, out, elementwiseHeader(inputs.length, { p0: weightSum(w), flags: normalize ? 1 : 0, weights: w })));
   }
 
   nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
-    return this.serial(() => this.run('nearswap', [base, other], out, { p0: t }));
+    return this.serial(() => this.run('nearswap', [base, other], out, elementwiseHeader(2, { p0: t })));
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
-    return this.serial(() => this.run('blend2', [a, b], out, { p0: c0, p1: c1 }));
+    return this.serial(() => this.run('blend2', [a, b], out, elementwiseHeader(2, { p0: c0, p1: c1 })));
+  }
+
+  taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void> {
+    try {
+      checkTaskArithmetic(models, params, out);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const header = new ArrayBuffer(TASK_PARAMS_BYTES);
+    const view = new DataView(header);
+    const count = models.length;
+    const flags = (params.consensus ? 1 : 0) | (params.normalize ? 2 : 0) | (Math.fround(params.lambda) !== 1 ? 4 : 0) | (params.step === 'BF16' ? 8 : 0);
+    view.setUint32(8, count, true);
+    view.setUint32(24, flags, true);
+    view.setFloat32(28, params.divisor, true);
+    view.setFloat32(32, params.lambda, true);
+    const at = (array: number, j: number) => 48 + array * (16 * 4) + 4 * j;
+    const masks: Uint8Array[] = [];
+    params.masks.forEach((mask, j) => {
+      view.setFloat32(at(0, j), params.weights[j]!, true);
+      view.setFloat32(at(1, j), params.scales[j]!, true);
+      let kind = TASK_MASK_ALL;
+      if (mask.kind === 'keep') {
+        kind = TASK_MASK_SEGMENT + masks.length;
+        masks.push(mask.keep);
+      } else if (mask.kind === 'random') {
+        // uniformAt(key, i) < density ⇔ z < ceil(density · 2^32) for the integer z it divides by 2^32.
+        const threshold = Math.ceil(mask.density * 2 ** 32);
+        if (threshold < 2 ** 32) {
+          kind = TASK_MASK_RANDOM;
+          view.setUint32(at(2, j), mask.key >>> 0, true);
+          view.setUint32(at(3, j), Math.max(0, threshold), true);
+        }
+      }
+      view.setUint32(at(4, j), kind, true);
+    });
+    return this.serial(() =>
+      this.run('task', [base, ...models], out, header, masks, (v, start) => {
+        const index = params.start + start;
+        v.setUint32(16, index >>> 0, true);
+        v.setUint32(20, Math.floor(index / 2 ** 32), true);
+      }),
+    );
   }
 
   async dispose(): Promise<void> {
@@ -193,7 +238,19 @@ export class WebGpuBackend implements ComputeBackend {
     return result;
   }
 
-  private async run(op: ElementwiseOp, inputs: readonly HostArray[], out: HostArray, params: { p0?: number; p1?: number; flags?: number; weights?: number[] }): Promise<void> {
+  /**
+   * Runs kernel `op` over `inputs` window by window. `header` is its uniform block (word 0, the
+   * window's length, and word 1, the segment stride, are set here; `perWindow` sets the rest that
+   * changes); `masks` (one byte per element) follow the inputs as extra segments.
+   */
+  private async run(
+    op: ElementwiseOp | 'task',
+    inputs: readonly HostArray[],
+    out: HostArray,
+    header: ArrayBuffer,
+    masks: readonly Uint8Array[] = [],
+    perWindow?: (view: DataView, start: number) => void,
+  ): Promise<void> {
     if (this.disposed) throw new Error('the GPU backend was disposed');
     if (this.lost) throw new GpuDeviceLostError(this.lost);
     checkLengths(inputs, out);
@@ -205,20 +262,14 @@ export class WebGpuBackend implements ComputeBackend {
     const inDtype = ins[0]!.dtype;
     const inSize = bytesPerElement(inDtype);
     const outSize = bytesPerElement(out.dtype);
-    let window = Math.floor(this.windowBytes / (ins.length * inSize));
+    let window = Math.floor(this.windowBytes / ((ins.length + masks.length) * inSize));
     window = Math.min(window, Math.floor(this.windowBytes / outSize), this.options.windowElements ?? Infinity);
     window = Math.max(2, window - (window % 2));
     const segBytes = align(window * inSize, 256);
     const pipeline = this.pipeline(op, inDtype, out.dtype);
-    this.ensureSlots(ins.length * segBytes, window * outSize);
-    const header = new ArrayBuffer(PARAMS_BYTES);
+    this.ensureSlots((ins.length + masks.length) * segBytes, window * outSize);
     const view = new DataView(header);
-    view.setUint32(8, ins.length, true);
     view.setUint32(4, segBytes / 4, true);
-    view.setFloat32(16, params.p0 ?? 0, true);
-    view.setFloat32(20, params.p1 ?? 0, true);
-    view.setUint32(28, params.flags ?? 0, true);
-    params.weights?.forEach((w, i) => view.setFloat32(32 + 4 * i, w, true));
 
     let turn = 0;
     try {
@@ -229,8 +280,10 @@ export class WebGpuBackend implements ComputeBackend {
         if (slot.pending) await slot.pending;
         this.check();
         view.setUint32(0, length, true);
+        perWindow?.(view, start);
         this.device.queue.writeBuffer(slot.params, 0, header);
         ins.forEach((input, m) => this.upload(slot.input, m * segBytes, hostBytes(sliceHost(input, start, length))));
+        masks.forEach((mask, k) => this.upload(slot.input, (ins.length + k) * segBytes, mask.subarray(start, start + length)));
         const encoder = this.device.createCommandEncoder();
         const pass = encoder.beginComputePass();
         pass.setPipeline(pipeline);
@@ -276,11 +329,12 @@ export class WebGpuBackend implements ComputeBackend {
     this.device.queue.writeBuffer(buffer, offset, this.staging, 0, size);
   }
 
-  private pipeline(op: ElementwiseOp, input: FloatDtype, output: FloatDtype): GPUComputePipeline {
+  private pipeline(op: ElementwiseOp | 'task', input: FloatDtype, output: FloatDtype): GPUComputePipeline {
     const key = `${op}:${input}:${output}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      const module = this.device.createShaderModule({ code: elementwiseShader(op, input, output, this.workgroupSize), label: key });
+      const code = op === 'task' ? taskShader(input, output, this.workgroupSize) : elementwiseShader(op, input, output, this.workgroupSize);
+      const module = this.device.createShaderModule({ code, label: key });
       pipeline = this.device.createComputePipeline({ layout: this.pipelineLayout, compute: { module, entryPoint: 'main' }, label: key });
       this.pipelines.set(key, pipeline);
     }
@@ -296,7 +350,7 @@ export class WebGpuBackend implements ComputeBackend {
     for (const slot of this.slots) for (const b of [slot.params, slot.input, slot.output, slot.readback]) b.destroy();
     this.slots.length = 0;
     for (let i = 0; i < (this.options.slots ?? 3); i++) {
-      const params = this.device.createBuffer({ size: PARAMS_BYTES, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+      const params = this.device.createBuffer({ size: UNIFORM_BYTES, usage: USAGE.UNIFORM | USAGE.COPY_DST });
       const input = this.device.createBuffer({ size: inSize, usage: USAGE.STORAGE | USAGE.COPY_DST });
       const output = this.device.createBuffer({ size: outSize, usage: USAGE.STORAGE | USAGE.COPY_SRC });
       const readback = this.device.createBuffer({ size: outSize, usage: USAGE.MAP_READ | USAGE.COPY_DST });
@@ -311,6 +365,18 @@ export class WebGpuBackend implements ComputeBackend {
       this.slots.push({ params, input, output, readback, bindGroup, pending: undefined });
     }
   }
+}
+
+/** The uniform block of the elementwise kernels (wgsl.ts `Params`). */
+function elementwiseHeader(count: number, params: { p0?: number; p1?: number; flags?: number; weights?: number[] }): ArrayBuffer {
+  const header = new ArrayBuffer(PARAMS_BYTES);
+  const view = new DataView(header);
+  view.setUint32(8, count, true);
+  view.setFloat32(16, params.p0 ?? 0, true);
+  view.setFloat32(20, params.p1 ?? 0, true);
+  view.setUint32(28, params.flags ?? 0, true);
+  params.weights?.forEach((w, i) => view.setFloat32(32 + 4 * i, w, true));
+  return header;
 }
 
 function align(value: number, to: number): number {

@@ -1,6 +1,7 @@
 import type { FloatDtype } from '../safetensors/dtype';
 import { f32Bits } from '../safetensors/convert';
 import { NEARSWAP_MIN_DIFF } from './reference';
+import { MAX_TASK_MODELS } from './types';
 
 /**
  * WGSL for the elementwise kernels.
@@ -242,6 +243,115 @@ ${NUMERICS_WGSL}
 ${loadFn(input)}
 ${storeFn(output)}
 ${opFn(op)}
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let p = (wid.y * groups.x + wid.x) * ${workgroupSize}u + lid;
+  let e = 2u * p;
+  if (e >= P.n) { return; }
+  st(p, op(e), op(e + 1u));
+}
+`;
+}
+
+/** Size of the uniform block `TaskParams` below, in bytes. */
+export const TASK_PARAMS_BYTES = 48 + 5 * (MAX_TASK_MODELS * 4);
+
+/** How the task kernel learns model j's mask: `kind` 0 keeps all, 1 draws DARE's hash, 2 + s reads mask segment s. */
+export const TASK_MASK_ALL = 0;
+export const TASK_MASK_RANDOM = 1;
+export const TASK_MASK_SEGMENT = 2;
+
+const TASK_HEADER = /* wgsl */ `
+struct Params {
+  n: u32,         // elements in this window
+  seg: u32,       // u32 words from one input (or mask) segment to the next in src
+  count: u32,     // models, after the base
+  zero: u32,      // always 0: the key of the barrier k()
+  start_lo: u32,  // index in the tensor of the window's first element, low and high words
+  start_hi: u32,
+  flags: u32,     // 1 consensus, 2 normalize, 4 lambda != 1, 8 bf16 steps
+  divisor: f32,
+  lambda: f32,
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
+  w: array<vec4<f32>, ${MAX_TASK_MODELS / 4}>,
+  s: array<vec4<f32>, ${MAX_TASK_MODELS / 4}>,
+  key: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,
+  thr: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,
+  kind: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+`;
+
+const TASK_OP = /* wgsl */ `
+// A step rounded as mergekit's compute dtype rounds it: bf16 (integer RNE, NaN kept) or f32 as is.
+fn rnd(x: f32) -> f32 {
+  if ((P.flags & 8u) == 0u) { return x; }
+  return bitcast<f32>(f32_to_bf16(bitcast<u32>(x)) << 16u);
+}
+
+// methods/random-mask.ts uniformAt(key, index) < density, as integers: z < ceil(density · 2^32).
+fn drawn(j: u32, e: u32) -> bool {
+  let lo = P.start_lo + e;
+  let hi = P.start_hi + select(0u, 1u, lo < e);
+  var z = P.key[j >> 2u][j & 3u] ^ (lo * 0x9e3779b9u) ^ hi;
+  z = (z ^ (z >> 16u)) * 0x85ebca6bu;
+  z = (z ^ (z >> 13u)) * 0xc2b2ae35u;
+  z = z ^ (z >> 16u);
+  return z < P.thr[j >> 2u][j & 3u];
+}
+
+fn kept(j: u32, e: u32) -> bool {
+  let kind = P.kind[j >> 2u][j & 3u];
+  if (kind == ${TASK_MASK_ALL}u) { return true; }
+  if (kind == ${TASK_MASK_RANDOM}u) { return drawn(j, e); }
+  let word = src[(P.count + 1u + kind - ${TASK_MASK_SEGMENT}u) * P.seg + (e >> 2u)];
+  return ((word >> ((e & 3u) * 8u)) & 0xffu) != 0u;
+}
+
+fn op(e: u32) -> f32 {
+  let b = ld(0u, e);
+  var d: array<f32, ${MAX_TASK_MODELS}>;
+  for (var j = 0u; j < P.count; j++) {
+    var delta = k(0.0);
+    if (kept(j, e)) { delta = rnd(sub(ld(j + 1u, e), b)); }
+    let s = P.s[j >> 2u][j & 3u];
+    if (s != 1.0) { delta = rnd(mul(delta, s)); }
+    d[j] = rnd(mul(delta, P.w[j >> 2u][j & 3u]));
+  }
+  var mixed = k(0.0);
+  var divisor = P.divisor;
+  if ((P.flags & 1u) != 0u) {
+    var vote = k(0.0);
+    for (var j = 0u; j < P.count; j++) { vote = add(vote, d[j]); }
+    let up = vote >= 0.0;
+    divisor = k(0.0);
+    for (var j = 0u; j < P.count; j++) {
+      let agrees = select(d[j] < 0.0, d[j] > 0.0, up);
+      mixed = add(mixed, select(0.0, d[j], agrees));
+      divisor = add(divisor, select(0.0, P.w[j >> 2u][j & 3u], agrees));
+    }
+    divisor = rnd(divisor);
+    if (divisor == 0.0) { divisor = 1.0; }
+  } else {
+    for (var j = 0u; j < P.count; j++) { mixed = add(mixed, d[j]); }
+  }
+  mixed = rnd(mixed);
+  if ((P.flags & 2u) != 0u) { mixed = rnd(div_rn(mixed, divisor)); }
+  if ((P.flags & 4u) != 0u) { mixed = rnd(mul(mixed, P.lambda)); }
+  return rnd(add(b, mixed));
+}`;
+
+/** The task-vector kernel (ComputeBackend.taskArithmetic) for one (input dtype, output dtype). */
+export function taskShader(input: FloatDtype, output: FloatDtype, workgroupSize: number): string {
+  return `${TASK_HEADER}
+${NUMERICS_WGSL}
+${loadFn(input)}
+${storeFn(output)}
+${TASK_OP}
 @compute @workgroup_size(${workgroupSize})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let p = (wid.y * groups.x + wid.x) * ${workgroupSize}u + lid;
