@@ -44,7 +44,8 @@ function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
 }
 
-function llamaTensors(shape: LlamaShape): PlannedTensor[] {
+/** A Llama-family model's tensors, in bf16, by name and shape. */
+export function llamaTensors(shape: LlamaShape): PlannedTensor[] {
   const { hidden: h, intermediate: m, layers, heads, kvHeads, vocab } = shape;
   const kv = (h / heads) * kvHeads;
   const list: PlannedTensor[] = [{ name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [vocab, h] }];

@@ -23,8 +23,9 @@ export const modelStock: MergeMethod = {
     if (others.length < 2) throw new Error('model_stock needs a base model and at least two others');
     const rowLength = ctx.global['filter_wise'] === true && ctx.shape.length > 1 ? ctx.shape[ctx.shape.length - 1]! : ctx.numel;
     const rows = Math.max(1, ctx.numel / Math.max(1, rowLength));
+    // Pairs as positions in `others`, so the hot loop indexes plain arrays.
     const pairs: [number, number][] = [];
-    others.forEach((a, i) => others.slice(i + 1).forEach((b) => pairs.push([a, b])));
+    others.forEach((_, i) => others.slice(i + 1).forEach((__, k) => pairs.push([i, i + 1 + k])));
     const r = stepRounding(ctx.computeDtype);
     const dtype = ctx.computeDtype ?? 'F32';
     const norms = new Float32Array(rows * others.length);
@@ -32,24 +33,27 @@ export const modelStock: MergeMethod = {
     let normRuns: TorchNorm[] = [];
     let dotRuns: { add(x: number): void; result(): number }[] = [];
     const offs = new Float32Array(others.length);
+    const n = others.length;
     for await (const { start, inputs } of source.chunks()) {
       const w0 = inputs[base]!;
+      const xs = others.map((m) => inputs[m]!);
       for (let i = 0; i < w0.length; i++) {
         const position = start + i;
-        const row = Math.floor(position / rowLength);
         if (position % rowLength === 0) {
           normRuns = others.map(() => new TorchNorm(rowLength, dtype));
           // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
           dotRuns = pairs.map(() => (rows === 1 ? new ParallelTorchSum(rowLength, ctx.torchThreads ?? 1) : new TorchSum(rowLength)));
         }
-        others.forEach((m, j) => {
-          offs[j] = r(inputs[m]![i]! - w0[i]!);
+        const b = w0[i]!;
+        for (let j = 0; j < n; j++) {
+          offs[j] = r(xs[j]![i]! - b);
           normRuns[j]!.add(offs[j]!);
-        });
-        pairs.forEach(([a, b], p) => dotRuns[p]!.add(r(offs[others.indexOf(a)]! * offs[others.indexOf(b)]!)));
+        }
+        for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(r(offs[pairs[p]![0]]! * offs[pairs[p]![1]]!));
         if ((position + 1) % rowLength === 0) {
-          normRuns.forEach((n, j) => (norms[row * others.length + j] = r(n.result())));
-          dotRuns.forEach((d, p) => (dots[row * pairs.length + p] = r(d.result())));
+          const row = Math.floor(position / rowLength);
+          for (let j = 0; j < n; j++) norms[row * n + j] = r(normRuns[j]!.result());
+          for (let p = 0; p < pairs.length; p++) dots[row * pairs.length + p] = r(dotRuns[p]!.result());
         }
       }
     }
@@ -57,8 +61,8 @@ export const modelStock: MergeMethod = {
     const ts = new Float32Array(rows);
     for (let row = 0; row < rows; row++) {
       const cosines = pairs.map(([a, b], p) => {
-        const na = norms[row * count + others.indexOf(a)]!;
-        const nb = norms[row * count + others.indexOf(b)]!;
+        const na = norms[row * count + a]!;
+        const nb = norms[row * count + b]!;
         return Math.min(1, Math.max(-1, r(dots[row * pairs.length + p]! / Math.max(r(na * nb), r(1e-6)))));
       });
       const cos = r(r(torchSum(cosines)) / pairs.length);

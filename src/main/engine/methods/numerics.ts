@@ -1,4 +1,4 @@
-import { bitsToF32, f32Bits, f32BitsToBf16 } from '../safetensors/convert';
+import { bitsToF32, f32Bits } from '../safetensors/convert';
 
 const f = Math.fround;
 
@@ -26,9 +26,16 @@ export function fmaF32(a: number, b: number, c: number): number {
   return trueAbove === other > r ? other : r;
 }
 
-/** Rounds an f32 value to bf16 and back, as torch's `.to(torch.bfloat16)` does. */
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
+
+/** Rounds an f32 value to bf16 and back, as torch's `.to(torch.bfloat16)` does (NaN stays NaN). */
 export function roundBf16(x: number): number {
-  return bitsToF32(f32BitsToBf16(f32Bits(x)) << 16);
+  scratchF32[0] = x;
+  const bits = scratchU32[0]!;
+  if ((bits & 0x7f800000) === 0x7f800000 && (bits & 0x7fffff) !== 0) return NaN;
+  scratchU32[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16;
+  return scratchF32[0]!;
 }
 
 /**
