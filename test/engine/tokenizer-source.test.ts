@@ -44,6 +44,11 @@ describe('tokenizer_source', () => {
     expect(JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8')).chat_template).toBe('{{ messages }}');
   });
 
+  it('accepts the older `model:<reference>` form', async () => {
+    const out = await merge(recipe('model:chat'));
+    expect(JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8')).chat_template).toBe('{{ messages }}');
+  });
+
   it('union over identical vocabularies is the base tokenizer', async () => {
     const out = await merge(recipe('union'));
     expect(JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8')).chat_template).toBeUndefined();

@@ -325,6 +325,13 @@ function readConditional(r: DocumentReader, node: Node, where: string): Conditio
 function readTokenizerSource(r: DocumentReader, node: Node | null, where: string): 'union' | 'base' | ModelReference | undefined {
   const text = r.string(node, where);
   if (text === 'union' || text === 'base') return text;
+  if (text?.startsWith('model:')) {
+    // Older mergekit recipes name a model as `model:<reference>`; 0.1.5 would take the prefix as part of the path.
+    const ref = parseModelReference(text.slice('model:'.length).trim());
+    if (typeof ref !== 'string') return ref;
+    r.problem(node, ref, where);
+    return undefined;
+  }
   return text === undefined ? undefined : readModelReference(r, node, where);
 }
 
