@@ -105,8 +105,8 @@ export interface HubStatus {
 }
 
 const id = v.pipe(v.string(), v.minLength(1), v.maxLength(4096));
-const repo = v.pipe(v.string(), v.maxLength(200), v.regex(/^[\w.-]+\/[\w.-]+$/, 'a Hub repo id: "org/name"'));
-const revision = v.pipe(v.string(), v.minLength(1), v.maxLength(200), v.regex(/^[^\s]+$/, 'no spaces'));
+const repo = v.pipe(v.string(), v.maxLength(200), v.regex(/^(?!.*\.\.)\w[\w.-]*\/\w[\w.-]*$/, 'a Hub repo id: "org/name"'));
+const revision = v.pipe(v.string(), v.minLength(1), v.maxLength(200), v.regex(/^(?!\/)(?!.*(?:^|\/)\.{1,2}(?:\/|$))[^\s]+$/, 'a branch, tag or commit'));
 const folder = v.pipe(v.string(), v.minLength(1), v.maxLength(4096));
 
 export const libraryRequestSchemas = {

@@ -143,3 +143,15 @@ describe('downloads into the hub cache', () => {
     }
   });
 });
+
+describe('paths from the Hub and from requests stay inside the cache', () => {
+  it('refuses file and ref names that climb out of their folder', async () => {
+    const { linkSnapshotFile, writeRef } = await import('../../src/main/services/downloads/cache-layout');
+    const storage = await tempDir();
+    await expect(linkSnapshotFile(storage, 'a'.repeat(40), '../../../evil', 'b')).rejects.toThrow(/unsafe path/);
+    await expect(writeRef(storage, '../../x', 'a'.repeat(40))).rejects.toThrow(/unsafe path/);
+    const { validateRequest } = await import('../../src/shared/contract');
+    expect(() => validateRequest('download.start', { repo: 'a/b', revision: '../../x' })).toThrow(/revision/);
+    expect(validateRequest('download.start', { repo: 'a/b', revision: 'refs/pr/1' }).revision).toBe('refs/pr/1');
+  });
+});

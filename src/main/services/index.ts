@@ -54,7 +54,7 @@ export function createServices(options: ServicesOptions): Services {
   const library = new LibraryService({
     folders: [
       { path: options.paths.demoModels, source: 'demo' },
-      ...(options.modelFolders ?? []).map((path) => ({ path, source: 'folder' as const })),
+      ...(options.modelFolders ?? []).map((path) => ({ path, source: 'folder' as const, user: true })),
       // Finished merges are models too: they appear in the library beside their inputs.
       { path: options.outputRoot, source: 'folder' },
     ],

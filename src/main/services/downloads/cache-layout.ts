@@ -35,9 +35,16 @@ export function blobName(file: { oid: string; lfs?: { sha256: string } }): strin
   return file.lfs?.sha256 ?? file.oid;
 }
 
+/** Path segments of a repo file or ref name, refusing any that would leave its folder. */
+export function safeSegments(path: string): string[] {
+  const segments = path.split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\'))) throw new Error(`unsafe path from the Hub: "${path}"`);
+  return segments;
+}
+
 /** Points `snapshots/<commit>/<path>` at its blob with a relative link, as huggingface_hub does. */
 export async function linkSnapshotFile(storage: string, commit: string, path: string, etag: string): Promise<string> {
-  const link = join(snapshotDir(storage, commit), ...path.split('/'));
+  const link = join(snapshotDir(storage, safeSegments(commit)[0]!), ...safeSegments(path));
   await mkdir(dirname(link), { recursive: true });
   await unlink(link).catch(() => undefined);
   await symlink(relative(dirname(link), blobPath(storage, etag)), link);
@@ -47,7 +54,7 @@ export async function linkSnapshotFile(storage: string, commit: string, path: st
 /** Records that `revision` (a branch or tag) points at `commit`; nothing for a commit itself. */
 export async function writeRef(storage: string, revision: string, commit: string): Promise<void> {
   if (revision === commit) return;
-  const ref = join(storage, 'refs', ...revision.split('/'));
+  const ref = join(storage, 'refs', ...safeSegments(revision));
   if ((await readFile(ref, 'utf8').catch(() => '')) === commit) return;
   await mkdir(dirname(ref), { recursive: true });
   await writeFile(`${ref}.tmp`, commit);

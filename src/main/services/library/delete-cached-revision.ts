@@ -14,7 +14,7 @@ export async function deleteCachedRevision(cacheDir: string, snapshotPath: strin
   const revision = repo?.revisions.find((v) => v.snapshotPath === snapshotPath);
   if (!repo || !revision) throw new Error(`${snapshotPath} is not a revision in the hub cache ${cacheDir}`);
   if (repo.revisions.length === 1) {
-    const freedBytes = await uniqueBytes([repo.storage]);
+    const freedBytes = await uniqueBytes([join(repo.storage, 'blobs')]);
     await rm(repo.storage, { recursive: true, force: true });
     return { deleted: [repo.storage], freedBytes };
   }

@@ -11,6 +11,8 @@ import { summarizeModel, type ModelFacts } from './summarize-model';
 export interface LibraryFolder {
   path: string;
   source: 'demo' | 'folder';
+  /** Added by the user (listed by `userFolders`, removable), not one of the app's own. */
+  user?: boolean;
 }
 
 export interface LibraryOptions {
@@ -52,19 +54,19 @@ export class LibraryService {
   }
 
   userFolders(): string[] {
-    return this.folders.filter((f) => f.source === 'folder').map((f) => f.path);
+    return this.folders.filter((f) => f.user).map((f) => f.path);
   }
 
   addFolder(path: string): string[] {
     const absolute = resolve(path);
-    if (!this.folders.some((f) => f.path === absolute)) this.folders.push({ path: absolute, source: 'folder' });
+    if (!this.folders.some((f) => f.path === absolute)) this.folders.push({ path: absolute, source: 'folder', user: true });
     this.rewatch();
     return this.userFolders();
   }
 
   removeFolder(path: string): string[] {
     const absolute = resolve(path);
-    this.folders = this.folders.filter((f) => f.source !== 'folder' || f.path !== absolute);
+    this.folders = this.folders.filter((f) => !f.user || f.path !== absolute);
     this.rewatch();
     return this.userFolders();
   }

@@ -1,0 +1,117 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateRequest, type EventTypes } from '../../src/shared/contract';
+import { createServices, type Services } from '../../src/main/services';
+import { readHubToken } from '../../src/main/services/downloads/read-hub-token';
+import { resolveAppPaths } from '../../src/main/services/paths';
+import { tempDir } from '../helpers';
+import { FakeHub } from './fake-hub/fake-hub';
+import { addFixtureRepos, TINY_LLAMA, TINY_LLAMA_PARAMETERS, tinyLlamaFiles } from './fake-hub/fixture-repos';
+
+const hub = new FakeHub();
+const TOKEN = 'hf_from_the_token_file';
+let services: Services;
+let home: string;
+const events: { name: keyof EventTypes; payload: unknown }[] = [];
+
+beforeAll(async () => {
+  addFixtureRepos(hub);
+  hub.addRepo('alloy-test/private-llama', tinyLlamaFiles(), { private: true });
+  hub.tokens.add(TOKEN);
+  await hub.start();
+  home = await tempDir();
+  await mkdir(join(home, 'hf'), { recursive: true });
+  await writeFile(join(home, 'hf', 'token'), `${TOKEN}\n`);
+  services = createServices({
+    paths: resolveAppPaths(fileURLToPath(import.meta.url)),
+    nodeBinary: process.execPath,
+    outputRoot: join(home, 'merges'),
+    settingsFile: join(home, 'config', 'settings.json'),
+    env: { HF_HOME: join(home, 'hf'), HF_ENDPOINT: hub.url, XDG_CACHE_HOME: join(home, 'xdg') },
+  });
+  for (const name of ['download.progress', 'library.changed'] as const) services.events.on(name, (payload) => events.push({ name, payload }));
+});
+afterAll(async () => {
+  services.library.close();
+  await services.downloads.stopAll();
+  await hub.close();
+});
+
+describe('the library and download channels', () => {
+  it('hub.status names where the token comes from, never the token', async () => {
+    const status = await services.handlers['hub.status']({});
+    expect(status).toMatchObject({ hubUrl: hub.url, tokenSource: 'file', cacheDir: join(home, 'hf', 'hub') });
+    expect(status.freeBytes).toBeGreaterThan(0);
+    expect(JSON.stringify(status)).not.toContain(TOKEN);
+  });
+
+  it('download.peek reads architecture, parameters and dtypes from safetensors headers by range requests', async () => {
+    hub.requests.length = 0;
+    const peek = await services.handlers['download.peek']({ repo: TINY_LLAMA });
+    expect(peek).toMatchObject({
+      repo: TINY_LLAMA,
+      architecture: 'LlamaForCausalLM',
+      layers: 2,
+      hiddenSize: 8,
+      vocabSize: 32,
+      parameters: TINY_LLAMA_PARAMETERS,
+      dtypes: ['F32'],
+      shards: 2,
+      weightFormat: 'safetensors',
+      hasTokenizer: true,
+      mergeable: true,
+      gated: false,
+    });
+    const selected = peek.files.filter((f) => f.selected).map((f) => f.path);
+    expect(selected).not.toContain('pytorch_model.bin');
+    expect(selected).not.toContain('README.md');
+    expect(selected).toContain('model-00002-of-00002.safetensors');
+    expect(peek.downloadBytes).toBe(peek.files.filter((f) => f.selected).reduce((n, f) => n + f.size, 0));
+    const shardReads = hub.requestsTo('/cdn/');
+    expect(shardReads.length).toBe(2);
+    expect(shardReads.every((r) => r.range?.startsWith('bytes=0-'))).toBe(true);
+  });
+
+  it('download.start with the token file reaches a private repo; progress events, then the library lists it', async () => {
+    const started = await services.handlers['download.start']({ repo: 'alloy-test/private-llama' });
+    expect(['queued', 'running']).toContain(started.state);
+    await services.downloads.idle();
+    const [done] = await services.handlers['download.list']({});
+    expect(done).toMatchObject({ state: 'done', repo: 'alloy-test/private-llama' });
+    const progress = events.filter((e) => e.name === 'download.progress');
+    expect(progress.length).toBeGreaterThan(1);
+    expect(events.some((e) => e.name === 'library.changed' && (e.payload as { reason: string }).reason === 'download')).toBe(true);
+    const models = await services.handlers['library.list']({});
+    const model = models.find((m) => m.repoId === 'alloy-test/private-llama');
+    expect(model).toMatchObject({ source: 'hf-cache', reference: 'alloy-test/private-llama', parameters: TINY_LLAMA_PARAMETERS, refs: ['main'] });
+    const deleted = await services.handlers['library.delete']({ id: model!.id });
+    expect(deleted.freedBytes).toBe(done!.totalBytes);
+    expect((await services.handlers['library.list']({})).some((m) => m.repoId === 'alloy-test/private-llama')).toBe(false);
+  });
+
+  it('library.addFolder is kept between runs', async () => {
+    const folder = join(home, 'my-models');
+    expect(await services.handlers['library.addFolder']({ path: folder })).toEqual([folder]);
+    expect(JSON.parse(await readFile(join(home, 'config', 'library-folders.json'), 'utf8'))).toEqual({ folders: [folder] });
+    expect(await services.handlers['library.removeFolder']({ path: folder })).toEqual([]);
+  });
+
+  it('requests are validated: a repo id is "org/name", files is merge, all or a list', () => {
+    expect(() => validateRequest('download.start', { repo: '../etc' })).toThrow(/download.start: repo: a Hub repo id/);
+    expect(() => validateRequest('download.start', { repo: 'a/b', files: 'some' })).toThrow(/files/);
+    expect(validateRequest('download.start', { repo: 'a/b', files: ['config.json'] })).toEqual({ repo: 'a/b', files: ['config.json'] });
+  });
+});
+
+describe('the Hub token', () => {
+  it('comes from HF_TOKEN first, then the token file huggingface_hub writes', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'token'), 'hf_file\n');
+    expect(await readHubToken({ HF_HOME: dir, HF_TOKEN: 'hf_env' })).toMatchObject({ token: 'hf_env', source: 'env' });
+    expect(await readHubToken({ HF_HOME: dir })).toMatchObject({ token: 'hf_file', source: 'file', tokenFile: join(dir, 'token') });
+    expect(await readHubToken({ HF_HOME: join(dir, 'none') })).toMatchObject({ source: 'none' });
+    expect((await readHubToken({ HF_HOME: join(dir, 'none') })).token).toBeUndefined();
+  });
+});
