@@ -1,14 +1,13 @@
 import { app, BrowserWindow, ipcMain, session, type IpcMainInvokeEvent } from 'electron';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isChannel, validateRequest, type EventName } from '../shared/contract';
+import { isChannel, validateRequest, type EventName, EVENT_NAMES } from '../shared/contract';
 import { createServices, type Services } from './services';
 import { resolveAppPaths } from './services/paths';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const paths = resolveAppPaths(join(here, 'index.js'));
 const rendererUrl = process.env['ELECTRON_RENDERER_URL'];
-const EVENTS: EventName[] = ['job.progress', 'job.state'];
 let window: BrowserWindow | undefined;
 
 function isOurPage(url: string): boolean {
@@ -51,7 +50,7 @@ function mountContract(services: Services): void {
     const handler = services.handlers[channel] as (r: unknown) => Promise<unknown>;
     return handler(validateRequest(channel, request));
   });
-  for (const name of EVENTS) services.events.on(name, (payload) => window?.webContents.send('alloy:event', name, payload));
+  for (const name of EVENT_NAMES) services.events.on(name, (payload) => window?.webContents.send('alloy:event', name, payload));
 }
 
 app.whenReady().then(() => {

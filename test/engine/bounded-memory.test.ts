@@ -31,6 +31,8 @@ describe('the executor holds memory to its budget', () => {
     expect(large.inputBytes).toBeGreaterThan(30 * small.inputBytes);
     console.log(`peak RSS: small ${small.peak / MiB} MiB, large ${large.peak / MiB} MiB`);
     expect(large.peak - small.peak).toBeLessThan(48 * MiB);
-    expect(large.peak).toBeLessThan(large.inputBytes / 2);
+    // Node, the compute backend's worker and the budget come to well under the model's own bytes, while
+    // holding its embeddings whole (as f32, for two models) would take twice them.
+    expect(large.peak).toBeLessThan(large.inputBytes);
   });
 });

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ContractError, isChannel, validateRequest, type EventName } from '../../shared/contract';
+import { ContractError, isChannel, validateRequest, type EventName, EVENT_NAMES } from '../../shared/contract';
 import type { Services } from '../services';
 
 export interface WebServerParams {
@@ -28,7 +28,6 @@ const MIME: Record<string, string> = {
   '.ico': 'image/x-icon',
 };
 
-const EVENTS: EventName[] = ['job.progress', 'job.state'];
 const MAX_BODY = 2_000_000;
 
 export function isLoopback(host: string): boolean {
@@ -74,7 +73,7 @@ export async function startWebServer(params: WebServerParams): Promise<{ url: st
 }
 
 function subscribe(ws: WebSocket, events: Services['events']): void {
-  const offs = EVENTS.map((event) => events.on(event, (payload) => ws.send(JSON.stringify({ event, payload }))));
+  const offs = EVENT_NAMES.map((event) => events.on(event, (payload) => ws.send(JSON.stringify({ event, payload }))));
   ws.on('close', () => offs.forEach((off) => off()));
 }
 
