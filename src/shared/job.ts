@@ -20,6 +20,8 @@ export const jobFileSchema = v.strictObject({
       modelRoots: v.optional(v.array(v.string())),
       loraMergeCache: v.optional(v.string()),
       torchThreads: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+      /** Continue an interrupted merge from the shards it finished (the app's Resume). */
+      resume: v.optional(v.boolean()),
     }),
   ),
 });

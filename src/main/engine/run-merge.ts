@@ -33,6 +33,8 @@ export interface MergeOptions {
   loraMergeCache?: string;
   /** Reproduce torch's sums as with this many threads (default: this machine's physical cores, as torch). */
   torchThreads?: number;
+  /** Continue an interrupted merge from the shards it finished (`--resume`). */
+  resume?: boolean;
 }
 
 export interface PlanRecipeParams {
@@ -97,6 +99,7 @@ function executeOptions(params: RunMergeParams, outDir: string, overwrite: boole
     ...(options.memoryBudget !== undefined ? { memoryBudget: options.memoryBudget } : {}),
     torchThreads: options.torchThreads ?? machineTorchThreads(),
     ...(options.device ? { device: options.device } : {}),
+    ...(options.resume ? { resume: true } : {}),
     ...(params.signal ? { signal: params.signal } : {}),
     ...(onProgress ? { onProgress } : {}),
   };

@@ -17,6 +17,7 @@ import type { MergePlan, PlannedTensor } from '../plan/types';
 import { ChunkedTensorSource, chunkElementsFor } from './tensor-source';
 import { VocabularyTensorSource } from './vocabulary-source';
 import { openTensorFile } from '../model/open-tensor-file';
+import { describeShard, hashPlan, ShardJournal, verifyFinishedShards, type FinishedShard } from './shard-journal';
 
 export interface ExecuteOptions {
   outDir: string;
@@ -34,6 +35,8 @@ export interface ExecuteOptions {
   device?: DeviceChoice;
   /** A backend the caller opened and will dispose of (tests, the bench); default: one chosen by `device` for this run. */
   backend?: ComputeBackend;
+  /** Continue from the shards an interrupted run of the same plan finished (its journal in the hidden folder). */
+  resume?: boolean;
 }
 
 export const DEFAULT_MEMORY_BUDGET = 1 << 30;
@@ -49,47 +52,122 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
   const started = performance.now();
   const outDir = options.outDir;
   await checkTarget(outDir, options.overwrite ?? false);
-  await checkFreeSpace(dirname(outDir), plan.bytesToWrite);
-  const temp = join(dirname(outDir), `.${basename(outDir)}.alloy-partial`);
-  await rm(temp, { recursive: true, force: true });
-  await mkdir(temp, { recursive: true });
+  const temp = partialFolderFor(outDir);
+  const planHash = await hashPlan(plan, options.torchThreads ?? 1);
+  const resumed = options.resume ? await resumableShards(temp, planHash, options.onProgress) : undefined;
+  await checkFreeSpace(dirname(outDir), plan.bytesToWrite - (resumed?.bytes ?? 0));
   const readers = new ReaderPool();
   const progress = new ProgressCounter(plan, options.onProgress);
-  const compute = await openBackend(options);
-  const run: ExecuteOptions = { ...options, backend: compute.backend };
+  const writing = { file: '' };
+  let compute: Awaited<ReturnType<typeof openBackend>> | undefined;
   try {
+    const journal = resumed?.journal ?? (await startBuildFolder(temp, planHash));
+    compute = await openBackend(options);
+    const run: ExecuteOptions = { ...options, backend: compute.backend };
     options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}` });
     for (const [index, shard] of plan.shards.entries()) {
       const tensors = plan.tensors.filter((t) => t.shard === index);
-      const writer = await SafetensorsShardWriter.create(join(temp, shard.file), tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })));
-      try {
-        for (const tensor of tensors) {
-          options.signal?.throwIfAborted();
-          const bytesRead = await writeTensor(plan, tensor, writer, readers, run);
-          progress.tensorDone(tensor, bytesRead);
-        }
-        await writer.commit();
-      } catch (error) {
-        await writer.abort();
-        throw error;
+      if (resumed?.files.has(shard.file)) {
+        progress.tensorsSkipped(tensors);
+        continue;
       }
+      writing.file = shard.file;
+      await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run });
+      await journal.record(await describeShard(temp, shard.file));
     }
     options.onProgress?.({ type: 'stage', stage: 'finalize', message: 'writing config, tokenizer and model card' });
+    writing.file = 'config, tokenizer and model card';
     await writeSideFiles(plan, temp, options);
+    await rm(journal.path, { force: true });
     await syncDir(temp);
     await moveIntoPlace(temp, outDir);
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
     if (options.signal?.aborted) throw new CancelledError();
-    throw error;
+    throw diskFullError(error, writing.file, dirname(outDir), plan.bytesToWrite) ?? error;
   } finally {
     progress.stop();
     await readers.closeAll();
-    await compute.close();
+    await compute?.close();
   }
   const seconds = (performance.now() - started) / 1000;
   options.onProgress?.({ type: 'done', outDir, seconds, bytesWritten: progress.bytesWritten, peakRssBytes: progress.stop() });
   return { outDir, bytesWritten: progress.bytesWritten, seconds };
+}
+
+/** The hidden folder beside `outDir` that the output is built in; also where an interrupted run's journal is. */
+export function partialFolderFor(outDir: string): string {
+  return join(dirname(outDir), `.${basename(outDir)}.alloy-partial`);
+}
+
+interface ShardContext {
+  readers: ReaderPool;
+  progress: ProgressCounter;
+  run: ExecuteOptions;
+}
+
+/** Writes one shard's tensors in plan order, then flushes it and renames it to its final name. */
+async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run }: ShardContext): Promise<void> {
+  const writer = await SafetensorsShardWriter.create(path, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })));
+  try {
+    for (const tensor of tensors) {
+      run.signal?.throwIfAborted();
+      const bytesRead = await writeTensor(plan, tensor, writer, readers, run);
+      progress.tensorDone(tensor, bytesRead);
+    }
+    await writer.commit();
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+}
+
+/** A fresh hidden folder (an earlier run's leftovers removed) with an empty journal. */
+async function startBuildFolder(temp: string, planHash: string): Promise<ShardJournal> {
+  await rm(temp, { recursive: true, force: true });
+  await mkdir(temp, { recursive: true });
+  return ShardJournal.start(temp, planHash);
+}
+
+/**
+ * The shards an interrupted run of this very plan finished and that are still intact, with its
+ * journal to go on appending to; undefined (start over, with a warning saying why) otherwise.
+ */
+async function resumableShards(temp: string, planHash: string, emit?: (event: ProgressEvent) => void) {
+  const found = await ShardJournal.read(temp, planHash);
+  if (found === 'none') {
+    emit?.({ type: 'warning', message: `nothing to resume in ${temp}; starting from the beginning` });
+    return undefined;
+  }
+  if (found === 'other-plan') {
+    emit?.({ type: 'warning', message: `the interrupted merge in ${temp} was for another recipe, models or options; starting from the beginning` });
+    return undefined;
+  }
+  const { kept, dropped } = await verifyFinishedShards(temp, found.finished);
+  for (const file of dropped) emit?.({ type: 'warning', message: `${file} no longer matches its journal entry; writing it again` });
+  emit?.({ type: 'stage', stage: 'plan', message: `resuming: ${kept.length} finished shard${kept.length === 1 ? '' : 's'} verified in ${temp}` });
+  return { journal: found.journal, files: new Set(kept.map((s) => s.file)), bytes: sumBytes(kept) };
+}
+
+function sumBytes(shards: FinishedShard[]): number {
+  return shards.reduce((sum, s) => sum + s.bytes, 0);
+}
+
+const DISK_FULL_CODES: Record<string, string> = {
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'the disk quota is used up',
+  EFBIG: 'the file size limit was reached',
+};
+
+/** An out-of-space failure as a message for the user: what was being written, where, and that nothing was kept. */
+function diskFullError(error: unknown, file: string, dir: string, bytesToWrite: number): EngineError | undefined {
+  const reason = DISK_FULL_CODES[(error as NodeJS.ErrnoException)?.code ?? ''];
+  if (!reason) return undefined;
+  return new EngineError(
+    `${reason} (${(error as NodeJS.ErrnoException).code}) while writing ${file || 'the output'} in ${dir}: the merge writes ${formatBytes(bytesToWrite)}; ` +
+      'the partial output was removed, nothing was kept. Free some space (or pick another folder) and run the merge again.',
+    { file: dir },
+  );
 }
 
 async function writeTensor(
@@ -318,6 +396,12 @@ class ProgressCounter {
     clearInterval(this.sampler);
     this.sampleRss();
     return this.peakRss;
+  }
+
+  /** Tensors an interrupted run already wrote: counted as written, not reported one by one. */
+  tensorsSkipped(tensors: PlannedTensor[]): void {
+    this.index += tensors.length;
+    for (const tensor of tensors) this.bytesWritten += tensor.numel * dtypeSize(tensor.dtype);
   }
 
   tensorDone(tensor: PlannedTensor, bytesRead: number): void {
