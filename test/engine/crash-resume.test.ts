@@ -1,23 +1,21 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../../src/shared/progress';
-import { writeLlamaModel, type LlamaShape } from '../../src/main/engine/demo/make-demo-models';
-import { differingFiles, seededRandom, startEngine, type EngineProcess } from './engine-process';
+import { differingFiles, seededRandom, startEngine, writeTwoModelFixture, type EngineProcess } from './engine-process';
 import { tempDir } from '../helpers';
 
-const SHAPE: LlamaShape = { hidden: 128, intermediate: 384, layers: 8, heads: 4, kvHeads: 2, vocab: 512 };
-const RECIPE = 'merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 0.7}\n  - model: b\n    parameters: {weight: 0.3}\ndtype: float32\nout_dtype: bfloat16\n';
 const CHAINS = 4;
 const KILLS_PER_CHAIN = 3;
 const SEED = 20_251_124;
 
 let root: string;
+let fixture: { recipe: string; modelRoot: string };
 let reference: string;
 let tensorCount: number;
 
 function mergeArgs(outDir: string, resume: boolean): string[] {
-  const args = ['merge', join(root, 'recipe.yml'), outDir, '--model-root', join(root, 'models'), '--out-shard-size', '200K'];
+  const args = ['merge', fixture.recipe, outDir, '--model-root', fixture.modelRoot, '--out-shard-size', '200K'];
   return [...args, '--device', 'cpu', '--progress', 'jsonl', ...(resume ? ['--resume'] : [])];
 }
 
@@ -85,9 +83,7 @@ async function killChain(chain: number) {
 describe('crash safety: kill -9 of the engine process', () => {
   beforeAll(async () => {
     root = await tempDir('alloy-kill-');
-    await writeLlamaModel(join(root, 'models', 'a'), { name: 'a', seed: 11 }, SHAPE);
-    await writeLlamaModel(join(root, 'models', 'b'), { name: 'b', seed: 12, baseSeed: 11 }, SHAPE);
-    await writeFile(join(root, 'recipe.yml'), RECIPE);
+    fixture = await writeTwoModelFixture(root);
     await mkdir(join(root, 'reference'));
     reference = join(root, 'reference', 'merged');
     const engine = startEngine(mergeArgs(reference, false));

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { writeLlamaModel, type LlamaShape } from '../../src/main/engine/demo/make-demo-models';
 import type { ProgressEvent } from '../../src/shared/progress';
 
 export const CLI = resolve('out/cli/alloy.mjs');
@@ -80,4 +81,16 @@ export function seededRandom(seed: number): () => number {
     z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
     return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
   };
+}
+
+/** Two generated Llama models (3.3 MB each) under `root/models` and a linear recipe of them; its output is about 3.4 MB. */
+export async function writeTwoModelFixture(root: string): Promise<{ recipe: string; modelRoot: string }> {
+  const shape: LlamaShape = { hidden: 128, intermediate: 384, layers: 8, heads: 4, kvHeads: 2, vocab: 512 };
+  const modelRoot = join(root, 'models');
+  await writeLlamaModel(join(modelRoot, 'a'), { name: 'a', seed: 11 }, shape);
+  await writeLlamaModel(join(modelRoot, 'b'), { name: 'b', seed: 12, baseSeed: 11 }, shape);
+  const recipe = join(root, 'recipe.yml');
+  const models = '  - model: a\n    parameters: {weight: 0.7}\n  - model: b\n    parameters: {weight: 0.3}\n';
+  await writeFile(recipe, `merge_method: linear\nmodels:\n${models}dtype: float32\nout_dtype: bfloat16\n`);
+  return { recipe, modelRoot };
 }

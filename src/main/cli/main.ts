@@ -1,3 +1,7 @@
+import { EXIT_CODES } from '../../shared/progress';
 import { main } from './index';
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// A cancelled merge does not wait for the read or kernel it abandoned mid-way.
+if (code === EXIT_CODES.cancelled) process.exit(code);
+process.exitCode = code;

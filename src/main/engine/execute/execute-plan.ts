@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { formatBytes } from '../../../shared/format';
 import type { ProgressEvent } from '../../../shared/progress';
 import { selectBackend } from '../compute/select-backend';
-import type { ComputeBackend, DeviceChoice } from '../compute/types';
+import { hostBytes, type ComputeBackend, type DeviceChoice } from '../compute/types';
 import { EngineError } from '../errors';
 import { getMergeMethod } from '../methods/registry';
 import type { TensorSink } from '../methods/types';
@@ -56,25 +56,12 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
   const planHash = await hashPlan(plan, options.torchThreads ?? 1);
   const resumed = options.resume ? await resumableShards(temp, planHash, options.onProgress) : undefined;
   await checkFreeSpace(dirname(outDir), plan.bytesToWrite - (resumed?.bytes ?? 0));
-  const readers = new ReaderPool();
-  const progress = new ProgressCounter(plan, options.onProgress);
+  const progress = new ProgressCounter(plan, options.onProgress, options.signal);
   const writing = { file: '' };
-  let compute: Awaited<ReturnType<typeof openBackend>> | undefined;
   try {
     const journal = resumed?.journal ?? (await startBuildFolder(temp, planHash));
-    compute = await openBackend(options);
-    const run: ExecuteOptions = { ...options, backend: compute.backend };
-    options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}` });
-    for (const [index, shard] of plan.shards.entries()) {
-      const tensors = plan.tensors.filter((t) => t.shard === index);
-      if (resumed?.files.has(shard.file)) {
-        progress.tensorsSkipped(tensors);
-        continue;
-      }
-      writing.file = shard.file;
-      await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run });
-      await journal.record(await describeShard(temp, shard.file));
-    }
+    const finished = resumed?.files ?? new Set<string>();
+    await untilAborted(writeShards(plan, temp, { journal, finished, progress, writing, options }), options.signal);
     options.onProgress?.({ type: 'stage', stage: 'finalize', message: 'writing config, tokenizer and model card' });
     writing.file = 'config, tokenizer and model card';
     await writeSideFiles(plan, temp, options);
@@ -82,13 +69,12 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
     await syncDir(temp);
     await moveIntoPlace(temp, outDir);
   } catch (error) {
-    await rm(temp, { recursive: true, force: true });
+    // maxRetries: after a cancel, a shard the abandoned work was renaming may appear while the folder is removed.
+    await rm(temp, { recursive: true, force: true, maxRetries: 5 });
     if (options.signal?.aborted) throw new CancelledError();
     throw diskFullError(error, writing.file, dirname(outDir), plan.bytesToWrite) ?? error;
   } finally {
     progress.stop();
-    await readers.closeAll();
-    await compute?.close();
   }
   const seconds = (performance.now() - started) / 1000;
   options.onProgress?.({ type: 'done', outDir, seconds, bytesWritten: progress.bytesWritten, peakRssBytes: progress.stop() });
@@ -98,6 +84,58 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
 /** The hidden folder beside `outDir` that the output is built in; also where an interrupted run's journal is. */
 export function partialFolderFor(outDir: string): string {
   return join(dirname(outDir), `.${basename(outDir)}.alloy-partial`);
+}
+
+interface ShardsContext {
+  journal: ShardJournal;
+  /** Shards an interrupted run finished (verified): not written again. */
+  finished: ReadonlySet<string>;
+  progress: ProgressCounter;
+  /** The file being written, for error messages. */
+  writing: { file: string };
+  options: ExecuteOptions;
+}
+
+/**
+ * Writes every shard not already finished, journaling each once it is renamed into place. Its
+ * readers and compute backend are released when it stops, even after a cancel stopped waiting for it.
+ */
+async function writeShards(plan: MergePlan, temp: string, { journal, finished, progress, writing, options }: ShardsContext): Promise<void> {
+  const readers = new ReaderPool();
+  let compute: Awaited<ReturnType<typeof openBackend>> | undefined;
+  try {
+    compute = await openBackend(options);
+    const run: ExecuteOptions = { ...options, backend: compute.backend };
+    options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}` });
+    for (const [index, shard] of plan.shards.entries()) {
+      const tensors = plan.tensors.filter((t) => t.shard === index);
+      if (finished.has(shard.file)) {
+        progress.tensorsSkipped(tensors);
+        continue;
+      }
+      writing.file = shard.file;
+      await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run });
+      await journal.record(await describeShard(temp, shard.file));
+    }
+  } finally {
+    await readers.closeAll();
+    await compute?.close();
+  }
+}
+
+/**
+ * Settles as `work` does, or rejects with CancelledError the moment `signal` aborts: a cancel never
+ * waits for a read, a write or a kernel in progress (the work stops at its next check on its own).
+ */
+function untilAborted<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  work.catch(() => undefined);
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new CancelledError());
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 interface ShardContext {
@@ -153,19 +191,23 @@ function sumBytes(shards: FinishedShard[]): number {
   return shards.reduce((sum, s) => sum + s.bytes, 0);
 }
 
-const DISK_FULL_CODES: Record<string, string> = {
-  ENOSPC: 'the disk is full',
-  EDQUOT: 'the disk quota is used up',
-  EFBIG: 'the file size limit was reached',
+const FREE_SPACE = 'Free some space (or pick another folder) and run the merge again.';
+
+/** The write failures that mean "no room", what each means and what to do. */
+const NO_ROOM: Record<string, { reason: string; advice: string }> = {
+  ENOSPC: { reason: 'the disk is full', advice: FREE_SPACE },
+  EDQUOT: { reason: 'the disk quota is used up', advice: FREE_SPACE },
+  EFBIG: { reason: 'the file size limit was reached', advice: 'Raise the limit (ulimit -f) or pass a smaller --out-shard-size, and run the merge again.' },
 };
 
-/** An out-of-space failure as a message for the user: what was being written, where, and that nothing was kept. */
+/** An out-of-room failure as a message for the user: what was being written, where, and that nothing was kept. */
 function diskFullError(error: unknown, file: string, dir: string, bytesToWrite: number): EngineError | undefined {
-  const reason = DISK_FULL_CODES[(error as NodeJS.ErrnoException)?.code ?? ''];
-  if (!reason) return undefined;
+  const code = (error as NodeJS.ErrnoException)?.code ?? '';
+  const noRoom = NO_ROOM[code];
+  if (!noRoom) return undefined;
   return new EngineError(
-    `${reason} (${(error as NodeJS.ErrnoException).code}) while writing ${file || 'the output'} in ${dir}: the merge writes ${formatBytes(bytesToWrite)}; ` +
-      'the partial output was removed, nothing was kept. Free some space (or pick another folder) and run the merge again.',
+    `${noRoom.reason} (${code}) while writing ${file || 'the output'} in ${dir}: the merge writes ${formatBytes(bytesToWrite)}; ` +
+      `the partial output was removed, nothing was kept. ${noRoom.advice}`,
     { file: dir },
   );
 }
@@ -198,16 +240,23 @@ async function writeTensor(
   let inflight: Promise<void> = Promise.resolve();
   const buffers = [new Uint8Array(0), new Uint8Array(0)];
   let turn = 0;
+  const queue = (start: number, length: number, fill: (bytes: Uint8Array) => void): Promise<void> => {
+    turn ^= 1;
+    if (buffers[turn]!.byteLength < length * outSize) buffers[turn] = new Uint8Array(length * outSize);
+    const bytes = buffers[turn]!.subarray(0, length * outSize);
+    fill(bytes);
+    const previous = inflight;
+    inflight = previous.then(() => writer.write(tensor.name, bytes, start * outSize));
+    inflight.catch(() => undefined);
+    return previous;
+  };
   const sink: TensorSink = {
-    write(start, values) {
-      turn ^= 1;
-      if (buffers[turn]!.byteLength < values.length * outSize) buffers[turn] = new Uint8Array(values.length * outSize);
-      const bytes = buffers[turn]!.subarray(0, values.length * outSize);
-      encodeFromF32(values, outDtype, bytes);
-      const previous = inflight;
-      inflight = previous.then(() => writer.write(tensor.name, bytes, start * outSize));
-      inflight.catch(() => undefined);
-      return previous;
+    write: (start, values) => queue(start, values.length, (bytes) => encodeFromF32(values, outDtype, bytes)),
+    // A backend's output already in the output dtype (its rounding is encodeFromF32's).
+    outDtype,
+    writeEncoded: (start, values) => {
+      if (values.dtype !== outDtype) return Promise.reject(new Error(`a ${values.dtype} chunk for a ${outDtype} tensor`));
+      return queue(start, values.data.length, (bytes) => bytes.set(hostBytes(values)));
     },
   };
   if (!method) {
@@ -385,8 +434,14 @@ class ProgressCounter {
 
   constructor(
     private readonly plan: MergePlan,
-    private readonly emit?: (event: ProgressEvent) => void,
+    private readonly onProgress?: (event: ProgressEvent) => void,
+    private readonly signal?: AbortSignal,
   ) {}
+
+  /** Nothing is reported once cancelled: the abandoned work may still finish a tensor. */
+  private emit(event: ProgressEvent): void {
+    if (!this.signal?.aborted) this.onProgress?.(event);
+  }
 
   private sampleRss(): void {
     this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
@@ -413,7 +468,7 @@ class ProgressCounter {
     const rate = (this.bytesRead + this.bytesWritten) / seconds;
     const remaining = this.plan.bytesToWrite - this.bytesWritten;
     const writeRate = this.bytesWritten / seconds;
-    this.emit?.({
+    this.emit({
       type: 'tensor',
       index: this.index,
       total: this.plan.tensors.length,
