@@ -15,7 +15,7 @@ import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ComputeBackend, HostArray } from '../src/main/engine/compute/types';
+import type { ComputeBackend, HostArray, TaskArithmeticParams } from '../src/main/engine/compute/types';
 import type { ProgressEvent } from '../src/shared/progress';
 import { ensureModel, numelOf, shapeFor, tensorsOf } from './model';
 
@@ -115,6 +115,35 @@ async function diskReadRate(files: string[]): Promise<number> {
   return bytes / ((performance.now() - started) / 1000);
 }
 
+/** Sequential write of `bytes` in 64 MiB writes, then fsync, as the engine writes and commits a shard. */
+async function diskWriteRate(dir: string, bytes: number): Promise<number> {
+  const file = join(dir, 'write-test.bin');
+  const buffer = Buffer.alloc(64 << 20, 0x5a);
+  const started = performance.now();
+  const handle = await open(file, 'w');
+  try {
+    for (let position = 0; position < bytes; position += buffer.length) await handle.write(buffer, 0, buffer.length, position);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  const rate = bytes / ((performance.now() - started) / 1000);
+  await rm(file, { force: true });
+  return rate;
+}
+
+const DARE_TIES: TaskArithmeticParams = {
+  start: 0,
+  weights: [0.7, 0.5],
+  scales: [1.9, 2.1],
+  masks: [{ kind: 'random', key: 1, density: 0.5 }, { kind: 'random', key: 2, density: 0.5 }],
+  consensus: true,
+  normalize: true,
+  divisor: 1.2,
+  lambda: 1,
+  step: 'F32',
+};
+
 /** Each backend's kernels alone on 32 M bf16 elements in memory: what the device adds when I/O is free. */
 async function kernelRates(devices: Device[]): Promise<string[]> {
   const n = 32 << 20;
@@ -137,13 +166,15 @@ async function kernelRates(devices: Device[]): Promise<string[]> {
       ['linear', () => backend.linear([host(a.subarray(0, size)), host(b.subarray(0, size))], [0.6, 0.4], true, host(out.subarray(0, size)))],
       ['nearswap', () => backend.nearswap(host(a.subarray(0, size)), host(b.subarray(0, size)), 0.001, host(out.subarray(0, size)))],
       ['blend2', () => backend.blend2(0.6, host(a.subarray(0, size)), 0.4, host(b.subarray(0, size)), host(out.subarray(0, size)))],
+      // dare_ties of two fine-tunes (the same two arrays as base and model twice): masks, weights, sign election, normalize.
+      ['dare_ties', () => backend.taskArithmetic(host(a.subarray(0, size)), [host(b.subarray(0, size)), host(a.subarray(0, size))], DARE_TIES, host(out.subarray(0, size)))],
     ];
     for (const [kernel, run] of calls) {
       await run();
       const started = performance.now();
       for (let r = 0; r < 3; r++) await run();
       const seconds = (performance.now() - started) / 1000 / 3;
-      lines.push(`  ${name.padEnd(9)} ${kernel.padEnd(8)} ${(size / seconds / 1e9).toFixed(2).padStart(6)} G elements/s ${gb((size * 4) / seconds).toFixed(2).padStart(6)} GB/s in   (${backend.description})`);
+      lines.push(`  ${name.padEnd(9)} ${kernel.padEnd(9)} ${(size / seconds / 1e9).toFixed(2).padStart(6)} G elements/s ${gb((size * (kernel === 'dare_ties' ? 6 : 4)) / seconds).toFixed(2).padStart(6)} GB/s in   (${backend.description})`);
     }
     await backend.dispose();
   }
@@ -228,11 +259,11 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`);
   console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}\n`);
   if (flags['no-kernels'] !== true) {
-    console.log('kernels alone, 32 M bf16 elements in memory (4 M for the reference), bf16 out; GB/s counts 2 bf16 inputs:');
+    console.log('kernels alone, 32 M bf16 elements in memory (4 M for the reference), bf16 out; GB/s counts 2 bf16 inputs (3 for dare_ties):');
     for (const line of await kernelRates(devices)) console.log(line);
     console.log('');
   }
-  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'read GB/s', '× disk read', 'peak RSS']];
+  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'read GB/s', '× disk read', '× I/O bound', 'peak RSS']];
   for (const params of sizes) {
     const shape = shapeFor(params);
     const label = `${(paramsOf(shape) / 1e9).toFixed(2)}B`;
@@ -246,7 +277,8 @@ async function main(): Promise<void> {
     const files = [...(await modelFiles(models.base)), ...(await modelFiles(models.a)), ...(await modelFiles(models.b))];
     if (cold) dropCaches();
     const disk = await diskReadRate(files);
-    console.log(`${label}: sequential read of the three models ${gb(disk).toFixed(2)} GB/s (64 MiB positional reads${cold ? ', cold' : ', warm'})`);
+    const write = await diskWriteRate(dir, 1 << 30);
+    console.log(`${label}: sequential read of the three models ${gb(disk).toFixed(2)} GB/s (64 MiB positional reads${cold ? ', cold' : ', warm'}); sequential write + fsync ${gb(write).toFixed(2)} GB/s`);
     const recipeFile = join(dir, 'bench.yml');
     await mkdir(dir, { recursive: true });
     for (const method of methods) {
@@ -259,12 +291,14 @@ async function main(): Promise<void> {
         await rm(outDir, { recursive: true, force: true });
         if (!result.ok) {
           console.log(`${label} ${method} --device ${device}: FAILED: ${result.reason}`);
-          rows.push([label, method, device, '—', '—', '—', '—', '—']);
+          rows.push([label, method, device, '—', '—', '—', '—', '—', '—']);
           continue;
         }
         const rate = result.bytesRead! / result.seconds!;
         console.log(`${label} ${method} --device ${device}: ${result.seconds!.toFixed(1)} s, ${gb(rate).toFixed(2)} GB/s read, peak RSS ${mib(result.peakRss!)} (${result.device})`);
-        rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), gb(rate).toFixed(2), (rate / disk).toFixed(2), mib(result.peakRss!)]);
+        // A merge cannot read faster than the disk reads, nor write faster than it writes: the I/O bound on its read rate.
+        const bound = Math.min(disk, write * (result.bytesRead! / Math.max(1, result.bytesWritten!)));
+        rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), gb(rate).toFixed(2), (rate / disk).toFixed(2), (rate / bound).toFixed(2), mib(result.peakRss!)]);
       }
     }
   }

@@ -1,6 +1,7 @@
 import { decodeToF32, f32BitsToBf16, f32BitsToF16, f16ToF32Bits } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
 import type { SafetensorsReader } from '../safetensors/reader';
+import type { HostArray } from '../compute/types';
 import type { Chunk, TensorSource } from '../methods/types';
 import type { PlannedInput } from '../plan/types';
 
@@ -50,25 +51,48 @@ export class ChunkedTensorSource implements TensorSource {
     };
   }
 
-  /** Reads a chunk into `set`; its views stay valid until the chunk after next is read. */
+  /**
+   * Reads a chunk into `set`; its views stay valid until the chunk after next is read. The f32 views
+   * are decoded when first asked for: a method that computes on a backend takes `raw` instead.
+   */
   private async readChunk(start: number, set: { bytes: Uint8Array[]; values: Float32Array[] }): Promise<Chunk> {
     const length = Math.min(this.chunkElements, this.numel - start);
-    const inputs = await Promise.all(
+    const read = await Promise.all(
       this.inputs.map(async (input, i) => {
         if (!isFloatDtype(input.dtype)) throw new Error(`tensor "${input.tensor}" has dtype ${input.dtype}, which cannot be merged`);
         const size = dtypeSize(input.dtype);
         const bytes = await this.readers[i]!.read(input.tensor, set.bytes[i], start * size, length * size);
         this.bytesRead += bytes.byteLength;
-        const values = set.values[i]!.subarray(0, length);
-        decodeToF32(bytes, input.dtype, values);
-        if (this.computeDtype && this.computeDtype !== 'F32' && input.dtype !== this.computeDtype) {
-          roundInPlace(values, this.computeDtype);
-        }
-        return values;
+        return { input, dtype: input.dtype, bytes };
       }),
     );
-    return { start, length, inputs };
+    const decode = (): Float32Array[] =>
+      read.map(({ dtype, bytes }, i) => {
+        const values = set.values[i]!.subarray(0, length);
+        decodeToF32(bytes, dtype, values);
+        if (this.computeDtype && this.computeDtype !== 'F32' && dtype !== this.computeDtype) roundInPlace(values, this.computeDtype);
+        return values;
+      });
+    // As stored is as computed unless an input must first be rounded to a narrower compute dtype.
+    const exact = read.every(({ dtype }) => !this.computeDtype || this.computeDtype === 'F32' || dtype === this.computeDtype);
+    const raw = exact ? read.map(({ dtype, bytes }) => asHostArray(bytes, dtype, length)) : undefined;
+    let inputs: Float32Array[] | undefined;
+    return {
+      start,
+      length,
+      get inputs() {
+        return (inputs ??= decode());
+      },
+      ...(raw && raw.every((r) => r !== undefined) ? { raw: raw as HostArray[] } : {}),
+    };
   }
+}
+
+/** `bytes` as a host array of `length` elements, sharing its memory; undefined when misaligned for its dtype. */
+function asHostArray(bytes: Uint8Array, dtype: FloatDtype, length: number): HostArray | undefined {
+  const size = dtypeSize(dtype);
+  if (bytes.byteOffset % size !== 0 || bytes.byteLength < length * size) return undefined;
+  return dtype === 'F32' ? { dtype, data: new Float32Array(bytes.buffer, bytes.byteOffset, length) } : { dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, length) };
 }
 
 /** Rounds f32 values to a narrower float dtype and back, as torch's `.to(dtype)` would. */

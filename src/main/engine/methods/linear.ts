@@ -1,5 +1,5 @@
 import { fmaF32 } from './numerics';
-import { elementwise, f32Host, type MergeMethod } from './types';
+import { elementwise, type MergeMethod } from './types';
 
 /**
  * mergekit 0.1.5: `result.addcmul_(tensor, weight)` from zeros in f32 (also for bf16 inputs), one model
@@ -15,16 +15,18 @@ export const linear: MergeMethod = {
     { name: 'weight', scope: 'model', type: 'number', required: true, description: 'How much of this model goes into the mix.' },
     { name: 'normalize', scope: 'global', type: 'boolean', required: false, default: true, description: 'Divide by the sum of the weights.' },
   ],
-  kernel: elementwise((inputs, out, ctx) => {
-    const weights = ctx.perModel.map((p) => Math.fround(p['weight'] as number));
-    let divisor = 0;
-    for (const w of weights) divisor = Math.fround(divisor + w);
-    const normalize = ctx.global['normalize'] !== false;
-    if (ctx.backend) return ctx.backend.linear(inputs.map(f32Host), weights, normalize, f32Host(out));
-    for (let i = 0; i < out.length; i++) {
-      let acc = 0;
-      for (let m = 0; m < inputs.length; m++) acc = fmaF32(inputs[m]![i]!, weights[m]!, acc);
-      out[i] = normalize ? Math.fround(acc / divisor) : acc;
-    }
-  }),
+  kernel: elementwise(
+    (inputs, out, ctx) => {
+      const weights = ctx.perModel.map((p) => Math.fround(p['weight'] as number));
+      let divisor = 0;
+      for (const w of weights) divisor = Math.fround(divisor + w);
+      const normalize = ctx.global['normalize'] !== false;
+      for (let i = 0; i < out.length; i++) {
+        let acc = 0;
+        for (let m = 0; m < inputs.length; m++) acc = fmaF32(inputs[m]![i]!, weights[m]!, acc);
+        out[i] = normalize ? Math.fround(acc / divisor) : acc;
+      }
+    },
+    (backend, inputs, out, ctx) => backend.linear(inputs, ctx.perModel.map((p) => p['weight'] as number), ctx.global['normalize'] !== false, out),
+  ),
 };

@@ -1,5 +1,5 @@
 import { stepRounding } from './numerics';
-import { elementwise, f32Host, type MergeMethod } from './types';
+import { elementwise, type MergeMethod } from './types';
 
 const f = Math.fround;
 
@@ -17,25 +17,31 @@ export const nearswap: MergeMethod = {
   parameters: [
     { name: 't', scope: 'global', type: 'number', required: true, min: 0, description: 'Distance below which the other model\'s value is taken whole.' },
   ],
-  kernel: elementwise((inputs, out, ctx) => {
-    const base = ctx.baseIndex!;
-    const others = inputs.filter((_, i) => i !== base);
-    const a = inputs[base]!;
-    if (others.length === 0) {
-      out.set(a);
-      return;
-    }
-    if (others.length !== 1) throw new Error('nearswap merges exactly two models, one base and one other');
-    const b = others[0]!;
-    const t = f(ctx.global['t'] as number);
+  kernel: elementwise(
+    (inputs, out, ctx) => {
+      const base = ctx.baseIndex!;
+      const others = inputs.filter((_, i) => i !== base);
+      const a = inputs[base]!;
+      if (others.length === 0) {
+        out.set(a);
+        return;
+      }
+      if (others.length !== 1) throw new Error('nearswap merges exactly two models, one base and one other');
+      const b = others[0]!;
+      const t = f(ctx.global['t'] as number);
+      const r = stepRounding(ctx.computeDtype);
+      const minDiff = r(1e-6);
+      for (let i = 0; i < out.length; i++) {
+        const diff = Math.max(Math.abs(r(a[i]! - b[i]!)), minDiff);
+        const w = Math.min(Math.max(r(r(1 / diff) * t), 0), 1);
+        out[i] = r(r(w * b[i]!) + r(r(1 - w) * a[i]!));
+      }
+    },
     // The backends' kernel rounds each step to f32; bf16 step rounding stays in TypeScript.
-    if (ctx.backend && ctx.computeDtype !== 'BF16') return ctx.backend.nearswap(f32Host(a), f32Host(b), t, f32Host(out));
-    const r = stepRounding(ctx.computeDtype);
-    const minDiff = r(1e-6);
-    for (let i = 0; i < out.length; i++) {
-      const diff = Math.max(Math.abs(r(a[i]! - b[i]!)), minDiff);
-      const w = Math.min(Math.max(r(r(1 / diff) * t), 0), 1);
-      out[i] = r(r(w * b[i]!) + r(r(1 - w) * a[i]!));
-    }
-  }),
+    (backend, inputs, out, ctx) => {
+      if (ctx.computeDtype === 'BF16' || inputs.length !== 2) return undefined;
+      const base = ctx.baseIndex!;
+      return backend.nearswap(inputs[base]!, inputs[1 - base]!, f(ctx.global['t'] as number), out);
+    },
+  ),
 };

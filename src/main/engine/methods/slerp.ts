@@ -1,4 +1,5 @@
 import { normOfParts, ParallelTorchSum, TorchNorm } from './torch-reductions';
+import { hostArray, type HostArray } from '../compute/types';
 import { f32Host, type MergeMethod, type TensorSource } from './types';
 
 const DOT_THRESHOLD = 0.9995;
@@ -71,7 +72,7 @@ export const slerp: MergeMethod = {
     }
     if (count !== 2) throw new Error('slerp merges exactly two models');
     const base = ctx.baseIndex ?? 0;
-    const view = (inputs: Float32Array[]) => (base === 0 ? inputs : [inputs[1]!, inputs[0]!]);
+    const view = <T>(inputs: T[]): T[] => (base === 0 ? inputs : [inputs[1]!, inputs[0]!]);
     const ordered: TensorSource = {
       async *chunks() {
         for await (const c of source.chunks()) yield { ...c, inputs: view(c.inputs) };
@@ -86,12 +87,19 @@ export const slerp: MergeMethod = {
     const oneMinusT = f(1 - t);
     const c0 = colinear ? oneMinusT : f(f(Math.sin(f(oneMinusT * theta))) / sinTheta);
     const c1 = colinear ? t : f(f(Math.sin(f(t * theta))) / sinTheta);
-    for await (const { start, inputs } of ordered.chunks()) {
-      const [a, b] = inputs as [Float32Array, Float32Array];
+    for await (const chunk of source.chunks()) {
+      if (ctx.backend) {
+        // The inputs as read and the output in its own dtype, where source and sink allow.
+        const [a, b] = view(chunk.raw ?? chunk.inputs.map(f32Host)) as [HostArray, HostArray];
+        const out = sink.writeEncoded && sink.outDtype ? hostArray(sink.outDtype, chunk.length) : f32Host(new Float32Array(chunk.length));
+        await ctx.backend.blend2(c0, a, c1, b, out);
+        await (out.dtype === 'F32' && !sink.writeEncoded ? sink.write(chunk.start, out.data) : sink.writeEncoded!(chunk.start, out));
+        continue;
+      }
+      const [a, b] = view(chunk.inputs) as [Float32Array, Float32Array];
       const out = new Float32Array(a.length);
-      if (ctx.backend) await ctx.backend.blend2(c0, f32Host(a), c1, f32Host(b), f32Host(out));
-      else for (let i = 0; i < a.length; i++) out[i] = f(f(c0 * a[i]!) + f(c1 * b[i]!));
-      await sink.write(start, out);
+      for (let i = 0; i < a.length; i++) out[i] = f(f(c0 * a[i]!) + f(c1 * b[i]!));
+      await sink.write(chunk.start, out);
     }
   },
 };

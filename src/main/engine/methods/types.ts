@@ -1,5 +1,5 @@
 import type { MethodParameterInfo } from '../../../shared/contract';
-import type { ComputeBackend } from '../compute/types';
+import { hostArray, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
 import type { FloatDtype } from '../safetensors/dtype';
 
 /** A parameter as a method declares it: the app's forms and the CLI's help are built from this. */
@@ -35,6 +35,11 @@ export interface Chunk {
   length: number;
   /** One f32 view per input, each `length` long. */
   inputs: Float32Array[];
+  /**
+   * The inputs as read, undecoded (bf16 stays bf16), when `inputs` are exactly their widening (no
+   * rounding to the compute dtype was needed): a backend can take these and skip the decode.
+   */
+  raw?: HostArray[];
 }
 
 /** The input tensors of one merge, readable in chunks as many times as a method needs. */
@@ -46,6 +51,10 @@ export interface TensorSource {
 export interface TensorSink {
   /** Takes a copy of `values` before returning, so the caller may reuse the array at once. */
   write(start: number, values: Float32Array): Promise<void>;
+  /** The output tensor's dtype, when the sink also takes values already in it (`writeEncoded`). */
+  outDtype?: FloatDtype;
+  /** As `write`, for values already in `outDtype` (rounded to nearest even, as `write` would round them). */
+  writeEncoded?(start: number, values: HostArray): Promise<void>;
 }
 
 export type MergeKernel = (source: TensorSource, sink: TensorSink, ctx: TensorMergeContext) => Promise<void>;
@@ -68,16 +77,37 @@ export function f32Host(values: Float32Array): { dtype: 'F32'; data: Float32Arra
   return { dtype: 'F32', data: values };
 }
 
-/** A kernel that needs nothing but the same element of every input. */
-export function elementwise(
-  compute: (inputs: Float32Array[], out: Float32Array, ctx: TensorMergeContext) => void | Promise<void>,
-): MergeKernel {
+/**
+ * The part of an elementwise kernel that runs on `ctx.backend`: it computes `out` from `inputs` (as
+ * stored, or f32) and resolves, or returns undefined when this tensor is not for the backend.
+ */
+export type BackendStep = (backend: ComputeBackend, inputs: HostArray[], out: HostArray, ctx: TensorMergeContext) => Promise<void> | undefined;
+
+/**
+ * A kernel that needs nothing but the same element of every input. With `onBackend` and a backend in
+ * the context, chunks go to the backend as read (bf16 undecoded where the source has them) and its
+ * output to the sink in the output's dtype, so neither end is converted in TypeScript.
+ */
+export function elementwise(compute: (inputs: Float32Array[], out: Float32Array, ctx: TensorMergeContext) => void, onBackend?: BackendStep): MergeKernel {
   return async (source, sink, ctx) => {
     let buffer = new Float32Array(0);
+    let encoded: HostArray | undefined;
     for await (const chunk of source.chunks()) {
+      if (ctx.backend && onBackend) {
+        const direct = sink.writeEncoded && sink.outDtype !== undefined;
+        if (direct && (!encoded || encoded.data.length < chunk.length)) encoded = hostArray(sink.outDtype!, chunk.length);
+        if (!direct && buffer.length < chunk.length) buffer = new Float32Array(chunk.length);
+        const out = direct ? sliceHost(encoded!, 0, chunk.length) : f32Host(buffer.subarray(0, chunk.length));
+        const running = onBackend(ctx.backend, chunk.raw ?? chunk.inputs.map(f32Host), out, ctx);
+        if (running) {
+          await running;
+          await (direct ? sink.writeEncoded!(chunk.start, out) : sink.write(chunk.start, out.data as Float32Array));
+          continue;
+        }
+      }
       if (buffer.length < chunk.length) buffer = new Float32Array(chunk.length);
       const out = buffer.subarray(0, chunk.length);
-      await compute(chunk.inputs, out, ctx);
+      compute(chunk.inputs, out, ctx);
       await sink.write(chunk.start, out);
     }
   };
