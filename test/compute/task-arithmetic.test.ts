@@ -14,12 +14,15 @@ import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
 import { asHost, describeElement, firstDifference, rng, weights } from './samples';
 
 const reference = new ReferenceBackend();
-const wasm = new WasmBackend({ workers: 1 });
+// The CPU backend in windows of 1,000 elements, its kernels on two workers (parts of 496 elements)
+// and on the calling thread.
+const wasm = new WasmBackend({ workers: 2, windowElements: 1000 });
+const wasmLocal = new WasmBackend({ workers: 0, windowElements: 1000 });
 // Windows of 1,000 elements: every call below is cut into several, and the ring of slots wraps.
 const opened = await openWebGpu({ windowElements: 1000 });
 const gpu = 'backend' in opened ? opened.backend : undefined;
 if (!gpu) console.warn(`\n*** WebGPU TASK-ARITHMETIC TESTS SKIPPED: ${'reason' in opened ? opened.reason : ''}.\n*** On Linux without a GPU, install Mesa (libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri) for llvmpipe.\n`);
-afterAll(() => Promise.all([wasm.dispose(), gpu?.dispose()]));
+afterAll(() => Promise.all([wasm.dispose(), wasmLocal.dispose(), gpu?.dispose()]));
 
 /** A base and fine-tunes of it: each model the base plus a small delta, some deltas zero or negative. */
 function models(n: number, count: number, seed: number): Float32Array[] {
@@ -153,49 +156,59 @@ describe('taskArithmetic: the reference is the methods\' own TypeScript', () => 
   }
 });
 
-describe.skipIf(!gpu)('taskArithmetic on WebGPU and the CPU backend equals the reference bit for bit', () => {
-  it(`runs on ${gpu?.description ?? 'no adapter'}`, () => expect(gpu!.kind).toBe('gpu'));
+const BACKENDS: [string, ComputeBackend | undefined][] = [
+  ['CPU (WebAssembly SIMD, 2 workers)', wasm],
+  ['CPU (WebAssembly SIMD, calling thread)', wasmLocal],
+  [gpu ? `GPU (${gpu.description})` : 'GPU (no adapter)', gpu],
+];
 
-  for (const [k, s] of SETUPS.entries()) {
-    it(`${describeSetup(s)}: f32 and bf16 inputs and outputs, across windows of 1,000 elements`, async () => {
-      const inputs = models(5001, s.weights.length, 200 + k);
-      const params = callFor(s, inputs, 7, `t${k}`);
-      for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['F32', 'BF16'], ['BF16', 'F16']] as const) {
-        const want = await run(reference, inputs, params, inDtype, outDtype);
-        expectSame(await run(gpu!, inputs, params, inDtype, outDtype), want, `gpu ${inDtype}→${outDtype}`);
-        expectSame(await run(wasm, inputs, params, inDtype, outDtype), want, `cpu ${inDtype}→${outDtype}`);
-      }
-    });
-  }
+for (const [label, backend] of BACKENDS) {
+  describe.skipIf(!backend)(`taskArithmetic on the ${label} equals the reference bit for bit`, () => {
+    for (const [k, s] of SETUPS.entries()) {
+      it(`${describeSetup(s)}: f32 and bf16 inputs and outputs, across windows of 1,000 elements`, async () => {
+        const inputs = models(5001, s.weights.length, 200 + k);
+        const params = callFor(s, inputs, 7, `t${k}`);
+        for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['F32', 'BF16'], ['BF16', 'F16']] as const) {
+          expectSame(await run(backend!, inputs, params, inDtype, outDtype), await run(reference, inputs, params, inDtype, outDtype), `${inDtype}→${outDtype}`);
+        }
+      });
+    }
 
-  it('explicit keep masks, scales, negative weights, and DARE draws past element 2^32 (a chunk deep in a huge tensor)', async () => {
-    const n = 4099;
-    const inputs = models(n, 3, 9);
-    const random = rng(10);
-    const keep = Uint8Array.from({ length: n }, () => (random() < 0.4 ? 1 : 0));
-    for (const start of [0, 12_345, 2 ** 32 - 1700]) {
-      for (const consensus of [false, true]) {
-        const params: TaskArithmeticParams = {
-          start,
-          weights: [0.9, -0.35, 0.6],
-          scales: [1.75, 1, 3.25],
-          masks: [{ kind: 'keep', keep }, { kind: 'random', key: 0xdeadbeef, density: 0.37 }, { kind: 'random', key: 12345, density: 0.81 }],
-          consensus,
-          normalize: true,
-          divisor: 1.15,
-          lambda: 1.3,
-          step: 'F32',
-        };
-        const want = await run(reference, inputs, params, 'F32', 'F32');
-        expectSame(await run(gpu!, inputs, params, 'F32', 'F32'), want, `start ${start}${consensus ? ', consensus' : ''}`);
-        for (const step of ['BF16'] as const) {
-          const bf = { ...params, step };
-          expectSame(await run(gpu!, inputs, bf, 'BF16', 'BF16'), await run(reference, inputs, bf, 'BF16', 'BF16'), `start ${start}, bf16 steps`);
+    it('explicit keep masks, scales, negative weights, and DARE draws past element 2^32 (a chunk deep in a huge tensor)', async () => {
+      const n = 4099;
+      const inputs = models(n, 3, 9);
+      const random = rng(10);
+      const keep = Uint8Array.from({ length: n }, () => (random() < 0.4 ? 1 : 0));
+      for (const start of [0, 12_345, 2 ** 32 - 1700]) {
+        for (const consensus of [false, true]) {
+          for (const step of ['F32', 'BF16'] as const) {
+            const params: TaskArithmeticParams = {
+              start,
+              weights: [0.9, -0.35, 0.6],
+              scales: [1.75, 1, 3.25],
+              masks: [{ kind: 'keep', keep }, { kind: 'random', key: 0xdeadbeef, density: 0.37 }, { kind: 'random', key: 12345, density: 0.81 }],
+              consensus,
+              normalize: true,
+              divisor: 1.15,
+              lambda: 1.3,
+              step,
+            };
+            const dtype = step === 'BF16' ? 'BF16' : 'F32';
+            expectSame(await run(backend!, inputs, params, dtype, dtype), await run(reference, inputs, params, dtype, dtype), `start ${start}, ${step} steps${consensus ? ', consensus' : ''}`);
+          }
         }
       }
-    }
-  });
+    });
 
+    it('a model dropped whole (density 0) and a tensor with no models agreeing', async () => {
+      const inputs = models(3001, 2, 11);
+      const params: TaskArithmeticParams = { start: 5, weights: [0.5, 0.5], scales: [1, 1], masks: [{ kind: 'random', key: 1, density: 0 }, { kind: 'all' }], consensus: true, normalize: true, divisor: 1, lambda: 1, step: 'F32' };
+      expectSame(await run(backend!, inputs, params, 'F32', 'F32'), await run(reference, inputs, params, 'F32', 'F32'), 'density 0');
+    });
+  });
+}
+
+describe.skipIf(!gpu)('DARE masks on the GPU', () => {
   it('a DARE mask drawn on the GPU is the counter hash of random-mask.ts', async () => {
     // With one model, weight 1 and a zero base, the output is the kept part of the model: its mask.
     const n = 3001;

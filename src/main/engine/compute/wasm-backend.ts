@@ -1,11 +1,13 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkTaskArithmetic, fromF32, taskArithmeticF32, toF32, weightSum } from './reference';
+import { checkTaskArithmetic, weightSum } from './reference';
 import { checkLengths, hostBytes, sliceHost, type ComputeBackend, type HostArray, type TaskArithmeticParams } from './types';
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm';
 
-/** Bytes at the start of memory for linear's weights (f32). */
+/** Bytes of the task kernel's per-model table (kernels.wat "task"), at the start of memory. */
+const TASK_TABLE_BYTES = 5 * 64;
+/** Bytes at the start of memory for linear's weights (f32) or the task kernel's table. */
 const WEIGHTS_BYTES = 4096;
 const MAX_WEIGHTS = WEIGHTS_BYTES / 4;
 /** Each thread's scratch: three tiles of 1,024 f32 (kernels.wat). */
@@ -46,6 +48,7 @@ interface Kernels {
   linear(input: number, seg: number, count: number, weights: number, start: number, end: number, out: number, bfIn: number, bfOut: number, normalize: number, divisor: number, scratch: number): void;
   nearswap(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
   blend2(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, c0: number, c1: number, scratch: number): void;
+  task(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, flags: number, divisor: number, lambda: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -153,17 +156,48 @@ export class WasmBackend implements ComputeBackend {
     return this.serial(() => this.run([a, b], out, (input, seg, start, end, output, bfIn, bfOut) => ['blend2', [input, seg, start, end, output, bfIn, bfOut, c0, c1]]));
   }
 
-  /**
-   * Not in WebAssembly yet: the TypeScript of the reference, on the calling thread (the same bits;
-   * the speed of the method's own TypeScript).
-   */
   taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void> {
-    return this.serial(async () => {
-      checkLengths([base, ...models], out);
+    try {
       checkTaskArithmetic(models, params, out);
-      const result = out.dtype === 'F32' ? out.data : new Float32Array(out.data.length);
-      taskArithmeticF32(toF32(base), models.map(toF32), params, result);
-      fromF32(result, out);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const count = models.length;
+    const flags = (params.consensus ? 1 : 0) | (params.normalize ? 2 : 0) | (Math.fround(params.lambda) !== 1 ? 4 : 0) | (params.step === 'BF16' ? 8 : 0);
+    const masks: Uint8Array[] = [];
+    // Per model, as kernels.wat reads them: weights, scales, DARE keys and thresholds, mask kinds.
+    const table = new ArrayBuffer(TASK_TABLE_BYTES);
+    const view = new DataView(table);
+    params.masks.forEach((mask, j) => {
+      view.setFloat32(4 * j, params.weights[j]!, true);
+      view.setFloat32(64 + 4 * j, params.scales[j]!, true);
+      let kind = 0;
+      if (mask.kind === 'keep') {
+        kind = 2 + masks.length;
+        masks.push(mask.keep);
+      } else if (mask.kind === 'random') {
+        // uniformAt(key, i) < density ⇔ z < ceil(density · 2^32) for the integer z it divides by 2^32.
+        const threshold = Math.ceil(mask.density * 2 ** 32);
+        if (threshold < 2 ** 32) {
+          kind = 1;
+          view.setUint32(128 + 4 * j, mask.key >>> 0, true);
+          view.setUint32(192 + 4 * j, Math.max(0, threshold), true);
+        }
+      }
+      view.setUint32(256 + 4 * j, kind, true);
+    });
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Uint8Array(this.memory.buffer, 0, TASK_TABLE_BYTES).set(new Uint8Array(table));
+      await this.run(
+        [base, ...models],
+        out,
+        (input, seg, start, end, output, bfIn, bfOut, first) => {
+          const index = params.start + first;
+          return ['task', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), flags, params.divisor, params.lambda]];
+        },
+        masks,
+      );
     });
   }
 
@@ -193,10 +227,15 @@ export class WasmBackend implements ComputeBackend {
     if (pages > have) this.memory.grow(pages - have);
   }
 
+  /**
+   * Runs a kernel over `inputs` window by window; `masks` (one byte per element) follow the inputs
+   * as extra segments. `call` builds the kernel's arguments; `first` is the window's first element.
+   */
   private async run(
     inputs: readonly HostArray[],
     out: HostArray,
-    call: (input: number, seg: number, start: number, end: number, output: number, bfIn: number, bfOut: number) => [KernelName, number[]],
+    call: (input: number, seg: number, start: number, end: number, output: number, bfIn: number, bfOut: number, first: number) => [KernelName, number[]],
+    masks: readonly Uint8Array[] = [],
   ): Promise<void> {
     checkLengths(inputs, out);
     const n = out.data.length;
@@ -205,11 +244,12 @@ export class WasmBackend implements ComputeBackend {
     const inSize = bf16In ? 2 : 4;
     const bf16Out = out.dtype === 'BF16';
     const arenaBytes = this.options.windowElements ? Infinity : DEFAULT_ARENA_BYTES;
-    let window = Math.min(Math.floor(arenaBytes / (inputs.length * inSize + 4)), this.options.windowElements ?? Infinity);
+    let window = Math.min(Math.floor(arenaBytes / (inputs.length * inSize + masks.length + 4)), this.options.windowElements ?? Infinity);
     window = Math.max(16, window - (window % 16));
     const seg = align(window * inSize, 64);
     const outBytes = align(window * 4, 64);
-    const arena = inputs.length * seg + outBytes;
+    const segments = inputs.length + masks.length;
+    const arena = segments * seg + outBytes;
     const arenas = align(WEIGHTS_BYTES + (this.workerCount + 1) * SCRATCH_BYTES, 64);
     this.grow(arenas + 2 * arena);
     const base = (k: number) => arenas + (k % 2) * arena;
@@ -225,11 +265,12 @@ export class WasmBackend implements ComputeBackend {
         if (bf16In || input.dtype === 'F32') new Uint8Array(buffer, at, length * inSize).set(hostBytes(slice));
         else decodeToF32(hostBytes(slice), input.dtype, new Float32Array(buffer, at, length));
       });
+      masks.forEach((mask, m) => new Uint8Array(buffer, base(k) + (inputs.length + m) * seg, length).set(mask.subarray(start, start + length)));
     };
     const copyOut = (k: number): void => {
       const start = k * window;
       const length = Math.min(window, n - start);
-      const at = base(k) + inputs.length * seg;
+      const at = base(k) + segments * seg;
       const target = hostBytes(sliceHost(out, start, length));
       if (out.dtype === 'F16') encodeFromF32(new Float32Array(this.memory.buffer, at, length), 'F16', target);
       else target.set(new Uint8Array(this.memory.buffer, at, target.byteLength));
@@ -237,14 +278,14 @@ export class WasmBackend implements ComputeBackend {
     const compute = (k: number): Promise<void> => {
       const length = Math.min(window, n - k * window);
       const end = align(length, 16);
-      const [fn, args] = call(base(k), seg, 0, end, base(k) + inputs.length * seg, bf16In ? 1 : 0, bf16Out ? 1 : 0);
+      const [fn, args] = call(base(k), seg, 0, end, base(k) + segments * seg, bf16In ? 1 : 0, bf16Out ? 1 : 0, k * window);
       if (this.workerCount === 0 || end < MIN_PARALLEL_ELEMENTS) {
         (this.local[fn] as (...a: number[]) => void)(...args, scratch(0));
         return Promise.resolve();
       }
       // The window's elements in equal parts, whole vectors of 16, one part per worker.
       const part = align(Math.ceil(end / this.workers.length), 16);
-      const startAt = fn === 'linear' ? 4 : 2;
+      const startAt = fn === 'linear' || fn === 'task' ? 4 : 2;
       return Promise.all(
         this.workers.map((worker, i) => {
           const from = Math.min(end, i * part);

@@ -274,4 +274,138 @@
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
+
+  ;; ---- task arithmetic (compute/reference.ts taskArithmeticF32), four elements a turn ----
+
+  ;; Four elements of input $m at element $i: bf16 widened, or f32 as they are.
+  (func $ld4 (param $in i32) (param $seg i32) (param $m i32) (param $i i32) (param $bf i32) (result v128)
+    (local $at i32)
+    (local.set $at (i32.add (local.get $in) (i32.mul (local.get $m) (local.get $seg))))
+    (if (result v128) (local.get $bf)
+      (then (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero align=2 (i32.add (local.get $at) (i32.shl (local.get $i) (i32.const 1))))) (i32.const 16)))
+      (else (v128.load align=4 (i32.add (local.get $at) (i32.shl (local.get $i) (i32.const 2)))))))
+
+  ;; f32 bits → bf16 bits in the low half of each lane, as torch rounds (nearest even, NaN 0x7fc0).
+  (func $bf16 (param $x v128) (result v128)
+    (v128.bitselect
+      (i32x4.splat (i32.const 0x7fc0))
+      (i32x4.shr_u
+        (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff)))
+                   (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1))))
+        (i32.const 16))
+      (f32x4.ne (local.get $x) (local.get $x))))
+
+  ;; A step rounded to the compute dtype: to bf16 and back where $bf is all ones, else as it is.
+  (func $rnd (param $x v128) (param $bf v128) (result v128)
+    (v128.bitselect (i32x4.shl (call $bf16 (local.get $x)) (i32.const 16)) (local.get $x) (local.get $bf)))
+
+  ;; Model $j's keep mask (all ones where kept) for four elements at $i: all; DARE's counter hash
+  ;; (methods/random-mask.ts uniformAt(key, index) < density, as z < threshold); or mask bytes.
+  (func $keep4 (param $in i32) (param $seg i32) (param $count i32) (param $params i32) (param $j i32) (param $i i32)
+               (param $idx_lo i32) (param $idx_hi i32) (result v128)
+    (local $kind i32) (local $e v128) (local $lo v128) (local $z v128)
+    (local.set $kind (i32.load offset=256 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+    (if (i32.eqz (local.get $kind)) (then (return (i32x4.splat (i32.const -1)))))
+    (if (i32.eq (local.get $kind) (i32.const 1))
+      (then
+        (local.set $e (i32x4.add (i32x4.splat (local.get $i)) (v128.const i32x4 0 1 2 3)))
+        (local.set $lo (i32x4.add (i32x4.splat (local.get $idx_lo)) (local.get $e)))
+        (local.set $z
+          (v128.xor
+            (v128.xor (i32x4.splat (i32.load offset=128 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+                      (i32x4.mul (local.get $lo) (i32x4.splat (i32.const 0x9e3779b9))))
+            ;; the index's high word: idx_hi, plus 1 where the low word wrapped
+            (i32x4.sub (i32x4.splat (local.get $idx_hi)) (i32x4.lt_u (local.get $lo) (local.get $e)))))
+        (local.set $z (i32x4.mul (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 16))) (i32x4.splat (i32.const 0x85ebca6b))))
+        (local.set $z (i32x4.mul (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 13))) (i32x4.splat (i32.const 0xc2b2ae35))))
+        (local.set $z (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 16))))
+        (return (i32x4.lt_u (local.get $z) (i32x4.splat (i32.load offset=192 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))))))
+    (i32x4.ne
+      (i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u
+        (v128.load32_zero align=1
+          (i32.add (i32.add (local.get $in) (i32.mul (i32.add (local.get $count) (i32.sub (local.get $kind) (i32.const 1))) (local.get $seg)))
+                   (local.get $i)))))
+      (i32x4.splat (i32.const 0))))
+
+  ;; task: input 0 is the base, inputs 1..count the models; per model at $params: weights (f32,
+  ;; +0), scales (f32, +64), DARE keys (+128) and thresholds (+192), mask kinds (+256: 0 all,
+  ;; 1 DARE, 2 + k mask segment count + 1 + k, one byte per element). $idx_lo/$idx_hi: the index in
+  ;; the tensor of the window's element 0. $flags: 1 consensus, 2 normalize, 4 lambda, 8 bf16 steps.
+  ;; Each model's d_j waits in $scratch (16 bytes a model) for the sign election.
+  (func (export "task")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
+    (param $idx_lo i32) (param $idx_hi i32) (param $flags i32) (param $divisor f32) (param $lambda f32) (param $scratch i32)
+    (local $i i32) (local $j i32) (local $bf v128) (local $b v128) (local $delta v128) (local $d v128) (local $s f32)
+    (local $mixed v128) (local $div v128) (local $vote v128) (local $up v128) (local $agrees v128) (local $r v128)
+    (local.set $bf (i32x4.splat (i32.sub (i32.const 0) (i32.shr_u (i32.and (local.get $flags) (i32.const 8)) (i32.const 3)))))
+    (local.set $i (local.get $start))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $b (call $ld4 (local.get $in) (local.get $seg) (i32.const 0) (local.get $i) (local.get $bf_in)))
+        (local.set $j (i32.const 0))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.ge_u (local.get $j) (local.get $count)))
+            (local.set $delta
+              (v128.and
+                (call $rnd (f32x4.sub (call $ld4 (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $i) (local.get $bf_in)) (local.get $b)) (local.get $bf))
+                (call $keep4 (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j) (local.get $i) (local.get $idx_lo) (local.get $idx_hi))))
+            (local.set $s (f32.load offset=64 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+            (if (f32.ne (local.get $s) (f32.const 1))
+              (then (local.set $delta (call $rnd (f32x4.mul (local.get $delta) (f32x4.splat (local.get $s))) (local.get $bf)))))
+            (v128.store align=4 (i32.add (local.get $scratch) (i32.shl (local.get $j) (i32.const 4)))
+              (call $rnd (f32x4.mul (local.get $delta) (f32x4.splat (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))) (local.get $bf)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $models)))
+        (local.set $mixed (f32x4.splat (f32.const 0)))
+        (if (i32.and (local.get $flags) (i32.const 1))
+          (then
+            (local.set $vote (f32x4.splat (f32.const 0)))
+            (local.set $j (i32.const 0))
+            (block $v_done
+              (loop $v
+                (br_if $v_done (i32.ge_u (local.get $j) (local.get $count)))
+                (local.set $vote (f32x4.add (local.get $vote) (v128.load align=4 (i32.add (local.get $scratch) (i32.shl (local.get $j) (i32.const 4))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $v)))
+            (local.set $up (f32x4.ge (local.get $vote) (f32x4.splat (f32.const 0))))
+            (local.set $div (f32x4.splat (f32.const 0)))
+            (local.set $j (i32.const 0))
+            (block $a_done
+              (loop $a
+                (br_if $a_done (i32.ge_u (local.get $j) (local.get $count)))
+                (local.set $d (v128.load align=4 (i32.add (local.get $scratch) (i32.shl (local.get $j) (i32.const 4)))))
+                (local.set $agrees (v128.bitselect (f32x4.gt (local.get $d) (f32x4.splat (f32.const 0)))
+                                                   (f32x4.lt (local.get $d) (f32x4.splat (f32.const 0)))
+                                                   (local.get $up)))
+                (local.set $mixed (f32x4.add (local.get $mixed) (v128.and (local.get $d) (local.get $agrees))))
+                (local.set $div (f32x4.add (local.get $div)
+                  (v128.and (f32x4.splat (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))) (local.get $agrees))))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $a)))
+            (local.set $div (call $rnd (local.get $div) (local.get $bf)))
+            (local.set $div (v128.bitselect (f32x4.splat (f32.const 1)) (local.get $div) (f32x4.eq (local.get $div) (f32x4.splat (f32.const 0))))))
+          (else
+            (local.set $j (i32.const 0))
+            (block $s_done
+              (loop $sum
+                (br_if $s_done (i32.ge_u (local.get $j) (local.get $count)))
+                (local.set $mixed (f32x4.add (local.get $mixed) (v128.load align=4 (i32.add (local.get $scratch) (i32.shl (local.get $j) (i32.const 4))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $sum)))
+            (local.set $div (f32x4.splat (local.get $divisor)))))
+        (local.set $mixed (call $rnd (local.get $mixed) (local.get $bf)))
+        (if (i32.and (local.get $flags) (i32.const 2))
+          (then (local.set $mixed (call $rnd (f32x4.div (local.get $mixed) (local.get $div)) (local.get $bf)))))
+        (if (i32.and (local.get $flags) (i32.const 4))
+          (then (local.set $mixed (call $rnd (f32x4.mul (local.get $mixed) (f32x4.splat (local.get $lambda))) (local.get $bf)))))
+        (local.set $r (call $rnd (f32x4.add (local.get $b) (local.get $mixed)) (local.get $bf)))
+        (if (local.get $bf_out)
+          (then (v128.store64_lane align=2 0 (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 1)))
+                  (i16x8.narrow_i32x4_u (call $bf16 (local.get $r)) (call $bf16 (local.get $r)))))
+          (else (v128.store align=4 (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $r))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $next))))
 )
