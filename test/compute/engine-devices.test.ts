@@ -15,7 +15,8 @@ import { planRecipe, runMerge } from '../../src/main/engine/run-merge';
 import type { ProgressEvent } from '../../src/shared/progress';
 import { readModelF32, tempDir } from '../helpers';
 
-// The golden cases of the methods that compute on a backend, run through the whole engine with
+// The golden cases of the methods that compute on a backend (linear, nearswap, slerp's blend, the
+// task-vector family), run through the whole engine with
 // --device cpu and --device gpu (llvmpipe here), with small GPU windows, and on the TypeScript
 // reference backend: every output file must be the same bytes, and the same bits as mergekit's where
 // the golden is exact.
@@ -29,7 +30,7 @@ interface GoldenCase {
   args?: string[];
 }
 const ROOT = 'test/fixtures/golden';
-const METHODS = new Set(['linear', 'nearswap', 'slerp']);
+const METHODS = new Set(['linear', 'nearswap', 'slerp', 'task_arithmetic', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'della']);
 const cases = (JSON.parse(readFileSync(join(ROOT, 'cases.json'), 'utf8')) as GoldenCase[]).filter(
   (c) => METHODS.has(c.method) && !c.name.startsWith('tok-') && !c.name.startsWith('lora-') && !c.args?.includes('--unsafe-truncate-embeddings'),
 );
@@ -58,7 +59,7 @@ async function recipeOf(c: GoldenCase) {
 }
 
 describe('methods on every backend give the same files', () => {
-  it('has linear, nearswap and slerp cases', () => {
+  it('has cases of every method that computes on a backend', () => {
     expect(new Set(cases.map((c) => c.method))).toEqual(METHODS);
   });
 
@@ -81,7 +82,7 @@ describe('methods on every backend give the same files', () => {
       const plan = await planRecipe({ ...recipe, options: { outShardSize: 20_000 } });
       for (const [name, backend] of [['windowed', windowed!], ['reference', new ReferenceBackend()]] as const) {
         const out = join(dir, name);
-        await executePlan(plan, { outDir: out, backend, ...(c.method === 'slerp' ? { memoryBudget: 2048 } : {}) });
+        await executePlan(plan, { outDir: out, backend, ...(c.method === 'slerp' || c.method === 'ties' ? { memoryBudget: 2048 } : {}) });
         outputs.set(name, await shardBytes(out));
       }
       const want = outputs.get('reference')!;

@@ -156,6 +156,41 @@ describe('taskArithmetic: the reference is the methods\' own TypeScript', () => 
   }
 });
 
+describe('the task-vector methods with a backend in ctx give their own TypeScript\'s output', () => {
+  const methods: [string, Record<string, number>][] = [
+    ['task_arithmetic', {}],
+    ['ties', { density: 0.4 }],
+    ['dare_ties', { density: 0.5 }],
+    ['breadcrumbs', { density: 0.6, gamma: 0.05 }],
+    ['della', { density: 0.5, epsilon: 0.1 }],
+  ];
+  for (const [method, extra] of methods) {
+    for (const dtype of [undefined, 'BF16'] as const) {
+      it(`${method}${dtype ? ' in bf16 steps' : ''}, in chunks of 3 rows`, async () => {
+        const shape = [6, 500];
+        let inputs = models(3000, 3, 300);
+        if (dtype) inputs = inputs.map((x) => x.map(roundBf16));
+        const ctx: TensorMergeContext = {
+          tensorName: 'model.layers.3.self_attn.o_proj.weight',
+          shape,
+          numel: 3000,
+          baseIndex: 0,
+          global: { normalize: true, rescale: true, lambda: 1 },
+          perModel: [{}, { weight: 0.7, ...extra }, { weight: 0.4, ...extra }, { weight: -0.2, ...extra }],
+          seed: 5,
+          ...(dtype ? { computeDtype: dtype } : {}),
+        };
+        const want = await methodOutput(method, inputs, ctx, 1500);
+        for (const backend of [wasm, gpu]) {
+          if (!backend) continue;
+          const got = await methodOutput(method, inputs, { ...ctx, backend }, 1500);
+          expectSame({ dtype: 'F32', data: got }, { dtype: 'F32', data: want }, backend.description);
+        }
+      });
+    }
+  }
+});
+
 const BACKENDS: [string, ComputeBackend | undefined][] = [
   ['CPU (WebAssembly SIMD, 2 workers)', wasm],
   ['CPU (WebAssembly SIMD, calling thread)', wasmLocal],

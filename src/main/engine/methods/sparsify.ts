@@ -34,8 +34,8 @@ export class MagnitudeSparsifier implements Sparsifier {
 /** mergekit's `random` (DARE): each entry kept with probability `density`, drawn from the counter hash. */
 export class RandomSparsifier implements Sparsifier {
   constructor(
-    private readonly key: number,
-    private readonly density: number,
+    readonly key: number,
+    readonly density: number,
   ) {}
 
   reset(): void {}

@@ -2,7 +2,8 @@ import { MagnitudeMask, magnitudeThresholds } from './magnitude-select';
 import { stepRounding } from './numerics';
 import { maskKey } from './random-mask';
 import { DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
-import type { MergeMethod, ParameterDecl, TensorMergeContext, TensorSink, TensorSource } from './types';
+import { f32Host, type Chunk, type MergeMethod, type ParameterDecl, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
+import { hostArray, MAX_TASK_MODELS, type ComputeBackend, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
 
 export type SparsificationMethod = 'magnitude' | 'magnitude_outliers' | 'random' | 'della_magprune';
 
@@ -87,6 +88,11 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
   if (Math.abs(plainDivisor) < 1e-8) plainDivisor = 1;
   const d = new Float64Array(others.length);
   const deltas = new ChunkDeltas(tv);
+  if (ctx.backend && others.length <= MAX_TASK_MODELS) {
+    const params = { weights: tv.weights, scales, consensus: config.consensus !== undefined, normalize, divisor: plainDivisor, lambda, step: ctx.computeDtype === 'BF16' ? ('BF16' as const) : ('F32' as const) };
+    for await (const chunk of source.chunks()) await taskPassOnBackend(ctx.backend, chunk, sink, tv, deltas, params);
+    return;
+  }
   let buffer = new Float32Array(0);
   for await (const { start, length, inputs } of source.chunks()) {
     if (buffer.length < length) buffer = new Float32Array(length);
@@ -125,6 +131,30 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
   }
 }
 
+/**
+ * One chunk of the loop above on the run's backend (`ComputeBackend.taskArithmetic`, the same bits):
+ * DARE masks are drawn there from the same hash; magnitude and DELLA masks are computed here first.
+ */
+async function taskPassOnBackend(
+  backend: ComputeBackend,
+  chunk: Chunk,
+  sink: TensorSink,
+  tv: TaskVectors,
+  deltas: ChunkDeltas,
+  params: Omit<TaskArithmeticParams, 'start' | 'masks'>,
+): Promise<void> {
+  const onHost = tv.sparsifiers.some((s) => s !== keepEverything && !(s instanceof RandomSparsifier));
+  if (onHost) deltas.load(chunk.start, chunk.inputs);
+  const masks: TaskVectorMask[] = tv.sparsifiers.map((s, j) =>
+    s === keepEverything ? { kind: 'all' } : s instanceof RandomSparsifier ? { kind: 'random', key: s.key, density: s.density } : { kind: 'keep', keep: deltas.keepMask(j, chunk.length) },
+  );
+  const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+  const direct = sink.writeEncoded !== undefined && sink.outDtype !== undefined;
+  const out = direct ? hostArray(sink.outDtype!, chunk.length) : f32Host(new Float32Array(chunk.length));
+  await backend.taskArithmetic(inputs[tv.base]!, tv.others.map((m) => inputs[m]!), { ...params, start: chunk.start, masks }, out);
+  await (direct ? sink.writeEncoded!(chunk.start, out) : sink.write(chunk.start, out.data as Float32Array));
+}
+
 /** One chunk's task vectors, rounded to the compute dtype, with each model's keep mask. */
 class ChunkDeltas {
   private readonly values: Float32Array[];
@@ -156,6 +186,11 @@ class ChunkDeltas {
 
   kept(j: number, i: number): number {
     return this.keep[j]![i] ? this.values[j]![i]! : 0;
+  }
+
+  /** Model j's keep mask over the chunk last loaded (1 = kept). */
+  keepMask(j: number, length: number): Uint8Array {
+    return this.keep[j]!.subarray(0, length);
   }
 }
 
