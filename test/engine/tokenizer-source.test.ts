@@ -71,7 +71,7 @@ describe('tokenizer_source', () => {
       await cp(join(root, 'chat'), join(root, 'broken'), { recursive: true });
       await writeFile(join(root, 'broken', 'tokenizer.json'), '{ not json');
     });
-    await expect(merge(recipe('union', 'broken'))).rejects.toThrow(/recipe\.yml:8:1: tokenizer_source: .*broken\/tokenizer\.json: not a tokenizer\.json/);
+    await expect(merge(recipe('union', 'broken'))).rejects.toThrow(/recipe\.yml:8:1: tokenizer_source: .*broken\/tokenizer\.json:1:3: not valid JSON/);
   });
 });
 

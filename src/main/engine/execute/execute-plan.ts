@@ -7,7 +7,7 @@ import { hostBytes, type ComputeBackend, type DeviceChoice } from '../compute/ty
 import { EngineError } from '../errors';
 import { getMergeMethod } from '../methods/registry';
 import type { TensorSink } from '../methods/types';
-import { copyTokenizerFiles } from '../output/copy-tokenizer';
+import { checkTokenizerFiles, copyTokenizerFiles } from '../output/copy-tokenizer';
 import { renderModelCard } from '../output/model-card';
 import { encodeFromF32 } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
@@ -52,6 +52,7 @@ export async function executePlan(plan: MergePlan, options: ExecuteOptions): Pro
   const started = performance.now();
   const outDir = options.outDir;
   await checkTarget(outDir, options.overwrite ?? false);
+  if (plan.tokenizerFrom && (options.copyTokenizer !== false || plan.tokenizerJson)) await checkTokenizerFiles(plan.tokenizerFrom);
   const temp = partialFolderFor(outDir);
   const planHash = await hashPlan(plan, options.torchThreads ?? 1);
   const resumed = options.resume ? await resumableShards(temp, planHash, options.onProgress) : undefined;

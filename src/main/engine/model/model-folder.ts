@@ -3,6 +3,7 @@ import { basename, join, resolve, sep } from 'node:path';
 import { EngineError } from '../errors';
 import type { SafetensorsReader, TensorEntry } from '../safetensors/reader';
 import { openTensorFile } from './open-tensor-file';
+import { parseJson } from './parse-json';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const PYTORCH_INDEX_FILE = 'pytorch_model.bin.index.json';
@@ -58,12 +59,7 @@ export async function readJsonObject(file: string): Promise<Record<string, unkno
   } catch {
     throw new EngineError(`${file}: missing`, { file });
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new EngineError(`${file}: not valid JSON (${(error as Error).message})`, { file });
-  }
+  const value = parseJson(text, file);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new EngineError(`${file}: expected a JSON object`, { file });
   }
@@ -99,9 +95,16 @@ async function indexedFiles(dir: string, indexPath: string): Promise<string[]> {
   const files = new Set<string>();
   for (const [tensor, file] of Object.entries(weightMap)) {
     if (typeof file !== 'string') throw new EngineError(`${indexPath}: tensor "${tensor}" maps to a non-string`, { file: indexPath, tensor });
-    files.add(confine(dir, file, indexPath));
+    const path = confine(dir, file, indexPath);
+    if (!files.has(path)) await mustBeFile(path, `${indexPath}: tensor "${tensor}" is in ${file}, which is missing`, tensor);
+    files.add(path);
   }
   return [...files].sort();
+}
+
+async function mustBeFile(path: string, message: string, tensor: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile()) throw new EngineError(message, { file: path, tensor });
 }
 
 /** Resolves `file` inside `dir`, refusing names that climb out of it. */

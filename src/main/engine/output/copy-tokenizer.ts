@@ -3,8 +3,10 @@
  * referenced one), as mergekit's `_copy_tokenizer` (mergekit/merge.py) does when the recipe asks
  * for no tokenizer merge.
  */
-import { copyFile, stat } from 'node:fs/promises';
+import { copyFile, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { EngineError } from '../errors';
+import { parseJson } from '../model/parse-json';
 
 /**
  * mergekit's list, in its order, plus `vocab.json`: mergekit copies files only when the donor has
@@ -45,4 +47,33 @@ export async function copyTokenizerFiles(fromDir: string, toDir: string, wanted:
 export async function mergekitCopiesTokenizer(fromDir: string): Promise<boolean> {
   const isFile = async (name: string): Promise<boolean> => (await stat(join(fromDir, name)).catch(() => undefined))?.isFile() ?? false;
   return (await isFile('tokenizer_config.json')) && ((await isFile('tokenizer.json')) || (await isFile('tokenizer.model')));
+}
+
+/** What each JSON file of the list must hold at its top level, beyond being JSON. */
+const JSON_SHAPES: Record<string, (value: unknown) => string | undefined> = {
+  'tokenizer.json': (v) => (isObject(v) && isObject(v['model']) ? undefined : 'not a tokenizer.json (no "model" object)'),
+  'tokenizer_config.json': (v) => (isObject(v) ? undefined : 'expected a JSON object'),
+  'special_tokens_map.json': (v) => (isObject(v) ? undefined : 'expected a JSON object'),
+  'vocab.json': (v) => (isObject(v) ? undefined : 'expected a JSON object of token → id'),
+  'added_tokens.json': (v) => (isObject(v) ? undefined : 'expected a JSON object of token → id'),
+  'generation_config.json': (v) => (isObject(v) ? undefined : 'expected a JSON object'),
+  'chat_template.json': (v) => (isObject(v) ? undefined : 'expected a JSON object'),
+};
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Reads each JSON tokenizer file the donor has, before a merge starts rather than after it: a broken
+ * one is an error naming the file, line and column, never a broken file copied into the output.
+ */
+export async function checkTokenizerFiles(fromDir: string): Promise<void> {
+  for (const [name, shapeProblem] of Object.entries(JSON_SHAPES)) {
+    const file = join(fromDir, name);
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    const problem = shapeProblem(parseJson(text, file));
+    if (problem) throw new EngineError(`${file}: ${problem}`, { file });
+  }
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { layerWeights, numLayers, resolveArchitecture, type ArchitectureDef, type WeightInfo } from '../architecture';
 import { EngineError } from '../errors';
+import { checkParameter } from './check-parameter';
 import { getMergeMethod } from '../methods/registry';
 import type { MergeMethod, ParamValue } from '../methods/types';
 import { ModelFolder, type ModelTensor } from '../model/model-folder';
@@ -180,15 +181,17 @@ class PlanBuilder {
     const resolver = new ParameterResolver(this.recipe, slice, t);
     const global: Record<string, ParamValue> = {};
     for (const p of this.method.parameters.filter((p) => p.scope === 'global')) {
-      const value = resolver.parameter(p.name, { tensorName: out.name, required: p.required, default: p.default });
-      if (value !== undefined) global[p.name] = value as ParamValue;
+      const resolved = resolver.lookup(p.name, { tensorName: out.name, required: p.required, default: p.default });
+      const value = checkParameter(p, resolved, { tensor: out.name });
+      if (value !== undefined) global[p.name] = value;
     }
     const perModel = found.map((f) => {
       const isBase = baseRef !== undefined && f.model.ref.raw === baseRef.raw;
       const values: Record<string, ParamValue> = {};
       for (const p of this.method.parameters.filter((p) => p.scope === 'model')) {
-        const value = resolver.parameter(p.name, { model: f.model.ref, tensorName: f.weight.name, required: p.required && !isBase, default: p.default });
-        if (value !== undefined) values[p.name] = value as ParamValue;
+        const resolved = resolver.lookup(p.name, { model: f.model.ref, tensorName: f.weight.name, required: p.required && !isBase, default: p.default });
+        const value = checkParameter(p, resolved, { tensor: f.weight.name, model: f.model.ref.raw });
+        if (value !== undefined) values[p.name] = value;
       }
       return values;
     });

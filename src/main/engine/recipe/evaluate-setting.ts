@@ -1,5 +1,5 @@
 import { EngineError } from '../errors';
-import type { ModelReference, OutputSliceDefinition, ParameterMap, ParameterSetting, Recipe } from './types';
+import type { ModelReference, OutputSliceDefinition, ParameterMap, ParameterSetting, Recipe, SourcePosition } from './types';
 
 export type SettingValue = number | boolean | string;
 
@@ -43,6 +43,11 @@ export class ParameterResolver {
   ) {}
 
   parameter(name: string, query: ParameterQuery): SettingValue | undefined {
+    return this.lookup(name, query)?.value;
+  }
+
+  /** As `parameter`, with where the recipe wrote the value (undefined for a default). */
+  lookup(name: string, query: ParameterQuery): { value: SettingValue; position?: SourcePosition } | undefined {
     const { tensorName, model } = query;
     const maps: (ParameterMap | undefined)[] = [];
     if (this.slice) {
@@ -53,12 +58,12 @@ export class ParameterResolver {
     for (const map of maps) {
       if (!map || !(name in map.values)) continue;
       const value = evaluateSetting(tensorName, map.values[name]!, this.t);
-      if (value !== undefined) return value;
+      if (value !== undefined) return { value, ...(map.positions[name] ? { position: map.positions[name] } : {}) };
     }
     if (query.required) {
       const path = [model?.raw, tensorName].filter(Boolean).join('.');
       throw new EngineError(`missing required parameter "${name}"${path ? ` for ${path}` : ''}`, { key: name, ...(tensorName ? { tensor: tensorName } : {}) });
     }
-    return query.default;
+    return query.default === undefined ? undefined : { value: query.default };
   }
 }

@@ -1,5 +1,5 @@
 import { EngineError } from '../errors';
-import type { ModelReference, Recipe } from './types';
+import type { ModelReference, Recipe, SourcePosition } from './types';
 
 export interface Stage {
   recipe: Recipe;
@@ -40,6 +40,12 @@ function stageNamed(ref: ModelReference, names: Set<string>): string | undefined
   return ref.path.includes('/') && names.has(last) ? last : undefined;
 }
 
+/** Where `stage`'s recipe names the stage `target` (the reference that closes a cycle). */
+function referencePosition(stage: Stage, target: string): SourcePosition | undefined {
+  const raw = [...stage.references].find(([, name]) => name === target)?.[0];
+  return referencedModels(stage.recipe).find((ref) => ref.raw === raw)?.position;
+}
+
 /** Orders a multi-document recipe by its dependencies; cycles and unnamed middle stages are errors. */
 export function buildStageGraph(recipes: Recipe[], file: string): StageGraph {
   const names = new Set<string>();
@@ -62,7 +68,9 @@ export function buildStageGraph(recipes: Recipe[], file: string): StageGraph {
   const visit = (stage: Stage, path: string[]) => {
     if (state.get(stage.name) === 'done') return;
     if (state.get(stage.name) === 'visiting') {
-      throw new EngineError(`${file}: the stages depend on each other in a cycle: ${[...path, stage.name].join(' → ')}`, { file });
+      const at = referencePosition(byName.get(path.at(-1)!)!, stage.name);
+      const where = at ? `${at.file}:${at.line}:${at.column}` : file;
+      throw new EngineError(`${where}: the stages depend on each other in a cycle: ${[...path, stage.name].join(' → ')}`, { file, ...(at ? { line: at.line, column: at.column } : {}) });
     }
     state.set(stage.name, 'visiting');
     for (const dep of stage.dependsOn) visit(byName.get(dep)!, [...path, stage.name]);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EngineError } from '../errors';
+import { parseJson } from '../model/parse-json';
 
 export interface AddedToken {
   id: number;
@@ -32,13 +33,11 @@ export class TokenizerFile {
     const file = join(dir, 'tokenizer.json');
     const text = await readFile(file, 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
-    try {
-      const json = JSON.parse(text) as TokenizerJson;
-      if (typeof json !== 'object' || json === null || typeof json.model !== 'object') throw new Error('no "model"');
-      return new TokenizerFile(dir, json);
-    } catch (error) {
-      throw new EngineError(`${file}: not a tokenizer.json (${(error as Error).message})`, { file });
+    const json = parseJson(text, file) as TokenizerJson;
+    if (typeof json !== 'object' || json === null || typeof json.model !== 'object' || json.model === null) {
+      throw new EngineError(`${file}: not a tokenizer.json (no "model" object)`, { file, key: 'model' });
     }
+    return new TokenizerFile(dir, json);
   }
 
   clone(): TokenizerFile {
