@@ -9,27 +9,29 @@ const f = Math.fround;
 /** mergekit 0.1.5 reduces slerp's inputs in runs of this many elements (its `_CHUNK_ELEMENTS`). */
 const RUN = 1024 * 1024;
 
-/** Feeds every element of inputs 0 and 1 to per-run reductions, as mergekit's chunked loops do. */
+/**
+ * Feeds inputs 0 and 1 to `count` per-run reductions, as mergekit's chunked loops do: `feed` adds
+ * elements [from, to) of a chunk, all in one run, to that run's reductions.
+ */
 async function reduceRuns<R extends { add(x: number): void; result(): number }>(
   source: TensorSource,
   numel: number,
+  count: number,
   make: (length: number) => R,
-  values: (a: Float32Array, b: Float32Array, i: number) => [number, number],
-): Promise<[number[], number[]]> {
-  const parts: [number[], number[]] = [[], []];
-  let runs: [R, R] | undefined;
+  feed: (runs: R[], a: Float32Array, b: Float32Array, from: number, to: number) => void,
+): Promise<number[][]> {
+  const parts: number[][] = Array.from({ length: count }, () => []);
+  let runs: R[] = [];
   let position = 0;
   for await (const { inputs } of source.chunks()) {
     const [a, b] = inputs as [Float32Array, Float32Array];
-    for (let i = 0; i < a.length; i++, position++) {
-      if (position % RUN === 0) runs = [make(Math.min(RUN, numel - position)), make(Math.min(RUN, numel - position))];
-      const [x, y] = values(a, b, i);
-      runs![0].add(x);
-      runs![1].add(y);
-      if ((position + 1) % RUN === 0 || position + 1 === numel) {
-        parts[0].push(runs![0].result());
-        parts[1].push(runs![1].result());
-      }
+    for (let i = 0; i < a.length; ) {
+      if (position % RUN === 0) runs = parts.map(() => make(Math.min(RUN, numel - position)));
+      const to = Math.min(a.length, i + RUN - (position % RUN));
+      feed(runs, a, b, i, to);
+      position += to - i;
+      i = to;
+      if (position % RUN === 0 || position === numel) runs.forEach((run, k) => parts[k]!.push(run.result()));
     }
   }
   return parts;
@@ -37,17 +39,24 @@ async function reduceRuns<R extends { add(x: number): void; result(): number }>(
 
 /** L2 norms of inputs 0 and 1 (as 1 when ≤ eps), reduced as torch reduces them. */
 async function norms(source: TensorSource, numel: number): Promise<[number, number]> {
-  const [p0, p1] = await reduceRuns(source, numel, (n) => new TorchNorm(n), (a, b, i) => [a[i]!, b[i]!]);
-  const n0 = normOfParts(p0);
-  const n1 = normOfParts(p1);
+  const [p0, p1] = await reduceRuns(source, numel, 2, (n) => new TorchNorm(n), ([r0, r1], a, b, from, to) => {
+    for (let i = from; i < to; i++) {
+      r0!.add(a[i]!);
+      r1!.add(b[i]!);
+    }
+  });
+  const n0 = normOfParts(p0!);
+  const n1 = normOfParts(p1!);
   return [n0 > EPS ? n0 : 1, n1 > EPS ? n1 : 1];
 }
 
 /** `(a / |a| * b / |b|).sum()` per run, the runs' sums added in order, clamped to [-1, 1]. */
 async function normalizedDot(source: TensorSource, numel: number, n0: number, n1: number, threads: number): Promise<number> {
-  const [parts] = await reduceRuns(source, numel, (n) => new ParallelTorchSum(n, threads), (a, b, i) => [f(f(a[i]! / n0) * f(b[i]! / n1)), 0]);
+  const [parts] = await reduceRuns(source, numel, 1, (n) => new ParallelTorchSum(n, threads), ([run], a, b, from, to) => {
+    for (let i = from; i < to; i++) run!.add(f(f(a[i]! / n0) * f(b[i]! / n1)));
+  });
   let dot = 0;
-  for (const p of parts) dot = f(dot + p);
+  for (const p of parts!) dot = f(dot + p);
   return Math.min(1, Math.max(-1, dot));
 }
 
