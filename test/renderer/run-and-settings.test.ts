@@ -20,6 +20,8 @@ describe('the plan and run view', () => {
     expect(wrapper.get('[data-testid=job-percent]').text()).toContain('100 %');
     expect(wrapper.get('[data-testid=job-output]').text()).toContain(started.outDir);
     expect(wrapper.get('[data-testid=job-log]').text()).toMatch(/Log \(\d+ lines\)/);
+    // The engine's device event: which backend computed, named for the user.
+    expect(wrapper.get('[data-testid=job-device]').text()).toMatch(/^Computing on (CPU|GPU): \S/);
   });
 
   it('shows a multi-stage merge stage by stage', async () => {
