@@ -1,60 +1,49 @@
 import { app, BrowserWindow, ipcMain, session, type IpcMainInvokeEvent } from 'electron';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isChannel, validateRequest, type EventName, EVENT_NAMES } from '../shared/contract';
+import { EVENT_NAMES } from '../shared/contract';
+import { invokeFromRenderer, mayNavigate, mayRequest, permissionDecision, windowOpenDecision, windowOptions, withAppCsp, type PageOrigin } from './app-security';
 import { createServices, type Services } from './services';
 import { resolveAppPaths } from './services/paths';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const paths = resolveAppPaths(join(here, 'index.js'));
-const rendererUrl = process.env['ELECTRON_RENDERER_URL'];
+const origin: PageOrigin = { rendererUrl: process.env['ELECTRON_RENDERER_URL'], rendererDir: paths.renderer };
 let window: BrowserWindow | undefined;
 
-function isOurPage(url: string): boolean {
-  try {
-    const parsed = new URL(url);
-    if (rendererUrl) return parsed.origin === new URL(rendererUrl).origin;
-    return parsed.protocol === 'file:' && fileURLToPath(parsed).startsWith(paths.renderer);
-  } catch {
-    return false;
-  }
-}
-
 function createWindow(): BrowserWindow {
-  const win = new BrowserWindow({
-    width: 1280,
-    height: 820,
-    title: 'Alloy',
-    webPreferences: {
-      preload: join(here, '../preload/index.cjs'),
-      contextIsolation: true,
-      sandbox: true,
-      nodeIntegration: false,
-      webSecurity: true,
-    },
-  });
+  const win = new BrowserWindow(windowOptions(join(here, '../preload/index.cjs')));
   win.webContents.on('will-navigate', (event, url) => {
-    if (!isOurPage(url)) event.preventDefault();
+    if (!mayNavigate(url, origin)) event.preventDefault();
   });
-  win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
-  if (rendererUrl) void win.loadURL(rendererUrl);
+  win.webContents.on('will-redirect', (event, url) => {
+    if (!mayNavigate(url, origin)) event.preventDefault();
+  });
+  win.webContents.setWindowOpenHandler(windowOpenDecision);
+  if (origin.rendererUrl) void win.loadURL(origin.rendererUrl);
   else void win.loadFile(join(paths.renderer, 'index.html'));
   return win;
 }
 
+/** What the window's session lets through: the app's CSP on every response, no remote requests, no permissions. */
+function lockDownSession(): void {
+  const { webRequest } = session.defaultSession;
+  webRequest.onHeadersReceived((details, callback) => callback({ responseHeaders: withAppCsp(details.responseHeaders) }));
+  webRequest.onBeforeRequest((details, callback) => callback({ cancel: !mayRequest(details.url, origin) }));
+  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(permissionDecision()));
+  session.defaultSession.setPermissionCheckHandler(permissionDecision);
+}
+
 /** One IPC channel: the sender must be our page, the request must match the contract. */
 function mountContract(services: Services): void {
-  ipcMain.handle('alloy:invoke', async (event: IpcMainInvokeEvent, channel: unknown, request: unknown) => {
-    if (!event.senderFrame || !isOurPage(event.senderFrame.url)) throw new Error('refused: not the Alloy window');
-    if (typeof channel !== 'string' || !isChannel(channel)) throw new Error(`unknown channel ${String(channel)}`);
-    const handler = services.handlers[channel] as (r: unknown) => Promise<unknown>;
-    return handler(validateRequest(channel, request));
-  });
+  ipcMain.handle('alloy:invoke', (event: IpcMainInvokeEvent, channel: unknown, request: unknown) =>
+    invokeFromRenderer(services.handlers, origin, event.senderFrame?.url, channel, request),
+  );
   for (const name of EVENT_NAMES) services.events.on(name, (payload) => window?.webContents.send('alloy:event', name, payload));
 }
 
 app.whenReady().then(() => {
-  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
+  lockDownSession();
   // dawn.node cannot read GPU buffers back inside Electron, so merges run in plain Node.
   const services = createServices({ paths, nodeBinary: process.env['ALLOY_NODE'] || 'node', outputRoot: paths.defaultOutputRoot, settingsFile: paths.settingsFile });
   mountContract(services);
