@@ -1,4 +1,4 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../../src/shared/progress';
@@ -14,8 +14,8 @@ let fixture: { recipe: string; modelRoot: string };
 let reference: string;
 let tensorCount: number;
 
-function mergeArgs(outDir: string, resume: boolean): string[] {
-  const args = ['merge', fixture.recipe, outDir, '--model-root', fixture.modelRoot, '--out-shard-size', '200K'];
+function mergeArgs(outDir: string, resume: boolean, recipe = fixture.recipe): string[] {
+  const args = ['merge', recipe, outDir, '--model-root', fixture.modelRoot, '--out-shard-size', '200K'];
   return [...args, '--device', 'cpu', '--progress', 'jsonl', ...(resume ? ['--resume'] : [])];
 }
 
@@ -99,4 +99,42 @@ describe('crash safety: kill -9 of the engine process', () => {
     expect(outcomes.filter((o) => o.killed).length).toBeGreaterThanOrEqual(CHAINS * 2);
     expect(outcomes.some((o) => o.reusedShards > 0)).toBe(true);
   });
+
+  it('--resume writes again a finished shard that no longer matches its journal entry, and still gives the uninterrupted bits', async () => {
+    const parent = await interruptedHalfway('tampered');
+    const journal = (await readFile(join(parent, '.merged.alloy-partial', 'alloy-journal.jsonl'), 'utf8')).trim().split('\n').slice(1).map((l) => JSON.parse(l) as { file: string });
+    expect(journal.length).toBeGreaterThan(0);
+    const victim = join(parent, '.merged.alloy-partial', journal[0]!.file);
+    const bytes = await readFile(victim);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0x40, bytes.length - 1);
+    await writeFile(victim, bytes);
+    const engine = startEngine(mergeArgs(join(parent, 'merged'), true));
+    expect((await engine.exited).code).toBe(0);
+    expect(engine.events).toContainEqual({ type: 'warning', message: `${journal[0]!.file} no longer matches its journal entry; writing it again` });
+    expect(reusedShardCount(engine.events.find((e) => e.type === 'stage' && e.message.startsWith('resuming:')))).toBe(journal.length - 1);
+    expect(await differingFiles(reference, join(parent, 'merged'))).toEqual([]);
+  });
+
+  it('--resume after the recipe changed starts over, with a warning, and writes the new recipe\'s model', async () => {
+    const parent = await interruptedHalfway('changed');
+    const changed = join(root, 'changed.yml');
+    await writeFile(changed, (await readFile(fixture.recipe, 'utf8')).replace('weight: 0.7', 'weight: 0.6'));
+    const engine = startEngine(mergeArgs(join(parent, 'merged'), true, changed));
+    expect((await engine.exited).code).toBe(0);
+    expect(engine.events).toContainEqual({ type: 'warning', message: expect.stringMatching(/was for another recipe, models or options; starting from the beginning$/) });
+    expect(engine.events.filter((e) => e.type === 'tensor').length).toBe(tensorCount);
+    const differing = await differingFiles(reference, join(parent, 'merged'));
+    expect(differing.filter((f) => f.endsWith('.safetensors')).length).toBeGreaterThan(0);
+  });
 });
+
+/** A merge SIGKILLed once half its tensors are written: the hidden folder holds a journal with finished shards. */
+async function interruptedHalfway(name: string): Promise<string> {
+  const parent = join(root, name);
+  await mkdir(parent);
+  const engine = startEngine(mergeArgs(join(parent, 'merged'), false));
+  await engine.waitFor((e) => e.type === 'tensor' && e.index >= tensorCount / 2);
+  engine.child.kill('SIGKILL');
+  expect((await engine.exited).signal).toBe('SIGKILL');
+  return parent;
+}
