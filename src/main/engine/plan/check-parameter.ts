@@ -11,26 +11,46 @@ export interface ResolvedParameter {
 }
 
 /**
- * A parameter's value as the method declares it: a number of the declared range, or a boolean.
- * A wrong type or a value out of range is a recipe error at the value's file:line:col, naming the
- * model and the tensor it was resolved for (a gradient or a filter can go wrong for one tensor only).
+ * A parameter's value as the method declares it: a number or a boolean. A wrong type or a non-finite
+ * number is a recipe error at the value's file:line:col, naming the model and the tensor it was
+ * resolved for (a gradient or a filter can go wrong for one tensor only). A number outside the
+ * declared range is only warned about: mergekit takes it as it is (a density above 1 prunes nothing,
+ * a slerp t below 0 extrapolates), and the same recipe must give the same model.
  */
-export function checkParameter(decl: ParameterDecl, resolved: ResolvedParameter | undefined, where: { tensor: string; model?: string }): ParamValue | undefined {
+export function checkParameter(
+  decl: ParameterDecl,
+  resolved: ResolvedParameter | undefined,
+  where: { tensor: string; model?: string },
+  warn: (message: string) => void,
+): ParamValue | undefined {
   if (resolved === undefined) return undefined;
-  const problem = parameterProblem(decl, resolved.value);
-  if (!problem) return resolved.value as ParamValue;
   const subject = `parameter "${decl.name}"${where.model ? ` of ${where.model}` : ''} for tensor "${where.tensor}"`;
+  const problem = typeProblem(decl, resolved.value);
+  if (!problem) {
+    const range = rangeProblem(decl, resolved.value as ParamValue);
+    if (range) warn(`${at(resolved.position)}parameter "${decl.name}"${where.model ? ` of ${where.model}` : ''} is ${JSON.stringify(resolved.value)}, ${range}; mergekit uses it as it is, and so does Alloy`);
+    return resolved.value as ParamValue;
+  }
   const message = `${subject} is ${JSON.stringify(resolved.value)}: ${problem}`;
   if (!resolved.position) throw new EngineError(message, { key: decl.name, tensor: where.tensor });
   const { file, line, column } = resolved.position;
   throw new RecipeError([{ file, line, column, key: decl.name, message }]);
 }
 
-function parameterProblem(decl: ParameterDecl, value: SettingValue): string | undefined {
+function at(position: SourcePosition | undefined): string {
+  return position ? `${position.file}:${position.line}:${position.column}: ` : '';
+}
+
+function typeProblem(decl: ParameterDecl, value: SettingValue): string | undefined {
   if (decl.type === 'boolean') return typeof value === 'boolean' ? undefined : 'it must be true or false';
   if (typeof value !== 'number') return 'it must be a number';
   if (!Number.isFinite(value)) return 'it must be a finite number';
-  if (decl.min !== undefined && value < decl.min) return `it must be at least ${decl.min}`;
-  if (decl.max !== undefined && value > decl.max) return `it must be at most ${decl.max}`;
+  return undefined;
+}
+
+function rangeProblem(decl: ParameterDecl, value: ParamValue): string | undefined {
+  if (typeof value !== 'number') return undefined;
+  if (decl.min !== undefined && value < decl.min) return `below the ${decl.min} the method is meant for`;
+  if (decl.max !== undefined && value > decl.max) return `above the ${decl.max} the method is meant for`;
   return undefined;
 }

@@ -123,6 +123,10 @@ class PlanBuilder {
   private outLayers = 0;
   private readonly warnings: string[];
   private vocabulary: PlannedVocabulary | undefined;
+  /** A warning that would repeat for every tensor is given once. */
+  private readonly warnOnce = (message: string): void => {
+    if (!this.warnings.includes(message)) this.warnings.push(message);
+  };
   private chatTemplate: string | undefined;
 
   constructor(
@@ -182,7 +186,7 @@ class PlanBuilder {
     const global: Record<string, ParamValue> = {};
     for (const p of this.method.parameters.filter((p) => p.scope === 'global')) {
       const resolved = resolver.lookup(p.name, { tensorName: out.name, required: p.required, default: p.default });
-      const value = checkParameter(p, resolved, { tensor: out.name });
+      const value = checkParameter(p, resolved, { tensor: out.name }, this.warnOnce);
       if (value !== undefined) global[p.name] = value;
     }
     const perModel = found.map((f) => {
@@ -190,7 +194,7 @@ class PlanBuilder {
       const values: Record<string, ParamValue> = {};
       for (const p of this.method.parameters.filter((p) => p.scope === 'model')) {
         const resolved = resolver.lookup(p.name, { model: f.model.ref, tensorName: f.weight.name, required: p.required && !isBase, default: p.default });
-        const value = checkParameter(p, resolved, { tensor: f.weight.name, model: f.model.ref.raw });
+        const value = checkParameter(p, resolved, { tensor: f.weight.name, model: f.model.ref.raw }, this.warnOnce);
         if (value !== undefined) values[p.name] = value;
       }
       return values;
