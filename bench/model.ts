@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { llamaTensors } from '../src/main/engine/demo/make-demo-models';
 import { SafetensorsShardWriter, type PlannedTensor } from '../src/main/engine/safetensors/writer';
 
 /** TinyLlama's widths (hidden 2048, MLP 5632, 4 KV heads of 64, vocab 32000); the depth sets the size. */
@@ -23,26 +24,9 @@ export function shapeFor(params: number): BenchShape {
   return { ...WIDTHS, layers: Math.max(1, Math.round((params - fixed) / perLayer)) };
 }
 
+/** The model's tensors: the demo models' Llama layout, at this shape. */
 export function tensorsOf(shape: BenchShape): PlannedTensor[] {
-  const { hidden: h, intermediate: m, heads, kvHeads, vocab, layers } = shape;
-  const kv = (h / heads) * kvHeads;
-  const list: PlannedTensor[] = [{ name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [vocab, h] }];
-  for (let i = 0; i < layers; i++) {
-    const p = `model.layers.${i}`;
-    list.push(
-      { name: `${p}.input_layernorm.weight`, dtype: 'BF16', shape: [h] },
-      { name: `${p}.self_attn.q_proj.weight`, dtype: 'BF16', shape: [h, h] },
-      { name: `${p}.self_attn.k_proj.weight`, dtype: 'BF16', shape: [kv, h] },
-      { name: `${p}.self_attn.v_proj.weight`, dtype: 'BF16', shape: [kv, h] },
-      { name: `${p}.self_attn.o_proj.weight`, dtype: 'BF16', shape: [h, h] },
-      { name: `${p}.post_attention_layernorm.weight`, dtype: 'BF16', shape: [h] },
-      { name: `${p}.mlp.gate_proj.weight`, dtype: 'BF16', shape: [m, h] },
-      { name: `${p}.mlp.up_proj.weight`, dtype: 'BF16', shape: [m, h] },
-      { name: `${p}.mlp.down_proj.weight`, dtype: 'BF16', shape: [h, m] },
-    );
-  }
-  list.push({ name: 'model.norm.weight', dtype: 'BF16', shape: [h] }, { name: 'lm_head.weight', dtype: 'BF16', shape: [vocab, h] });
-  return list;
+  return llamaTensors(shape);
 }
 
 export const numelOf = (t: PlannedTensor): number => t.shape.reduce((a, b) => a * b, 1);
