@@ -1,15 +1,7 @@
-/** What went wrong talking to the Hub or writing a download, in words a user can act on. */
-export type HubErrorKind =
-  | 'unauthorized'
-  | 'gated'
-  | 'forbidden'
-  | 'not-found'
-  | 'rate-limited'
-  | 'network'
-  | 'server'
-  | 'checksum'
-  | 'no-space'
-  | 'aborted';
+import type { DownloadErrorKind } from '../../../shared/library-contract';
+
+/** What went wrong talking to the Hub or writing a download, in words a user can act on (the contract's kinds). */
+export type HubErrorKind = DownloadErrorKind;
 
 export class HubError extends Error {
   constructor(
