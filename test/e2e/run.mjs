@@ -188,6 +188,17 @@ try {
     await page.reload();
     await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark', null, { timeout: 5_000 });
     await page.screenshot({ path: join(shots, 'settings-dark.png'), fullPage: true });
+  });
+
+  // More flows live one per file in test/e2e/steps/, run in name order on the same page and server.
+  const stepsDir = new URL('./steps/', import.meta.url);
+  const extra = existsSync(stepsDir) ? readdirSync(stepsDir).filter((f) => f.endsWith('.mjs')).sort() : [];
+  for (const file of extra) {
+    const { default: run } = await import(new URL(file, stepsDir).href);
+    await run({ page, step, shots, address, outputRoot });
+  }
+
+  await step('no page errors in the whole session', async () => {
     if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join('; ')}`);
   });
 } catch (error) {
