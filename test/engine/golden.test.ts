@@ -105,13 +105,15 @@ describe('goldens from real mergekit', () => {
 
   // Random methods draw from a counter hash, not torch's RNG: compare what must agree, tensor by tensor.
   for (const c of cases.filter((c) => c.bar === 'stats')) {
-    it(`${c.name} (${c.method}, statistically: size of the merged task vector, fraction changed)`, async () => {
+    it(`${c.name} (${c.method}, statistically: size and mean of the merged task vector, fraction changed, rescale factor)`, async () => {
       const recipeFile = join(ROOT, 'recipes', c.recipe);
       const recipeText = await readFile(recipeFile, 'utf8');
       const out = join(await tempDir(), c.name);
       await runMerge({ recipeText, recipeFile, outDir: out, options: optionsFrom(c.args) });
-      const baseModel = (parse(recipeText) as { base_model: string }).base_model;
-      const base = await readModelF32(resolve(ROOT, 'recipes', baseModel));
+      const recipe = parse(recipeText) as { base_model: string; models: { model: string }[] };
+      const base = await readModelF32(resolve(ROOT, 'recipes', recipe.base_model));
+      const others = recipe.models.filter((m) => m.model !== recipe.base_model);
+      const single = others.length === 1 ? await readModelF32(resolve(ROOT, 'recipes', others[0]!.model)) : undefined;
       const expected = await readModelF32(join(ROOT, 'outputs', c.output));
       const actual = await readModelF32(out);
       let compared = 0;
@@ -119,10 +121,25 @@ describe('goldens from real mergekit', () => {
         if (want.values.length < 256) continue;
         const b = base.get(name)!.values;
         const got = actual.get(name)!.values;
+        // Two independent draws of the kept fraction p over n entries: each spreads by √(p(1 − p)/n),
+        // and the size of the kept (rescaled) task vector by about √((1 − p)/(p·n)) times 1.25.
+        const kept = changedFraction(want.values, b);
+        const sizeBound = Math.max(0.15, 5 * Math.SQRT2 * 1.25 * Math.sqrt((1 - kept) / (kept * want.values.length)));
         const ratio = distance(got, b) / distance(want.values, b);
-        expect(ratio, name).toBeGreaterThan(0.85);
-        expect(ratio, name).toBeLessThan(1.15);
-        expect(Math.abs(changedFraction(got, b) - changedFraction(want.values, b)), name).toBeLessThan(0.06);
+        expect(Math.abs(ratio - 1), name).toBeLessThan(sizeBound);
+        expect(Math.abs(changedFraction(got, b) - kept), name).toBeLessThan(Math.max(0.02, 5 * Math.SQRT2 * Math.sqrt((kept * (1 - kept)) / want.values.length)));
+        const [meanGot, meanWant] = [taskVectorMean(got, b), taskVectorMean(want.values, b)];
+        expect(Math.abs(meanGot.mean - meanWant.mean), name).toBeLessThan(6 * Math.hypot(meanGot.standardError, meanWant.standardError));
+        if (single) {
+          const delta = single.get(name)!.values;
+          // Both rescale to the delta's L1 norm, so the factor is Σ|delta| / Σ|kept delta|: about 1/density,
+          // off by the mask's draw, whose relative spread is about √((1 − p) / (p·n)) times |delta|'s 1.25.
+          const [factorGot, factorWant] = [rescaleFactor(got, b, delta), rescaleFactor(want.values, b, delta)];
+          const p = changedFraction(want.values, b);
+          const spread = 1.25 * Math.sqrt((1 - p) / (p * want.values.length));
+          expect(Math.abs(factorGot - factorWant) / factorWant, name).toBeLessThan(5 * Math.SQRT2 * spread);
+          expect(factorGot, name).toBeGreaterThan(1 / p / (1 + 5 * spread));
+        }
         compared++;
       }
       expect(compared).toBeGreaterThan(10);
@@ -134,6 +151,30 @@ function distance(values: Float32Array, base: Float32Array): number {
   let sum = 0;
   for (let i = 0; i < values.length; i++) sum += (values[i]! - base[i]!) ** 2;
   return Math.sqrt(sum);
+}
+
+/** The mean of the merged task vector, with the standard error of a mean over its entries. */
+function taskVectorMean(values: Float32Array, base: Float32Array): { mean: number; standardError: number } {
+  let sum = 0;
+  let squares = 0;
+  for (let i = 0; i < values.length; i++) {
+    const d = values[i]! - base[i]!;
+    sum += d;
+    squares += d * d;
+  }
+  const mean = sum / values.length;
+  return { mean, standardError: Math.sqrt(Math.max(0, squares / values.length - mean * mean) / values.length) };
+}
+
+/** With one model merged: the median of (merged − base) / (model − base) over the entries kept. */
+function rescaleFactor(values: Float32Array, base: Float32Array, model: Float32Array): number {
+  const ratios: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const delta = model[i]! - base[i]!;
+    if (values[i] !== base[i] && Math.abs(delta) > 1e-4) ratios.push((values[i]! - base[i]!) / delta);
+  }
+  ratios.sort((x, y) => x - y);
+  return ratios[ratios.length >> 1]!;
 }
 
 function changedFraction(values: Float32Array, base: Float32Array): number {

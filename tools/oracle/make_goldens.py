@@ -318,6 +318,8 @@ CASES.update({
     "dare-linear-d1-f32": (ta("dare_linear", {}, per_model={i: "weight: 0.4, density: 1.0" for i in range(3)}), "exact", "dare_linear", "density 1: no pruning"),
     "dare-ties-d1-f32": (ta("dare_ties", {}, per_model={i: "weight: 0.4, density: 1.0" for i in range(3)}), "exact", "dare_ties", "density 1: no pruning"),
     "dare-ties-f32": (ta("dare_ties", {}), "stats", "dare_ties", "density 0.5"),
+    "dare-linear-rescale-f32": (ta("dare_linear", {}, models=("llama-ft1",), per_model={0: "weight: 1.0, density: 0.3"}), "stats", "dare_linear",
+        "one model, density 0.3: kept entries are the delta times 1/0.3"),
     "breadcrumbs-f32": (ta("breadcrumbs", {"gamma": 0.01}), "exact", "breadcrumbs", ""),
     "breadcrumbs-ties-f32": (ta("breadcrumbs_ties", {"gamma": 0.01}), "exact", "breadcrumbs_ties", ""),
     "della-d1-f32": (ta("della", {"epsilon": 0.0, "lambda": 1.0}, per_model={i: "weight: 0.5, density: 1.0" for i in range(3)}), "exact", "della", "density 1"),
