@@ -1,17 +1,10 @@
 import { mkdir, readFile, rm, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { llamaTensors } from '../src/main/engine/demo/make-demo-models';
+import { llamaConfig, llamaTensors, type LlamaShape } from '../src/main/engine/demo/make-demo-models';
 import { SafetensorsShardWriter, type PlannedTensor } from '../src/main/engine/safetensors/writer';
 
 /** TinyLlama's widths (hidden 2048, MLP 5632, 4 KV heads of 64, vocab 32000); the depth sets the size. */
-export interface BenchShape {
-  hidden: number;
-  intermediate: number;
-  heads: number;
-  kvHeads: number;
-  vocab: number;
-  layers: number;
-}
+export type BenchShape = LlamaShape;
 
 const WIDTHS = { hidden: 2048, intermediate: 5632, heads: 32, kvHeads: 4, vocab: 32000 };
 
@@ -55,25 +48,6 @@ function fillWeights(out: Uint16Array, seed: number, tune: number): number {
     out[i] = ((r >>> 31) << 15) | (exponent << 7) | mantissa;
   }
   return x;
-}
-
-function config(shape: BenchShape): Record<string, unknown> {
-  return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: shape.hidden,
-    intermediate_size: shape.intermediate,
-    num_hidden_layers: shape.layers,
-    num_attention_heads: shape.heads,
-    num_key_value_heads: shape.kvHeads,
-    vocab_size: shape.vocab,
-    max_position_embeddings: 2048,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000.0,
-    hidden_act: 'silu',
-    tie_word_embeddings: false,
-    torch_dtype: 'bfloat16',
-  };
 }
 
 /**
@@ -120,7 +94,7 @@ export async function ensureModel(dir: string, shape: BenchShape, seed: number, 
   }
   const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
   await writeFile(join(temp, 'model.safetensors.index.json'), json({ metadata: { total_size: bytes }, weight_map: weightMap }));
-  await writeFile(join(temp, 'config.json'), json(config(shape)));
+  await writeFile(join(temp, 'config.json'), json(llamaConfig(shape)));
   await writeFile(join(temp, 'bench-shape.json'), wanted);
   await rm(dir, { recursive: true, force: true });
   await rename(temp, dir);

@@ -1,6 +1,6 @@
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { llamaTensors, type LlamaShape } from '../../src/main/engine/demo/make-demo-models';
+import { llamaConfig, llamaTensors, type LlamaShape } from '../../src/main/engine/demo/make-demo-models';
 import { encodeFromF32 } from '../../src/main/engine/safetensors/convert';
 import { SafetensorsShardWriter, type PlannedTensor } from '../../src/main/engine/safetensors/writer';
 
@@ -72,27 +72,6 @@ export async function ensureModel(dir: string, shape: ModelShape, seed: number, 
   }
   const total = all.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * 2, 0);
   await writeFile(join(building, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-  await writeFile(
-    join(building, 'config.json'),
-    JSON.stringify(
-      {
-        architectures: ['LlamaForCausalLM'],
-        model_type: 'llama',
-        hidden_size: shape.hidden,
-        intermediate_size: shape.intermediate,
-        num_hidden_layers: shape.layers,
-        num_attention_heads: shape.heads,
-        num_key_value_heads: shape.kvHeads,
-        vocab_size: shape.vocab,
-        max_position_embeddings: 2048,
-        rms_norm_eps: 1e-5,
-        hidden_act: 'silu',
-        tie_word_embeddings: false,
-        torch_dtype: 'bfloat16',
-      },
-      null,
-      2,
-    ),
-  );
+  await writeFile(join(building, 'config.json'), JSON.stringify(llamaConfig(shape), null, 2));
   await rename(building, dir);
 }

@@ -1,9 +1,10 @@
-import { app, BrowserWindow, ipcMain, session, type IpcMainInvokeEvent } from 'electron';
-import { join } from 'node:path';
+import { app, BrowserWindow, ipcMain, safeStorage, session, type IpcMainInvokeEvent } from 'electron';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EVENT_NAMES } from '../shared/contract';
 import { invokeFromRenderer, mayNavigate, mayRequest, permissionDecision, windowOpenDecision, windowOptions, withAppCsp, type PageOrigin } from './app-security';
 import { createServices, type Services } from './services';
+import { createHubTokenStore, type TokenCipher } from './services/downloads/hub-token-store';
 import { resolveAppPaths } from './services/paths';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -42,10 +43,21 @@ function mountContract(services: Services): void {
   for (const name of EVENT_NAMES) services.events.on(name, (payload) => window?.webContents.send('alloy:event', name, payload));
 }
 
-app.whenReady().then(() => {
+/** The OS keychain through safeStorage, for the Hub token. */
+const keychain: TokenCipher = {
+  // On Linux without a secret service Electron's 'basic_text' backend uses a key written in its source: no better than plain text.
+  isAvailable: async () =>
+    (await safeStorage.isAsyncEncryptionAvailable()) && !(process.platform === 'linux' && safeStorage.getSelectedStorageBackend() === 'basic_text'),
+  encrypt: (plain) => safeStorage.encryptStringAsync(plain),
+  decrypt: (encrypted) => safeStorage.decryptStringAsync(encrypted),
+};
+
+app.whenReady().then(async () => {
   lockDownSession();
+  // Encrypted on disk where the OS has a keychain, else kept in memory until the app quits (Settings says which).
+  const tokenStore = await createHubTokenStore({ file: join(dirname(paths.settingsFile), 'hub-token.enc'), cipher: keychain });
   // dawn.node cannot read GPU buffers back inside Electron, so merges run in plain Node.
-  const services = createServices({ paths, nodeBinary: process.env['ALLOY_NODE'] || 'node', outputRoot: paths.defaultOutputRoot, settingsFile: paths.settingsFile });
+  const services = createServices({ paths, nodeBinary: process.env['ALLOY_NODE'] || 'node', outputRoot: paths.defaultOutputRoot, settingsFile: paths.settingsFile, tokenStore });
   mountContract(services);
   window = createWindow();
   app.on('before-quit', () => services.jobs.stopAll());

@@ -5,11 +5,13 @@ import * as v from 'valibot';
  * `requestSchemas`, `ResponseTypes` and `EventTypes` in `contract.ts`.
  *
  *   library.list        {}                                   → ModelSummary[] (contract.ts)
- *   library.delete      { id }                               → LibraryDeleteResult
+ *   library.delete      { id, dryRun? }                      → LibraryDeleteResult (dryRun: what it would remove and free)
  *   library.folders     {}                                   → string[]
  *   library.addFolder   { path }                             → string[] (the folders now)
  *   library.removeFolder { path }                            → string[]
  *   hub.status          {}                                   → HubStatus
+ *   hub.setToken        { token }                            → HubStatus (the token is kept by the services, never sent back)
+ *   hub.clearToken      {}                                   → HubStatus
  *   download.peek       { repo, revision? }                  → RemoteModelSummary
  *   download.start      { repo, revision?, files? }          → DownloadInfo
  *   download.pause / download.resume / download.cancel { id } → DownloadInfo
@@ -91,7 +93,7 @@ export interface RemoteModelSummary {
 }
 
 export interface LibraryDeleteResult {
-  /** Snapshot, ref and blob paths removed. */
+  /** Snapshot, ref and blob paths removed (with `dryRun`: that would be removed). */
   deleted: string[];
   freedBytes: number;
 }
@@ -100,6 +102,11 @@ export interface HubStatus {
   hubUrl: string;
   /** Where the token comes from; the token itself never leaves the services. */
   tokenSource: 'env' | 'file' | 'settings' | 'none';
+  /**
+   * Where a token set in the app is kept: `encrypted` on disk by the OS keychain (Electron's
+   * safeStorage), `memory` only while the services run (web mode, or no keychain).
+   */
+  tokenStorage: 'encrypted' | 'memory';
   cacheDir: string;
   freeBytes: number;
 }
@@ -108,13 +115,22 @@ const id = v.pipe(v.string(), v.minLength(1), v.maxLength(4096));
 const repo = v.pipe(v.string(), v.maxLength(200), v.regex(/^(?!.*\.\.)\w[\w.-]*\/\w[\w.-]*$/, 'a Hub repo id: "org/name"'));
 const revision = v.pipe(v.string(), v.minLength(1), v.maxLength(200), v.regex(/^(?!\/)(?!.*(?:^|\/)\.{1,2}(?:\/|$))[^\s]+$/, 'a branch, tag or commit'));
 const folder = v.pipe(v.string(), v.minLength(1), v.maxLength(4096));
+// Every message is written out: valibot's own would quote the value, and a token must never be echoed.
+const hubToken = v.pipe(
+  v.string('the token must be text'),
+  v.minLength(1, 'the token is empty'),
+  v.maxLength(1000, 'the token is longer than 1000 characters'),
+  v.regex(/^[\x21-\x7e]+$/, 'a token is printable ASCII without spaces'),
+);
 
 export const libraryRequestSchemas = {
-  'library.delete': v.strictObject({ id }),
+  'library.delete': v.strictObject({ id, dryRun: v.optional(v.boolean()) }),
   'library.folders': v.strictObject({}),
   'library.addFolder': v.strictObject({ path: folder }),
   'library.removeFolder': v.strictObject({ path: folder }),
   'hub.status': v.strictObject({}),
+  'hub.setToken': v.strictObject({ token: hubToken }),
+  'hub.clearToken': v.strictObject({}),
   'download.peek': v.strictObject({ repo, revision: v.optional(revision) }),
   'download.start': v.strictObject({
     repo,
@@ -134,6 +150,8 @@ export interface LibraryResponseTypes {
   'library.addFolder': string[];
   'library.removeFolder': string[];
   'hub.status': HubStatus;
+  'hub.setToken': HubStatus;
+  'hub.clearToken': HubStatus;
   'download.peek': RemoteModelSummary;
   'download.start': DownloadInfo;
   'download.pause': DownloadInfo;

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { writeLlamaModel, type LlamaShape } from '../../src/main/engine/demo/make-demo-models';
+import { splitmix32, writeLlamaModel, type LlamaShape } from '../../src/main/engine/demo/make-demo-models';
 import type { ProgressEvent } from '../../src/shared/progress';
 
 export const CLI = resolve('out/cli/alloy.mjs');
@@ -71,17 +71,8 @@ export async function differingFiles(a: string, b: string): Promise<string[]> {
   return [...names].filter((name) => !left.get(name) || !right.get(name) || !left.get(name)!.equals(right.get(name)!));
 }
 
-/** splitmix32: the test's random moments, reproducible from the seed it prints. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x9e3779b9) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
-}
+/** The tests' random moments, reproducible from the seed they print. */
+export const seededRandom = splitmix32;
 
 /** Two generated Llama models (3.3 MB each) under `root/models` and a linear recipe of them; its output is about 3.4 MB. */
 export async function writeTwoModelFixture(root: string): Promise<{ recipe: string; modelRoot: string }> {

@@ -1,38 +1,22 @@
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { llamaConfig, llamaLayerTensors, type LlamaShape } from '../../src/main/engine/demo/make-demo-models';
 import { layoutShard, type PlannedTensor } from '../../src/main/engine/safetensors/writer';
 
-export interface BigLlamaShape {
-  hidden: number;
-  intermediate: number;
-  layers: number;
-  vocab: number;
+/** A Llama shape (32 heads, 8 of them for keys and values) and how many layers each file holds. */
+export interface BigLlamaShape extends Omit<LlamaShape, 'heads' | 'kvHeads'> {
   /** Layers per safetensors file, so no file passes a file system's size limit. */
   layersPerFile: number;
 }
 
-function layerTensors(i: number, h: number, m: number): PlannedTensor[] {
-  const p = `model.layers.${i}`;
-  const kv = h / 4;
-  return [
-    { name: `${p}.input_layernorm.weight`, dtype: 'BF16', shape: [h] },
-    { name: `${p}.self_attn.q_proj.weight`, dtype: 'BF16', shape: [h, h] },
-    { name: `${p}.self_attn.k_proj.weight`, dtype: 'BF16', shape: [kv, h] },
-    { name: `${p}.self_attn.v_proj.weight`, dtype: 'BF16', shape: [kv, h] },
-    { name: `${p}.self_attn.o_proj.weight`, dtype: 'BF16', shape: [h, h] },
-    { name: `${p}.post_attention_layernorm.weight`, dtype: 'BF16', shape: [h] },
-    { name: `${p}.mlp.up_proj.weight`, dtype: 'BF16', shape: [m, h] },
-    { name: `${p}.mlp.gate_proj.weight`, dtype: 'BF16', shape: [m, h] },
-    { name: `${p}.mlp.down_proj.weight`, dtype: 'BF16', shape: [h, m] },
-  ];
-}
+const withHeads = (shape: BigLlamaShape): LlamaShape => ({ ...shape, heads: 32, kvHeads: 8 });
 
 /** The model's safetensors files: embeddings with the first layers, norm and LM head with the last. */
 function filesOf(shape: BigLlamaShape): PlannedTensor[][] {
   const files: PlannedTensor[][] = [];
   for (let i = 0; i < shape.layers; i++) {
     if (i % shape.layersPerFile === 0) files.push([]);
-    files.at(-1)!.push(...layerTensors(i, shape.hidden, shape.intermediate));
+    files.at(-1)!.push(...llamaLayerTensors(i, withHeads(shape)));
   }
   files[0]!.unshift({ name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [shape.vocab, shape.hidden] });
   files.at(-1)!.push({ name: 'model.norm.weight', dtype: 'BF16', shape: [shape.hidden] }, { name: 'lm_head.weight', dtype: 'BF16', shape: [shape.vocab, shape.hidden] });
@@ -60,22 +44,6 @@ export async function writeSparseLlamaModel(dir: string, shape: BigLlamaShape): 
     total += layout.totalBytes - layout.header.byteLength;
   }
   await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }));
-  await writeFile(join(dir, 'config.json'), JSON.stringify(llamaConfig(shape)));
+  await writeFile(join(dir, 'config.json'), JSON.stringify(llamaConfig(withHeads(shape))));
   return total;
-}
-
-function llamaConfig({ hidden, intermediate, layers, vocab }: BigLlamaShape): Record<string, unknown> {
-  return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: hidden,
-    intermediate_size: intermediate,
-    num_hidden_layers: layers,
-    num_attention_heads: 32,
-    num_key_value_heads: 8,
-    vocab_size: vocab,
-    rms_norm_eps: 1e-5,
-    tie_word_embeddings: false,
-    torch_dtype: 'bfloat16',
-  };
 }

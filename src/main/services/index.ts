@@ -9,6 +9,7 @@ import { EventBus } from './events';
 import { JobService } from './job-service';
 import { DownloadManager } from './downloads/download-manager';
 import { hubUrlFromEnv } from './downloads/hub-options';
+import { MemoryTokenStore, type HubTokenStore } from './downloads/hub-token-store';
 import { readHubToken } from './downloads/read-hub-token';
 import { hubCacheDir } from '../engine/model/resolve-model';
 import { loadLibraryFolders } from './library/folder-store';
@@ -30,8 +31,11 @@ export interface ServicesOptions {
   settingsFile?: string;
   /** Environment for the hub cache folders, HF_ENDPOINT and HF_TOKEN. Default: process.env. */
   env?: NodeJS.ProcessEnv;
-  /** The token from the app's own settings (kept with safeStorage by the face); HF_TOKEN and the token file otherwise. */
-  hubToken?: () => Promise<string | undefined>;
+  /**
+   * Keeps the token set in the app (`hub.setToken`), which goes before HF_TOKEN and the token file.
+   * Electron passes one encrypted with safeStorage; default: in memory for the services' lifetime.
+   */
+  tokenStore?: HubTokenStore;
   /** Downloads running at once. Default 2. */
   maxConcurrentDownloads?: number;
 }
@@ -64,8 +68,9 @@ export function createServices(options: ServicesOptions): Services {
   library.watch();
   const foldersFile = options.settingsFile ? join(dirname(options.settingsFile), 'library-folders.json') : undefined;
   void loadLibraryFolders(foldersFile).then((folders) => folders.forEach((f) => library.addFolder(f)));
+  const tokenStore = options.tokenStore ?? new MemoryTokenStore();
   const hub = async () => {
-    const fromSettings = await options.hubToken?.();
+    const fromSettings = await tokenStore.get();
     const found = fromSettings ? { token: fromSettings, source: 'settings' as const } : await readHubToken(env);
     return { hubUrl: hubUrlFromEnv(env), ...(found.token ? { accessToken: found.token } : {}), tokenSource: found.source };
   };
@@ -115,7 +120,7 @@ export function createServices(options: ServicesOptions): Services {
     'job.cancel': async ({ id }) => jobs.cancel(id),
     'job.list': async () => jobs.list(),
     ...createStudioHandlers({ modelRoots, settings }),
-    ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, ...(foldersFile ? { foldersFile } : {}) }),
+    ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, tokenStore, ...(foldersFile ? { foldersFile } : {}) }),
   };
   return { handlers, events, jobs, library, downloads, settings };
 }

@@ -28,8 +28,8 @@ export const DEMO_MODELS: DemoModelSpec[] = [
   { name: 'alloy-demo-code', seed: 3, baseSeed: 1 },
 ];
 
-/** splitmix32: a tiny seeded generator, so demo weights are the same on every machine. */
-function random(seed: number): () => number {
+/** splitmix32: a tiny seeded generator, so demo weights (and tests' random moments) are the same on every machine. */
+export function splitmix32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x9e3779b9) >>> 0;
@@ -44,25 +44,29 @@ function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
 }
 
+/** Layer `i` of a Llama-family model, in bf16, by name and shape. */
+export function llamaLayerTensors(i: number, shape: Pick<LlamaShape, 'hidden' | 'intermediate' | 'heads' | 'kvHeads'>): PlannedTensor[] {
+  const { hidden: h, intermediate: m, heads, kvHeads } = shape;
+  const kv = (h / heads) * kvHeads;
+  const p = `model.layers.${i}`;
+  return [
+    { name: `${p}.input_layernorm.weight`, dtype: 'BF16', shape: [h] },
+    { name: `${p}.self_attn.q_proj.weight`, dtype: 'BF16', shape: [h, h] },
+    { name: `${p}.self_attn.k_proj.weight`, dtype: 'BF16', shape: [kv, h] },
+    { name: `${p}.self_attn.v_proj.weight`, dtype: 'BF16', shape: [kv, h] },
+    { name: `${p}.self_attn.o_proj.weight`, dtype: 'BF16', shape: [h, h] },
+    { name: `${p}.post_attention_layernorm.weight`, dtype: 'BF16', shape: [h] },
+    { name: `${p}.mlp.up_proj.weight`, dtype: 'BF16', shape: [m, h] },
+    { name: `${p}.mlp.gate_proj.weight`, dtype: 'BF16', shape: [m, h] },
+    { name: `${p}.mlp.down_proj.weight`, dtype: 'BF16', shape: [h, m] },
+  ];
+}
+
 /** A Llama-family model's tensors, in bf16, by name and shape. */
 export function llamaTensors(shape: LlamaShape): PlannedTensor[] {
-  const { hidden: h, intermediate: m, layers, heads, kvHeads, vocab } = shape;
-  const kv = (h / heads) * kvHeads;
+  const { hidden: h, vocab } = shape;
   const list: PlannedTensor[] = [{ name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [vocab, h] }];
-  for (let i = 0; i < layers; i++) {
-    const p = `model.layers.${i}`;
-    list.push(
-      { name: `${p}.input_layernorm.weight`, dtype: 'BF16', shape: [h] },
-      { name: `${p}.self_attn.q_proj.weight`, dtype: 'BF16', shape: [h, h] },
-      { name: `${p}.self_attn.k_proj.weight`, dtype: 'BF16', shape: [kv, h] },
-      { name: `${p}.self_attn.v_proj.weight`, dtype: 'BF16', shape: [kv, h] },
-      { name: `${p}.self_attn.o_proj.weight`, dtype: 'BF16', shape: [h, h] },
-      { name: `${p}.post_attention_layernorm.weight`, dtype: 'BF16', shape: [h] },
-      { name: `${p}.mlp.up_proj.weight`, dtype: 'BF16', shape: [m, h] },
-      { name: `${p}.mlp.gate_proj.weight`, dtype: 'BF16', shape: [m, h] },
-      { name: `${p}.mlp.down_proj.weight`, dtype: 'BF16', shape: [h, m] },
-    );
-  }
+  for (let i = 0; i < shape.layers; i++) list.push(...llamaLayerTensors(i, shape));
   list.push({ name: 'model.norm.weight', dtype: 'BF16', shape: [h] }, { name: 'lm_head.weight', dtype: 'BF16', shape: [vocab, h] });
   return list;
 }
@@ -72,8 +76,8 @@ function tensorValues(t: PlannedTensor, spec: DemoModelSpec): Float32Array {
   const values = new Float32Array(n);
   const isNorm = t.shape.length === 1;
   const nameSeed = [...t.name].reduce((a, c) => (Math.imul(a, 31) + c.charCodeAt(0)) >>> 0, 7);
-  const base = random((spec.baseSeed ?? spec.seed) * 7919 + nameSeed);
-  const own = random(spec.seed * 104729 + nameSeed);
+  const base = splitmix32((spec.baseSeed ?? spec.seed) * 7919 + nameSeed);
+  const own = splitmix32(spec.seed * 104729 + nameSeed);
   const scale = isNorm ? 0.05 : 1 / Math.sqrt(t.shape[t.shape.length - 1]!);
   for (let i = 0; i < n; i++) {
     const b = (isNorm ? 1 : 0) + scale * gaussian(base);
@@ -82,7 +86,8 @@ function tensorValues(t: PlannedTensor, spec: DemoModelSpec): Float32Array {
   return values;
 }
 
-function config(shape: LlamaShape): Record<string, unknown> {
+/** The config.json of a bf16 Llama-family model of `shape`. */
+export function llamaConfig(shape: LlamaShape): Record<string, unknown> {
   const { hidden, intermediate, layers, heads, kvHeads, vocab } = shape;
   return {
     architectures: ['LlamaForCausalLM'],
@@ -147,7 +152,7 @@ export async function writeLlamaModel(dir: string, spec: DemoModelSpec, shape: L
   }
   const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
   await writeFile(join(dir, 'model.safetensors.index.json'), json({ metadata: { total_size: totalSize }, weight_map: weightMap }));
-  await writeFile(join(dir, 'config.json'), json(config(shape)));
+  await writeFile(join(dir, 'config.json'), json(llamaConfig(shape)));
   await writeFile(join(dir, 'tokenizer.json'), json(tokenizerJson(shape)));
   await writeFile(
     join(dir, 'tokenizer_config.json'),

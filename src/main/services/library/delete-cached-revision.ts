@@ -7,15 +7,17 @@ import { scanHubCache } from './scan-hub-cache';
 /**
  * Deletes one revision the way `hf cache delete` does: its snapshot folder, the refs pointing at
  * it, and the blobs no other revision of the repo links to. Deleting a repo's last revision deletes
- * the whole repo folder.
+ * the whole repo folder. With `dryRun` nothing is removed: the result says what would be, and the
+ * bytes that would be freed.
  */
-export async function deleteCachedRevision(cacheDir: string, snapshotPath: string): Promise<LibraryDeleteResult> {
+export async function deleteCachedRevision(cacheDir: string, snapshotPath: string, options: { dryRun?: boolean } = {}): Promise<LibraryDeleteResult> {
+  const dryRun = options.dryRun ?? false;
   const repo = (await scanHubCache(cacheDir)).find((r) => r.revisions.some((v) => v.snapshotPath === snapshotPath));
   const revision = repo?.revisions.find((v) => v.snapshotPath === snapshotPath);
   if (!repo || !revision) throw new Error(`${snapshotPath} is not a revision in the hub cache ${cacheDir}`);
   if (repo.revisions.length === 1) {
     const freedBytes = await uniqueBytes([join(repo.storage, 'blobs')]);
-    await rm(repo.storage, { recursive: true, force: true });
+    if (!dryRun) await rm(repo.storage, { recursive: true, force: true });
     return { deleted: [repo.storage], freedBytes };
   }
   const kept = new Set<string>();
@@ -25,15 +27,15 @@ export async function deleteCachedRevision(cacheDir: string, snapshotPath: strin
   for (const blob of await linkedBlobs(revision.snapshotPath)) {
     if (kept.has(blob)) continue;
     freedBytes += (await stat(blob).catch(() => undefined))?.size ?? 0;
-    await unlink(blob).catch(() => undefined);
+    if (!dryRun) await unlink(blob).catch(() => undefined);
     deleted.push(blob);
   }
   for (const ref of revision.refs) {
     const path = join(repo.storage, 'refs', ...ref.split('/'));
-    await unlink(path);
+    if (!dryRun) await unlink(path);
     deleted.push(path);
   }
-  await rm(revision.snapshotPath, { recursive: true, force: true });
+  if (!dryRun) await rm(revision.snapshotPath, { recursive: true, force: true });
   deleted.push(revision.snapshotPath);
   return { deleted, freedBytes };
 }

@@ -3,6 +3,7 @@ import type { LibraryResponseTypes } from '../../../shared/library-contract';
 import { freeBytes } from '../downloads/check-free-space';
 import type { DownloadManager } from '../downloads/download-manager';
 import type { HubOptions } from '../downloads/hub-options';
+import type { HubTokenStore } from '../downloads/hub-token-store';
 import { peekRemoteModel } from '../downloads/peek-remote-model';
 import type { TokenSource } from '../downloads/read-hub-token';
 import type { EventBus } from '../events';
@@ -18,6 +19,8 @@ export interface LibraryHandlerDeps {
   /** The Hub and token for a request, and where the token came from. */
   hub: () => Promise<HubOptions & { tokenSource: TokenSource }>;
   cacheDir: string;
+  /** The token set in the app (`hub.setToken`); `hub` reads it. */
+  tokenStore: HubTokenStore;
   /** Where the user's folders are kept; in memory when absent. */
   foldersFile?: string;
 }
@@ -30,8 +33,13 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
     events.emit('library.changed', { reason: 'folders' });
     return folders;
   };
+  const status = async () => {
+    const { hubUrl, tokenSource } = await deps.hub();
+    return { hubUrl, tokenSource, tokenStorage: deps.tokenStore.storage, cacheDir: deps.cacheDir, freeBytes: await freeBytes(deps.cacheDir) };
+  };
   return {
-    'library.delete': async ({ id }) => {
+    'library.delete': async ({ id, dryRun }) => {
+      if (dryRun) return library.delete(id, { dryRun });
       const result = await library.delete(id);
       events.emit('library.changed', { reason: 'delete' });
       return result;
@@ -39,9 +47,14 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
     'library.folders': async () => library.userFolders(),
     'library.addFolder': ({ path }) => foldersChanged(library.addFolder(path)),
     'library.removeFolder': ({ path }) => foldersChanged(library.removeFolder(path)),
-    'hub.status': async () => {
-      const { hubUrl, tokenSource } = await deps.hub();
-      return { hubUrl, tokenSource, cacheDir: deps.cacheDir, freeBytes: await freeBytes(deps.cacheDir) };
+    'hub.status': status,
+    'hub.setToken': async ({ token }) => {
+      await deps.tokenStore.set(token);
+      return status();
+    },
+    'hub.clearToken': async () => {
+      await deps.tokenStore.clear();
+      return status();
     },
     'download.peek': async ({ repo, revision }) => peekRemoteModel({ hub: await deps.hub(), repo, ...(revision ? { revision } : {}) }),
     'download.start': async ({ repo, revision, files }) => downloads.start({ repo, ...(revision ? { revision } : {}), ...(files ? { files } : {}) }),

@@ -71,12 +71,12 @@ export class LibraryService {
     return this.userFolders();
   }
 
-  /** Deletes a hub cache revision (`hf cache delete`); other folders are the user's to remove. */
-  async delete(id: string): Promise<LibraryDeleteResult> {
+  /** Deletes a hub cache revision (`hf cache delete`); other folders are the user's to remove. `dryRun`: only says what it would remove. */
+  async delete(id: string, options: { dryRun?: boolean } = {}): Promise<LibraryDeleteResult> {
     const cache = this.options.hubCaches.find((c) => id.startsWith(join(c, 'models--')));
     if (!cache) throw new Error(`${id}: Alloy deletes only models in the Hugging Face cache; remove other folders yourself.`);
-    const result = await deleteCachedRevision(cache, id);
-    this.summaries.delete(id);
+    const result = await deleteCachedRevision(cache, id, options);
+    if (!options.dryRun) this.summaries.delete(id);
     return result;
   }
 
