@@ -88,6 +88,11 @@ export interface JobInfo {
   /** Where the merge computes, once the engine has chosen: "CPU: WebAssembly SIMD, 7 worker threads". */
   device?: string;
   error?: string;
+  /**
+   * A merge that stopped before the end (the engine was killed, the app stopped) and left finished
+   * shards in its journal: `job.resume` continues from them.
+   */
+  resumable?: { finishedShards: number };
   log: string[];
 }
 
@@ -118,6 +123,7 @@ export const requestSchemas = {
     device: v.optional(v.picklist(['auto', 'cpu', 'gpu'])),
   }),
   'job.cancel': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
+  'job.resume': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
   'job.list': v.strictObject({}),
   ...studioRequestSchemas,
   ...libraryRequestSchemas,
@@ -130,6 +136,7 @@ export interface ResponseTypes extends StudioResponseTypes, LibraryResponseTypes
   'recipe.plan': { ok: true; plan: PlanSummary } | { ok: false; problems: RecipeProblem[] };
   'job.start': JobInfo;
   'job.cancel': JobInfo;
+  'job.resume': JobInfo;
   'job.list': JobInfo[];
 }
 

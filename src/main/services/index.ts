@@ -88,6 +88,7 @@ export function createServices(options: ServicesOptions): Services {
     outputRoot: options.outputRoot,
     modelRoots: [...modelRoots, options.outputRoot],
     events,
+    ...(options.settingsFile ? { jobsFile: join(dirname(options.settingsFile), 'jobs.json') } : {}),
   });
   const settings = new SettingsService(options.settingsFile);
   const handlers: Handlers = {
@@ -118,7 +119,8 @@ export function createServices(options: ServicesOptions): Services {
       return jobs.start({ device, ...request, memoryBudget, outShardSize });
     },
     'job.cancel': async ({ id }) => jobs.cancel(id),
-    'job.list': async () => jobs.list(),
+    'job.resume': ({ id }) => jobs.resume(id),
+    'job.list': async () => (await jobs.loaded, jobs.list()),
     ...createStudioHandlers({ modelRoots, settings }),
     ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, tokenStore, ...(foldersFile ? { foldersFile } : {}) }),
   };

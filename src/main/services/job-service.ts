@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { JobInfo } from '../../shared/contract';
 import type { JobFile } from '../../shared/job';
 import type { ProgressEvent } from '../../shared/progress';
 import type { EventBus } from './events';
+import { interruptedMerge } from './interrupted-merge';
 
 export interface JobServiceOptions {
   /** Plain Node (never Electron's): dawn.node cannot read GPU buffers back inside Electron. */
@@ -17,6 +18,11 @@ export interface JobServiceOptions {
   outputRoot: string;
   modelRoots: string[];
   events: EventBus;
+  /**
+   * Where the jobs are kept between runs of the app, so a merge the app was running when it stopped
+   * (quit, crash, power loss) comes back as interrupted and can be resumed. In memory only when absent.
+   */
+  jobsFile?: string;
 }
 
 export interface StartJobParams {
@@ -27,13 +33,33 @@ export interface StartJobParams {
   outShardSize?: number;
 }
 
+interface Job {
+  info: JobInfo;
+  /** What the engine is given; kept so that a resume runs the very same merge. */
+  job: JobFile;
+  jobFile: string;
+  child: ChildProcess | undefined;
+}
+
+interface SavedJobs {
+  version: 1;
+  jobs: { info: JobInfo; job: JobFile; jobFile: string }[];
+}
+
 const LOG_LINES = 500;
+/** Finished jobs kept in the jobs file. */
+const KEPT_JOBS = 50;
 
 /** Runs merges as engine child processes and follows their JSON-lines progress. */
 export class JobService {
-  private jobs = new Map<string, { info: JobInfo; child: ChildProcess | undefined }>();
+  private jobs = new Map<string, Job>();
+  private saving: Promise<void> = Promise.resolve();
+  /** Settles once the jobs of an earlier run of the app are read back. */
+  readonly loaded: Promise<void>;
 
-  constructor(private readonly options: JobServiceOptions) {}
+  constructor(private readonly options: JobServiceOptions) {
+    this.loaded = this.load();
+  }
 
   list(): JobInfo[] {
     return [...this.jobs.values()].map((j) => j.info).sort((a, b) => b.startedAt - a.startedAt);
@@ -44,8 +70,8 @@ export class JobService {
   }
 
   async start({ recipe, outputName, device, memoryBudget, outShardSize }: StartJobParams): Promise<JobInfo> {
+    await this.loaded;
     const id = randomUUID();
-    await mkdir(this.options.workDir, { recursive: true });
     const recipeFile = join(this.options.workDir, `${id}.yml`);
     const jobFile = join(this.options.workDir, `${id}.json`);
     const outDir = join(this.options.outputRoot, outputName);
@@ -60,16 +86,15 @@ export class JobService {
         ...(outShardSize ? { outShardSize } : {}),
       },
     };
-    await writeFile(recipeFile, recipe);
-    await writeFile(jobFile, JSON.stringify(job, null, 2));
+    // A new merge into the same folder starts its build folder afresh: older jobs there can no longer resume.
+    for (const other of this.jobs.values()) {
+      if (other.info.outDir !== outDir || !other.info.resumable) continue;
+      delete other.info.resumable;
+      this.options.events.emit('job.state', other.info);
+    }
     const info: JobInfo = { id, state: 'running', outputName, outDir, startedAt: Date.now(), log: [] };
-    const child = spawn(this.options.nodeBinary, [this.options.engineEntry, 'run-job', jobFile, '--progress=jsonl'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: undefined },
-    });
-    this.jobs.set(id, { info, child });
-    this.follow(id, child);
-    this.options.events.emit('job.state', info);
+    this.jobs.set(id, { info, job, jobFile, child: undefined });
+    await this.launch(id);
     return info;
   }
 
@@ -80,17 +105,61 @@ export class JobService {
     return job.info;
   }
 
+  /**
+   * Runs an interrupted merge again with the engine's `--resume`: the shards its journal lists that
+   * still match are kept, the others written, and the result is what an uninterrupted run writes.
+   */
+  async resume(id: string): Promise<JobInfo> {
+    await this.loaded;
+    const job = this.jobs.get(id);
+    if (!job) throw new Error(`no job ${id}`);
+    if (job.info.state === 'running') throw new Error(`${job.info.outputName} is still running`);
+    const busy = [...this.jobs.values()].find((j) => j !== job && j.info.state === 'running' && j.info.outDir === job.info.outDir);
+    if (busy) throw new Error(`another merge is writing ${job.info.outDir}; wait for it or cancel it first`);
+    const left = await interruptedMerge(job.info.outDir);
+    if (!left) {
+      delete job.info.resumable;
+      this.options.events.emit('job.state', job.info);
+      throw new Error(`${job.info.outputName} left nothing to resume from (no journal of finished shards beside ${job.info.outDir}); run the merge again`);
+    }
+    job.job = { ...job.job, options: { ...job.job.options, resume: true } };
+    job.info.state = 'running';
+    for (const key of ['finishedAt', 'error', 'resumable', 'lastProgress'] as const) delete job.info[key];
+    this.log(job, `resuming from ${left.finishedShards} finished shard${left.finishedShards === 1 ? '' : 's'}`);
+    await this.launch(id);
+    return job.info;
+  }
+
   /** Stops every running engine, for shutdown. */
   stopAll(): void {
     for (const job of this.jobs.values()) if (job.info.state === 'running') job.child?.kill('SIGTERM');
   }
 
+  /** Writes the job's files and starts its engine. */
+  private async launch(id: string): Promise<void> {
+    const job = this.jobs.get(id)!;
+    await mkdir(dirname(job.jobFile), { recursive: true });
+    await mkdir(dirname(job.job.recipeFile), { recursive: true });
+    await writeFile(job.job.recipeFile, job.job.recipeText);
+    await writeFile(job.jobFile, JSON.stringify(job.job, null, 2));
+    const child = spawn(this.options.nodeBinary, [this.options.engineEntry, 'run-job', job.jobFile, '--progress=jsonl'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: undefined },
+    });
+    job.child = child;
+    this.follow(id, child);
+    this.options.events.emit('job.state', job.info);
+    this.save();
+  }
+
+  private log(job: Job, line: string): void {
+    job.info.log.push(line);
+    if (job.info.log.length > LOG_LINES) job.info.log.splice(0, job.info.log.length - LOG_LINES);
+  }
+
   private follow(id: string, child: ChildProcess): void {
     const job = this.jobs.get(id)!;
-    const log = (line: string) => {
-      job.info.log.push(line);
-      if (job.info.log.length > LOG_LINES) job.info.log.splice(0, job.info.log.length - LOG_LINES);
-    };
+    const log = (line: string) => this.log(job, line);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       let event: ProgressEvent;
       try {
@@ -108,20 +177,72 @@ export class JobService {
     createInterface({ input: child.stderr! }).on('line', log);
     child.on('error', (error) => {
       job.info.error = `could not start the engine (${this.options.nodeBinary}): ${error.message}`;
-      this.settle(id, 'failed');
+      void this.settle(id, 'failed');
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
+      if (job.child !== child) return;
       job.child = undefined;
       if (job.info.state !== 'running') return;
-      this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed');
+      if (signal && code === null && !job.info.error) job.info.error = `the engine was stopped by ${signal} before the merge finished`;
+      void this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed');
     });
   }
 
-  private settle(id: string, state: JobInfo['state']): void {
+  private async settle(id: string, state: JobInfo['state']): Promise<void> {
     const job = this.jobs.get(id)!;
     job.info.state = state;
     job.info.finishedAt = Date.now();
     if (state === 'failed' && !job.info.error) job.info.error = job.info.log.at(-1) ?? 'the engine stopped';
+    if (state !== 'done') await this.markResumable(job);
     this.options.events.emit('job.state', job.info);
+    this.save();
+  }
+
+  private async markResumable(job: Job): Promise<void> {
+    const left = await interruptedMerge(job.info.outDir).catch(() => undefined);
+    if (left && job.info.state !== 'running') job.info.resumable = left;
+  }
+
+  /** Reads back the jobs file: a job that was running when the app stopped is interrupted, resumable if its journal is there. */
+  private async load(): Promise<void> {
+    if (!this.options.jobsFile) return;
+    const text = await readFile(this.options.jobsFile, 'utf8').catch(() => undefined);
+    let saved: SavedJobs | undefined;
+    try {
+      saved = text === undefined ? undefined : (JSON.parse(text) as SavedJobs);
+    } catch {
+      saved = undefined;
+    }
+    if (saved?.version !== 1 || !Array.isArray(saved.jobs)) return;
+    for (const { info, job, jobFile } of saved.jobs) {
+      if (typeof info?.id !== 'string' || this.jobs.has(info.id) || typeof job?.outDir !== 'string') continue;
+      const restored: Job = { info, job, jobFile, child: undefined };
+      this.jobs.set(info.id, restored);
+      if (info.state === 'running') {
+        info.state = 'failed';
+        info.finishedAt = Date.now();
+        info.error = 'Alloy stopped while this merge was running';
+      }
+      delete info.resumable;
+      if (info.state !== 'done') await this.markResumable(restored);
+    }
+  }
+
+  /** Writes the jobs file (whole, then renamed into place), one write at a time. */
+  private save(): void {
+    const file = this.options.jobsFile;
+    if (!file) return;
+    const jobs = [...this.jobs.values()]
+      .sort((a, b) => b.info.startedAt - a.info.startedAt)
+      .slice(0, KEPT_JOBS)
+      .map(({ info, job, jobFile }) => ({ info, job, jobFile }));
+    const text = JSON.stringify({ version: 1, jobs } satisfies SavedJobs);
+    this.saving = this.saving
+      .then(async () => {
+        await mkdir(dirname(file), { recursive: true });
+        await writeFile(`${file}.tmp`, text);
+        await rename(`${file}.tmp`, file);
+      })
+      .catch(() => undefined);
   }
 }

@@ -78,6 +78,16 @@ export class ShardJournal {
     return { journal: new ShardJournal(join(dir, JOURNAL_FILE), planHash), finished };
   }
 
+  /** How many finished shards the journal in `dir` lists, whatever plan it was for; undefined when there is none. */
+  static async count(dir: string): Promise<number | undefined> {
+    const text = await readFile(join(dir, JOURNAL_FILE), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    const [headerLine, ...lines] = completeLines(text);
+    const header = parseLine(headerLine) as Partial<JournalHeader> | undefined;
+    if (header?.journal !== 'alloy-shards' || header.version !== 1) return undefined;
+    return lines.map(parseLine).filter(isFinishedShard).length;
+  }
+
   async record(shard: FinishedShard): Promise<void> {
     await appendDurably(this.path, JSON.stringify(shard) + '\n', 'a');
   }

@@ -53,7 +53,13 @@ export const useJobsStore = defineStore('jobs', () => {
     upsert(await api.invoke('job.cancel', { id }));
   }
 
+  /** Continues an interrupted merge from the shards it finished; its progress starts again from those. */
+  async function resume(api: AlloyApi, id: string): Promise<void> {
+    const view = upsert(await api.invoke('job.resume', { id }));
+    view.progress = undefined;
+  }
+
   const whenLoaded = () => loaded;
 
-  return { jobs, whenLoaded, connect, start, cancel, upsert, latest };
+  return { jobs, whenLoaded, connect, start, cancel, resume, upsert, latest };
 });

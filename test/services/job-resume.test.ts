@@ -1,0 +1,156 @@
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { JobInfo } from '../../src/shared/contract';
+import { EventBus } from '../../src/main/services/events';
+import { JobService } from '../../src/main/services/job-service';
+import { differingFiles, writeTwoModelFixture } from '../engine/engine-process';
+import { tempDir } from '../helpers';
+import { enginePid } from './engine-child';
+
+const ENGINE = resolve('out/cli/alloy.mjs');
+const SHARD = 200_000;
+
+let root: string;
+let recipe: string;
+let modelRoot: string;
+let reference: string;
+let tensorCount: number;
+
+function service(outputRoot: string, jobsFile?: string) {
+  const events = new EventBus();
+  const jobs = new JobService({
+    nodeBinary: process.execPath,
+    engineEntry: ENGINE,
+    workDir: join(root, 'work'),
+    outputRoot,
+    modelRoots: [modelRoot],
+    events,
+    ...(jobsFile ? { jobsFile } : {}),
+  });
+  return { jobs, events };
+}
+
+/** Resolves with the job's state once it is `state` (from the service's own events). */
+function settled(s: ReturnType<typeof service>, id: string, state: JobInfo['state'] = 'done'): Promise<JobInfo> {
+  return new Promise((done, fail) => {
+    const check = (info: JobInfo | undefined) => {
+      if (info?.id !== id || info.state === 'running') return;
+      off();
+      if (info.state === state) done(info);
+      else fail(new Error(`the job ended ${info.state}: ${info.error ?? ''}\n${info.log.join('\n')}`));
+    };
+    const off = s.events.on('job.state', check);
+    check(s.jobs.get(id));
+  });
+}
+
+function tensorsDone(s: ReturnType<typeof service>, id: string, count: number): Promise<void> {
+  return new Promise((done) => {
+    const off = s.events.on('job.progress', ({ jobId, event }) => {
+      if (jobId === id && event.type === 'tensor' && event.index >= count) {
+        off();
+        done();
+      }
+    });
+  });
+}
+
+function resumedShards(info: JobInfo): number {
+  const line = info.log.find((l) => l.startsWith('resuming: '));
+  return Number(/^resuming: (\d+)/.exec(line ?? '')?.[1] ?? -1);
+}
+
+beforeAll(async () => {
+  root = await tempDir('alloy-job-resume-');
+  ({ recipe, modelRoot } = await writeTwoModelFixture(root));
+  recipe = await readFile(recipe, 'utf8');
+  const s = service(join(root, 'reference'));
+  const started = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
+  let tensors = 0;
+  s.events.on('job.progress', ({ event }) => event.type === 'tensor' && tensors++);
+  await settled(s, started.id);
+  tensorCount = tensors;
+  reference = join(root, 'reference', 'merged');
+  expect(readdirSync(reference).filter((f) => f.endsWith('.safetensors')).length).toBeGreaterThanOrEqual(12);
+});
+
+describe('the job service resumes an interrupted merge', () => {
+  it('after its engine is killed mid-run (kill -9), Resume finishes it from the journal with the uninterrupted bits', async () => {
+    const outputRoot = join(root, 'killed');
+    const s = service(outputRoot);
+    const job = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
+    await tensorsDone(s, job.id, Math.floor(tensorCount / 2));
+    process.kill(enginePid(job.id), 'SIGKILL');
+    const failed = await settled(s, job.id, 'failed');
+    expect(failed.error).toBe('the engine was stopped by SIGKILL before the merge finished');
+    const finished = failed.resumable?.finishedShards ?? 0;
+    expect(finished).toBeGreaterThan(0);
+    expect(readdirSync(outputRoot)).toEqual(['.merged.alloy-partial']);
+
+    const resumed = await s.jobs.resume(job.id);
+    expect(resumed).toMatchObject({ id: job.id, state: 'running' });
+    expect(resumed.resumable).toBeUndefined();
+    const done = await settled(s, job.id);
+    // The engine verified and kept the shards the killed run had journaled.
+    expect(resumedShards(done)).toBe(finished);
+    expect(done.log).toContain(`resuming from ${finished} finished shards`);
+    expect(await differingFiles(reference, join(outputRoot, 'merged'))).toEqual([]);
+    expect(readdirSync(outputRoot)).toEqual(['merged']);
+    expect(s.jobs.get(job.id)?.resumable).toBeUndefined();
+  });
+
+  it('a cancelled merge cleans up and has nothing to resume; resume says so', async () => {
+    const s = service(join(root, 'cancelled'));
+    const job = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
+    await tensorsDone(s, job.id, 3);
+    s.jobs.cancel(job.id);
+    const cancelled = await settled(s, job.id, 'cancelled');
+    expect(cancelled.resumable).toBeUndefined();
+    await expect(s.jobs.resume(job.id)).rejects.toThrow(/left nothing to resume from \(no journal of finished shards beside .*merged\); run the merge again/);
+  });
+
+  it('a merge the app was running when it crashed comes back after a restart as interrupted, and resumes to the same bits', async () => {
+    const outputRoot = join(root, 'crashed');
+    await mkdir(outputRoot);
+    const jobsFile = join(root, 'crashed-app', 'jobs.json');
+    // The "app": a Node process holding a JobService, killed with its engine (one process group) mid-merge.
+    const app = spawn(process.execPath, ['--import', 'tsx', 'test/services/job-app.ts', ENGINE, root, outputRoot, modelRoot, jobsFile, String(SHARD)], {
+      detached: true,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    app.stdin.end(recipe);
+    let out = '';
+    await new Promise<void>((done, fail) => {
+      app.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const done1 = /tensor (\d+)/g;
+        let m;
+        while ((m = done1.exec(out))) if (Number(m[1]) >= tensorCount / 2) return done();
+      });
+      app.on('exit', () => fail(new Error(`the app exited early: ${out}`)));
+    });
+    process.kill(-app.pid!, 'SIGKILL');
+    await new Promise((r) => app.once('exit', r));
+    const saved = JSON.parse(await readFile(jobsFile, 'utf8')) as { jobs: { info: JobInfo }[] };
+    expect(saved.jobs.map((j) => j.info.state)).toEqual(['running']);
+
+    const s = service(outputRoot, jobsFile);
+    await s.jobs.loaded;
+    const [interrupted] = s.jobs.list();
+    expect(interrupted).toMatchObject({ state: 'failed', error: 'Alloy stopped while this merge was running', outputName: 'merged' });
+    const finished = interrupted!.resumable?.finishedShards ?? 0;
+    expect(finished).toBeGreaterThan(0);
+    await s.jobs.resume(interrupted!.id);
+    const done = await settled(s, interrupted!.id);
+    expect(resumedShards(done)).toBe(finished);
+    expect(await differingFiles(reference, join(outputRoot, 'merged'))).toEqual([]);
+    // The next start of the app lists it done, with nothing to resume.
+    await expect.poll(async () => (JSON.parse(await readFile(jobsFile, 'utf8')) as { jobs: { info: JobInfo }[] }).jobs[0]!.info.state).toBe('done');
+    const again = service(outputRoot, jobsFile);
+    await again.jobs.loaded;
+    expect(again.jobs.list().map((j) => [j.state, j.resumable])).toEqual([['done', undefined]]);
+  });
+});
