@@ -63,6 +63,11 @@ export interface DownloadInfo {
   snapshotPath?: string;
   /** Why it failed, in words a user can act on (never contains a token). */
   error?: { kind: DownloadErrorKind; message: string };
+  /**
+   * What a running download is waiting for, when it waits: the Hub's rate limit (429, until its
+   * Retry-After), or another program (Python's huggingface_hub) writing the same file.
+   */
+  notice?: string;
 }
 
 /** A Hub repo described from its config and safetensors headers, read with range requests. */

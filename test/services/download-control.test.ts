@@ -139,11 +139,53 @@ describe('Hub errors say what to do', () => {
     expect(m.get(info.id).error).toMatchObject({ kind: 'not-found', message: 'alloy-test/tiny-mistral has no revision "v9".' });
   });
 
-  it('429 with the time to wait', async () => {
+  it('429 asking for a longer wait than Alloy waits out: fails at once, saying when to try again', async () => {
     hub.faults.rateLimited = 1;
-    const info = await failure(TINY_MISTRAL);
+    const started = Date.now();
+    const info = await failure(TINY_MISTRAL, { hubOptions: async () => ({ hubUrl: hub.url, rateLimit: { maxWaitSeconds: 5 } }) });
+    expect(Date.now() - started).toBeLessThan(4000);
     expect(info.error).toMatchObject({ kind: 'rate-limited' });
-    expect(info.error!.message).toMatch(/limiting requests .*429.*again in 7 s/);
+    expect(info.error!.message).toBe('The Hub is limiting requests from this address (429). Try again in 7 s; a partial download is kept and resumes where it stopped.');
+  });
+
+  it('429 is waited out as Retry-After says, with a notice, and the download finishes', async () => {
+    hub.faults.rateLimited = 2;
+    hub.faults.retryAfter = '1';
+    try {
+      const cache = await tempDir();
+      const { m, events } = manager(cache);
+      const before = hub.requests.length;
+      const started = Date.now();
+      const info = m.start({ repo: TINY_MISTRAL });
+      await m.idle();
+      expect(m.get(info.id)).toMatchObject({ state: 'done' });
+      expect(m.get(info.id).notice).toBeUndefined();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+      // The same request three times: two 429s, then the answer.
+      const first = hub.requests[before]!.path;
+      expect(hub.requests.slice(before, before + 3).map((r) => r.path)).toEqual([first, first, first]);
+      const notices = events.map((e) => e.notice).filter(Boolean);
+      expect(notices).toEqual([
+        'The Hub is limiting requests (429): trying again in 1 s (1 of 3).',
+        'The Hub is limiting requests (429): trying again in 1 s (2 of 3).',
+      ]);
+    } finally {
+      hub.faults.rateLimited = 0;
+      hub.faults.retryAfter = '7';
+    }
+  });
+
+  it('429 that persists past the retries fails with a clear message (HTTP-date Retry-After too)', async () => {
+    hub.faults.rateLimited = 100;
+    hub.faults.retryAfter = new Date(Date.now() + 1000).toUTCString();
+    try {
+      const info = await failure(TINY_MISTRAL, { hubOptions: async () => ({ hubUrl: hub.url, rateLimit: { retries: 1 } }) });
+      expect(info.error).toMatchObject({ kind: 'rate-limited' });
+      expect(info.error!.message).toMatch(/^The Hub is still limiting requests from this address \(429\) after 2 tries over [0-2] s\. Try again in [0-2] s; a partial download is kept/);
+    } finally {
+      hub.faults.rateLimited = 0;
+      hub.faults.retryAfter = '7';
+    }
   });
 
   it('network loss: says the connection was lost', async () => {

@@ -33,6 +33,8 @@ export interface FakeHubFaults {
   wrongBytes: Set<string>;
   /** The next this-many requests get 429. */
   rateLimited: number;
+  /** The Retry-After header sent with a 429 (seconds or an HTTP date); none when empty. */
+  retryAfter: string;
   /** Body bytes per second (0: as fast as possible). */
   bytesPerSecond: number;
 }
@@ -48,7 +50,7 @@ const LFS_EXTENSIONS = /\.(safetensors|bin|pt|pth|gguf|model)$/;
 
 export class FakeHub {
   readonly repos = new Map<string, FakeRepo>();
-  readonly faults: FakeHubFaults = { cutAfter: new Map(), wrongBytes: new Set(), rateLimited: 0, bytesPerSecond: 0 };
+  readonly faults: FakeHubFaults = { cutAfter: new Map(), wrongBytes: new Set(), rateLimited: 0, retryAfter: '7', bytesPerSecond: 0 };
   readonly requests: LoggedRequest[] = [];
   /** Tokens the hub knows; `grantedTokens` may also read manually gated repos. */
   readonly tokens = new Set<string>();
@@ -121,7 +123,7 @@ export class FakeHub {
     });
     if (this.faults.rateLimited > 0) {
       this.faults.rateLimited--;
-      res.setHeader('Retry-After', '7');
+      if (this.faults.retryAfter) res.setHeader('Retry-After', this.faults.retryAfter);
       return sendError(res, 429, 'RateLimited', 'Too many requests');
     }
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(url.pathname);

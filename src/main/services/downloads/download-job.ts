@@ -69,7 +69,7 @@ export class DownloadJob {
     this.setState('running');
     this.meter.reset();
     try {
-      const hub = await this.context.hubOptions();
+      const hub = this.withNotices(await this.context.hubOptions());
       await this.planFiles(hub);
       await this.checkSpace();
       for (const file of this.remoteFiles) {
@@ -117,6 +117,29 @@ export class DownloadJob {
     return this.info.state === 'done' || this.info.state === 'cancelled';
   }
 
+  /** The Hub options with waits (rate limit) reported on the download as a notice. */
+  private withNotices(hub: HubOptions): HubOptions {
+    const onWait = hub.rateLimit?.onWait;
+    return {
+      ...hub,
+      rateLimit: {
+        ...hub.rateLimit,
+        onWait: (wait) => {
+          onWait?.(wait);
+          this.setNotice(`The Hub is limiting requests (429): trying again in ${wait.seconds} s (${wait.attempt} of ${wait.retries}).`);
+        },
+      },
+    };
+  }
+
+  /** Shows (or, undefined, clears) what the download is waiting for. */
+  setNotice(notice: string | undefined): void {
+    if (notice === this.info.notice) return;
+    if (notice === undefined) delete this.info.notice;
+    else this.info.notice = notice;
+    this.context.changed(this, true);
+  }
+
   private async planFiles(hub: HubOptions): Promise<void> {
     if (this.info.commit && this.remoteFiles.length) return;
     const remote = await listRemoteFiles({ hub, repo: this.request.repo, revision: this.info.commit ?? this.info.revision });
@@ -127,6 +150,7 @@ export class DownloadJob {
     this.info.snapshotPath = snapshotDir(this.storage, remote.commit);
     this.info.files = files.map((f) => ({ path: f.path, size: f.size, downloaded: 0, state: 'pending' }));
     this.info.totalBytes = files.reduce((sum, f) => sum + f.size, 0);
+    delete this.info.notice;
     this.context.changed(this, true);
   }
 
@@ -172,6 +196,7 @@ export class DownloadJob {
   }
 
   private setFileBytes(progress: DownloadInfo['files'][number], bytes: number): void {
+    if (this.info.notice && bytes > progress.downloaded) this.setNotice(undefined);
     progress.downloaded = bytes;
     this.info.downloadedBytes = this.info.files.reduce((sum, f) => sum + f.downloaded, 0);
     this.meter.record(this.info.downloadedBytes);
@@ -184,6 +209,7 @@ export class DownloadJob {
 
   private setState(state: DownloadState): void {
     this.info.state = state;
+    delete this.info.notice;
     if (state !== 'running') this.info.bytesPerSecond = 0;
     this.context.changed(this, true);
   }

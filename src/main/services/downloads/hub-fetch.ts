@@ -14,15 +14,54 @@ export function hubFetch(hub: HubOptions): typeof fetch {
     const headers = new Headers(init?.headers);
     if (hub.accessToken && url.origin === hubOrigin) headers.set('Authorization', `Bearer ${hub.accessToken}`);
     else headers.delete('Authorization');
-    let response: Response;
-    try {
-      response = await base(url, { ...init, headers });
-    } catch (error) {
-      throw networkError(error, url, init?.signal);
+    const retries = hub.rateLimit?.retries ?? 3;
+    const maxWait = hub.rateLimit?.maxWaitSeconds ?? 60;
+    let waited = 0;
+    for (let attempt = 0; ; attempt++) {
+      let response: Response;
+      try {
+        response = await base(url, { ...init, headers });
+      } catch (error) {
+        throw networkError(error, url, init?.signal);
+      }
+      if (response.status === 429) {
+        // The Hub says how long to wait (Retry-After); without it, 1, 2, 4… seconds.
+        const wait = retryAfterSeconds(response.headers.get('Retry-After')) ?? 2 ** attempt;
+        if (attempt < retries && wait <= maxWait) {
+          await response.body?.cancel();
+          hub.rateLimit?.onWait?.({ seconds: wait, attempt: attempt + 1, retries, url: url.href });
+          await sleep(wait * 1000, init?.signal ?? undefined);
+          if (init?.signal?.aborted) throw networkError(new Error('aborted'), url, init.signal);
+          waited += wait;
+          continue;
+        }
+        throw await responseError(response, url, hub.hubUrl, { tries: attempt + 1, waited });
+      }
+      if (response.status >= 400 && response.status !== 416) throw await responseError(response, url, hub.hubUrl);
+      return response;
     }
-    if (response.status >= 400 && response.status !== 416) throw await responseError(response, url, hub.hubUrl);
-    return response;
   };
+}
+
+/** Retry-After as seconds: a number of seconds or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterSeconds(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(header)) return Number(header);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 export function networkError(error: unknown, url: URL, signal?: AbortSignal | null): HubError {
@@ -43,7 +82,7 @@ function describeUrl(url: URL): { repo: string; revision?: string; file?: string
   return { repo: url.pathname.slice(1) };
 }
 
-async function responseError(response: Response, url: URL, hubUrl: string): Promise<HubError> {
+async function responseError(response: Response, url: URL, hubUrl: string, rateLimited = { tries: 1, waited: 0 }): Promise<HubError> {
   const code = response.headers.get('X-Error-Code') ?? '';
   const serverMessage = response.headers.get('X-Error-Message') ?? (await response.text().catch(() => '')).slice(0, 300);
   const { repo, revision, file } = describeUrl(url);
@@ -64,12 +103,18 @@ async function responseError(response: Response, url: URL, hubUrl: string): Prom
   if (response.status === 401) return new HubError('unauthorized', `The Hub refused the token (401: invalid or expired): ${login} with a valid one.`, details);
   if (response.status === 403) return new HubError('forbidden', `The Hub refused access to ${repo} (403)${serverMessage ? `: ${serverMessage}` : ''}.`, details);
   if (response.status === 429) {
-    const retryAfterSeconds = Number(response.headers.get('Retry-After')) || undefined;
-    const when = retryAfterSeconds ? `in ${retryAfterSeconds} s` : 'in a few minutes';
-    return new HubError('rate-limited', `The Hub is limiting requests from this address (429). Try again ${when}${retryAfterSeconds ? '' : ''}.`, {
+    const retryAfter = retryAfterSeconds(response.headers.get('Retry-After'));
+    const when = retryAfter !== undefined ? `in ${formatWait(retryAfter)}` : 'in a few minutes';
+    const { tries, waited } = rateLimited;
+    const still = tries > 1 ? `is still limiting requests from this address (429) after ${tries} tries over ${formatWait(waited)}` : 'is limiting requests from this address (429)';
+    return new HubError('rate-limited', `The Hub ${still}. Try again ${when}; a partial download is kept and resumes where it stopped.`, {
       ...details,
-      ...(retryAfterSeconds ? { retryAfterSeconds } : {}),
+      ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}),
     });
   }
   return new HubError('server', `The Hub answered ${response.status} for ${url.pathname}${serverMessage ? `: ${serverMessage}` : ''}.`, details);
+}
+
+function formatWait(seconds: number): string {
+  return seconds < 120 ? `${seconds} s` : `${Math.ceil(seconds / 60)} min`;
 }

@@ -6,6 +6,17 @@ export interface HubOptions {
   accessToken?: string;
   /** A custom fetch (tests, proxies). Default: the global fetch. */
   fetch?: typeof fetch;
+  /** How a 429 (rate limit) is waited out before it becomes an error. */
+  rateLimit?: RateLimitPolicy;
+}
+
+export interface RateLimitPolicy {
+  /** Requests sent again after a 429. Default 3. */
+  retries?: number;
+  /** The longest Retry-After waited out; a longer one is an error at once, saying when to try again. Default 60 s. */
+  maxWaitSeconds?: number;
+  /** Told before each wait, for a notice in the UI. */
+  onWait?: (wait: { seconds: number; attempt: number; retries: number; url: string }) => void;
 }
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
