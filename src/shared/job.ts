@@ -1,4 +1,5 @@
 import * as v from 'valibot';
+import { analysisRequestEntries } from './analysis-contract';
 
 /** The job file the app writes and `alloy run-job` reads: one merge, everything it needs. */
 export const jobFileSchema = v.strictObject({
@@ -27,3 +28,18 @@ export const jobFileSchema = v.strictObject({
 });
 
 export type JobFile = v.InferOutput<typeof jobFileSchema>;
+
+/** An analysis job file (`kind: "analysis"`): the Analysis view's comparison, run by `alloy run-job` as a merge is. */
+export const analysisJobFileSchema = v.strictObject({
+  kind: v.literal('analysis'),
+  ...analysisRequestEntries,
+  options: v.optional(
+    v.strictObject({
+      memoryBudget: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1 << 20))),
+      modelRoots: v.optional(v.array(v.string())),
+      loraMergeCache: v.optional(v.string()),
+    }),
+  ),
+});
+
+export type AnalysisJobFile = v.InferOutput<typeof analysisJobFileSchema>;

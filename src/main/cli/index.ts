@@ -6,7 +6,7 @@ import { formatBytes } from '../../shared/format';
 import { CancelledError } from '../engine/execute/execute-plan';
 import { describeStages, planRecipe, runMerge, type MergeOptions } from '../engine/run-merge';
 import { parseRecipes } from '../engine/recipe/parse-recipe';
-import { parseJobFile } from '../services/job-file';
+import { isAnalysisJob, parseAnalysisJobFile, parseJobFile } from '../services/job-file';
 import { parseArgs, parseKmb, UsageError, type FlagSpec } from './args';
 import { formatPlan } from './format-plan';
 
@@ -39,6 +39,7 @@ const HELP = `alloy: merge language models from mergekit recipes
 Usage:
   alloy merge RECIPE.yml OUT_DIR [options]   merge, as mergekit-yaml does
   alloy plan RECIPE.yml [--json]             print what will be read and written; writes nothing
+  alloy analyze --base BASE MODEL...         per-layer relative L2, cosine and NearSwap swaps against the base
   alloy run-job JOB.json --progress=jsonl    run a job file (what the desktop app does)
   alloy serve [--host H] [--port P] [--token T]  the app in a browser (web mode)
   alloy demo-models [DIR]                    write the tiny demo models (default resources/demo/models)
@@ -59,6 +60,8 @@ export async function main(argv: string[]): Promise<number> {
         return await mergeCommand(rest);
       case 'plan':
         return await planCommand(rest);
+      case 'analyze':
+        return await (await import('./analyze-command')).analyzeCommand(rest);
       case 'run-job':
         return await runJobCommand(rest);
       case 'serve':
@@ -175,13 +178,17 @@ async function runJobCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv, { progress: MERGE_FLAGS['progress']! });
   if (positionals.length !== 1) throw new UsageError('usage: alloy run-job JOB.json --progress=jsonl');
   const jobFile = positionals[0]!;
-  const job = parseJobFile(await readFile(jobFile, 'utf8').catch(() => {
+  const text = await readFile(jobFile, 'utf8').catch(() => {
     throw new UsageError(`cannot read job file ${jobFile}`);
-  }), jobFile);
-  const report = progressPrinter((flags['progress'] as string | undefined) ?? 'jsonl');
+  });
+  const analysis = isAnalysisJob(text) ? parseAnalysisJobFile(text, jobFile) : undefined;
+  const job = analysis ? undefined : parseJobFile(text, jobFile);
+  const mode = (flags['progress'] as string | undefined) ?? 'jsonl';
+  const report = progressPrinter(mode);
   const abort = cancelOnSignals();
   try {
-    await runMerge({ ...job, signal: abort.signal, onProgress: report });
+    if (analysis) await (await import('./analyze-command')).runAnalysisJob(analysis, mode, abort.signal);
+    else await runMerge({ ...job!, signal: abort.signal, onProgress: report });
     return EXIT_CODES.ok;
   } catch (error) {
     const code = reportError(error);
