@@ -60,7 +60,10 @@ app.whenReady().then(async () => {
   const services = createServices({ paths, nodeBinary: process.env['ALLOY_NODE'] || 'node', outputRoot: paths.defaultOutputRoot, settingsFile: paths.settingsFile, tokenStore });
   mountContract(services);
   window = createWindow();
-  app.on('before-quit', () => services.jobs.stopAll());
+  app.on('before-quit', () => {
+    services.jobs.stopAll();
+    services.analyses.stopAll();
+  });
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) window = createWindow();
   });

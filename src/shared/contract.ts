@@ -2,6 +2,7 @@ import * as v from 'valibot';
 import type { ProgressEvent } from './progress';
 import { studioRequestSchemas, type StudioResponseTypes } from './studio-contract';
 import { libraryRequestSchemas, type LibraryEventTypes, type LibraryResponseTypes } from './library-contract';
+import { ANALYSIS_EVENT_NAMES, analysisRequestSchemas, type AnalysisEventTypes, type AnalysisResponseTypes } from './analysis-contract';
 
 /**
  * The one contract between a face (Electron renderer, web page, tests) and the services.
@@ -127,9 +128,10 @@ export const requestSchemas = {
   'job.list': v.strictObject({}),
   ...studioRequestSchemas,
   ...libraryRequestSchemas,
+  ...analysisRequestSchemas,
 } as const;
 
-export interface ResponseTypes extends StudioResponseTypes, LibraryResponseTypes {
+export interface ResponseTypes extends StudioResponseTypes, LibraryResponseTypes, AnalysisResponseTypes {
   'library.list': ModelSummary[];
   'methods.list': MethodInfo[];
   'recipe.demo': { name: string; recipe: string };
@@ -145,14 +147,14 @@ export type RequestOf<C extends Channel> = v.InferOutput<(typeof requestSchemas)
 export type ResponseOf<C extends Channel> = ResponseTypes[C];
 
 /** Events pushed from the services to every face. */
-export interface EventTypes extends LibraryEventTypes {
+export interface EventTypes extends LibraryEventTypes, AnalysisEventTypes {
   'job.progress': { jobId: string; event: ProgressEvent };
   'job.state': JobInfo;
 }
 export type EventName = keyof EventTypes;
 
 /** Every event a face relays (IPC, WebSocket). */
-export const EVENT_NAMES: EventName[] = ['job.progress', 'job.state', 'download.progress', 'library.changed'];
+export const EVENT_NAMES: EventName[] = ['job.progress', 'job.state', 'download.progress', 'library.changed', ...ANALYSIS_EVENT_NAMES];
 
 export const CHANNELS = Object.keys(requestSchemas) as Channel[];
 

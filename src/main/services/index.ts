@@ -19,6 +19,8 @@ import { LibraryService } from './library/library-service';
 import type { AppPaths } from './paths';
 import { SettingsService } from './settings-service';
 import { createStudioHandlers } from './studio-handlers';
+import { AnalysisJobs } from './analysis-jobs';
+import { createAnalysisHandlers } from './analysis-handlers';
 
 export interface ServicesOptions {
   paths: AppPaths;
@@ -47,6 +49,8 @@ export interface Services {
   library: LibraryService;
   downloads: DownloadManager;
   settings: SettingsService;
+  /** Analyses (the Analysis view) as engine child processes, like merges. */
+  analyses: AnalysisJobs;
 }
 
 /** Builds the services every face mounts: one handler per contract channel, one event bus. */
@@ -91,6 +95,13 @@ export function createServices(options: ServicesOptions): Services {
     ...(options.settingsFile ? { jobsFile: join(dirname(options.settingsFile), 'jobs.json') } : {}),
   });
   const settings = new SettingsService(options.settingsFile);
+  const analyses = new AnalysisJobs({
+    nodeBinary: options.nodeBinary,
+    engineEntry: options.paths.engineEntry,
+    workDir: options.workDir ?? join(tmpdir(), `alloy-jobs-${process.pid}`),
+    modelRoots: [...modelRoots, options.outputRoot],
+    events,
+  });
   const handlers: Handlers = {
     'library.list': () => library.list(),
     'methods.list': async () => [...MERGE_METHODS.values()].map(methodInfo),
@@ -122,9 +133,10 @@ export function createServices(options: ServicesOptions): Services {
     'job.resume': ({ id }) => jobs.resume(id),
     'job.list': async () => (await jobs.loaded, jobs.list()),
     ...createStudioHandlers({ modelRoots, settings }),
+    ...createAnalysisHandlers({ analyses, settings }),
     ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, tokenStore, ...(foldersFile ? { foldersFile } : {}) }),
   };
-  return { handlers, events, jobs, library, downloads, settings };
+  return { handlers, events, jobs, library, downloads, settings, analyses };
 }
 
 function methodInfo(m: typeof MERGE_METHODS extends ReadonlyMap<string, infer M> ? M : never): MethodInfo {

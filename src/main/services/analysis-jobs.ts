@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { applyAnalysisEvent, type AnalysisDtype, type AnalysisEvent, type AnalysisInfo } from '../../shared/analysis';
+import type { AnalysisJobFile } from '../../shared/job';
+import type { EventBus } from './events';
+
+export interface AnalysisJobsOptions {
+  /** Plain Node, as for merges: the engine never runs inside Electron. */
+  nodeBinary: string;
+  engineEntry: string;
+  /** Where the job files are written. */
+  workDir: string;
+  /** Folders that hold models by name. */
+  modelRoots: string[];
+  events: EventBus;
+}
+
+export interface StartAnalysisParams {
+  base: string;
+  models: string[];
+  t?: number[];
+  dtype?: AnalysisDtype;
+  memoryBudget?: number;
+}
+
+/** Finished analyses kept for `analysis.list`. */
+const KEPT = 20;
+
+/**
+ * The analysis kind of engine job: each analysis is a job file of `kind: "analysis"` run by
+ * `alloy run-job … --progress=jsonl` in a child process, as a merge is; its JSON lines are relayed as
+ * `analysis.progress` and folded into the run's `AnalysisInfo`, so a reloaded window finds every result.
+ */
+export class AnalysisJobs {
+  private runs = new Map<string, { info: AnalysisInfo; child: ChildProcess | undefined }>();
+
+  constructor(private readonly options: AnalysisJobsOptions) {}
+
+  list(): AnalysisInfo[] {
+    return [...this.runs.values()].map((r) => r.info).sort((a, b) => b.startedAt - a.startedAt);
+  }
+
+  async start({ base, models, t, dtype, memoryBudget }: StartAnalysisParams): Promise<AnalysisInfo> {
+    const id = randomUUID();
+    await mkdir(this.options.workDir, { recursive: true });
+    const jobFile = join(this.options.workDir, `analysis-${id}.json`);
+    const job: AnalysisJobFile = {
+      kind: 'analysis',
+      base,
+      models,
+      ...(t ? { t } : {}),
+      ...(dtype ? { dtype } : {}),
+      options: { modelRoots: this.options.modelRoots, ...(memoryBudget ? { memoryBudget } : {}) },
+    };
+    await writeFile(jobFile, JSON.stringify(job, null, 2));
+    const info: AnalysisInfo = { id, state: 'running', base, models, t: t ?? [], ...(dtype ? { dtype } : {}), startedAt: Date.now(), groups: [], layers: [], warnings: [] };
+    const child = spawn(this.options.nodeBinary, [this.options.engineEntry, 'run-job', jobFile, '--progress=jsonl'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: undefined },
+    });
+    this.runs.set(id, { info, child });
+    this.forgetOld();
+    this.follow(id, child);
+    this.options.events.emit('analysis.state', info);
+    return info;
+  }
+
+  cancel(id: string): AnalysisInfo {
+    const run = this.runs.get(id);
+    if (!run) throw new Error(`no analysis ${id}`);
+    if (run.info.state === 'running') run.child?.kill('SIGTERM');
+    return run.info;
+  }
+
+  /** Stops every running analysis, for shutdown. */
+  stopAll(): void {
+    for (const run of this.runs.values()) if (run.info.state === 'running') run.child?.kill('SIGTERM');
+  }
+
+  private follow(id: string, child: ChildProcess): void {
+    const run = this.runs.get(id)!;
+    const stderr: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let event: AnalysisEvent;
+      try {
+        event = JSON.parse(line) as AnalysisEvent;
+      } catch {
+        return;
+      }
+      run.info = applyAnalysisEvent(run.info, event);
+      this.options.events.emit('analysis.progress', { id, event });
+    });
+    createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+    child.on('error', (error) => {
+      run.info = { ...run.info, error: `could not start the engine (${this.options.nodeBinary}): ${error.message}` };
+      this.settle(id, 'failed');
+    });
+    child.on('close', (code) => {
+      run.child = undefined;
+      if (run.info.state !== 'running') return;
+      if (code !== 0 && code !== 130 && !run.info.error) run.info = { ...run.info, error: stderr.at(-1) ?? 'the engine stopped' };
+      this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed');
+    });
+  }
+
+  private settle(id: string, state: AnalysisInfo['state']): void {
+    const run = this.runs.get(id)!;
+    run.info = { ...run.info, state, finishedAt: Date.now() };
+    // A cancel is not a failure: the engine's "cancelled" error event is no message for the user.
+    if (state === 'cancelled') delete run.info.error;
+    this.options.events.emit('analysis.state', run.info);
+  }
+
+  private forgetOld(): void {
+    const finished = this.list().filter((info) => info.state !== 'running');
+    for (const info of finished.slice(KEPT)) this.runs.delete(info.id);
+  }
+}
