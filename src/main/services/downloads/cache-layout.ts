@@ -7,6 +7,7 @@ import { dirname, join, relative } from 'node:path';
  *   models--org--name/blobs/<etag>.incomplete      a download in progress
  *   models--org--name/snapshots/<commit>/<path>    relative symlinks to ../../blobs/<etag>
  *   models--org--name/refs/<branch>                the commit the branch pointed at, no newline
+ *   .locks/models--org--name/<etag>.lock           flock'ed by whoever writes the blob (Python's filelock, Alloy)
  */
 export function repoFolderName(repo: string): string {
   return `models--${repo.split('/').join('--')}`;
@@ -28,6 +29,11 @@ export function blobPath(storage: string, etag: string): string {
 
 export function snapshotDir(storage: string, commit: string): string {
   return join(storage, 'snapshots', commit);
+}
+
+/** The lock huggingface_hub holds while it writes a blob: `<cache>/.locks/models--org--name/<etag>.lock`. */
+export function blobLockPath(cacheDir: string, repo: string, etag: string): string {
+  return join(cacheDir, '.locks', repoFolderName(repo), `${etag}.lock`);
 }
 
 /** The name a file's blob gets: what the Hub sends as X-Linked-Etag / ETag. */

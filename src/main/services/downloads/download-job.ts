@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { stat, unlink } from 'node:fs/promises';
 import type { DownloadInfo, DownloadState } from '../../../shared/library-contract';
 import type { BlobLocks } from './blob-locks';
-import { blobName, blobPath, linkSnapshotFile, repoDir, snapshotDir, writeRef } from './cache-layout';
+import { blobLockPath, blobName, blobPath, linkSnapshotFile, repoDir, snapshotDir, writeRef } from './cache-layout';
 import { ensureFreeSpace } from './check-free-space';
 import { downloadBlob } from './download-blob';
+import { acquireFileLock } from './hub-file-lock';
 import { HubError, isTransient } from './hub-error';
 import type { HubOptions } from './hub-options';
 import { listRemoteFiles, type RemoteFile } from './list-remote-files';
@@ -175,9 +176,9 @@ export class DownloadJob {
       try {
         const onBytes = (bytes: number) => this.setFileBytes(progress, progress.downloaded + bytes);
         const blob = blobPath(this.storage, blobName(file));
-        await this.context.locks.run(blob, () =>
+        await this.context.locks.run(blob, () => this.underHubLock(file, signal, () =>
           downloadBlob({ hub, repo: this.request.repo, commit: this.info.commit!, file, storage: this.storage, signal, onBytes }),
-        );
+        ));
         break;
       } catch (error) {
         if (signal.aborted) return;
@@ -193,6 +194,31 @@ export class DownloadJob {
     await linkSnapshotFile(this.storage, this.info.commit!, file.path, blobName(file));
     progress.state = 'done';
     this.context.changed(this, false);
+  }
+
+  /**
+   * Runs `work` holding huggingface_hub's lock on the file's blob, so Python (or another Alloy) never
+   * writes it at the same time; while another holds it, the download says so and waits. A blob already
+   * committed needs no lock: `downloadBlob` returns at once.
+   */
+  private async underHubLock<T>(file: RemoteFile, signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+    const etag = blobName(file);
+    if (await stat(blobPath(this.storage, etag)).catch(() => undefined)) return work();
+    const lockPath = blobLockPath(this.context.cacheDir, this.request.repo, etag);
+    const onBusy = () => this.setNotice(`Waiting for another program (Python's huggingface_hub?) that is downloading ${file.path} into the same cache: it holds ${lockPath}.`);
+    let held;
+    try {
+      held = await acquireFileLock(lockPath, { signal, onBusy });
+    } catch (error) {
+      if (signal.aborted) throw new HubError('aborted', 'stopped');
+      throw error;
+    }
+    this.setNotice(undefined);
+    try {
+      return await work();
+    } finally {
+      await held.release();
+    }
   }
 
   private setFileBytes(progress: DownloadInfo['files'][number], bytes: number): void {
