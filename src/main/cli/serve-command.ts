@@ -49,6 +49,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', done);
   });
   services.jobs.stopAll();
+  await services.downloads.stopAll();
   await server.close();
   return 0;
 }

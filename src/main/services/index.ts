@@ -84,6 +84,7 @@ export function createServices(options: ServicesOptions): Services {
     ...(options.maxConcurrentDownloads ? { maxConcurrent: options.maxConcurrentDownloads } : {}),
     onProgress: (info) => events.emit('download.progress', info),
     onDone: () => events.emit('library.changed', { reason: 'download' }),
+    ...(options.settingsFile ? { stateFile: join(dirname(options.settingsFile), 'downloads.json') } : {}),
   });
   const jobs = new JobService({
     nodeBinary: options.nodeBinary,

@@ -35,18 +35,31 @@ export interface DownloadContext {
   changed: (job: DownloadJob, important: boolean) => void;
 }
 
+/** What is kept of a download between runs of the app (`DownloadManager`'s state file). */
+export interface SavedDownload {
+  request: DownloadRequest;
+  info: DownloadInfo;
+  /** The files chosen, with their blob names, once listed. */
+  remoteFiles: RemoteFile[];
+  /** Whether it was queued or running when saved: it goes on by itself at the next start. */
+  resume: boolean;
+}
+
 /** One repo revision being downloaded into the hub cache: its files one after another. */
 export class DownloadJob {
   readonly info: DownloadInfo;
   private controller: AbortController | undefined;
   private remoteFiles: RemoteFile[] = [];
   private readonly meter = new RateMeter();
+  /** Paused because the app is closing: saved as one to resume at the next start. */
+  resumeOnStart = false;
 
   constructor(
     readonly request: DownloadRequest,
     private readonly context: DownloadContext,
+    saved?: Pick<SavedDownload, 'info' | 'remoteFiles'>,
   ) {
-    this.info = {
+    this.info = saved?.info ?? {
       id: randomUUID(),
       repo: request.repo,
       revision: request.revision ?? 'main',
@@ -57,6 +70,35 @@ export class DownloadJob {
       bytesPerSecond: 0,
       createdAt: Date.now(),
     };
+    this.remoteFiles = saved?.remoteFiles ?? [];
+  }
+
+  /**
+   * A download saved by an earlier run of the app, paused, its files' bytes read from the cache:
+   * the blobs committed and the partial files left, which a resume continues with HTTP Range.
+   */
+  static async restore(saved: SavedDownload, context: DownloadContext): Promise<DownloadJob> {
+    const info: DownloadInfo = { ...saved.info, state: saved.info.state === 'failed' ? 'failed' : 'paused', bytesPerSecond: 0 };
+    delete info.etaSeconds;
+    delete info.notice;
+    const job = new DownloadJob(saved.request, context, { info, remoteFiles: saved.remoteFiles });
+    const storage = job.storage;
+    for (const file of info.files) {
+      const remote = saved.remoteFiles.find((r) => r.path === file.path);
+      const blob = remote ? blobPath(storage, blobName(remote)) : undefined;
+      const whole = blob ? await stat(blob).catch(() => undefined) : undefined;
+      const partial = blob && !whole ? await stat(`${blob}.incomplete`).catch(() => undefined) : undefined;
+      file.downloaded = whole ? file.size : Math.min(file.size, partial?.size ?? 0);
+      file.state = whole ? 'done' : file.state === 'failed' ? 'failed' : 'pending';
+    }
+    info.downloadedBytes = info.files.reduce((sum, f) => sum + f.downloaded, 0);
+    return job;
+  }
+
+  /** What to keep of it for the next start of the app. */
+  saved(): SavedDownload {
+    const { state } = this.info;
+    return { request: this.request, info: { ...this.info, files: this.info.files.map((f) => ({ ...f })) }, remoteFiles: this.remoteFiles, resume: state === 'queued' || state === 'running' || this.resumeOnStart };
   }
 
   get storage(): string {
@@ -109,6 +151,7 @@ export class DownloadJob {
   /** Ready to run again after a pause or a failure. */
   requeue(): void {
     if (this.info.state !== 'paused' && this.info.state !== 'failed') return;
+    this.resumeOnStart = false;
     delete this.info.error;
     delete this.info.finishedAt;
     this.setState('queued');

@@ -1,6 +1,8 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { DownloadInfo } from '../../../shared/library-contract';
 import { BlobLocks } from './blob-locks';
-import { DownloadJob, type DownloadContext, type DownloadRequest } from './download-job';
+import { DownloadJob, type DownloadContext, type DownloadRequest, type SavedDownload } from './download-job';
 import type { HubOptions } from './hub-options';
 
 export interface DownloadManagerOptions {
@@ -19,6 +21,17 @@ export interface DownloadManagerOptions {
   onProgress?: (info: DownloadInfo) => void;
   /** A download finished with every file in the cache. */
   onDone?: (info: DownloadInfo) => void;
+  /**
+   * Where the queue is kept between runs of the app: downloads not finished come back at the next
+   * start with their partial files, going on by themselves if they were running or queued, else paused.
+   * In memory only when absent.
+   */
+  stateFile?: string;
+}
+
+interface SavedQueue {
+  version: 1;
+  downloads: SavedDownload[];
 }
 
 /** Downloads queued with a concurrency limit; each can be paused, resumed and cancelled. */
@@ -28,6 +41,10 @@ export class DownloadManager {
   private readonly lastReport = new Map<string, number>();
   private readonly context: DownloadContext;
   private readonly waiters = new Set<() => void>();
+  private saving: Promise<void> = Promise.resolve();
+  private restoring = false;
+  /** Settles once the downloads of an earlier run of the app are back in the queue. */
+  readonly loaded: Promise<void>;
 
   constructor(private readonly options: DownloadManagerOptions) {
     this.context = {
@@ -39,6 +56,7 @@ export class DownloadManager {
       locks: new BlobLocks(),
       changed: (job, important) => this.report(job, important),
     };
+    this.loaded = this.load();
   }
 
   /** Queues a download; the same repo and revision already queued or under way is returned instead. */
@@ -84,17 +102,23 @@ export class DownloadManager {
     return copy(this.job(id).info);
   }
 
-  /** Resolves when nothing is running or queued. */
+  /** Resolves when nothing is running or queued, and the state file says so. */
   async idle(): Promise<void> {
     while (this.running.size || [...this.jobs.values()].some((j) => j.info.state === 'queued')) {
       await new Promise<void>((resolve) => this.waiters.add(resolve));
     }
+    await this.saving;
   }
 
-  /** Pauses everything (the app is closing); partial files stay for next time. */
+  /** Pauses everything (the app is closing); partial files stay, and what was under way goes on at the next start. */
   async stopAll(): Promise<void> {
-    for (const job of this.jobs.values()) job.pause();
+    for (const job of this.jobs.values()) {
+      if (job.info.state === 'running' || job.info.state === 'queued') job.resumeOnStart = true;
+      job.pause();
+    }
     await Promise.all(this.running.values());
+    this.save();
+    await this.saving;
   }
 
   private job(id: string): DownloadJob {
@@ -119,7 +143,48 @@ export class DownloadManager {
     }
   }
 
+  /** Reads the state file back: each unfinished download returns with its id and partial files. */
+  private async load(): Promise<void> {
+    const file = this.options.stateFile;
+    if (!file) return;
+    let saved: SavedQueue | undefined;
+    try {
+      saved = JSON.parse(await readFile(file, 'utf8')) as SavedQueue;
+    } catch {
+      return;
+    }
+    if (saved?.version !== 1 || !Array.isArray(saved.downloads)) return;
+    this.restoring = true;
+    for (const entry of saved.downloads) {
+      if (typeof entry?.info?.id !== 'string' || typeof entry.request?.repo !== 'string' || this.jobs.has(entry.info.id)) continue;
+      const job = await DownloadJob.restore(entry, this.context).catch(() => undefined);
+      if (!job) continue;
+      this.jobs.set(job.info.id, job);
+      if (entry.resume) job.requeue();
+      this.report(job, true);
+    }
+    this.restoring = false;
+    this.save();
+    this.pump();
+  }
+
+  /** Writes the unfinished downloads to the state file (whole, then renamed into place), one write at a time. */
+  private save(): void {
+    const file = this.options.stateFile;
+    if (!file || this.restoring) return;
+    const downloads = [...this.jobs.values()].filter((j) => !j.isFinished()).map((j) => j.saved());
+    const text = JSON.stringify({ version: 1, downloads } satisfies SavedQueue);
+    this.saving = this.saving
+      .then(async () => {
+        await mkdir(dirname(file), { recursive: true });
+        await writeFile(`${file}.tmp`, text);
+        await rename(`${file}.tmp`, file);
+      })
+      .catch(() => undefined);
+  }
+
   private report(job: DownloadJob, important: boolean): void {
+    if (important) this.save();
     const now = Date.now();
     const interval = this.options.progressIntervalMs ?? 200;
     if (!important && now - (this.lastReport.get(job.info.id) ?? 0) < interval) return;

@@ -85,8 +85,6 @@ function tryHelper(program: LockProgram, path: string, options: FileLockOptions)
       options.signal?.removeEventListener('abort', onAbort);
       resolve(value);
     };
-    // Never let a lock helper keep the app from exiting; its stdin closing with the app frees the lock.
-    child.unref();
     child.on('error', (error: NodeJS.ErrnoException) => settle(error.code === 'ENOENT' ? 'missing' : { via: 'none', release: async () => undefined }));
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line === 'busy') options.onBusy?.();

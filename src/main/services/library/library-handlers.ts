@@ -61,6 +61,6 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
     'download.pause': async ({ id }) => downloads.pause(id),
     'download.resume': async ({ id }) => downloads.resume(id),
     'download.cancel': ({ id }) => downloads.cancel(id),
-    'download.list': async () => downloads.list(),
+    'download.list': async () => (await downloads.loaded, downloads.list()),
   };
 }
