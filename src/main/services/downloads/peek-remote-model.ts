@@ -5,6 +5,7 @@ import { listRemoteFiles, type RemoteFile } from './list-remote-files';
 import { readRemoteHeader } from './read-remote-header';
 import { fetchResolvedFile } from './resolve-file';
 import { selectFiles } from './select-files';
+import { mapLimit } from '../map-limit';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer.model', 'spiece.model', 'vocab.json'];
 const PARALLEL_HEADERS = 8;
@@ -49,17 +50,4 @@ export async function peekRemoteModel(params: { hub: HubOptions; repo: string; r
 
 function sum(files: RemoteFile[]): number {
   return files.reduce((total, f) => total + f.size, 0);
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

@@ -1,12 +1,16 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { ModelSummary } from '../../../shared/contract';
 import type { LibraryDeleteResult } from '../../../shared/library-contract';
+import { mapLimit } from '../map-limit';
 import { deleteCachedRevision } from './delete-cached-revision';
 import { uniqueBytes } from './disk-usage';
 import { scanHubCache, type CachedRepo, type CachedRevision } from './scan-hub-cache';
 import { summarizeModel, type ModelFacts } from './summarize-model';
+
+/** Models summarised at once. */
+const PARALLEL_READS = 16;
 
 export interface LibraryFolder {
   path: string;
@@ -33,6 +37,7 @@ export class LibraryService {
   private folders: LibraryFolder[];
   private readonly summaries = new Map<string, { signature: string; facts: ModelFacts }>();
   private watchers: FSWatcher[] = [];
+  private watching = false;
   private debounce: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: LibraryOptions) {
@@ -43,12 +48,10 @@ export class LibraryService {
     const models: ModelSummary[] = [];
     for (const folder of this.folders) models.push(...(await this.listFolder(folder)));
     for (const cache of this.options.hubCaches) {
-      for (const repo of await scanHubCache(cache)) {
-        for (const revision of repo.revisions) {
-          const model = await this.describeRevision(repo, revision);
-          if (model) models.push(model);
-        }
-      }
+      const revisions = (await scanHubCache(cache)).flatMap((repo) => repo.revisions.map((revision) => ({ repo, revision })));
+      // Many small reads (links, headers): several in flight keep the disk and the thread pool busy.
+      const described = await mapLimit(revisions, PARALLEL_READS, ({ repo, revision }) => this.describeRevision(repo, revision));
+      models.push(...described.filter((m): m is ModelSummary => m !== undefined));
     }
     return models;
   }
@@ -80,29 +83,66 @@ export class LibraryService {
     return result;
   }
 
-  /** Watches the folders and caches; `onChange` fires half a second after the last change. */
+  /**
+   * Watches the folders and caches; `onChange` fires half a second after the last change. A folder
+   * that does not exist yet (a hub cache before the first download) is watched for from its nearest
+   * existing parent, and watched itself once it appears.
+   */
   watch(): void {
-    this.rewatch(true);
+    this.watching = true;
+    this.rewatch();
   }
 
   close(): void {
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
+    this.watching = false;
+    this.closeWatchers();
     clearTimeout(this.debounce);
   }
 
-  private rewatch(start = false): void {
-    if (!start && !this.watchers.length) return;
-    this.close();
-    for (const dir of [...this.folders.map((f) => f.path), ...this.options.hubCaches]) {
-      try {
-        const watcher = watch(dir, { recursive: true }, () => this.changed());
-        watcher.unref();
-        watcher.on('error', () => watcher.close());
-        this.watchers.push(watcher);
-      } catch {
-        // A folder that does not exist yet has nothing to watch.
-      }
+  private closeWatchers(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+  }
+
+  private rewatch(): void {
+    if (!this.watching) return;
+    this.closeWatchers();
+    for (const dir of new Set([...this.folders.map((f) => f.path), ...this.options.hubCaches])) this.watchRoot(dir);
+  }
+
+  private watchRoot(dir: string): void {
+    try {
+      const watcher = watch(dir, { recursive: true }, () => this.changed());
+      watcher.unref();
+      watcher.on('error', () => watcher.close());
+      this.watchers.push(watcher);
+    } catch {
+      this.watchUntilCreated(dir);
+    }
+  }
+
+  /** Watches the nearest existing parent of `dir` until the next folder down to it appears. */
+  private watchUntilCreated(dir: string): void {
+    let parent = dirname(dir);
+    while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+    const next = join(parent, relative(parent, dir).split(sep)[0]!);
+    try {
+      const watcher = watch(parent, () => {
+        if (!existsSync(next) || !this.watchers.includes(watcher)) return;
+        watcher.close();
+        this.watchers = this.watchers.filter((w) => w !== watcher);
+        if (existsSync(dir)) {
+          this.watchRoot(dir);
+          this.changed();
+        } else this.watchUntilCreated(dir);
+      });
+      watcher.unref();
+      watcher.on('error', () => watcher.close());
+      this.watchers.push(watcher);
+      // It may have appeared between the check and the watch.
+      if (existsSync(next)) watcher.emit('change', 'rename', basename(next));
+    } catch {
+      // Nothing above it can be watched either.
     }
   }
 
@@ -113,15 +153,14 @@ export class LibraryService {
 
   private async listFolder(folder: LibraryFolder): Promise<ModelSummary[]> {
     const names = (await readdir(folder.path).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
-    const models: ModelSummary[] = [];
-    for (const name of names) {
+    const models = await mapLimit(names, PARALLEL_READS, async (name): Promise<ModelSummary | undefined> => {
       const dir = join(folder.path, name);
       const facts = await this.facts(dir);
-      if (!facts) continue;
+      if (!facts) return undefined;
       const bytes = await uniqueBytes([dir]);
-      models.push({ id: dir, name, path: dir, source: folder.source, reference: dir, ...facts, bytes, incomplete: { files: 0, bytes: 0 } });
-    }
-    return models;
+      return { id: dir, name, path: dir, source: folder.source, reference: dir, ...facts, bytes, incomplete: { files: 0, bytes: 0 } };
+    });
+    return models.filter((m): m is ModelSummary => m !== undefined);
   }
 
   private async describeRevision(repo: CachedRepo, revision: CachedRevision): Promise<ModelSummary | undefined> {

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoIdFromFolder } from '../downloads/cache-layout';
+import { mapLimit } from '../map-limit';
 
 export interface CachedRevision {
   repoId: string;
@@ -23,8 +24,7 @@ export interface CachedRepo {
 /** Every model repo in a hub cache folder with its snapshots and refs, as `hf cache ls` sees them. */
 export async function scanHubCache(cacheDir: string): Promise<CachedRepo[]> {
   const folders = (await readdir(cacheDir).catch(() => [] as string[])).filter((f) => f.startsWith('models--')).sort();
-  const repos: CachedRepo[] = [];
-  for (const folder of folders) {
+  return mapLimit(folders, 16, async (folder): Promise<CachedRepo> => {
     const repoId = repoIdFromFolder(folder)!;
     const storage = join(cacheDir, folder);
     const refs = await readRefs(join(storage, 'refs'));
@@ -36,9 +36,8 @@ export async function scanHubCache(cacheDir: string): Promise<CachedRepo[]> {
       snapshotPath: join(storage, 'snapshots', commit),
       refs: [...refs].filter(([, c]) => c === commit).map(([name]) => name).sort(),
     }));
-    repos.push({ repoId, storage, revisions, incomplete: await incompleteBlobs(join(storage, 'blobs')) });
-  }
-  return repos;
+    return { repoId, storage, revisions, incomplete: await incompleteBlobs(join(storage, 'blobs')) };
+  });
 }
 
 /** refs/<name> files (names may contain "/", as refs/pr/1) → commit. */
