@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { ComputeBackend, HostArray, TaskArithmeticParams } from '../../src/main/engine/compute/types';
+import type { ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, TaskArithmeticParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -130,6 +130,18 @@ class LosingBackend implements ComputeBackend {
   taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray) {
     this.before();
     return this.gpu.taskArithmetic(base, models, params, out);
+  }
+  deltaHistogram(base: HostArray, selections: readonly HostArray[], params: DeltaHistogramParams, counts: readonly Float64Array[]) {
+    this.before();
+    return this.gpu.deltaHistogram(base, selections, params, counts);
+  }
+  deltaFind(base: HostArray, selections: readonly HostArray[], params: DeltaFindParams) {
+    this.before();
+    return this.gpu.deltaFind(base, selections, params);
+  }
+  deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array) {
+    this.before();
+    return this.gpu.deltaSums(base, models, params, sums);
   }
   dispose() {
     return this.gpu.dispose();

@@ -1,7 +1,22 @@
 import { fmaF32, stepRounding } from '../methods/numerics';
 import { uniformAt } from '../methods/random-mask';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkLengths, hostBytes, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type TaskArithmeticParams } from './types';
+import {
+  absBits,
+  checkLengths,
+  HISTOGRAM_BINS,
+  hostBytes,
+  magnitudeKeeps,
+  MAX_TASK_MODELS,
+  type ComputeBackend,
+  type DeltaFindParams,
+  type DeltaFound,
+  type DeltaHistogramParams,
+  type DeltaSumsParams,
+  type HostArray,
+  type TaskArithmeticParams,
+  type TaskVectorMask,
+} from './types';
 
 const f = Math.fround;
 /** nearswap's floor on |base − other|, as an f32. */
@@ -77,16 +92,13 @@ export function taskArithmeticF32(base: Float32Array, models: readonly Float32Ar
   const weights = params.weights.map(f);
   const scales = params.scales.map(f);
   const lambda = f(params.lambda);
-  const keeps = masks.map((mask) => {
-    if (mask.kind === 'all') return () => true;
-    if (mask.kind === 'keep') return (i: number) => mask.keep[i] !== 0;
-    return (i: number) => uniformAt(mask.key, start + i) < mask.density;
-  });
+  const keeps = masks.map((mask) => keepTest(mask, start));
   const d = new Float64Array(count);
   for (let i = 0; i < out.length; i++) {
     const b = base[i]!;
     for (let j = 0; j < count; j++) {
-      let delta = keeps[j]!(i) ? round(models[j]![i]! - b) : 0;
+      let delta = round(models[j]![i]! - b);
+      if (!keeps[j]!(i, delta)) delta = 0;
       if (scales[j] !== 1) delta = round(delta * scales[j]!);
       d[j] = round(delta * weights[j]!);
     }
@@ -112,6 +124,70 @@ export function taskArithmeticF32(base: Float32Array, models: readonly Float32Ar
     if (lambda !== 1) mixed = round(mixed * lambda);
     out[i] = round(b + mixed);
   }
+}
+
+/** Whether `mask` keeps element i of a call that starts at tensor index `start`, whose δ is `delta`. */
+export function keepTest(mask: TaskVectorMask, start: number): (i: number, delta: number) => boolean {
+  switch (mask.kind) {
+    case 'all':
+      return () => true;
+    case 'keep':
+      return (i) => mask.keep[i] !== 0;
+    case 'random':
+      return (i) => uniformAt(mask.key, start + i) < mask.density;
+    case 'magnitude':
+      return (i, delta) => magnitudeKeeps(mask, absBits(delta), start + i);
+  }
+}
+
+/** ComputeBackend.deltaHistogram on f32 arrays. */
+export function deltaHistogramF32(base: Float32Array, selections: readonly Float32Array[], params: DeltaHistogramParams, counts: readonly Float64Array[]): void {
+  const round = stepRounding(params.step);
+  selections.forEach((x, j) => {
+    const prefix = params.prefixes[j];
+    const bins = counts[j]!;
+    if (bins.length < HISTOGRAM_BINS) throw new RangeError(`deltaHistogram: ${bins.length} bins, not ${HISTOGRAM_BINS}`);
+    for (let i = 0; i < x.length; i++) {
+      const bits = absBits(round(x[i]! - base[i]!));
+      if (prefix === undefined) bins[bits >>> 16]!++;
+      else if (bits >>> 16 === prefix) bins[bits & 0xffff]!++;
+    }
+  });
+}
+
+/** ComputeBackend.deltaFind on f32 arrays. */
+export function deltaFindF32(base: Float32Array, selections: readonly Float32Array[], params: DeltaFindParams): DeltaFound[] {
+  const round = stepRounding(params.step);
+  return selections.map((x, j) => {
+    let count = 0;
+    let index = -1;
+    for (let i = 0; i < x.length; i++) {
+      if (absBits(round(x[i]! - base[i]!)) !== params.bits[j]) continue;
+      count++;
+      if (count > params.ranks[j]!) {
+        index = i;
+        break;
+      }
+    }
+    return { count, index };
+  });
+}
+
+/** ComputeBackend.deltaSums on f32 arrays. */
+export function deltaSumsF32(base: Float32Array, models: readonly Float32Array[], params: DeltaSumsParams, sums: Float64Array): void {
+  const round = stepRounding(params.step);
+  models.forEach((x, j) => {
+    const keeps = keepTest(params.masks[j]!, params.start);
+    let all = sums[2 * j]!;
+    let kept = sums[2 * j + 1]!;
+    for (let i = 0; i < x.length; i++) {
+      const delta = round(x[i]! - base[i]!);
+      all += Math.abs(delta);
+      kept += Math.abs(keeps(i, delta) ? delta : 0);
+    }
+    sums[2 * j] = all;
+    sums[2 * j + 1] = kept;
+  });
 }
 
 /**
@@ -151,6 +227,21 @@ export class ReferenceBackend implements ComputeBackend {
     const result = new Float32Array(out.data.length);
     taskArithmeticF32(toF32(base), models.map(toF32), params, result);
     fromF32(result, out);
+  }
+
+  async deltaHistogram(base: HostArray, selections: readonly HostArray[], params: DeltaHistogramParams, counts: readonly Float64Array[]): Promise<void> {
+    checkLengths(selections, base);
+    deltaHistogramF32(toF32(base), selections.map(toF32), params, counts);
+  }
+
+  async deltaFind(base: HostArray, selections: readonly HostArray[], params: DeltaFindParams): Promise<DeltaFound[]> {
+    checkLengths(selections, base);
+    return deltaFindF32(toF32(base), selections.map(toF32), params);
+  }
+
+  async deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
+    checkLengths(models, base);
+    deltaSumsF32(toF32(base), models.map(toF32), params, sums);
   }
 
   async dispose(): Promise<void> {}

@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { ComputeBackend, DeviceChoice, HostArray, TaskArithmeticParams } from './types';
+import type { ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, TaskArithmeticParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -48,7 +48,7 @@ export async function selectBackend({ device, onNotice, gpu, cpu }: SelectBacken
     notice(`${known}; computing on the ${backend.description}`);
     return { backend, description: backend.description };
   }
-  const opened = await openWebGpu(gpu);
+  const opened = await openWebGpu({ host: cpuBackend, ...gpu });
   if ('backend' in opened) {
     const { adapter } = opened.backend;
     if (!adapter.software || device === 'gpu') {
@@ -105,11 +105,26 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.taskArithmetic(base, models, params, out));
   }
 
+  deltaHistogram(base: HostArray, selections: readonly HostArray[], params: DeltaHistogramParams, counts: readonly Float64Array[]): Promise<void> {
+    // A call that fails half way may have counted part of its elements: it reruns from a copy.
+    const before = counts.map((c) => c.slice());
+    return this.call((backend) => backend.deltaHistogram(base, selections, params, counts), () => counts.forEach((c, j) => c.set(before[j]!)));
+  }
+
+  deltaFind(base: HostArray, selections: readonly HostArray[], params: DeltaFindParams): Promise<DeltaFound[]> {
+    return this.call((backend) => backend.deltaFind(base, selections, params));
+  }
+
+  deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
+    const before = sums.slice();
+    return this.call((backend) => backend.deltaSums(base, models, params, sums), () => sums.set(before));
+  }
+
   async dispose(): Promise<void> {
     await Promise.all([this.primary.dispose(), this.fallback?.dispose()]);
   }
 
-  private async call(run: (backend: ComputeBackend) => Promise<void>): Promise<void> {
+  private async call<T>(run: (backend: ComputeBackend) => Promise<T>, restore?: () => void): Promise<T> {
     if (!this.fallback) {
       try {
         return await run(this.primary);
@@ -118,6 +133,7 @@ export class FallbackBackend implements ComputeBackend {
         this.fallback ??= this.makeFallback();
         this.notice(`WARNING: ${error.message}; computing on the ${this.fallback.description} for the rest of the run`);
         void this.primary.dispose().catch(() => undefined);
+        restore?.();
       }
     }
     return run(this.fallback!);

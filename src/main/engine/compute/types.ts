@@ -1,3 +1,4 @@
+import { f32Bits } from '../safetensors/convert';
 import type { FloatDtype } from '../safetensors/dtype';
 
 /**
@@ -49,6 +50,29 @@ export interface ComputeBackend {
    */
   taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void>;
 
+  /**
+   * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
+   * For selection j, each element's b = absBits(r(x_j − base)) (r rounds to `step`) is counted in
+   * `counts[j]` (65,536 entries, added to): at b >>> 16 when `prefixes[j]` is undefined, else at
+   * b & 0xffff when b >>> 16 is `prefixes[j]`. Counts are integers, so any order gives the same.
+   */
+  deltaHistogram(base: HostArray, selections: readonly HostArray[], params: DeltaHistogramParams, counts: readonly Float64Array[]): Promise<void>;
+
+  /**
+   * Where the ties at a magnitude threshold stop being kept: for selection j, the index in the call
+   * of the element ranked `ranks[j]` (0 is the first) in index order among those whose
+   * absBits(r(x_j − base)) is `bits[j]`, or -1 when the call has no more than `ranks[j]` of them; and
+   * `count`, how many of them it has up to that one (all of them when there are not that many).
+   */
+  deltaFind(base: HostArray, selections: readonly HostArray[], params: DeltaFindParams): Promise<DeltaFound[]>;
+
+  /**
+   * mergekit's L1 rescale sums: for model j, Σ|δ_j| and Σ|kept δ_j| (δ_j = r(x_j − base), kept as
+   * `masks[j]` says), each added in f64 element by element in index order to `sums[2j]` and
+   * `sums[2j + 1]`, which hold the sums so far (a call continues the previous chunk's).
+   */
+  deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void>;
+
   /** Releases what the backend holds (a GPU device, worker threads). The backend is unusable after. */
   dispose(): Promise<void>;
 }
@@ -60,7 +84,48 @@ export type DeviceChoice = 'auto' | 'cpu' | 'gpu';
  * from the counter hash of `methods/random-mask.ts` (kept where uniformAt(key, start + i) < density);
  * or an explicit mask (1 = kept), one byte per element of the call.
  */
-export type TaskVectorMask = { kind: 'all' } | { kind: 'random'; key: number; density: number } | { kind: 'keep'; keep: Uint8Array };
+export type TaskVectorMask =
+  | { kind: 'all' }
+  | { kind: 'random'; key: number; density: number }
+  | { kind: 'keep'; keep: Uint8Array }
+  | { kind: 'magnitude'; keep: MagnitudeCut; skip?: MagnitudeCut };
+
+/**
+ * A magnitude threshold (TIES, breadcrumbs) as an elementwise test: an element passes where
+ * absBits(δ) is above `bits`, or equal to it at a tensor index below `before` (the ties taken in
+ * index order). A `magnitude` mask keeps what passes `keep` and not `skip` (breadcrumbs' outliers).
+ */
+export interface MagnitudeCut {
+  bits: number;
+  before: number;
+}
+
+/** The dtype each step is rounded to (mergekit computes in the recipe's dtype). */
+export type StepDtype = 'F32' | 'BF16';
+
+export interface DeltaHistogramParams {
+  step: StepDtype;
+  /** Per selection: undefined for the first pass (high 16 bits), else the high 16 bits chosen. */
+  prefixes: readonly (number | undefined)[];
+}
+
+export interface DeltaFindParams {
+  step: StepDtype;
+  bits: readonly number[];
+  ranks: readonly number[];
+}
+
+export interface DeltaFound {
+  count: number;
+  index: number;
+}
+
+export interface DeltaSumsParams {
+  step: StepDtype;
+  /** Index in the tensor of the call's first element (DARE's draws, magnitude cuts). */
+  start: number;
+  masks: readonly TaskVectorMask[];
+}
 
 export interface TaskArithmeticParams {
   /** Index in the tensor of the call's first element: DARE's draws count from here. */
@@ -77,7 +142,7 @@ export interface TaskArithmeticParams {
   divisor: number;
   lambda: number;
   /** The dtype each step is rounded to: bf16 when mergekit computes in bf16, else f32. */
-  step: 'F32' | 'BF16';
+  step: StepDtype;
 }
 
 /** Most models one `taskArithmetic` call takes. */
@@ -101,6 +166,23 @@ export function hostBytes(array: HostArray): Uint8Array {
 
 export function bytesPerElement(dtype: FloatDtype): number {
   return dtype === 'F32' ? 4 : 2;
+}
+
+/** Bins of a radix histogram pass (16 bits). */
+export const HISTOGRAM_BINS = 65536;
+
+/**
+ * The bits magnitude ranks compare: those of |x| as an f32, every NaN as 0x7fc00000. Non-negative
+ * floats order as their bits do.
+ */
+export function absBits(x: number): number {
+  return Number.isNaN(x) ? 0x7fc00000 : f32Bits(Math.abs(x));
+}
+
+/** Whether `mask` keeps the element at tensor index `index` whose δ has magnitude bits `bits` (a `magnitude` mask). */
+export function magnitudeKeeps(mask: { keep: MagnitudeCut; skip?: MagnitudeCut }, bits: number, index: number): boolean {
+  const passes = (cut: MagnitudeCut) => bits > cut.bits || (bits === cut.bits && index < cut.before);
+  return passes(mask.keep) && !(mask.skip && passes(mask.skip));
 }
 
 /** Throws unless every array has `length` elements. */

@@ -2,16 +2,33 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import { checkTaskArithmetic, weightSum } from './reference';
-import { checkLengths, hostBytes, sliceHost, type ComputeBackend, type HostArray, type TaskArithmeticParams } from './types';
+import {
+  checkLengths,
+  HISTOGRAM_BINS,
+  hostBytes,
+  MAX_TASK_MODELS,
+  sliceHost,
+  type ComputeBackend,
+  type DeltaFindParams,
+  type DeltaFound,
+  type DeltaHistogramParams,
+  type DeltaSumsParams,
+  type HostArray,
+  type TaskArithmeticParams,
+  type TaskVectorMask,
+} from './types';
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm';
 
 /** Bytes of the task kernel's per-model table (kernels.wat "task"), at the start of memory. */
-const TASK_TABLE_BYTES = 5 * 64;
-/** Bytes at the start of memory for linear's weights (f32) or the task kernel's table. */
+const TASK_TABLE_BYTES = 704;
+/** Bytes at the start of memory for linear's weights (f32) or the task kernel's table, then results. */
 const WEIGHTS_BYTES = 4096;
 const MAX_WEIGHTS = WEIGHTS_BYTES / 4;
-/** Each thread's scratch: three tiles of 1,024 f32 (kernels.wat). */
-const SCRATCH_BYTES = 3 * 4096;
+/** Where dfind and dsums keep what they find and sum, beside the table (kernels.wat). */
+const RESULTS_AT = 2048;
+/** Each thread's scratch: 22 tiles of 1,024 f32 (kernels.wat), then (dhist) its histograms. */
+const SCRATCH_BYTES = 22 * 4096;
+const HISTOGRAM_BYTES = HISTOGRAM_BINS * 4;
 /** Default size of each of the two arenas (one is filled while the other is computed). */
 const DEFAULT_ARENA_BYTES = 64 << 20;
 const MAX_PAGES = 16384; // 1 GiB, as declared in kernels.wat
@@ -49,6 +66,9 @@ interface Kernels {
   nearswap(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
   blend2(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, c0: number, c1: number, scratch: number): void;
   task(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, flags: number, divisor: number, lambda: number, scratch: number): void;
+  dhist(input: number, seg: number, count: number, params: number, start: number, end: number, bfIn: number, flags: number, scratch: number): void;
+  dfind(input: number, seg: number, count: number, params: number, start: number, end: number, result: number, bfIn: number, flags: number, scratch: number): void;
+  dsums(input: number, seg: number, count: number, params: number, start: number, end: number, sums: number, bfIn: number, flags: number, idxLo: number, idxHi: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -144,16 +164,16 @@ export class WasmBackend implements ComputeBackend {
       this.grow(WEIGHTS_BYTES);
       new Float32Array(this.memory.buffer, 0, w.length).set(w);
       const divisor = weightSum(w);
-      await this.run(inputs, out, (input, seg, start, end, output, bfIn, bfOut) => ['linear', [input, seg, inputs.length, 0, start, end, output, bfIn, bfOut, normalize ? 1 : 0, divisor]]);
+      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['linear', [input, seg, inputs.length, 0, start, end, output, bfIn, bfOut, normalize ? 1 : 0, divisor]] });
     });
   }
 
   nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
-    return this.serial(() => this.run([base, other], out, (input, seg, start, end, output, bfIn, bfOut) => ['nearswap', [input, seg, start, end, output, bfIn, bfOut, t]]));
+    return this.serial(() => this.run({ inputs: [base, other], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['nearswap', [input, seg, start, end, output, bfIn, bfOut, t]] }));
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
-    return this.serial(() => this.run([a, b], out, (input, seg, start, end, output, bfIn, bfOut) => ['blend2', [input, seg, start, end, output, bfIn, bfOut, c0, c1]]));
+    return this.serial(() => this.run({ inputs: [a, b], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['blend2', [input, seg, start, end, output, bfIn, bfOut, c0, c1]] }));
   }
 
   taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void> {
@@ -163,41 +183,123 @@ export class WasmBackend implements ComputeBackend {
       return Promise.reject(error);
     }
     const count = models.length;
-    const flags = (params.consensus ? 1 : 0) | (params.normalize ? 2 : 0) | (Math.fround(params.lambda) !== 1 ? 4 : 0) | (params.step === 'BF16' ? 8 : 0);
-    const masks: Uint8Array[] = [];
-    // Per model, as kernels.wat reads them: weights, scales, DARE keys and thresholds, mask kinds.
-    const table = new ArrayBuffer(TASK_TABLE_BYTES);
-    const view = new DataView(table);
-    params.masks.forEach((mask, j) => {
-      view.setFloat32(4 * j, params.weights[j]!, true);
-      view.setFloat32(64 + 4 * j, params.scales[j]!, true);
-      let kind = 0;
-      if (mask.kind === 'keep') {
-        kind = 2 + masks.length;
-        masks.push(mask.keep);
-      } else if (mask.kind === 'random') {
-        // uniformAt(key, i) < density ⇔ z < ceil(density · 2^32) for the integer z it divides by 2^32.
-        const threshold = Math.ceil(mask.density * 2 ** 32);
-        if (threshold < 2 ** 32) {
-          kind = 1;
-          view.setUint32(128 + 4 * j, mask.key >>> 0, true);
-          view.setUint32(192 + 4 * j, Math.max(0, threshold), true);
-        }
-      }
-      view.setUint32(256 + 4 * j, kind, true);
-    });
+    const flags = (params.consensus ? 1 : 0) | (params.normalize ? 2 : 0) | (Math.fround(params.lambda) !== 1 ? 4 : 0) | stepFlag(params.step);
+    const { table, masks } = taskTable(params.masks, params.weights, params.scales);
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
-      new Uint8Array(this.memory.buffer, 0, TASK_TABLE_BYTES).set(new Uint8Array(table));
-      await this.run(
-        [base, ...models],
+      new Uint8Array(this.memory.buffer, 0, TASK_TABLE_BYTES).set(table);
+      await this.run({
+        inputs: [base, ...models],
         out,
-        (input, seg, start, end, output, bfIn, bfOut, first) => {
+        masks,
+        call: (input, seg, start, end, output, bfIn, bfOut, first) => {
           const index = params.start + first;
           return ['task', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), flags, params.divisor, params.lambda]];
         },
+      });
+    });
+  }
+
+  deltaHistogram(base: HostArray, selections: readonly HostArray[], params: DeltaHistogramParams, counts: readonly Float64Array[]): Promise<void> {
+    const count = selections.length;
+    if (count > MAX_TASK_MODELS || params.prefixes.length !== count || counts.length !== count) {
+      return Promise.reject(new RangeError(`deltaHistogram: ${count} selections (at most ${MAX_TASK_MODELS}), ${params.prefixes.length} prefixes, ${counts.length} histograms`));
+    }
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Int32Array(this.memory.buffer, 0, count).set(params.prefixes.map((p) => (p === undefined ? -1 : p)));
+      const threadBytes = SCRATCH_BYTES + count * HISTOGRAM_BYTES;
+      await this.run({
+        inputs: [base, ...selections],
+        threadBytes,
+        call: (input, seg, start, end, _output, bfIn) => ['dhist', [input, seg, count, 0, start, end, bfIn, stepFlag(params.step)]],
+        // Each thread counts into its own histograms; they are added up and cleared after each window.
+        before: (_first, _length, scratch) => {
+          for (let thread = 0; thread <= this.workerCount; thread++) new Uint8Array(this.memory.buffer, scratch(thread) + SCRATCH_BYTES, count * HISTOGRAM_BYTES).fill(0);
+        },
+        after: (_first, length, scratch) => {
+          for (let thread = 0; thread <= this.workerCount; thread++) {
+            const bins = new Uint32Array(this.memory.buffer, scratch(thread) + SCRATCH_BYTES, count * HISTOGRAM_BINS);
+            counts.forEach((total, j) => {
+              for (let b = 0, at = j * HISTOGRAM_BINS; b < HISTOGRAM_BINS; b++, at++) if (bins[at]) total[b]! += bins[at]!;
+            });
+          }
+          // The zeros that pad the last window to whole vectors were counted too (|δ| = 0: bin 0).
+          const pad = align(length, 16) - length;
+          counts.forEach((total, j) => {
+            if (params.prefixes[j] === undefined || params.prefixes[j] === 0) total[0]! -= pad;
+          });
+        },
+      });
+    });
+  }
+
+  deltaFind(base: HostArray, selections: readonly HostArray[], params: DeltaFindParams): Promise<DeltaFound[]> {
+    const count = selections.length;
+    if (count > MAX_TASK_MODELS || params.bits.length !== count || params.ranks.length !== count) {
+      return Promise.reject(new RangeError(`deltaFind: ${count} selections (at most ${MAX_TASK_MODELS}), ${params.bits.length} thresholds, ${params.ranks.length} ranks`));
+    }
+    const found: DeltaFound[] = selections.map(() => ({ count: 0, index: -1 }));
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      await this.run({
+        inputs: [base, ...selections],
+        parallel: false,
+        call: (input, seg, start, end, _output, bfIn) => ['dfind', [input, seg, count, 0, start, end, RESULTS_AT, bfIn, stepFlag(params.step)]],
+        before: () => {
+          const table = new Int32Array(this.memory.buffer, 0, 32);
+          const results = new Int32Array(this.memory.buffer, RESULTS_AT, 2 * count);
+          found.forEach((f, j) => {
+            table[j] = params.bits[j]! | 0;
+            // Ranks past 2^31 - 1 cannot be reached in one window: the wanted one is not in it.
+            table[16 + j] = Math.min(0x7fffffff, Math.max(-1, params.ranks[j]! - f.count));
+            results[2 * j] = 0;
+            results[2 * j + 1] = f.index >= 0 || params.ranks[j]! < f.count ? 0 : -1;
+          });
+        },
+        after: (first, length) => {
+          const results = new Int32Array(this.memory.buffer, RESULTS_AT, 2 * count);
+          const pad = align(length, 16) - length;
+          found.forEach((f, j) => {
+            if (f.index >= 0 || params.ranks[j]! < f.count) return;
+            let seen = results[2 * j]!;
+            let at = results[2 * j + 1]!;
+            // The zeros padding the window to whole vectors come last, and have |δ| = 0.
+            if (params.bits[j] === 0 && pad > 0) {
+              if (at >= length) {
+                seen -= at - length + 1;
+                at = -1;
+              } else if (at < 0) seen -= pad;
+            }
+            if (at >= 0) f.index = first + at;
+            f.count += seen;
+          });
+        },
+      });
+      return found;
+    });
+  }
+
+  deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
+    const count = models.length;
+    if (count > MAX_TASK_MODELS || params.masks.length !== count || sums.length < 2 * count) {
+      return Promise.reject(new RangeError(`deltaSums: ${count} models (at most ${MAX_TASK_MODELS}), ${params.masks.length} masks, ${sums.length} sums`));
+    }
+    const { table, masks } = taskTable(params.masks, models.map(() => 1), models.map(() => 1));
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Uint8Array(this.memory.buffer, 0, TASK_TABLE_BYTES).set(table);
+      new Float64Array(this.memory.buffer, RESULTS_AT, 2 * count).set(sums.subarray(0, 2 * count));
+      await this.run({
+        inputs: [base, ...models],
         masks,
-      );
+        parallel: false,
+        call: (input, seg, start, end, _output, bfIn, _bfOut, first) => {
+          const index = params.start + first;
+          return ['dsums', [input, seg, count, 0, start, end, RESULTS_AT, bfIn, stepFlag(params.step), index >>> 0, Math.floor(index / 2 ** 32)]];
+        },
+      });
+      sums.set(new Float64Array(this.memory.buffer, RESULTS_AT, 2 * count));
     });
   }
 
@@ -228,32 +330,31 @@ export class WasmBackend implements ComputeBackend {
   }
 
   /**
-   * Runs a kernel over `inputs` window by window; `masks` (one byte per element) follow the inputs
-   * as extra segments. `call` builds the kernel's arguments; `first` is the window's first element.
+   * Runs a kernel over `inputs` window by window (see RunSpec). Two arenas alternate: while the
+   * workers compute window k in one, the calling thread copies window k+1's inputs into the other.
    */
-  private async run(
-    inputs: readonly HostArray[],
-    out: HostArray,
-    call: (input: number, seg: number, start: number, end: number, output: number, bfIn: number, bfOut: number, first: number) => [KernelName, number[]],
-    masks: readonly Uint8Array[] = [],
-  ): Promise<void> {
-    checkLengths(inputs, out);
-    const n = out.data.length;
+  private async run(spec: RunSpec): Promise<void> {
+    const { inputs, out, masks = [], call } = spec;
+    const n = inputs[0]?.data.length ?? 0;
+    checkLengths(inputs, out ?? inputs[0]!);
     if (n === 0) return;
     const bf16In = inputs.every((i) => i.dtype === 'BF16');
     const inSize = bf16In ? 2 : 4;
-    const bf16Out = out.dtype === 'BF16';
+    const bf16Out = out?.dtype === 'BF16';
+    const outSize = out ? 4 : 0;
     const arenaBytes = this.options.windowElements ? Infinity : DEFAULT_ARENA_BYTES;
-    let window = Math.min(Math.floor(arenaBytes / (inputs.length * inSize + masks.length + 4)), this.options.windowElements ?? Infinity);
+    let window = Math.min(Math.floor(arenaBytes / (inputs.length * inSize + masks.length + outSize)), this.options.windowElements ?? Infinity);
     window = Math.max(16, window - (window % 16));
     const seg = align(window * inSize, 64);
-    const outBytes = align(window * 4, 64);
+    const outBytes = align(window * outSize, 64);
     const segments = inputs.length + masks.length;
     const arena = segments * seg + outBytes;
-    const arenas = align(WEIGHTS_BYTES + (this.workerCount + 1) * SCRATCH_BYTES, 64);
+    const threadBytes = align(spec.threadBytes ?? SCRATCH_BYTES, 64);
+    const arenas = align(WEIGHTS_BYTES + (this.workerCount + 1) * threadBytes, 64);
     this.grow(arenas + 2 * arena);
     const base = (k: number) => arenas + (k % 2) * arena;
-    const scratch = (thread: number) => WEIGHTS_BYTES + thread * SCRATCH_BYTES;
+    const scratch = (thread: number) => WEIGHTS_BYTES + thread * threadBytes;
+    const parallel = spec.parallel ?? true;
 
     const copyIn = (k: number): void => {
       const start = k * window;
@@ -264,10 +365,14 @@ export class WasmBackend implements ComputeBackend {
         const slice = sliceHost(input, start, length);
         if (bf16In || input.dtype === 'F32') new Uint8Array(buffer, at, length * inSize).set(hostBytes(slice));
         else decodeToF32(hostBytes(slice), input.dtype, new Float32Array(buffer, at, length));
+        // The kernels compute whole vectors of 16: the padding past the end holds zeros, not stale values.
+        const padded = align(length, 16);
+        if (padded > length) new Uint8Array(buffer, at + length * inSize, (padded - length) * inSize).fill(0);
       });
       masks.forEach((mask, m) => new Uint8Array(buffer, base(k) + (inputs.length + m) * seg, length).set(mask.subarray(start, start + length)));
     };
     const copyOut = (k: number): void => {
+      if (!out) return;
       const start = k * window;
       const length = Math.min(window, n - start);
       const at = base(k) + segments * seg;
@@ -276,16 +381,22 @@ export class WasmBackend implements ComputeBackend {
       else target.set(new Uint8Array(this.memory.buffer, at, target.byteLength));
     };
     const compute = (k: number): Promise<void> => {
-      const length = Math.min(window, n - k * window);
+      const first = k * window;
+      const length = Math.min(window, n - first);
       const end = align(length, 16);
-      const [fn, args] = call(base(k), seg, 0, end, base(k) + segments * seg, bf16In ? 1 : 0, bf16Out ? 1 : 0, k * window);
+      spec.before?.(first, length, scratch);
+      const [fn, args] = call(base(k), seg, 0, end, base(k) + segments * seg, bf16In ? 1 : 0, bf16Out ? 1 : 0, first);
+      const done = (): void => spec.after?.(first, length, scratch);
       if (this.workerCount === 0 || end < MIN_PARALLEL_ELEMENTS) {
         (this.local[fn] as (...a: number[]) => void)(...args, scratch(0));
+        done();
         return Promise.resolve();
       }
+      // One thread (the first worker) where the kernel must see the window in order.
+      if (!parallel) return this.workers[0]!.run(fn, [...args, scratch(1)]).then(done);
       // The window's elements in equal parts, whole vectors of 16, one part per worker.
       const part = align(Math.ceil(end / this.workers.length), 16);
-      const startAt = fn === 'linear' || fn === 'task' ? 4 : 2;
+      const startAt = KERNEL_START_ARG[fn];
       return Promise.all(
         this.workers.map((worker, i) => {
           const from = Math.min(end, i * part);
@@ -295,7 +406,7 @@ export class WasmBackend implements ComputeBackend {
           partArgs[startAt + 1] = to;
           return from < to ? worker.run(fn, partArgs) : undefined;
         }),
-      ).then(() => undefined);
+      ).then(done);
     };
 
     const windows = Math.ceil(n / window);
@@ -307,6 +418,68 @@ export class WasmBackend implements ComputeBackend {
       copyOut(k);
     }
   }
+}
+
+/** Where each kernel's `start` argument is (`end` follows it). */
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4 };
+
+interface RunSpec {
+  inputs: readonly HostArray[];
+  /** The output, for elementwise kernels; reductions leave theirs in memory (`after` reads it). */
+  out?: HostArray;
+  /** One byte per element, following the inputs as extra segments. */
+  masks?: readonly Uint8Array[];
+  /** The kernel's arguments (but the thread's scratch) for a window; `first` is its first element. */
+  call: (input: number, seg: number, start: number, end: number, output: number, bfIn: number, bfOut: number, first: number) => [KernelName, number[]];
+  /** false: the kernel must see each window whole and in order (one thread). Default true. */
+  parallel?: boolean;
+  /** Bytes of each thread's scratch region (default: the tiles alone). */
+  threadBytes?: number;
+  /** Called before and after each window is computed, with where each thread's scratch is. */
+  before?: (first: number, length: number, scratch: (thread: number) => number) => void;
+  after?: (first: number, length: number, scratch: (thread: number) => number) => void;
+}
+
+/** The bf16-steps flag of the task-family kernels. */
+function stepFlag(step: 'F32' | 'BF16'): number {
+  return step === 'BF16' ? 8 : 0;
+}
+
+/**
+ * The per-model table of kernels.wat's task family: weights, scales, DARE keys and thresholds, mask
+ * kinds (0 all, 1 DARE, 2 magnitude, 4 + k byte mask k), magnitude bits and where their ties stop.
+ */
+function taskTable(masks: readonly TaskVectorMask[], weights: readonly number[], scales: readonly number[]): { table: Uint8Array; masks: Uint8Array[] } {
+  const table = new ArrayBuffer(TASK_TABLE_BYTES);
+  const view = new DataView(table);
+  const segments: Uint8Array[] = [];
+  const index = (x: number) => BigInt(Math.max(0, Math.min(2 ** 62, x)));
+  masks.forEach((mask, j) => {
+    view.setFloat32(4 * j, weights[j]!, true);
+    view.setFloat32(64 + 4 * j, scales[j]!, true);
+    let kind = 0;
+    if (mask.kind === 'keep') {
+      kind = 4 + segments.length;
+      segments.push(mask.keep);
+    } else if (mask.kind === 'random') {
+      // uniformAt(key, i) < density ⇔ z < ceil(density · 2^32) for the integer z it divides by 2^32.
+      const threshold = Math.ceil(mask.density * 2 ** 32);
+      if (threshold < 2 ** 32) {
+        kind = 1;
+        view.setUint32(128 + 4 * j, mask.key >>> 0, true);
+        view.setUint32(192 + 4 * j, Math.max(0, threshold), true);
+      }
+    } else if (mask.kind === 'magnitude') {
+      kind = 2;
+      view.setUint32(320 + 4 * j, mask.keep.bits >>> 0, true);
+      view.setBigInt64(448 + 8 * j, index(mask.keep.before), true);
+      // No outliers skipped: bits above every |δ|'s.
+      view.setUint32(384 + 4 * j, mask.skip ? mask.skip.bits >>> 0 : 0x7fffffff, true);
+      view.setBigInt64(576 + 8 * j, index(mask.skip ? mask.skip.before : 0), true);
+    }
+    view.setUint32(256 + 4 * j, kind, true);
+  });
+  return { table: new Uint8Array(table), masks: segments };
 }
 
 function align(value: number, to: number): number {

@@ -1,7 +1,31 @@
 import type { FloatDtype } from '../safetensors/dtype';
 import { checkTaskArithmetic, toF32, weightSum } from './reference';
-import { bytesPerElement, checkLengths, hostBytes, sliceHost, type ComputeBackend, type HostArray, type TaskArithmeticParams } from './types';
-import { elementwiseShader, MAX_LINEAR_INPUTS, PARAMS_BYTES, TASK_MASK_ALL, TASK_MASK_RANDOM, TASK_MASK_SEGMENT, TASK_PARAMS_BYTES, taskShader, type ElementwiseOp } from './wgsl';
+import {
+  bytesPerElement,
+  checkLengths,
+  hostBytes,
+  sliceHost,
+  type ComputeBackend,
+  type DeltaFindParams,
+  type DeltaFound,
+  type DeltaHistogramParams,
+  type DeltaSumsParams,
+  type HostArray,
+  type TaskArithmeticParams,
+} from './types';
+import { WasmBackend } from './wasm-backend';
+import {
+  elementwiseShader,
+  MAX_LINEAR_INPUTS,
+  PARAMS_BYTES,
+  TASK_MASK_ALL,
+  TASK_MASK_MAGNITUDE,
+  TASK_MASK_RANDOM,
+  TASK_MASK_SEGMENT,
+  TASK_PARAMS_BYTES,
+  taskShader,
+  type ElementwiseOp,
+} from './wgsl';
 
 // WebGPU's flag values (fixed by the spec), so nothing here depends on globals being installed.
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
@@ -32,6 +56,12 @@ export interface WebGpuOptions {
   windowElements?: number;
   /** Windows in flight at once: uploads, kernels and readbacks of neighbouring windows overlap. Default 3. */
   slots?: number;
+  /**
+   * Where the reductions that must run in one sequential order (deltaFind, deltaSums: see
+   * ComputeBackend) and the magnitude histograms compute: default, the WebAssembly CPU backend,
+   * started on first use.
+   */
+  host?: () => ComputeBackend;
 }
 
 export interface GpuAdapterDescription {
@@ -127,6 +157,7 @@ export class WebGpuBackend implements ComputeBackend {
   private validationError: string | undefined;
   private disposed = false;
   private queue: Promise<unknown> = Promise.resolve();
+  private hostBackend: ComputeBackend | undefined;
 
   constructor(
     /** Held for the device's lifetime: Dawn must not collect the instance before the device's objects. */
@@ -191,6 +222,8 @@ export class WebGpuBackend implements ComputeBackend {
     view.setFloat32(32, params.lambda, true);
     const at = (array: number, j: number) => 48 + array * (16 * 4) + 4 * j;
     const masks: Uint8Array[] = [];
+    // Magnitude cuts are tensor indices; the kernel compares window indices (set per window).
+    const cuts: { j: number; keep: number; skip: number }[] = [];
     params.masks.forEach((mask, j) => {
       view.setFloat32(at(0, j), params.weights[j]!, true);
       view.setFloat32(at(1, j), params.scales[j]!, true);
@@ -206,6 +239,12 @@ export class WebGpuBackend implements ComputeBackend {
           view.setUint32(at(2, j), mask.key >>> 0, true);
           view.setUint32(at(3, j), Math.max(0, threshold), true);
         }
+      } else if (mask.kind === 'magnitude') {
+        kind = TASK_MASK_MAGNITUDE;
+        view.setUint32(at(5, j), mask.keep.bits >>> 0, true);
+        // No outliers skipped: bits above every |δ|'s.
+        view.setUint32(at(7, j), mask.skip ? mask.skip.bits >>> 0 : 0x7fffffff, true);
+        cuts.push({ j, keep: mask.keep.before, skip: mask.skip ? mask.skip.before : 0 });
       }
       view.setUint32(at(4, j), kind, true);
     });
@@ -214,8 +253,33 @@ export class WebGpuBackend implements ComputeBackend {
         const index = params.start + start;
         v.setUint32(16, index >>> 0, true);
         v.setUint32(20, Math.floor(index / 2 ** 32), true);
+        const windowIndex = (before: number) => Math.max(0, Math.min(0xffffffff, before - index));
+        for (const cut of cuts) {
+          v.setUint32(at(6, cut.j), windowIndex(cut.keep), true);
+          v.setUint32(at(8, cut.j), windowIndex(cut.skip), true);
+        }
       }),
     );
+  }
+
+  // The reductions run on the host's CPU backend: deltaFind and deltaSums follow one sequential
+  // order (a GPU would give other bits), and the histograms feed them.
+  deltaHistogram(base: HostArray, selections: readonly HostArray[], params: DeltaHistogramParams, counts: readonly Float64Array[]): Promise<void> {
+    return this.host().deltaHistogram(base, selections, params, counts);
+  }
+
+  deltaFind(base: HostArray, selections: readonly HostArray[], params: DeltaFindParams): Promise<DeltaFound[]> {
+    return this.host().deltaFind(base, selections, params);
+  }
+
+  deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
+    return this.host().deltaSums(base, models, params, sums);
+  }
+
+  private host(): ComputeBackend {
+    if (this.disposed) throw new Error('the GPU backend was disposed');
+    this.hostBackend ??= this.options.host?.() ?? new WasmBackend();
+    return this.hostBackend;
   }
 
   async dispose(): Promise<void> {
@@ -225,6 +289,7 @@ export class WebGpuBackend implements ComputeBackend {
     for (const slot of this.slots) for (const b of [slot.params, slot.input, slot.output, slot.readback]) b.destroy();
     this.slots.length = 0;
     this.device.destroy();
+    await this.hostBackend?.dispose();
   }
 
   /** For tests: destroys the device as a driver reset would, without disposing the backend. */

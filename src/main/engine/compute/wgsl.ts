@@ -254,12 +254,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
 }
 
 /** Size of the uniform block `TaskParams` below, in bytes. */
-export const TASK_PARAMS_BYTES = 48 + 5 * (MAX_TASK_MODELS * 4);
+export const TASK_PARAMS_BYTES = 48 + 9 * (MAX_TASK_MODELS * 4);
 
-/** How the task kernel learns model j's mask: `kind` 0 keeps all, 1 draws DARE's hash, 2 + s reads mask segment s. */
+/**
+ * How the task kernel learns model j's mask: `kind` 0 keeps all, 1 draws DARE's hash, 2 compares
+ * |δ| with magnitude thresholds, 3 + s reads mask segment s.
+ */
 export const TASK_MASK_ALL = 0;
 export const TASK_MASK_RANDOM = 1;
-export const TASK_MASK_SEGMENT = 2;
+export const TASK_MASK_MAGNITUDE = 2;
+export const TASK_MASK_SEGMENT = 3;
 
 const TASK_HEADER = /* wgsl */ `
 struct Params {
@@ -280,6 +284,10 @@ struct Params {
   key: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,
   thr: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,
   kind: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,
+  kbits: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,  // magnitude: |δ| bits kept above
+  kcut: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,   // ... and at them before this window index
+  sbits: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,  // breadcrumbs' outliers: skipped above
+  scut: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,   // ... and at them before this window index
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
@@ -304,10 +312,26 @@ fn drawn(j: u32, e: u32) -> bool {
   return z < P.thr[j >> 2u][j & 3u];
 }
 
-fn kept(j: u32, e: u32) -> bool {
+// |x|'s bits, every NaN as 0x7fc00000 (compute/types.ts absBits).
+fn abs_bits(x: f32) -> u32 {
+  let a = bitcast<u32>(x) & 0x7fffffffu;
+  return select(a, 0x7fc00000u, a > 0x7f800000u);
+}
+
+// A magnitude cut (compute/types.ts MagnitudeCut), its tensor index made a window index.
+fn passes(bits: u32, cut_bits: u32, cut: u32, e: u32) -> bool {
+  return bits > cut_bits || (bits == cut_bits && e < cut);
+}
+
+fn kept(j: u32, e: u32, delta: f32) -> bool {
   let kind = P.kind[j >> 2u][j & 3u];
   if (kind == ${TASK_MASK_ALL}u) { return true; }
   if (kind == ${TASK_MASK_RANDOM}u) { return drawn(j, e); }
+  if (kind == ${TASK_MASK_MAGNITUDE}u) {
+    let bits = abs_bits(delta);
+    return passes(bits, P.kbits[j >> 2u][j & 3u], P.kcut[j >> 2u][j & 3u], e)
+      && !passes(bits, P.sbits[j >> 2u][j & 3u], P.scut[j >> 2u][j & 3u], e);
+  }
   let word = src[(P.count + 1u + kind - ${TASK_MASK_SEGMENT}u) * P.seg + (e >> 2u)];
   return ((word >> ((e & 3u) * 8u)) & 0xffu) != 0u;
 }
@@ -316,8 +340,8 @@ fn op(e: u32) -> f32 {
   let b = ld(0u, e);
   var d: array<f32, ${MAX_TASK_MODELS}>;
   for (var j = 0u; j < P.count; j++) {
-    var delta = k(0.0);
-    if (kept(j, e)) { delta = rnd(sub(ld(j + 1u, e), b)); }
+    var delta = rnd(sub(ld(j + 1u, e), b));
+    if (!kept(j, e, delta)) { delta = k(0.0); }
     let s = P.s[j >> 2u][j & 3u];
     if (s != 1.0) { delta = rnd(mul(delta, s)); }
     d[j] = rnd(mul(delta, P.w[j >> 2u][j & 3u]));

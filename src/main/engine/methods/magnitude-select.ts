@@ -1,11 +1,13 @@
-import { f32Bits } from '../safetensors/convert';
-import type { TensorSource } from './types';
+import { absBits, HISTOGRAM_BINS, type ComputeBackend, type HostArray, type MagnitudeCut, type StepDtype } from '../compute/types';
+import { f32Host, type TensorSource } from './types';
 
 export interface MagnitudeThreshold {
   /** Elements whose |delta| bits are above this are kept. */
   bits: number;
   /** How many elements exactly at `bits` are kept too, first in index order. */
   ties: number;
+  /** How many elements are exactly at `bits`. */
+  count: number;
 }
 
 /** One pass over a tensor that reports, for each of several selections, the bits of each value. */
@@ -24,11 +26,12 @@ export async function kthLargestBits(pass: BitsPass, keep: number[]): Promise<Ma
   await pass((j, bits) => {
     if (bits >>> 16 === buckets[j]!.bucket) low[j]![bits & 0xffff]!++;
   });
-  return keep.map((_, j) => {
-    const { bucket, remaining } = buckets[j]!;
-    const { bucket: lowBits, remaining: ties } = pick(low[j]!, remaining);
-    return { bits: ((bucket << 16) | lowBits) >>> 0, ties };
-  });
+  return keep.map((_, j) => lowPick(buckets[j]!, low[j]!));
+}
+
+function lowPick({ bucket, remaining }: { bucket: number; remaining: number }, low: Float64Array): MagnitudeThreshold {
+  const { bucket: lowBits, remaining: ties } = pick(low, remaining);
+  return { bits: ((bucket << 16) | lowBits) >>> 0, ties, count: low[lowBits]! };
 }
 
 /** The k-th largest |input − base| of each listed input (`round` is the compute dtype's rounding). */
@@ -38,10 +41,54 @@ export function magnitudeThresholds(source: TensorSource, baseIndex: number, oth
       const base = inputs[baseIndex]!;
       others.forEach((m, j) => {
         const x = inputs[m]!;
-        for (let i = 0; i < x.length; i++) visit(j, f32Bits(Math.abs(round(x[i]! - base[i]!))));
+        for (let i = 0; i < x.length; i++) visit(j, absBits(round(x[i]! - base[i]!)));
       });
     }
   }, keep);
+}
+
+/**
+ * The same thresholds on a compute backend, as elementwise tests (MagnitudeCut): the k-th largest
+ * |input − base| of each listed input, and the tensor index from which the elements tied with it are
+ * no longer among the k. Two histogram passes (`deltaHistogram`), then, where only some of the ties
+ * are kept, a pass that finds where the last kept one is (`deltaFind`, stopping once found).
+ */
+export async function magnitudeCuts(source: TensorSource, backend: ComputeBackend, baseIndex: number, others: number[], keep: number[], step: StepDtype): Promise<MagnitudeCut[]> {
+  const chunkInputs = (chunk: { raw?: HostArray[]; inputs: Float32Array[] }) => chunk.raw ?? chunk.inputs.map(f32Host);
+  const pass = async (prefixes: (number | undefined)[]): Promise<Float64Array[]> => {
+    const counts = others.map(() => new Float64Array(HISTOGRAM_BINS));
+    for await (const chunk of source.chunks()) {
+      const inputs = chunkInputs(chunk);
+      await backend.deltaHistogram(inputs[baseIndex]!, others.map((m) => inputs[m]!), { step, prefixes }, counts);
+    }
+    return counts;
+  };
+  const high = await pass(others.map(() => undefined));
+  const buckets = keep.map((k, j) => pick(high[j]!, k));
+  const low = await pass(buckets.map((b) => b.bucket));
+  const thresholds = keep.map((_, j) => lowPick(buckets[j]!, low[j]!));
+  // All ties kept: no index needed. Else the tie ranked `ties` (from 0) is the first one dropped.
+  const cuts: MagnitudeCut[] = thresholds.map((t) => ({ bits: t.bits, before: t.ties >= t.count ? Infinity : t.ties <= 0 ? 0 : NaN }));
+  const open = () => cuts.flatMap((c, j) => (Number.isNaN(c.before) ? [j] : []));
+  const seen = cuts.map(() => 0);
+  for await (const chunk of source.chunks()) {
+    const wanted = open();
+    if (wanted.length === 0) break;
+    const inputs = chunkInputs(chunk);
+    const found = await backend.deltaFind(
+      inputs[baseIndex]!,
+      wanted.map((j) => inputs[others[j]!]!),
+      { step, bits: wanted.map((j) => cuts[j]!.bits), ranks: wanted.map((j) => thresholds[j]!.ties - seen[j]!) },
+    );
+    found.forEach(({ count, index }, w) => {
+      const j = wanted[w]!;
+      if (index >= 0) cuts[j]!.before = chunk.start + index;
+      else seen[j]! += count;
+    });
+  }
+  // Not found (cannot happen when the histograms counted right): every tie is kept.
+  for (const j of open()) cuts[j]!.before = Infinity;
+  return cuts;
 }
 
 /** The highest bucket at which the count from the top reaches `k`, and how many are needed from it. */
@@ -65,8 +112,8 @@ export class MagnitudeMask {
   private upToTies = 0;
 
   constructor(
-    private readonly skipTop: MagnitudeThreshold | undefined,
-    private readonly keepUpTo: MagnitudeThreshold,
+    private readonly skipTop: Omit<MagnitudeThreshold, 'count'> | undefined,
+    private readonly keepUpTo: Omit<MagnitudeThreshold, 'count'>,
   ) {
     this.reset();
   }
@@ -77,7 +124,7 @@ export class MagnitudeMask {
   }
 
   keeps(absDelta: number): boolean {
-    const bits = f32Bits(absDelta);
+    const bits = absBits(absDelta);
     return this.within(bits) && !this.skipped(bits);
   }
 

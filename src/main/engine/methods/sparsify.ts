@@ -1,3 +1,4 @@
+import { absBits, magnitudeKeeps, type MagnitudeCut } from '../compute/types';
 import { MagnitudeMask } from './magnitude-select';
 import { uniformAt } from './random-mask';
 
@@ -28,6 +29,21 @@ export class MagnitudeSparsifier implements Sparsifier {
 
   mask(_start: number, delta: Float32Array, keep: Uint8Array): void {
     for (let i = 0; i < delta.length; i++) keep[i] = this.threshold.keeps(Math.abs(delta[i]!)) ? 1 : 0;
+  }
+}
+
+/**
+ * The same ranks as MagnitudeSparsifier, as elementwise tests (`ComputeBackend` magnitude masks):
+ * each threshold with the tensor index from which its ties are no longer kept, so no element depends
+ * on the ones before it and any backend, window or thread keeps the same ones.
+ */
+export class CutSparsifier implements Sparsifier {
+  constructor(readonly cuts: { keep: MagnitudeCut; skip?: MagnitudeCut }) {}
+
+  reset(): void {}
+
+  mask(start: number, delta: Float32Array, keep: Uint8Array): void {
+    for (let i = 0; i < delta.length; i++) keep[i] = magnitudeKeeps(this.cuts, absBits(delta[i]!), start + i) ? 1 : 0;
   }
 }
 

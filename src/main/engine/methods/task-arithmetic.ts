@@ -1,9 +1,9 @@
-import { MagnitudeMask, magnitudeThresholds } from './magnitude-select';
+import { MagnitudeMask, magnitudeCuts, magnitudeThresholds } from './magnitude-select';
 import { stepRounding } from './numerics';
 import { maskKey } from './random-mask';
-import { DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
+import { CutSparsifier, DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
 import { f32Host, type Chunk, type MergeMethod, type ParameterDecl, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
-import { hostArray, MAX_TASK_MODELS, type ComputeBackend, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
+import { hostArray, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type StepDtype, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
 
 export type SparsificationMethod = 'magnitude' | 'magnitude_outliers' | 'random' | 'della_magprune';
 
@@ -70,16 +70,19 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
   const others = ctx.perModel.map((_, i) => i).filter((i) => i !== base);
   const round = stepRounding(ctx.computeDtype);
   const densities = others.map((m) => (ctx.perModel[m]!['density'] as number | undefined) ?? 1);
+  // Where the backend takes the whole pass (up to MAX_TASK_MODELS models), it also ranks and sums.
+  const backend = ctx.backend && others.length <= MAX_TASK_MODELS ? ctx.backend : undefined;
+  const step: StepDtype = ctx.computeDtype === 'BF16' ? 'BF16' : 'F32';
   const tv: TaskVectors = {
     base,
     others,
     weights: others.map((m) => round(ctx.perModel[m]!['weight'] as number)),
     densities,
-    sparsifiers: await makeSparsifiers(config, source, ctx, others, densities, round),
+    sparsifiers: await makeSparsifiers(config, source, ctx, others, densities, round, backend && { backend, step }),
     round,
   };
   const rescale = (ctx.global['rescale'] as boolean) && config.sparsification !== undefined;
-  const scales = rescale ? await rescaleFactors(source, tv) : others.map(() => 1);
+  const scales = rescale ? await (backend ? rescaleFactorsOnBackend(source, tv, backend, step) : rescaleFactors(source, tv)) : others.map(() => 1);
   const normalize = ctx.global['normalize'] as boolean;
   const lambda = Math.fround((ctx.global['lambda'] as number | undefined) ?? 1);
   let plainDivisor = 0;
@@ -88,9 +91,10 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
   if (Math.abs(plainDivisor) < 1e-8) plainDivisor = 1;
   const d = new Float64Array(others.length);
   const deltas = new ChunkDeltas(tv);
-  if (ctx.backend && others.length <= MAX_TASK_MODELS) {
-    const params = { weights: tv.weights, scales, consensus: config.consensus !== undefined, normalize, divisor: plainDivisor, lambda, step: ctx.computeDtype === 'BF16' ? ('BF16' as const) : ('F32' as const) };
-    for await (const chunk of source.chunks()) await taskPassOnBackend(ctx.backend, chunk, sink, tv, deltas, params);
+  if (backend) {
+    const params = { weights: tv.weights, scales, consensus: config.consensus !== undefined, normalize, divisor: plainDivisor, lambda, step };
+    const output = new OutputBuffer(sink);
+    for await (const chunk of source.chunks()) await taskPassOnBackend(backend, chunk, sink, tv, deltas, params, output);
     return;
   }
   let buffer = new Float32Array(0);
@@ -133,7 +137,8 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
 
 /**
  * One chunk of the loop above on the run's backend (`ComputeBackend.taskArithmetic`, the same bits):
- * DARE masks are drawn there from the same hash; magnitude and DELLA masks are computed here first.
+ * DARE masks are drawn there from the same hash and magnitude masks are tests against thresholds;
+ * only DELLA's per-row ranks are computed here first, as byte masks.
  */
 async function taskPassOnBackend(
   backend: ComputeBackend,
@@ -142,17 +147,46 @@ async function taskPassOnBackend(
   tv: TaskVectors,
   deltas: ChunkDeltas,
   params: Omit<TaskArithmeticParams, 'start' | 'masks'>,
+  output: OutputBuffer,
 ): Promise<void> {
-  const onHost = tv.sparsifiers.some((s) => s !== keepEverything && !(s instanceof RandomSparsifier));
-  if (onHost) deltas.load(chunk.start, chunk.inputs);
-  const masks: TaskVectorMask[] = tv.sparsifiers.map((s, j) =>
-    s === keepEverything ? { kind: 'all' } : s instanceof RandomSparsifier ? { kind: 'random', key: s.key, density: s.density } : { kind: 'keep', keep: deltas.keepMask(j, chunk.length) },
-  );
+  const masks = chunkMasks(tv, deltas, chunk);
   const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-  const direct = sink.writeEncoded !== undefined && sink.outDtype !== undefined;
-  const out = direct ? hostArray(sink.outDtype!, chunk.length) : f32Host(new Float32Array(chunk.length));
+  const out = output.take(chunk.length);
   await backend.taskArithmetic(inputs[tv.base]!, tv.others.map((m) => inputs[m]!), { ...params, start: chunk.start, masks }, out);
-  await (direct ? sink.writeEncoded!(chunk.start, out) : sink.write(chunk.start, out.data as Float32Array));
+  await output.write(chunk.start, out);
+}
+
+/** Each model's mask for a backend call over `chunk`: computed on the host (as bytes) only for DELLA. */
+function chunkMasks(tv: TaskVectors, deltas: ChunkDeltas, chunk: Chunk): TaskVectorMask[] {
+  if (tv.sparsifiers.some((s) => backendMask(s) === undefined)) deltas.load(chunk.start, chunk.inputs);
+  return tv.sparsifiers.map((s, j) => backendMask(s) ?? { kind: 'keep', keep: deltas.keepMask(j, chunk.length) });
+}
+
+function backendMask(s: Sparsifier): TaskVectorMask | undefined {
+  if (s === keepEverything) return { kind: 'all' };
+  if (s instanceof RandomSparsifier) return { kind: 'random', key: s.key, density: s.density };
+  if (s instanceof CutSparsifier) return { kind: 'magnitude', ...s.cuts };
+  return undefined;
+}
+
+/**
+ * A method's output chunks in the sink's dtype when the sink takes them (else f32), in one array
+ * reused from chunk to chunk: the sink copies what it is given before its promise resolves.
+ */
+export class OutputBuffer {
+  private array: HostArray | undefined;
+
+  constructor(private readonly sink: TensorSink) {}
+
+  take(length: number): HostArray {
+    const dtype = this.sink.writeEncoded && this.sink.outDtype ? this.sink.outDtype : 'F32';
+    if (!this.array || this.array.data.length < length) this.array = hostArray(dtype, length);
+    return this.array.dtype === 'F32' ? { dtype: 'F32', data: this.array.data.subarray(0, length) } : { dtype: this.array.dtype, data: this.array.data.subarray(0, length) };
+  }
+
+  write(start: number, values: HostArray): Promise<void> {
+    return values.dtype === 'F32' && !(this.sink.writeEncoded && this.sink.outDtype === 'F32') ? this.sink.write(start, values.data) : this.sink.writeEncoded!(start, values);
+  }
 }
 
 /** One chunk's task vectors, rounded to the compute dtype, with each model's keep mask. */
@@ -194,6 +228,35 @@ class ChunkDeltas {
   }
 }
 
+/** rescaleFactors on a backend (`deltaSums`: the same f64 sums in the same order). */
+async function rescaleFactorsOnBackend(source: TensorSource, tv: TaskVectors, backend: ComputeBackend, step: StepDtype): Promise<number[]> {
+  const summed = tv.others.flatMap((_, j) => (tv.densities[j]! < 1 ? [j] : []));
+  const sums = new Float64Array(2 * summed.length);
+  const deltas = new ChunkDeltas(tv);
+  if (summed.length > 0) {
+    for await (const chunk of source.chunks()) {
+      const masks = chunkMasks(tv, deltas, chunk);
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      await backend.deltaSums(inputs[tv.base]!, summed.map((j) => inputs[tv.others[j]!]!), { step, start: chunk.start, masks: summed.map((j) => masks[j]!) }, sums);
+    }
+  }
+  return rescaleOf(tv, (j) => {
+    const at = summed.indexOf(j);
+    return [sums[2 * at]!, sums[2 * at + 1]!];
+  });
+}
+
+/** The rescale factor per model from its sums Σ|delta| and Σ|kept delta| (1 when either is below 1e-7). */
+function rescaleOf(tv: TaskVectors, sumsOf: (j: number) => [number, number]): number[] {
+  return tv.others.map((_, j) => {
+    if (tv.densities[j]! >= 1) return 1;
+    const [before, after] = sumsOf(j);
+    const a = tv.round(before);
+    const k = tv.round(after);
+    return a < 1e-7 || k < 1e-7 ? 1 : tv.round(a / k);
+  });
+}
+
 /** mergekit's L1 rescale: Σ|delta| / Σ|kept delta| per model (1 when either is below 1e-7). */
 async function rescaleFactors(source: TensorSource, tv: TaskVectors): Promise<number[]> {
   const before = tv.others.map(() => 0);
@@ -209,11 +272,7 @@ async function rescaleFactors(source: TensorSource, tv: TaskVectors): Promise<nu
       }
     }
   }
-  return tv.others.map((_, j) => {
-    const a = tv.round(before[j]!);
-    const k = tv.round(after[j]!);
-    return tv.densities[j]! >= 1 || a < 1e-7 || k < 1e-7 ? 1 : tv.round(a / k);
-  });
+  return rescaleOf(tv, (j) => [before[j]!, after[j]!]);
 }
 
 async function makeSparsifiers(
@@ -223,9 +282,10 @@ async function makeSparsifiers(
   others: number[],
   densities: number[],
   round: (x: number) => number,
+  onBackend?: { backend: ComputeBackend; step: StepDtype },
 ): Promise<Sparsifier[]> {
   const method = config.sparsification;
-  if (method === 'magnitude' || method === 'magnitude_outliers') return magnitudeSparsifiers(method, source, ctx, others, densities, round);
+  if (method === 'magnitude' || method === 'magnitude_outliers') return magnitudeSparsifiers(method, source, ctx, others, densities, round, onBackend);
   return others.map((m, j) => {
     const density = densities[j]!;
     if (!method || density >= 1) return keepEverything;
@@ -245,6 +305,7 @@ async function magnitudeSparsifiers(
   others: number[],
   densities: number[],
   round: (x: number) => number,
+  onBackend?: { backend: ComputeBackend; step: StepDtype },
 ): Promise<Sparsifier[]> {
   const n = ctx.numel;
   // Ranks counted from the largest |delta|: [skip, upTo) are kept.
@@ -258,6 +319,17 @@ async function magnitudeSparsifiers(
     return { skip: n - bottom - target, upTo: n - bottom };
   });
   const wanted = others.flatMap((m, j) => (ranks[j] ? [{ j, m, k: ranks[j]!.upTo }, ...(ranks[j]!.skip > 0 ? [{ j, m, k: ranks[j]!.skip }] : [])] : []));
+  if (onBackend) {
+    // The same ranks as elementwise tests the backend applies: thresholds and where their ties stop.
+    const cuts = await magnitudeCuts(source, onBackend.backend, ctx.baseIndex!, wanted.map((w) => w.m), wanted.map((w) => w.k), onBackend.step);
+    return others.map((_, j) => {
+      const rank = ranks[j];
+      if (!rank) return densities[j]! <= 0 ? new RandomSparsifier(0, 0) : keepEverything;
+      const keep = cuts[wanted.findIndex((w) => w.j === j && w.k === rank.upTo)]!;
+      const skip = rank.skip > 0 ? cuts[wanted.findIndex((w) => w.j === j && w.k === rank.skip)] : undefined;
+      return new CutSparsifier(skip ? { keep, skip } : { keep });
+    });
+  }
   const found = await magnitudeThresholds(source, ctx.baseIndex!, wanted.map((w) => w.m), wanted.map((w) => w.k), round);
   return others.map((_, j) => {
     const rank = ranks[j];

@@ -275,137 +275,532 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
-  ;; ---- task arithmetic (compute/reference.ts taskArithmeticF32), four elements a turn ----
+  ;; ---- the task-vector family (compute/reference.ts), a tile of up to 1024 elements at a time ----
+  ;;
+  ;; Every step is one tight loop over a tile of f32 in the thread's scratch: δ_j = x_j − base, its
+  ;; mask, its scale and weight, the sign election, the sums, the result; with bf16 steps each is
+  ;; followed by a pass that rounds the tile to bf16 ($rnd_tile). A call per tile costs nothing; a
+  ;; call per vector would (V8 does not inline WebAssembly calls).
+  ;;
+  ;; Scratch tiles (4 KiB each): 0 the base widened, 1 a model widened, 2 a bf16 output before
+  ;; narrowing, 3 mixed (or a reduction's δ), 4 the divisors (or |δ|), 5 the vote, 6..21 δ_j.
+  ;;
+  ;; The per-model table at $params (compute/wasm-backend.ts writes it): weights f32 +0, scales f32
+  ;; +64, DARE keys +128 and thresholds +192, mask kinds +256 (0 all, 1 DARE's hash, 2 magnitude
+  ;; thresholds, 4 + k byte mask segment k), magnitude keep bits +320 and skip bits +384, and the
+  ;; tensor indices where their ties stop being kept (skipped): i64 at +448 and +576.
 
-  ;; Four elements of input $m at element $i: bf16 widened, or f32 as they are.
-  (func $ld4 (param $in i32) (param $seg i32) (param $m i32) (param $i i32) (param $bf i32) (result v128)
-    (local $at i32)
-    (local.set $at (i32.add (local.get $in) (i32.mul (local.get $m) (local.get $seg))))
-    (if (result v128) (local.get $bf)
-      (then (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero align=2 (i32.add (local.get $at) (i32.shl (local.get $i) (i32.const 1))))) (i32.const 16)))
-      (else (v128.load align=4 (i32.add (local.get $at) (i32.shl (local.get $i) (i32.const 2)))))))
+  ;; Rounds $n f32 at $p to bf16 and back, in place, as torch rounds (nearest even, NaN 0x7fc0).
+  (func $rnd_tile (param $p i32) (param $n i32)
+    (local $end i32) (local $x v128)
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $x (v128.load (local.get $p)))
+        (v128.store (local.get $p)
+          (v128.bitselect
+            (i32x4.splat (i32.const 0x7fc00000))
+            (v128.and
+              (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff)))
+                         (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1))))
+              (i32x4.splat (i32.const 0xffff0000)))
+            (f32x4.ne (local.get $x) (local.get $x))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next))))
 
-  ;; f32 bits → bf16 bits in the low half of each lane, as torch rounds (nearest even, NaN 0x7fc0).
-  (func $bf16 (param $x v128) (result v128)
-    (v128.bitselect
-      (i32x4.splat (i32.const 0x7fc0))
-      (i32x4.shr_u
-        (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff)))
-                   (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1))))
-        (i32.const 16))
-      (f32x4.ne (local.get $x) (local.get $x))))
+  ;; $d = $a − $b, $n f32.
+  (func $sub_tile (param $d i32) (param $a i32) (param $b i32) (param $n i32)
+    (local $i i32) (local $stop i32)
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (v128.store (i32.add (local.get $d) (local.get $i))
+          (f32x4.sub (v128.load (i32.add (local.get $a) (local.get $i))) (v128.load (i32.add (local.get $b) (local.get $i)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
 
-  ;; A step rounded to the compute dtype: to bf16 and back where $bf is all ones, else as it is.
-  (func $rnd (param $x v128) (param $bf v128) (result v128)
-    (v128.bitselect (i32x4.shl (call $bf16 (local.get $x)) (i32.const 16)) (local.get $x) (local.get $bf)))
+  ;; $d = $a + $b, $n f32.
+  (func $add_tile (param $d i32) (param $a i32) (param $b i32) (param $n i32)
+    (local $i i32) (local $stop i32)
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (v128.store (i32.add (local.get $d) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $a) (local.get $i))) (v128.load (i32.add (local.get $b) (local.get $i)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
 
-  ;; Model $j's keep mask (all ones where kept) for four elements at $i: all; DARE's counter hash
-  ;; (methods/random-mask.ts uniformAt(key, index) < density, as z < threshold); or mask bytes.
-  (func $keep4 (param $in i32) (param $seg i32) (param $count i32) (param $params i32) (param $j i32) (param $i i32)
-               (param $idx_lo i32) (param $idx_hi i32) (result v128)
-    (local $kind i32) (local $e v128) (local $lo v128) (local $z v128)
-    (local.set $kind (i32.load offset=256 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
-    (if (i32.eqz (local.get $kind)) (then (return (i32x4.splat (i32.const -1)))))
-    (if (i32.eq (local.get $kind) (i32.const 1))
+  ;; $p *= $s, $n f32.
+  (func $mul_tile (param $p i32) (param $n i32) (param $s f32)
+    (local $end i32) (local $k v128)
+    (local.set $k (f32x4.splat (local.get $s)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (v128.store (local.get $p) (f32x4.mul (v128.load (local.get $p)) (local.get $k)))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next))))
+
+  ;; $p /= $q (a tile) or, with $q = 0, /= $s.
+  (func $div_tile (param $p i32) (param $q i32) (param $n i32) (param $s f32)
+    (local $i i32) (local $stop i32) (local $k v128)
+    (local.set $k (f32x4.splat (local.get $s)))
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (if (local.get $q)
       (then
-        (local.set $e (i32x4.add (i32x4.splat (local.get $i)) (v128.const i32x4 0 1 2 3)))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (v128.store (i32.add (local.get $p) (local.get $i))
+              (f32x4.div (v128.load (i32.add (local.get $p) (local.get $i))) (v128.load (i32.add (local.get $q) (local.get $i)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next))))
+      (else
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (v128.store (i32.add (local.get $p) (local.get $i))
+              (f32x4.div (v128.load (i32.add (local.get $p) (local.get $i))) (local.get $k)))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next))))))
+
+  ;; TIES's disjoint mean, one model's turn: where δ_j has the sign the vote elected (≥ 0 is +;
+  ;; a zero agrees with neither), mixed += δ_j and div += w_j.
+  (func $agree_tile (param $mixed i32) (param $div i32) (param $d i32) (param $vote i32) (param $n i32) (param $w f32)
+    (local $i i32) (local $stop i32) (local $x v128) (local $agrees v128) (local $wv v128) (local $zero v128)
+    (local.set $wv (f32x4.splat (local.get $w)))
+    (local.set $zero (f32x4.splat (f32.const 0)))
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $x (v128.load (i32.add (local.get $d) (local.get $i))))
+        (local.set $agrees
+          (v128.bitselect (f32x4.gt (local.get $x) (local.get $zero))
+                          (f32x4.lt (local.get $x) (local.get $zero))
+                          (f32x4.ge (v128.load (i32.add (local.get $vote) (local.get $i))) (local.get $zero))))
+        (v128.store (i32.add (local.get $mixed) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $mixed) (local.get $i))) (v128.and (local.get $x) (local.get $agrees))))
+        (v128.store (i32.add (local.get $div) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $div) (local.get $i))) (v128.and (local.get $wv) (local.get $agrees))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; A divisor of 0 (no model agreed) becomes 1.
+  (func $fix_div (param $p i32) (param $n i32)
+    (local $end i32) (local $x v128)
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $x (v128.load (local.get $p)))
+        (v128.store (local.get $p)
+          (v128.bitselect (f32x4.splat (f32.const 1)) (local.get $x) (f32x4.eq (local.get $x) (f32x4.splat (f32.const 0)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next))))
+
+  ;; Replaces $n f32 at $p by the bits of their magnitudes, every NaN as 0x7fc00000: what the
+  ;; magnitude ranks compare (methods/magnitude-select.ts absBits).
+  (func $abs_bits_tile (param $p i32) (param $n i32)
+    (local $end i32) (local $a v128)
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $a (v128.and (v128.load (local.get $p)) (i32x4.splat (i32.const 0x7fffffff))))
+        (v128.store (local.get $p)
+          (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $a) (i32x4.gt_s (local.get $a) (i32x4.splat (i32.const 0x7f800000)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next))))
+
+  ;; DARE: keeps element e (window index $e0 + lane) where the counter hash of (key, tensor index)
+  ;; is below the threshold (methods/random-mask.ts uniformAt < density); zeroes the others.
+  (func $mask_random (param $p i32) (param $n i32) (param $e0 i32) (param $idx_lo i32) (param $idx_hi i32) (param $key i32) (param $thr i32)
+    (local $i i32) (local $stop i32) (local $e v128) (local $lo v128) (local $z v128)
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $e (i32x4.add (i32x4.splat (i32.add (local.get $e0) (i32.shr_u (local.get $i) (i32.const 2)))) (v128.const i32x4 0 1 2 3)))
         (local.set $lo (i32x4.add (i32x4.splat (local.get $idx_lo)) (local.get $e)))
         (local.set $z
           (v128.xor
-            (v128.xor (i32x4.splat (i32.load offset=128 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
-                      (i32x4.mul (local.get $lo) (i32x4.splat (i32.const 0x9e3779b9))))
+            (v128.xor (i32x4.splat (local.get $key)) (i32x4.mul (local.get $lo) (i32x4.splat (i32.const 0x9e3779b9))))
             ;; the index's high word: idx_hi, plus 1 where the low word wrapped
             (i32x4.sub (i32x4.splat (local.get $idx_hi)) (i32x4.lt_u (local.get $lo) (local.get $e)))))
         (local.set $z (i32x4.mul (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 16))) (i32x4.splat (i32.const 0x85ebca6b))))
         (local.set $z (i32x4.mul (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 13))) (i32x4.splat (i32.const 0xc2b2ae35))))
         (local.set $z (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 16))))
-        (return (i32x4.lt_u (local.get $z) (i32x4.splat (i32.load offset=192 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))))))
-    (i32x4.ne
-      (i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u
-        (v128.load32_zero align=1
-          (i32.add (i32.add (local.get $in) (i32.mul (i32.add (local.get $count) (i32.sub (local.get $kind) (i32.const 1))) (local.get $seg)))
-                   (local.get $i)))))
-      (i32x4.splat (i32.const 0))))
+        (v128.store (i32.add (local.get $p) (local.get $i))
+          (v128.and (v128.load (i32.add (local.get $p) (local.get $i))) (i32x4.lt_u (local.get $z) (i32x4.splat (local.get $thr)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
 
-  ;; task: input 0 is the base, inputs 1..count the models; per model at $params: weights (f32,
-  ;; +0), scales (f32, +64), DARE keys (+128) and thresholds (+192), mask kinds (+256: 0 all,
-  ;; 1 DARE, 2 + k mask segment count + 1 + k, one byte per element). $idx_lo/$idx_hi: the index in
-  ;; the tensor of the window's element 0. $flags: 1 consensus, 2 normalize, 4 lambda, 8 bf16 steps.
-  ;; Each model's d_j waits in $scratch (16 bytes a model) for the sign election.
+  ;; TIES/breadcrumbs: keeps δ where |δ|'s bits are above $u, or equal to it before window index
+  ;; $cu, unless they are above $s, or equal to it before $cs (the outliers breadcrumbs drops; $s
+  ;; is 0x7fffffff when there are none).
+  (func $mask_mag (param $p i32) (param $n i32) (param $e0 i32) (param $u i32) (param $cu i32) (param $s i32) (param $cs i32)
+    (local $i i32) (local $stop i32) (local $x v128) (local $bits v128) (local $e v128)
+    (local $uv v128) (local $cuv v128) (local $sv v128) (local $csv v128)
+    (local.set $uv (i32x4.splat (local.get $u)))
+    (local.set $cuv (i32x4.splat (local.get $cu)))
+    (local.set $sv (i32x4.splat (local.get $s)))
+    (local.set $csv (i32x4.splat (local.get $cs)))
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $x (v128.load (i32.add (local.get $p) (local.get $i))))
+        (local.set $bits (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))))
+        (local.set $bits (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $bits) (i32x4.gt_s (local.get $bits) (i32x4.splat (i32.const 0x7f800000)))))
+        (local.set $e (i32x4.add (i32x4.splat (i32.add (local.get $e0) (i32.shr_u (local.get $i) (i32.const 2)))) (v128.const i32x4 0 1 2 3)))
+        (v128.store (i32.add (local.get $p) (local.get $i))
+          (v128.and (local.get $x)
+            (v128.andnot
+              (v128.or (i32x4.gt_s (local.get $bits) (local.get $uv))
+                       (v128.and (i32x4.eq (local.get $bits) (local.get $uv)) (i32x4.lt_s (local.get $e) (local.get $cuv))))
+              (v128.or (i32x4.gt_s (local.get $bits) (local.get $sv))
+                       (v128.and (i32x4.eq (local.get $bits) (local.get $sv)) (i32x4.lt_s (local.get $e) (local.get $csv)))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; Explicit masks (DELLA's): keeps δ where the mask byte at $m (one per element) is not 0.
+  (func $mask_bytes (param $p i32) (param $n i32) (param $m i32)
+    (local $i i32) (local $stop i32)
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (v128.store (i32.add (local.get $p) (local.get $i))
+          (v128.and (v128.load (i32.add (local.get $p) (local.get $i)))
+            (i32x4.ne
+              (i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u
+                (v128.load32_zero align=1 (i32.add (local.get $m) (i32.shr_u (local.get $i) (i32.const 2))))))
+              (i32x4.splat (i32.const 0)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; A tensor index (i64) as an index into the window that starts at tensor index $idx, clamped to
+  ;; [0, 2^31 − 1]: "before tensor index c" is "before window index $rel_cut(c)".
+  (func $rel_cut (param $cut i64) (param $idx_lo i32) (param $idx_hi i32) (result i32)
+    (local $d i64)
+    (local.set $d (i64.sub (local.get $cut)
+      (i64.or (i64.shl (i64.extend_i32_u (local.get $idx_hi)) (i64.const 32)) (i64.extend_i32_u (local.get $idx_lo)))))
+    (if (result i32) (i64.le_s (local.get $d) (i64.const 0))
+      (then (i32.const 0))
+      (else (select (i32.const 0x7fffffff) (i32.wrap_i64 (local.get $d)) (i64.ge_s (local.get $d) (i64.const 0x7fffffff))))))
+
+  ;; δ_j = r(x_j − base) over the tile at element $t of the window, into $pd, then masked as model
+  ;; j's table entry says where $masked. $pb: the base's f32 tile.
+  (func $delta_tile (param $in i32) (param $seg i32) (param $count i32) (param $params i32) (param $j i32)
+                    (param $t i32) (param $n i32) (param $pb i32) (param $pd i32) (param $bf_in i32) (param $bf i32)
+                    (param $idx_lo i32) (param $idx_hi i32) (param $scratch i32) (param $masked i32)
+    (call $sub_tile (local.get $pd)
+      (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
+      (local.get $pb) (local.get $n))
+    (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n))))
+    (if (local.get $masked)
+      (then (call $delta_mask (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
+                              (local.get $t) (local.get $n) (local.get $pd) (local.get $idx_lo) (local.get $idx_hi)))))
+
+  ;; Zeroes the δ_j at $pd (the tile at element $t of the window) that model j's mask drops.
+  (func $delta_mask (param $in i32) (param $seg i32) (param $count i32) (param $params i32) (param $j i32)
+                    (param $t i32) (param $n i32) (param $pd i32) (param $idx_lo i32) (param $idx_hi i32)
+    (local $at i32) (local $kind i32)
+    (local.set $at (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))
+    (local.set $kind (i32.load offset=256 (local.get $at)))
+    (if (i32.eq (local.get $kind) (i32.const 1))
+      (then (call $mask_random (local.get $pd) (local.get $n) (local.get $t) (local.get $idx_lo) (local.get $idx_hi)
+                               (i32.load offset=128 (local.get $at)) (i32.load offset=192 (local.get $at)))))
+    (if (i32.eq (local.get $kind) (i32.const 2))
+      (then (call $mask_mag (local.get $pd) (local.get $n) (local.get $t)
+              (i32.load offset=320 (local.get $at))
+              (call $rel_cut (i64.load offset=448 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 3)))) (local.get $idx_lo) (local.get $idx_hi))
+              (i32.load offset=384 (local.get $at))
+              (call $rel_cut (i64.load offset=576 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 3)))) (local.get $idx_lo) (local.get $idx_hi)))))
+    (if (i32.ge_u (local.get $kind) (i32.const 4))
+      (then (call $mask_bytes (local.get $pd) (local.get $n)
+              (i32.add (i32.add (local.get $in) (i32.mul (i32.add (local.get $count) (i32.sub (local.get $kind) (i32.const 3))) (local.get $seg)))
+                       (local.get $t))))))
+
+  (func $tile_len (param $t i32) (param $end i32) (result i32)
+    (select (global.get $tile) (i32.sub (local.get $end) (local.get $t))
+            (i32.gt_u (i32.sub (local.get $end) (local.get $t)) (global.get $tile))))
+
+  (func $scratch_tile (param $scratch i32) (param $k i32) (result i32)
+    (i32.add (local.get $scratch) (i32.mul (local.get $k) (global.get $tile_bytes))))
+
+  ;; task: input 0 is the base, inputs 1..count the models; masks as the table says; $idx_lo/$idx_hi:
+  ;; the index in the tensor of the window's element 0. $flags: 1 consensus, 2 normalize, 4 lambda,
+  ;; 8 bf16 steps.
   (func (export "task")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
     (param $idx_lo i32) (param $idx_hi i32) (param $flags i32) (param $divisor f32) (param $lambda f32) (param $scratch i32)
-    (local $i i32) (local $j i32) (local $bf v128) (local $b v128) (local $delta v128) (local $d v128) (local $s f32)
-    (local $mixed v128) (local $div v128) (local $vote v128) (local $up v128) (local $agrees v128) (local $r v128)
-    (local.set $bf (i32x4.splat (i32.sub (i32.const 0) (i32.shr_u (i32.and (local.get $flags) (i32.const 8)) (i32.const 3)))))
-    (local.set $i (local.get $start))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
-        (local.set $b (call $ld4 (local.get $in) (local.get $seg) (i32.const 0) (local.get $i) (local.get $bf_in)))
+    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $po i32) (local $at i32)
+    (local $bf i32) (local $s f32) (local $mixed i32) (local $div i32) (local $vote i32) (local $bytes i32)
+    (local.set $bf (i32.and (local.get $flags) (i32.const 8)))
+    (local.set $mixed (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $div (call $scratch_tile (local.get $scratch) (i32.const 4)))
+    (local.set $vote (call $scratch_tile (local.get $scratch) (i32.const 5)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        ;; d_j = r(r(kept δ_j · s_j) · w_j)
         (local.set $j (i32.const 0))
         (block $models_done
           (loop $models
             (br_if $models_done (i32.ge_u (local.get $j) (local.get $count)))
-            (local.set $delta
-              (v128.and
-                (call $rnd (f32x4.sub (call $ld4 (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $i) (local.get $bf_in)) (local.get $b)) (local.get $bf))
-                (call $keep4 (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j) (local.get $i) (local.get $idx_lo) (local.get $idx_hi))))
-            (local.set $s (f32.load offset=64 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $pd (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))))
+            (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
+                              (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (local.get $bf)
+                              (local.get $idx_lo) (local.get $idx_hi) (local.get $scratch) (i32.const 1))
+            (local.set $at (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $s (f32.load offset=64 (local.get $at)))
             (if (f32.ne (local.get $s) (f32.const 1))
-              (then (local.set $delta (call $rnd (f32x4.mul (local.get $delta) (f32x4.splat (local.get $s))) (local.get $bf)))))
-            (v128.store align=4 (i32.add (local.get $scratch) (i32.shl (local.get $j) (i32.const 4)))
-              (call $rnd (f32x4.mul (local.get $delta) (f32x4.splat (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))) (local.get $bf)))
+              (then
+                (call $mul_tile (local.get $pd) (local.get $n) (local.get $s))
+                (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n))))))
+            (call $mul_tile (local.get $pd) (local.get $n) (f32.load (local.get $at)))
+            (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $models)))
-        (local.set $mixed (f32x4.splat (f32.const 0)))
+        ;; mixed: Σ d_j, or with consensus Σ of the d_j that agree with the sign of Σ d_j
+        (memory.fill (local.get $mixed) (i32.const 0) (local.get $bytes))
         (if (i32.and (local.get $flags) (i32.const 1))
           (then
-            (local.set $vote (f32x4.splat (f32.const 0)))
+            (memory.fill (local.get $vote) (i32.const 0) (local.get $bytes))
+            (memory.fill (local.get $div) (i32.const 0) (local.get $bytes))
             (local.set $j (i32.const 0))
             (block $v_done
               (loop $v
                 (br_if $v_done (i32.ge_u (local.get $j) (local.get $count)))
-                (local.set $vote (f32x4.add (local.get $vote) (v128.load align=4 (i32.add (local.get $scratch) (i32.shl (local.get $j) (i32.const 4))))))
+                (call $add_tile (local.get $vote) (local.get $vote) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
                 (br $v)))
-            (local.set $up (f32x4.ge (local.get $vote) (f32x4.splat (f32.const 0))))
-            (local.set $div (f32x4.splat (f32.const 0)))
             (local.set $j (i32.const 0))
             (block $a_done
               (loop $a
                 (br_if $a_done (i32.ge_u (local.get $j) (local.get $count)))
-                (local.set $d (v128.load align=4 (i32.add (local.get $scratch) (i32.shl (local.get $j) (i32.const 4)))))
-                (local.set $agrees (v128.bitselect (f32x4.gt (local.get $d) (f32x4.splat (f32.const 0)))
-                                                   (f32x4.lt (local.get $d) (f32x4.splat (f32.const 0)))
-                                                   (local.get $up)))
-                (local.set $mixed (f32x4.add (local.get $mixed) (v128.and (local.get $d) (local.get $agrees))))
-                (local.set $div (f32x4.add (local.get $div)
-                  (v128.and (f32x4.splat (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))) (local.get $agrees))))
+                (call $agree_tile (local.get $mixed) (local.get $div) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
+                                  (local.get $vote) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
                 (br $a)))
-            (local.set $div (call $rnd (local.get $div) (local.get $bf)))
-            (local.set $div (v128.bitselect (f32x4.splat (f32.const 1)) (local.get $div) (f32x4.eq (local.get $div) (f32x4.splat (f32.const 0))))))
+            (if (local.get $bf) (then (call $rnd_tile (local.get $div) (local.get $n))))
+            (call $fix_div (local.get $div) (local.get $n)))
           (else
             (local.set $j (i32.const 0))
             (block $s_done
               (loop $sum
                 (br_if $s_done (i32.ge_u (local.get $j) (local.get $count)))
-                (local.set $mixed (f32x4.add (local.get $mixed) (v128.load align=4 (i32.add (local.get $scratch) (i32.shl (local.get $j) (i32.const 4))))))
+                (call $add_tile (local.get $mixed) (local.get $mixed) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
-                (br $sum)))
-            (local.set $div (f32x4.splat (local.get $divisor)))))
-        (local.set $mixed (call $rnd (local.get $mixed) (local.get $bf)))
+                (br $sum)))))
+        (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n))))
         (if (i32.and (local.get $flags) (i32.const 2))
-          (then (local.set $mixed (call $rnd (f32x4.div (local.get $mixed) (local.get $div)) (local.get $bf)))))
+          (then
+            (call $div_tile (local.get $mixed) (select (local.get $div) (i32.const 0) (i32.and (local.get $flags) (i32.const 1))) (local.get $n) (local.get $divisor))
+            (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n))))))
         (if (i32.and (local.get $flags) (i32.const 4))
-          (then (local.set $mixed (call $rnd (f32x4.mul (local.get $mixed) (f32x4.splat (local.get $lambda))) (local.get $bf)))))
-        (local.set $r (call $rnd (f32x4.add (local.get $b) (local.get $mixed)) (local.get $bf)))
-        (if (local.get $bf_out)
-          (then (v128.store64_lane align=2 0 (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 1)))
-                  (i16x8.narrow_i32x4_u (call $bf16 (local.get $r)) (call $bf16 (local.get $r)))))
-          (else (v128.store align=4 (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $r))))
-        (local.set $i (i32.add (local.get $i) (i32.const 4)))
-        (br $next))))
+          (then
+            (call $mul_tile (local.get $mixed) (local.get $n) (local.get $lambda))
+            (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n))))))
+        ;; out = r(base + mixed)
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (call $add_tile (local.get $po) (local.get $pb) (local.get $mixed) (local.get $n))
+        (if (local.get $bf) (then (call $rnd_tile (local.get $po) (local.get $n))))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
+  ;; dhist: the magnitude ranks' radix histograms. Selection j (input j + 1) counts |r(x_j − base)|'s
+  ;; bits (as $abs_bits_tile gives them): by their high 16 bits where its prefix (i32 at $params + 4j) is
+  ;; −1, else by their low 16 bits among those whose high 16 bits are the prefix. Its 65,536 u32
+  ;; counts follow the thread's scratch tiles ($scratch + 22 tiles + j · 2^18) and are added to.
+  (func (export "dhist")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $bf_in i32) (param $flags i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $h i32) (local $prefix i32)
+    (local $i i32) (local $stop i32) (local $bits v128) (local $x i32) (local $at i32)
+    (local.set $pd (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (local.set $j (i32.const 0))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.ge_u (local.get $j) (local.get $count)))
+            (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
+                              (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
+                              (i32.const 0) (i32.const 0) (local.get $scratch) (i32.const 0))
+            (call $abs_bits_tile (local.get $pd) (local.get $n))
+            (local.set $h (i32.add (i32.add (local.get $scratch) (i32.mul (i32.const 22) (global.get $tile_bytes))) (i32.shl (local.get $j) (i32.const 18))))
+            (local.set $prefix (i32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $i (i32.const 0))
+            (if (i32.lt_s (local.get $prefix) (i32.const 0))
+              (then
+                (block $done
+                  (loop $next
+                    (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                    (local.set $bits (i32x4.shr_u (v128.load (i32.add (local.get $pd) (local.get $i))) (i32.const 16)))
+                    (local.set $at (i32.add (local.get $h) (i32.shl (i32x4.extract_lane 0 (local.get $bits)) (i32.const 2))))
+                    (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+                    (local.set $at (i32.add (local.get $h) (i32.shl (i32x4.extract_lane 1 (local.get $bits)) (i32.const 2))))
+                    (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+                    (local.set $at (i32.add (local.get $h) (i32.shl (i32x4.extract_lane 2 (local.get $bits)) (i32.const 2))))
+                    (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+                    (local.set $at (i32.add (local.get $h) (i32.shl (i32x4.extract_lane 3 (local.get $bits)) (i32.const 2))))
+                    (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+                    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                    (br $next))))
+              (else
+                (block $done
+                  (loop $next
+                    (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                    (local.set $bits (v128.load (i32.add (local.get $pd) (local.get $i))))
+                    (if (v128.any_true (i32x4.eq (i32x4.shr_u (local.get $bits) (i32.const 16)) (i32x4.splat (local.get $prefix))))
+                      (then
+                        (local.set $x (i32x4.extract_lane 0 (local.get $bits)))
+                        (if (i32.eq (i32.shr_u (local.get $x) (i32.const 16)) (local.get $prefix))
+                          (then (local.set $at (i32.add (local.get $h) (i32.shl (i32.and (local.get $x) (i32.const 0xffff)) (i32.const 2))))
+                                (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))))
+                        (local.set $x (i32x4.extract_lane 1 (local.get $bits)))
+                        (if (i32.eq (i32.shr_u (local.get $x) (i32.const 16)) (local.get $prefix))
+                          (then (local.set $at (i32.add (local.get $h) (i32.shl (i32.and (local.get $x) (i32.const 0xffff)) (i32.const 2))))
+                                (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))))
+                        (local.set $x (i32x4.extract_lane 2 (local.get $bits)))
+                        (if (i32.eq (i32.shr_u (local.get $x) (i32.const 16)) (local.get $prefix))
+                          (then (local.set $at (i32.add (local.get $h) (i32.shl (i32.and (local.get $x) (i32.const 0xffff)) (i32.const 2))))
+                                (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))))
+                        (local.set $x (i32x4.extract_lane 3 (local.get $bits)))
+                        (if (i32.eq (i32.shr_u (local.get $x) (i32.const 16)) (local.get $prefix))
+                          (then (local.set $at (i32.add (local.get $h) (i32.shl (i32.and (local.get $x) (i32.const 0xffff)) (i32.const 2))))
+                                (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                    (br $next)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $models)))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
+  ;; dfind: where the ties at a magnitude threshold stop being kept. For selection j: its bits
+  ;; (i32 at $params + 4j) and the rank wanted among the elements whose |δ| has them (i32 at
+  ;; $params + 64 + 4j). At $result + 8j: the count of such elements seen, up to the wanted one, and
+  ;; its window index once seen (−1 until then; the host sets both before each window).
+  (func (export "dfind")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $result i32) (param $bf_in i32) (param $flags i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $r i32)
+    (local $i i32) (local $stop i32) (local $tv v128) (local $seen i32) (local $want i32) (local $mask i32) (local $pop i32) (local $lane i32)
+    (local.set $pd (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (local.set $j (i32.const 0))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.ge_u (local.get $j) (local.get $count)))
+            (local.set $r (i32.add (local.get $result) (i32.shl (local.get $j) (i32.const 3))))
+            (if (i32.lt_s (i32.load offset=4 (local.get $r)) (i32.const 0))
+              (then
+                (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
+                                  (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
+                                  (i32.const 0) (i32.const 0) (local.get $scratch) (i32.const 0))
+                (call $abs_bits_tile (local.get $pd) (local.get $n))
+                (local.set $tv (i32x4.splat (i32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))))
+                (local.set $want (i32.load offset=64 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+                (local.set $seen (i32.load (local.get $r)))
+                (local.set $i (i32.const 0))
+                (block $done
+                  (loop $next
+                    (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                    (local.set $mask (i32x4.bitmask (i32x4.eq (v128.load (i32.add (local.get $pd) (local.get $i))) (local.get $tv))))
+                    (local.set $pop (i32.popcnt (local.get $mask)))
+                    (if (i32.gt_s (i32.add (local.get $seen) (local.get $pop)) (local.get $want))
+                      (then
+                        ;; the wanted one is in these four: walk their lanes in order
+                        (local.set $lane (i32.const 0))
+                        (block $found
+                          (loop $lanes
+                            (if (i32.and (local.get $mask) (i32.shl (i32.const 1) (local.get $lane)))
+                              (then
+                                (br_if $found (i32.eq (local.get $seen) (local.get $want)))
+                                (local.set $seen (i32.add (local.get $seen) (i32.const 1)))))
+                            (local.set $lane (i32.add (local.get $lane) (i32.const 1)))
+                            (br $lanes)))
+                        (i32.store offset=4 (local.get $r)
+                          (i32.add (i32.add (local.get $t) (i32.shr_u (local.get $i) (i32.const 2))) (local.get $lane)))
+                        (local.set $seen (i32.add (local.get $seen) (i32.const 1)))
+                        (br $done)))
+                    (local.set $seen (i32.add (local.get $seen) (local.get $pop)))
+                    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                    (br $next)))
+                (i32.store (local.get $r) (local.get $seen))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $models)))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
+  ;; dsums: mergekit's L1 rescale sums, in f64, element by element in index order (as
+  ;; methods/task-arithmetic.ts adds them): for model j, Σ|δ_j| and Σ|kept δ_j| (masked as the task
+  ;; table says), added to the two f64 at $sums + 16j.
+  (func (export "dsums")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $sums i32) (param $bf_in i32) (param $flags i32)
+    (param $idx_lo i32) (param $idx_hi i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $pa i32) (local $at i32)
+    (local $i i32) (local $stop i32) (local $all f64) (local $kept f64)
+    (local.set $pd (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $pa (call $scratch_tile (local.get $scratch) (i32.const 4)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (local.set $j (i32.const 0))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.ge_u (local.get $j) (local.get $count)))
+            ;; |δ| before the mask into pa, the kept δ into pd
+            (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
+                              (local.get $t) (local.get $n) (local.get $pb) (local.get $pa) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
+                              (local.get $idx_lo) (local.get $idx_hi) (local.get $scratch) (i32.const 0))
+            (memory.copy (local.get $pd) (local.get $pa) (local.get $stop))
+            (call $delta_mask (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
+                              (local.get $t) (local.get $n) (local.get $pd) (local.get $idx_lo) (local.get $idx_hi))
+            (local.set $at (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 4))))
+            (local.set $all (f64.load (local.get $at)))
+            (local.set $kept (f64.load offset=8 (local.get $at)))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (local.set $all (f64.add (local.get $all) (f64.promote_f32 (f32.abs (f32.load (i32.add (local.get $pa) (local.get $i)))))))
+                (local.set $kept (f64.add (local.get $kept) (f64.promote_f32 (f32.abs (f32.load (i32.add (local.get $pd) (local.get $i)))))))
+                (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                (br $next)))
+            (f64.store (local.get $at) (local.get $all))
+            (f64.store offset=8 (local.get $at) (local.get $kept))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $models)))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
 )
