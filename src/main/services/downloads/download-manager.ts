@@ -43,6 +43,8 @@ export class DownloadManager {
   private readonly waiters = new Set<() => void>();
   private saving: Promise<void> = Promise.resolve();
   private restoring = false;
+  /** The state file's text as last written (or read): an unchanged queue is not written again. */
+  private savedText = JSON.stringify({ version: 1, downloads: [] } satisfies SavedQueue);
   /** Settles once the downloads of an earlier run of the app are back in the queue. */
   readonly loaded: Promise<void>;
 
@@ -149,7 +151,8 @@ export class DownloadManager {
     if (!file) return;
     let saved: SavedQueue | undefined;
     try {
-      saved = JSON.parse(await readFile(file, 'utf8')) as SavedQueue;
+      this.savedText = await readFile(file, 'utf8');
+      saved = JSON.parse(this.savedText) as SavedQueue;
     } catch {
       return;
     }
@@ -174,6 +177,8 @@ export class DownloadManager {
     if (!file || this.restoring) return;
     const downloads = [...this.jobs.values()].filter((j) => !j.isFinished()).map((j) => j.saved());
     const text = JSON.stringify({ version: 1, downloads } satisfies SavedQueue);
+    if (text === this.savedText) return;
+    this.savedText = text;
     this.saving = this.saving
       .then(async () => {
         await mkdir(dirname(file), { recursive: true });

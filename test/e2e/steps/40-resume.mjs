@@ -1,0 +1,106 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** 100 slices of the demo models' four layers, in f32: about 60 MB in 1 MiB shards, long enough to be killed mid-way. */
+const STACK = `merge_method: passthrough
+slices:
+${Array.from({ length: 100 }, (_, i) => `  - sources:\n      - model: ${i % 2 ? 'alloy-demo-code' : 'alloy-demo-chat'}\n        layer_range: [0, 4]`).join('\n')}
+dtype: float32
+`;
+const SHARD = 1 << 20;
+
+/** Calls the contract as the page does (web mode on loopback needs no token). */
+async function invoke(address, channel, request) {
+  const response = await fetch(new URL(`/api/invoke/${channel}`, address), { method: 'POST', body: JSON.stringify(request) });
+  const body = await response.json();
+  if (!response.ok) throw new Error(`${channel}: ${body.error}`);
+  return body.result;
+}
+
+/** The engine process (`run-job JOB.json`) whose job writes `outDir`, found in /proc as `ps` would. */
+function enginePid(outDir) {
+  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const at = args.indexOf('run-job');
+      if (at >= 0 && JSON.parse(readFileSync(args[at + 1], 'utf8')).outDir === outDir) return Number(pid);
+    } catch {
+      // Gone while we looked, or not ours.
+    }
+  }
+  return undefined;
+}
+
+/** Finished shards listed in the journal of the merge's hidden build folder. */
+function journaledShards(outputRoot, name) {
+  try {
+    const lines = readFileSync(join(outputRoot, `.${name}.alloy-partial`, 'alloy-journal.jsonl'), 'utf8').split('\n');
+    return Math.max(0, lines.length - 2);
+  } catch {
+    return 0;
+  }
+}
+
+async function until(check, timeoutMs, what) {
+  const start = Date.now();
+  for (;;) {
+    const value = check();
+    if (value) return value;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** A merge whose engine is killed mid-run shows Resume; Resume finishes it with the bits of an uninterrupted run. */
+export default async function ({ page, step, shots, address, outputRoot }) {
+  await step('a merge whose engine is killed mid-run is resumed from the Run view, to the uninterrupted bits', async () => {
+    const name = 'e2e-resume';
+    const outDir = join(outputRoot, name);
+    const before = await invoke(address, 'settings.get', {});
+    await invoke(address, 'settings.set', { outShardSize: SHARD });
+    try {
+      await page.getByTestId('nav-recipe').click();
+      await page.getByTestId('recipe-editor').fill(STACK);
+      await page.getByTestId('recipe-ok').waitFor({ timeout: 20_000 });
+      await page.getByTestId('nav-run').click();
+      await page.getByTestId('output-name').fill(name);
+      await page.getByTestId('run-button').click();
+      const pid = await until(() => enginePid(outDir), 20_000, 'the engine process');
+      await until(() => journaledShards(outputRoot, name) >= 1, 30_000, 'a first finished shard');
+      process.kill(pid, 'SIGKILL');
+      const kept = journaledShards(outputRoot, name);
+
+      await page.locator('[data-testid=job-status][data-state=failed]').waitFor({ timeout: 10_000 });
+      const resumable = await page.getByTestId('job-resumable').innerText({ timeout: 10_000 });
+      if (!resumable.includes(`${kept} finished shard`)) throw new Error(`the view says "${resumable}", the journal lists ${kept} shards`);
+      if (existsSync(outDir)) throw new Error('a killed merge left an output folder');
+      await page.screenshot({ path: join(shots, 'run-interrupted.png'), fullPage: true });
+
+      await page.getByTestId('resume-button').click();
+      await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 60_000 });
+      const log = (await page.getByTestId('job-log').textContent()) ?? '';
+      const reused = Number(/resuming: (\d+) finished shards? verified/.exec(log)?.[1] ?? 0);
+      if (reused !== kept) throw new Error(`the engine reused ${reused} shards, the journal listed ${kept}:\n${log}`);
+      await page.screenshot({ path: join(shots, 'run-resumed.png'), fullPage: true });
+
+      // The same recipe merged by the CLI without interruption: every file the same bytes (the card names its folder).
+      const scratch = mkdtempSync(join(tmpdir(), 'alloy-e2e-reference-'));
+      try {
+        writeFileSync(join(scratch, 'stack.yml'), STACK);
+        const cli = spawnSync(process.execPath, ['bin/alloy.mjs', 'merge', join(scratch, 'stack.yml'), join(scratch, name), '--model-root', 'resources/demo/models', '--out-shard-size', String(SHARD), '--progress', 'none'], { encoding: 'utf8' });
+        if (cli.status !== 0) throw new Error(`the reference merge failed: ${cli.stderr}`);
+        const files = readdirSync(join(scratch, name)).sort();
+        if (readdirSync(outDir).sort().join() !== files.join()) throw new Error(`files differ: ${readdirSync(outDir).join(', ')} vs ${files.join(', ')}`);
+        const differing = files.filter((f) => !readFileSync(join(outDir, f)).equals(readFileSync(join(scratch, name, f))));
+        if (differing.length) throw new Error(`these files differ from an uninterrupted run: ${differing.join(', ')}`);
+        if (files.filter((f) => f.endsWith('.safetensors')).length < 20) throw new Error(`only ${files.length} files`);
+      } finally {
+        rmSync(scratch, { recursive: true, force: true });
+      }
+    } finally {
+      await invoke(address, 'settings.set', { outShardSize: before.outShardSize });
+    }
+  });
+}
