@@ -102,6 +102,26 @@ describe('the job service resumes an interrupted merge', () => {
     expect(s.jobs.get(job.id)?.resumable).toBeUndefined();
   });
 
+  it('a multi-stage merge killed in its first stage resumes from that stage\'s journal, to the uninterrupted bits', async () => {
+    const stages = `name: blend\n${recipe}---\nname: final\nmerge_method: linear\nmodels:\n  - model: blend\n    parameters: {weight: 0.5}\n  - model: a\n    parameters: {weight: 0.5}\ndtype: float32\n`;
+    const whole = service(join(root, 'stages-reference'));
+    const uninterrupted = await whole.jobs.start({ recipe: stages, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
+    await settled(whole, uninterrupted.id);
+    const outputRoot = join(root, 'stages-killed');
+    const s = service(outputRoot);
+    const job = await s.jobs.start({ recipe: stages, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
+    await tensorsDone(s, job.id, Math.floor(tensorCount / 2));
+    process.kill(enginePid(job.id), 'SIGKILL');
+    const failed = await settled(s, job.id, 'failed');
+    const finished = failed.resumable?.finishedShards ?? 0;
+    expect(finished).toBeGreaterThan(0);
+    expect(readdirSync(join(outputRoot, '.merged.stages'))).toContain('.blend.alloy-partial');
+    await s.jobs.resume(job.id);
+    const done = await settled(s, job.id);
+    expect(resumedShards(done)).toBe(finished);
+    expect(await differingFiles(join(root, 'stages-reference', 'merged'), join(outputRoot, 'merged'))).toEqual([]);
+  });
+
   it('a cancelled merge cleans up and has nothing to resume; resume says so', async () => {
     const s = service(join(root, 'cancelled'));
     const job = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
