@@ -8,7 +8,7 @@ import { EventBus } from '../../src/main/services/events';
 import { JobService } from '../../src/main/services/job-service';
 import { differingFiles, writeTwoModelFixture } from '../engine/engine-process';
 import { tempDir } from '../helpers';
-import { enginePid } from './engine-child';
+import { enginePid, killAfterShards } from './engine-child';
 
 const ENGINE = resolve('out/cli/alloy.mjs');
 const SHARD = 200_000;
@@ -17,7 +17,6 @@ let root: string;
 let recipe: string;
 let modelRoot: string;
 let reference: string;
-let tensorCount: number;
 
 function service(outputRoot: string, jobsFile?: string) {
   const events = new EventBus();
@@ -47,17 +46,6 @@ function settled(s: ReturnType<typeof service>, id: string, state: JobInfo['stat
   });
 }
 
-function tensorsDone(s: ReturnType<typeof service>, id: string, count: number): Promise<void> {
-  return new Promise((done) => {
-    const off = s.events.on('job.progress', ({ jobId, event }) => {
-      if (jobId === id && event.type === 'tensor' && event.index >= count) {
-        off();
-        done();
-      }
-    });
-  });
-}
-
 function resumedShards(info: JobInfo): number {
   const line = info.log.find((l) => l.startsWith('resuming: '));
   return Number(/^resuming: (\d+)/.exec(line ?? '')?.[1] ?? -1);
@@ -69,10 +57,7 @@ beforeAll(async () => {
   recipe = await readFile(recipe, 'utf8');
   const s = service(join(root, 'reference'));
   const started = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
-  let tensors = 0;
-  s.events.on('job.progress', ({ event }) => event.type === 'tensor' && tensors++);
   await settled(s, started.id);
-  tensorCount = tensors;
   reference = join(root, 'reference', 'merged');
   expect(readdirSync(reference).filter((f) => f.endsWith('.safetensors')).length).toBeGreaterThanOrEqual(12);
 });
@@ -82,12 +67,11 @@ describe('the job service resumes an interrupted merge', () => {
     const outputRoot = join(root, 'killed');
     const s = service(outputRoot);
     const job = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
-    await tensorsDone(s, job.id, Math.floor(tensorCount / 2));
-    process.kill(enginePid(job.id), 'SIGKILL');
+    const killedAt = await killAfterShards(await enginePid(job.id), [join(outputRoot, '.merged.alloy-partial')], 3);
     const failed = await settled(s, job.id, 'failed');
     expect(failed.error).toBe('the engine was stopped by SIGKILL before the merge finished');
     const finished = failed.resumable?.finishedShards ?? 0;
-    expect(finished).toBeGreaterThan(0);
+    expect(finished).toBe(killedAt);
     expect(readdirSync(outputRoot)).toEqual(['.merged.alloy-partial']);
 
     const resumed = await s.jobs.resume(job.id);
@@ -110,11 +94,10 @@ describe('the job service resumes an interrupted merge', () => {
     const outputRoot = join(root, 'stages-killed');
     const s = service(outputRoot);
     const job = await s.jobs.start({ recipe: stages, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
-    await tensorsDone(s, job.id, Math.floor(tensorCount / 2));
-    process.kill(enginePid(job.id), 'SIGKILL');
+    const killedAt = await killAfterShards(await enginePid(job.id), [join(outputRoot, '.merged.stages', '.blend.alloy-partial')], 3);
     const failed = await settled(s, job.id, 'failed');
     const finished = failed.resumable?.finishedShards ?? 0;
-    expect(finished).toBeGreaterThan(0);
+    expect(finished).toBe(killedAt);
     expect(readdirSync(join(outputRoot, '.merged.stages'))).toContain('.blend.alloy-partial');
     await s.jobs.resume(job.id);
     const done = await settled(s, job.id);
@@ -125,8 +108,12 @@ describe('the job service resumes an interrupted merge', () => {
   it('a cancelled merge cleans up and has nothing to resume; resume says so', async () => {
     const s = service(join(root, 'cancelled'));
     const job = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
-    await tensorsDone(s, job.id, 3);
-    s.jobs.cancel(job.id);
+    // Cancelled (SIGTERM) while stopped after its first shard, then let go to handle it.
+    const pid = await enginePid(job.id);
+    await killAfterShards(pid, [join(root, 'cancelled', '.merged.alloy-partial')], 1, () => {
+      s.jobs.cancel(job.id);
+      process.kill(pid, 'SIGCONT');
+    });
     const cancelled = await settled(s, job.id, 'cancelled');
     expect(cancelled.resumable).toBeUndefined();
     await expect(s.jobs.resume(job.id)).rejects.toThrow(/left nothing to resume from \(no journal of finished shards beside .*merged\); run the merge again/);
@@ -139,21 +126,13 @@ describe('the job service resumes an interrupted merge', () => {
     // The "app": a Node process holding a JobService, killed with its engine (one process group) mid-merge.
     const app = spawn(process.execPath, ['--import', 'tsx', 'test/services/job-app.ts', ENGINE, root, outputRoot, modelRoot, jobsFile, String(SHARD)], {
       detached: true,
-      stdio: ['pipe', 'pipe', 'inherit'],
+      stdio: ['pipe', 'ignore', 'inherit'],
     });
     app.stdin.end(recipe);
-    let out = '';
-    await new Promise<void>((done, fail) => {
-      app.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const done1 = /tensor (\d+)/g;
-        let m;
-        while ((m = done1.exec(out))) if (Number(m[1]) >= tensorCount / 2) return done();
-      });
-      app.on('exit', () => fail(new Error(`the app exited early: ${out}`)));
-    });
-    process.kill(-app.pid!, 'SIGKILL');
-    await new Promise((r) => app.once('exit', r));
+    const exited = new Promise((r) => app.once('exit', r));
+    // Its engine, stepped until three shards are journaled; then the app and the engine die together.
+    await killAfterShards(await enginePid('', app.pid), [join(outputRoot, '.merged.alloy-partial')], 3, () => process.kill(-app.pid!, 'SIGKILL'));
+    await exited;
     const saved = JSON.parse(await readFile(jobsFile, 'utf8')) as { jobs: { info: JobInfo }[] };
     expect(saved.jobs.map((j) => j.info.state)).toEqual(['running']);
 

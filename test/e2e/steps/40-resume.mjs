@@ -68,7 +68,15 @@ export default async function ({ page, step, shots, address, outputRoot }) {
       await page.getByTestId('output-name').fill(name);
       await page.getByTestId('run-button').click();
       const pid = await until(() => enginePid(outDir), 20_000, 'the engine process');
-      await until(() => journaledShards(outputRoot, name) >= 1, 30_000, 'a first finished shard');
+      // Stepped (SIGCONT, 3 ms, SIGSTOP) until its journal lists a shard, then killed: mid-merge whatever the load.
+      process.kill(pid, 'SIGSTOP');
+      const stepped = Date.now();
+      while (journaledShards(outputRoot, name) < 1) {
+        if (Date.now() - stepped > 60_000) throw new Error('no shard journaled in 60 s');
+        process.kill(pid, 'SIGCONT');
+        await new Promise((r) => setTimeout(r, 3));
+        process.kill(pid, 'SIGSTOP');
+      }
       process.kill(pid, 'SIGKILL');
       const kept = journaledShards(outputRoot, name);
 
