@@ -109,7 +109,7 @@ describe("huggingface_hub's blob locks", () => {
   });
 
   it('Python finds the lock held while Alloy writes a blob, and takes it once Alloy is done', async () => {
-    hub.faults.bytesPerSecond = 400_000;
+    hub.faults.bytesPerSecond = 200_000;
     try {
       const cache = await tempDir();
       const lock = blobLockPath(cache, REPO, WEIGHTS_SHA);
