@@ -49,6 +49,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', done);
   });
   services.jobs.stopAll();
+  // The library's folder watchers (recursive fs.watch) would keep the process alive after the signal.
+  services.library.close();
   await services.downloads.stopAll();
   await server.close();
   return 0;
