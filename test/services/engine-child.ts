@@ -44,7 +44,7 @@ function journaledShards(buildFolders: string[]): number {
  * waiting on progress events could find the engine done (its events wait in the pipe while it works).
  * `kill` may kill more (the app around it). Returns the shards journaled when it was killed.
  */
-export async function killAfterShards(pid: number, buildFolders: string[], shards = 1, kill = () => process.kill(pid, 'SIGKILL')): Promise<number> {
+export async function killAfterShards(pid: number, buildFolders: string[], shards = 1, kill: () => void = () => process.kill(pid, 'SIGKILL')): Promise<number> {
   process.kill(pid, 'SIGSTOP');
   for (;;) {
     const done = journaledShards(buildFolders);
