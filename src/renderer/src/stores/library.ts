@@ -1,0 +1,163 @@
+import { defineStore } from 'pinia';
+import { ref } from 'vue';
+import type { AlloyApi, ModelSummary } from '../../../shared/contract';
+import type { DownloadInfo, HubStatus, LibraryDeleteResult } from '../../../shared/library-contract';
+
+const REFRESH_DELAY_MS = 300;
+
+/**
+ * The library as the services see it: the models on disk, the downloads (followed through
+ * `download.progress`), the Hub status (token source, free space) and the user's folders. It
+ * re-reads the models when the services say the library changed.
+ */
+export const useLibraryStore = defineStore('library', () => {
+  const models = ref<ModelSummary[]>([]);
+  const loading = ref(false);
+  const loaded = ref(false);
+  const error = ref('');
+  const downloads = ref<DownloadInfo[]>([]);
+  const hub = ref<HubStatus>();
+  const hubError = ref('');
+  const folders = ref<string[]>([]);
+  let api: AlloyApi | undefined;
+  let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  let sequence = 0;
+  let firstLoad: Promise<void> | undefined;
+
+  /** Subscribes to the services' events and reads everything, once per API. */
+  function attach(next: AlloyApi): Promise<void> {
+    if (api === next && firstLoad) return firstLoad;
+    api = next;
+    next.on('download.progress', upsertDownload);
+    next.on('library.changed', () => {
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(() => void refresh(), REFRESH_DELAY_MS);
+    });
+    firstLoad = Promise.all([refresh(), loadDownloads().catch(() => undefined), loadFolders().catch(() => undefined)]).then(() => undefined);
+    return firstLoad;
+  }
+
+  function connected(): AlloyApi {
+    if (!api) throw new Error('the library store is not attached to the API');
+    return api;
+  }
+
+  /** Re-reads the models and the Hub status; an older answer never overwrites a newer one. */
+  async function refresh(): Promise<void> {
+    const mine = ++sequence;
+    loading.value = true;
+    try {
+      const [list] = await Promise.all([connected().invoke('library.list', {}), loadHub()]);
+      if (mine !== sequence) return;
+      models.value = list;
+      error.value = '';
+    } catch (e) {
+      if (mine === sequence) error.value = (e as Error).message;
+    } finally {
+      if (mine === sequence) {
+        loading.value = false;
+        loaded.value = true;
+      }
+    }
+  }
+
+  async function loadHub(): Promise<void> {
+    try {
+      hub.value = await connected().invoke('hub.status', {});
+      hubError.value = '';
+    } catch (e) {
+      hubError.value = (e as Error).message;
+    }
+  }
+
+  async function loadDownloads(): Promise<void> {
+    const list = await connected().invoke('download.list', {});
+    for (const info of list) answered(info);
+  }
+
+  /** A progress event: the services report in order, so the newest event is the truth. */
+  function upsertDownload(info: DownloadInfo): void {
+    const at = downloads.value.findIndex((d) => d.id === info.id);
+    downloads.value = at < 0 ? [info, ...downloads.value] : downloads.value.map((d, i) => (i === at ? info : d));
+  }
+
+  /** A request's answer: it may arrive after newer events (HTTP and WebSocket do not keep order), so it only adds what is unknown. */
+  function answered(info: DownloadInfo): void {
+    if (!downloads.value.some((d) => d.id === info.id)) upsertDownload(info);
+  }
+
+  async function startDownload(repo: string, options: { revision?: string | undefined; all?: boolean } = {}): Promise<DownloadInfo> {
+    const info = await connected().invoke('download.start', {
+      repo,
+      ...(options.revision ? { revision: options.revision } : {}),
+      ...(options.all ? { files: 'all' as const } : {}),
+    });
+    answered(info);
+    return info;
+  }
+
+  async function control(action: 'download.pause' | 'download.resume' | 'download.cancel', id: string): Promise<void> {
+    answered(await connected().invoke(action, { id }));
+  }
+
+  /** Drops finished downloads from the list (the services keep them; this view no longer shows them). */
+  function clearFinished(): void {
+    downloads.value = downloads.value.filter((d) => d.state !== 'done' && d.state !== 'cancelled');
+  }
+
+  /** What deleting would remove and free, without removing anything. */
+  function previewDelete(id: string): Promise<LibraryDeleteResult> {
+    return connected().invoke('library.delete', { id, dryRun: true });
+  }
+
+  async function deleteModel(id: string): Promise<LibraryDeleteResult> {
+    const result = await connected().invoke('library.delete', { id });
+    models.value = models.value.filter((m) => m.id !== id);
+    void refresh();
+    return result;
+  }
+
+  async function loadFolders(): Promise<void> {
+    folders.value = await connected().invoke('library.folders', {});
+  }
+
+  async function addFolder(path: string): Promise<void> {
+    folders.value = await connected().invoke('library.addFolder', { path });
+  }
+
+  async function removeFolder(path: string): Promise<void> {
+    folders.value = await connected().invoke('library.removeFolder', { path });
+  }
+
+  async function setToken(token: string): Promise<void> {
+    hub.value = await connected().invoke('hub.setToken', { token });
+  }
+
+  async function clearToken(): Promise<void> {
+    hub.value = await connected().invoke('hub.clearToken', {});
+  }
+
+  return {
+    models,
+    loading,
+    loaded,
+    error,
+    downloads,
+    hub,
+    hubError,
+    folders,
+    attach,
+    refresh,
+    loadHub,
+    startDownload,
+    control,
+    clearFinished,
+    previewDelete,
+    deleteModel,
+    loadFolders,
+    addFolder,
+    removeFolder,
+    setToken,
+    clearToken,
+  };
+});
