@@ -20,6 +20,26 @@ parameters:
 dtype: float32
 `;
 
+const TWO_SLICES = `merge_method: slerp
+base_model: alloy-demo-chat
+slices:
+  - sources:
+      - model: alloy-demo-chat
+        layer_range: [0, 2]
+      - model: alloy-demo-code
+        layer_range: [0, 2]
+  - sources:
+      - model: alloy-demo-chat
+        layer_range: [2, 4]
+      - model: alloy-demo-code
+        layer_range: [2, 4]
+    parameters:
+      t: [0.2, 0.8]
+parameters:
+  t: [0, 1]
+dtype: float32
+`;
+
 afterEach(() => {
   document.body.innerHTML = '';
 });
@@ -71,6 +91,24 @@ describe('gradient editing', () => {
     expect(recipe.text).toContain('- value: [0.5, 0.5]');
     await wrapper.get('[data-testid=gradient-table-t-rest]').findAll('button').find((b) => b.text() === '− anchor')!.trigger('click');
     expect(recipe.text).toContain('- value: 0.5');
+  });
+
+  it('a two-slice recipe: each slice\'s own values get a table, and editing one changes that slice alone', async () => {
+    const { wrapper, recipe } = await mountView(RecipeView);
+    await wrapper.get('[data-testid=recipe-editor]').setValue(TWO_SLICES);
+    await settle(recipe);
+    const chart = wrapper.getComponent(GradientChart);
+    expect(chart.props('slices')).toEqual([{ start: 0, count: 2 }, { start: 2, count: 2 }]);
+    const edits = chart.props('edits') as { slice?: number; filter: string; path: (string | number)[] }[];
+    expect(edits.map((e) => [e.slice, e.path.join('.')])).toEqual([[undefined, 'parameters.t'], [1, 'slices.1.parameters.t']]);
+    const cell = wrapper.get('[data-testid=anchor-t-slice-2-t-1]');
+    await cell.setValue('0.9');
+    await cell.trigger('change');
+    expect(recipe.text).toContain('t: [0.2, 0.9]');
+    expect(recipe.text).toContain('t: [0, 1]');
+    await settle(recipe);
+    const line = (chart.props('series') as { values: number[] }[])[0]!.values;
+    expect(line).toEqual([0, 1, 0.2, 0.9].map((v) => expect.closeTo(v, 12)));
   });
 
   it('drag arithmetic: values clamp to the declared range and round to hundredths', () => {

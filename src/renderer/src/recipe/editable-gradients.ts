@@ -8,6 +8,8 @@ export interface EditableGradient {
   model?: string;
   /** `self_attn`, `mlp`…; `rest` for a filterless entry after filtered ones; `all` without filters. */
   filter: string;
+  /** Set for a value given in one slice (`slices[n].parameters`, or a source's): it spans that slice only. */
+  slice?: number;
   /** Where the value is in the YAML document. */
   path: YamlPath;
   /** A gradient's anchors, or one number. */
@@ -20,8 +22,8 @@ function isValue(v: unknown): v is number | number[] {
   return typeof v === 'number' || (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number'));
 }
 
-function fromSetting(parameter: string, model: string | undefined, path: YamlPath, setting: unknown): EditableGradient[] {
-  const base = { parameter, ...(model !== undefined ? { model } : {}) };
+function fromSetting(parameter: string, model: string | undefined, path: YamlPath, setting: unknown, slice?: number): EditableGradient[] {
+  const base = { parameter, ...(model !== undefined ? { model } : {}), ...(slice !== undefined ? { slice } : {}) };
   if (isValue(setting)) return [{ ...base, filter: 'all', path, value: setting }];
   if (!Array.isArray(setting)) return [];
   return setting.flatMap((entry: unknown, k) => {
@@ -33,20 +35,30 @@ function fromSetting(parameter: string, model: string | undefined, path: YamlPat
   });
 }
 
-/** Every numeric setting of the method's parameters in the shown document. */
+const modelOf = (entry: unknown): string => (entry && typeof entry === 'object' ? String((entry as { model?: unknown }).model ?? '') : '');
+
+/** Every numeric setting of the method's parameters in the shown document, the slices' own too. */
 export function editableGradients(parameters: MethodParameterInfo[], read: Read): EditableGradient[] {
   const out: EditableGradient[] = [];
   const models = read(['models']);
+  const slices = read(['slices']);
   for (const p of parameters.filter((p) => p.type === 'number')) {
-    if (p.scope === 'global') {
-      out.push(...fromSetting(p.name, undefined, ['parameters', p.name], read(['parameters', p.name])));
-      continue;
+    if (p.scope === 'global') out.push(...fromSetting(p.name, undefined, ['parameters', p.name], read(['parameters', p.name])));
+    else if (Array.isArray(models)) {
+      models.forEach((m: unknown, i) => {
+        const path: YamlPath = ['models', i, 'parameters', p.name];
+        out.push(...fromSetting(p.name, modelOf(m), path, read(path)));
+      });
     }
-    if (!Array.isArray(models)) continue;
-    models.forEach((m: unknown, i) => {
-      const name = m && typeof m === 'object' ? String((m as { model?: unknown }).model ?? '') : '';
-      const path: YamlPath = ['models', i, 'parameters', p.name];
-      out.push(...fromSetting(p.name, name, path, read(path)));
+    if (!Array.isArray(slices)) continue;
+    slices.forEach((_: unknown, s) => {
+      if (p.scope === 'global') out.push(...fromSetting(p.name, undefined, ['slices', s, 'parameters', p.name], read(['slices', s, 'parameters', p.name]), s));
+      const sources = read(['slices', s, 'sources']);
+      if (!Array.isArray(sources)) return;
+      sources.forEach((source: unknown, j) => {
+        const path: YamlPath = ['slices', s, 'sources', j, 'parameters', p.name];
+        out.push(...fromSetting(p.name, modelOf(source), path, read(path), s));
+      });
     });
   }
   return out;
@@ -58,6 +70,12 @@ export function seriesFor(edit: EditableGradient, series: GradientSeries[]): Gra
   return mine.find((s) => s.filter === edit.filter) ?? (edit.filter === 'rest' ? mine.find((s) => s.filter === 'all') : undefined);
 }
 
-export function labelOf(edit: EditableGradient): string {
+/** The label of the engine's line this value shapes: model and filter. */
+export function lineLabelOf(edit: EditableGradient): string {
   return [edit.model, edit.filter === 'all' ? '' : edit.filter].filter(Boolean).join(' · ') || edit.parameter;
+}
+
+/** The value's own label: its line's, and the slice it is given in. */
+export function labelOf(edit: EditableGradient): string {
+  return edit.slice === undefined ? lineLabelOf(edit) : `slice ${edit.slice + 1} · ${lineLabelOf(edit)}`;
 }
