@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, TaskArithmeticParams } from '../../src/main/engine/compute/types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, TaskArithmeticParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -142,6 +142,14 @@ class LosingBackend implements ComputeBackend {
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array) {
     this.before();
     return this.gpu.deltaSums(base, models, params, sums);
+  }
+  normLanes(inputs: readonly HostArray[], lanes: Float32Array) {
+    this.before();
+    return this.gpu.normLanes(inputs, lanes);
+  }
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState) {
+    this.before();
+    return this.gpu.dotRows(a, b, n0, n1, state);
   }
   dispose() {
     return this.gpu.dispose();

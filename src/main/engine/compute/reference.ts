@@ -16,6 +16,8 @@ import {
   type HostArray,
   type TaskArithmeticParams,
   type TaskVectorMask,
+  type CascadeState,
+  CASCADE_ROW,
 } from './types';
 
 const f = Math.fround;
@@ -190,6 +192,35 @@ export function deltaSumsF32(base: Float32Array, models: readonly Float32Array[]
   });
 }
 
+/** ComputeBackend.normLanes on f32 arrays. */
+export function normLanesF32(inputs: readonly Float32Array[], lanes: Float32Array): void {
+  inputs.forEach((x, j) => {
+    if (x.length % 8 !== 0) throw new RangeError(`normLanes: ${x.length} elements, not whole groups of 8`);
+    for (let i = 0; i < x.length; i++) lanes[8 * j + (i % 8)] = lanes[8 * j + (i % 8)]! + f(x[i]! * x[i]!);
+  });
+}
+
+/** ComputeBackend.dotRows on f32 arrays: TorchSum.addRow's steps, row by row. */
+export function dotRowsF32(a: Float32Array, b: Float32Array, n0: number, n1: number, state: CascadeState): void {
+  if (a.length % CASCADE_ROW !== 0) throw new RangeError(`dotRows: ${a.length} elements, not whole rows of ${CASCADE_ROW}`);
+  const { acc, levelPower, fullBlockRows } = state;
+  const step = 2 ** levelPower;
+  const k0 = f(n0);
+  const k1 = f(n1);
+  for (let row = 0; row < a.length; row += CASCADE_ROW) {
+    for (let k = 0; k < CASCADE_ROW; k++) acc[k] = acc[k]! + f(f(a[row + k]! / k0) * f(b[row + k]! / k1));
+    state.rowsDone++;
+    if (state.rowsDone > fullBlockRows || state.rowsDone % step !== 0) continue;
+    for (let level = 1; level < 4; level++) {
+      for (let k = 0; k < CASCADE_ROW; k++) {
+        acc[level * CASCADE_ROW + k] = acc[level * CASCADE_ROW + k]! + acc[(level - 1) * CASCADE_ROW + k]!;
+        acc[(level - 1) * CASCADE_ROW + k] = 0;
+      }
+      if (Math.floor(state.rowsDone / 2 ** (level * levelPower)) % step !== 0) break;
+    }
+  }
+}
+
 /**
  * The definition of every backend's bits: plain TypeScript, f32 semantics by `Math.fround` at every
  * step, the same arithmetic as the methods in `methods/` (linear.ts, nearswap.ts, slerp.ts).
@@ -242,6 +273,16 @@ export class ReferenceBackend implements ComputeBackend {
   async deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
     checkLengths(models, base);
     deltaSumsF32(toF32(base), models.map(toF32), params, sums);
+  }
+
+  async normLanes(inputs: readonly HostArray[], lanes: Float32Array): Promise<void> {
+    checkLengths(inputs, inputs[0]!);
+    normLanesF32(inputs.map(toF32), lanes);
+  }
+
+  async dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
+    checkLengths([b], a);
+    dotRowsF32(toF32(a), toF32(b), n0, n1, state);
   }
 
   async dispose(): Promise<void> {}

@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, TaskArithmeticParams } from './types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, TaskArithmeticParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -118,6 +118,23 @@ export class FallbackBackend implements ComputeBackend {
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
     const before = sums.slice();
     return this.call((backend) => backend.deltaSums(base, models, params, sums), () => sums.set(before));
+  }
+
+  normLanes(inputs: readonly HostArray[], lanes: Float32Array): Promise<void> {
+    const before = lanes.slice();
+    return this.call((backend) => backend.normLanes(inputs, lanes), () => lanes.set(before));
+  }
+
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
+    const acc = state.acc.slice();
+    const rowsDone = state.rowsDone;
+    return this.call(
+      (backend) => backend.dotRows(a, b, n0, n1, state),
+      () => {
+        state.acc.set(acc);
+        state.rowsDone = rowsDone;
+      },
+    );
   }
 
   async dispose(): Promise<void> {

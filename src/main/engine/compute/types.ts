@@ -1,4 +1,4 @@
-import { f32Bits } from '../safetensors/convert';
+import { f16ToF32Bits, f32Bits } from '../safetensors/convert';
 import type { FloatDtype } from '../safetensors/dtype';
 
 /**
@@ -73,11 +73,46 @@ export interface ComputeBackend {
    */
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void>;
 
+  /**
+   * torch's vector-norm lanes (`methods/torch-reductions.ts` TorchNorm) of each input: for the call's
+   * elements i, lanes[8j + i mod 8] += r(x_j[i]²), in index order, in f32. The call's length is a
+   * multiple of 8 and its first element sits on lane 0.
+   */
+  normLanes(inputs: readonly HostArray[], lanes: Float32Array): Promise<void>;
+
+  /**
+   * torch's cascade sum (`TorchSum`, 8 lanes × 4 a row) of the values r(r(a_i / n0) · r(b_i / n1)),
+   * slerp's normalized dot: the call is whole rows of 32, added to `state` (updated in place).
+   */
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void>;
+
+  /**
+   * Optional: `bytes` of memory the backend's kernels read and write where it is, with no copy (the
+   * WASM backend's own). Callers that fill and reuse buffers (the engine's reads and outputs) take
+   * theirs from here when there is one, and give them back with `releaseHost`.
+   */
+  allocateHost?(bytes: number): Uint8Array;
+  releaseHost?(bytes: Uint8Array): void;
+
   /** Releases what the backend holds (a GPU device, worker threads). The backend is unusable after. */
   dispose(): Promise<void>;
 }
 
 export type DeviceChoice = 'auto' | 'cpu' | 'gpu';
+
+/** The state of one of torch's cascade sums (`TorchSum`) in the 8 × 4 layout: what `dotRows` adds to. */
+export interface CascadeState {
+  /** Four levels of 32 f32 accumulators. */
+  acc: Float32Array;
+  rowsDone: number;
+  /** Each level takes 2^levelPower rows of the one below. */
+  levelPower: number;
+  /** Rows after which no level moves up any more. */
+  fullBlockRows: number;
+}
+
+/** Elements in one row of a cascade sum (8 lanes × 4). */
+export const CASCADE_ROW = 32;
 
 /**
  * Which entries of one model's task vector a `taskArithmetic` call keeps: all; DARE's random draw
@@ -183,6 +218,24 @@ export function absBits(x: number): number {
 export function magnitudeKeeps(mask: { keep: MagnitudeCut; skip?: MagnitudeCut }, bits: number, index: number): boolean {
   const passes = (cut: MagnitudeCut) => bits > cut.bits || (bits === cut.bits && index < cut.before);
   return passes(mask.keep) && !(mask.skip && passes(mask.skip));
+}
+
+/** Element i of `array` as a number (bf16 and f16 widened exactly). */
+export function hostValue(array: HostArray, i: number): number {
+  if (array.dtype === 'F32') return array.data[i]!;
+  const code = array.data[i]!;
+  return array.dtype === 'BF16' ? bf16Value(code) : f16ToF32(code);
+}
+
+const widenScratch = new Uint32Array(1);
+const widenF32 = new Float32Array(widenScratch.buffer);
+function bf16Value(code: number): number {
+  widenScratch[0] = code << 16;
+  return widenF32[0]!;
+}
+function f16ToF32(code: number): number {
+  widenScratch[0] = f16ToF32Bits(code);
+  return widenF32[0]!;
 }
 
 /** Throws unless every array has `length` elements. */

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import { checkTaskArithmetic, weightSum } from './reference';
 import {
+  bytesPerElement,
   checkLengths,
   HISTOGRAM_BINS,
   hostBytes,
@@ -16,6 +17,8 @@ import {
   type HostArray,
   type TaskArithmeticParams,
   type TaskVectorMask,
+  type CascadeState,
+  CASCADE_ROW,
 } from './types';
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm';
 
@@ -31,7 +34,15 @@ const SCRATCH_BYTES = 22 * 4096;
 const HISTOGRAM_BYTES = HISTOGRAM_BINS * 4;
 /** Default size of each of the two arenas (one is filled while the other is computed). */
 const DEFAULT_ARENA_BYTES = 64 << 20;
-const MAX_PAGES = 16384; // 1 GiB, as declared in kernels.wat
+const MAX_PAGES = 65536; // 4 GiB, as declared in kernels.wat
+const PAGE = 65536;
+/** The two tables of input addresses (one per arena), in the first page. */
+const POINTER_TABLES_AT = 3072;
+const POINTER_TABLE_BYTES = 256;
+/** Most elements one window of arrays kept in the kernels' memory takes (no copy, no arena). */
+const MAX_IN_PLACE_WINDOW = 1 << 26;
+/** Each arena's room: the default window's copies, and alignment. */
+const MAX_ARENA_BYTES = DEFAULT_ARENA_BYTES + (1 << 20);
 /** Windows smaller than this run on the calling thread: a round trip to the workers costs more. */
 const MIN_PARALLEL_ELEMENTS = 1 << 16;
 
@@ -69,6 +80,8 @@ interface Kernels {
   dhist(input: number, seg: number, count: number, params: number, start: number, end: number, bfIn: number, flags: number, scratch: number): void;
   dfind(input: number, seg: number, count: number, params: number, start: number, end: number, result: number, bfIn: number, flags: number, scratch: number): void;
   dsums(input: number, seg: number, count: number, params: number, start: number, end: number, sums: number, bfIn: number, flags: number, idxLo: number, idxHi: number, scratch: number): void;
+  normsq(input: number, seg: number, count: number, start: number, end: number, bfIn: number, state: number, scratch: number): void;
+  cdot(input: number, seg: number, start: number, end: number, bfIn: number, n0: number, n1: number, state: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -146,14 +159,84 @@ export class WasmBackend implements ComputeBackend {
   private readonly module: object;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  /** Every SharedArrayBuffer the memory has shown (one per size it grew to): arrays on them are ours. */
+  private readonly buffers = new WeakSet<SharedArrayBuffer>();
+  /** Where the kernels' own areas end and the host heap (`allocateHost`) begins. */
+  private readonly heapBase: number;
+  private heapTop: number;
+  /** The heap's blocks in use (address → bytes) and free (sorted by address). */
+  private readonly inUse = new Map<number, number>();
+  private freeBlocks: { at: number; bytes: number }[] = [];
 
   constructor(private readonly options: WasmBackendOptions = {}) {
     this.module = new Wasm.Module(wasmBytes());
     this.memory = new Wasm.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+    this.buffers.add(this.memory.buffer);
     this.local = new Wasm.Instance(this.module, { env: { memory: this.memory } }).exports as unknown as Kernels;
     const count = options.workers ?? Math.max(0, availableParallelism() - 1);
     this.workerCount = count;
     this.description = `CPU: WebAssembly SIMD, ${count === 0 ? 'on the calling thread' : `${count} worker thread${count === 1 ? '' : 's'}`}`;
+    // [0, 4 KiB): tables and results; then each thread's scratch (and histograms); then the two
+    // arenas; then the heap. Pages are committed as they are first used.
+    this.heapBase = align(this.arenasAt() + 2 * MAX_ARENA_BYTES, PAGE);
+    this.heapTop = this.heapBase;
+  }
+
+  /**
+   * `bytes` of the kernels' own memory, for arrays that callers fill and reuse (the engine reads
+   * model chunks into them and takes outputs from them): the kernels read and write those where they
+   * are, with no copy. Aligned to 64 KiB. Give it back with `releaseHost`.
+   */
+  allocateHost(bytes: number): Uint8Array {
+    const size = align(Math.max(1, bytes), PAGE);
+    const fit = this.freeBlocks.findIndex((b) => b.bytes >= size);
+    let at: number;
+    if (fit >= 0) {
+      const block = this.freeBlocks[fit]!;
+      at = block.at;
+      if (block.bytes === size) this.freeBlocks.splice(fit, 1);
+      else this.freeBlocks[fit] = { at: block.at + size, bytes: block.bytes - size };
+    } else {
+      at = this.heapTop;
+      this.grow(at + size);
+      this.heapTop = at + size;
+    }
+    this.inUse.set(at, size);
+    return new Uint8Array(this.memory.buffer, at, bytes);
+  }
+
+  releaseHost(bytes: Uint8Array): void {
+    const size = this.inUse.get(bytes.byteOffset);
+    if (size === undefined || !this.owns(bytes)) throw new Error('releaseHost: not a block of this backend');
+    this.inUse.delete(bytes.byteOffset);
+    this.freeBlocks.push({ at: bytes.byteOffset, bytes: size });
+    // Sorted by address, neighbours merged, a free block at the top returned to the bump pointer.
+    this.freeBlocks.sort((a, b) => a.at - b.at);
+    const merged: { at: number; bytes: number }[] = [];
+    for (const b of this.freeBlocks) {
+      const last = merged[merged.length - 1];
+      if (last && last.at + last.bytes === b.at) last.bytes += b.bytes;
+      else merged.push({ ...b });
+    }
+    const top = merged[merged.length - 1];
+    if (top && top.at + top.bytes === this.heapTop) {
+      this.heapTop = top.at;
+      merged.pop();
+    }
+    this.freeBlocks = merged;
+  }
+
+  /** Whether `array` lies in the kernels' memory (so they can read or write it where it is). */
+  private owns(array: ArrayBufferView): boolean {
+    return array.buffer instanceof SharedArrayBuffer && this.buffers.has(array.buffer);
+  }
+
+  private threadBytes(): number {
+    return align(SCRATCH_BYTES + MAX_TASK_MODELS * HISTOGRAM_BYTES, 64);
+  }
+
+  private arenasAt(): number {
+    return align(WEIGHTS_BYTES + (this.workerCount + 1) * this.threadBytes(), 64);
   }
 
   linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void> {
@@ -208,10 +291,8 @@ export class WasmBackend implements ComputeBackend {
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
       new Int32Array(this.memory.buffer, 0, count).set(params.prefixes.map((p) => (p === undefined ? -1 : p)));
-      const threadBytes = SCRATCH_BYTES + count * HISTOGRAM_BYTES;
       await this.run({
         inputs: [base, ...selections],
-        threadBytes,
         call: (input, seg, start, end, _output, bfIn) => ['dhist', [input, seg, count, 0, start, end, bfIn, stepFlag(params.step)]],
         // Each thread counts into its own histograms; they are added up and cleared after each window.
         before: (_first, _length, scratch) => {
@@ -303,6 +384,43 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  normLanes(inputs: readonly HostArray[], lanes: Float32Array): Promise<void> {
+    const count = inputs.length;
+    if (count > MAX_TASK_MODELS || lanes.length < 8 * count || (inputs[0]?.data.length ?? 0) % 8 !== 0) {
+      return Promise.reject(new RangeError(`normLanes: ${count} inputs (at most ${MAX_TASK_MODELS}) of ${inputs[0]?.data.length} elements (whole groups of 8), ${lanes.length} lanes`));
+    }
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Float32Array(this.memory.buffer, RESULTS_AT, 8 * count).set(lanes.subarray(0, 8 * count));
+      await this.run({
+        inputs,
+        parallel: false,
+        call: (input, seg, start, end, _output, bfIn) => ['normsq', [input, seg, count, start, end, bfIn, RESULTS_AT]],
+      });
+      lanes.set(new Float32Array(this.memory.buffer, RESULTS_AT, 8 * count));
+    });
+  }
+
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
+    if (a.data.length % CASCADE_ROW !== 0) return Promise.reject(new RangeError(`dotRows: ${a.data.length} elements, not whole rows of ${CASCADE_ROW}`));
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      const words = new Int32Array(this.memory.buffer, RESULTS_AT, 131);
+      new Float32Array(this.memory.buffer, RESULTS_AT, 128).set(state.acc);
+      words[128] = state.rowsDone;
+      words[129] = state.levelPower;
+      words[130] = Math.min(0x7fffffff, state.fullBlockRows);
+      // Windows are whole rows, so a row never straddles two (the padding to 16 never happens).
+      await this.run({
+        inputs: [a, b],
+        parallel: false,
+        call: (input, seg, start, end, _output, bfIn) => ['cdot', [input, seg, start, end, bfIn, n0, n1, RESULTS_AT]],
+      });
+      state.acc.set(new Float32Array(this.memory.buffer, RESULTS_AT, 128));
+      state.rowsDone = new Int32Array(this.memory.buffer, RESULTS_AT, 131)[128]!;
+    });
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
@@ -323,45 +441,86 @@ export class WasmBackend implements ComputeBackend {
   }
 
   private grow(bytes: number): void {
-    const pages = Math.ceil(bytes / 65536);
-    const have = this.memory.buffer.byteLength / 65536;
-    if (pages > MAX_PAGES) throw new RangeError(`CPU kernels need ${bytes} bytes of memory; the most is ${MAX_PAGES * 65536}`);
-    if (pages > have) this.memory.grow(pages - have);
+    const pages = Math.ceil(bytes / PAGE);
+    const have = this.memory.buffer.byteLength / PAGE;
+    if (pages > MAX_PAGES) throw new RangeError(`CPU kernels need ${bytes} bytes of memory; the most is ${MAX_PAGES * PAGE}`);
+    if (pages > have) {
+      this.memory.grow(pages - have);
+      this.buffers.add(this.memory.buffer);
+    }
   }
 
   /**
-   * Runs a kernel over `inputs` window by window (see RunSpec). Two arenas alternate: while the
-   * workers compute window k in one, the calling thread copies window k+1's inputs into the other.
+   * Runs a kernel over `inputs` (see RunSpec). Arrays in the kernels' own memory (`allocateHost`)
+   * are read and written where they are; the others are copied window by window into one of two
+   * arenas, the next window's copy made while the workers compute the current one. Where any array
+   * is in place, the last < 32 elements go through the arenas, so no kernel reads or writes past an
+   * array's end.
    */
   private async run(spec: RunSpec): Promise<void> {
-    const { inputs, out, masks = [], call } = spec;
+    const { inputs, out, masks = [] } = spec;
     const n = inputs[0]?.data.length ?? 0;
     checkLengths(inputs, out ?? inputs[0]!);
     if (n === 0) return;
     const bf16In = inputs.every((i) => i.dtype === 'BF16');
+    const place: Placement = {
+      inputs: inputs.map((i) => !spec.copy && this.owns(i.data) && (bf16In || i.dtype === 'F32')),
+      masks: masks.map((m) => !spec.copy && this.owns(m)),
+      out: !spec.copy && out !== undefined && out.dtype !== 'F16' && this.owns(out.data),
+    };
+    const body = place.inputs.some(Boolean) || place.masks.some(Boolean) || place.out ? n - (n % CASCADE_ROW) : n;
+    if (body > 0) await this.runWindows(spec, body, place, bf16In);
+    if (body < n) {
+      const tail = n - body;
+      await this.runWindows(
+        {
+          ...spec,
+          inputs: inputs.map((i) => sliceHost(i, body, tail)),
+          ...(out ? { out: sliceHost(out, body, tail) } : {}),
+          masks: masks.map((m) => m.subarray(body, n)),
+          offset: (spec.offset ?? 0) + body,
+        },
+        tail,
+        { inputs: inputs.map(() => false), masks: masks.map(() => false), out: false },
+        bf16In,
+      );
+    }
+  }
+
+  private async runWindows(spec: RunSpec, n: number, place: Placement, bf16In: boolean): Promise<void> {
+    const { inputs, out, masks = [], call } = spec;
+    const offset = spec.offset ?? 0;
     const inSize = bf16In ? 2 : 4;
     const bf16Out = out?.dtype === 'BF16';
-    const outSize = out ? 4 : 0;
-    const arenaBytes = this.options.windowElements ? Infinity : DEFAULT_ARENA_BYTES;
-    let window = Math.min(Math.floor(arenaBytes / (inputs.length * inSize + masks.length + outSize)), this.options.windowElements ?? Infinity);
-    window = Math.max(16, window - (window % 16));
-    const seg = align(window * inSize, 64);
-    const outBytes = align(window * outSize, 64);
+    const outSize = out && !place.out ? 4 : 0;
+    // Only what is copied takes room in an arena.
+    const perElement = inputs.reduce((sum, _, m) => sum + (place.inputs[m] ? 0 : inSize), 0) + masks.reduce((sum, _, m) => sum + (place.masks[m] ? 0 : 1), 0) + outSize;
+    let window = perElement === 0 ? MAX_IN_PLACE_WINDOW : Math.floor(DEFAULT_ARENA_BYTES / perElement);
+    window = Math.min(window, this.options.windowElements ?? Infinity);
+    // Whole vectors of 16, and whole rows of 32 for the cascade sums.
+    window = Math.max(CASCADE_ROW, window - (window % CASCADE_ROW));
+    const seg = align(Math.min(window, n + CASCADE_ROW) * inSize, 64);
     const segments = inputs.length + masks.length;
-    const arena = segments * seg + outBytes;
-    const threadBytes = align(spec.threadBytes ?? SCRATCH_BYTES, 64);
-    const arenas = align(WEIGHTS_BYTES + (this.workerCount + 1) * threadBytes, 64);
-    this.grow(arenas + 2 * arena);
-    const base = (k: number) => arenas + (k % 2) * arena;
-    const scratch = (thread: number) => WEIGHTS_BYTES + thread * threadBytes;
+    // Arena slots for what is copied only: inputs, then masks, then the output.
+    const slots: number[] = [];
+    let used = 0;
+    for (let m = 0; m < segments; m++) slots.push(m < inputs.length ? (place.inputs[m] ? -1 : used++) : place.masks[m - inputs.length] ? -1 : used++);
+    const arena = used * seg + (outSize > 0 ? align(Math.min(window, n + CASCADE_ROW) * outSize, 64) : 0);
+    if (arena > MAX_ARENA_BYTES) throw new RangeError(`CPU kernels: a window of ${arena} bytes is over ${MAX_ARENA_BYTES}`);
+    const arenasAt = this.arenasAt();
+    this.grow(arenasAt + 2 * MAX_ARENA_BYTES);
+    const base = (k: number) => arenasAt + (k % 2) * MAX_ARENA_BYTES;
+    const scratch = (thread: number) => WEIGHTS_BYTES + thread * this.threadBytes();
     const parallel = spec.parallel ?? true;
+    const where = (array: ArrayBufferView, first: number, size: number) => array.byteOffset + first * size;
 
     const copyIn = (k: number): void => {
       const start = k * window;
       const length = Math.min(window, n - start);
       const buffer = this.memory.buffer;
       inputs.forEach((input, m) => {
-        const at = base(k) + m * seg;
+        if (place.inputs[m]) return;
+        const at = base(k) + slots[m]! * seg;
         const slice = sliceHost(input, start, length);
         if (bf16In || input.dtype === 'F32') new Uint8Array(buffer, at, length * inSize).set(hostBytes(slice));
         else decodeToF32(hostBytes(slice), input.dtype, new Float32Array(buffer, at, length));
@@ -369,24 +528,36 @@ export class WasmBackend implements ComputeBackend {
         const padded = align(length, 16);
         if (padded > length) new Uint8Array(buffer, at + length * inSize, (padded - length) * inSize).fill(0);
       });
-      masks.forEach((mask, m) => new Uint8Array(buffer, base(k) + (inputs.length + m) * seg, length).set(mask.subarray(start, start + length)));
+      masks.forEach((mask, m) => {
+        if (!place.masks[m]) new Uint8Array(buffer, base(k) + slots[inputs.length + m]! * seg, length).set(mask.subarray(start, start + length));
+      });
     };
     const copyOut = (k: number): void => {
-      if (!out) return;
+      if (!out || place.out) return;
       const start = k * window;
       const length = Math.min(window, n - start);
-      const at = base(k) + segments * seg;
+      const at = base(k) + used * seg;
       const target = hostBytes(sliceHost(out, start, length));
       if (out.dtype === 'F16') encodeFromF32(new Float32Array(this.memory.buffer, at, length), 'F16', target);
       else target.set(new Uint8Array(this.memory.buffer, at, target.byteLength));
+    };
+    /** Window k's table of addresses: each input (then mask) where it is, or its copy. */
+    const pointers = (k: number): number => {
+      const table = POINTER_TABLES_AT + (k % 2) * POINTER_TABLE_BYTES;
+      const first = k * window;
+      const words = new Uint32Array(this.memory.buffer, table, segments);
+      inputs.forEach((input, m) => (words[m] = place.inputs[m] ? where(input.data, first, inSize) : base(k) + slots[m]! * seg));
+      masks.forEach((mask, m) => (words[inputs.length + m] = place.masks[m] ? where(mask, first, 1) : base(k) + slots[inputs.length + m]! * seg));
+      return table;
     };
     const compute = (k: number): Promise<void> => {
       const first = k * window;
       const length = Math.min(window, n - first);
       const end = align(length, 16);
-      spec.before?.(first, length, scratch);
-      const [fn, args] = call(base(k), seg, 0, end, base(k) + segments * seg, bf16In ? 1 : 0, bf16Out ? 1 : 0, first);
-      const done = (): void => spec.after?.(first, length, scratch);
+      spec.before?.(offset + first, length, scratch);
+      const output = out && place.out ? where(out.data, first, bytesPerElement(out.dtype)) : base(k) + used * seg;
+      const [fn, args] = call(pointers(k), 0, 0, end, output, bf16In ? 1 : 0, bf16Out ? 1 : 0, offset + first);
+      const done = (): void => spec.after?.(offset + first, length, scratch);
       if (this.workerCount === 0 || end < MIN_PARALLEL_ELEMENTS) {
         (this.local[fn] as (...a: number[]) => void)(...args, scratch(0));
         done();
@@ -394,19 +565,29 @@ export class WasmBackend implements ComputeBackend {
       }
       // One thread (the first worker) where the kernel must see the window in order.
       if (!parallel) return this.workers[0]!.run(fn, [...args, scratch(1)]).then(done);
-      // The window's elements in equal parts, whole vectors of 16, one part per worker.
-      const part = align(Math.ceil(end / this.workers.length), 16);
+      // The window's elements in equal parts, whole vectors of 16: one per worker, and the last one
+      // on the calling thread, which would otherwise only wait.
+      const threads = this.workers.length + 1;
+      const part = align(Math.ceil(end / threads), 16);
       const startAt = KERNEL_START_ARG[fn];
-      return Promise.all(
+      const partArgs = (thread: number): number[] | undefined => {
+        const from = Math.min(end, thread * part);
+        const to = Math.min(end, from + part);
+        if (from >= to) return undefined;
+        const a = [...args, scratch(thread)];
+        a[startAt] = from;
+        a[startAt + 1] = to;
+        return a;
+      };
+      const running = Promise.all(
         this.workers.map((worker, i) => {
-          const from = Math.min(end, i * part);
-          const to = Math.min(end, from + part);
-          const partArgs = [...args, scratch(i + 1)];
-          partArgs[startAt] = from;
-          partArgs[startAt + 1] = to;
-          return from < to ? worker.run(fn, partArgs) : undefined;
+          const a = partArgs(i + 1);
+          return a ? worker.run(fn, a) : undefined;
         }),
-      ).then(done);
+      );
+      const mine = partArgs(0);
+      if (mine) (this.local[fn] as (...a: number[]) => void)(...mine);
+      return running.then(done);
     };
 
     const windows = Math.ceil(n / window);
@@ -420,8 +601,14 @@ export class WasmBackend implements ComputeBackend {
   }
 }
 
+interface Placement {
+  inputs: boolean[];
+  masks: boolean[];
+  out: boolean;
+}
+
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2 };
 
 interface RunSpec {
   inputs: readonly HostArray[];
@@ -433,8 +620,10 @@ interface RunSpec {
   call: (input: number, seg: number, start: number, end: number, output: number, bfIn: number, bfOut: number, first: number) => [KernelName, number[]];
   /** false: the kernel must see each window whole and in order (one thread). Default true. */
   parallel?: boolean;
-  /** Bytes of each thread's scratch region (default: the tiles alone). */
-  threadBytes?: number;
+  /** Copy every array into the arenas, even those in the kernels' memory (the last few elements). */
+  copy?: boolean;
+  /** Index of the first element within the caller's call (`first` counts from the call's start). */
+  offset?: number;
   /** Called before and after each window is computed, with where each thread's scratch is. */
   before?: (first: number, length: number, scratch: (thread: number) => number) => void;
   after?: (first: number, length: number, scratch: (thread: number) => number) => void;

@@ -12,6 +12,7 @@ import {
   type DeltaSumsParams,
   type HostArray,
   type TaskArithmeticParams,
+  type CascadeState,
 } from './types';
 import { WasmBackend } from './wasm-backend';
 import {
@@ -274,6 +275,15 @@ export class WebGpuBackend implements ComputeBackend {
 
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
     return this.host().deltaSums(base, models, params, sums);
+  }
+
+  // torch's own summation orders are sequential chains: the host computes them as it computes them.
+  normLanes(inputs: readonly HostArray[], lanes: Float32Array): Promise<void> {
+    return this.host().normLanes(inputs, lanes);
+  }
+
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
+    return this.host().dotRows(a, b, n0, n1, state);
   }
 
   private host(): ComputeBackend {

@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { formatBytes } from '../../../shared/format';
 import type { ProgressEvent } from '../../../shared/progress';
 import { selectBackend } from '../compute/select-backend';
-import { hostBytes, type ComputeBackend, type DeviceChoice } from '../compute/types';
+import { hostBytes, type ComputeBackend, type DeviceChoice, type HostArray } from '../compute/types';
 import { EngineError } from '../errors';
 import { getMergeMethod } from '../methods/registry';
 import type { TensorSink } from '../methods/types';
@@ -12,8 +12,10 @@ import { renderModelCard } from '../output/model-card';
 import { encodeFromF32 } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
 import { SafetensorsReader } from '../safetensors/reader';
-import { SafetensorsShardWriter } from '../safetensors/writer';
+import { layoutShard } from '../safetensors/writer';
 import type { MergePlan, PlannedTensor } from '../plan/types';
+import { BufferPool } from './buffer-pool';
+import { ShardOutput, Sha256Worker } from './shard-output';
 import { ChunkedTensorSource, chunkElementsFor } from './tensor-source';
 import { VocabularyTensorSource } from './vocabulary-source';
 import { openTensorFile } from '../model/open-tensor-file';
@@ -104,9 +106,12 @@ interface ShardsContext {
 async function writeShards(plan: MergePlan, temp: string, { journal, finished, progress, writing, options }: ShardsContext): Promise<void> {
   const readers = new ReaderPool();
   let compute: Awaited<ReturnType<typeof openBackend>> | undefined;
+  let pool: BufferPool | undefined;
+  const hasher = new Sha256Worker();
   try {
     compute = await openBackend(options);
     const run: ExecuteOptions = { ...options, backend: compute.backend };
+    pool = new BufferPool(compute.backend, options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
     options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}` });
     for (const [index, shard] of plan.shards.entries()) {
       const tensors = plan.tensors.filter((t) => t.shard === index);
@@ -115,11 +120,14 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
         continue;
       }
       writing.file = shard.file;
-      await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run });
-      await journal.record(await describeShard(temp, shard.file));
+      const { sha256 } = await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run, pool, hasher });
+      const described = sha256 ? { file: shard.file, bytes: (await stat(join(temp, shard.file))).size, sha256 } : await describeShard(temp, shard.file);
+      await journal.record(described);
     }
   } finally {
     await readers.closeAll();
+    await hasher.dispose();
+    pool?.dispose();
     await compute?.close();
   }
 }
@@ -143,22 +151,46 @@ interface ShardContext {
   readers: ReaderPool;
   progress: ProgressCounter;
   run: ExecuteOptions;
+  pool: BufferPool;
+  hasher: Sha256Worker;
 }
 
-/** Writes one shard's tensors in plan order, then flushes it and renames it to its final name. */
-async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run }: ShardContext): Promise<void> {
-  const writer = await SafetensorsShardWriter.create(path, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })));
+/**
+ * Writes one shard's tensors, then flushes it and renames it to its final name. Tensors go in the
+ * order of the shard's layout, so the file is written front to back (and hashed as it is written),
+ * and each tensor's first chunk is read while the one before it is computed.
+ */
+async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run, pool, hasher }: ShardContext): Promise<{ sha256: string | undefined }> {
+  const output = await ShardOutput.create(path, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), pool, hasher);
+  const ordered = inLayoutOrder(tensors);
+  let next: Promise<PreparedTensor> | undefined;
   try {
-    for (const tensor of tensors) {
+    next = prepareTensor(plan, ordered[0]!, readers, run, pool);
+    for (let i = 0; i < ordered.length; i++) {
       run.signal?.throwIfAborted();
-      const bytesRead = await writeTensor(plan, tensor, writer, readers, run);
-      progress.tensorDone(tensor, bytesRead);
+      const current = await next!;
+      next = i + 1 < ordered.length ? prepareTensor(plan, ordered[i + 1]!, readers, run, pool) : undefined;
+      next?.catch(() => undefined);
+      let bytesRead: number;
+      try {
+        bytesRead = await writeTensor(plan, current, output, run, pool);
+      } finally {
+        await current.release();
+      }
+      progress.tensorDone(current.tensor, bytesRead);
     }
-    await writer.commit();
+    return await output.commit();
   } catch (error) {
-    await writer.abort();
+    await next?.then((p) => p.release(), () => undefined);
+    await output.abort();
     throw error;
   }
+}
+
+/** The order safetensors lays a shard's tensors out in (wider dtypes first, then by name). */
+function inLayoutOrder(tensors: PlannedTensor[]): PlannedTensor[] {
+  const at = layoutShard(tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), {}).offsets;
+  return [...tensors].sort((a, b) => at.get(a.name)! - at.get(b.name)!);
 }
 
 /** A fresh hidden folder (an earlier run's leftovers removed) with an empty journal. */
@@ -213,57 +245,66 @@ function diskFullError(error: unknown, file: string, dir: string, bytesToWrite: 
   );
 }
 
-async function writeTensor(
-  plan: MergePlan,
-  tensor: PlannedTensor,
-  writer: SafetensorsShardWriter,
-  readers: ReaderPool,
-  options: ExecuteOptions,
-): Promise<number> {
-  const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+interface PreparedTensor {
+  tensor: PlannedTensor;
+  inputReaders: SafetensorsReader[];
+  source?: ChunkedTensorSource | VocabularyTensorSource;
+  release(): Promise<void>;
+}
+
+/** Opens a tensor's inputs and starts reading its first chunk. */
+async function prepareTensor(plan: MergePlan, tensor: PlannedTensor, readers: ReaderPool, options: ExecuteOptions, pool: BufferPool): Promise<PreparedTensor> {
   const inputReaders = await Promise.all(tensor.inputs.map((i) => readers.get(i.file)));
-  if (tensor.kind === 'copy' && tensor.inputs[0]!.dtype === tensor.dtype) {
-    return copyBytes(tensor, inputReaders[0]!, writer, budget, options.signal);
-  }
-  if (!isFloatDtype(tensor.dtype)) throw new EngineError(`tensor "${tensor.name}": cannot convert ${tensor.inputs[0]!.dtype} to ${tensor.dtype}`, { tensor: tensor.name });
-  const outDtype = tensor.dtype;
-  const outSize = dtypeSize(outDtype);
+  if ((tensor.kind === 'copy' && tensor.inputs[0]!.dtype === tensor.dtype) || !isFloatDtype(tensor.dtype)) return { tensor, inputReaders, release: async () => undefined };
+  const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   const method = tensor.kind === 'merge' ? getMergeMethod(plan.method) : undefined;
   const wholeRows = method?.chunking === 'rows';
   const rowLength = tensor.shape.length > 1 ? tensor.shape[tensor.shape.length - 1]! : wholeRows ? tensor.numel : 0;
   const inputs = tensor.kind === 'copy' ? tensor.inputs.slice(0, 1) : tensor.inputs;
-  const chunkElements = chunkElementsFor(inputs, outSize, budget, rowLength, wholeRows || tensor.vocabulary !== undefined);
-  const source = tensor.vocabulary
-    ? new VocabularyTensorSource(inputReaders, inputs, tensor.vocabulary, rowLength, Math.max(1, Math.floor(chunkElements / rowLength)), plan.computeDtype, options.signal)
-    : new ChunkedTensorSource(inputReaders, inputs, tensor.numel, chunkElements, plan.computeDtype, options.signal);
-  // One write stays in flight while the next chunk is computed.
-  // Two encode buffers alternate: one is being written while the next chunk is encoded.
-  let inflight: Promise<void> = Promise.resolve();
-  const buffers = [new Uint8Array(0), new Uint8Array(0)];
-  let turn = 0;
-  const queue = (start: number, length: number, fill: (bytes: Uint8Array) => void): Promise<void> => {
-    turn ^= 1;
-    if (buffers[turn]!.byteLength < length * outSize) buffers[turn] = new Uint8Array(length * outSize);
-    const bytes = buffers[turn]!.subarray(0, length * outSize);
-    fill(bytes);
-    const previous = inflight;
-    inflight = previous.then(() => writer.write(tensor.name, bytes, start * outSize));
-    inflight.catch(() => undefined);
-    return previous;
-  };
+  // Three sets of chunk buffers at most: the chunk computed, the next one read, the next tensor's first.
+  const chunkElements = chunkElementsFor(inputs, dtypeSize(tensor.dtype), budget, rowLength, wholeRows || tensor.vocabulary !== undefined, 3);
+  if (tensor.vocabulary) {
+    const source = new VocabularyTensorSource(inputReaders, inputs, tensor.vocabulary, rowLength, Math.max(1, Math.floor(chunkElements / rowLength)), plan.computeDtype, options.signal);
+    return { tensor, inputReaders, source, release: async () => undefined };
+  }
+  const source = new ChunkedTensorSource(inputReaders, inputs, tensor.numel, chunkElements, plan.computeDtype, options.signal, pool);
+  source.prefetch();
+  return { tensor, inputReaders, source, release: () => source.release() };
+}
+
+async function writeTensor(plan: MergePlan, prepared: PreparedTensor, output: ShardOutput, options: ExecuteOptions, pool: BufferPool): Promise<number> {
+  const { tensor, inputReaders, source } = prepared;
+  const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+  if (tensor.kind === 'copy' && tensor.inputs[0]!.dtype === tensor.dtype) {
+    return copyBytes(tensor, inputReaders[0]!, output, budget, options.signal);
+  }
+  if (!isFloatDtype(tensor.dtype) || !source) throw new EngineError(`tensor "${tensor.name}": cannot convert ${tensor.inputs[0]!.dtype} to ${tensor.dtype}`, { tensor: tensor.name });
+  const outDtype = tensor.dtype;
+  const outSize = dtypeSize(outDtype);
+  const method = tensor.kind === 'merge' ? getMergeMethod(plan.method) : undefined;
+  // Each chunk is copied into a buffer of the shard's output at once, so the caller may reuse its own.
   const sink: TensorSink = {
-    write: (start, values) => queue(start, values.length, (bytes) => encodeFromF32(values, outDtype, bytes)),
+    write: (start, values) => output.write(tensor.name, start * outSize, values.length * outSize, (bytes) => encodeFromF32(values, outDtype, bytes)),
     // A backend's output already in the output dtype (its rounding is encodeFromF32's).
     outDtype,
     writeEncoded: (start, values) => {
       if (values.dtype !== outDtype) return Promise.reject(new Error(`a ${values.dtype} chunk for a ${outDtype} tensor`));
-      return queue(start, values.data.length, (bytes) => bytes.set(hostBytes(values)));
+      return output.write(tensor.name, start * outSize, values.data.length * outSize, (bytes) => bytes.set(hostBytes(values)));
+    },
+    outputArray: (length) => {
+      if (!outputBytes || outputBytes.byteLength < length * outSize) {
+        if (outputBytes) pool.give(outputBytes);
+        outputBytes = pool.take(length * outSize);
+      }
+      return hostView(outputBytes, outDtype, length);
     },
   };
-  if (!method) {
-    for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[0]!);
-  } else {
-    try {
+  let outputBytes: Uint8Array | undefined;
+  try {
+    if (!method) {
+      for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[0]!);
+      return source.bytesRead;
+    }
       await method.kernel(source, sink, {
         tensorName: tensor.name,
         shape: tensor.shape,
@@ -276,13 +317,19 @@ async function writeTensor(
         ...(options.backend ? { backend: options.backend } : {}),
         ...(computeDtypeOf(plan, tensor) ? { computeDtype: computeDtypeOf(plan, tensor)! } : {}),
       });
-    } catch (error) {
-      if (error instanceof EngineError || options.signal?.aborted) throw error;
-      throw new EngineError(`tensor "${tensor.name}": ${(error as Error).message}`, { tensor: tensor.name });
-    }
+  } catch (error) {
+    // The write's own errors (a full disk, a file size limit) go up as they are: they name the file.
+    if (error instanceof EngineError || options.signal?.aborted || (error as NodeJS.ErrnoException).code !== undefined) throw error;
+    throw new EngineError(`tensor "${tensor.name}": ${(error as Error).message}`, { tensor: tensor.name });
+  } finally {
+    if (outputBytes) pool.give(outputBytes);
   }
-  await inflight;
   return source.bytesRead;
+}
+
+/** `bytes` as a host array of `length` elements of `dtype` (sharing its memory). */
+function hostView(bytes: Uint8Array, dtype: FloatDtype, length: number): HostArray {
+  return dtype === 'F32' ? { dtype, data: new Float32Array(bytes.buffer, bytes.byteOffset, length) } : { dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, length) };
 }
 
 /**
@@ -314,13 +361,14 @@ async function openBackend(options: ExecuteOptions): Promise<{ backend: ComputeB
   return { backend, close: () => backend.dispose() };
 }
 
-async function copyBytes(tensor: PlannedTensor, reader: SafetensorsReader, writer: SafetensorsShardWriter, budget: number, signal?: AbortSignal): Promise<number> {
+/** A tensor copied as it is (passthrough, same dtype): read into the output's buffers, written as read. */
+async function copyBytes(tensor: PlannedTensor, reader: SafetensorsReader, output: ShardOutput, budget: number, signal?: AbortSignal): Promise<number> {
   const input = tensor.inputs[0]!;
   const step = Math.max(1, Math.min(budget, 64 << 20));
   for (let start = 0; start < input.byteLength; start += step) {
     signal?.throwIfAborted();
-    const bytes = await reader.read(input.tensor, undefined, start, Math.min(step, input.byteLength - start));
-    await writer.write(tensor.name, bytes, start);
+    const length = Math.min(step, input.byteLength - start);
+    await output.write(tensor.name, start, length, (bytes) => reader.read(input.tensor, bytes, start, length));
   }
   return input.byteLength;
 }

@@ -4,14 +4,28 @@ import type { SafetensorsReader } from '../safetensors/reader';
 import type { HostArray } from '../compute/types';
 import type { Chunk, TensorSource } from '../methods/types';
 import type { PlannedInput } from '../plan/types';
+import type { BufferPool } from './buffer-pool';
+
+interface BufferSet {
+  bytes: Uint8Array[];
+  /** The f32 decodings, made on first use. */
+  values: (Float32Array | undefined)[];
+}
 
 /**
- * Reads the inputs of one output tensor in chunks of whole rows, decoding each to f32, with the
- * next chunk's reads in flight while the current one is computed. A tensor that fits in one chunk
- * is kept, so methods that make several passes read it once.
+ * Reads the inputs of one output tensor in chunks of whole rows, with the next chunk's reads in
+ * flight while the current one is computed; each chunk as read (`raw`) and, when a method asks,
+ * decoded to f32. A tensor that fits in one chunk is kept, so methods that make several passes read
+ * it once. With a pool, its buffers come from the pool (the compute backend's own memory, where it
+ * has one) and go back to it on `release`; `prefetch` starts the first read early, while the tensor
+ * before it is computed.
  */
 export class ChunkedTensorSource implements TensorSource {
   private cached: Chunk | undefined;
+  private readonly sets: (BufferSet | undefined)[] = [];
+  private first: Promise<Chunk> | undefined;
+  /** A read a pass left in flight when it stopped early: the next pass waits for it. */
+  private abandoned: Promise<unknown> | undefined;
   bytesRead = 0;
 
   constructor(
@@ -21,41 +35,80 @@ export class ChunkedTensorSource implements TensorSource {
     private readonly chunkElements: number,
     private readonly computeDtype: FloatDtype | undefined,
     private readonly signal?: AbortSignal,
+    private readonly pool?: BufferPool,
   ) {}
+
+  /** Starts reading the first chunk now. */
+  prefetch(): void {
+    if (this.first || this.cached || this.numel === 0) return;
+    this.first = this.readChunk(0, 0);
+    this.first.catch(() => undefined);
+  }
 
   async *chunks(): AsyncIterable<Chunk> {
     if (this.cached) {
       yield this.cached;
       return;
     }
+    await this.abandoned?.catch(() => undefined);
+    this.abandoned = undefined;
     const single = this.numel <= this.chunkElements;
     // Two sets of buffers: one holds the chunk being computed, the other the chunk being read.
-    const sets = single ? [this.allocate(this.numel)] : [this.allocate(this.chunkElements), this.allocate(this.chunkElements)];
     let turn = 0;
-    let next: Promise<Chunk> | undefined = this.readChunk(0, sets[0]!);
-    for (let start = 0; next; ) {
-      const chunk = await next;
-      start += chunk.length;
-      turn ^= sets.length - 1;
-      next = start < this.numel ? this.readChunk(start, sets[turn]!) : undefined;
-      if (single) this.cached = chunk;
-      yield chunk;
-      this.signal?.throwIfAborted();
+    let next: Promise<Chunk> | undefined = this.first ?? this.readChunk(0, 0);
+    this.first = undefined;
+    try {
+      for (let start = 0; next; ) {
+        const chunk = await next;
+        start += chunk.length;
+        turn = single ? 0 : turn ^ 1;
+        next = start < this.numel ? this.readChunk(start, turn) : undefined;
+        if (single) this.cached = chunk;
+        yield chunk;
+        this.signal?.throwIfAborted();
+      }
+    } finally {
+      // A pass that stopped early leaves its next read going into a buffer the next pass reuses.
+      if (next) this.abandoned = next;
     }
   }
 
-  private allocate(elements: number): { bytes: Uint8Array[]; values: Float32Array[] } {
-    return {
-      bytes: this.inputs.map((i) => new Uint8Array(elements * dtypeSize(i.dtype))),
-      values: this.inputs.map(() => new Float32Array(elements)),
+  /** Gives the buffers back to the pool; the source and its chunks are not to be used after. */
+  async release(): Promise<void> {
+    const pending = [this.first, this.abandoned].filter((p) => p !== undefined);
+    await Promise.allSettled(pending);
+    this.cached = undefined;
+    for (const set of this.sets.splice(0)) {
+      if (!set || !this.pool) continue;
+      for (const b of set.bytes) this.pool.give(b);
+      for (const v of set.values) if (v) this.pool.give(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    }
+  }
+
+  private set(k: number): BufferSet {
+    const elements = Math.min(this.chunkElements, this.numel);
+    this.sets[k] ??= {
+      bytes: this.inputs.map((i) => (this.pool ? this.pool.take(elements * dtypeSize(i.dtype)) : new Uint8Array(elements * dtypeSize(i.dtype)))),
+      values: this.inputs.map(() => undefined),
     };
+    return this.sets[k]!;
+  }
+
+  private valuesOf(set: BufferSet, i: number): Float32Array {
+    const elements = Math.min(this.chunkElements, this.numel);
+    if (!set.values[i]) {
+      const bytes = this.pool ? this.pool.take(elements * 4) : new Uint8Array(elements * 4);
+      set.values[i] = new Float32Array(bytes.buffer, bytes.byteOffset, elements);
+    }
+    return set.values[i]!;
   }
 
   /**
-   * Reads a chunk into `set`; its views stay valid until the chunk after next is read. The f32 views
+   * Reads a chunk into set `k`; its views stay valid until the chunk after next is read. The f32 views
    * are decoded when first asked for: a method that computes on a backend takes `raw` instead.
    */
-  private async readChunk(start: number, set: { bytes: Uint8Array[]; values: Float32Array[] }): Promise<Chunk> {
+  private async readChunk(start: number, k: number): Promise<Chunk> {
+    const set = this.set(k);
     const length = Math.min(this.chunkElements, this.numel - start);
     const read = await Promise.all(
       this.inputs.map(async (input, i) => {
@@ -68,7 +121,7 @@ export class ChunkedTensorSource implements TensorSource {
     );
     const decode = (): Float32Array[] =>
       read.map(({ dtype, bytes }, i) => {
-        const values = set.values[i]!.subarray(0, length);
+        const values = this.valuesOf(set, i).subarray(0, length);
         decodeToF32(bytes, dtype, values);
         if (this.computeDtype && this.computeDtype !== 'F32' && dtype !== this.computeDtype) roundInPlace(values, this.computeDtype);
         return values;
@@ -105,10 +158,13 @@ export function roundInPlace(values: Float32Array, dtype: 'BF16' | 'F16'): void 
   }
 }
 
-/** Elements per chunk so that every input, its f32 copy and the output fit the budget twice over. */
-export function chunkElementsFor(inputs: PlannedInput[], outBytesPerElement: number, budget: number, rowLength: number, wholeRows = false): number {
+/**
+ * Elements per chunk so that every input, its f32 copy and the output fit the budget `sets` times
+ * over (two sets: the chunk computed and the one read; three with the next tensor's first read).
+ */
+export function chunkElementsFor(inputs: PlannedInput[], outBytesPerElement: number, budget: number, rowLength: number, wholeRows = false, sets = 2): number {
   const perElement = inputs.reduce((sum, i) => sum + dtypeSize(i.dtype) + 4, 0) + 4 + outBytesPerElement;
-  let elements = Math.max(1, Math.floor(budget / (2 * perElement)));
+  let elements = Math.max(1, Math.floor(budget / (sets * perElement)));
   if (wholeRows && elements < rowLength) return rowLength;
   if (rowLength > 0 && elements > rowLength) elements -= elements % rowLength;
   return elements;

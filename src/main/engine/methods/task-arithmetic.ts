@@ -2,8 +2,8 @@ import { MagnitudeMask, magnitudeCuts, magnitudeThresholds } from './magnitude-s
 import { stepRounding } from './numerics';
 import { maskKey } from './random-mask';
 import { CutSparsifier, DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
-import { f32Host, type Chunk, type MergeMethod, type ParameterDecl, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
-import { hostArray, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type StepDtype, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
+import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type ParameterDecl, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
+import { MAX_TASK_MODELS, type ComputeBackend, type StepDtype, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
 
 export type SparsificationMethod = 'magnitude' | 'magnitude_outliers' | 'random' | 'della_magprune';
 
@@ -167,26 +167,6 @@ function backendMask(s: Sparsifier): TaskVectorMask | undefined {
   if (s instanceof RandomSparsifier) return { kind: 'random', key: s.key, density: s.density };
   if (s instanceof CutSparsifier) return { kind: 'magnitude', ...s.cuts };
   return undefined;
-}
-
-/**
- * A method's output chunks in the sink's dtype when the sink takes them (else f32), in one array
- * reused from chunk to chunk: the sink copies what it is given before its promise resolves.
- */
-export class OutputBuffer {
-  private array: HostArray | undefined;
-
-  constructor(private readonly sink: TensorSink) {}
-
-  take(length: number): HostArray {
-    const dtype = this.sink.writeEncoded && this.sink.outDtype ? this.sink.outDtype : 'F32';
-    if (!this.array || this.array.data.length < length) this.array = hostArray(dtype, length);
-    return this.array.dtype === 'F32' ? { dtype: 'F32', data: this.array.data.subarray(0, length) } : { dtype: this.array.dtype, data: this.array.data.subarray(0, length) };
-  }
-
-  write(start: number, values: HostArray): Promise<void> {
-    return values.dtype === 'F32' && !(this.sink.writeEncoded && this.sink.outDtype === 'F32') ? this.sink.write(start, values.data) : this.sink.writeEncoded!(start, values);
-  }
 }
 
 /** One chunk's task vectors, rounded to the compute dtype, with each model's keep mask. */

@@ -1,3 +1,4 @@
+import { CASCADE_ROW, type CascadeState } from '../compute/types';
 import { fmaF32 } from './numerics';
 
 /*
@@ -53,6 +54,26 @@ export class TorchSum {
       this.rest.push(x);
       this.seen++;
     }
+  }
+
+  /**
+   * Whole rows a backend may add now (`ComputeBackend.dotRows`): the rows left, at a row's start in
+   * the 8 × 4 layout; 0 otherwise (then values go through `add`).
+   */
+  bulkRows(): number {
+    if (this.lanes !== LANES || this.ilp !== ILP || this.seen % CASCADE_ROW !== 0) return 0;
+    return this.rows - this.rowsDone;
+  }
+
+  /** The accumulators as `dotRows` takes them; `rowsAdded` takes them back. */
+  cascade(): CascadeState {
+    return { acc: this.acc, rowsDone: this.rowsDone, levelPower: this.levelPower, fullBlockRows: this.fullBlockRows };
+  }
+
+  /** After a backend added whole rows to `state` (from `cascade()`). */
+  rowsAdded(state: CascadeState): void {
+    this.seen += (state.rowsDone - this.rowsDone) * CASCADE_ROW;
+    this.rowsDone = state.rowsDone;
   }
 
   result(): number {
@@ -120,6 +141,20 @@ export class TorchNorm {
     this.seen++;
   }
 
+  /** Values a backend may add to the lanes now (`ComputeBackend.normLanes`): whole groups of 8 from lane 0, up to the tail. */
+  bulk(): number {
+    return this.seen % LANES === 0 ? this.vectorPart - this.seen : 0;
+  }
+
+  /** The lanes, for `normLanes` to add to; then `added(n)`. */
+  get laneSums(): Float32Array {
+    return this.lanes;
+  }
+
+  added(count: number): void {
+    this.seen += count;
+  }
+
   result(): number {
     if (this.seen !== this.length) throw new RangeError(`TorchNorm: ${this.seen} of ${this.length} values added`);
     return Math.fround(Math.sqrt(this.seen > this.vectorPart ? this.tail : this.acrossLanes()));
@@ -180,6 +215,17 @@ export class ParallelTorchSum {
     if (this.seen === this.bounds[this.index]) this.index++;
     this.parts[this.index]!.add(x);
     this.seen++;
+  }
+
+  /** The part the next value goes to, and how many values it takes before the next part. */
+  part(): { sum: TorchSum; room: number } {
+    if (this.seen === this.bounds[this.index]) this.index++;
+    return { sum: this.parts[this.index]!, room: this.bounds[this.index]! - this.seen };
+  }
+
+  /** After `count` values went straight to the current part (`part().sum`). */
+  skipped(count: number): void {
+    this.seen += count;
   }
 
   result(): number {

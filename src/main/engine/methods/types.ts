@@ -55,6 +55,34 @@ export interface TensorSink {
   outDtype?: FloatDtype;
   /** As `write`, for values already in `outDtype` (rounded to nearest even, as `write` would round them). */
   writeEncoded?(start: number, values: HostArray): Promise<void>;
+  /**
+   * An array of `length` elements in `outDtype` for a chunk's output, the sink's own (the executor's
+   * pooled memory, which the CPU backend's kernels write where it is); valid until the next call.
+   */
+  outputArray?(length: number): HostArray;
+}
+
+/**
+ * A method's output chunks in the sink's dtype when the sink takes them (else f32), in one array
+ * reused from chunk to chunk (the sink's own where it has one): the sink copies what it is given
+ * before its promise resolves.
+ */
+export class OutputBuffer {
+  private array: HostArray | undefined;
+
+  constructor(private readonly sink: TensorSink) {}
+
+  take(length: number): HostArray {
+    const encoded = this.sink.writeEncoded !== undefined && this.sink.outDtype !== undefined;
+    if (encoded && this.sink.outputArray) return this.sink.outputArray(length);
+    if (!this.array || this.array.data.length < length) this.array = hostArray(encoded ? this.sink.outDtype! : 'F32', length);
+    return sliceHost(this.array, 0, length);
+  }
+
+  write(start: number, values: HostArray): Promise<void> {
+    const encoded = this.sink.writeEncoded !== undefined && this.sink.outDtype !== undefined;
+    return encoded ? this.sink.writeEncoded!(start, values) : this.sink.write(start, values.data as Float32Array);
+  }
 }
 
 export type MergeKernel = (source: TensorSource, sink: TensorSink, ctx: TensorMergeContext) => Promise<void>;
@@ -91,17 +119,14 @@ export type BackendStep = (backend: ComputeBackend, inputs: HostArray[], out: Ho
 export function elementwise(compute: (inputs: Float32Array[], out: Float32Array, ctx: TensorMergeContext) => void, onBackend?: BackendStep): MergeKernel {
   return async (source, sink, ctx) => {
     let buffer = new Float32Array(0);
-    let encoded: HostArray | undefined;
+    const output = new OutputBuffer(sink);
     for await (const chunk of source.chunks()) {
       if (ctx.backend && onBackend) {
-        const direct = sink.writeEncoded && sink.outDtype !== undefined;
-        if (direct && (!encoded || encoded.data.length < chunk.length)) encoded = hostArray(sink.outDtype!, chunk.length);
-        if (!direct && buffer.length < chunk.length) buffer = new Float32Array(chunk.length);
-        const out = direct ? sliceHost(encoded!, 0, chunk.length) : f32Host(buffer.subarray(0, chunk.length));
+        const out = output.take(chunk.length);
         const running = onBackend(ctx.backend, chunk.raw ?? chunk.inputs.map(f32Host), out, ctx);
         if (running) {
           await running;
-          await (direct ? sink.writeEncoded!(chunk.start, out) : sink.write(chunk.start, out.data as Float32Array));
+          await output.write(chunk.start, out);
           continue;
         }
       }

@@ -3,10 +3,12 @@
 ;; arithmetic is IEEE with round-to-nearest-even, subnormals kept and nothing fused; the one fused
 ;; step (linear's fma) is done in f64, rounded to odd, then to f32, which is exact (see "fma" below).
 ;;
-;; Layout, set by the host (compute/wasm-backend.ts): input m of a call starts at `in + m*seg`
-;; (bytes); a kernel computes elements [start, end), both multiples of 16 (the host pads). `bf_in`
+;; Layout, set by the host (compute/wasm-backend.ts): `in` is a table of addresses, input m's
+;; elements (then mask k's bytes) start at the address in its entry m (`seg` is unused); an input
+;; is where the host keeps it, or a copy. A kernel computes elements [start, end), both multiples of
+;; 16 (the host pads a copied window, and runs the last < 32 elements of one in place as a copy). `bf_in`
 ;; and `bf_out` say whether the inputs and the output are bf16 (else f32; f16 is converted by the
-;; host). `scratch` is 3 tiles of f32 that belong to the calling thread alone.
+;; host). `scratch` is the calling thread's own: tiles of f32, and (dhist) its histograms.
 ;;
 ;; Each kernel works a tile of up to 1024 elements at a time: bf16 inputs are widened into the
 ;; scratch tiles, the arithmetic runs on f32 tiles in a tight loop with no calls or branches, and a
@@ -15,7 +17,7 @@
 ;;
 ;; Build: node src/main/engine/compute/wasm/build-wasm.mjs (wabt from npm) writes kernels-wasm.ts.
 (module
-  (import "env" "memory" (memory 1 16384 shared))
+  (import "env" "memory" (memory 1 65536 shared))
 
   ;; Elements per tile, and bytes of one f32 tile.
   (global $tile i32 (i32.const 1024))
@@ -71,7 +73,7 @@
   (func $tile_in (param $in i32) (param $seg i32) (param $m i32) (param $t i32) (param $n i32)
                  (param $bf i32) (param $scratch i32) (param $slot i32) (result i32)
     (local $at i32)
-    (local.set $at (i32.add (local.get $in) (i32.mul (local.get $m) (local.get $seg))))
+    (local.set $at (i32.load (i32.add (local.get $in) (i32.shl (local.get $m) (i32.const 2)))))
     (if (result i32) (local.get $bf)
       (then
         (call $widen
@@ -524,7 +526,7 @@
               (call $rel_cut (i64.load offset=576 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 3)))) (local.get $idx_lo) (local.get $idx_hi)))))
     (if (i32.ge_u (local.get $kind) (i32.const 4))
       (then (call $mask_bytes (local.get $pd) (local.get $n)
-              (i32.add (i32.add (local.get $in) (i32.mul (i32.add (local.get $count) (i32.sub (local.get $kind) (i32.const 3))) (local.get $seg)))
+              (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (local.get $count) (i32.sub (local.get $kind) (i32.const 3))) (i32.const 2))))
                        (local.get $t))))))
 
   (func $tile_len (param $t i32) (param $end i32) (result i32)
@@ -803,4 +805,148 @@
             (br $models)))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
+
+  ;; ---- torch's f32 reductions in its own order (methods/torch-reductions.ts) ----
+
+  ;; normsq: TorchNorm's lanes. For input j, the 8 f32 at $state + 32j: lane l += x² (rounded to
+  ;; f32, then the sum) for the elements of [start, end) at l mod 8, in index order; the host starts
+  ;; each call at a lane-0 element. Zeros that pad a window add +0: nothing.
+  (func (export "normsq")
+    (param $in i32) (param $seg i32) (param $count i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $state i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $j i32) (local $px i32) (local $i i32) (local $stop i32) (local $at i32)
+    (local $lo v128) (local $hi v128) (local $x v128) (local $y v128)
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $j (i32.const 0))
+        (block $inputs_done
+          (loop $inputs
+            (br_if $inputs_done (i32.ge_u (local.get $j) (local.get $count)))
+            (local.set $px (call $tile_in (local.get $in) (local.get $seg) (local.get $j) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+            (local.set $at (i32.add (local.get $state) (i32.shl (local.get $j) (i32.const 5))))
+            (local.set $lo (v128.load (local.get $at)))
+            (local.set $hi (v128.load offset=16 (local.get $at)))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (local.set $x (v128.load (i32.add (local.get $px) (local.get $i))))
+                (local.set $y (v128.load offset=16 (i32.add (local.get $px) (local.get $i))))
+                (local.set $lo (f32x4.add (local.get $lo) (f32x4.mul (local.get $x) (local.get $x))))
+                (local.set $hi (f32x4.add (local.get $hi) (f32x4.mul (local.get $y) (local.get $y))))
+                (local.set $i (i32.add (local.get $i) (i32.const 32)))
+                (br $next)))
+            (v128.store (local.get $at) (local.get $lo))
+            (v128.store offset=16 (local.get $at) (local.get $hi))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $inputs)))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
+  ;; cdot: slerp's normalized dot as torch sums it (TorchSum: 8 lanes × 4, a four-level cascade).
+  ;; Each row is 32 values v = r(r(a / n0) · r(b / n1)) (a, b: inputs 0 and 1); [start, end) is
+  ;; whole rows. State at $state: the accumulators f32[4][32] (+0), rows done (+512), log2 of the
+  ;; cascade step (+516), the rows after which it stops cascading (+520).
+  (func (export "cdot")
+    (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $n0 f32) (param $n1 f32) (param $state i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $pa i32) (local $pb i32) (local $i i32) (local $stop i32) (local $k i32) (local $level i32)
+    (local $rows i32) (local $power i32) (local $full i32) (local $mask i32)
+    (local $k0 v128) (local $k1 v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (local.set $k0 (f32x4.splat (local.get $n0)))
+    (local.set $k1 (f32x4.splat (local.get $n1)))
+    (local.set $rows (i32.load offset=512 (local.get $state)))
+    (local.set $power (i32.load offset=516 (local.get $state)))
+    (local.set $full (i32.load offset=520 (local.get $state)))
+    (local.set $mask (i32.sub (i32.shl (i32.const 1) (local.get $power)) (i32.const 1)))
+    (local.set $a0 (v128.load (local.get $state)))
+    (local.set $a1 (v128.load offset=16 (local.get $state)))
+    (local.set $a2 (v128.load offset=32 (local.get $state)))
+    (local.set $a3 (v128.load offset=48 (local.get $state)))
+    (local.set $a4 (v128.load offset=64 (local.get $state)))
+    (local.set $a5 (v128.load offset=80 (local.get $state)))
+    (local.set $a6 (v128.load offset=96 (local.get $state)))
+    (local.set $a7 (v128.load offset=112 (local.get $state)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $pa (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 1) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1)))
+        (local.set $i (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (f32x4.div (v128.load offset=0 (i32.add (local.get $pa) (local.get $i))) (local.get $k0))
+                                                                 (f32x4.div (v128.load offset=0 (i32.add (local.get $pb) (local.get $i))) (local.get $k1)))))
+            (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (f32x4.div (v128.load offset=16 (i32.add (local.get $pa) (local.get $i))) (local.get $k0))
+                                                                 (f32x4.div (v128.load offset=16 (i32.add (local.get $pb) (local.get $i))) (local.get $k1)))))
+            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (f32x4.div (v128.load offset=32 (i32.add (local.get $pa) (local.get $i))) (local.get $k0))
+                                                                 (f32x4.div (v128.load offset=32 (i32.add (local.get $pb) (local.get $i))) (local.get $k1)))))
+            (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (f32x4.div (v128.load offset=48 (i32.add (local.get $pa) (local.get $i))) (local.get $k0))
+                                                                 (f32x4.div (v128.load offset=48 (i32.add (local.get $pb) (local.get $i))) (local.get $k1)))))
+            (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (f32x4.div (v128.load offset=64 (i32.add (local.get $pa) (local.get $i))) (local.get $k0))
+                                                                 (f32x4.div (v128.load offset=64 (i32.add (local.get $pb) (local.get $i))) (local.get $k1)))))
+            (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (f32x4.div (v128.load offset=80 (i32.add (local.get $pa) (local.get $i))) (local.get $k0))
+                                                                 (f32x4.div (v128.load offset=80 (i32.add (local.get $pb) (local.get $i))) (local.get $k1)))))
+            (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (f32x4.div (v128.load offset=96 (i32.add (local.get $pa) (local.get $i))) (local.get $k0))
+                                                                 (f32x4.div (v128.load offset=96 (i32.add (local.get $pb) (local.get $i))) (local.get $k1)))))
+            (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (f32x4.div (v128.load offset=112 (i32.add (local.get $pa) (local.get $i))) (local.get $k0))
+                                                                 (f32x4.div (v128.load offset=112 (i32.add (local.get $pb) (local.get $i))) (local.get $k1)))))
+            (local.set $rows (i32.add (local.get $rows) (i32.const 1)))
+            ;; Every 2^power rows (up to the last whole block), level 0 moves up a level, and on as
+            ;; long as the rows done are a multiple of that level's span.
+            (if (i32.and (i32.le_u (local.get $rows) (local.get $full)) (i32.eqz (i32.and (local.get $rows) (local.get $mask))))
+              (then
+                (v128.store offset=0 (local.get $state) (local.get $a0))
+                (v128.store offset=16 (local.get $state) (local.get $a1))
+                (v128.store offset=32 (local.get $state) (local.get $a2))
+                (v128.store offset=48 (local.get $state) (local.get $a3))
+                (v128.store offset=64 (local.get $state) (local.get $a4))
+                (v128.store offset=80 (local.get $state) (local.get $a5))
+                (v128.store offset=96 (local.get $state) (local.get $a6))
+                (v128.store offset=112 (local.get $state) (local.get $a7))
+                (local.set $level (i32.const 1))
+                (block $cascaded
+                  (loop $up
+                    (local.set $k (i32.const 0))
+                    (block $moved
+                      (loop $move
+                        (br_if $moved (i32.ge_u (local.get $k) (i32.const 128)))
+                        (v128.store (i32.add (i32.add (local.get $state) (i32.shl (local.get $level) (i32.const 7))) (local.get $k))
+                          (f32x4.add (v128.load (i32.add (i32.add (local.get $state) (i32.shl (local.get $level) (i32.const 7))) (local.get $k)))
+                                     (v128.load (i32.add (i32.add (local.get $state) (i32.shl (i32.sub (local.get $level) (i32.const 1)) (i32.const 7))) (local.get $k)))))
+                        (v128.store (i32.add (i32.add (local.get $state) (i32.shl (i32.sub (local.get $level) (i32.const 1)) (i32.const 7))) (local.get $k)) (v128.const i32x4 0 0 0 0))
+                        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+                        (br $move)))
+                    (br_if $cascaded (i32.ge_u (local.get $level) (i32.const 3)))
+                    (br_if $cascaded (i32.and (i32.shr_u (local.get $rows) (i32.mul (local.get $level) (local.get $power))) (local.get $mask)))
+                    (local.set $level (i32.add (local.get $level) (i32.const 1)))
+                    (br $up)))
+                (local.set $a0 (v128.const i32x4 0 0 0 0))
+                (local.set $a1 (v128.const i32x4 0 0 0 0))
+                (local.set $a2 (v128.const i32x4 0 0 0 0))
+                (local.set $a3 (v128.const i32x4 0 0 0 0))
+                (local.set $a4 (v128.const i32x4 0 0 0 0))
+                (local.set $a5 (v128.const i32x4 0 0 0 0))
+                (local.set $a6 (v128.const i32x4 0 0 0 0))
+                (local.set $a7 (v128.const i32x4 0 0 0 0))))
+            (local.set $i (i32.add (local.get $i) (i32.const 128)))
+            (br $next)))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles)))
+    (v128.store offset=0 (local.get $state) (local.get $a0))
+    (v128.store offset=16 (local.get $state) (local.get $a1))
+    (v128.store offset=32 (local.get $state) (local.get $a2))
+    (v128.store offset=48 (local.get $state) (local.get $a3))
+    (v128.store offset=64 (local.get $state) (local.get $a4))
+    (v128.store offset=80 (local.get $state) (local.get $a5))
+    (v128.store offset=96 (local.get $state) (local.get $a6))
+    (v128.store offset=112 (local.get $state) (local.get $a7))
+    (i32.store offset=512 (local.get $state) (local.get $rows)))
 )
