@@ -65,6 +65,18 @@ export interface MethodInfo {
   parameters: MethodParameterInfo[];
 }
 
+export type DeviceChoice = 'auto' | 'cpu' | 'gpu';
+
+/** Where a merge would compute with the settings' device choice, as the engine answers on this machine. */
+export interface PlanDevice {
+  choice: DeviceChoice;
+  kind: 'cpu' | 'gpu';
+  /** Backend and adapter: "GPU: NVIDIA GeForce RTX 4090 (WebGPU, vulkan)", "CPU: WebAssembly SIMD, 7 worker threads". */
+  description: string;
+  /** Why: "the only GPU adapter is a software one…". */
+  notices: string[];
+}
+
 export interface PlanSummary {
   mergeMethod: string;
   models: string[];
@@ -74,6 +86,13 @@ export interface PlanSummary {
   bytesToWrite: number;
   outDtype: string;
   warnings: string[];
+  /** Free bytes on the output folder's disk. */
+  diskFree?: number;
+  /** Absent where the engine could not be asked; `deviceError` says why. */
+  device?: PlanDevice;
+  deviceError?: string;
+  /** Seconds, at the rate the last finished merge wrote on this machine; absent before the first one. */
+  estimate?: { seconds: number; bytesPerSecond: number };
 }
 
 export type JobState = 'running' | 'done' | 'failed' | 'cancelled';

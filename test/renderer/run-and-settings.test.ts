@@ -60,6 +60,23 @@ dtype: float32
     expect(wrapper.get('[data-testid=plan-tensors]').text()).toBe('39');
     expect(wrapper.get('[data-testid=plan-writes]').text()).toMatch(/in 1 shard/);
   });
+
+  it('the plan names the disk space free, where the engine would compute, and a time from the last merge\'s rate', async () => {
+    const api = realApi();
+    const before = await api.invoke('recipe.plan', { recipe: readFileSync('resources/demo/linear.yml', 'utf8') });
+    expect(before.ok && before.plan.estimate).toBeUndefined();
+    await api.invoke('job.start', { recipe: readFileSync('resources/demo/linear.yml', 'utf8'), outputName: 'for-the-rate' });
+    for (const start = Date.now(); (await api.invoke('job.list', {}))[0]?.state !== 'done'; await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() - start > 30_000) throw new Error('the merge did not finish');
+    }
+    const { wrapper } = await mountView(RunView, api);
+    await until(() => !(wrapper.get('[data-testid=plan-button]').element as HTMLButtonElement).disabled);
+    await wrapper.get('[data-testid=plan-button]').trigger('click');
+    await until(() => wrapper.find('[data-testid=plan-device]').exists(), 60_000);
+    expect(wrapper.get('[data-testid=plan-disk-free]').text()).toMatch(/^\d+(\.\d+)? (B|KB|MB|GB|TB)$/);
+    expect(wrapper.get('[data-testid=plan-device]').text()).toMatch(/^(CPU|GPU): \S.* \(auto\)$/);
+    expect(wrapper.get('[data-testid=plan-estimate]').text()).toMatch(/^(under a second|\d+ s) at \d+\.\d\d GB\/s, your last merge's rate$/);
+  });
 });
 
 describe('the settings view', () => {

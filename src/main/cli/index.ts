@@ -41,6 +41,7 @@ Usage:
   alloy plan RECIPE.yml [--json]             print what will be read and written; writes nothing
   alloy analyze --base BASE MODEL...         per-layer relative L2, cosine and NearSwap swaps against the base
   alloy run-job JOB.json --progress=jsonl    run a job file (what the desktop app does)
+  alloy devices [--device D] [--json]        where a merge would compute (backend and adapter)
   alloy serve [--host H] [--port P] [--token T]  the app in a browser (web mode)
   alloy demo-models [DIR]                    write the tiny demo models (default resources/demo/models)
 
@@ -64,6 +65,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./analyze-command')).analyzeCommand(rest);
       case 'run-job':
         return await runJobCommand(rest);
+      case 'devices':
+        return await (await import('./devices-command')).devicesCommand(rest);
       case 'serve':
         return await (await import('./serve-command')).serveCommand(rest);
       case 'demo-models':

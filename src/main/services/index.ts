@@ -20,6 +20,8 @@ import type { AppPaths } from './paths';
 import { SettingsService } from './settings-service';
 import { createStudioHandlers } from './studio-handlers';
 import { AnalysisJobs } from './analysis-jobs';
+import { DeviceProbe } from './device-probe';
+import { freeBytes, lastWriteRate } from './plan-facts';
 import { createAnalysisHandlers } from './analysis-handlers';
 
 export interface ServicesOptions {
@@ -103,6 +105,7 @@ export function createServices(options: ServicesOptions): Services {
     modelRoots: [...modelRoots, options.outputRoot],
     events,
   });
+  const devices = new DeviceProbe({ nodeBinary: options.nodeBinary, engineEntry: options.paths.engineEntry });
   const handlers: Handlers = {
     'library.list': () => library.list(),
     'methods.list': async () => [...MERGE_METHODS.values()].map(methodInfo),
@@ -110,6 +113,15 @@ export function createServices(options: ServicesOptions): Services {
     'recipe.plan': async ({ recipe }) => {
       try {
         const plan = await planRecipe({ recipeText: recipe, recipeFile: 'recipe.yml', options: { modelRoots } });
+        const { device } = await settings.get();
+        const [diskFree, probed] = await Promise.all([
+          freeBytes(options.outputRoot),
+          devices.describe(device).then(
+            (d) => ({ device: d }),
+            (e: Error) => ({ deviceError: e.message }),
+          ),
+        ]);
+        const rate = lastWriteRate(jobs.list());
         const summary: PlanSummary = {
           mergeMethod: plan.method,
           models: plan.models.map((m) => m.reference),
@@ -119,6 +131,9 @@ export function createServices(options: ServicesOptions): Services {
           bytesToWrite: plan.bytesToWrite,
           outDtype: plan.tensors[0]?.dtype ?? 'F32',
           warnings: plan.warnings,
+          ...(diskFree !== undefined ? { diskFree } : {}),
+          ...probed,
+          ...(rate ? { estimate: { seconds: plan.bytesToWrite / rate, bytesPerSecond: rate } } : {}),
         };
         return { ok: true, plan: summary };
       } catch (error) {
