@@ -88,7 +88,7 @@ async function responseError(response: Response, url: URL, hubUrl: string, rateL
   const { repo, revision, file } = describeUrl(url);
   const page = `${hubUrl}/${repo}`;
   const details = { status: response.status, url: url.href };
-  const login = 'set HF_TOKEN, or log in with `hf auth login`';
+  const login = 'add a token in Settings, set HF_TOKEN, or log in with `hf auth login`';
   if (code === 'GatedRepo' && response.status === 401) {
     return new HubError('gated', `${repo} is gated: it needs a token from an account that has accepted its terms at ${page} (${login}).`, details);
   }
