@@ -128,7 +128,7 @@ describe('Hub errors say what to do', () => {
     expect(missing.error).toMatchObject({ kind: 'not-found' });
     expect(missing.error!.message).toMatch(/alloy-test\/nope was not found on the Hub/);
     const hidden = await failure('alloy-test/private');
-    expect(hidden.error!.message).toMatch(/if the repo is private, set HF_TOKEN/);
+    expect(hidden.error!.message).toMatch(/if the repo is private, add a token in Settings, set HF_TOKEN/);
     expect((await failure('alloy-test/private', { token: TOKEN })).state).toBe('done');
   });
 
