@@ -42,6 +42,24 @@ describe('the recipe editor', () => {
     expect(wrapper.findAll('[data-testid=recipe-model]').map((m) => m.find('strong').text())).toEqual(['alloy-demo-chat', 'alloy-demo-code']);
   });
 
+  it('a library model dragged onto the models list is added to the YAML', async () => {
+    const { wrapper, recipe } = await mountEditor('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\ndtype: float32\n');
+    const chip = wrapper.get('[data-testid=library-chip][data-model=alloy-demo-code]');
+    const dataTransfer = new DataTransfer();
+    await chip.trigger('dragstart', { dataTransfer });
+    const zone = wrapper.get('[data-testid=models-drop]');
+    await zone.trigger('dragover', { dataTransfer });
+    expect(zone.classes()).toContain('dropping');
+    await zone.trigger('drop', { dataTransfer });
+    expect(recipe.text).toMatch(/- model: alloy-demo-chat\n\s+- model: alloy-demo-code/);
+    expect(wrapper.find('[data-testid=library-chip][data-model=alloy-demo-code]').exists()).toBe(false);
+    // Text dragged from elsewhere is not a model.
+    const other = new DataTransfer();
+    other.setData('text/plain', 'rm -rf');
+    await zone.trigger('drop', { dataTransfer: other });
+    expect(recipe.text).not.toContain('rm -rf');
+  });
+
   it('fills the form from a pasted recipe: method, base, models and a filtered gradient', async () => {
     const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO);
     expect(wrapper.get<HTMLSelectElement>('[data-testid=method-select]').element.value).toBe('slerp');

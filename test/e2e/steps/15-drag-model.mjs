@@ -1,0 +1,18 @@
+import { join } from 'node:path';
+
+/** A model dragged from the library chips onto the models list joins the recipe. */
+export default async function ({ page, step, shots }) {
+  await step('a model dragged from the library onto the list joins the recipe', async () => {
+    await page.getByTestId('nav-recipe').click();
+    await page.getByTestId('new-recipe').click();
+    await page.getByTestId('method-select').selectOption('linear');
+    const chip = page.locator('[data-testid=library-chip][data-model=alloy-demo-code]');
+    await chip.waitFor({ timeout: 10_000 });
+    await chip.dragTo(page.getByTestId('models-drop'));
+    await page.waitForFunction(() => /- model: alloy-demo-code/.test(document.querySelector('[data-testid=recipe-editor]')?.value ?? ''), null, { timeout: 5_000 });
+    const cards = await page.getByTestId('recipe-model').allInnerTexts();
+    if (cards.length !== 1 || !cards[0].includes('alloy-demo-code')) throw new Error(`models: ${cards.join(' | ')}`);
+    if (await chip.count()) throw new Error('the dragged model is still offered');
+    await page.screenshot({ path: join(shots, 'recipe-dragged-model.png'), fullPage: true });
+  });
+}
