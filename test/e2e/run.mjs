@@ -158,6 +158,7 @@ try {
     await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 30_000 });
     const percent = await page.getByTestId('job-percent').innerText();
     if (!percent.includes('100 %')) throw new Error(`progress shows ${percent}`);
+    await page.waitForTimeout(300); // the bar's width eases to 100 % over 0.2 s
     await page.screenshot({ path: join(shots, 'run-done.png'), fullPage: true });
     const out = join(outputRoot, 'e2e-merge');
     const files = existsSync(out) ? readdirSync(out) : [];
