@@ -148,8 +148,20 @@
             (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $m) (local.get $t) (local.get $n)
                                          (local.get $bf_in) (local.get $scratch) (i32.const 0)))
             (local.set $w (f64x2.splat (f64.promote_f32 (f32.load (i32.add (local.get $weights) (i32.shl (local.get $m) (i32.const 2)))))))
-            ;; Four lanes a turn, as two f64x2 halves.
             (local.set $i (i32.const 0))
+            ;; The first model: fma(x, w, +0) is x*w rounded once, but a -0 product becomes +0 (-0 + +0),
+            ;; which adding +0 does too. No f64 needed.
+            (if (i32.eqz (local.get $m))
+              (then
+                (local.set $cv (f32x4.splat (f32.load (local.get $weights))))
+                (block $first_done
+                  (loop $first
+                    (br_if $first_done (i32.ge_u (local.get $i) (local.get $stop)))
+                    (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
+                      (f32x4.add (f32x4.mul (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $cv)) (f32x4.splat (f32.const 0))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                    (br $first)))))
+            ;; Four lanes a turn, as two f64x2 halves.
             (block $done
               (loop $next
                 (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))

@@ -1,0 +1,254 @@
+// dawn.node finds llvmpipe through Mesa's EGL only with this set when there is no display.
+process.env['EGL_PLATFORM'] ??= 'surfaceless';
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { ReferenceBackend } from '../../src/main/engine/compute/reference';
+import { hostArray, HISTOGRAM_BINS, type CascadeState, type ComputeBackend, type HostArray, type TaskArithmeticParams, type TaskVectorMask } from '../../src/main/engine/compute/types';
+import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
+import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
+import { roundBf16 } from '../../src/main/engine/methods/numerics';
+import { getMergeMethod } from '../../src/main/engine/methods/registry';
+import type { TensorMergeContext, TensorSource } from '../../src/main/engine/methods/types';
+import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
+import { asHost, describeElement, firstDifference, rng, weights } from './samples';
+
+const reference = new ReferenceBackend();
+const inPlace = new WasmBackend({ workers: 1 });
+const opened = await openWebGpu({ windowElements: 1000 });
+const gpu = 'backend' in opened ? opened.backend : undefined;
+if (!gpu) console.warn(`\n*** WebGPU REDUCTION TESTS SKIPPED: ${'reason' in opened ? opened.reason : ''}.\n*** On Linux without a GPU, install Mesa (libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri) for llvmpipe.\n`);
+
+/** Each backend, and whether its arrays are put in its own memory first (the engine's buffer pool does that on the CPU). */
+const BACKENDS: [string, ComputeBackend, boolean][] = [
+  ['WASM, 2 workers, windows of 1,000', new WasmBackend({ workers: 2, windowElements: 1000 }), false],
+  ['WASM, calling thread, windows of 1,000', new WasmBackend({ workers: 0, windowElements: 1000 }), false],
+  ['WASM, 1 worker, arrays in its own memory', inPlace, true],
+  ...(gpu ? [[`GPU (${gpu.description})`, gpu, false] as [string, ComputeBackend, boolean]] : []),
+];
+afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
+
+/** `array` copied into `backend`'s own memory when it has some and `pin` is set. */
+function placed(backend: ComputeBackend, pin: boolean, array: HostArray): HostArray {
+  if (!pin || !backend.allocateHost) return array;
+  const bytes = backend.allocateHost(array.data.byteLength);
+  bytes.set(new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength));
+  return array.dtype === 'F32' ? { dtype: 'F32', data: new Float32Array(bytes.buffer, bytes.byteOffset, array.data.length) } : { dtype: array.dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, array.data.length) };
+}
+
+/**
+ * A base and fine-tunes whose deltas are a few steps of 2^-14: many elements share each |δ|, so
+ * the magnitude ranks meet ties, as bf16 models do.
+ */
+function quantized(n: number, count: number, seed: number): Float32Array[] {
+  const random = rng(seed);
+  const base = weights(n, random, -8, -3);
+  return [base, ...Array.from({ length: count }, () => base.map((b) => (random() < 0.1 ? b : Math.fround(b + Math.round((random() - 0.5) * 8) * 2 ** -14))))];
+}
+
+function hosts(values: Float32Array[], dtype: FloatDtype): HostArray[] {
+  return values.map((v) => asHost(v, dtype));
+}
+
+/** The magnitude bits of the k-th largest |δ| of model j (from the reference's own histograms). */
+async function kthBits(inputs: HostArray[], j: number, k: number, step: 'F32' | 'BF16'): Promise<number> {
+  const high = new Float64Array(HISTOGRAM_BINS);
+  await reference.deltaHistogram(inputs[0]!, [inputs[j + 1]!], { step, prefixes: [undefined] }, [high]);
+  let b = HISTOGRAM_BINS - 1;
+  for (let above = 0; b > 0 && above + high[b]! < k; b--) above += high[b]!;
+  const low = new Float64Array(HISTOGRAM_BINS);
+  await reference.deltaHistogram(inputs[0]!, [inputs[j + 1]!], { step, prefixes: [b] }, [low]);
+  let l = HISTOGRAM_BINS - 1;
+  while (l > 0 && low[l] === 0) l--;
+  return ((b << 16) | l) >>> 0;
+}
+
+const LENGTHS = [5003, 70_001, 33];
+
+describe('the reductions on every backend equal the reference', () => {
+  for (const [label, backend, pin] of BACKENDS) {
+    it(`${label}: deltaHistogram, both passes, f32/bf16 inputs, f32/bf16 steps`, async () => {
+      for (const n of LENGTHS) {
+        for (const dtype of ['F32', 'BF16', 'F16'] as const) {
+          for (const step of ['F32', 'BF16'] as const) {
+            const inputs = hosts(quantized(n, 3, n), dtype);
+            const mine = inputs.map((h) => placed(backend, pin, h));
+            const prefixes = [undefined, 0x3880, undefined];
+            const want = prefixes.map(() => new Float64Array(HISTOGRAM_BINS).fill(3));
+            const got = prefixes.map(() => new Float64Array(HISTOGRAM_BINS).fill(3));
+            await reference.deltaHistogram(inputs[0]!, inputs.slice(1), { step, prefixes }, want);
+            await backend.deltaHistogram(mine[0]!, mine.slice(1), { step, prefixes }, got);
+            for (let j = 0; j < 3; j++) expect([...got[j]!].findIndex((c, b) => c !== want[j]![b]), `${n} ${dtype} ${step} selection ${j}`).toBe(-1);
+          }
+        }
+      }
+    });
+
+    it(`${label}: deltaFind, the wanted tie before, across and after windows, and not there`, async () => {
+      for (const n of LENGTHS) {
+        for (const dtype of ['F32', 'BF16'] as const) {
+          const inputs = hosts(quantized(n, 2, n + 1), dtype);
+          const mine = inputs.map((h) => placed(backend, pin, h));
+          const bits = [await kthBits(inputs, 0, Math.ceil(n / 3), 'F32'), 0];
+          for (const ranks of [[0, 0], [7, Math.floor(n / 20)], [Math.floor(n / 8), 3], [n, n]]) {
+            const params = { step: 'F32' as const, bits, ranks };
+            expect(await backend.deltaFind(mine[0]!, mine.slice(1), params), `${n} ${dtype} ranks ${ranks}`).toEqual(await reference.deltaFind(inputs[0]!, inputs.slice(1), params));
+          }
+        }
+      }
+    });
+
+    it(`${label}: deltaSums in f64 in index order, every kind of mask, continuing earlier sums`, async () => {
+      for (const n of LENGTHS) {
+        for (const step of ['F32', 'BF16'] as const) {
+          const inputs = hosts(quantized(n, 4, n + 2), 'BF16');
+          const mine = inputs.map((h) => placed(backend, pin, h));
+          const random = rng(n);
+          const keep = Uint8Array.from({ length: n }, () => (random() < 0.3 ? 1 : 0));
+          const cut = await kthBits(inputs, 2, Math.ceil(n / 4), step);
+          const masks: TaskVectorMask[] = [
+            { kind: 'all' },
+            { kind: 'random', key: 0xabcdef, density: 0.35 },
+            { kind: 'magnitude', keep: { bits: cut, before: 1000 + Math.floor(n / 2) } },
+            { kind: 'keep', keep },
+          ];
+          const want = Float64Array.from({ length: 8 }, (_, i) => 0.1 * i);
+          const got = want.slice();
+          await reference.deltaSums(inputs[0]!, inputs.slice(1), { step, start: 1234, masks }, want);
+          await backend.deltaSums(mine[0]!, mine.slice(1), { step, start: 1234, masks }, got);
+          expect([...got], `${n} ${step}`).toEqual([...want]);
+        }
+      }
+    });
+
+    it(`${label}: normLanes and dotRows (torch's norm lanes and cascade sum), across cascade steps`, async () => {
+      for (const n of [8 * 4000, 32 * 70_001]) {
+        for (const dtype of ['F32', 'BF16'] as const) {
+          const random = rng(n);
+          const values = [weights(n, random, -10, 2), weights(n, random, -10, 2)];
+          const inputs = hosts(values, dtype);
+          const mine = inputs.map((h) => placed(backend, pin, h));
+          const lanesWant = Float32Array.from({ length: 16 }, (_, i) => i / 3);
+          const lanesGot = lanesWant.slice();
+          await reference.normLanes(inputs, lanesWant);
+          await backend.normLanes(mine, lanesGot);
+          expect([...lanesGot], `normLanes ${n} ${dtype}`).toEqual([...lanesWant]);
+          // A state part way through a block, with a step of 16 rows and a last full block before the end.
+          const state = (): CascadeState => ({ acc: Float32Array.from({ length: 128 }, (_, i) => (i % 7) / 5), rowsDone: 13, levelPower: 4, fullBlockRows: 13 + Math.floor((n / 32) * 0.8) });
+          const want = state();
+          const got = state();
+          await reference.dotRows(inputs[0]!, inputs[1]!, 0.75, 1.5, want);
+          await backend.dotRows(mine[0]!, mine[1]!, 0.75, 1.5, got);
+          expect(got.rowsDone).toBe(want.rowsDone);
+          expect([...got.acc], `dotRows ${n} ${dtype}`).toEqual([...want.acc]);
+        }
+      }
+    });
+
+    it(`${label}: taskArithmetic with magnitude masks (TIES and breadcrumbs cuts) equals the reference`, async () => {
+      for (const n of LENGTHS) {
+        const values = quantized(n, 3, n + 3);
+        for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['BF16', 'F16']] as const) {
+          const inputs = hosts(values, inDtype);
+          const mine = inputs.map((h) => placed(backend, pin, h));
+          for (const step of ['F32', 'BF16'] as const) {
+            const keep0 = await kthBits(inputs, 0, Math.ceil(n / 2), step);
+            const keep1 = await kthBits(inputs, 1, Math.ceil(n / 5), step);
+            const skip1 = await kthBits(inputs, 1, Math.ceil(n / 50), step);
+            const masks: TaskVectorMask[] = [
+              { kind: 'magnitude', keep: { bits: keep0, before: 500 + Math.floor(n / 3) } },
+              { kind: 'magnitude', keep: { bits: keep1, before: Infinity }, skip: { bits: skip1, before: 600 } },
+              { kind: 'magnitude', keep: { bits: keep0, before: 0 } },
+            ];
+            for (const consensus of [true, false]) {
+              const params: TaskArithmeticParams = { start: 321, weights: [0.7, 0.5, -0.3], scales: [1, 1.25, 1], masks, consensus, normalize: true, divisor: 0.9, lambda: 1, step };
+              const want = hostArray(outDtype, n);
+              const got = placed(backend, pin, hostArray(outDtype, n));
+              await reference.taskArithmetic(inputs[0]!, inputs.slice(1), params, want);
+              await backend.taskArithmetic(mine[0]!, mine.slice(1), params, got);
+              const at = firstDifference(got, want);
+              expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `${n} ${inDtype}→${outDtype} ${step}${consensus ? ' ties' : ''}`).toBe('');
+            }
+          }
+        }
+      }
+    });
+  }
+});
+
+/** An in-memory TensorSource in chunks of `chunk` elements, offering the raw inputs as the engine does. */
+function sourceOf(inputs: Float32Array[], chunk: number): TensorSource {
+  return {
+    async *chunks() {
+      for (let start = 0; start < inputs[0]!.length; start += chunk) {
+        const length = Math.min(chunk, inputs[0]!.length - start);
+        const views = inputs.map((x) => x.subarray(start, start + length));
+        yield { start, length, inputs: views, raw: views.map((data) => ({ dtype: 'F32' as const, data })) };
+      }
+    },
+  };
+}
+
+async function methodOutput(method: string, inputs: Float32Array[], ctx: TensorMergeContext, chunk: number): Promise<Float32Array> {
+  const out = new Float32Array(inputs[0]!.length);
+  await getMergeMethod(method).kernel(sourceOf(inputs, chunk), { write: async (start, values) => out.set(values, start) }, ctx);
+  return out;
+}
+
+function expectSameF32(got: Float32Array, want: Float32Array, label: string): void {
+  const at = firstDifference({ dtype: 'F32', data: got }, { dtype: 'F32', data: want });
+  expect(at < 0 ? '' : `element ${at}: ${got[at]} vs ${want[at]}`, label).toBe('');
+}
+
+describe('methods whose reductions run on the backend give their own TypeScript\'s bits', () => {
+  it('ties and breadcrumbs with many ties at the threshold, the cut in a later chunk, f32 and bf16 steps', async () => {
+    const n = 40_000;
+    for (const [method, extra] of [['ties', { density: 0.45 }], ['breadcrumbs', { density: 0.5, gamma: 0.02 }], ['breadcrumbs_ties', { density: 0.3, gamma: 0.1 }]] as const) {
+      for (const dtype of [undefined, 'BF16'] as const) {
+        let inputs = quantized(n, 3, 77);
+        if (dtype) inputs = inputs.map((x) => x.map(roundBf16));
+        const ctx: TensorMergeContext = {
+          tensorName: 'model.layers.1.mlp.down_proj.weight',
+          shape: [40, 1000],
+          numel: n,
+          baseIndex: 0,
+          global: { normalize: true, rescale: false, lambda: 1 },
+          perModel: [{}, { weight: 0.6, ...extra }, { weight: 0.5, ...extra }, { weight: -0.3, ...extra }],
+          seed: 3,
+          ...(dtype ? { computeDtype: dtype } : {}),
+        };
+        const want = await methodOutput(method, inputs, ctx, 7000);
+        for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput(method, inputs, { ...ctx, backend }, 7000), want, `${method}${dtype ? ' bf16' : ''} on ${label}`);
+      }
+    }
+  });
+
+  it('dare_linear and della rescaled (L1 sums on the backend), in chunks of whole rows', async () => {
+    const n = 30_000;
+    for (const [method, extra] of [['dare_linear', { density: 0.3 }], ['della', { density: 0.5, epsilon: 0.2 }]] as const) {
+      const inputs = quantized(n, 2, 78);
+      const ctx: TensorMergeContext = {
+        tensorName: 'model.layers.2.mlp.up_proj.weight',
+        shape: [30, 1000],
+        numel: n,
+        baseIndex: 0,
+        global: { normalize: false, rescale: true, lambda: 1 },
+        perModel: [{}, { weight: 0.6, ...extra }, { weight: 0.5, ...extra }],
+        seed: 4,
+      };
+      const want = await methodOutput(method, inputs, ctx, 6000);
+      for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput(method, inputs, { ...ctx, backend }, 6000), want, `${method} on ${label}`);
+    }
+  });
+
+  it('slerp over several of mergekit\'s 1 M-element runs, chunks that cut runs and lanes, 1 to 3 torch threads', async () => {
+    const n = 2_500_013;
+    const random = rng(5);
+    const a = weights(n, random, -12, 0);
+    const b = weights(n, random, -12, 0).map((x, i) => Math.fround(a[i]! * 0.9 + x * 0.1));
+    for (const [chunk, base, threads] of [[n, 0, 1], [333_337, 1, 2], [1 << 20, 0, 3]] as const) {
+      const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: base, global: { t: 0.37 }, perModel: [{}, {}], seed: 0, torchThreads: threads };
+      const want = await methodOutput('slerp', [a, b], ctx, chunk);
+      for (const [label, backend] of BACKENDS.filter(([, , pin]) => !pin)) expectSameF32(await methodOutput('slerp', [a, b], { ...ctx, backend }, chunk), want, `chunks of ${chunk}, base ${base}, ${threads} threads, ${label}`);
+    }
+  });
+});
