@@ -145,6 +145,8 @@ export const requestSchemas = {
   'job.cancel': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
   'job.resume': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
   'job.list': v.strictObject({}),
+  'job.card': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
+  'job.openFolder': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
   ...studioRequestSchemas,
   ...libraryRequestSchemas,
   ...analysisRequestSchemas,
@@ -159,6 +161,10 @@ export interface ResponseTypes extends StudioResponseTypes, LibraryResponseTypes
   'job.cancel': JobInfo;
   'job.resume': JobInfo;
   'job.list': JobInfo[];
+  /** A finished merge's README.md model card; null where it has none (yet). */
+  'job.card': { markdown: string | null };
+  /** Opens a merge's output folder in the file manager where the face can (Electron); else says where it is. */
+  'job.openFolder': { opened: boolean; path: string; message?: string };
 }
 
 export type Channel = keyof typeof requestSchemas;

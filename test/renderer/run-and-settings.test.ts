@@ -22,6 +22,14 @@ describe('the plan and run view', () => {
     expect(wrapper.get('[data-testid=job-log]').text()).toMatch(/Log \(\d+ lines\)/);
     // The engine's device event: which backend computed, named for the user.
     expect(wrapper.get('[data-testid=job-device]').text()).toMatch(/^Computing on (CPU|GPU): \S/);
+    // The card the engine wrote beside the weights, rendered; web mode cannot open folders, and says so.
+    await until(() => wrapper.find('[data-testid=model-card]').exists());
+    expect(wrapper.get('[data-testid=model-card] h2').text()).toBe('reattached');
+    expect(wrapper.get('[data-testid=model-card]').text()).toContain('Merge Details');
+    expect(wrapper.get('[data-testid=model-card] pre[data-language=yaml]').text()).toContain('merge_method: linear');
+    await wrapper.get('[data-testid=open-folder]').trigger('click');
+    await until(() => wrapper.find('[data-testid=open-folder-message]').exists());
+    expect(wrapper.get('[data-testid=open-folder-message]').text()).toMatch(/cannot open folders .* copy the path/);
   });
 
   it('shows a multi-stage merge stage by stage', async () => {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Handlers, MethodInfo, PlanSummary, RecipeProblem } from '../../shared/contract';
+import type { Handlers, JobInfo, MethodInfo, PlanSummary, RecipeProblem } from '../../shared/contract';
 import { EngineError } from '../engine/errors';
 import { MERGE_METHODS } from '../engine/methods/registry';
 import { planRecipe } from '../engine/run-merge';
@@ -21,7 +21,7 @@ import { SettingsService } from './settings-service';
 import { createStudioHandlers } from './studio-handlers';
 import { AnalysisJobs } from './analysis-jobs';
 import { DeviceProbe } from './device-probe';
-import { freeBytes, lastWriteRate } from './plan-facts';
+import { freeBytes, lastWriteRate, readModelCard } from './plan-facts';
 import { createAnalysisHandlers } from './analysis-handlers';
 
 export interface ServicesOptions {
@@ -40,6 +40,11 @@ export interface ServicesOptions {
    * Electron passes one encrypted with safeStorage; default: in memory for the services' lifetime.
    */
   tokenStore?: HubTokenStore;
+  /**
+   * Opens a folder in the desktop's file manager (Electron: `shell.openPath`), resolving to an error
+   * message or ''. Absent in web mode, whose browser may sit on another machine.
+   */
+  openFolder?: (path: string) => Promise<string>;
   /** Downloads running at once. Default 2. */
   maxConcurrentDownloads?: number;
 }
@@ -105,6 +110,11 @@ export function createServices(options: ServicesOptions): Services {
     modelRoots: [...modelRoots, options.outputRoot],
     events,
   });
+  const jobOf = (id: string): JobInfo => {
+    const info = jobs.get(id);
+    if (!info) throw new Error(`no merge with id ${id}`);
+    return info;
+  };
   const devices = new DeviceProbe({ nodeBinary: options.nodeBinary, engineEntry: options.paths.engineEntry });
   const handlers: Handlers = {
     'library.list': () => library.list(),
@@ -148,6 +158,14 @@ export function createServices(options: ServicesOptions): Services {
     'job.cancel': async ({ id }) => jobs.cancel(id),
     'job.resume': ({ id }) => jobs.resume(id),
     'job.list': async () => (await jobs.loaded, jobs.list()),
+    'job.card': async ({ id }) => ({ markdown: await readModelCard(jobOf(id)) }),
+    'job.openFolder': async ({ id }) => {
+      const { outDir, state } = jobOf(id);
+      if (state !== 'done') throw new Error('the merge has not finished: its folder does not exist yet');
+      if (!options.openFolder) return { opened: false, path: outDir, message: 'This face cannot open folders on the machine it runs on: copy the path.' };
+      const problem = await options.openFolder(outDir);
+      return problem ? { opened: false, path: outDir, message: problem } : { opened: true, path: outDir };
+    },
     ...createStudioHandlers({ modelRoots, settings }),
     ...createAnalysisHandlers({ analyses, settings }),
     ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, tokenStore, ...(foldersFile ? { foldersFile } : {}) }),

@@ -1,3 +1,5 @@
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { JobInfo } from '../../shared/contract';
 import { freeBytes as freeBytesOnDisk } from './downloads/check-free-space';
 
@@ -17,4 +19,25 @@ export function lastWriteRate(jobs: readonly JobInfo[]): number | undefined {
     if (event?.type === 'done' && event.seconds > 0 && event.bytesWritten > 0) return event.bytesWritten / event.seconds;
   }
   return undefined;
+}
+
+/** Cards are a few KB; a larger README.md is not one Alloy wrote, and is not read whole. */
+const CARD_LIMIT = 1 << 20;
+
+/** A finished merge's README.md, or null where the merge has not finished or wrote none. */
+export async function readModelCard(job: JobInfo): Promise<string | null> {
+  if (job.state !== 'done') return null;
+  const file = join(job.outDir, 'README.md');
+  const handle = await open(file, 'r').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  if (!handle) return null;
+  try {
+    const buffer = Buffer.alloc(Math.min(CARD_LIMIT, (await handle.stat()).size));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
+  }
 }
