@@ -1,4 +1,5 @@
 // @vitest-environment happy-dom
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import GradientChart from '../../src/renderer/src/components/recipe/GradientChart.vue';
 import { clampAnchor, parseSettingText, presetAnchors } from '../../src/renderer/src/recipe/gradient-presets';
@@ -20,25 +21,11 @@ parameters:
 dtype: float32
 `;
 
-const TWO_SLICES = `merge_method: slerp
-base_model: alloy-demo-chat
-slices:
-  - sources:
-      - model: alloy-demo-chat
-        layer_range: [0, 2]
-      - model: alloy-demo-code
-        layer_range: [0, 2]
-  - sources:
-      - model: alloy-demo-chat
-        layer_range: [2, 4]
-      - model: alloy-demo-code
-        layer_range: [2, 4]
-    parameters:
-      t: [0.2, 0.8]
-parameters:
-  t: [0, 1]
-dtype: float32
-`;
+/** The two-slice recipe with a value of its own in the second slice. */
+const TWO_SLICES = readFileSync('test/fixtures/recipes/two-slices-slerp.yml', 'utf8').replace(
+  '        layer_range: [2, 4]\nparameters:',
+  '        layer_range: [2, 4]\n    parameters:\n      t: [0.2, 0.8]\nparameters:',
+);
 
 afterEach(() => {
   document.body.innerHTML = '';

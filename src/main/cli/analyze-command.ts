@@ -6,6 +6,7 @@ import { EXIT_CODES } from '../../shared/progress';
 import { analyzeModels, type AnalyzeModelsParams } from '../engine/analysis/analyze-models';
 import { parseTorchDtype } from '../engine/safetensors/dtype';
 import { parseArgs, parseKmb, UsageError, type FlagSpec } from './args';
+import { cancelOnSignals } from './cancel-on-signals';
 
 export const ANALYZE_FLAGS: Record<string, FlagSpec> = {
   base: { kind: 'string', description: 'the model the others are compared with (required)' },
@@ -77,14 +78,6 @@ function dtypeOption(name: unknown): Pick<AnalyzeModelsParams, 'dtype'> {
   const dtype = typeof name === 'string' ? parseTorchDtype(name) : undefined;
   if (!dtype) throw new UsageError(`--dtype must be float32, bfloat16 or float16, not "${String(name)}"`);
   return { dtype };
-}
-
-function cancelOnSignals(): AbortController {
-  const controller = new AbortController();
-  const cancel = () => controller.abort();
-  process.once('SIGINT', cancel);
-  process.once('SIGTERM', cancel);
-  return controller;
 }
 
 const number = (x: number | null, digits = 6) => (x === null ? '—' : x.toPrecision(digits));

@@ -9,6 +9,7 @@ import { parseRecipes } from '../engine/recipe/parse-recipe';
 import { isAnalysisJob, parseAnalysisJobFile, parseJobFile } from '../services/job-file';
 import { parseArgs, parseKmb, UsageError, type FlagSpec } from './args';
 import { formatPlan } from './format-plan';
+import { cancelOnSignals } from './cancel-on-signals';
 
 const MERGE_FLAGS: Record<string, FlagSpec> = {
   device: { kind: 'string', description: 'auto | cpu | gpu: where to compute (default auto)' },
@@ -206,14 +207,6 @@ async function demoModelsCommand(argv: string[]): Promise<number> {
   const dir = resolve(argv[0] ?? 'resources/demo/models');
   for (const written of await makeDemoModels(dir)) process.stdout.write(`${written}\n`);
   return EXIT_CODES.ok;
-}
-
-function cancelOnSignals(): AbortController {
-  const controller = new AbortController();
-  const cancel = () => controller.abort();
-  process.once('SIGINT', cancel);
-  process.once('SIGTERM', cancel);
-  return controller;
 }
 
 function progressPrinter(mode: string): (event: ProgressEvent) => void {

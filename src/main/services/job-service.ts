@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { JobInfo } from '../../shared/contract';
@@ -8,6 +8,7 @@ import type { JobFile } from '../../shared/job';
 import type { ProgressEvent } from '../../shared/progress';
 import type { EventBus } from './events';
 import { interruptedMerge } from './interrupted-merge';
+import { writeFileAtomic } from './write-file-atomic';
 
 export interface JobServiceOptions {
   /** Plain Node (never Electron's): dawn.node cannot read GPU buffers back inside Electron. */
@@ -238,11 +239,7 @@ export class JobService {
       .map(({ info, job, jobFile }) => ({ info, job, jobFile }));
     const text = JSON.stringify({ version: 1, jobs } satisfies SavedJobs);
     this.saving = this.saving
-      .then(async () => {
-        await mkdir(dirname(file), { recursive: true });
-        await writeFile(`${file}.tmp`, text);
-        await rename(`${file}.tmp`, file);
-      })
+      .then(() => writeFileAtomic(file, text))
       .catch(() => undefined);
   }
 }

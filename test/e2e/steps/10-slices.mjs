@@ -1,22 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const TWO_SLICES = `merge_method: slerp
-base_model: alloy-demo-chat
-slices:
-  - sources:
-      - model: alloy-demo-chat
-        layer_range: [0, 2]
-      - model: alloy-demo-code
-        layer_range: [0, 2]
-  - sources:
-      - model: alloy-demo-chat
-        layer_range: [2, 4]
-      - model: alloy-demo-code
-        layer_range: [2, 4]
-parameters:
-  t: [0, 1]
-dtype: float32
-`;
+const TWO_SLICES = readFileSync('test/fixtures/recipes/two-slices-slerp.yml', 'utf8');
 
 /** A gradient over two slices repeats in each; dragging its anchor in the second slice edits the one list. */
 export default async function ({ page, step, shots }) {

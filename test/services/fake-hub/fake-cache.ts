@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { llamaConfig, llamaTensors, parameterCount, type TinyTensor } from './tiny-model';
-
-const SIZES = { F32: 4, BF16: 2, F16: 2 } as const;
+import { llamaConfig, llamaTensors, parameterCount, safetensorsHeader, type TinyTensor } from './tiny-model';
 
 export interface FakeCacheOptions {
   models: number;
@@ -64,23 +62,13 @@ async function writeText(path: string, text: string): Promise<number> {
 
 /** A safetensors file: the real header, then the data as a hole of the right length. */
 async function writeSparseSafetensors(path: string, tensors: TinyTensor[], seed: string): Promise<number> {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt', seed } };
-  let offset = 0;
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * SIZES[t.dtype];
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
+  const { header, dataBytes } = safetensorsHeader(tensors, { format: 'pt', seed });
   const handle = await open(path, 'w');
   try {
-    await handle.write(Buffer.concat([prefix, Buffer.from(json)]));
-    await handle.truncate(8 + json.length + offset);
+    await handle.write(header);
+    await handle.truncate(header.length + dataBytes);
   } finally {
     await handle.close();
   }
-  return 8 + json.length + offset;
+  return header.length + dataBytes;
 }

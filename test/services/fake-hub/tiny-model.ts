@@ -8,9 +8,9 @@ export interface TinyTensor {
 
 const SIZES = { F32: 4, BF16: 2, F16: 2 } as const;
 
-/** A safetensors file whose data bytes are a deterministic function of `seed`. */
-export function buildSafetensors(tensors: TinyTensor[], seed: string): Buffer {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+/** A safetensors file's length prefix and header for `tensors`, laid out in order, and the bytes of data after it. */
+export function safetensorsHeader(tensors: TinyTensor[], metadata: Record<string, string> = { format: 'pt' }): { header: Buffer; dataBytes: number } {
+  const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const t of tensors) {
     const bytes = t.shape.reduce((a, b) => a * b, 1) * SIZES[t.dtype];
@@ -21,7 +21,13 @@ export function buildSafetensors(tensors: TinyTensor[], seed: string): Buffer {
   json += ' '.repeat((8 - (json.length % 8)) % 8);
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([prefix, Buffer.from(json), pseudoRandomBytes(offset, seed)]);
+  return { header: Buffer.concat([prefix, Buffer.from(json)]), dataBytes: offset };
+}
+
+/** A safetensors file whose data bytes are a deterministic function of `seed`. */
+export function buildSafetensors(tensors: TinyTensor[], seed: string): Buffer {
+  const { header, dataBytes } = safetensorsHeader(tensors);
+  return Buffer.concat([header, pseudoRandomBytes(dataBytes, seed)]);
 }
 
 export function pseudoRandomBytes(length: number, seed: string): Buffer {

@@ -1,9 +1,9 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { DownloadInfo } from '../../../shared/library-contract';
 import { BlobLocks } from './blob-locks';
 import { DownloadJob, type DownloadContext, type DownloadRequest, type SavedDownload } from './download-job';
 import type { HubOptions } from './hub-options';
+import { writeFileAtomic } from '../write-file-atomic';
 
 export interface DownloadManagerOptions {
   /** The hub cache folder downloads are written into. */
@@ -180,11 +180,7 @@ export class DownloadManager {
     if (text === this.savedText) return;
     this.savedText = text;
     this.saving = this.saving
-      .then(async () => {
-        await mkdir(dirname(file), { recursive: true });
-        await writeFile(`${file}.tmp`, text);
-        await rename(`${file}.tmp`, file);
-      })
+      .then(() => writeFileAtomic(file, text))
       .catch(() => undefined);
   }
 
