@@ -1,4 +1,4 @@
-import { app, BrowserWindow, ipcMain, safeStorage, session, shell, type IpcMainInvokeEvent } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, safeStorage, session, shell, type IpcMainInvokeEvent } from 'electron';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EVENT_NAMES } from '../shared/contract';
@@ -57,7 +57,19 @@ app.whenReady().then(async () => {
   // Encrypted on disk where the OS has a keychain, else kept in memory until the app quits (Settings says which).
   const tokenStore = await createHubTokenStore({ file: join(dirname(paths.settingsFile), 'hub-token.enc'), cipher: keychain });
   // dawn.node cannot read GPU buffers back inside Electron, so merges run in plain Node.
-  const services = createServices({ paths, nodeBinary: process.env['ALLOY_NODE'] || 'node', outputRoot: paths.defaultOutputRoot, settingsFile: paths.settingsFile, tokenStore, openFolder: (path) => shell.openPath(path) });
+  const services = createServices({
+    paths,
+    nodeBinary: process.env['ALLOY_NODE'] || 'node',
+    outputRoot: paths.defaultOutputRoot,
+    settingsFile: paths.settingsFile,
+    tokenStore,
+    openFolder: (path) => shell.openPath(path),
+    pickFolder: async () => {
+      const options = { title: 'A folder of models', properties: ['openDirectory' as const] };
+      const picked = await (window ? dialog.showOpenDialog(window, options) : dialog.showOpenDialog(options));
+      return picked.canceled ? undefined : picked.filePaths[0];
+    },
+  });
   mountContract(services);
   window = createWindow();
   app.on('before-quit', () => {

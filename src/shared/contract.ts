@@ -147,6 +147,8 @@ export const requestSchemas = {
   'job.list': v.strictObject({}),
   'job.card': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
   'job.openFolder': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
+  'app.capabilities': v.strictObject({}),
+  'library.pickFolder': v.strictObject({}),
   ...studioRequestSchemas,
   ...libraryRequestSchemas,
   ...analysisRequestSchemas,
@@ -165,6 +167,10 @@ export interface ResponseTypes extends StudioResponseTypes, LibraryResponseTypes
   'job.card': { markdown: string | null };
   /** Opens a merge's output folder in the file manager where the face can (Electron); else says where it is. */
   'job.openFolder': { opened: boolean; path: string; message?: string };
+  /** What this face can do on the machine the services run on: the desktop app opens and picks folders, a browser does not. */
+  'app.capabilities': { openFolder: boolean; pickFolder: boolean };
+  /** A folder chosen in the desktop's own dialog; null when cancelled. */
+  'library.pickFolder': { path: string | null };
 }
 
 export type Channel = keyof typeof requestSchemas;

@@ -27,9 +27,10 @@ describe('the plan and run view', () => {
     expect(wrapper.get('[data-testid=model-card] h2').text()).toBe('reattached');
     expect(wrapper.get('[data-testid=model-card]').text()).toContain('Merge Details');
     expect(wrapper.get('[data-testid=model-card] pre[data-language=yaml]').text()).toContain('merge_method: linear');
+    expect(wrapper.get('[data-testid=open-folder]').text()).toBe('Copy path');
     await wrapper.get('[data-testid=open-folder]').trigger('click');
     await until(() => wrapper.find('[data-testid=open-folder-message]').exists());
-    expect(wrapper.get('[data-testid=open-folder-message]').text()).toMatch(/cannot open folders .* copy the path/);
+    expect(wrapper.get('[data-testid=open-folder-message]').text()).toContain(started.outDir);
   });
 
   it('shows a multi-stage merge stage by stage', async () => {

@@ -145,6 +145,12 @@ describe('library folders in settings', () => {
     cpSync('resources/demo/models/alloy-demo-chat', join(folder, 'my-chat-model'), { recursive: true });
     const { wrapper } = await mountView(SettingsView, served.api);
     await until(() => wrapper.find('[data-testid=folders-empty]').exists());
+    // A browser cannot browse the server's folders: no Choose… here, and a mistyped path is refused.
+    expect(wrapper.find('[data-testid=folder-pick]').exists()).toBe(false);
+    await wrapper.get('[data-testid=folder-input]').setValue(`${folder}-typo`);
+    await wrapper.get('[data-testid=folder-settings] form').trigger('submit');
+    await until(() => wrapper.find('[data-testid=folder-error]').exists());
+    expect(wrapper.get('[data-testid=folder-error]').text()).toBe(`${folder}-typo does not exist`);
     await wrapper.get('[data-testid=folder-input]').setValue(folder);
     await wrapper.get('[data-testid=folder-settings] form').trigger('submit');
     await until(() => wrapper.findAll('[data-testid=folder-item]').length === 1);

@@ -7,12 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { createServices } from '../../src/main/services';
 import { resolveAppPaths } from '../../src/main/services/paths';
 
-async function finishedMerge(openFolder?: (path: string) => Promise<string>) {
+async function finishedMerge(openFolder?: (path: string) => Promise<string>, pickFolder?: () => Promise<string | undefined>) {
   const services = createServices({
     paths: resolveAppPaths(fileURLToPath(import.meta.url)),
     nodeBinary: process.execPath,
     outputRoot: mkdtempSync(join(tmpdir(), 'alloy-folder-')),
     ...(openFolder ? { openFolder } : {}),
+    ...(pickFolder ? { pickFolder } : {}),
   });
   const { handlers } = services;
   const job = await handlers['job.start']({ recipe: await readFile('resources/demo/linear.yml', 'utf8'), outputName: 'card-and-folder' });
@@ -23,7 +24,7 @@ async function finishedMerge(openFolder?: (path: string) => Promise<string>) {
   return { handlers, job: services.jobs.get(job.id)!, early };
 }
 
-describe('a finished merge: its card and its folder', () => {
+describe('a finished merge: its card and its folder; what the face can do', () => {
   it('gives the README.md the engine wrote, and none before the merge is done', async () => {
     const { handlers, job, early } = await finishedMerge();
     expect(early.markdown).toBeNull();
@@ -42,5 +43,16 @@ describe('a finished merge: its card and its folder', () => {
     expect(await failing.handlers['job.openFolder']({ id: failing.job.id })).toMatchObject({ opened: false, message: 'no application is registered for folders' });
     const web = await finishedMerge();
     expect(await web.handlers['job.openFolder']({ id: web.job.id })).toMatchObject({ opened: false, path: web.job.outDir, message: expect.stringMatching(/copy the path/) });
+  });
+
+  it('says what the face can do, and picks a folder only where a desktop dialog exists', async () => {
+    const desktop = await finishedMerge(async () => '', async () => '/home/me/models');
+    expect(await desktop.handlers['app.capabilities']({})).toEqual({ openFolder: true, pickFolder: true });
+    expect(await desktop.handlers['library.pickFolder']({})).toEqual({ path: '/home/me/models' });
+    const cancelled = await finishedMerge(undefined, async () => undefined);
+    expect(await cancelled.handlers['library.pickFolder']({})).toEqual({ path: null });
+    const web = await finishedMerge();
+    expect(await web.handlers['app.capabilities']({})).toEqual({ openFolder: false, pickFolder: false });
+    await expect(web.handlers['library.pickFolder']({})).rejects.toThrow(/type the folder's path/);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,8 +91,13 @@ describe('the library and download channels', () => {
     expect((await services.handlers['library.list']({})).some((m) => m.repoId === 'alloy-test/private-llama')).toBe(false);
   });
 
-  it('library.addFolder is kept between runs', async () => {
+  it('library.addFolder is kept between runs; a folder that is not there is refused', async () => {
     const folder = join(home, 'my-models');
+    await expect(services.handlers['library.addFolder']({ path: folder })).rejects.toThrow(`${folder} does not exist`);
+    await writeFile(folder, 'not a folder');
+    await expect(services.handlers['library.addFolder']({ path: folder })).rejects.toThrow(`${folder} is a file, not a folder`);
+    await rm(folder);
+    await mkdir(folder);
     expect(await services.handlers['library.addFolder']({ path: folder })).toEqual([folder]);
     expect(JSON.parse(await readFile(join(home, 'config', 'library-folders.json'), 'utf8'))).toEqual({ folders: [folder] });
     expect(await services.handlers['library.removeFolder']({ path: folder })).toEqual([]);

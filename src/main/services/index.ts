@@ -45,6 +45,8 @@ export interface ServicesOptions {
    * message or ''. Absent in web mode, whose browser may sit on another machine.
    */
   openFolder?: (path: string) => Promise<string>;
+  /** The desktop's folder dialog (Electron's `dialog.showOpenDialog`), resolving to the folder or undefined. Absent in web mode. */
+  pickFolder?: () => Promise<string | undefined>;
   /** Downloads running at once. Default 2. */
   maxConcurrentDownloads?: number;
 }
@@ -159,6 +161,11 @@ export function createServices(options: ServicesOptions): Services {
     'job.resume': ({ id }) => jobs.resume(id),
     'job.list': async () => (await jobs.loaded, jobs.list()),
     'job.card': async ({ id }) => ({ markdown: await readModelCard(jobOf(id)) }),
+    'app.capabilities': async () => ({ openFolder: options.openFolder !== undefined, pickFolder: options.pickFolder !== undefined }),
+    'library.pickFolder': async () => {
+      if (!options.pickFolder) throw new Error('This face cannot show the machine\'s folders: type the folder\'s path.');
+      return { path: (await options.pickFolder()) ?? null };
+    },
     'job.openFolder': async ({ id }) => {
       const { outDir, state } = jobOf(id);
       if (state !== 'done') throw new Error('the merge has not finished: its folder does not exist yet');

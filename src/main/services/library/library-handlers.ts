@@ -9,6 +9,7 @@ import type { TokenSource } from '../downloads/read-hub-token';
 import type { EventBus } from '../events';
 import { saveLibraryFolders } from './folder-store';
 import type { LibraryService } from './library-service';
+import { stat } from 'node:fs/promises';
 
 export type LibraryHandlers = Pick<Handlers, keyof LibraryResponseTypes>;
 
@@ -45,7 +46,7 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
       return result;
     },
     'library.folders': async () => library.userFolders(),
-    'library.addFolder': ({ path }) => foldersChanged(library.addFolder(path)),
+    'library.addFolder': async ({ path }) => foldersChanged(library.addFolder(await existingFolder(path))),
     'library.removeFolder': ({ path }) => foldersChanged(library.removeFolder(path)),
     'hub.status': status,
     'hub.setToken': async ({ token }) => {
@@ -63,4 +64,13 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
     'download.cancel': ({ id }) => downloads.cancel(id),
     'download.list': async () => (await downloads.loaded, downloads.list()),
   };
+}
+
+/** A folder the user adds must be there: a typo is said now, not shown later as an empty library. */
+async function existingFolder(path: string): Promise<string> {
+  const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(e.code === 'ENOENT' ? `${path} does not exist` : `${path} cannot be read: ${e.message}`);
+  });
+  if (!info.isDirectory()) throw new Error(`${path} is a file, not a folder`);
+  return path;
 }
