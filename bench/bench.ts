@@ -1,6 +1,6 @@
 // Alloy's merge benchmark (not part of `npm test`):
 //
-//   npm run bench -- [--params 1e9[,2e9…]] [--methods linear,nearswap,slerp,task_arithmetic,ties]
+//   npm run bench -- [--params 1e9[,2e9…]] [--methods linear,nearswap,slerp,task_arithmetic,ties,dare_ties]
 //                    [--devices cpu,gpu] [--cold] [--no-kernels] [--dir .tmp/bench] [--budget 1G]
 //
 // Generates bf16 models of a realistic shape (TinyLlama's widths, the depth set by --params: a base
@@ -33,7 +33,7 @@ const RECIPES: Record<string, (base: string, a: string, b: string) => string> = 
   dare_ties: (base, a, b) =>
     `merge_method: dare_ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7, density: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5, density: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
 };
-const DEFAULT_METHODS = ['linear', 'nearswap', 'slerp', 'task_arithmetic', 'ties'];
+const DEFAULT_METHODS = ['linear', 'nearswap', 'slerp', 'task_arithmetic', 'ties', 'dare_ties'];
 
 interface RunSpec {
   method: string;
@@ -144,6 +144,15 @@ const DARE_TIES: TaskArithmeticParams = {
   step: 'F32',
 };
 
+const TIES: TaskArithmeticParams = {
+  ...DARE_TIES,
+  scales: [1, 1],
+  masks: [
+    { kind: 'magnitude', keep: { bits: 0x3c000000, before: 1 << 20 } },
+    { kind: 'magnitude', keep: { bits: 0x3b800000, before: Infinity } },
+  ],
+};
+
 /** Each backend's kernels alone on 32 M bf16 elements in memory: what the device adds when I/O is free. */
 async function kernelRates(devices: Device[]): Promise<string[]> {
   const n = 32 << 20;
@@ -162,19 +171,34 @@ async function kernelRates(devices: Device[]): Promise<string[]> {
   for (const device of devices) backends.push([device, (await selectBackend({ device })).backend]);
   for (const [name, backend] of backends) {
     const size = name === 'reference' ? n / 8 : n;
-    const calls: [string, () => Promise<void>][] = [
-      ['linear', () => backend.linear([host(a.subarray(0, size)), host(b.subarray(0, size))], [0.6, 0.4], true, host(out.subarray(0, size)))],
-      ['nearswap', () => backend.nearswap(host(a.subarray(0, size)), host(b.subarray(0, size)), 0.001, host(out.subarray(0, size)))],
-      ['blend2', () => backend.blend2(0.6, host(a.subarray(0, size)), 0.4, host(b.subarray(0, size)), host(out.subarray(0, size)))],
+    // As the engine hands them over: in the backend's own memory where it has some (the buffer pool's).
+    const pinned = (data: Uint16Array): Uint16Array => {
+      if (!backend.allocateHost) return data.subarray(0, size);
+      const bytes = backend.allocateHost(size * 2);
+      bytes.set(new Uint8Array(data.buffer, 0, size * 2));
+      return new Uint16Array(bytes.buffer, bytes.byteOffset, size);
+    };
+    const [ha, hb, ho] = [pinned(a), pinned(b), pinned(out)].map(host) as [HostArray, HostArray, HostArray];
+    const counts = [new Float64Array(65536), new Float64Array(65536)];
+    const calls: [string, () => Promise<unknown>, number][] = [
+      ['linear', () => backend.linear([ha, hb], [0.6, 0.4], true, ho), 2],
+      ['nearswap', () => backend.nearswap(ha, hb, 0.001, ho), 2],
+      ['blend2', () => backend.blend2(0.6, ha, 0.4, hb, ho), 2],
       // dare_ties of two fine-tunes (the same two arrays as base and model twice): masks, weights, sign election, normalize.
-      ['dare_ties', () => backend.taskArithmetic(host(a.subarray(0, size)), [host(b.subarray(0, size)), host(a.subarray(0, size))], DARE_TIES, host(out.subarray(0, size)))],
+      ['dare_ties', () => backend.taskArithmetic(ha, [hb, ha], DARE_TIES, ho), 3],
+      // ties' last pass: magnitude thresholds, with ties cut part way.
+      ['ties', () => backend.taskArithmetic(ha, [hb, ha], TIES, ho), 3],
+      // ties' first rank pass: the radix histogram of |δ| of two models.
+      ['histogram', () => backend.deltaHistogram(ha, [hb, ha], { step: 'F32', prefixes: [undefined, undefined] }, counts), 3],
+      // dare's L1 rescale sums (f64, in index order) of two models.
+      ['l1 sums', () => backend.deltaSums(ha, [hb, ha], { step: 'F32', start: 0, masks: DARE_TIES.masks }, new Float64Array(4)), 3],
     ];
-    for (const [kernel, run] of calls) {
+    for (const [kernel, run, inputs] of calls) {
       await run();
       const started = performance.now();
       for (let r = 0; r < 3; r++) await run();
       const seconds = (performance.now() - started) / 1000 / 3;
-      lines.push(`  ${name.padEnd(9)} ${kernel.padEnd(9)} ${(size / seconds / 1e9).toFixed(2).padStart(6)} G elements/s ${gb((size * (kernel === 'dare_ties' ? 6 : 4)) / seconds).toFixed(2).padStart(6)} GB/s in   (${backend.description})`);
+      lines.push(`  ${name.padEnd(9)} ${kernel.padEnd(9)} ${(size / seconds / 1e9).toFixed(2).padStart(6)} G elements/s ${gb((size * 2 * inputs) / seconds).toFixed(2).padStart(6)} GB/s in   (${backend.description})`);
     }
     await backend.dispose();
   }
@@ -259,7 +283,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`);
   console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}\n`);
   if (flags['no-kernels'] !== true) {
-    console.log('kernels alone, 32 M bf16 elements in memory (4 M for the reference), bf16 out; GB/s counts 2 bf16 inputs (3 for dare_ties):');
+    console.log('kernels alone, 32 M bf16 elements in memory (4 M for the reference), bf16 out; GB/s counts the bf16 inputs read (2, or 3 for the task-vector kernels):');
     for (const line of await kernelRates(devices)) console.log(line);
     console.log('');
   }

@@ -78,9 +78,9 @@ interface Kernels {
   blend2(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, c0: number, c1: number, scratch: number): void;
   task(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, flags: number, divisor: number, lambda: number, scratch: number): void;
   dhist(input: number, seg: number, count: number, params: number, start: number, end: number, bfIn: number, flags: number, scratch: number): void;
-  dfind(input: number, seg: number, count: number, params: number, start: number, end: number, result: number, bfIn: number, flags: number, scratch: number): void;
-  dsums(input: number, seg: number, count: number, params: number, start: number, end: number, sums: number, bfIn: number, flags: number, idxLo: number, idxHi: number, scratch: number): void;
-  normsq(input: number, seg: number, count: number, start: number, end: number, bfIn: number, state: number, scratch: number): void;
+  dfind(input: number, seg: number, count: number, params: number, start: number, end: number, result: number, bfIn: number, flags: number, models: number, scratch: number): void;
+  dsums(input: number, seg: number, count: number, params: number, start: number, end: number, sums: number, bfIn: number, flags: number, idxLo: number, idxHi: number, models: number, scratch: number): void;
+  normsq(input: number, seg: number, count: number, start: number, end: number, bfIn: number, state: number, models: number, scratch: number): void;
   cdot(input: number, seg: number, start: number, end: number, bfIn: number, n0: number, n1: number, state: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
@@ -325,8 +325,8 @@ export class WasmBackend implements ComputeBackend {
       this.grow(WEIGHTS_BYTES);
       await this.run({
         inputs: [base, ...selections],
-        parallel: false,
-        call: (input, seg, start, end, _output, bfIn) => ['dfind', [input, seg, count, 0, start, end, RESULTS_AT, bfIn, stepFlag(params.step)]],
+        split: 'selections',
+        call: (input, seg, start, end, _output, bfIn) => ['dfind', [input, seg, count, 0, start, end, RESULTS_AT, bfIn, stepFlag(params.step), ALL_SELECTIONS]],
         before: () => {
           const table = new Int32Array(this.memory.buffer, 0, 32);
           const results = new Int32Array(this.memory.buffer, RESULTS_AT, 2 * count);
@@ -374,10 +374,10 @@ export class WasmBackend implements ComputeBackend {
       await this.run({
         inputs: [base, ...models],
         masks,
-        parallel: false,
+        split: 'selections',
         call: (input, seg, start, end, _output, bfIn, _bfOut, first) => {
           const index = params.start + first;
-          return ['dsums', [input, seg, count, 0, start, end, RESULTS_AT, bfIn, stepFlag(params.step), index >>> 0, Math.floor(index / 2 ** 32)]];
+          return ['dsums', [input, seg, count, 0, start, end, RESULTS_AT, bfIn, stepFlag(params.step), index >>> 0, Math.floor(index / 2 ** 32), ALL_SELECTIONS]];
         },
       });
       sums.set(new Float64Array(this.memory.buffer, RESULTS_AT, 2 * count));
@@ -394,8 +394,8 @@ export class WasmBackend implements ComputeBackend {
       new Float32Array(this.memory.buffer, RESULTS_AT, 8 * count).set(lanes.subarray(0, 8 * count));
       await this.run({
         inputs,
-        parallel: false,
-        call: (input, seg, start, end, _output, bfIn) => ['normsq', [input, seg, count, start, end, bfIn, RESULTS_AT]],
+        split: 'selections',
+        call: (input, seg, start, end, _output, bfIn) => ['normsq', [input, seg, count, start, end, bfIn, RESULTS_AT, ALL_SELECTIONS]],
       });
       lanes.set(new Float32Array(this.memory.buffer, RESULTS_AT, 8 * count));
     });
@@ -413,7 +413,7 @@ export class WasmBackend implements ComputeBackend {
       // Windows are whole rows, so a row never straddles two (the padding to 16 never happens).
       await this.run({
         inputs: [a, b],
-        parallel: false,
+        split: 'none',
         call: (input, seg, start, end, _output, bfIn) => ['cdot', [input, seg, start, end, bfIn, n0, n1, RESULTS_AT]],
       });
       state.acc.set(new Float32Array(this.memory.buffer, RESULTS_AT, 128));
@@ -511,7 +511,7 @@ export class WasmBackend implements ComputeBackend {
     this.grow(arenasAt + 2 * MAX_ARENA_BYTES);
     const base = (k: number) => arenasAt + (k % 2) * MAX_ARENA_BYTES;
     const scratch = (thread: number) => WEIGHTS_BYTES + thread * this.threadBytes();
-    const parallel = spec.parallel ?? true;
+    const split = spec.split ?? 'elements';
     const where = (array: ArrayBufferView, first: number, size: number) => array.byteOffset + first * size;
 
     const copyIn = (k: number): void => {
@@ -558,13 +558,27 @@ export class WasmBackend implements ComputeBackend {
       const output = out && place.out ? where(out.data, first, bytesPerElement(out.dtype)) : base(k) + used * seg;
       const [fn, args] = call(pointers(k), 0, 0, end, output, bf16In ? 1 : 0, bf16Out ? 1 : 0, offset + first);
       const done = (): void => spec.after?.(offset + first, length, scratch);
-      if (this.workerCount === 0 || end < MIN_PARALLEL_ELEMENTS) {
+      const selections = split === 'selections' ? spec.inputs.length - (fn === 'normsq' ? 0 : 1) : 1;
+      if (this.workerCount === 0 || end < MIN_PARALLEL_ELEMENTS || (split === 'selections' && selections < 2)) {
         (this.local[fn] as (...a: number[]) => void)(...args, scratch(0));
         done();
         return Promise.resolve();
       }
       // One thread (the first worker) where the kernel must see the window in order.
-      if (!parallel) return this.workers[0]!.run(fn, [...args, scratch(1)]).then(done);
+      if (split === 'none') return this.workers[0]!.run(fn, [...args, scratch(1)]).then(done);
+      if (split === 'selections') {
+        // Whole selections per thread, each in its own order: selection j on thread j mod threads.
+        const threads = Math.min(this.workers.length + 1, selections);
+        const mask = (thread: number) => {
+          let bits = 0;
+          for (let j = thread; j < selections; j += threads) bits |= 1 << j;
+          return bits;
+        };
+        const withMask = (thread: number) => [...args.slice(0, -1), mask(thread), scratch(thread)];
+        const running = Promise.all(this.workers.slice(0, threads - 1).map((worker, i) => worker.run(fn, withMask(i + 1))));
+        (this.local[fn] as (...a: number[]) => void)(...withMask(0));
+        return running.then(done);
+      }
       // The window's elements in equal parts, whole vectors of 16: one per worker, and the last one
       // on the calling thread, which would otherwise only wait.
       const threads = this.workers.length + 1;
@@ -618,8 +632,12 @@ interface RunSpec {
   masks?: readonly Uint8Array[];
   /** The kernel's arguments (but the thread's scratch) for a window; `first` is its first element. */
   call: (input: number, seg: number, start: number, end: number, output: number, bfIn: number, bfOut: number, first: number) => [KernelName, number[]];
-  /** false: the kernel must see each window whole and in order (one thread). Default true. */
-  parallel?: boolean;
+  /**
+   * How a window is shared among the threads: `elements`, equal parts of it (the default);
+   * `selections`, whole selections (models, inputs: the kernel's last argument before the scratch is
+   * the mask of those it takes), each seen in order; `none`, the window whole on one thread.
+   */
+  split?: 'elements' | 'selections' | 'none';
   /** Copy every array into the arenas, even those in the kernels' memory (the last few elements). */
   copy?: boolean;
   /** Index of the first element within the caller's call (`first` counts from the call's start). */
@@ -628,6 +646,9 @@ interface RunSpec {
   before?: (first: number, length: number, scratch: (thread: number) => number) => void;
   after?: (first: number, length: number, scratch: (thread: number) => number) => void;
 }
+
+/** The selection mask that takes them all. */
+const ALL_SELECTIONS = -1;
 
 /** The bf16-steps flag of the task-family kernels. */
 function stepFlag(step: 'F32' | 'BF16'): number {

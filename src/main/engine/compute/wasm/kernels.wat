@@ -709,13 +709,15 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; dfind, dsums and normsq follow one order per selection (model, input): a thread takes whole ones,
+  ;; those whose bit is set in $models.
   ;; dfind: where the ties at a magnitude threshold stop being kept. For selection j: its bits
   ;; (i32 at $params + 4j) and the rank wanted among the elements whose |δ| has them (i32 at
   ;; $params + 64 + 4j). At $result + 8j: the count of such elements seen, up to the wanted one, and
   ;; its window index once seen (−1 until then; the host sets both before each window).
   (func (export "dfind")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
-    (param $start i32) (param $end i32) (param $result i32) (param $bf_in i32) (param $flags i32) (param $scratch i32)
+    (param $start i32) (param $end i32) (param $result i32) (param $bf_in i32) (param $flags i32) (param $models i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $r i32)
     (local $i i32) (local $stop i32) (local $tv v128) (local $seen i32) (local $want i32) (local $mask i32) (local $pop i32) (local $lane i32)
     (local.set $pd (call $scratch_tile (local.get $scratch) (i32.const 3)))
@@ -730,6 +732,8 @@
         (block $models_done
           (loop $models
             (br_if $models_done (i32.ge_u (local.get $j) (local.get $count)))
+            (block $skip
+            (br_if $skip (i32.eqz (i32.and (local.get $models) (i32.shl (i32.const 1) (local.get $j)))))
             (local.set $r (i32.add (local.get $result) (i32.shl (local.get $j) (i32.const 3))))
             (if (i32.lt_s (i32.load offset=4 (local.get $r)) (i32.const 0))
               (then
@@ -766,6 +770,7 @@
                     (local.set $i (i32.add (local.get $i) (i32.const 16)))
                     (br $next)))
                 (i32.store (local.get $r) (local.get $seen))))
+            )
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $models)))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
@@ -777,7 +782,7 @@
   (func (export "dsums")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $sums i32) (param $bf_in i32) (param $flags i32)
-    (param $idx_lo i32) (param $idx_hi i32) (param $scratch i32)
+    (param $idx_lo i32) (param $idx_hi i32) (param $models i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $pa i32) (local $at i32)
     (local $i i32) (local $stop i32) (local $all f64) (local $kept f64)
     (local.set $pd (call $scratch_tile (local.get $scratch) (i32.const 3)))
@@ -793,6 +798,8 @@
         (block $models_done
           (loop $models
             (br_if $models_done (i32.ge_u (local.get $j) (local.get $count)))
+            (block $skip
+            (br_if $skip (i32.eqz (i32.and (local.get $models) (i32.shl (i32.const 1) (local.get $j)))))
             ;; |δ| before the mask into pa, the kept δ into pd
             (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
                               (local.get $t) (local.get $n) (local.get $pb) (local.get $pa) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
@@ -813,6 +820,7 @@
                 (br $next)))
             (f64.store (local.get $at) (local.get $all))
             (f64.store offset=8 (local.get $at) (local.get $kept))
+            )
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $models)))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
@@ -824,7 +832,7 @@
   ;; f32, then the sum) for the elements of [start, end) at l mod 8, in index order; the host starts
   ;; each call at a lane-0 element. Zeros that pad a window add +0: nothing.
   (func (export "normsq")
-    (param $in i32) (param $seg i32) (param $count i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $state i32) (param $scratch i32)
+    (param $in i32) (param $seg i32) (param $count i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $state i32) (param $models i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $px i32) (local $i i32) (local $stop i32) (local $at i32)
     (local $lo v128) (local $hi v128) (local $x v128) (local $y v128)
     (local.set $t (local.get $start))
@@ -837,6 +845,8 @@
         (block $inputs_done
           (loop $inputs
             (br_if $inputs_done (i32.ge_u (local.get $j) (local.get $count)))
+            (block $skip
+            (br_if $skip (i32.eqz (i32.and (local.get $models) (i32.shl (i32.const 1) (local.get $j)))))
             (local.set $px (call $tile_in (local.get $in) (local.get $seg) (local.get $j) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
             (local.set $at (i32.add (local.get $state) (i32.shl (local.get $j) (i32.const 5))))
             (local.set $lo (v128.load (local.get $at)))
@@ -853,6 +863,7 @@
                 (br $next)))
             (v128.store (local.get $at) (local.get $lo))
             (v128.store offset=16 (local.get $at) (local.get $hi))
+            )
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $inputs)))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
