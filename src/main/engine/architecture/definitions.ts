@@ -19,14 +19,20 @@ function weights(rows: Row[]): WeightInfo[] {
 }
 
 /**
- * Layer templates `PREFIX.${layer_index}.SUFFIX`; with `aliasPrefix`, each also answers to
- * `ALIASPREFIX.${layer_index}.SUFFIX`.
+ * Layer templates `PREFIX.${layer_index}.SUFFIX` (a row may carry flags, as `optional`); with
+ * `aliasPrefix`, each also answers to `ALIASPREFIX.${layer_index}.SUFFIX`.
  */
-function layers(prefix: string, suffixes: string[], aliasPrefix?: string): WeightInfo[] {
-  return suffixes.map((suffix) => ({
+function layers(prefix: string, suffixes: Row[], aliasPrefix?: string): WeightInfo[] {
+  return weights(suffixes).map(({ name: suffix, ...flags }) => ({
     name: `${prefix}.${LAYER_INDEX}.${suffix}`,
+    ...flags,
     ...(aliasPrefix !== undefined ? { aliases: [`${aliasPrefix}.${LAYER_INDEX}.${suffix}`] } : {}),
   }));
+}
+
+/** `[name, { optional: true }]`: a tensor some checkpoints of the family lack (a bias, say). */
+function optional(name: string): Row {
+  return [name, { optional: true }];
 }
 
 const EMBED_TOKENS = 'model.embed_tokens.weight';
@@ -47,7 +53,7 @@ const LLAMA_LAYER = [
 ];
 
 /** A `model.layers.N` decoder as transformers lays most of them out: embeddings, layers, norm and head. */
-function decoder(modelType: string, architectures: string[], layer: string[], post: Row[] = ['model.norm.weight', TIED_LM_HEAD]): ArchitectureDef {
+function decoder(modelType: string, architectures: string[], layer: Row[], post: Row[] = ['model.norm.weight', TIED_LM_HEAD]): ArchitectureDef {
   return {
     modelType,
     architectures,
@@ -191,5 +197,305 @@ const gpt2: ArchitectureDef = {
   numLayersKey: 'n_layer',
 };
 
+/** lm_head that is optional but never read from the embeddings (Cohere ties it; mergekit lists no tied name). */
+const OPTIONAL_LM_HEAD: Row = ['lm_head.weight', { isEmbed: true, optional: true }];
+/** A required, untied lm_head. */
+const LM_HEAD: Row = ['lm_head.weight', { isEmbed: true }];
+
+/**
+ * Mixtral as transformers 5 lays it out: each layer's experts fused into two 3-D tensors
+ * (`gate_up_proj` [experts, 2·intermediate, hidden], `down_proj` [experts, hidden, intermediate])
+ * and the router `mlp.gate`. Checkpoints in the older per-expert layout
+ * (`block_sparse_moe.experts.N.w1.weight`) are converted by mergekit on load; Alloy does not do that yet.
+ */
+const mixtral = decoder('mixtral', ['MixtralForCausalLM'], [
+    'input_layernorm.weight',
+    'self_attn.q_proj.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.weight',
+    'post_attention_layernorm.weight',
+    'mlp.experts.gate_up_proj',
+    'mlp.experts.down_proj',
+    'mlp.gate.weight',
+  ]);
+
+/** Qwen3-MoE, with the same fused experts as Mixtral (and the same caveat for per-expert checkpoints). */
+const qwen3Moe = decoder('qwen3_moe', ['Qwen3MoeForCausalLM'], [
+    'input_layernorm.weight',
+    'mlp.experts.down_proj',
+    'mlp.experts.gate_up_proj',
+    'mlp.gate.weight',
+    'post_attention_layernorm.weight',
+    'self_attn.k_norm.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.q_norm.weight',
+    'self_attn.q_proj.weight',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.weight',
+  ]);
+
+/** Gemma 3's text-only model (`gemma3_text`, as gemma-3-1b ships); the multimodal Gemma3ForConditionalGeneration is not this. */
+const gemma3 = decoder('gemma3_text', ['Gemma3ForCausalLM'], [
+    'input_layernorm.weight',
+    'self_attn.q_proj.weight',
+    'self_attn.q_norm.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.k_norm.weight',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.weight',
+    'post_attention_layernorm.weight',
+    'pre_feedforward_layernorm.weight',
+    'mlp.up_proj.weight',
+    'mlp.gate_proj.weight',
+    'mlp.down_proj.weight',
+    'post_feedforward_layernorm.weight',
+  ]);
+
+/** Command-R: one norm per layer (attention and MLP run in parallel), optional q/k norms. */
+const cohere = decoder('cohere', ['CohereForCausalLM'], [
+    'input_layernorm.weight',
+    'mlp.down_proj.weight',
+    'mlp.gate_proj.weight',
+    'mlp.up_proj.weight',
+    'self_attn.q_norm.weight',
+    'self_attn.q_proj.weight',
+    'self_attn.k_norm.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.weight',
+  ], ['model.norm.weight', OPTIONAL_LM_HEAD]);
+
+const cohere2 = decoder('cohere2', ['Cohere2ForCausalLM'], [
+    'self_attn.q_proj.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.weight',
+    'mlp.gate_proj.weight',
+    'mlp.up_proj.weight',
+    'mlp.down_proj.weight',
+    'input_layernorm.weight',
+  ], ['model.norm.weight', OPTIONAL_LM_HEAD]);
+
+/** StarCoder2: LayerNorms and projections with biases; lm_head listed before the final norm. */
+const starcoder2 = decoder('starcoder2', ['Starcoder2ForCausalLM'], [
+    'input_layernorm.bias',
+    'input_layernorm.weight',
+    'self_attn.q_proj.bias',
+    'self_attn.q_proj.weight',
+    'self_attn.k_proj.bias',
+    'self_attn.k_proj.weight',
+    'self_attn.v_proj.bias',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.bias',
+    'self_attn.o_proj.weight',
+    'post_attention_layernorm.bias',
+    'post_attention_layernorm.weight',
+    'mlp.c_fc.bias',
+    'mlp.c_fc.weight',
+    'mlp.c_proj.bias',
+    'mlp.c_proj.weight',
+  ], [TIED_LM_HEAD, 'model.norm.bias', 'model.norm.weight']);
+
+/** OLMo 2: norms after attention and MLP (no input norm), q/k norms. */
+const olmo2 = decoder('olmo2', ['Olmo2ForCausalLM'], [
+    'self_attn.q_proj.weight',
+    'self_attn.q_norm.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.k_norm.weight',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.weight',
+    'post_attention_layernorm.weight',
+    'mlp.up_proj.weight',
+    'mlp.gate_proj.weight',
+    'mlp.down_proj.weight',
+    'post_feedforward_layernorm.weight',
+  ]);
+
+/** IBM Granite: llama's tensors, every projection bias optional. */
+const granite = decoder('granite', ['GraniteForCausalLM'], [
+    'input_layernorm.weight',
+    'self_attn.q_proj.weight',
+    optional('self_attn.q_proj.bias'),
+    'self_attn.k_proj.weight',
+    optional('self_attn.k_proj.bias'),
+    'self_attn.v_proj.weight',
+    optional('self_attn.v_proj.bias'),
+    'self_attn.o_proj.weight',
+    optional('self_attn.o_proj.bias'),
+    'post_attention_layernorm.weight',
+    'mlp.gate_proj.weight',
+    optional('mlp.gate_proj.bias'),
+    'mlp.up_proj.weight',
+    optional('mlp.up_proj.bias'),
+    'mlp.down_proj.weight',
+    optional('mlp.down_proj.bias'),
+  ]);
+
+/** GLM-4 (0414): fused gate_up_proj, four norms a layer, optional q/k/v biases. */
+const glm4 = decoder('glm4', ['Glm4ForCausalLM'], [
+    'input_layernorm.weight',
+    'mlp.down_proj.weight',
+    'mlp.gate_up_proj.weight',
+    'post_attention_layernorm.weight',
+    'post_mlp_layernorm.weight',
+    'post_self_attn_layernorm.weight',
+    'self_attn.q_proj.weight',
+    optional('self_attn.q_proj.bias'),
+    'self_attn.k_proj.weight',
+    optional('self_attn.k_proj.bias'),
+    'self_attn.v_proj.weight',
+    optional('self_attn.v_proj.bias'),
+    'self_attn.o_proj.weight',
+  ]);
+
+/** Arcee (AFM): llama without a gate projection. */
+const arcee = decoder('arcee', ['ArceeForCausalLM'], [
+    'input_layernorm.weight',
+    'mlp.down_proj.weight',
+    'mlp.up_proj.weight',
+    'post_attention_layernorm.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.o_proj.weight',
+    'self_attn.q_proj.weight',
+    'self_attn.v_proj.weight',
+  ]);
+
+/** Upstage's Solar (remote code). mergekit's lm_head falls back to `model.lm_head.weight`, not the embeddings. */
+const solar = decoder('solar', ['SolarForCausalLM'], [
+    'input_layernorm.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.q_proj.weight',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.weight',
+    'post_attention_layernorm.weight',
+    'mlp.gate_proj.weight',
+    'mlp.up_proj.weight',
+    'mlp.down_proj.weight',
+  ], ['model.norm.weight', ['lm_head.weight', { isEmbed: true, optional: true, tiedNames: ['model.lm_head.weight'] }]]);
+
+/** StableLM 2 as transformers ships it (`stablelm`): LayerNorms with biases, optional q/k/v biases. */
+const stablelm = decoder('stablelm', ['StableLmForCausalLM'], [
+    'input_layernorm.weight',
+    'input_layernorm.bias',
+    'mlp.down_proj.weight',
+    'mlp.gate_proj.weight',
+    'mlp.up_proj.weight',
+    'post_attention_layernorm.weight',
+    'post_attention_layernorm.bias',
+    'self_attn.q_proj.weight',
+    optional('self_attn.q_proj.bias'),
+    'self_attn.k_proj.weight',
+    optional('self_attn.k_proj.bias'),
+    'self_attn.v_proj.weight',
+    optional('self_attn.v_proj.bias'),
+    'self_attn.o_proj.weight',
+  ], ['model.norm.weight', 'model.norm.bias', LM_HEAD]);
+
+/** The original StableLM remote-code checkpoints (`stablelm_epoch`, StableLM-3B-4E1T). Its final norm has no bias listed. */
+const stablelmEpoch = decoder('stablelm_epoch', ['StableLMEpochForCausalLM'], [
+    'input_layernorm.weight',
+    'input_layernorm.bias',
+    'self_attn.q_proj.weight',
+    'self_attn.k_proj.weight',
+    'self_attn.v_proj.weight',
+    'self_attn.o_proj.weight',
+    'post_attention_layernorm.weight',
+    'post_attention_layernorm.bias',
+    'mlp.up_proj.weight',
+    'mlp.gate_proj.weight',
+    'mlp.down_proj.weight',
+  ], ['model.norm.weight', LM_HEAD]);
+
+/** InternLM2 (remote code): fused wqkv, its own names, `output` as the LM head. */
+const internlm2: ArchitectureDef = {
+  modelType: 'internlm2',
+  architectures: ['InternLM2ForCausalLM'],
+  preWeights: weights([['model.tok_embeddings.weight', { isEmbed: true }]]),
+  layerWeights: layers('model.layers', [
+    'attention_norm.weight',
+    'ffn_norm.weight',
+    'attention.wqkv.weight',
+    'attention.wo.weight',
+    'feed_forward.w1.weight',
+    'feed_forward.w2.weight',
+    'feed_forward.w3.weight',
+  ]),
+  postWeights: weights(['model.norm.weight', ['output.weight', { isEmbed: true, optional: true, tiedNames: ['model.tok_embeddings.weight'] }]]),
+  numLayersKey: 'num_hidden_layers',
+};
+
+/** EXAONE 3 in its checkpoint names (`transformer.h.N`), which transformers renames on load but mergekit reads as stored. */
+const exaone: ArchitectureDef = {
+  modelType: 'exaone',
+  architectures: ['ExaoneForCausalLM'],
+  preWeights: weights([['transformer.wte.weight', { isEmbed: true }]]),
+  layerWeights: layers('transformer.h', [
+    'ln_1.weight',
+    'attn.attention.q_proj.weight',
+    'attn.attention.k_proj.weight',
+    'attn.attention.v_proj.weight',
+    'attn.attention.out_proj.weight',
+    'ln_2.weight',
+    'mlp.c_fc_0.weight',
+    'mlp.c_fc_1.weight',
+    'mlp.c_proj.weight',
+  ]),
+  postWeights: weights(['transformer.ln_f.weight', LM_HEAD]),
+  numLayersKey: 'num_hidden_layers',
+};
+
+/** Falcon with the new decoder layout (40B, 180B, Falcon-11B): separate attention and MLP norms, no linear biases. */
+const falcon: ArchitectureDef = {
+  modelType: 'falcon',
+  architectures: ['FalconForCausalLM'],
+  preWeights: weights([['transformer.word_embeddings.weight', { isEmbed: true }]]),
+  layerWeights: layers('transformer.h', [
+    'ln_attn.bias',
+    'ln_attn.weight',
+    'ln_mlp.bias',
+    'ln_mlp.weight',
+    'mlp.dense_4h_to_h.weight',
+    'mlp.dense_h_to_4h.weight',
+    'self_attention.dense.weight',
+    'self_attention.query_key_value.weight',
+  ]),
+  postWeights: weights(['transformer.ln_f.weight', 'transformer.ln_f.bias', LM_HEAD]),
+  numLayersKey: 'num_hidden_layers',
+};
+
+/**
+ * GPT-NeoX (Pythia) as its checkpoints were saved: each layer also stores the attention mask
+ * (`attention.bias`), `attention.masked_bias` and the rotary `inv_freq` buffers, and mergekit requires them.
+ */
+const gptNeox: ArchitectureDef = {
+  modelType: 'gpt_neox',
+  architectures: ['GPTNeoXForCausalLM'],
+  preWeights: weights([['gpt_neox.embed_in.weight', { isEmbed: true }]]),
+  layerWeights: layers('gpt_neox.layers', [
+    'attention.dense.weight',
+    'attention.dense.bias',
+    'attention.query_key_value.weight',
+    'attention.query_key_value.bias',
+    'input_layernorm.weight',
+    'input_layernorm.bias',
+    'mlp.dense_4h_to_h.weight',
+    'mlp.dense_4h_to_h.bias',
+    'mlp.dense_h_to_4h.weight',
+    'mlp.dense_h_to_4h.bias',
+    'post_attention_layernorm.weight',
+    'post_attention_layernorm.bias',
+    'attention.bias',
+    'attention.masked_bias',
+    'attention.rotary_emb.inv_freq',
+  ]),
+  postWeights: weights(['gpt_neox.final_layer_norm.bias', 'gpt_neox.final_layer_norm.weight', ['embed_out.weight', { isEmbed: true }]]),
+  numLayersKey: 'num_hidden_layers',
+};
+
 /** Every definition, in no significant order: lookup is by class name, then by `model_type`. */
-export const ARCHITECTURES: readonly ArchitectureDef[] = [llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, phi, phiMsft, gpt2];
+export const ARCHITECTURES: readonly ArchitectureDef[] = [
+  llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, phi, phiMsft, gpt2,
+  mixtral, qwen3Moe, gemma3, cohere, cohere2, starcoder2, olmo2, granite, glm4, arcee, solar,
+  stablelm, stablelmEpoch, internlm2, exaone, falcon, gptNeox,
+];
