@@ -128,6 +128,109 @@ def extra_models():
     if not os.path.exists(os.path.join(MODELS, "llama-vocab56")):
         # A fine-tune with 8 more token rows, as a model with added tokens has.
         make_model("llama-vocab56", 9, base_seed=1, vocab=56)
+    arch_models()
+
+
+# Tiny models of other families: (config.json fields beyond TINY, None to leave one out; seed; with a base model for slerp/ties).
+# Their tensor names and shapes are those of transformers' own model for the config (as save_pretrained
+# writes them), so mergekit and Alloy both read what a real checkpoint of that family holds.
+TINY = {"hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": 2, "num_attention_heads": HEADS, "num_key_value_heads": KV,
+        "head_dim": HIDDEN // HEADS, "vocab_size": VOCAB, "max_position_embeddings": 64, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+        "tie_word_embeddings": False, "torch_dtype": "float32"}
+ARCH_MODELS = {
+    "mixtral": ({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "num_local_experts": 4, "num_experts_per_tok": 2}, 101, True),
+    "qwen3moe": ({"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
+                  "decoder_sparse_step": 1, "mlp_only_layers": []}, 111, True),
+    # Gemma 3 ties its LM head (lm_head.weight is absent): the optional head is skipped by both.
+    "gemma3": ({"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "tie_word_embeddings": True, "sliding_window": 16,
+                "query_pre_attn_scalar": 4}, 121, True),
+    "cohere": ({"architectures": ["CohereForCausalLM"], "model_type": "cohere", "tie_word_embeddings": True, "use_qk_norm": True}, 131, False),
+    "cohere2": ({"architectures": ["Cohere2ForCausalLM"], "model_type": "cohere2", "tie_word_embeddings": True, "sliding_window": 16}, 141, False),
+    "starcoder2": ({"architectures": ["Starcoder2ForCausalLM"], "model_type": "starcoder2", "use_bias": True}, 151, False),
+    "olmo2": ({"architectures": ["Olmo2ForCausalLM"], "model_type": "olmo2"}, 161, False),
+    "granite": ({"architectures": ["GraniteForCausalLM"], "model_type": "granite", "attention_bias": True, "mlp_bias": False}, 171, False),
+    "glm4": ({"architectures": ["Glm4ForCausalLM"], "model_type": "glm4", "attention_bias": True}, 181, False),
+    "arcee": ({"architectures": ["ArceeForCausalLM"], "model_type": "arcee"}, 191, False),
+    "stablelm": ({"architectures": ["StableLmForCausalLM"], "model_type": "stablelm", "use_qkv_bias": True}, 201, False),
+    "exaone": ({"architectures": ["ExaoneForCausalLM"], "model_type": "exaone"}, 211, False),
+    "falcon": ({"architectures": ["FalconForCausalLM"], "model_type": "falcon", "new_decoder_architecture": True, "num_kv_heads": KV, "bias": False,
+                "parallel_attn": True, "ffn_hidden_size": INTER, "head_dim": None, "num_key_value_heads": None, "intermediate_size": None}, 221, False),
+    "gptneox": ({"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "use_parallel_residual": True, "rotary_pct": 0.5}, 231, False),
+}
+# EXAONE checkpoints keep their original names, which transformers renames on load (conversion_mapping.py).
+EXAONE_NAMES = [("model.embed_tokens.", "transformer.wte."), ("model.layers.", "transformer.h."), ("model.norm.", "transformer.ln_f."),
+                (".self_attn.o_proj.", ".attn.attention.out_proj."), (".self_attn.", ".attn.attention."), (".input_layernorm.", ".ln_1."),
+                (".post_attention_layernorm.", ".ln_2."), (".mlp.gate_proj.", ".mlp.c_fc_0."), (".mlp.up_proj.", ".mlp.c_fc_1."), (".mlp.down_proj.", ".mlp.c_proj.")]
+
+
+def arch_tensor_shapes(fields):
+    """The tensors transformers' model for this config holds, in its order, as a checkpoint stores them."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kwargs = {k: v for k, v in fields.items() if k not in ("architectures", "model_type", "torch_dtype")}
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(fields["model_type"], **kwargs))
+    shapes = [(name, tuple(t.shape)) for name, t in model.state_dict().items()]
+    if fields.get("tie_word_embeddings"):
+        shapes = [(n, s) for n, s in shapes if n != "lm_head.weight"]
+    if fields["model_type"] == "exaone":
+        renamed = []
+        for n, s in shapes:
+            for old, new in EXAONE_NAMES:
+                n = n.replace(old, new)
+            renamed.append((n, s))
+        shapes = renamed
+    if fields["model_type"] == "gpt_neox":
+        # transformers calls the head lm_head; GPT-NeoX checkpoints (Pythia) store it as embed_out.
+        shapes = [("embed_out.weight" if n == "lm_head.weight" else n, s) for n, s in shapes]
+        # Pythia's checkpoints also store each layer's causal mask, masked_bias and rotary inv_freq buffers.
+        layers = fields["num_hidden_layers"]
+        extra = [(f"gpt_neox.layers.{i}.attention.{n}", s) for i in range(layers) for n, s in (("bias", (1, 1, 8, 8)), ("masked_bias", ()), ("rotary_emb.inv_freq", (1,)))]
+        shapes += extra
+    return shapes
+
+
+def buffer_value(name, shape):
+    if name.endswith("attention.bias"):
+        return torch.tril(torch.ones(shape))
+    if name.endswith("masked_bias"):
+        return torch.tensor(-1e9)
+    return torch.tensor([1.0])
+
+
+def make_arch_model(name, fields, seed, base_seed=None):
+    out = os.path.join(MODELS, name)
+    os.makedirs(out, exist_ok=True)
+    tensors = {}
+    for i, (tname, shape) in enumerate(arch_tensor_shapes(fields)):
+        if tname.endswith(("attention.bias", "masked_bias", "inv_freq")) and "gpt_neox" in tname:
+            tensors[tname] = buffer_value(tname, shape)
+            continue
+        g = torch.Generator().manual_seed((base_seed if base_seed is not None else seed) * 1000 + i)
+        w = torch.randn(shape, generator=g) * 0.2
+        if "norm" in tname or ".ln_" in tname:
+            w = w * 0.1 + (0 if tname.endswith("bias") else 1)
+        if base_seed is not None:
+            g2 = torch.Generator().manual_seed(seed * 7919 + i)
+            w = w + torch.randn(shape, generator=g2) * 0.05
+        tensors[tname] = w.contiguous()
+    save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(fields, f, indent=2)
+
+
+def arch_models():
+    for arch, (extra, seed, with_base) in ARCH_MODELS.items():
+        if os.path.exists(os.path.join(MODELS, f"{arch}-ft1")):
+            continue
+        fields = {k: v for k, v in {**TINY, **extra}.items() if v is not None}
+        if arch == "exaone":
+            # EXAONE's config.json names the layer count num_layers (transformers maps it to num_hidden_layers).
+            fields["num_layers"] = fields.pop("num_hidden_layers")
+        if with_base:
+            make_arch_model(f"{arch}-base", fields, seed)
+        make_arch_model(f"{arch}-ft1", fields, seed + 1, base_seed=seed)
+        make_arch_model(f"{arch}-ft2", fields, seed + 2, base_seed=seed)
 
 
 def lora():
@@ -413,6 +516,44 @@ dtype: float32
                    4: "weight: 0.14, density: 0.52", 5: "weight: 0.14, density: 0.52", 6: "weight: 0.08, density: 0.08"}, dtype="dtype: bfloat16\n"),
         "stats", "dare_ties", "Yi-34B-200K-DARE-merge-v5 shape: eight models, int8_mask"),
 })
+
+
+def arch_linear(arch):
+    return f"""merge_method: linear
+models:
+  - model: {M}{arch}-ft1
+    parameters: {{weight: 0.6}}
+  - model: {M}{arch}-ft2
+    parameters: {{weight: 0.4}}
+dtype: float32
+"""
+
+
+def arch_slerp(arch):
+    return f"""merge_method: slerp
+base_model: {M}{arch}-base
+models:
+  - model: {M}{arch}-base
+  - model: {M}{arch}-ft1
+parameters:
+  t: [0.2, 0.8]
+dtype: float32
+"""
+
+
+ARCH_NOTES = {
+    "mixtral": "Mixtral with fused experts (mlp.experts.gate_up_proj, 3-D)", "qwen3moe": "Qwen3-MoE with fused experts",
+    "gemma3": "Gemma 3 text (gemma3_text), tied LM head absent", "cohere": "Command-R, tied LM head absent", "cohere2": "Command R7B, tied LM head absent",
+    "starcoder2": "biases everywhere; lm_head before the final norm", "olmo2": "q/k norms, post-norms only", "granite": "optional q/k/v/o biases present, MLP biases absent",
+    "glm4": "fused gate_up_proj, q/k/v biases", "arcee": "no gate projection", "stablelm": "LayerNorm biases, q/k/v biases",
+    "exaone": "transformer.h names; the config's layer count is num_layers", "falcon": "new decoder architecture (ln_attn, ln_mlp)",
+    "gptneox": "Pythia names, with the stored attention mask, masked_bias (0-d) and inv_freq buffers",
+}
+for _arch in ARCH_MODELS:
+    CASES[f"{_arch}-linear-f32"] = (arch_linear(_arch), "exact", "linear", ARCH_NOTES[_arch])
+CASES["mixtral-slerp-f32"] = (arch_slerp("mixtral"), "f32-reduction", "slerp", "slerp over 3-D expert tensors")
+CASES["gemma3-slerp-f32"] = (arch_slerp("gemma3"), "f32-reduction", "slerp", "Gemma 3 text")
+CASES["qwen3moe-ties-f32"] = (ta("ties", {}, models=("qwen3moe-ft1", "qwen3moe-ft2"), base="qwen3moe-base"), "exact", "ties", "TIES over 3-D expert tensors")
 
 
 SEQUENTIAL = ["llama-ft1", "llama-ft2", "llama-ft3"]

@@ -443,6 +443,7 @@ const exaone: ArchitectureDef = {
   ]),
   postWeights: weights(['transformer.ln_f.weight', LM_HEAD]),
   numLayersKey: 'num_hidden_layers',
+  numLayersAliases: ['num_layers'],
 };
 
 /** Falcon with the new decoder layout (40B, 180B, Falcon-11B): separate attention and MLP norms, no linear biases. */

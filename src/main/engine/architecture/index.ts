@@ -77,7 +77,8 @@ function readArchitectures(config: Record<string, unknown>, configFile: string):
 
 /** The layer count from config.json (`num_hidden_layers`, gpt2's `n_layer`, …; dotted keys reach into nested configs). */
 export function numLayers(def: ArchitectureDef, config: Record<string, unknown>, configFile: string): number {
-  const value = getConfigValue(config, def.numLayersKey);
+  let value = getConfigValue(config, def.numLayersKey);
+  for (const alias of def.numLayersAliases ?? []) if (value === undefined) value = getConfigValue(config, alias);
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
     const found = value === undefined ? 'is missing' : `is ${JSON.stringify(value)}, not a layer count`;
     throw new EngineError(`${configFile}: "${def.numLayersKey}" ${found} (a ${def.modelType} model keeps its number of layers there)`, {

@@ -35,4 +35,9 @@ export interface ArchitectureDef {
   postWeights: WeightInfo[];
   /** config.json key holding the layer count (dotted for nested configs). */
   numLayersKey: string;
+  /**
+   * Other config.json keys transformers reads as the layer count (its config class's
+   * `attribute_map`), tried in order when `numLayersKey` is absent: EXAONE's configs say `num_layers`.
+   */
+  numLayersAliases?: string[];
 }
