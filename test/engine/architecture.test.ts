@@ -117,6 +117,142 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
     n_positions: 1024,
     vocab_size: 50257,
   },
+  'mistralai/Mixtral-8x7B-v0.1': {
+    architectures: ['MixtralForCausalLM'],
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    model_type: 'mixtral',
+    num_attention_heads: 32,
+    num_experts_per_tok: 2,
+    num_hidden_layers: 32,
+    num_key_value_heads: 8,
+    num_local_experts: 8,
+    torch_dtype: 'bfloat16',
+    vocab_size: 32000,
+  },
+  'Qwen/Qwen3-30B-A3B': {
+    architectures: ['Qwen3MoeForCausalLM'],
+    hidden_size: 2048,
+    model_type: 'qwen3_moe',
+    moe_intermediate_size: 768,
+    num_experts: 128,
+    num_experts_per_tok: 8,
+    num_hidden_layers: 48,
+    torch_dtype: 'bfloat16',
+    vocab_size: 151936,
+  },
+  'google/gemma-3-1b-it': {
+    architectures: ['Gemma3ForCausalLM'],
+    hidden_size: 1152,
+    model_type: 'gemma3_text',
+    num_attention_heads: 4,
+    num_hidden_layers: 26,
+    num_key_value_heads: 1,
+    sliding_window: 512,
+    torch_dtype: 'bfloat16',
+    vocab_size: 262144,
+  },
+  'CohereForAI/c4ai-command-r-v01': {
+    architectures: ['CohereForCausalLM'],
+    hidden_size: 8192,
+    logit_scale: 0.0625,
+    model_type: 'cohere',
+    num_hidden_layers: 40,
+    use_qk_norm: false,
+    vocab_size: 256000,
+  },
+  'CohereForAI/c4ai-command-r7b-12-2024': {
+    architectures: ['Cohere2ForCausalLM'],
+    hidden_size: 4096,
+    model_type: 'cohere2',
+    num_hidden_layers: 32,
+    sliding_window: 4096,
+    vocab_size: 256000,
+  },
+  'bigcode/starcoder2-3b': {
+    architectures: ['Starcoder2ForCausalLM'],
+    hidden_size: 3072,
+    model_type: 'starcoder2',
+    num_hidden_layers: 30,
+    use_bias: true,
+    vocab_size: 49152,
+  },
+  'allenai/OLMo-2-1124-7B': {
+    architectures: ['Olmo2ForCausalLM'],
+    hidden_size: 4096,
+    model_type: 'olmo2',
+    num_hidden_layers: 32,
+    vocab_size: 100352,
+  },
+  'ibm-granite/granite-3.1-2b-instruct': {
+    architectures: ['GraniteForCausalLM'],
+    attention_bias: false,
+    hidden_size: 2048,
+    model_type: 'granite',
+    num_hidden_layers: 40,
+    tie_word_embeddings: true,
+    vocab_size: 49155,
+  },
+  'LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct': {
+    architectures: ['ExaoneForCausalLM'],
+    hidden_size: 2560,
+    model_type: 'exaone',
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    num_layers: 30,
+    vocab_size: 102400,
+  },
+  'stabilityai/stablelm-2-1_6b': {
+    architectures: ['StableLmForCausalLM'],
+    hidden_size: 2048,
+    model_type: 'stablelm',
+    num_hidden_layers: 24,
+    use_qkv_bias: true,
+    vocab_size: 100352,
+  },
+  'stabilityai/stablelm-3b-4e1t': {
+    architectures: ['StableLMEpochForCausalLM'],
+    auto_map: { AutoConfig: 'configuration_stablelm_epoch.StableLMEpochConfig', AutoModelForCausalLM: 'modeling_stablelm_epoch.StableLMEpochForCausalLM' },
+    hidden_size: 2560,
+    model_type: 'stablelm_epoch',
+    num_hidden_layers: 32,
+    vocab_size: 50304,
+  },
+  'internlm/internlm2_5-7b-chat': {
+    architectures: ['InternLM2ForCausalLM'],
+    auto_map: { AutoConfig: 'configuration_internlm2.InternLM2Config', AutoModelForCausalLM: 'modeling_internlm2.InternLM2ForCausalLM' },
+    hidden_size: 4096,
+    model_type: 'internlm2',
+    num_hidden_layers: 32,
+    vocab_size: 92544,
+  },
+  'THUDM/GLM-4-9B-0414': {
+    architectures: ['Glm4ForCausalLM'],
+    attention_bias: true,
+    hidden_size: 4096,
+    model_type: 'glm4',
+    num_hidden_layers: 40,
+    vocab_size: 151552,
+  },
+  'tiiuae/falcon-40b': {
+    architectures: ['FalconForCausalLM'],
+    hidden_size: 8192,
+    model_type: 'falcon',
+    new_decoder_architecture: true,
+    num_attention_heads: 128,
+    num_hidden_layers: 60,
+    num_kv_heads: 8,
+    vocab_size: 65024,
+  },
+  'EleutherAI/pythia-160m': {
+    architectures: ['GPTNeoXForCausalLM'],
+    hidden_size: 768,
+    model_type: 'gpt_neox',
+    num_attention_heads: 12,
+    num_hidden_layers: 12,
+    rotary_pct: 0.25,
+    vocab_size: 50304,
+  },
 };
 
 const EXPECTED: Record<string, { modelType: string; layers: number }> = {
@@ -128,6 +264,21 @@ const EXPECTED: Record<string, { modelType: string; layers: number }> = {
   'google/gemma-2-2b': { modelType: 'gemma2', layers: 26 },
   'microsoft/Phi-3-mini-4k-instruct': { modelType: 'phi3', layers: 32 },
   'openai-community/gpt2': { modelType: 'gpt2', layers: 12 },
+  'mistralai/Mixtral-8x7B-v0.1': { modelType: 'mixtral', layers: 32 },
+  'Qwen/Qwen3-30B-A3B': { modelType: 'qwen3_moe', layers: 48 },
+  'google/gemma-3-1b-it': { modelType: 'gemma3_text', layers: 26 },
+  'CohereForAI/c4ai-command-r-v01': { modelType: 'cohere', layers: 40 },
+  'CohereForAI/c4ai-command-r7b-12-2024': { modelType: 'cohere2', layers: 32 },
+  'bigcode/starcoder2-3b': { modelType: 'starcoder2', layers: 30 },
+  'allenai/OLMo-2-1124-7B': { modelType: 'olmo2', layers: 32 },
+  'ibm-granite/granite-3.1-2b-instruct': { modelType: 'granite', layers: 40 },
+  'LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct': { modelType: 'exaone', layers: 30 },
+  'stabilityai/stablelm-2-1_6b': { modelType: 'stablelm', layers: 24 },
+  'stabilityai/stablelm-3b-4e1t': { modelType: 'stablelm_epoch', layers: 32 },
+  'internlm/internlm2_5-7b-chat': { modelType: 'internlm2', layers: 32 },
+  'THUDM/GLM-4-9B-0414': { modelType: 'glm4', layers: 40 },
+  'tiiuae/falcon-40b': { modelType: 'falcon', layers: 60 },
+  'EleutherAI/pythia-160m': { modelType: 'gpt_neox', layers: 12 },
 };
 
 function resolve(id: string): ArchitectureDef {
@@ -211,6 +362,17 @@ describe('numLayers', () => {
     expect(bad.message).toContain('is "16", not a layer count');
   });
 
+  it('reads the layer count under a key transformers maps onto it (EXAONE\'s num_layers), the main key first', () => {
+    const exaone = resolve('LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct');
+    expect(exaone.numLayersKey).toBe('num_hidden_layers');
+    expect(numLayers(exaone, { num_layers: 30 }, 'c.json')).toBe(30);
+    expect(numLayers(exaone, { num_hidden_layers: 4, num_layers: 30 }, 'c.json')).toBe(4);
+    const missing = thrown(() => numLayers(exaone, {}, '/m/config.json'));
+    expect(missing.message).toContain('"num_hidden_layers" is missing');
+    // Other families do not read num_layers.
+    expect(() => numLayers(resolve('meta-llama/Llama-3.2-1B'), { num_layers: 30 }, 'c.json')).toThrow(EngineError);
+  });
+
   it('follows dotted keys into nested configs', () => {
     const nested: ArchitectureDef = { ...resolve('meta-llama/Llama-3.2-1B'), numLayersKey: 'text_config.num_hidden_layers' };
     expect(numLayers(nested, { text_config: { num_hidden_layers: 7 } }, 'c.json')).toBe(7);
@@ -265,6 +427,68 @@ describe('layer templates', () => {
     expect(gpt2.postWeights[2]).toEqual({ name: 'lm_head.weight', isEmbed: true, optional: true, tiedNames: ['transformer.wte.weight', 'wte.weight'] });
   });
 
+  it('names the fused experts of Mixtral and Qwen3-MoE as transformers 5 holds them', () => {
+    const mixtral = layerWeights(resolve('mistralai/Mixtral-8x7B-v0.1'), 31).map((w) => w.name);
+    expect(mixtral.slice(-3)).toEqual(['model.layers.31.mlp.experts.gate_up_proj', 'model.layers.31.mlp.experts.down_proj', 'model.layers.31.mlp.gate.weight']);
+    expect(mixtral.some((n) => n.includes('block_sparse_moe'))).toBe(false);
+    const qwen = layerWeights(resolve('Qwen/Qwen3-30B-A3B'), 0).map((w) => w.name);
+    expect(qwen.slice(1, 4)).toEqual(['model.layers.0.mlp.experts.down_proj', 'model.layers.0.mlp.experts.gate_up_proj', 'model.layers.0.mlp.gate.weight']);
+  });
+
+  it('keeps optional biases optional (granite, glm4, stablelm) and the rest required', () => {
+    const granite = layerWeights(resolve('ibm-granite/granite-3.1-2b-instruct'), 2);
+    expect(granite).toHaveLength(16);
+    expect(granite.filter((w) => w.optional).map((w) => w.name.replace('model.layers.2.', ''))).toEqual([
+      'self_attn.q_proj.bias',
+      'self_attn.k_proj.bias',
+      'self_attn.v_proj.bias',
+      'self_attn.o_proj.bias',
+      'mlp.gate_proj.bias',
+      'mlp.up_proj.bias',
+      'mlp.down_proj.bias',
+    ]);
+    expect(granite.filter((w) => !w.optional).every((w) => w.name.endsWith('.weight'))).toBe(true);
+    expect(layerWeights(resolve('THUDM/GLM-4-9B-0414'), 0).filter((w) => w.optional)).toHaveLength(3);
+    const stablelm = resolve('stabilityai/stablelm-2-1_6b');
+    expect(layerWeights(stablelm, 0).filter((w) => w.optional).map((w) => w.name)).toEqual([
+      'model.layers.0.self_attn.q_proj.bias',
+      'model.layers.0.self_attn.k_proj.bias',
+      'model.layers.0.self_attn.v_proj.bias',
+    ]);
+    expect(stablelm.postWeights.map((w) => w.name)).toEqual(['model.norm.weight', 'model.norm.bias', 'lm_head.weight']);
+  });
+
+  it('has each family\'s own heads: tied, untied-optional, required, or under another name', () => {
+    // Cohere ties its head without naming the embeddings as a fallback; Gemma 3 falls back to them.
+    expect(resolve('CohereForAI/c4ai-command-r-v01').postWeights[1]).toEqual({ name: 'lm_head.weight', isEmbed: true, optional: true });
+    expect(resolve('CohereForAI/c4ai-command-r7b-12-2024').postWeights[1]).toEqual({ name: 'lm_head.weight', isEmbed: true, optional: true });
+    expect(resolve('google/gemma-3-1b-it').postWeights[1]).toEqual({ name: 'lm_head.weight', isEmbed: true, optional: true, tiedNames: ['model.embed_tokens.weight'] });
+    // StarCoder2 lists its head before the final norm.
+    expect(resolve('bigcode/starcoder2-3b').postWeights.map((w) => w.name)).toEqual(['lm_head.weight', 'model.norm.bias', 'model.norm.weight']);
+    expect(resolve('internlm/internlm2_5-7b-chat').postWeights[1]).toEqual({ name: 'output.weight', isEmbed: true, optional: true, tiedNames: ['model.tok_embeddings.weight'] });
+    expect(resolve('tiiuae/falcon-40b').postWeights[2]).toEqual({ name: 'lm_head.weight', isEmbed: true });
+    const neox = resolve('EleutherAI/pythia-160m');
+    expect(neox.preWeights).toEqual([{ name: 'gpt_neox.embed_in.weight', isEmbed: true }]);
+    expect(neox.postWeights[2]).toEqual({ name: 'embed_out.weight', isEmbed: true });
+    expect(layerWeights(neox, 3).slice(-3).map((w) => w.name)).toEqual([
+      'gpt_neox.layers.3.attention.bias',
+      'gpt_neox.layers.3.attention.masked_bias',
+      'gpt_neox.layers.3.attention.rotary_emb.inv_freq',
+    ]);
+    const exaone = resolve('LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct');
+    expect(exaone.preWeights[0]!.name).toBe('transformer.wte.weight');
+    expect(layerWeights(exaone, 1)[4]!.name).toBe('transformer.h.1.attn.attention.out_proj.weight');
+    const solar = resolveArchitecture({ architectures: ['SolarForCausalLM'], model_type: 'solar', num_hidden_layers: 64 }, 'c.json');
+    expect(solar.postWeights[1]!.tiedNames).toEqual(['model.lm_head.weight']);
+  });
+
+  it('gives every class name one definition, except PhiForCausalLM', () => {
+    const owners = new Map<string, string[]>();
+    for (const def of ARCHITECTURES) for (const a of def.architectures) owners.set(a, [...(owners.get(a) ?? []), def.modelType]);
+    expect([...owners].filter(([, types]) => types.length > 1)).toEqual([['PhiForCausalLM', ['phi', 'phi-msft']]]);
+    expect(owners.size).toBe(27);
+  });
+
   it('lists every weight of a model in merge order', () => {
     const gemma2 = resolve('google/gemma-2-2b');
     const all = allWeights(gemma2, 2).map((w) => w.name);
@@ -285,6 +509,13 @@ describe('layerOfTensor', () => {
     expect(layerOfTensor(llama, 'model.norm.weight')).toBeUndefined();
     expect(layerOfTensor(llama, 'lm_head.weight')).toBeUndefined();
     expect(layerOfTensor(llama, 'model.layers.x.weight')).toBeUndefined();
+  });
+
+  it('finds layers under transformer.h (falcon, exaone) and gpt_neox.layers', () => {
+    expect(layerOfTensor(resolve('tiiuae/falcon-40b'), 'transformer.h.59.ln_mlp.bias')).toBe(59);
+    expect(layerOfTensor(resolve('LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct'), 'transformer.h.2.mlp.c_fc_0.weight')).toBe(2);
+    expect(layerOfTensor(resolve('EleutherAI/pythia-160m'), 'gpt_neox.layers.11.attention.masked_bias')).toBe(11);
+    expect(layerOfTensor(resolve('EleutherAI/pythia-160m'), 'embed_out.weight')).toBeUndefined();
   });
 
   it('knows both gpt2 spellings', () => {
