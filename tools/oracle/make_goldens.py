@@ -157,6 +157,23 @@ ARCH_MODELS = {
                 "parallel_attn": True, "ffn_hidden_size": INTER, "head_dim": None, "num_key_value_heads": None, "intermediate_size": None}, 221, False),
     "gptneox": ({"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "use_parallel_residual": True, "rotary_pct": 0.5}, 231, False),
 }
+# Remote-code families (no class in transformers): a llama's tensors renamed, and a configuration_*.py
+# of a few lines so that AutoConfig loads the config (mergekit runs with --trust-remote-code).
+REMOTE_MODELS = {
+    "solar": ({"architectures": ["SolarForCausalLM"], "model_type": "solar"}, 241, []),
+    "stablelm-epoch": ({"architectures": ["StableLMEpochForCausalLM"], "model_type": "stablelm_epoch", "norm_eps": 1e-5}, 251,
+                       [(".rms_norm_bias", "")]),
+    "internlm2": ({"architectures": ["InternLM2ForCausalLM"], "model_type": "internlm2", "bias": False}, 261,
+                  [("model.embed_tokens.", "model.tok_embeddings."), ("lm_head.", "output."), (".input_layernorm.", ".attention_norm."),
+                   (".post_attention_layernorm.", ".ffn_norm."), (".self_attn.o_proj.", ".attention.wo."), (".mlp.gate_proj.", ".feed_forward.w1."),
+                   (".mlp.down_proj.", ".feed_forward.w2."), (".mlp.up_proj.", ".feed_forward.w3.")]),
+}
+REMOTE_CONFIG = """from transformers import PretrainedConfig
+
+
+class TinyConfig(PretrainedConfig):
+    model_type = "{model_type}"
+"""
 # EXAONE checkpoints keep their original names, which transformers renames on load (conversion_mapping.py).
 EXAONE_NAMES = [("model.embed_tokens.", "transformer.wte."), ("model.layers.", "transformer.h."), ("model.norm.", "transformer.ln_f."),
                 (".self_attn.o_proj.", ".attn.attention.out_proj."), (".self_attn.", ".attn.attention."), (".input_layernorm.", ".ln_1."),
@@ -190,6 +207,23 @@ def arch_tensor_shapes(fields):
     return shapes
 
 
+def remote_tensor_shapes(arch, fields):
+    """A llama's tensors under the remote family's names (InternLM2 fuses q, k, v into wqkv)."""
+    llama = {**fields, "architectures": ["LlamaForCausalLM"], "model_type": "llama"}
+    shapes = []
+    for n, shape in arch_tensor_shapes(llama):
+        if arch == "internlm2" and (".k_proj." in n or ".v_proj." in n):
+            continue
+        if arch == "internlm2" and ".q_proj." in n:
+            n, shape = n.replace(".self_attn.q_proj.", ".attention.wqkv."), (shape[0] + 2 * HIDDEN // HEADS * KV, shape[1])
+        for old, new in REMOTE_MODELS[arch][2]:
+            n = n.replace(old, new)
+        shapes.append((n, shape))
+        if arch == "stablelm-epoch" and n.endswith("layernorm.weight"):
+            shapes.append((n[: -len("weight")] + "bias", shape))
+    return shapes
+
+
 def buffer_value(name, shape):
     if name.endswith("attention.bias"):
         return torch.tril(torch.ones(shape))
@@ -198,11 +232,11 @@ def buffer_value(name, shape):
     return torch.tensor([1.0])
 
 
-def make_arch_model(name, fields, seed, base_seed=None):
+def make_arch_model(name, fields, seed, base_seed=None, shapes=None):
     out = os.path.join(MODELS, name)
     os.makedirs(out, exist_ok=True)
     tensors = {}
-    for i, (tname, shape) in enumerate(arch_tensor_shapes(fields)):
+    for i, (tname, shape) in enumerate(shapes or arch_tensor_shapes(fields)):
         if tname.endswith(("attention.bias", "masked_bias", "inv_freq")) and "gpt_neox" in tname:
             tensors[tname] = buffer_value(tname, shape)
             continue
@@ -231,6 +265,15 @@ def arch_models():
             make_arch_model(f"{arch}-base", fields, seed)
         make_arch_model(f"{arch}-ft1", fields, seed + 1, base_seed=seed)
         make_arch_model(f"{arch}-ft2", fields, seed + 2, base_seed=seed)
+    for arch, (extra, seed, _) in REMOTE_MODELS.items():
+        if os.path.exists(os.path.join(MODELS, f"{arch}-ft1")):
+            continue
+        fields = {**TINY, **extra, "auto_map": {"AutoConfig": "configuration_tiny.TinyConfig"}}
+        shapes = remote_tensor_shapes(arch, {k: v for k, v in TINY.items()})
+        for k, s in ((1, seed + 1), (2, seed + 2)):
+            make_arch_model(f"{arch}-ft{k}", fields, s, base_seed=seed, shapes=shapes)
+            with open(os.path.join(MODELS, f"{arch}-ft{k}", "configuration_tiny.py"), "w") as f:
+                f.write(REMOTE_CONFIG.format(model_type=extra["model_type"]))
 
 
 def lora():
@@ -551,6 +594,9 @@ ARCH_NOTES = {
 }
 for _arch in ARCH_MODELS:
     CASES[f"{_arch}-linear-f32"] = (arch_linear(_arch), "exact", "linear", ARCH_NOTES[_arch])
+for _arch in REMOTE_MODELS:
+    CASES[f"{_arch}-linear-f32"] = (arch_linear(_arch), "exact", "linear", f"remote-code {REMOTE_MODELS[_arch][0]['model_type']}, config loaded with --trust-remote-code")
+    EXTRA_ARGS[f"{_arch}-linear-f32"] = ["--trust-remote-code"]
 CASES["mixtral-slerp-f32"] = (arch_slerp("mixtral"), "f32-reduction", "slerp", "slerp over 3-D expert tensors")
 CASES["gemma3-slerp-f32"] = (arch_slerp("gemma3"), "f32-reduction", "slerp", "Gemma 3 text")
 CASES["qwen3moe-ties-f32"] = (ta("ties", {}, models=("qwen3moe-ft1", "qwen3moe-ft2"), base="qwen3moe-base"), "exact", "ties", "TIES over 3-D expert tensors")
