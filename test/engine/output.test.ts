@@ -60,6 +60,12 @@ describe('makeOutputConfig', () => {
     expect(MISTRAL_CONFIG.torch_dtype).toBe('bfloat16');
   });
 
+  it('writes the layer count under the key the config uses: EXAONE says num_layers', () => {
+    const base = { architectures: ['ExaoneForCausalLM'], model_type: 'exaone', num_layers: 32, hidden_size: 4096, vocab_size: 102400 };
+    const exaone = resolveArchitecture(base, 'config.json');
+    expect(makeOutputConfig({ baseConfig: base, numLayers: 48, def: exaone })).toEqual({ ...base, num_layers: 48 });
+  });
+
   it('keeps the base dtype, renamed, when the recipe sets none', () => {
     const out = makeOutputConfig({ baseConfig: MISTRAL_CONFIG, def: mistral });
     expect(out['dtype']).toBe('bfloat16');

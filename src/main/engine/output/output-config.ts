@@ -37,7 +37,12 @@ export function makeOutputConfig(params: OutputConfigParams): Record<string, unk
   const dtype = outDtype !== undefined ? canonicalDtype(outDtype) : undefined;
   config = withDtypeKey(config, dtype);
 
-  if (numLayers !== undefined && def.numLayersKey) setConfigValue(config, def.numLayersKey, numLayers);
+  if (numLayers !== undefined && def.numLayersKey) {
+    // transformers writes the layer count under the key the config already uses (EXAONE: `num_layers`).
+    const keys = [def.numLayersKey, ...(def.numLayersAliases ?? [])];
+    const present = keys.filter((key) => hasConfigValue(config, key));
+    for (const key of present.length ? present : [def.numLayersKey]) setConfigValue(config, key, numLayers);
+  }
   return config;
 }
 
@@ -75,6 +80,15 @@ function withDtypeKey(config: Record<string, unknown>, dtype: string | undefined
 }
 
 /** mergekit's set_config_value: every part but the last must already exist. */
+function hasConfigValue(config: Record<string, unknown>, key: string): boolean {
+  let obj: unknown = config;
+  for (const part of key.split('.')) {
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj) || !(part in obj)) return false;
+    obj = (obj as Record<string, unknown>)[part];
+  }
+  return true;
+}
+
 function setConfigValue(config: Record<string, unknown>, key: string, value: unknown): void {
   const parts = key.split('.');
   let obj: Record<string, unknown> = config;
