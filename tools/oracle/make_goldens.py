@@ -129,6 +129,45 @@ def extra_models():
         # A fine-tune with 8 more token rows, as a model with added tokens has.
         make_model("llama-vocab56", 9, base_seed=1, vocab=56)
     arch_models()
+    for name in PER_EXPERT_MODELS:
+        if not os.path.exists(os.path.join(MODELS, name.replace("-ft", "-experts-ft"))):
+            per_expert_model(name)
+
+
+# Fused MoE models saved again in the per-expert layout most Hub checkpoints have (as transformers 4 wrote
+# them): same weights, one tensor per expert. For each family, the name of gate, up and down in one expert,
+# and Mixtral's block_sparse_moe (renamed mlp by transformers on load).
+PER_EXPERT_MODELS = {
+    "mixtral-ft1": (("w1", "w3", "w2"), ".block_sparse_moe."),
+    "qwen3moe-ft1": (("gate_proj", "up_proj", "down_proj"), ".mlp."),
+    "qwen3moe-ft2": (("gate_proj", "up_proj", "down_proj"), ".mlp."),
+}
+
+
+def per_expert_model(name):
+    from safetensors.torch import load_file
+
+    (gate, up, down), block = PER_EXPERT_MODELS[name]
+    src = os.path.join(MODELS, name)
+    out = os.path.join(MODELS, name.replace("-ft", "-experts-ft"))
+    os.makedirs(out, exist_ok=True)
+    tensors = {}
+    for tname, t in load_file(os.path.join(src, "model.safetensors")).items():
+        prefix = tname.split(".mlp.")[0] + block
+        if tname.endswith(".mlp.experts.gate_up_proj"):
+            half = t.shape[1] // 2
+            for e in range(t.shape[0]):
+                tensors[f"{prefix}experts.{e}.{gate}.weight"] = t[e, :half].contiguous()
+                tensors[f"{prefix}experts.{e}.{up}.weight"] = t[e, half:].contiguous()
+        elif tname.endswith(".mlp.experts.down_proj"):
+            for e in range(t.shape[0]):
+                tensors[f"{prefix}experts.{e}.{down}.weight"] = t[e].contiguous()
+        elif tname.endswith(".mlp.gate.weight"):
+            tensors[prefix + "gate.weight"] = t
+        else:
+            tensors[tname] = t
+    save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    shutil.copy(os.path.join(src, "config.json"), os.path.join(out, "config.json"))
 
 
 # Tiny models of other families: (config.json fields beyond TINY, None to leave one out; seed; with a base model for slerp/ties).
@@ -599,6 +638,9 @@ for _arch in REMOTE_MODELS:
     EXTRA_ARGS[f"{_arch}-linear-f32"] = ["--trust-remote-code"]
 CASES["mixtral-slerp-f32"] = (arch_slerp("mixtral"), "f32-reduction", "slerp", "slerp over 3-D expert tensors")
 CASES["gemma3-slerp-f32"] = (arch_slerp("gemma3"), "f32-reduction", "slerp", "Gemma 3 text")
+CASES["mixtral-experts-linear-f32"] = (arch_linear("mixtral").replace("mixtral-ft1", "mixtral-experts-ft1"), "exact", "linear",
+                                       "Mixtral per-expert checkpoint (block_sparse_moe.experts.N.w1/w3/w2) merged with a fused one")
+CASES["qwen3moe-experts-linear-f32"] = (arch_linear("qwen3moe-experts"), "exact", "linear", "Qwen3-MoE per-expert checkpoints (mlp.experts.N.gate_proj/up_proj/down_proj)")
 CASES["qwen3moe-ties-f32"] = (ta("ties", {}, models=("qwen3moe-ft1", "qwen3moe-ft2"), base="qwen3moe-base"), "exact", "ties", "TIES over 3-D expert tensors")
 
 

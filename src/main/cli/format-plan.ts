@@ -12,7 +12,7 @@ export function formatPlan(plan: MergePlan): string {
   lines.push(`tensors (${plan.tensors.length}):`);
   for (const t of plan.tensors) {
     const params = Object.entries(t.global).map(([k, v]) => `${k}=${v}`);
-    const sources = t.inputs.map((i) => `[${i.model}]${i.tensor === t.name ? '' : ` ${i.tensor}`} ${i.dtype}@${i.offset}`).join(', ');
+    const sources = t.inputs.map((i) => `[${i.model}]${i.tensor === t.name ? '' : ` ${i.tensor}`} ${i.dtype}${i.parts ? ` from ${i.parts.length} tensors` : `@${i.offset}`}`).join(', ');
     lines.push(`  ${t.name} ${t.dtype}[${t.shape.join(',')}] ${t.kind}${params.length ? ` ${params.join(' ')}` : ''} <- ${sources}`);
   }
   for (const w of plan.warnings) lines.push(`warning: ${w}`);

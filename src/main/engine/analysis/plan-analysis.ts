@@ -107,7 +107,7 @@ function groupWeights(def: ArchitectureDef, layers: number): { group: Omit<Analy
 /** The weight in a model under its name or an alias. */
 function find(folder: ModelFolder, w: WeightInfo): ModelTensor | undefined {
   for (const name of [w.name, ...(w.aliases ?? [])]) {
-    const found = folder.tensors.get(name);
+    const found = folder.tensor(name);
     if (found) return found;
   }
   return undefined;

@@ -206,7 +206,8 @@ const LM_HEAD: Row = ['lm_head.weight', { isEmbed: true }];
  * Mixtral as transformers 5 lays it out: each layer's experts fused into two 3-D tensors
  * (`gate_up_proj` [experts, 2·intermediate, hidden], `down_proj` [experts, hidden, intermediate])
  * and the router `mlp.gate`. Checkpoints in the older per-expert layout
- * (`block_sparse_moe.experts.N.w1.weight`) are converted by mergekit on load; Alloy does not do that yet.
+ * (`block_sparse_moe.experts.N.w1.weight`) are converted on load, by mergekit and by Alloy
+ * (`model/checkpoint-conversion.ts`).
  */
 const mixtral = decoder('mixtral', ['MixtralForCausalLM'], [
     'input_layernorm.weight',
@@ -220,7 +221,7 @@ const mixtral = decoder('mixtral', ['MixtralForCausalLM'], [
     'mlp.gate.weight',
   ]);
 
-/** Qwen3-MoE, with the same fused experts as Mixtral (and the same caveat for per-expert checkpoints). */
+/** Qwen3-MoE, with the same fused experts as Mixtral (per-expert checkpoints converted on load the same way). */
 const qwen3Moe = decoder('qwen3_moe', ['Qwen3MoeForCausalLM'], [
     'input_layernorm.weight',
     'mlp.experts.down_proj',

@@ -11,9 +11,10 @@ import { checkTokenizerFiles, copyTokenizerFiles } from '../output/copy-tokenize
 import { renderModelCard } from '../output/model-card';
 import { encodeFromF32 } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
-import { SafetensorsReader } from '../safetensors/reader';
+import type { SafetensorsReader, TensorReader } from '../safetensors/reader';
+import { ConcatenatedReader } from '../model/concatenated-reader';
 import { layoutShard } from '../safetensors/writer';
-import type { MergePlan, PlannedTensor } from '../plan/types';
+import type { MergePlan, PlannedInput, PlannedTensor } from '../plan/types';
 import { BufferPool } from './buffer-pool';
 import { ShardOutput, Sha256Worker } from './shard-output';
 import { ChunkedTensorSource, chunkElementsFor } from './tensor-source';
@@ -247,14 +248,14 @@ function diskFullError(error: unknown, file: string, dir: string, bytesToWrite: 
 
 interface PreparedTensor {
   tensor: PlannedTensor;
-  inputReaders: SafetensorsReader[];
+  inputReaders: TensorReader[];
   source?: ChunkedTensorSource | VocabularyTensorSource;
   release(): Promise<void>;
 }
 
 /** Opens a tensor's inputs and starts reading its first chunk. */
 async function prepareTensor(plan: MergePlan, tensor: PlannedTensor, readers: ReaderPool, options: ExecuteOptions, pool: BufferPool): Promise<PreparedTensor> {
-  const inputReaders = await Promise.all(tensor.inputs.map((i) => readers.get(i.file)));
+  const inputReaders = await Promise.all(tensor.inputs.map((i) => readers.input(i)));
   if ((tensor.kind === 'copy' && tensor.inputs[0]!.dtype === tensor.dtype) || !isFloatDtype(tensor.dtype)) return { tensor, inputReaders, release: async () => undefined };
   const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   const method = tensor.kind === 'merge' ? getMergeMethod(plan.method) : undefined;
@@ -362,7 +363,7 @@ async function openBackend(options: ExecuteOptions): Promise<{ backend: ComputeB
 }
 
 /** A tensor copied as it is (passthrough, same dtype): read into the output's buffers, written as read. */
-async function copyBytes(tensor: PlannedTensor, reader: SafetensorsReader, output: ShardOutput, budget: number, signal?: AbortSignal): Promise<number> {
+async function copyBytes(tensor: PlannedTensor, reader: TensorReader, output: ShardOutput, budget: number, signal?: AbortSignal): Promise<number> {
   const input = tensor.inputs[0]!;
   const step = Math.max(1, Math.min(budget, 64 << 20));
   for (let start = 0; start < input.byteLength; start += step) {
@@ -464,6 +465,13 @@ class ReaderPool {
       this.readers.set(file, reader);
     }
     return reader;
+  }
+
+  /** The reader of one input: its file, or, for a converted tensor, its parts' files read as one. */
+  async input(input: PlannedInput): Promise<TensorReader> {
+    if (!input.parts) return this.get(input.file);
+    const parts = await Promise.all(input.parts.map(async (p) => ({ reader: await this.get(p.file), tensor: p.tensor, byteLength: p.byteLength })));
+    return new ConcatenatedReader(input.tensor, parts);
   }
 
   async closeAll(): Promise<void> {

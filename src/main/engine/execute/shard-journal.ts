@@ -26,7 +26,7 @@ interface JournalHeader {
  */
 export async function hashPlan(plan: MergePlan, torchThreads: number): Promise<string> {
   const hash = createHash('sha256').update(JSON.stringify(plan)).update(`\0torchThreads=${torchThreads}`);
-  const files = [...new Set(plan.tensors.flatMap((t) => t.inputs.map((i) => i.file)))].sort();
+  const files = [...new Set(plan.tensors.flatMap((t) => t.inputs.flatMap((i) => [i.file, ...(i.parts ?? []).map((p) => p.file)])))].sort();
   for (const file of files) {
     const info = await stat(file).catch(() => undefined);
     hash.update(`\0${file}:${info?.size ?? -1}:${info?.mtimeMs ?? -1}`);

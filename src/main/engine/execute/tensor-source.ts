@@ -1,6 +1,6 @@
 import { decodeToF32, f32BitsToBf16, f32BitsToF16, f16ToF32Bits } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
-import type { SafetensorsReader } from '../safetensors/reader';
+import type { TensorReader } from '../safetensors/reader';
 import type { HostArray } from '../compute/types';
 import type { Chunk, TensorSource } from '../methods/types';
 import type { PlannedInput } from '../plan/types';
@@ -29,7 +29,7 @@ export class ChunkedTensorSource implements TensorSource {
   bytesRead = 0;
 
   constructor(
-    private readonly readers: SafetensorsReader[],
+    private readonly readers: TensorReader[],
     private readonly inputs: PlannedInput[],
     private readonly numel: number,
     private readonly chunkElements: number,

@@ -1,6 +1,6 @@
 import { decodeToF32 } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
-import type { SafetensorsReader } from '../safetensors/reader';
+import type { TensorReader } from '../safetensors/reader';
 import type { Chunk, TensorSource } from '../methods/types';
 import { stepRounding } from '../methods/numerics';
 import { TorchSum } from '../methods/torch-reductions';
@@ -21,7 +21,7 @@ export class VocabularyTensorSource implements TensorSource {
   private readonly dtype: FloatDtype | undefined;
 
   constructor(
-    private readonly readers: SafetensorsReader[],
+    private readonly readers: TensorReader[],
     private readonly inputs: PlannedInput[],
     private readonly rows: VocabularyRows,
     private readonly cols: number,

@@ -1,7 +1,8 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
 import { EngineError } from '../errors';
-import type { SafetensorsReader, TensorEntry } from '../safetensors/reader';
+import type { SafetensorsReader, TensorEntry, TensorReader } from '../safetensors/reader';
+import { CheckpointConverter } from './checkpoint-conversion';
 import { openTensorFile } from './open-tensor-file';
 import { parseJson } from './parse-json';
 
@@ -9,18 +10,34 @@ export const INDEX_FILE = 'model.safetensors.index.json';
 export const PYTORCH_INDEX_FILE = 'pytorch_model.bin.index.json';
 
 export interface ModelTensor {
-  reader: SafetensorsReader;
+  reader: TensorReader;
   entry: TensorEntry;
+  /** For a tensor converted on load (`checkpoint-conversion.ts`): the stored tensors whose bytes, in order, are its bytes. */
+  parts?: ModelTensor[];
 }
 
 /** A local model folder: config.json plus safetensors shards (or PyTorch .bin ones), opened header-only. */
 export class ModelFolder {
+  private readonly converter: CheckpointConverter;
+
   private constructor(
     readonly path: string,
     readonly config: Record<string, unknown>,
     readonly shards: SafetensorsReader[],
+    /** The tensors as stored, under their stored names. */
     readonly tensors: ReadonlyMap<string, ModelTensor>,
-  ) {}
+  ) {
+    this.converter = new CheckpointConverter(path, config, tensors);
+  }
+
+  /**
+   * The tensor a merge reads under `name`: the stored one, else one converted as transformers converts
+   * this family's checkpoints on load (Mixtral's and Qwen3-MoE's per-expert tensors as fused experts).
+   * Throws when a conversion applies but the checkpoint's parts do not fit (missing experts, shapes).
+   */
+  tensor(name: string): ModelTensor | undefined {
+    return this.converter.find(name);
+  }
 
   static async open(path: string): Promise<ModelFolder> {
     const dir = resolve(path);

@@ -204,8 +204,17 @@ class PlanBuilder {
       throw new EngineError(`${this.method.name} needs a base_model among its inputs`, { key: 'base_model' });
     }
     const planned = found.map((f): PlannedInput => {
-      const { entry, reader } = f.tensor!;
-      return { model: this.modelNumber(f.model), tensor: entry.name, file: reader.path, offset: entry.offset, byteLength: entry.byteLength, dtype: entry.dtype, shape: entry.shape };
+      const { entry, reader, parts } = f.tensor!;
+      return {
+        model: this.modelNumber(f.model),
+        tensor: entry.name,
+        file: reader.path,
+        offset: entry.offset,
+        byteLength: entry.byteLength,
+        dtype: entry.dtype,
+        shape: entry.shape,
+        ...(parts ? { parts: parts.map((p) => ({ file: p.reader.path, tensor: p.entry.name, byteLength: p.entry.byteLength })) } : {}),
+      };
     });
     const names = found.map((f) => f.model.ref.raw);
     const vocabulary = this.vocabulary && out.isEmbed ? this.vocabularyRows(out, planned, names) : undefined;
@@ -351,13 +360,13 @@ class PlanBuilder {
 }
 
 function hasOwnTensor(folder: ModelFolder, weight: WeightInfo): boolean {
-  return [weight.name, ...(weight.aliases ?? [])].some((name) => folder.tensors.has(name));
+  return [weight.name, ...(weight.aliases ?? [])].some((name) => folder.tensor(name) !== undefined);
 }
 
 /** The tensor for `weight` in a model, trying its aliases and tied names as mergekit does. */
 function findTensor(folder: ModelFolder, weight: WeightInfo): ModelTensor | undefined {
   for (const name of [weight.name, ...(weight.aliases ?? []), ...(weight.tiedNames ?? [])]) {
-    const tensor = folder.tensors.get(name);
+    const tensor = folder.tensor(name);
     if (tensor) return tensor;
   }
   return undefined;

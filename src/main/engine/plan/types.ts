@@ -13,6 +13,11 @@ export interface PlannedInput {
   byteLength: number;
   dtype: Dtype;
   shape: number[];
+  /**
+   * For a tensor converted on load (a per-expert checkpoint's experts as one fused tensor): the stored
+   * tensors whose bytes, one after another, are this input's; `file` and `offset` are then the first's.
+   */
+  parts?: { file: string; tensor: string; byteLength: number }[];
 }
 
 export interface PlannedTensor {

@@ -23,8 +23,16 @@ export class SafetensorsError extends EngineError {
   }
 }
 
+/** Where a tensor's bytes are read from: a file of tensors, or several of its tensors read as one (a converted tensor). */
+export interface TensorReader {
+  /** The file read (the first of them, for a tensor made of several), for messages and plans. */
+  readonly path: string;
+  /** Reads `length` bytes starting `start` bytes into the tensor's data, into `into` (or a new buffer). */
+  read(name: string, into?: Uint8Array, start?: number, length?: number): Promise<Uint8Array>;
+}
+
 /** A validated safetensors file whose tensors are read by positional reads, never all at once. */
-export class SafetensorsReader {
+export class SafetensorsReader implements TensorReader {
   private constructor(
     readonly path: string,
     readonly fileSize: number,
