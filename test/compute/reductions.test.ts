@@ -251,4 +251,31 @@ describe('methods whose reductions run on the backend give their own TypeScript\
       for (const [label, backend] of BACKENDS.filter(([, , pin]) => !pin)) expectSameF32(await methodOutput('slerp', [a, b], { ...ctx, backend }, chunk), want, `chunks of ${chunk}, base ${base}, ${threads} threads, ${label}`);
     }
   });
+
+  it('model_stock whole-tensor and filter_wise, chunks that cut rows and lanes, 1 and 3 torch threads, odd row lengths', async () => {
+    const random = rng(11);
+    for (const [rowsCount, rowLength, chunk, threads, filterWise, models] of [
+      [1, 300_007, 300_007, 1, false, 3],
+      [1, 300_007, 77_777, 3, false, 4],
+      [37, 1_003, 5_000, 1, true, 3],
+      [20, 4_096, 10_001, 2, true, 4],
+      [5, 13, 29, 1, true, 3],
+    ] as const) {
+      const n = rowsCount * rowLength;
+      const base = weights(n, random, -8, -2);
+      const inputs = [base, ...Array.from({ length: models - 1 }, () => weights(n, random, -12, -6).map((x, i) => Math.fround(base[i]! + x)))];
+      const ctx: TensorMergeContext = {
+        tensorName: 'model.layers.0.mlp.up_proj.weight',
+        shape: rowsCount === 1 ? [n] : [rowsCount, rowLength],
+        numel: n,
+        baseIndex: 0,
+        global: { filter_wise: filterWise },
+        perModel: inputs.map(() => ({})),
+        seed: 0,
+        torchThreads: threads,
+      };
+      const want = await methodOutput('model_stock', inputs, ctx, chunk);
+      for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('model_stock', inputs, { ...ctx, backend }, chunk), want, `${rowsCount} × ${rowLength}, chunks of ${chunk}, ${threads} threads, ${label}`);
+    }
+  });
 });

@@ -1,6 +1,101 @@
+import { CASCADE_ROW, hostArray, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
 import { stepRounding } from './numerics';
 import { ParallelTorchSum, TorchNorm, TorchSum, torchSum } from './torch-reductions';
-import type { MergeMethod } from './types';
+import { f32Host, type MergeMethod, type TensorSource } from './types';
+
+const f = Math.fround;
+
+/** Bulk calls shorter than this go through the reductions' own `add`. */
+const MIN_BULK = 64;
+
+/**
+ * The norms and dots of the offsets on a backend, for f32 steps (r is `Math.fround`): the offsets
+ * r(x_j − base) by `blend2` (f(f(1·x) + f(−1·base)) is f(x − base)), their norms' lanes by
+ * `normLanes`, and the cascade sums of r(δ_a·δ_b) by `dotRows` with n0 = n1 = 1 (f(a / 1) is a): the
+ * same values added in the same order as the TypeScript loop; only the runs' tails and the elements
+ * before a chunk gets back in step go through `add`.
+ */
+async function reduceOnBackend(
+  source: TensorSource,
+  backend: ComputeBackend,
+  base: number,
+  others: number[],
+  pairs: [number, number][],
+  shape: { rowLength: number; rows: number; numel: number; dtype: 'F32' | 'BF16' | 'F16'; threads: number },
+  norms: Float32Array,
+  dots: Float32Array,
+): Promise<void> {
+  const { rowLength, rows, dtype, threads } = shape;
+  const n = others.length;
+  let offsets: HostArray[] = [];
+  let normRuns: TorchNorm[] = [];
+  let dotRuns: ParallelTorchSum[] = [];
+  let normPosition = 0;
+  let dotPosition = 0;
+  const lanes = new Float32Array(8 * Math.min(n, MAX_TASK_MODELS));
+  for await (const chunk of source.chunks()) {
+    const length = chunk.length;
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    if (offsets.length === 0 || offsets[0]!.data.length < length) offsets = others.map(() => hostArray('F32', length));
+    const offs = offsets.map((o) => sliceHost(o, 0, length));
+    for (let j = 0; j < n; j++) await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, offs[j]!);
+    for (let i = 0; i < length; ) {
+      if (normPosition % rowLength === 0) normRuns = others.map(() => new TorchNorm(rowLength, dtype));
+      const to = Math.min(length, i + rowLength - (normPosition % rowLength));
+      let count = Math.min(normRuns[0]!.bulk(), to - i);
+      count -= count % 8;
+      if (count >= MIN_BULK) {
+        for (let g = 0; g < n; g += MAX_TASK_MODELS) {
+          const group = normRuns.slice(g, g + MAX_TASK_MODELS);
+          const groupLanes = lanes.subarray(0, 8 * group.length);
+          group.forEach((run, k) => groupLanes.set(run.laneSums, 8 * k));
+          await backend.normLanes(offs.slice(g, g + MAX_TASK_MODELS).map((o) => sliceHost(o, i, count)), groupLanes);
+          group.forEach((run, k) => {
+            run.laneSums.set(groupLanes.subarray(8 * k, 8 * k + 8));
+            run.added(count);
+          });
+        }
+      } else {
+        count = 1;
+        for (let j = 0; j < n; j++) normRuns[j]!.add(hostValue(offs[j]!, i));
+      }
+      i += count;
+      normPosition += count;
+      if (normPosition % rowLength === 0) {
+        const row = normPosition / rowLength - 1;
+        for (let j = 0; j < n; j++) norms[row * n + j] = f(normRuns[j]!.result());
+      }
+    }
+    for (let i = 0; i < length; ) {
+      // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
+      if (dotPosition % rowLength === 0) dotRuns = pairs.map(() => new ParallelTorchSum(rowLength, rows === 1 ? threads : 1));
+      const to = Math.min(length, i + rowLength - (dotPosition % rowLength));
+      let count = 0;
+      if (dotRuns.length > 0) {
+        const { sum, room } = dotRuns[0]!.part();
+        count = Math.min(sum.bulkRows(), Math.floor(Math.min(room, to - i) / CASCADE_ROW)) * CASCADE_ROW;
+      }
+      if (count >= MIN_BULK) {
+        for (let p = 0; p < pairs.length; p++) {
+          const { sum } = dotRuns[p]!.part();
+          const state = sum.cascade();
+          await backend.dotRows(sliceHost(offs[pairs[p]![0]]!, i, count), sliceHost(offs[pairs[p]![1]]!, i, count), 1, 1, state);
+          sum.rowsAdded(state);
+          dotRuns[p]!.skipped(count);
+        }
+      } else {
+        count = 1;
+        for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(f(hostValue(offs[pairs[p]![0]]!, i) * hostValue(offs[pairs[p]![1]]!, i)));
+      }
+      i += count;
+      dotPosition += count;
+      if (dotPosition % rowLength === 0) {
+        const row = dotPosition / rowLength - 1;
+        for (let p = 0; p < pairs.length; p++) dots[row * pairs.length + p] = f(dotRuns[p]!.result());
+      }
+    }
+  }
+}
 
 /**
  * mergekit's model_stock: the mean cosine between the fine-tunes' offsets from the base sets
@@ -30,30 +125,34 @@ export const modelStock: MergeMethod = {
     const dtype = ctx.computeDtype ?? 'F32';
     const norms = new Float32Array(rows * others.length);
     const dots = new Float32Array(rows * pairs.length);
-    let normRuns: TorchNorm[] = [];
-    let dotRuns: { add(x: number): void; result(): number }[] = [];
-    const offs = new Float32Array(others.length);
     const n = others.length;
-    for await (const { start, inputs } of source.chunks()) {
-      const w0 = inputs[base]!;
-      const xs = others.map((m) => inputs[m]!);
-      for (let i = 0; i < w0.length; i++) {
-        const position = start + i;
-        if (position % rowLength === 0) {
-          normRuns = others.map(() => new TorchNorm(rowLength, dtype));
-          // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
-          dotRuns = pairs.map(() => (rows === 1 ? new ParallelTorchSum(rowLength, ctx.torchThreads ?? 1) : new TorchSum(rowLength)));
-        }
-        const b = w0[i]!;
-        for (let j = 0; j < n; j++) {
-          offs[j] = r(xs[j]![i]! - b);
-          normRuns[j]!.add(offs[j]!);
-        }
-        for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(r(offs[pairs[p]![0]]! * offs[pairs[p]![1]]!));
-        if ((position + 1) % rowLength === 0) {
-          const row = Math.floor(position / rowLength);
-          for (let j = 0; j < n; j++) norms[row * n + j] = r(normRuns[j]!.result());
-          for (let p = 0; p < pairs.length; p++) dots[row * pairs.length + p] = r(dotRuns[p]!.result());
+    if (ctx.backend && ctx.computeDtype !== 'BF16') {
+      await reduceOnBackend(source, ctx.backend, base, others, pairs, { rowLength, rows, numel: ctx.numel, dtype, threads: ctx.torchThreads ?? 1 }, norms, dots);
+    } else {
+      let normRuns: TorchNorm[] = [];
+      let dotRuns: { add(x: number): void; result(): number }[] = [];
+      const offs = new Float32Array(others.length);
+      for await (const { start, inputs } of source.chunks()) {
+        const w0 = inputs[base]!;
+        const xs = others.map((m) => inputs[m]!);
+        for (let i = 0; i < w0.length; i++) {
+          const position = start + i;
+          if (position % rowLength === 0) {
+            normRuns = others.map(() => new TorchNorm(rowLength, dtype));
+            // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
+            dotRuns = pairs.map(() => (rows === 1 ? new ParallelTorchSum(rowLength, ctx.torchThreads ?? 1) : new TorchSum(rowLength)));
+          }
+          const b = w0[i]!;
+          for (let j = 0; j < n; j++) {
+            offs[j] = r(xs[j]![i]! - b);
+            normRuns[j]!.add(offs[j]!);
+          }
+          for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(r(offs[pairs[p]![0]]! * offs[pairs[p]![1]]!));
+          if ((position + 1) % rowLength === 0) {
+            const row = Math.floor(position / rowLength);
+            for (let j = 0; j < n; j++) norms[row * n + j] = r(normRuns[j]!.result());
+            for (let p = 0; p < pairs.length; p++) dots[row * pairs.length + p] = r(dotRuns[p]!.result());
+          }
         }
       }
     }
