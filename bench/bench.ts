@@ -32,6 +32,7 @@ const RECIPES: Record<string, (base: string, a: string, b: string) => string> = 
     `merge_method: ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7, density: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5, density: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
   dare_ties: (base, a, b) =>
     `merge_method: dare_ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7, density: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5, density: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
+  karcher: (_, a, b) => `merge_method: karcher\nmodels:\n  - model: ${a}\n  - model: ${b}\ndtype: float32\nout_dtype: bfloat16\n`,
   model_stock: (base, a, b) => `merge_method: model_stock\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\n  - model: ${b}\ndtype: float32\nout_dtype: bfloat16\n`,
 };
 const DEFAULT_METHODS = ['linear', 'nearswap', 'slerp', 'task_arithmetic', 'ties', 'dare_ties'];

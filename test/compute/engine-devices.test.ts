@@ -30,7 +30,7 @@ interface GoldenCase {
   args?: string[];
 }
 const ROOT = 'test/fixtures/golden';
-const METHODS = new Set(['linear', 'nearswap', 'slerp', 'model_stock', 'task_arithmetic', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'della']);
+const METHODS = new Set(['linear', 'nearswap', 'slerp', 'model_stock', 'karcher', 'task_arithmetic', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'della']);
 const cases = (JSON.parse(readFileSync(join(ROOT, 'cases.json'), 'utf8')) as GoldenCase[]).filter(
   (c) => METHODS.has(c.method) && !c.name.startsWith('tok-') && !c.name.startsWith('lora-') && !c.args?.includes('--unsafe-truncate-embeddings'),
 );
@@ -146,6 +146,10 @@ class LosingBackend implements ComputeBackend {
   normLanes(inputs: readonly HostArray[], lanes: Float32Array) {
     this.before();
     return this.gpu.normLanes(inputs, lanes);
+  }
+  gramSums(inputs: readonly HostArray[], sums: Float64Array) {
+    this.before();
+    return this.gpu.gramSums(inputs, sums);
   }
   dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState) {
     this.before();

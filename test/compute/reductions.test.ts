@@ -144,6 +144,21 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
+    it(`${label}: gramSums (karcher's f64 Gram sums) equals the reference, 1 to 5 inputs, odd lengths`, async () => {
+      for (const [n, count] of [[1, 1], [1001, 2], [70_003, 3], [300_017, 5]] as const) {
+        for (const dtype of ['F32', 'BF16'] as const) {
+          const random = rng(n + count);
+          const inputs = hosts(Array.from({ length: count }, () => weights(n, random, -10, 2)), dtype);
+          const mine = inputs.map((h) => placed(backend, pin, h));
+          const want = Float64Array.from({ length: count * count }, (_, i) => i / 7);
+          const got = want.slice();
+          await reference.gramSums(inputs, want);
+          await backend.gramSums(mine, got);
+          expect([...got], `gramSums ${n} × ${count} ${dtype}`).toEqual([...want]);
+        }
+      }
+    });
+
     it(`${label}: taskArithmetic with magnitude masks (TIES and breadcrumbs cuts) equals the reference`, async () => {
       for (const n of LENGTHS) {
         const values = quantized(n, 3, n + 3);
@@ -249,6 +264,17 @@ describe('methods whose reductions run on the backend give their own TypeScript\
       const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: base, global: { t: 0.37 }, perModel: [{}, {}], seed: 0, torchThreads: threads };
       const want = await methodOutput('slerp', [a, b], ctx, chunk);
       for (const [label, backend] of BACKENDS.filter(([, , pin]) => !pin)) expectSameF32(await methodOutput('slerp', [a, b], { ...ctx, backend }, chunk), want, `chunks of ${chunk}, base ${base}, ${threads} threads, ${label}`);
+    }
+  });
+
+  it('karcher over chunks that cut windows, 2 to 4 models', async () => {
+    const random = rng(12);
+    for (const [n, chunk, models] of [[100_003, 100_003, 2], [250_001, 33_333, 3], [4_099, 1_000, 4]] as const) {
+      const first = weights(n, random, -8, -2);
+      const inputs = [first, ...Array.from({ length: models - 1 }, () => weights(n, random, -9, -4).map((x, i) => Math.fround(first[i]! * 0.8 + x)))];
+      const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: undefined, global: { max_iter: 10, tol: 1e-5 }, perModel: inputs.map(() => ({})), seed: 0 };
+      const want = await methodOutput('karcher', inputs, ctx, chunk);
+      for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('karcher', inputs, { ...ctx, backend }, chunk), want, `${n}, chunks of ${chunk}, ${models} models, ${label}`);
     }
   });
 

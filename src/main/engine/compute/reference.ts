@@ -221,6 +221,20 @@ export function dotRowsF32(a: Float32Array, b: Float32Array, n0: number, n1: num
   }
 }
 
+/** ComputeBackend.gramSums on f32 arrays. */
+export function gramSumsF32(inputs: readonly Float32Array[], sums: Float64Array): void {
+  const n = inputs.length;
+  for (let j = 0; j < n; j++) {
+    for (let k = j; k < n; k++) {
+      const a = inputs[j]!;
+      const b = inputs[k]!;
+      let s = sums[j * n + k]!;
+      for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+      sums[j * n + k] = s;
+    }
+  }
+}
+
 /**
  * The definition of every backend's bits: plain TypeScript, f32 semantics by `Math.fround` at every
  * step, the same arithmetic as the methods in `methods/` (linear.ts, nearswap.ts, slerp.ts).
@@ -283,6 +297,12 @@ export class ReferenceBackend implements ComputeBackend {
   async dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
     checkLengths([b], a);
     dotRowsF32(toF32(a), toF32(b), n0, n1, state);
+  }
+
+  async gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {
+    checkLengths(inputs, inputs[0]!);
+    if (sums.length < inputs.length * inputs.length) throw new RangeError(`gramSums: ${sums.length} sums for ${inputs.length} inputs`);
+    gramSumsF32(inputs.map(toF32), sums);
   }
 
   async dispose(): Promise<void> {}

@@ -125,6 +125,11 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.normLanes(inputs, lanes), () => lanes.set(before));
   }
 
+  gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {
+    const before = sums.slice();
+    return this.call((backend) => backend.gramSums(inputs, sums), () => sums.set(before));
+  }
+
   dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
     const acc = state.acc.slice();
     const rowsDone = state.rowsDone;

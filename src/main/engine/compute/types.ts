@@ -87,6 +87,13 @@ export interface ComputeBackend {
   dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void>;
 
   /**
+   * The Gram sums of karcher (`methods/gram.ts`): for inputs j ≤ k (at most MAX_TASK_MODELS),
+   * sums[j·count + k] += x_j[i]·x_k[i] (the f64 product of the f32 values, exact), added in f64
+   * element by element in index order; the entries below the diagonal are left as they are.
+   */
+  gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void>;
+
+  /**
    * Optional: `bytes` of memory the backend's kernels read and write where it is, with no copy (the
    * WASM backend's own). Callers that fill and reuse buffers (the engine's reads and outputs) take
    * theirs from here when there is one, and give them back with `releaseHost`.

@@ -82,6 +82,7 @@ interface Kernels {
   dsums(input: number, seg: number, count: number, params: number, start: number, end: number, sums: number, bfIn: number, flags: number, idxLo: number, idxHi: number, models: number, scratch: number): void;
   normsq(input: number, seg: number, count: number, start: number, end: number, bfIn: number, state: number, models: number, scratch: number): void;
   cdot(input: number, seg: number, start: number, end: number, bfIn: number, n0: number, n1: number, state: number, scratch: number): void;
+  gram(input: number, seg: number, count: number, start: number, end: number, bfIn: number, sums: number, models: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -401,6 +402,23 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {
+    const count = inputs.length;
+    if (count > MAX_TASK_MODELS || sums.length < count * count) {
+      return Promise.reject(new RangeError(`gramSums: ${count} inputs (at most ${MAX_TASK_MODELS}), ${sums.length} sums`));
+    }
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Float64Array(this.memory.buffer, RESULTS_AT, count * count).set(sums.subarray(0, count * count));
+      await this.run({
+        inputs,
+        split: 'selections',
+        call: (input, seg, start, end, _output, bfIn) => ['gram', [input, seg, count, start, end, bfIn, RESULTS_AT, ALL_SELECTIONS]],
+      });
+      sums.set(new Float64Array(this.memory.buffer, RESULTS_AT, count * count));
+    });
+  }
+
   dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
     if (a.data.length % CASCADE_ROW !== 0) return Promise.reject(new RangeError(`dotRows: ${a.data.length} elements, not whole rows of ${CASCADE_ROW}`));
     return this.serial(async () => {
@@ -558,7 +576,7 @@ export class WasmBackend implements ComputeBackend {
       const output = out && place.out ? where(out.data, first, bytesPerElement(out.dtype)) : base(k) + used * seg;
       const [fn, args] = call(pointers(k), 0, 0, end, output, bf16In ? 1 : 0, bf16Out ? 1 : 0, offset + first);
       const done = (): void => spec.after?.(offset + first, length, scratch);
-      const selections = split === 'selections' ? spec.inputs.length - (fn === 'normsq' ? 0 : 1) : 1;
+      const selections = split === 'selections' ? spec.inputs.length - (fn === 'normsq' || fn === 'gram' ? 0 : 1) : 1;
       if (this.workerCount === 0 || end < MIN_PARALLEL_ELEMENTS || (split === 'selections' && selections < 2)) {
         (this.local[fn] as (...a: number[]) => void)(...args, scratch(0));
         done();
@@ -622,7 +640,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

@@ -286,6 +286,10 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().dotRows(a, b, n0, n1, state);
   }
 
+  gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {
+    return this.host().gramSums(inputs, sums);
+  }
+
   private host(): ComputeBackend {
     if (this.disposed) throw new Error('the GPU backend was disposed');
     this.hostBackend ??= this.options.host?.() ?? new WasmBackend();

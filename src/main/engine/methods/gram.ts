@@ -1,18 +1,35 @@
-import type { TensorSource } from './types';
+import { hostArray, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import { f32Host, type TensorSource } from './types';
 
 /**
  * The dot products of every pair of the listed inputs (minus the base's, when given), summed in f64 in
  * one pass. Methods that work on the sphere spanned by the models (karcher, multislerp) need only
  * these: every vector they build is a combination of the inputs, so its norms and dots follow.
+ * With a backend, the sums are its `gramSums` (the offsets from the base by `blend2`:
+ * f(f(1·x) + f(−1·base)) is f(x − base)), the same products added in the same order.
  */
-export async function gramMatrix(source: TensorSource, models: number[], base?: number): Promise<number[][]> {
+export async function gramMatrix(source: TensorSource, models: number[], base?: number, backend?: ComputeBackend): Promise<number[][]> {
   const n = models.length;
   const gram = new Float64Array(n * n);
-  const v = new Float64Array(n);
-  for await (const { length, inputs } of source.chunks()) {
-    for (let i = 0; i < length; i++) {
-      for (let j = 0; j < n; j++) v[j] = base === undefined ? inputs[models[j]!]![i]! : Math.fround(inputs[models[j]!]![i]! - inputs[base]![i]!);
-      for (let j = 0; j < n; j++) for (let k = j; k < n; k++) gram[j * n + k] = gram[j * n + k]! + v[j]! * v[k]!;
+  if (backend && n <= MAX_TASK_MODELS) {
+    let offsets: HostArray[] = [];
+    for await (const chunk of source.chunks()) {
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      let vectors = models.map((m) => inputs[m]!);
+      if (base !== undefined) {
+        if (offsets.length === 0 || offsets[0]!.data.length < chunk.length) offsets = models.map(() => hostArray('F32', chunk.length));
+        vectors = offsets.map((o) => sliceHost(o, 0, chunk.length));
+        for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, vectors[j]!);
+      }
+      await backend.gramSums(vectors, gram);
+    }
+  } else {
+    const v = new Float64Array(n);
+    for await (const { length, inputs } of source.chunks()) {
+      for (let i = 0; i < length; i++) {
+        for (let j = 0; j < n; j++) v[j] = base === undefined ? inputs[models[j]!]![i]! : Math.fround(inputs[models[j]!]![i]! - inputs[base]![i]!);
+        for (let j = 0; j < n; j++) for (let k = j; k < n; k++) gram[j * n + k] = gram[j * n + k]! + v[j]! * v[k]!;
+      }
     }
   }
   return models.map((_, j) => models.map((_, k) => gram[Math.min(j, k) * n + Math.max(j, k)]!));

@@ -25,7 +25,7 @@ export const karcher: MergeMethod = {
       for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[0]!);
       return;
     }
-    const gram = await gramMatrix(source, models);
+    const gram = await gramMatrix(source, models, undefined, ctx.backend);
     const norms = gram.map((row, j) => f(Math.sqrt(row[j]!)));
     const coefficients = karcherMean(unitGram(gram, norms), norms, ctx.global['max_iter'] as number, ctx.global['tol'] as number);
     const scale = norms.reduce((sum, n) => sum + n / models.length, 0);

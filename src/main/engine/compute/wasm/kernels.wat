@@ -869,6 +869,54 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; gram: karcher's Gram sums. For inputs j ≤ k (j among those whose bit is set in $models, so a
+  ;; thread takes whole rows): the f64 at $sums + 8(j·count + k) += x_j·x_k (f64 product of the f32
+  ;; values, exact), element by element in index order. Zeros that pad a window add +0: nothing.
+  (func (export "gram")
+    (param $in i32) (param $seg i32) (param $count i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $sums i32) (param $models i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $j i32) (local $k i32) (local $pj i32) (local $pk i32) (local $i i32) (local $stop i32) (local $at i32) (local $s f64)
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $j (i32.const 0))
+        (block $rows_done
+          (loop $rows
+            (br_if $rows_done (i32.ge_u (local.get $j) (local.get $count)))
+            (block $skip
+            (br_if $skip (i32.eqz (i32.and (local.get $models) (i32.shl (i32.const 1) (local.get $j)))))
+            (local.set $pj (call $tile_in (local.get $in) (local.get $seg) (local.get $j) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+            (local.set $k (local.get $j))
+            (block $cols_done
+              (loop $cols
+                (br_if $cols_done (i32.ge_u (local.get $k) (local.get $count)))
+                (local.set $pk
+                  (if (result i32) (i32.eq (local.get $k) (local.get $j))
+                    (then (local.get $pj))
+                    (else (call $tile_in (local.get $in) (local.get $seg) (local.get $k) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1)))))
+                (local.set $at (i32.add (local.get $sums)
+                  (i32.shl (i32.add (i32.mul (local.get $j) (local.get $count)) (local.get $k)) (i32.const 3))))
+                (local.set $s (f64.load (local.get $at)))
+                (local.set $i (i32.const 0))
+                (block $done
+                  (loop $next
+                    (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                    (local.set $s (f64.add (local.get $s)
+                      (f64.mul (f64.promote_f32 (f32.load (i32.add (local.get $pj) (local.get $i))))
+                               (f64.promote_f32 (f32.load (i32.add (local.get $pk) (local.get $i)))))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                    (br $next)))
+                (f64.store (local.get $at) (local.get $s))
+                (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                (br $cols)))
+            )
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $rows)))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
   ;; cdot: slerp's normalized dot as torch sums it (TorchSum: 8 lanes × 4, a four-level cascade).
   ;; Each row is 32 values v = r(r(a / n0) · r(b / n1)) (a, b: inputs 0 and 1); [start, end) is
   ;; whole rows. State at $state: the accumulators f32[4][32] (+0), rows done (+512), log2 of the
