@@ -1,6 +1,6 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { AnalysisInfo } from '../../src/shared/analysis';
@@ -13,8 +13,13 @@ import { tempDir } from '../helpers';
 
 const DEMO = resolve('resources/demo/models');
 
-function services() {
-  const s = createServices({ paths: resolveAppPaths(fileURLToPath(import.meta.url)), nodeBinary: process.execPath, outputRoot: mkdtempSync(join(tmpdir(), 'alloy-analysis-')) });
+function services(settingsFile?: string) {
+  const s = createServices({
+    paths: resolveAppPaths(fileURLToPath(import.meta.url)),
+    nodeBinary: process.execPath,
+    outputRoot: mkdtempSync(join(tmpdir(), 'alloy-analysis-')),
+    ...(settingsFile ? { settingsFile } : {}),
+  });
   const invoke = <C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>> =>
     (s.handlers[channel] as (r: unknown) => Promise<ResponseOf<C>>)(validateRequest(channel, request));
   const settled = (id: string) =>
@@ -48,6 +53,19 @@ describe('analyses as engine jobs', () => {
     expect(done.computeDtype).toBe('BF16');
     const [listed] = await invoke('analysis.list', {});
     expect(listed).toEqual(done);
+  });
+
+  it('keeps finished analyses for the next run of the app', async () => {
+    const settingsFile = join(await tempDir(), 'settings.json');
+    const first = services(settingsFile);
+    const started = await first.invoke('analysis.start', { base: join(DEMO, 'alloy-demo-base'), models: [join(DEMO, 'alloy-demo-chat')] });
+    const done = await first.settled(started.id);
+    expect(done.state, done.error).toBe('done');
+    for (const start = Date.now(); !existsSync(join(dirname(settingsFile), 'analyses.json')); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() - start > 5_000) throw new Error('analyses.json was not written');
+    }
+    const next = services(settingsFile);
+    expect(await next.invoke('analysis.list', {})).toEqual([done]);
   });
 
   it('fails with the engine\'s message, and cancels a running analysis', async () => {

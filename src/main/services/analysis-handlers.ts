@@ -13,6 +13,6 @@ export function createAnalysisHandlers(params: { analyses: AnalysisJobs; setting
       return params.analyses.start({ ...request, memoryBudget });
     },
     'analysis.cancel': async ({ id }) => params.analyses.cancel(id),
-    'analysis.list': async () => params.analyses.list(),
+    'analysis.list': async () => (await params.analyses.loaded, params.analyses.list()),
   };
 }

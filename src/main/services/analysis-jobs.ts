@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { applyAnalysisEvent, type AnalysisDtype, type AnalysisEvent, type AnalysisInfo } from '../../shared/analysis';
 import type { AnalysisJobFile } from '../../shared/job';
 import type { EventBus } from './events';
+import { writeFileAtomic } from './write-file-atomic';
 
 export interface AnalysisJobsOptions {
   /** Plain Node, as for merges: the engine never runs inside Electron. */
@@ -16,6 +17,13 @@ export interface AnalysisJobsOptions {
   /** Folders that hold models by name. */
   modelRoots: string[];
   events: EventBus;
+  /** Where finished analyses are kept between runs of the app (`analyses.json` beside the settings); in memory only when absent. */
+  analysesFile?: string;
+}
+
+interface SavedAnalyses {
+  version: 1;
+  analyses: AnalysisInfo[];
 }
 
 export interface StartAnalysisParams {
@@ -36,14 +44,20 @@ const KEPT = 20;
  */
 export class AnalysisJobs {
   private runs = new Map<string, { info: AnalysisInfo; child: ChildProcess | undefined }>();
+  private saving: Promise<void> = Promise.resolve();
+  /** Settles once the analyses of an earlier run of the app are read back. */
+  readonly loaded: Promise<void>;
 
-  constructor(private readonly options: AnalysisJobsOptions) {}
+  constructor(private readonly options: AnalysisJobsOptions) {
+    this.loaded = this.load();
+  }
 
   list(): AnalysisInfo[] {
     return [...this.runs.values()].map((r) => r.info).sort((a, b) => b.startedAt - a.startedAt);
   }
 
   async start({ base, models, t, dtype, memoryBudget }: StartAnalysisParams): Promise<AnalysisInfo> {
+    await this.loaded;
     const id = randomUUID();
     await mkdir(this.options.workDir, { recursive: true });
     const jobFile = join(this.options.workDir, `analysis-${id}.json`);
@@ -112,6 +126,34 @@ export class AnalysisJobs {
     // A cancel is not a failure: the engine's "cancelled" error event is no message for the user.
     if (state === 'cancelled') delete run.info.error;
     this.options.events.emit('analysis.state', run.info);
+    this.save();
+  }
+
+  /** Reads back the analyses file: one that was running when the app stopped ended with it. */
+  private async load(): Promise<void> {
+    if (!this.options.analysesFile) return;
+    const text = await readFile(this.options.analysesFile, 'utf8').catch(() => undefined);
+    let saved: SavedAnalyses | undefined;
+    try {
+      saved = text === undefined ? undefined : (JSON.parse(text) as SavedAnalyses);
+    } catch {
+      saved = undefined;
+    }
+    if (saved?.version !== 1 || !Array.isArray(saved.analyses)) return;
+    for (const info of saved.analyses) {
+      if (typeof info?.id !== 'string' || this.runs.has(info.id) || !Array.isArray(info.layers)) continue;
+      const restored = info.state === 'running' ? { ...info, state: 'failed' as const, finishedAt: Date.now(), error: 'Alloy stopped while this analysis was running' } : info;
+      this.runs.set(info.id, { info: restored, child: undefined });
+    }
+  }
+
+  /** Writes the finished analyses (whole, then renamed into place), one write at a time. */
+  private save(): void {
+    const file = this.options.analysesFile;
+    if (!file) return;
+    const analyses = this.list().filter((info) => info.state !== 'running').slice(0, KEPT);
+    const text = JSON.stringify({ version: 1, analyses } satisfies SavedAnalyses);
+    this.saving = this.saving.then(() => writeFileAtomic(file, text)).catch(() => undefined);
   }
 
   private forgetOld(): void {

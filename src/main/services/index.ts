@@ -111,6 +111,7 @@ export function createServices(options: ServicesOptions): Services {
     workDir: options.workDir ?? join(tmpdir(), `alloy-jobs-${process.pid}`),
     modelRoots: [...modelRoots, options.outputRoot],
     events,
+    ...(options.settingsFile ? { analysesFile: join(dirname(options.settingsFile), 'analyses.json') } : {}),
   });
   const jobOf = (id: string): JobInfo => {
     const info = jobs.get(id);
