@@ -1,7 +1,7 @@
 import { CASCADE_ROW, hostArray, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
 import { stepRounding } from './numerics';
 import { ParallelTorchSum, TorchNorm, TorchSum, torchSum } from './torch-reductions';
-import { f32Host, type MergeMethod, type TensorSource } from './types';
+import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -98,6 +98,43 @@ async function reduceOnBackend(
 }
 
 /**
+ * The merge pass on a backend, for f32 steps: the mean by `linear` with weights 1 and `normalize`
+ * (fma(x, 1, acc) is f(acc + x), the divisor Σ1 = count, so f(total / count) as the loop computes it),
+ * then t·mean + (1−t)·base by `blend2` with c0 = t and c1 = f(1 − t), one call per run of a row (t is
+ * per row with filter_wise). The output goes in the sink's dtype where it takes it.
+ */
+async function mergeOnBackend(
+  source: TensorSource,
+  backend: ComputeBackend,
+  base: number,
+  others: number[],
+  ts: Float32Array,
+  rowLength: number,
+  sink: TensorSink,
+): Promise<void> {
+  const ones = others.map(() => 1);
+  const output = new OutputBuffer(sink);
+  let mean: HostArray = hostArray('F32', 0);
+  for await (const chunk of source.chunks()) {
+    const { start, length } = chunk;
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    if (mean.data.length < length) mean = hostArray('F32', length);
+    const average = sliceHost(mean, 0, length);
+    await backend.linear(others.map((m) => inputs[m]!), ones, true, average);
+    const out = output.take(length);
+    for (let i = 0; i < length; ) {
+      const row = Math.floor((start + i) / rowLength);
+      const to = Math.min(length, (row + 1) * rowLength - start);
+      const t = ts[row]!;
+      const run = to - i === length ? [average, inputs[base]!, out] : [sliceHost(average, i, to - i), sliceHost(inputs[base]!, i, to - i), sliceHost(out, i, to - i)];
+      await backend.blend2(t, run[0]!, f(1 - t), run[1]!, run[2]!);
+      i = to;
+    }
+    await output.write(start, out);
+  }
+}
+
+/**
  * mergekit's model_stock: the mean cosine between the fine-tunes' offsets from the base sets
  * t = k·cos / (1 + (k−1)·cos), and the result is t·mean(models) + (1−t)·base. The cosines are taken
  * over the whole tensor, or per row with `filter_wise`. Norms and dots are reduced as torch reduces
@@ -167,6 +204,10 @@ export const modelStock: MergeMethod = {
       const cos = r(r(torchSum(cosines)) / pairs.length);
       const denominator = r(1 + r((count - 1) * cos));
       ts[row] = Math.abs(denominator) < 1e-6 ? 0 : r(r(count * cos) / denominator);
+    }
+    if (ctx.backend && ctx.computeDtype !== 'BF16' && others.length <= MAX_TASK_MODELS) {
+      await mergeOnBackend(source, ctx.backend, base, others, ts, rowLength, sink);
+      return;
     }
     let buffer = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
