@@ -147,6 +147,10 @@ class LosingBackend implements ComputeBackend {
     this.before();
     return this.gpu.normLanes(inputs, lanes);
   }
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray) {
+    this.before();
+    return this.gpu.unitSum(inputs, divisors, weights, out);
+  }
   gramSums(inputs: readonly HostArray[], sums: Float64Array) {
     this.before();
     return this.gpu.gramSums(inputs, sums);

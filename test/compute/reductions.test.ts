@@ -159,6 +159,24 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
+    it(`${label}: unitSum (multislerp's mean of units) equals the reference, 1 to 5 inputs, f32/bf16 in and out, odd lengths`, async () => {
+      for (const [n, count] of [[1, 1], [1001, 2], [70_003, 3], [300_017, 5]] as const) {
+        for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'F32'], ['BF16', 'BF16'], ['F32', 'F16']] as const) {
+          const random = rng(n + count + 1);
+          const inputs = hosts(Array.from({ length: count }, () => weights(n, random, -10, 2)), inDtype);
+          const mine = inputs.map((h) => placed(backend, pin, h));
+          const divisors = Array.from({ length: count }, (_, j) => [0.3, 7.25, 1e-3, 3, 2.5][j]!);
+          const ws = Array.from({ length: count }, (_, j) => [0.6, -0.4, 1.7, 0.25, 1e-5][j]!);
+          const want = hostArray(outDtype, n);
+          const got = placed(backend, pin, hostArray(outDtype, n));
+          await reference.unitSum(inputs, divisors, ws, want);
+          await backend.unitSum(mine, divisors, ws, got);
+          const at = firstDifference(got, want);
+          expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `unitSum ${n} × ${count} ${inDtype} → ${outDtype}`).toBe('');
+        }
+      }
+    });
+
     it(`${label}: taskArithmetic with magnitude masks (TIES and breadcrumbs cuts) equals the reference`, async () => {
       for (const n of LENGTHS) {
         const values = quantized(n, 3, n + 3);
@@ -275,6 +293,18 @@ describe('methods whose reductions run on the backend give their own TypeScript\
       const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: undefined, global: { max_iter: 10, tol: 1e-5 }, perModel: inputs.map(() => ({})), seed: 0 };
       const want = await methodOutput('karcher', inputs, ctx, chunk);
       for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('karcher', inputs, { ...ctx, backend }, chunk), want, `${n}, chunks of ${chunk}, ${models} models, ${label}`);
+    }
+  });
+
+  it('multislerp with and without a base, chunks that cut windows, lanes and rows, 2 to 4 models', async () => {
+    const random = rng(13);
+    for (const [n, chunk, models, withBase] of [[100_003, 100_003, 2, false], [250_001, 33_333, 3, true], [4_099, 1_000, 4, true], [70_001, 7_777, 2, true]] as const) {
+      const first = weights(n, random, -8, -2);
+      const inputs = [first, ...Array.from({ length: models - 1 }, () => weights(n, random, -9, -4).map((x, i) => Math.fround(first[i]! * 0.8 + x)))];
+      const perModel = inputs.map((_, i) => ({ weight: [0.5, 0.3, 0.9, 0.2][i]! }));
+      const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: withBase ? 0 : undefined, global: { normalize_weights: true, eps: 1e-8 }, perModel, seed: 0 };
+      const want = await methodOutput('multislerp', inputs, ctx, chunk);
+      for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('multislerp', inputs, { ...ctx, backend }, chunk), want, `${n}, chunks of ${chunk}, ${models} models, base ${withBase}, ${label}`);
     }
   });
 

@@ -73,6 +73,13 @@ export function blend2F32(c0: number, a: Float32Array, c1: number, b: Float32Arr
   for (let i = 0; i < out.length; i++) out[i] = f(f(k0 * a[i]!) + f(k1 * b[i]!));
 }
 
+/** Throws unless a unitSum call is well formed. */
+export function checkUnitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[]): void {
+  if (inputs.length > MAX_TASK_MODELS || divisors.length !== inputs.length || weights.length !== inputs.length) {
+    throw new RangeError(`unitSum: ${inputs.length} inputs (at most ${MAX_TASK_MODELS}), ${divisors.length} divisors, ${weights.length} weights`);
+  }
+}
+
 /** Throws unless a taskArithmetic call is well formed. */
 export function checkTaskArithmetic(models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): void {
   const count = models.length;
@@ -221,6 +228,17 @@ export function dotRowsF32(a: Float32Array, b: Float32Array, n0: number, n1: num
   }
 }
 
+/** ComputeBackend.unitSum on f32 arrays. */
+export function unitSumF32(inputs: readonly Float32Array[], divisors: readonly number[], weights: readonly number[], out: Float32Array): void {
+  const d = divisors.map((x) => f(x));
+  const w = weights.map((x) => f(x));
+  for (let i = 0; i < out.length; i++) {
+    let sum = 0;
+    for (let j = 0; j < inputs.length; j++) sum = f(sum + f(f(inputs[j]![i]! / d[j]!) * w[j]!));
+    out[i] = sum;
+  }
+}
+
 /** ComputeBackend.gramSums on f32 arrays. */
 export function gramSumsF32(inputs: readonly Float32Array[], sums: Float64Array): void {
   const n = inputs.length;
@@ -297,6 +315,14 @@ export class ReferenceBackend implements ComputeBackend {
   async dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
     checkLengths([b], a);
     dotRowsF32(toF32(a), toF32(b), n0, n1, state);
+  }
+
+  async unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
+    checkLengths(inputs, out);
+    checkUnitSum(inputs, divisors, weights);
+    const result = new Float32Array(out.data.length);
+    unitSumF32(inputs.map(toF32), divisors, weights, result);
+    fromF32(result, out);
   }
 
   async gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {

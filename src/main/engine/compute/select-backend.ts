@@ -125,6 +125,10 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.normLanes(inputs, lanes), () => lanes.set(before));
   }
 
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
+    return this.call((backend) => backend.unitSum(inputs, divisors, weights, out));
+  }
+
   gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {
     const before = sums.slice();
     return this.call((backend) => backend.gramSums(inputs, sums), () => sums.set(before));

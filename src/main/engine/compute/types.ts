@@ -51,6 +51,13 @@ export interface ComputeBackend {
   taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void>;
 
   /**
+   * multislerp's weighted mean of the unit vectors: out = Σ_j r(r(x_j / divisors[j]) · weights[j]),
+   * added in f32 from 0 in input order (r rounds to f32; divisors and weights are taken as f32). At
+   * most MAX_TASK_MODELS inputs.
+   */
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void>;
+
+  /**
    * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
    * For selection j, each element's b = absBits(r(x_j − base)) (r rounds to `step`) is counted in
    * `counts[j]` (65,536 entries, added to): at b >>> 16 when `prefixes[j]` is undefined, else at

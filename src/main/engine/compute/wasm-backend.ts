@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkTaskArithmetic, weightSum } from './reference';
+import { checkTaskArithmetic, checkUnitSum, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -83,6 +83,7 @@ interface Kernels {
   normsq(input: number, seg: number, count: number, start: number, end: number, bfIn: number, state: number, models: number, scratch: number): void;
   cdot(input: number, seg: number, start: number, end: number, bfIn: number, n0: number, n1: number, state: number, scratch: number): void;
   gram(input: number, seg: number, count: number, start: number, end: number, bfIn: number, sums: number, models: number, scratch: number): void;
+  usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -402,6 +403,21 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
+    const count = inputs.length;
+    try {
+      checkUnitSum(inputs, divisors, weights);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Float32Array(this.memory.buffer, 0, count).set(divisors.map((x) => Math.fround(x)));
+      new Float32Array(this.memory.buffer, 64, count).set(weights.map((x) => Math.fround(x)));
+      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['usum', [input, seg, count, 0, start, end, output, bfIn, bfOut]] });
+    });
+  }
+
   gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {
     const count = inputs.length;
     if (count > MAX_TASK_MODELS || sums.length < count * count) {
@@ -640,7 +656,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

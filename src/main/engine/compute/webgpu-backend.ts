@@ -290,6 +290,11 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().gramSums(inputs, sums);
   }
 
+  // multislerp's mean of units: f32 division, which WGSL does not round correctly; on the host.
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
+    return this.host().unitSum(inputs, divisors, weights, out);
+  }
+
   private host(): ComputeBackend {
     if (this.disposed) throw new Error('the GPU backend was disposed');
     this.hostBackend ??= this.options.host?.() ?? new WasmBackend();

@@ -1,5 +1,6 @@
+import { CASCADE_ROW, hostArray, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
 import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
-import type { MergeMethod, TensorSource } from './types';
+import { f32Host, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -34,6 +35,10 @@ export const multislerp: MergeMethod = {
     if (ctx.global['normalize_weights'] !== false) {
       const total = torchSum(weights);
       weights = weights.map((w) => f(w / total));
+    }
+    if (ctx.backend && models.length <= MAX_TASK_MODELS) {
+      await multislerpOnBackend(source, sink, ctx.backend, base, models, weights, eps, ctx.numel);
+      return;
     }
     const value = (inputs: Float32Array[], j: number, i: number) => (base === undefined ? inputs[models[j]!]![i]! : f(inputs[models[j]!]![i]! - inputs[base]![i]!));
     const norms = await reducePerModel(source, models.length, () => new TorchNorm(ctx.numel), (inputs, j, i) => value(inputs, j, i));
@@ -70,6 +75,133 @@ export const multislerp: MergeMethod = {
     }
   },
 };
+
+/** Bulk calls shorter than this go through the reductions' own `add`. */
+const MIN_BULK = 64;
+
+/**
+ * multislerp with its reductions and its mean on a backend, the same values in the same order as the
+ * TypeScript above: the task vectors v_j = f(x_j − base) by `blend2` (f(f(1·x) + f(−1·base))), their
+ * norms' lanes by `normLanes`, the weighted mean of the units Σ f(f(v_j / d_j)·w_j) by `unitSum`, its
+ * norm by `normLanes`, the dots f(f(v_j / d_j)·f(mean / |mean|)) by `dotRows`; only the runs' tails go
+ * through `add`. The last pass (the tangent residue, a few f32 steps per model) is a TypeScript loop
+ * over the mean and task vectors the backend computed.
+ */
+async function multislerpOnBackend(
+  source: TensorSource,
+  sink: TensorSink,
+  backend: ComputeBackend,
+  base: number | undefined,
+  models: number[],
+  weights: number[],
+  eps: number,
+  numel: number,
+): Promise<void> {
+  const n = models.length;
+  let offsets: HostArray[] = [];
+  let meanBuffer: HostArray = hostArray('F32', 0);
+  /** The chunk's task vectors (or models) and, once the denominators are known, their weighted mean of units. */
+  const prepare = async (chunk: Chunk, denominators?: number[]): Promise<{ values: HostArray[]; mean?: { dtype: 'F32'; data: Float32Array } }> => {
+    const length = chunk.length;
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    let values: HostArray[];
+    if (base === undefined) {
+      values = models.map((m) => inputs[m]!);
+    } else {
+      if (offsets.length === 0 || offsets[0]!.data.length < length) offsets = models.map(() => hostArray('F32', length));
+      values = offsets.map((o) => sliceHost(o, 0, length));
+      for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, values[j]!);
+    }
+    if (!denominators) return { values };
+    if (meanBuffer.data.length < length) meanBuffer = hostArray('F32', length);
+    const mean = sliceHost(meanBuffer, 0, length) as { dtype: 'F32'; data: Float32Array };
+    await backend.unitSum(values, denominators, weights, mean);
+    return { values, mean };
+  };
+  const norms = models.map(() => new TorchNorm(numel));
+  for await (const chunk of source.chunks()) await addNorms(backend, norms, (await prepare(chunk)).values, chunk.length);
+  const normValues = norms.map((r) => r.result());
+  const denominators = normValues.map((x) => f(x + eps));
+  const meanRun = new TorchNorm(numel);
+  for await (const chunk of source.chunks()) await addNorms(backend, [meanRun], [(await prepare(chunk, denominators)).mean!], chunk.length);
+  const meanNorm = meanRun.result();
+  if (meanNorm < eps && n !== 2) {
+    throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
+  }
+  const dots: number[] = [];
+  if (meanNorm >= eps) {
+    const sums = models.map(() => new TorchSum(numel));
+    for await (const chunk of source.chunks()) {
+      const { values, mean } = await prepare(chunk, denominators);
+      const length = chunk.length;
+      for (let i = 0; i < length; ) {
+        let count = Math.min(sums[0]!.bulkRows(), Math.floor((length - i) / CASCADE_ROW)) * CASCADE_ROW;
+        if (count >= MIN_BULK) {
+          for (let j = 0; j < n; j++) {
+            const state = sums[j]!.cascade();
+            await backend.dotRows(sliceHost(values[j]!, i, count), sliceHost(mean!, i, count), denominators[j]!, meanNorm, state);
+            sums[j]!.rowsAdded(state);
+          }
+        } else {
+          count = 1;
+          const direction = f(mean!.data[i]! / meanNorm);
+          for (let j = 0; j < n; j++) sums[j]!.add(f(f(hostValue(values[j]!, i) / denominators[j]!) * direction));
+        }
+        i += count;
+      }
+    }
+    for (const sum of sums) dots.push(sum.result());
+  }
+  const averageNorm = torchSum(normValues.map((x, j) => f(x * weights[j]!)));
+  let buffer = new Float32Array(0);
+  for await (const chunk of source.chunks()) {
+    const { start, length } = chunk;
+    const { values, mean } = await prepare(chunk, denominators);
+    const vs = values.map((v) => (v.dtype === 'F32' ? v.data : undefined));
+    const at = (j: number, i: number) => vs[j]?.[i] ?? hostValue(values[j]!, i);
+    if (buffer.length < length) buffer = new Float32Array(length);
+    const out = buffer.subarray(0, length);
+    const b = base === undefined ? undefined : chunk.inputs[base]!;
+    const m = mean!.data;
+    for (let i = 0; i < length; i++) {
+      let r: number;
+      if (meanNorm < eps) {
+        r = f(f(at(0, i) * weights[0]!) + f(at(1, i) * weights[1]!));
+      } else {
+        const direction = f(m[i]! / meanNorm);
+        let tangent = 0;
+        for (let j = 0; j < n; j++) tangent = f(tangent + f(f(f(at(j, i) / denominators[j]!) - f(dots[j]! * direction)) * weights[j]!));
+        r = f(f(direction + tangent) * averageNorm);
+      }
+      out[i] = b === undefined ? r : f(r + b[i]!);
+    }
+    await sink.write(start, out);
+  }
+}
+
+/** Adds each array's values, in order, to its norm (all at the same position), by `normLanes` where the lanes allow. */
+async function addNorms(backend: ComputeBackend, runs: TorchNorm[], arrays: HostArray[], length: number): Promise<void> {
+  for (let i = 0; i < length; ) {
+    let count = Math.min(runs[0]!.bulk(), length - i);
+    count -= count % 8;
+    if (count >= MIN_BULK) {
+      for (let g = 0; g < runs.length; g += MAX_TASK_MODELS) {
+        const group = runs.slice(g, g + MAX_TASK_MODELS);
+        const lanes = new Float32Array(8 * group.length);
+        group.forEach((run, k) => lanes.set(run.laneSums, 8 * k));
+        await backend.normLanes(arrays.slice(g, g + MAX_TASK_MODELS).map((a) => sliceHost(a, i, count)), lanes);
+        group.forEach((run, k) => {
+          run.laneSums.set(lanes.subarray(8 * k, 8 * k + 8));
+          run.added(count);
+        });
+      }
+    } else {
+      count = 1;
+      for (let j = 0; j < runs.length; j++) runs[j]!.add(hostValue(arrays[j]!, i));
+    }
+    i += count;
+  }
+}
 
 /** One pass: `count` reductions, the j-th fed value(inputs, j, i) for every element in order. */
 async function reducePerModel(

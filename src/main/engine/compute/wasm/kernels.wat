@@ -289,6 +289,46 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; usum: out = Σ_m f(f(x_m / d_m) · w_m), added in f32 from +0 in input order (multislerp's
+  ;; weighted mean of the unit vectors). The divisors d are `count` f32 at $params, the weights w
+  ;; `count` f32 at $params + 64.
+  (func (export "usum")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $m i32) (local $x i32) (local $acc i32) (local $i i32) (local $stop i32)
+    (local $d v128) (local $w v128)
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (select (global.get $tile) (i32.sub (local.get $end) (local.get $t))
+                              (i32.gt_u (i32.sub (local.get $end) (local.get $t)) (global.get $tile))))
+        (local.set $acc (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (memory.fill (local.get $acc) (i32.const 0) (local.get $stop))
+        (local.set $m (i32.const 0))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.ge_u (local.get $m) (local.get $count)))
+            (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $m) (local.get $t) (local.get $n)
+                                         (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+            (local.set $d (f32x4.splat (f32.load (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 2))))))
+            (local.set $w (f32x4.splat (f32.load offset=64 (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 2))))))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
+                  (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i)))
+                    (f32x4.mul (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $d)) (local.get $w))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))
+            (local.set $m (i32.add (local.get $m) (i32.const 1)))
+            (br $models)))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
   ;; ---- the task-vector family (compute/reference.ts), a tile of up to 1024 elements at a time ----
   ;;
   ;; Every step is one tight loop over a tile of f32 in the thread's scratch: δ_j = x_j − base, its
