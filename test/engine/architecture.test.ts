@@ -486,7 +486,7 @@ describe('layer templates', () => {
     const owners = new Map<string, string[]>();
     for (const def of ARCHITECTURES) for (const a of def.architectures) owners.set(a, [...(owners.get(a) ?? []), def.modelType]);
     expect([...owners].filter(([, types]) => types.length > 1)).toEqual([['PhiForCausalLM', ['phi', 'phi-msft']]]);
-    expect(owners.size).toBe(27);
+    expect(owners.size).toBe(28);
   });
 
   it('lists every weight of a model in merge order', () => {

@@ -100,6 +100,7 @@ describe('goldens from real mergekit', () => {
       const limit = c.bar === 'exact' ? 0 : c.bar === 'f32-reduction' ? 4 : 1;
       expect(worst.filter((w) => w.ulps > limit)).toEqual([]);
       await expectSameTokenizer(join(ROOT, 'outputs', c.output), out);
+      await expectSameLayerCounts(join(ROOT, 'outputs', c.output), out);
     });
   }
 
@@ -208,6 +209,17 @@ async function trimTies(recipeFile: string): Promise<Map<string, Set<number>>> {
     }
   }
   return tied;
+}
+
+/** config.json's layer counts (a multimodal model's per module) where mergekit wrote them. */
+async function expectSameLayerCounts(expectedDir: string, actualDir: string): Promise<void> {
+  const read = async (dir: string) => JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const [want, got] = [await read(expectedDir), await read(actualDir)];
+  const get = (config: Record<string, unknown>, key: string) => key.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), config);
+  for (const key of ['num_hidden_layers', 'n_layer', 'num_layers', 'text_config.num_hidden_layers', 'vision_config.num_hidden_layers']) {
+    // transformers saves EXAONE's num_layers as num_hidden_layers, Alloy keeps the config's key: a top-level key is compared where Alloy has it.
+    if (typeof get(want, key) === 'number' && (key.includes('.') || get(got, key) !== undefined)) expect(get(got, key), key).toBe(get(want, key));
+  }
 }
 
 /** Where mergekit wrote a tokenizer: the same vocabulary, added tokens and config vocab_size. */

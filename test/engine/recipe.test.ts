@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { evaluateSetting, ParameterResolver } from '../../src/main/engine/recipe/evaluate-setting';
 import { parseModelReference, parseRecipes, RecipeError } from '../../src/main/engine/recipe/parse-recipe';
+import { planMerge } from '../../src/main/engine/plan/plan-merge';
 
 const fixture = (name: string) => readFileSync(`test/fixtures/recipes/${name}`, 'utf8');
 
@@ -75,13 +76,95 @@ describe('recipe errors', () => {
   });
 
   it('refuses recipes with both or neither of models and slices, and bad layer ranges', () => {
-    expect(problemsOf('merge_method: linear\n').join()).toMatch(/exactly one of "models" or "slices"/);
+    expect(problemsOf('merge_method: linear\n').join()).toMatch(/^r\.yml:1:1: a recipe needs exactly one of "models", "slices" or "modules"/);
     expect(problemsOf('merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [4, 2]\n').join()).toMatch(/r\.yml:5:22: .*layer_range \[4, 2\] must have 0 <= start < end/);
     expect(problemsOf('merge_method: linear\ntokenizer_source: base\ntokenizer: {source: union}\nmodels:\n  - model: a\n').join()).toMatch(/either tokenizer_source or tokenizer/);
   });
 
   it('points at YAML syntax errors', () => {
     expect(problemsOf('merge_method: linear\nmodels: [\n').join()).toMatch(/^r\.yml:\d+:\d+: YAML: /);
+  });
+});
+
+describe('modules: (multimodal recipes)', () => {
+  const GOLDEN = 'test/fixtures/golden/recipes';
+  const modules = `merge_method: linear
+modules:
+  text_decoder:
+    slices:
+      - sources:
+          - model: ../models/gemma3vl-ft1
+            layer_range: [0, 2]
+          - model: ../models/gemma3vl-ft2
+            layer_range: [0, 2]
+    parameters:
+      weight: 0.5
+  vision_tower:
+    models:
+      - model: ../models/gemma3vl-ft1
+        parameters: {weight: 0.3}
+dtype: float32
+`;
+  const plan = (text: string) => planMerge({ recipe: parseRecipes(text, `${GOLDEN}/r.yml`)[0]!, search: { recipeDir: GOLDEN } });
+  const planError = async (text: string) => {
+    try {
+      await plan(text);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error('expected the plan to be refused');
+  };
+
+  it('reads modules in the order written, with their models, slices, parameters and positions', () => {
+    const [r] = parseRecipes(modules, 'r.yml');
+    expect(r!.modules!.map((m) => m.name)).toEqual(['text_decoder', 'vision_tower']);
+    expect(r!.modules![0]!.position).toEqual({ file: 'r.yml', line: 3, column: 3 });
+    expect(r!.modules![0]!.slices![0]!.sources.map((s) => s.layerRange)).toEqual([[0, 2], [0, 2]]);
+    expect(r!.modules![0]!.parameters!.values).toEqual({ weight: 0.5 });
+    expect(r!.modules![1]!.models![0]!.parameters!.values).toEqual({ weight: 0.3 });
+  });
+
+  it('refuses a recipe with modules and models or slices, and a module with both or neither', () => {
+    expect(problemsOf(`${modules}models:\n  - model: a\n`).join('\n')).toMatch(/^r\.yml:17:1: a recipe needs exactly one of "models", "slices" or "modules", but this one has "modules" and "models"/m);
+    expect(problemsOf('merge_method: linear\nmodules:\n  text_decoder:\n    parameters: {weight: 1}\n').join()).toMatch(/^r\.yml:3:3: modules\.text_decoder needs exactly one of "models" or "slices"/);
+    expect(problemsOf('merge_method: linear\nmodules:\n  text_decoder:\n    models: [{model: a}]\n    slices: [{sources: [{model: a, layer_range: [0, 1]}]}]\n').join())
+      .toMatch(/^r\.yml:5:5: modules\.text_decoder needs exactly one of "models" or "slices"/);
+    expect(problemsOf('merge_method: linear\nmodules: {}\n').join()).toMatch(/^r\.yml:2:10: modules must be a non-empty mapping/);
+    expect(problemsOf('merge_method: linear\nmodules:\n  vision_tower:\n    models: [{model: a}]\n    layers: 3\n').join()).toMatch(/^r\.yml:5:5: unknown key "layers" in modules\.vision_tower/);
+  });
+
+  it('refuses, when planning, a module the architecture lacks, naming the modules it has', async () => {
+    const message = await planError(modules.replace('vision_tower:', 'vision:'));
+    expect(message).toMatch(/r\.yml:12:3: unknown module "vision" under modules: a gemma3 model \(Gemma3ForConditionalGeneration\) has the modules "text_decoder", "multi_modal_projector", "vision_tower"/);
+    expect(await planError('merge_method: linear\nmodules:\n  text_decoder:\n    models: [{model: ../models/llama-ft1}]\n'))
+      .toMatch(/r\.yml:3:3: unknown module "text_decoder" under modules: a llama model \(LlamaForCausalLM, LLaMaForCausalLM\) has one module, "default"/);
+  });
+
+  it('refuses slices: on a model of several modules, saying to write modules:', async () => {
+    const message = await planError('merge_method: passthrough\nslices:\n  - sources:\n      - model: ../models/gemma3vl-ft1\n        layer_range: [0, 1]\n');
+    expect(message).toMatch(/r\.yml:2:1: "slices:" cannot say which part of the model its layer ranges are in: a gemma3 model .* has the modules "text_decoder", "multi_modal_projector", "vision_tower"\. Write "modules:" instead/);
+  });
+
+  it('plans only the modules written, each with its own parameters and layer count', async () => {
+    const p = await plan(modules);
+    const names = p.tensors.map((t) => t.name);
+    expect(names[0]).toBe('language_model.model.embed_tokens.weight');
+    expect(names.some((n) => n.startsWith('multi_modal_projector.'))).toBe(false);
+    expect(names[names.length - 1]).toBe('vision_tower.vision_model.post_layernorm.weight');
+    const vision = p.tensors.find((t) => t.name === 'vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight')!;
+    expect(vision.perModel).toEqual([{ weight: 0.3 }]);
+    expect(p.tensors.find((t) => t.name === 'language_model.model.layers.1.mlp.up_proj.weight')!.perModel).toEqual([{ weight: 0.5 }, { weight: 0.5 }]);
+    // Only a module given as slices gets its count written, as in mergekit.
+    expect((p.outputConfig['text_config'] as Record<string, unknown>)['num_hidden_layers']).toBe(2);
+  });
+
+  it('takes modules: default on a one-module model, as mergekit does', async () => {
+    const p = await plan('merge_method: passthrough\nmodules:\n  default:\n    slices:\n      - sources: [{model: ../models/llama-ft1, layer_range: [1, 3]}]\n');
+    expect(p.tensors.filter((t) => t.name.endsWith('.input_layernorm.weight')).map((t) => t.inputs[0]!.tensor)).toEqual([
+      'model.layers.1.input_layernorm.weight',
+      'model.layers.2.input_layernorm.weight',
+    ]);
+    expect(p.outputConfig['num_hidden_layers']).toBe(2);
   });
 });
 

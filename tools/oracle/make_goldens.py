@@ -292,6 +292,45 @@ def make_arch_model(name, fields, seed, base_seed=None, shapes=None):
         json.dump(fields, f, indent=2)
 
 
+# Gemma 3 with vision (Gemma3ForConditionalGeneration): three modules (text decoder, projector, SigLIP vision
+# tower). Shapes come from transformers' model for the config; names are the Hub checkpoints' (google/gemma-3-4b-it:
+# language_model.model.*, vision_tower.vision_model.*, multi_modal_projector.*), which transformers renames on load.
+GEMMA3VL = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "mm_tokens_per_image": 4,
+            "boi_token_index": 3, "eoi_token_index": 4, "image_token_index": 5, "torch_dtype": "float32",
+            "text_config": {**{k: v for k, v in TINY.items() if k not in ("torch_dtype",)}, "model_type": "gemma3_text", "tie_word_embeddings": True,
+                            "sliding_window": 16, "query_pre_attn_scalar": 4},
+            "vision_config": {"model_type": "siglip_vision_model", "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": 2,
+                              "num_attention_heads": HEADS, "image_size": 28, "patch_size": 14, "vision_use_head": False}}
+GEMMA3VL_NAMES = [("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower.vision_model."),
+                  ("model.multi_modal_projector.", "multi_modal_projector.")]
+
+
+def gemma3vl_shapes():
+    from transformers import AutoConfig, Gemma3ForConditionalGeneration
+
+    kwargs = {k: v for k, v in GEMMA3VL.items() if k not in ("architectures", "model_type", "torch_dtype")}
+    with torch.device("meta"):
+        model = Gemma3ForConditionalGeneration(AutoConfig.for_model("gemma3", **kwargs))
+    shapes = []
+    for n, t in model.state_dict().items():
+        if n == "lm_head.weight":
+            continue  # tied to the embeddings, as the Hub's checkpoints leave it out
+        for old, new in GEMMA3VL_NAMES:
+            if n.startswith(old):
+                n = new + n[len(old):]
+        shapes.append((n, tuple(t.shape)))
+    return shapes
+
+
+def gemma3vl_models():
+    if os.path.exists(os.path.join(MODELS, "gemma3vl-ft1")):
+        return
+    shapes = gemma3vl_shapes()
+    make_arch_model("gemma3vl-base", GEMMA3VL, 271, shapes=shapes)
+    make_arch_model("gemma3vl-ft1", GEMMA3VL, 272, base_seed=271, shapes=shapes)
+    make_arch_model("gemma3vl-ft2", GEMMA3VL, 273, base_seed=271, shapes=shapes)
+
+
 def arch_models():
     for arch, (extra, seed, with_base) in ARCH_MODELS.items():
         if os.path.exists(os.path.join(MODELS, f"{arch}-ft1")):
@@ -644,6 +683,42 @@ CASES["qwen3moe-experts-linear-f32"] = (arch_linear("qwen3moe-experts"), "exact"
 CASES["qwen3moe-ties-f32"] = (ta("ties", {}, models=("qwen3moe-ft1", "qwen3moe-ft2"), base="qwen3moe-base"), "exact", "ties", "TIES over 3-D expert tensors")
 
 
+CASES["gemma3vl-linear-f32"] = (arch_linear("gemma3vl"), "exact", "linear", "Gemma 3 with vision: models: merges every module (text decoder, projector, vision tower)")
+CASES["gemma3vl-modules-f32"] = (f"""merge_method: linear
+modules:
+  text_decoder:
+    slices:
+      - sources:
+          - model: {M}gemma3vl-ft1
+            layer_range: [0, 2]
+            parameters: {{weight: 0.7}}
+          - model: {M}gemma3vl-ft2
+            layer_range: [0, 2]
+            parameters: {{weight: 0.3}}
+      - sources:
+          - model: {M}gemma3vl-ft2
+            layer_range: [1, 2]
+          - model: {M}gemma3vl-base
+            layer_range: [1, 2]
+        parameters: {{weight: 0.25}}
+  vision_tower:
+    models:
+      - model: {M}gemma3vl-ft1
+      - model: {M}gemma3vl-ft2
+        parameters: {{weight: 0.1}}
+    parameters:
+      weight: [0.2, 0.9]
+  multi_modal_projector:
+    models:
+      - model: {M}gemma3vl-ft2
+        parameters: {{weight: 1.0}}
+      - model: {M}gemma3vl-ft1
+parameters:
+  weight: 0.5
+dtype: float32
+""", "exact", "linear", "modules: text decoder sliced (3 layers out, parameters per source and per slice), vision tower with module parameters, projector with recipe parameters; module order as written")
+
+
 SEQUENTIAL = ["llama-ft1", "llama-ft2", "llama-ft3"]
 
 
@@ -696,6 +771,7 @@ def main():
     version = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('mergekit'))"], capture_output=True, text=True).stdout.strip()
     lora()
     extra_models()
+    gemma3vl_models()
     cases = {c["name"]: c for c in json.load(open(index))} if only is not None else {}
     for name, (recipe, bar, method, notes) in CASES.items():
         if only is not None and name not in only:

@@ -4,7 +4,7 @@
  * (mergekit/_data/architectures/*.json). The order matters: it is the order a merge plans tensors
  * in, and so which output shard each tensor lands in.
  */
-import type { ArchitectureDef, WeightInfo } from './types';
+import type { ArchitectureDef, ArchitectureModule, WeightInfo } from './types';
 
 /** The placeholder a layer template uses for the layer number. */
 export const LAYER_INDEX = '${layer_index}';
@@ -495,9 +495,77 @@ const gptNeox: ArchitectureDef = {
   numLayersKey: 'num_hidden_layers',
 };
 
+/**
+ * Gemma 3 with vision (Gemma3ForConditionalGeneration, gemma-3-4b and up): three modules under the
+ * Hub checkpoints' names. The text decoder is gemma3_text's under `language_model.`; the projector
+ * has no layers; the vision tower is SigLIP's encoder under `vision_tower.vision_model.`.
+ */
+const GEMMA3_TEXT_MODULE: ArchitectureModule = {
+  name: 'text_decoder',
+  weightPrefix: 'language_model.',
+  preWeights: gemma3.preWeights,
+  layerWeights: gemma3.layerWeights,
+  postWeights: gemma3.postWeights,
+  numLayersKey: 'text_config.num_hidden_layers',
+};
+const gemma3Vision: ArchitectureDef = {
+  modelType: 'gemma3',
+  architectures: ['Gemma3ForConditionalGeneration'],
+  ...prefixedModule(GEMMA3_TEXT_MODULE),
+  numLayersKey: 'text_config.num_hidden_layers',
+  modules: [
+    GEMMA3_TEXT_MODULE,
+    {
+      name: 'multi_modal_projector',
+      weightPrefix: 'multi_modal_projector.',
+      preWeights: weights(['mm_input_projection_weight', 'mm_soft_emb_norm.weight']),
+      layerWeights: [],
+      postWeights: [],
+      fixedLayers: 0,
+    },
+    {
+      name: 'vision_tower',
+      weightPrefix: 'vision_tower.vision_model.',
+      preWeights: weights(['embeddings.patch_embedding.bias', 'embeddings.patch_embedding.weight', 'embeddings.position_embedding.weight']),
+      layerWeights: layers('encoder.layers', [
+        'layer_norm1.bias',
+        'layer_norm1.weight',
+        'layer_norm2.bias',
+        'layer_norm2.weight',
+        'mlp.fc1.bias',
+        'mlp.fc1.weight',
+        'mlp.fc2.bias',
+        'mlp.fc2.weight',
+        'self_attn.k_proj.bias',
+        'self_attn.k_proj.weight',
+        'self_attn.out_proj.bias',
+        'self_attn.out_proj.weight',
+        'self_attn.q_proj.bias',
+        'self_attn.q_proj.weight',
+        'self_attn.v_proj.bias',
+        'self_attn.v_proj.weight',
+      ]),
+      postWeights: weights(['post_layernorm.bias', 'post_layernorm.weight']),
+      numLayersKey: 'vision_config.num_hidden_layers',
+    },
+  ],
+};
+
+/** A module's tensors under their checkpoint names: the prefix put before each name, alias and tied name (mergekit's _prefix_weight). */
+export function prefixedModule(module: ArchitectureModule): Pick<ArchitectureModule, 'preWeights' | 'layerWeights' | 'postWeights'> {
+  const prefix = module.weightPrefix ?? '';
+  const one = (w: WeightInfo): WeightInfo => ({
+    ...w,
+    name: prefix + w.name,
+    ...(w.aliases ? { aliases: w.aliases.map((a) => prefix + a) } : {}),
+    ...(w.tiedNames ? { tiedNames: w.tiedNames.map((t) => prefix + t) } : {}),
+  });
+  return { preWeights: module.preWeights.map(one), layerWeights: module.layerWeights.map(one), postWeights: module.postWeights.map(one) };
+}
+
 /** Every definition, in no significant order: lookup is by class name, then by `model_type`. */
 export const ARCHITECTURES: readonly ArchitectureDef[] = [
   llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, phi, phiMsft, gpt2,
   mixtral, qwen3Moe, gemma3, cohere, cohere2, starcoder2, olmo2, granite, glm4, arcee, solar,
-  stablelm, stablelmEpoch, internlm2, exaone, falcon, gptNeox,
+  stablelm, stablelmEpoch, internlm2, exaone, falcon, gptNeox, gemma3Vision,
 ];

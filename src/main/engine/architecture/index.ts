@@ -4,10 +4,10 @@
  * `definitions.ts`.
  */
 import { EngineError } from '../errors';
-import { ARCHITECTURES, LAYER_INDEX } from './definitions';
+import { ARCHITECTURES, LAYER_INDEX, prefixedModule } from './definitions';
 import type { ArchitectureDef, WeightInfo } from './types';
 
-export type { ArchitectureDef, WeightInfo } from './types';
+export type { ArchitectureDef, ArchitectureModule, WeightInfo } from './types';
 export { ARCHITECTURES, LAYER_INDEX } from './definitions';
 
 /** Class names that load a causal LM head, the only kind a `model_type` fallback may stand for. */
@@ -150,4 +150,54 @@ export function layerOfTensor(def: ArchitectureDef, name: string): number | unde
     if (m) return Number(m[1]);
   }
   return undefined;
+}
+
+/** One module of a model with its tensors under their checkpoint names (prefix applied). */
+export interface ModuleInfo {
+  name: string;
+  preWeights: WeightInfo[];
+  layerWeights: WeightInfo[];
+  postWeights: WeightInfo[];
+  numLayersKey?: string;
+  numLayersAliases?: string[];
+  fixedLayers?: number;
+}
+
+/**
+ * A model's modules in the definition's order, as mergekit sees them: a one-part model is one module
+ * named `default` (so `modules: {default: ...}` is a valid recipe for it, as in mergekit).
+ */
+export function architectureModules(def: ArchitectureDef): ModuleInfo[] {
+  if (!def.modules) {
+    return [{
+      name: 'default',
+      preWeights: def.preWeights,
+      layerWeights: def.layerWeights,
+      postWeights: def.postWeights,
+      numLayersKey: def.numLayersKey,
+      ...(def.numLayersAliases ? { numLayersAliases: def.numLayersAliases } : {}),
+    }];
+  }
+  return def.modules.map((m) => ({
+    name: m.name,
+    ...prefixedModule(m),
+    ...(m.numLayersKey !== undefined ? { numLayersKey: m.numLayersKey } : {}),
+    ...(m.fixedLayers !== undefined ? { fixedLayers: m.fixedLayers } : {}),
+  }));
+}
+
+/** A module's layer count in a model: fixed by the definition, else read from config.json as `numLayers` does. */
+export function moduleNumLayers(def: ArchitectureDef, module: ModuleInfo, config: Record<string, unknown>, configFile: string): number {
+  if (module.fixedLayers !== undefined) return module.fixedLayers;
+  if (module.numLayersKey === undefined) return 0;
+  return numLayers(
+    { ...def, numLayersKey: module.numLayersKey, numLayersAliases: module.numLayersAliases ?? [], modelType: def.modules ? `${def.modelType} ${module.name}` : def.modelType },
+    config,
+    configFile,
+  );
+}
+
+/** The weights of layer `layerIndex` of a module. */
+export function moduleLayerWeights(module: ModuleInfo, layerIndex: number): WeightInfo[] {
+  return module.layerWeights.map((w) => substituteWeight(w, layerIndex));
 }

@@ -40,4 +40,27 @@ export interface ArchitectureDef {
    * `attribute_map`), tried in order when `numLayersKey` is absent: EXAONE's configs say `num_layers`.
    */
   numLayersAliases?: string[];
+  /**
+   * A multimodal model's parts (mergekit's modular definitions, `mergekit/_data/architectures/*.json`
+   * with `"kind": "modular"`), in the definition's order. Each has its own weight prefix, tensors and
+   * layer count, and a recipe's `modules:` names them. For such a model the fields above describe its
+   * text decoder (prefixed), so that layer lookups and summaries see the language model. Absent for
+   * a one-part model, which mergekit calls a single module named `default`.
+   */
+  modules?: ArchitectureModule[];
+}
+
+/** One part of a multimodal model (mergekit's ModuleDefinition). */
+export interface ArchitectureModule {
+  /** The name a recipe's `modules:` uses (`text_decoder`, `vision_tower`, `multi_modal_projector`). */
+  name: string;
+  /** Put before every tensor name below (and their aliases and tied names) in a checkpoint. */
+  weightPrefix?: string;
+  preWeights: WeightInfo[];
+  layerWeights: WeightInfo[];
+  postWeights: WeightInfo[];
+  /** config.json key (dotted) holding the module's layer count; absent when it has none to write. */
+  numLayersKey?: string;
+  /** A layer count fixed by the definition, whatever the config says (mergekit's override_num_layers). */
+  fixedLayers?: number;
 }

@@ -14,6 +14,11 @@ export interface OutputConfigParams {
    * recipes; for `models:` recipes it equals the base model's count, so passing it is harmless.
    */
   numLayers?: number;
+  /**
+   * For a multimodal model: the layer count of each module given as slices (mergekit writes none for
+   * a module given as models), under that module's key (`text_config.num_hidden_layers`).
+   */
+  moduleLayers?: { module: string; key?: string; count: number }[];
   /** The recipe's `out_dtype`, else its `dtype` (mergekit's order). */
   outDtype?: string;
   def: ArchitectureDef;
@@ -42,6 +47,12 @@ export function makeOutputConfig(params: OutputConfigParams): Record<string, unk
     const keys = [def.numLayersKey, ...(def.numLayersAliases ?? [])];
     const present = keys.filter((key) => hasConfigValue(config, key));
     for (const key of present.length ? present : [def.numLayersKey]) setConfigValue(config, key, numLayers);
+  }
+  for (const { key, count } of params.moduleLayers ?? []) {
+    // mergekit warns and goes on for a module with layers but no key (none of Alloy's has one), and for a
+    // key whose parent object the config lacks ("you may need to manually correct it"); so does this, silently.
+    if (key === undefined || !hasConfigValue(config, key.split('.').slice(0, -1).join('.') || key)) continue;
+    setConfigValue(config, key, count);
   }
   return config;
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { layerWeights, numLayers, resolveArchitecture, type ArchitectureDef, type WeightInfo } from '../architecture';
+import { architectureModules, moduleLayerWeights, moduleNumLayers, resolveArchitecture, type ArchitectureDef, type ModuleInfo, type WeightInfo } from '../architecture';
 import { EngineError } from '../errors';
 import { checkParameter } from './check-parameter';
 import { getMergeMethod } from '../methods/registry';
@@ -12,7 +12,7 @@ import { planTokenizer, type PlannedVocabulary } from '../tokenizer/plan-tokeniz
 import { vocabularyRows, type VocabularyRows } from '../tokenizer/vocabulary-rows';
 import { makeOutputConfig } from '../output/output-config';
 import { ParameterResolver } from '../recipe/evaluate-setting';
-import type { InputSliceDefinition, ModelReference, OutputSliceDefinition, Recipe } from '../recipe/types';
+import type { InputModelDefinition, InputSliceDefinition, ModelReference, OutputSliceDefinition, ParameterMap, Recipe, SourcePosition } from '../recipe/types';
 import { dtypeSize, isFloatDtype, parseTorchDtype, type Dtype, type FloatDtype } from '../safetensors/dtype';
 import type { MergePlan, PlannedInput, PlannedShard, PlannedTensor } from './types';
 
@@ -41,40 +41,100 @@ export async function planMerge(params: PlanMergeParams): Promise<MergePlan> {
   const method = getMergeMethod(recipe.mergeMethod);
   const models = new ModelTable(params.search ?? {});
   try {
-    const slices = await normalizeSlices(recipe, models);
-    const archModel = recipe.baseModel ? await models.open(recipe.baseModel) : await models.open(slices[0]!.sources[0]!.model);
+    const merged = mergedModels(recipe);
+    if (merged.length === 0) throw new EngineError('the recipe names no model', { key: 'models' });
+    // Every merged model is opened before the architecture check, which looks at each.
+    const opened = await Promise.all(merged.map((ref) => models.open(ref)));
+    const archModel = recipe.baseModel ? await models.open(recipe.baseModel) : opened[0]!;
     const arch = resolveArchitecture(archModel.folder.config, join(archModel.folder.path, 'config.json'));
     if (!params.allowCrimes) await checkSameArchitecture(models, arch);
+    const modules = await normalizeModules(recipe, arch, models);
     const builder = new PlanBuilder(recipe, method, arch, models, params.unsafeTruncateEmbeddings === true);
     await builder.buildVocabulary();
-    await builder.addAll(slices);
+    await builder.addAll(modules);
     return builder.finish(params);
   } finally {
     await models.closeAll();
   }
 }
 
-/** mergekit's normalize_config: `models:` becomes one slice over every layer, with the base model appended if absent. */
-async function normalizeSlices(recipe: Recipe, models: ModelTable): Promise<OutputSliceDefinition[]> {
-  if (recipe.slices) return recipe.slices;
+/** The models a recipe merges (its tokenizer source aside), base first. */
+function mergedModels(recipe: Recipe): ModelReference[] {
+  const slices = [...(recipe.slices ?? []), ...(recipe.modules ?? []).flatMap((m) => m.slices ?? [])];
+  return [
+    ...(recipe.baseModel ? [recipe.baseModel] : []),
+    ...(recipe.models ?? []).map((m) => m.model),
+    ...(recipe.modules ?? []).flatMap((m) => (m.models ?? []).map((i) => i.model)),
+    ...slices.flatMap((s) => [...s.sources.map((src) => src.model), ...(s.baseModel ? [s.baseModel] : [])]),
+  ];
+}
+
+/** One module of the output with its slices (mergekit's OutputModuleDefinition after normalize_config). */
+interface PlannedModule {
+  module: ModuleInfo;
+  slices: OutputSliceDefinition[];
+  parameters?: ParameterMap;
+  /** Given as slices (`slices:`, or `modules.X.slices`): only then does mergekit write the module's layer count to config.json. */
+  sliced: boolean;
+}
+
+function at(position: SourcePosition | undefined): string {
+  return position ? `${position.file}:${position.line}:${position.column}: ` : '';
+}
+
+/**
+ * mergekit's normalize_config: `models:` merges every module of the architecture, each as one slice
+ * over all its layers with the base model appended if absent; `slices:` needs a one-module
+ * architecture; `modules:` names modules of the architecture, each with models or slices.
+ */
+async function normalizeModules(recipe: Recipe, arch: ArchitectureDef, models: ModelTable): Promise<PlannedModule[]> {
+  const all = architectureModules(arch);
+  const described = `a ${arch.modelType} model (${arch.architectures.join(', ')}) has ${all.length === 1 ? 'one module, "default"' : `the modules ${all.map((m) => `"${m.name}"`).join(', ')}`}`;
+  if (recipe.models) {
+    return Promise.all(all.map(async (module) => ({ module, slices: [await modelsToSlice(recipe, arch, module, recipe.models!, models)], sliced: false })));
+  }
+  if (recipe.slices) {
+    if (all.length !== 1) {
+      throw new EngineError(
+        `${at(recipe.positions['slices'])}"slices:" cannot say which part of the model its layer ranges are in: ${described}. ` +
+          `Write "modules:" instead, with slices under the module to slice (modules: {${all[0]!.name}: {slices: [...]}}) and "models:" under each other module to merge`,
+        { key: 'slices', ...(recipe.positions['slices'] ?? {}) },
+      );
+    }
+    return [{ module: all[0]!, slices: recipe.slices, sliced: true }];
+  }
+  const out: PlannedModule[] = [];
+  for (const def of recipe.modules ?? []) {
+    const module = all.find((m) => m.name === def.name);
+    if (!module) {
+      throw new EngineError(`${at(def.position)}unknown module "${def.name}" under modules: ${described}`, { key: 'modules', ...def.position });
+    }
+    const slices = def.slices ?? [await modelsToSlice(recipe, arch, module, def.models ?? [], models)];
+    out.push({ module, slices, sliced: def.slices !== undefined, ...(def.parameters ? { parameters: def.parameters } : {}) });
+  }
+  return out;
+}
+
+/** A module's `models:` as one slice over all of its layers in each model, the base model appended when absent. */
+async function modelsToSlice(recipe: Recipe, arch: ArchitectureDef, module: ModuleInfo, inputs: InputModelDefinition[], models: ModelTable): Promise<OutputSliceDefinition> {
   const sources: InputSliceDefinition[] = [];
   let baseIncluded = false;
-  for (const m of recipe.models ?? []) {
+  for (const m of inputs) {
     if (recipe.baseModel && m.model.raw === recipe.baseModel.raw) baseIncluded = true;
-    const model = await models.open(m.model);
-    const layers = modelLayers(model);
+    const layers = moduleLayers(arch, module, await models.open(m.model));
     sources.push({ model: m.model, layerRange: [0, layers], ...(m.parameters ? { parameters: m.parameters } : {}) });
   }
   if (recipe.baseModel && !baseIncluded) {
-    const model = await models.open(recipe.baseModel);
-    sources.push({ model: recipe.baseModel, layerRange: [0, modelLayers(model)] });
+    sources.push({ model: recipe.baseModel, layerRange: [0, moduleLayers(arch, module, await models.open(recipe.baseModel))] });
   }
-  return [{ sources }];
+  return { sources };
 }
 
-function modelLayers(model: OpenModel): number {
+function moduleLayers(arch: ArchitectureDef, module: ModuleInfo, model: OpenModel): number {
   const configFile = join(model.folder.path, 'config.json');
-  return numLayers(resolveArchitecture(model.folder.config, configFile), model.folder.config, configFile);
+  // A one-module model's own definition says where its count is (llama's num_hidden_layers, gpt2's n_layer).
+  if (!arch.modules) return moduleNumLayers(arch, architectureModules(resolveArchitecture(model.folder.config, configFile))[0]!, model.folder.config, configFile);
+  return moduleNumLayers(arch, module, model.folder.config, configFile);
 }
 
 async function checkSameArchitecture(models: ModelTable, arch: ArchitectureDef): Promise<void> {
@@ -121,6 +181,9 @@ class PlanBuilder {
   private readonly modelIndex = new Map<string, number>();
   private readonly modelList: { reference: string; path: string }[] = [];
   private outLayers = 0;
+  /** Output layers of each module planned from slices, for config.json. */
+  private readonly slicedLayers: { module: ModuleInfo; count: number }[] = [];
+  private moduleParameters: ParameterMap | undefined;
   private readonly warnings: string[];
   private vocabulary: PlannedVocabulary | undefined;
   /** A warning that would repeat for every tensor is given once. */
@@ -139,20 +202,26 @@ class PlanBuilder {
     this.warnings = [...(recipe.warnings ?? [])];
   }
 
-  async addAll(slices: OutputSliceDefinition[]): Promise<void> {
-    const first = slices[0]!;
-    const last = slices[slices.length - 1]!;
-    for (const w of this.arch.preWeights) {
-      await this.addTensor(w, first.sources.map(() => w), first.sources.map((s) => s.model), first, 0);
-    }
-    for (const slice of slices) await this.addSlice(slice);
-    for (const w of this.arch.postWeights) {
-      // mergekit quirk: post weights take the last slice's models and parameters.
-      await this.addTensor(w, last.sources.map(() => w), last.sources.map((s) => s.model), last, 0);
+  /** mergekit's plan_module for each module in turn: pre-weights with the first slice's models, the slices' layers, post-weights with the last slice's. */
+  async addAll(modules: PlannedModule[]): Promise<void> {
+    for (const { module, slices, parameters, sliced } of modules) {
+      this.outLayers = 0;
+      this.moduleParameters = parameters;
+      const first = slices[0]!;
+      const last = slices[slices.length - 1]!;
+      for (const w of module.preWeights) {
+        await this.addTensor(w, first.sources.map(() => w), first.sources.map((s) => s.model), first, 0);
+      }
+      for (const slice of slices) await this.addSlice(module, slice);
+      for (const w of module.postWeights) {
+        // mergekit quirk: post weights take the last slice's models and parameters.
+        await this.addTensor(w, last.sources.map(() => w), last.sources.map((s) => s.model), last, 0);
+      }
+      if (sliced) this.slicedLayers.push({ module, count: this.outLayers });
     }
   }
 
-  private async addSlice(slice: OutputSliceDefinition): Promise<void> {
+  private async addSlice(module: ModuleInfo, slice: OutputSliceDefinition): Promise<void> {
     const lengths = slice.sources.map((s) => s.layerRange[1] - s.layerRange[0]);
     if (lengths.some((l) => l !== lengths[0])) {
       throw new EngineError(`all sources of a slice must have the same number of layers (got ${lengths.join(', ')})`, { key: 'slices' });
@@ -160,8 +229,8 @@ class PlanBuilder {
     const count = lengths[0]!;
     for (let idx = 0; idx < count; idx++) {
       const t = count > 1 ? idx / (count - 1) : 1;
-      const outWeights = layerWeights(this.arch, this.outLayers);
-      const inWeights = slice.sources.map((s) => layerWeights(this.arch, s.layerRange[0] + idx));
+      const outWeights = moduleLayerWeights(module, this.outLayers);
+      const inWeights = slice.sources.map((s) => moduleLayerWeights(module, s.layerRange[0] + idx));
       for (const [w, out] of outWeights.entries()) {
         await this.addTensor(out, inWeights.map((ws) => ws[w]!), slice.sources.map((s) => s.model), slice, t);
       }
@@ -182,7 +251,7 @@ class PlanBuilder {
       throw new EngineError(`${missing.model.ref.raw} has no tensor "${missing.weight.name}"`, { tensor: missing.weight.name });
     }
     const baseRef = slice.baseModel ?? this.recipe.baseModel;
-    const resolver = new ParameterResolver(this.recipe, slice, t);
+    const resolver = new ParameterResolver(this.recipe, slice, t, this.moduleParameters);
     const global: Record<string, ParamValue> = {};
     for (const p of this.method.parameters.filter((p) => p.scope === 'global')) {
       const resolved = resolver.lookup(p.name, { tensorName: out.name, required: p.required, default: p.default });
@@ -321,12 +390,14 @@ class PlanBuilder {
 
   async finish(params: PlanMergeParams): Promise<MergePlan> {
     const shards = assignShards(this.tensors, params.outShardSize ?? DEFAULT_SHARD_SIZE);
-    const donorRef = this.recipe.baseModel ?? this.recipe.models?.[0]?.model ?? this.recipe.slices?.[0]?.sources[0]?.model;
+    const donorRef = this.recipe.baseModel ?? this.recipe.models?.[0]?.model ?? this.recipe.slices?.[0]?.sources[0]?.model ?? referencedModels(this.recipe)[0];
     const donor = donorRef ? await this.models.open(donorRef) : undefined;
     const computeDtype = this.computeDtype();
     const outputConfig = makeOutputConfig({
       baseConfig: this.vocabulary ? { ...donor!.folder.config, vocab_size: this.vocabulary.size } : donor!.folder.config,
-      numLayers: this.outLayers,
+      ...(this.arch.modules
+        ? { moduleLayers: this.slicedLayers.map(({ module, count }) => ({ module: module.name, key: module.numLayersKey, count })) }
+        : { numLayers: this.outLayers }),
       outDtype: this.recipe.outDtype ?? this.recipe.dtype,
       def: this.arch,
     });

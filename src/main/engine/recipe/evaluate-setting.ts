@@ -34,12 +34,13 @@ export interface ParameterQuery {
   default?: SettingValue | undefined;
 }
 
-/** mergekit's ConfigReader.parameter: source parameters for the model, then the slice's, then the recipe's. */
+/** mergekit's ConfigReader.parameter: source parameters for the model, then the slice's, then the module's (`modules:`), then the recipe's. */
 export class ParameterResolver {
   constructor(
     private readonly recipe: Recipe,
     private readonly slice: OutputSliceDefinition | undefined,
     private readonly t: number,
+    private readonly moduleParameters?: ParameterMap,
   ) {}
 
   parameter(name: string, query: ParameterQuery): SettingValue | undefined {
@@ -54,6 +55,7 @@ export class ParameterResolver {
       if (model) for (const s of this.slice.sources) if (s.model.raw === model.raw) maps.push(s.parameters);
       maps.push(this.slice.parameters);
     }
+    maps.push(this.moduleParameters);
     maps.push(this.recipe.parameters);
     for (const map of maps) {
       if (!map || !(name in map.values)) continue;

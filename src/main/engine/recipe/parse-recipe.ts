@@ -8,6 +8,7 @@ import type {
   InputModelDefinition,
   InputSliceDefinition,
   ModelReference,
+  OutputModuleDefinition,
   OutputSliceDefinition,
   ParameterMap,
   ParameterSetting,
@@ -33,6 +34,7 @@ const RECIPE_KEYS = ['name', 'merge_method', 'models', 'slices', 'base_model', '
 const MODEL_KEYS = ['model', 'parameters'];
 const SOURCE_KEYS = ['model', 'layer_range', 'parameters'];
 const SLICE_KEYS = ['sources', 'base_model', 'residual_weight', 'parameters'];
+const MODULE_KEYS = ['models', 'slices', 'parameters'];
 const TOKENIZER_KEYS = ['source', 'tokens', 'pad_to_multiple_of'];
 const TOKEN_KEYS = ['source', 'force'];
 /** Parameter names of mergekit's methods: written where mergekit ignores them, they earn a warning, not an error. */
@@ -144,7 +146,6 @@ function readRecipe(r: DocumentReader, root: Node, text: string): Recipe | undef
   const value = (key: string) => fields.get(key)?.value ?? null;
   const recipe: Partial<Recipe> = { source: { file: r.file, text }, positions };
 
-  if (fields.has('modules')) r.problem(fields.get('modules')!.key, '"modules:" (multimodal recipes) is not supported yet', 'modules');
   const method = fields.has('merge_method') ? r.string(value('merge_method'), 'merge_method') : undefined;
   if (!fields.has('merge_method')) r.problem(root, 'the recipe has no "merge_method"', 'merge_method');
   if (method) recipe.mergeMethod = method;
@@ -179,14 +180,46 @@ function readRecipe(r: DocumentReader, root: Node, text: string): Recipe | undef
     const params = readParameters(r, value('parameters'), 'parameters');
     if (params) recipe.parameters = params;
   }
-  const hasModels = fields.has('models');
-  const hasSlices = fields.has('slices');
-  if (hasModels === hasSlices && !fields.has('modules')) {
-    r.problem(hasModels ? fields.get('slices')!.key : root, 'a recipe needs exactly one of "models" or "slices"', hasModels ? 'slices' : 'models');
+  // mergekit: "Exactly one of 'models', 'slices', or 'modules' must be present".
+  const given = [...fields.keys()].filter((k) => k === 'models' || k === 'slices' || k === 'modules');
+  if (given.length === 0) r.problem(root, 'a recipe needs exactly one of "models", "slices" or "modules"', 'models');
+  for (const extra of given.slice(1)) {
+    r.problem(fields.get(extra)!.key, `a recipe needs exactly one of "models", "slices" or "modules", but this one has "${given[0]}" and "${extra}"`, extra);
   }
-  if (hasModels) recipe.models = readList(r, value('models'), 'models', (node, i) => readInputModel(r, node, `models[${i}]`));
-  if (hasSlices) recipe.slices = readList(r, value('slices'), 'slices', (node, i) => readSlice(r, node, `slices[${i}]`));
+  if (fields.has('models')) recipe.models = readList(r, value('models'), 'models', (node, i) => readInputModel(r, node, `models[${i}]`));
+  if (fields.has('slices')) recipe.slices = readList(r, value('slices'), 'slices', (node, i) => readSlice(r, node, `slices[${i}]`));
+  if (fields.has('modules')) recipe.modules = readModules(r, value('modules'));
   return r.problems.length === before ? (recipe as Recipe) : undefined;
+}
+
+/** `modules:` — a mapping of module name to {models | slices, parameters}. Names are checked against the architecture when planning. */
+function readModules(r: DocumentReader, node: Node | null): OutputModuleDefinition[] {
+  if (!isMap(node) || (node as YAMLMap).items.length === 0) {
+    r.problem(node, 'modules must be a non-empty mapping of module names (text_decoder, vision_tower, ...) to their models or slices', 'modules');
+    return [];
+  }
+  const out: OutputModuleDefinition[] = [];
+  for (const pair of (node as YAMLMap<Node, Node>).items) {
+    const name = isScalar(pair.key) ? String(pair.key.value) : '';
+    const where = `modules.${name}`;
+    const fields = r.fields(pair.value, MODULE_KEYS, where);
+    if (!fields) continue;
+    const module: OutputModuleDefinition = { name, position: r.position(pair.key) };
+    const hasModels = fields.has('models');
+    const hasSlices = fields.has('slices');
+    // mergekit: "Must specify either output slices or models to merge".
+    if (hasModels === hasSlices) {
+      r.problem(hasModels ? fields.get('slices')!.key : pair.key, `${where} needs exactly one of "models" or "slices"`, hasModels ? 'slices' : 'models');
+    }
+    if (hasModels) module.models = readList(r, fields.get('models')!.value, `${where}.models`, (n, i) => readInputModel(r, n, `${where}.models[${i}]`));
+    if (hasSlices) module.slices = readList(r, fields.get('slices')!.value, `${where}.slices`, (n, i) => readSlice(r, n, `${where}.slices[${i}]`));
+    if (fields.has('parameters')) {
+      const params = readParameters(r, fields.get('parameters')!.value, `${where}.parameters`);
+      if (params) module.parameters = params;
+    }
+    out.push(module);
+  }
+  return out;
 }
 
 function readList<T>(r: DocumentReader, node: Node | null, what: string, item: (node: Node, index: number) => T | undefined): T[] {

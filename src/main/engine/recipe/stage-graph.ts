@@ -21,10 +21,11 @@ export function referencedModels(recipe: Recipe): ModelReference[] {
   const refs: ModelReference[] = [];
   if (recipe.baseModel) refs.push(recipe.baseModel);
   for (const m of recipe.models ?? []) refs.push(m.model);
-  for (const s of recipe.slices ?? []) {
+  for (const s of [...(recipe.slices ?? []), ...(recipe.modules ?? []).flatMap((m) => m.slices ?? [])]) {
     if (s.baseModel) refs.push(s.baseModel);
     for (const src of s.sources) refs.push(src.model);
   }
+  for (const m of recipe.modules ?? []) for (const model of m.models ?? []) refs.push(model.model);
   const tok = recipe.tokenizer?.source ?? recipe.tokenizerSource;
   if (tok && typeof tok === 'object') refs.push(tok);
   return refs;

@@ -56,6 +56,18 @@ export interface OutputSliceDefinition {
   parameters?: ParameterMap;
 }
 
+/** One entry of `modules:` (mergekit's OutputModuleDefinition): a part of a multimodal model merged on its own. */
+export interface OutputModuleDefinition {
+  /** The key under `modules:` (`text_decoder`, `vision_tower`, …; `default` for a one-part model). */
+  name: string;
+  models?: InputModelDefinition[];
+  slices?: OutputSliceDefinition[];
+  /** Between a slice's parameters and the recipe's in precedence. */
+  parameters?: ParameterMap;
+  /** Where the module's name was written. */
+  position: SourcePosition;
+}
+
 export interface TokenEmbeddingConfig {
   source?: ModelReference | { kind: 'zero' } | { kind: 'model_token'; model: ModelReference; token?: string; tokenId?: number };
   force?: boolean;
@@ -73,6 +85,8 @@ export interface Recipe {
   mergeMethod: string;
   models?: InputModelDefinition[];
   slices?: OutputSliceDefinition[];
+  /** `modules:`, in the order written (which is the order the output's tensors are planned in). */
+  modules?: OutputModuleDefinition[];
   baseModel?: ModelReference;
   /** Compute dtype, as written (`float32`, `bfloat16`, `float16`). */
   dtype?: string;
