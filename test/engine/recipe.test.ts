@@ -158,6 +158,10 @@ dtype: float32
     expect((p.outputConfig['text_config'] as Record<string, unknown>)['num_hidden_layers']).toBe(2);
   });
 
+  it('refuses to build a tokenizer for a multimodal model, which it cannot yet size', async () => {
+    expect(await planError(`${modules}tokenizer_source: base\n`)).toMatch(/r\.yml:17:1: building a tokenizer \(tokenizer_source\) for a multimodal model \(Gemma3ForConditionalGeneration\) is not supported yet/);
+  });
+
   it('takes modules: default on a one-module model, as mergekit does', async () => {
     const p = await plan('merge_method: passthrough\nmodules:\n  default:\n    slices:\n      - sources: [{model: ../models/llama-ft1, layer_range: [1, 3]}]\n');
     expect(p.tensors.filter((t) => t.name.endsWith('.input_layernorm.weight')).map((t) => t.inputs[0]!.tensor)).toEqual([

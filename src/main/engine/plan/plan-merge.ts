@@ -355,6 +355,14 @@ class PlanBuilder {
       if (this.recipe.chatTemplate) this.warnings.push(`chat_template is saved only when the recipe builds a tokenizer (tokenizer_source or tokenizer:); the tokenizer files are copied as they are, as mergekit does`);
       return;
     }
+    if (this.arch.modules) {
+      // mergekit reads and writes a multimodal model's vocabulary size under its own key (Gemma 3: text_config.vocab_size); Alloy does not yet.
+      const key = this.recipe.tokenizer ? 'tokenizer' : 'tokenizer_source';
+      throw new EngineError(
+        `${at(this.recipe.positions[key])}building a tokenizer (${key}) for a multimodal model (${this.arch.architectures[0]}) is not supported yet; leave it out to copy the base model's tokenizer files`,
+        { key, ...(this.recipe.positions[key] ?? {}) },
+      );
+    }
     const asModel = async (ref: ModelReference) => {
       const m = await this.models.open(ref);
       return { ref: m.ref, dir: m.folder.path, config: m.folder.config };
