@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, TaskArithmeticParams } from '../../src/main/engine/compute/types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -146,6 +146,10 @@ class LosingBackend implements ComputeBackend {
   normLanes(inputs: readonly HostArray[], lanes: Float32Array) {
     this.before();
     return this.gpu.normLanes(inputs, lanes);
+  }
+  unitTangent(values: readonly HostArray[], mean: HostArray, base: HostArray | undefined, params: UnitTangentParams, out: HostArray) {
+    this.before();
+    return this.gpu.unitTangent(values, mean, base, params, out);
   }
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray) {
     this.before();

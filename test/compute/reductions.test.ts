@@ -177,6 +177,32 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
+    it(`${label}: unitTangent (multislerp's last pass) equals the reference, 1 to 5 values, with and without a base, f32/bf16 in and out`, async () => {
+      for (const [n, count] of [[1, 1], [1001, 2], [70_003, 3], [300_017, 5]] as const) {
+        for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'F32'], ['BF16', 'BF16'], ['F32', 'F16']] as const) {
+          for (const withBase of [false, true]) {
+            const random = rng(n + count + 2);
+            const values = hosts(Array.from({ length: count }, () => weights(n, random, -10, 2)), inDtype);
+            const mean = asHost(weights(n, random, -6, 1), 'F32');
+            const base = withBase ? asHost(weights(n, random, -4, 1), inDtype) : undefined;
+            const params = {
+              divisors: Array.from({ length: count }, (_, j) => [0.3, 7.25, 1e-3, 3, 2.5][j]!),
+              weights: Array.from({ length: count }, (_, j) => [0.6, -0.4, 1.7, 0.25, 1e-5][j]!),
+              dots: Array.from({ length: count }, (_, j) => [0.9, 0.2, -0.7, 1, 0.33][j]!),
+              meanNorm: 0.77,
+              averageNorm: 3.1,
+            };
+            const want = hostArray(outDtype, n);
+            const got = placed(backend, pin, hostArray(outDtype, n));
+            await reference.unitTangent(values, mean, base, params, want);
+            await backend.unitTangent(values.map((h) => placed(backend, pin, h)), placed(backend, pin, mean), base && placed(backend, pin, base), params, got);
+            const at = firstDifference(got, want);
+            expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `unitTangent ${n} × ${count} ${inDtype} → ${outDtype}, base ${withBase}`).toBe('');
+          }
+        }
+      }
+    });
+
     it(`${label}: taskArithmetic with magnitude masks (TIES and breadcrumbs cuts) equals the reference`, async () => {
       for (const n of LENGTHS) {
         const values = quantized(n, 3, n + 3);

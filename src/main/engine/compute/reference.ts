@@ -15,6 +15,7 @@ import {
   type DeltaSumsParams,
   type HostArray,
   type TaskArithmeticParams,
+  type UnitTangentParams,
   type TaskVectorMask,
   type CascadeState,
   CASCADE_ROW,
@@ -239,6 +240,30 @@ export function unitSumF32(inputs: readonly Float32Array[], divisors: readonly n
   }
 }
 
+/** ComputeBackend.unitTangent on f32 arrays. */
+export function unitTangentF32(values: readonly Float32Array[], mean: Float32Array, base: Float32Array | undefined, params: UnitTangentParams, out: Float32Array): void {
+  const d = params.divisors.map((x) => f(x));
+  const w = params.weights.map((x) => f(x));
+  const dots = params.dots.map((x) => f(x));
+  const meanNorm = f(params.meanNorm);
+  const averageNorm = f(params.averageNorm);
+  for (let i = 0; i < out.length; i++) {
+    const direction = f(mean[i]! / meanNorm);
+    let tangent = 0;
+    for (let j = 0; j < values.length; j++) tangent = f(tangent + f(f(f(values[j]![i]! / d[j]!) - f(dots[j]! * direction)) * w[j]!));
+    const r = f(f(direction + tangent) * averageNorm);
+    out[i] = base === undefined ? r : f(r + base[i]!);
+  }
+}
+
+/** Throws unless a unitTangent call is well formed. */
+export function checkUnitTangent(values: readonly HostArray[], params: UnitTangentParams): void {
+  const n = values.length;
+  if (n > MAX_TASK_MODELS || params.divisors.length !== n || params.weights.length !== n || params.dots.length !== n) {
+    throw new RangeError(`unitTangent: ${n} values (at most ${MAX_TASK_MODELS}), ${params.divisors.length} divisors, ${params.weights.length} weights, ${params.dots.length} dots`);
+  }
+}
+
 /** ComputeBackend.gramSums on f32 arrays. */
 export function gramSumsF32(inputs: readonly Float32Array[], sums: Float64Array): void {
   const n = inputs.length;
@@ -322,6 +347,14 @@ export class ReferenceBackend implements ComputeBackend {
     checkUnitSum(inputs, divisors, weights);
     const result = new Float32Array(out.data.length);
     unitSumF32(inputs.map(toF32), divisors, weights, result);
+    fromF32(result, out);
+  }
+
+  async unitTangent(values: readonly HostArray[], mean: HostArray, base: HostArray | undefined, params: UnitTangentParams, out: HostArray): Promise<void> {
+    checkLengths([...values, mean, ...(base ? [base] : [])], out);
+    checkUnitTangent(values, params);
+    const result = new Float32Array(out.data.length);
+    unitTangentF32(values.map(toF32), toF32(mean), base && toF32(base), params, result);
     fromF32(result, out);
   }
 

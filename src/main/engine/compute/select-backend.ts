@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, TaskArithmeticParams } from './types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, TaskArithmeticParams, UnitTangentParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -123,6 +123,10 @@ export class FallbackBackend implements ComputeBackend {
   normLanes(inputs: readonly HostArray[], lanes: Float32Array): Promise<void> {
     const before = lanes.slice();
     return this.call((backend) => backend.normLanes(inputs, lanes), () => lanes.set(before));
+  }
+
+  unitTangent(values: readonly HostArray[], mean: HostArray, base: HostArray | undefined, params: UnitTangentParams, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.unitTangent(values, mean, base, params, out));
   }
 
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {

@@ -58,6 +58,14 @@ export interface ComputeBackend {
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void>;
 
   /**
+   * multislerp's last pass (`methods/multislerp.ts`), r rounding to f32: dir = r(mean / meanNorm),
+   * tangent = Σ_j r(r(r(values_j / divisors[j]) − r(dots[j]·dir))·weights[j]) (from 0, in order),
+   * out = r(r(dir + tangent)·averageNorm), then r(out + base) when there is a base. At most
+   * MAX_TASK_MODELS values.
+   */
+  unitTangent(values: readonly HostArray[], mean: HostArray, base: HostArray | undefined, params: UnitTangentParams, out: HostArray): Promise<void>;
+
+  /**
    * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
    * For selection j, each element's b = absBits(r(x_j − base)) (r rounds to `step`) is counted in
    * `counts[j]` (65,536 entries, added to): at b >>> 16 when `prefixes[j]` is undefined, else at
@@ -151,6 +159,14 @@ export interface MagnitudeCut {
 
 /** The dtype each step is rounded to (mergekit computes in the recipe's dtype). */
 export type StepDtype = 'F32' | 'BF16';
+
+export interface UnitTangentParams {
+  divisors: readonly number[];
+  weights: readonly number[];
+  dots: readonly number[];
+  meanNorm: number;
+  averageNorm: number;
+}
 
 export interface DeltaHistogramParams {
   step: StepDtype;

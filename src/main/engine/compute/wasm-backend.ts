@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkTaskArithmetic, checkUnitSum, weightSum } from './reference';
+import { checkTaskArithmetic, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -16,6 +16,7 @@ import {
   type DeltaSumsParams,
   type HostArray,
   type TaskArithmeticParams,
+  type UnitTangentParams,
   type TaskVectorMask,
   type CascadeState,
   CASCADE_ROW,
@@ -83,6 +84,7 @@ interface Kernels {
   normsq(input: number, seg: number, count: number, start: number, end: number, bfIn: number, state: number, models: number, scratch: number): void;
   cdot(input: number, seg: number, start: number, end: number, bfIn: number, n0: number, n1: number, state: number, scratch: number): void;
   gram(input: number, seg: number, count: number, start: number, end: number, bfIn: number, sums: number, models: number, scratch: number): void;
+  utan(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, meanNorm: number, averageNorm: number, hasBase: number, scratch: number): void;
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
@@ -403,6 +405,29 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  unitTangent(values: readonly HostArray[], mean: HostArray, base: HostArray | undefined, params: UnitTangentParams, out: HostArray): Promise<void> {
+    const count = values.length;
+    try {
+      checkUnitTangent(values, params);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const inputs = [...values, mean, ...(base ? [base] : [])];
+    const meanNorm = Math.fround(params.meanNorm);
+    const averageNorm = Math.fround(params.averageNorm);
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Float32Array(this.memory.buffer, 0, count).set(params.divisors.map((x) => Math.fround(x)));
+      new Float32Array(this.memory.buffer, 64, count).set(params.weights.map((x) => Math.fround(x)));
+      new Float32Array(this.memory.buffer, 128, count).set(params.dots.map((x) => Math.fround(x)));
+      await this.run({
+        inputs,
+        out,
+        call: (input, seg, start, end, output, bfIn, bfOut) => ['utan', [input, seg, count, 0, start, end, output, bfIn, bfOut, meanNorm, averageNorm, base ? 1 : 0]],
+      });
+    });
+  }
+
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     const count = inputs.length;
     try {
@@ -656,7 +681,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

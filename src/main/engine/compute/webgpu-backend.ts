@@ -12,6 +12,7 @@ import {
   type DeltaSumsParams,
   type HostArray,
   type TaskArithmeticParams,
+  type UnitTangentParams,
   type CascadeState,
 } from './types';
 import { WasmBackend } from './wasm-backend';
@@ -290,7 +291,11 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().gramSums(inputs, sums);
   }
 
-  // multislerp's mean of units: f32 division, which WGSL does not round correctly; on the host.
+  unitTangent(values: readonly HostArray[], mean: HostArray, base: HostArray | undefined, params: UnitTangentParams, out: HostArray): Promise<void> {
+    return this.host().unitTangent(values, mean, base, params, out);
+  }
+
+  // multislerp's mean of units and last pass: f32 division, which WGSL does not round correctly; on the host.
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     return this.host().unitSum(inputs, divisors, weights, out);
   }

@@ -1,6 +1,6 @@
 import { CASCADE_ROW, hostArray, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
 import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
-import { f32Host, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
+import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -153,6 +153,17 @@ async function multislerpOnBackend(
     for (const sum of sums) dots.push(sum.result());
   }
   const averageNorm = torchSum(normValues.map((x, j) => f(x * weights[j]!)));
+  if (meanNorm >= eps) {
+    const output = new OutputBuffer(sink);
+    for await (const chunk of source.chunks()) {
+      const { values, mean } = await prepare(chunk, denominators);
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      const out = output.take(chunk.length);
+      await backend.unitTangent(values, mean!, base === undefined ? undefined : inputs[base], { divisors: denominators, weights, dots, meanNorm, averageNorm }, out);
+      await output.write(chunk.start, out);
+    }
+    return;
+  }
   let buffer = new Float32Array(0);
   for await (const chunk of source.chunks()) {
     const { start, length } = chunk;

@@ -329,6 +329,90 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; utan: multislerp's last pass. Inputs 0..count-1 are the task vectors v_j, input count the mean,
+  ;; input count + 1 the base when $has_base. dir = f(mean / $mnorm); tangent = Σ_j
+  ;; f(f(f(v_j / d_j) − f(dot_j · dir)) · w_j) from +0 in order; out = f(f(dir + tangent) · $avg), then
+  ;; f(out + base). d, w and dot are `count` f32 at $params, $params + 64 and $params + 128.
+  (func (export "utan")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
+    (param $mnorm f32) (param $avg f32) (param $has_base i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $m i32) (local $x i32) (local $po i32) (local $i i32) (local $stop i32)
+    (local $dir i32) (local $acc i32)
+    (local $d v128) (local $w v128) (local $dot v128) (local $mn v128) (local $av v128)
+    (local.set $mn (f32x4.splat (local.get $mnorm)))
+    (local.set $av (f32x4.splat (local.get $avg)))
+    (local.set $dir (i32.add (local.get $scratch) (i32.mul (i32.const 3) (global.get $tile_bytes))))
+    (local.set $acc (i32.add (local.get $scratch) (i32.mul (i32.const 4) (global.get $tile_bytes))))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (select (global.get $tile) (i32.sub (local.get $end) (local.get $t))
+                              (i32.gt_u (i32.sub (local.get $end) (local.get $t)) (global.get $tile))))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $count) (local.get $t) (local.get $n)
+                                     (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (local.set $i (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (v128.store align=4 (i32.add (local.get $dir) (local.get $i))
+              (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $mn)))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))
+        (memory.fill (local.get $acc) (i32.const 0) (local.get $stop))
+        (local.set $m (i32.const 0))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.ge_u (local.get $m) (local.get $count)))
+            (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $m) (local.get $t) (local.get $n)
+                                         (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+            (local.set $d (f32x4.splat (f32.load (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 2))))))
+            (local.set $w (f32x4.splat (f32.load offset=64 (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 2))))))
+            (local.set $dot (f32x4.splat (f32.load offset=128 (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 2))))))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
+                  (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i)))
+                    (f32x4.mul
+                      (f32x4.sub
+                        (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $d))
+                        (f32x4.mul (local.get $dot) (v128.load align=4 (i32.add (local.get $dir) (local.get $i)))))
+                      (local.get $w))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))
+            (local.set $m (i32.add (local.get $m) (i32.const 1)))
+            (br $models)))
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (local.set $i (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (v128.store align=4 (i32.add (local.get $po) (local.get $i))
+              (f32x4.mul
+                (f32x4.add (v128.load align=4 (i32.add (local.get $dir) (local.get $i))) (v128.load align=4 (i32.add (local.get $acc) (local.get $i))))
+                (local.get $av)))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))
+        (if (local.get $has_base)
+          (then
+            (local.set $x (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $count) (i32.const 1)) (local.get $t) (local.get $n)
+                                         (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (v128.store align=4 (i32.add (local.get $po) (local.get $i))
+                  (f32x4.add (v128.load align=4 (i32.add (local.get $po) (local.get $i))) (v128.load align=4 (i32.add (local.get $x) (local.get $i)))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
   ;; ---- the task-vector family (compute/reference.ts), a tile of up to 1024 elements at a time ----
   ;;
   ;; Every step is one tight loop over a tile of f32 in the thread's scratch: δ_j = x_j − base, its
