@@ -151,6 +151,10 @@ class LosingBackend implements ComputeBackend {
     this.before();
     return this.gpu.unitTangent(values, mean, base, params, out);
   }
+  unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray) {
+    this.before();
+    return this.gpu.unitMix(inputs, divisors, coefficients, scale, out);
+  }
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray) {
     this.before();
     return this.gpu.unitSum(inputs, divisors, weights, out);

@@ -203,6 +203,23 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
+    it(`${label}: unitMix (karcher's merge pass, f64 sums) equals the reference, 1 to 5 inputs, f32/bf16 in and out`, async () => {
+      for (const [n, count] of [[1, 1], [1001, 2], [70_003, 3], [300_017, 5]] as const) {
+        for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'F32'], ['BF16', 'BF16'], ['F32', 'F16']] as const) {
+          const random = rng(n + count + 3);
+          const inputs = hosts(Array.from({ length: count }, () => weights(n, random, -10, 2)), inDtype);
+          const divisors = Array.from({ length: count }, (_, j) => [0.3, 7.25, 1e-3, 3, 2.5][j]!);
+          const coefficients = Array.from({ length: count }, (_, j) => [0.6123456789012345, -0.4, 1.7000000000000002, 0.25, 1e-5][j]!);
+          const want = hostArray(outDtype, n);
+          const got = placed(backend, pin, hostArray(outDtype, n));
+          await reference.unitMix(inputs, divisors, coefficients, 1.2345678901234567, want);
+          await backend.unitMix(inputs.map((h) => placed(backend, pin, h)), divisors, coefficients, 1.2345678901234567, got);
+          const at = firstDifference(got, want);
+          expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `unitMix ${n} × ${count} ${inDtype} → ${outDtype}`).toBe('');
+        }
+      }
+    });
+
     it(`${label}: taskArithmetic with magnitude masks (TIES and breadcrumbs cuts) equals the reference`, async () => {
       for (const n of LENGTHS) {
         const values = quantized(n, 3, n + 3);

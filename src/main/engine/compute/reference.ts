@@ -264,6 +264,23 @@ export function checkUnitTangent(values: readonly HostArray[], params: UnitTange
   }
 }
 
+/** ComputeBackend.unitMix on f32 arrays. */
+export function unitMixF32(inputs: readonly Float32Array[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: Float32Array): void {
+  const d = divisors.map((x) => f(x));
+  for (let i = 0; i < out.length; i++) {
+    let mean = 0;
+    for (let j = 0; j < inputs.length; j++) mean += coefficients[j]! * f(inputs[j]![i]! / d[j]!);
+    out[i] = f(scale * mean);
+  }
+}
+
+/** Throws unless a unitMix call is well formed. */
+export function checkUnitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[]): void {
+  if (inputs.length > MAX_TASK_MODELS || divisors.length !== inputs.length || coefficients.length !== inputs.length) {
+    throw new RangeError(`unitMix: ${inputs.length} inputs (at most ${MAX_TASK_MODELS}), ${divisors.length} divisors, ${coefficients.length} coefficients`);
+  }
+}
+
 /** ComputeBackend.gramSums on f32 arrays. */
 export function gramSumsF32(inputs: readonly Float32Array[], sums: Float64Array): void {
   const n = inputs.length;
@@ -355,6 +372,14 @@ export class ReferenceBackend implements ComputeBackend {
     checkUnitTangent(values, params);
     const result = new Float32Array(out.data.length);
     unitTangentF32(values.map(toF32), toF32(mean), base && toF32(base), params, result);
+    fromF32(result, out);
+  }
+
+  async unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray): Promise<void> {
+    checkLengths(inputs, out);
+    checkUnitMix(inputs, divisors, coefficients);
+    const result = new Float32Array(out.data.length);
+    unitMixF32(inputs.map(toF32), divisors, coefficients, scale, result);
     fromF32(result, out);
   }
 

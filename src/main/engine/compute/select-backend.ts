@@ -129,6 +129,10 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.unitTangent(values, mean, base, params, out));
   }
 
+  unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.unitMix(inputs, divisors, coefficients, scale, out));
+  }
+
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     return this.call((backend) => backend.unitSum(inputs, divisors, weights, out));
   }

@@ -66,6 +66,13 @@ export interface ComputeBackend {
   unitTangent(values: readonly HostArray[], mean: HostArray, base: HostArray | undefined, params: UnitTangentParams, out: HostArray): Promise<void>;
 
   /**
+   * karcher's merge pass (`methods/karcher.ts`): out = r(scale · Σ_j coefficients[j]·r(x_j / divisors[j])),
+   * the products and the sum (from 0, in input order) and the scaling in f64, r rounding to f32
+   * (divisors taken as f32). At most MAX_TASK_MODELS inputs.
+   */
+  unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray): Promise<void>;
+
+  /**
    * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
    * For selection j, each element's b = absBits(r(x_j − base)) (r rounds to `step`) is counted in
    * `counts[j]` (65,536 entries, added to): at b >>> 16 when `prefixes[j]` is undefined, else at

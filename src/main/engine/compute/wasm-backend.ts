@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkTaskArithmetic, checkUnitSum, checkUnitTangent, weightSum } from './reference';
+import { checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -85,6 +85,7 @@ interface Kernels {
   cdot(input: number, seg: number, start: number, end: number, bfIn: number, n0: number, n1: number, state: number, scratch: number): void;
   gram(input: number, seg: number, count: number, start: number, end: number, bfIn: number, sums: number, models: number, scratch: number): void;
   utan(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, meanNorm: number, averageNorm: number, hasBase: number, scratch: number): void;
+  umix(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scale: number, scratch: number): void;
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
@@ -428,6 +429,21 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray): Promise<void> {
+    const count = inputs.length;
+    try {
+      checkUnitMix(inputs, divisors, coefficients);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Float64Array(this.memory.buffer, 0, count).set(coefficients);
+      new Float32Array(this.memory.buffer, 128, count).set(divisors.map((x) => Math.fround(x)));
+      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['umix', [input, seg, count, 0, start, end, output, bfIn, bfOut, scale]] });
+    });
+  }
+
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     const count = inputs.length;
     try {
@@ -681,7 +697,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

@@ -300,6 +300,11 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().unitSum(inputs, divisors, weights, out);
   }
 
+  // karcher's merge pass sums in f64, which WGSL does not have.
+  unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray): Promise<void> {
+    return this.host().unitMix(inputs, divisors, coefficients, scale, out);
+  }
+
   private host(): ComputeBackend {
     if (this.disposed) throw new Error('the GPU backend was disposed');
     this.hostBackend ??= this.options.host?.() ?? new WasmBackend();

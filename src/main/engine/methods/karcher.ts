@@ -1,5 +1,6 @@
 import { bilinear, gramMatrix } from './gram';
-import type { MergeMethod } from './types';
+import { MAX_TASK_MODELS } from '../compute/types';
+import { f32Host, OutputBuffer, type MergeMethod } from './types';
 
 const f = Math.fround;
 
@@ -29,6 +30,19 @@ export const karcher: MergeMethod = {
     const norms = gram.map((row, j) => f(Math.sqrt(row[j]!)));
     const coefficients = karcherMean(unitGram(gram, norms), norms, ctx.global['max_iter'] as number, ctx.global['tol'] as number);
     const scale = norms.reduce((sum, n) => sum + n / models.length, 0);
+    const used = models.filter((j) => coefficients[j] !== 0);
+    if (ctx.backend && used.length > 0 && used.length <= MAX_TASK_MODELS) {
+      // The same f64 sum of the same terms in the same order (the zero coefficients skipped, as below).
+      const backend = ctx.backend;
+      const output = new OutputBuffer(sink);
+      for await (const chunk of source.chunks()) {
+        const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+        const out = output.take(chunk.length);
+        await backend.unitMix(used.map((j) => inputs[j]!), used.map((j) => norms[j]!), used.map((j) => coefficients[j]!), scale, out);
+        await output.write(chunk.start, out);
+      }
+      return;
+    }
     let buffer = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
       if (buffer.length < length) buffer = new Float32Array(length);

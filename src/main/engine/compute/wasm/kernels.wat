@@ -413,6 +413,66 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; umix: karcher's merge pass. out = f(scale · Σ_m c_m · f(x_m / d_m)), the products, the sum
+  ;; (from +0, in input order) and the scaling in f64, one rounding to f32 at the end. The
+  ;; coefficients c are `count` f64 at $params, the divisors d `count` f32 at $params + 128. The f64
+  ;; sums are scratch tiles 3 and 4.
+  (func (export "umix")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
+    (param $scale f64) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $m i32) (local $x i32) (local $po i32) (local $i i32) (local $stop i32)
+    (local $acc i32) (local $a i32)
+    (local $d v128) (local $c v128) (local $u v128) (local $s v128)
+    (local.set $s (f64x2.splat (local.get $scale)))
+    (local.set $acc (i32.add (local.get $scratch) (i32.mul (i32.const 3) (global.get $tile_bytes))))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (select (global.get $tile) (i32.sub (local.get $end) (local.get $t))
+                              (i32.gt_u (i32.sub (local.get $end) (local.get $t)) (global.get $tile))))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (memory.fill (local.get $acc) (i32.const 0) (i32.shl (local.get $stop) (i32.const 1)))
+        (local.set $m (i32.const 0))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.ge_u (local.get $m) (local.get $count)))
+            (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $m) (local.get $t) (local.get $n)
+                                         (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+            (local.set $c (f64x2.splat (f64.load (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 3))))))
+            (local.set $d (f32x4.splat (f32.load offset=128 (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 2))))))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (local.set $u (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $d)))
+                (local.set $a (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 1))))
+                (v128.store align=8 (local.get $a)
+                  (f64x2.add (v128.load align=8 (local.get $a)) (f64x2.mul (local.get $c) (f64x2.promote_low_f32x4 (local.get $u)))))
+                (v128.store offset=16 align=8 (local.get $a)
+                  (f64x2.add (v128.load offset=16 align=8 (local.get $a))
+                    (f64x2.mul (local.get $c) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $u) (local.get $u))))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))
+            (local.set $m (i32.add (local.get $m) (i32.const 1)))
+            (br $models)))
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (local.set $i (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (local.set $a (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 1))))
+            (v128.store align=4 (i32.add (local.get $po) (local.get $i))
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+                (f32x4.demote_f64x2_zero (f64x2.mul (local.get $s) (v128.load align=8 (local.get $a))))
+                (f32x4.demote_f64x2_zero (f64x2.mul (local.get $s) (v128.load offset=16 align=8 (local.get $a))))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
   ;; ---- the task-vector family (compute/reference.ts), a tile of up to 1024 elements at a time ----
   ;;
   ;; Every step is one tight loop over a tile of f32 in the thread's scratch: δ_j = x_j − base, its
