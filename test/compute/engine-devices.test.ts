@@ -155,6 +155,10 @@ class LosingBackend implements ComputeBackend {
     this.before();
     return this.gpu.unitMix(inputs, divisors, coefficients, scale, out);
   }
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray) {
+    this.before();
+    return this.gpu.deltaVariance(base, models, out);
+  }
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray) {
     this.before();
     return this.gpu.unitSum(inputs, divisors, weights, out);

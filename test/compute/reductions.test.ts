@@ -220,6 +220,21 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
+    it(`${label}: deltaVariance (sce's variances) equals the reference, 1 to 5 models, f32/bf16 in and out`, async () => {
+      for (const [n, count] of [[1, 1], [1001, 2], [70_003, 3], [300_017, 5]] as const) {
+        for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'F32'], ['BF16', 'BF16'], ['F32', 'F16']] as const) {
+          const inputs = hosts(quantized(n, count, n + count + 4), inDtype);
+          const want = hostArray(outDtype, n);
+          const got = placed(backend, pin, hostArray(outDtype, n));
+          await reference.deltaVariance(inputs[0]!, inputs.slice(1), want);
+          const mine = inputs.map((h) => placed(backend, pin, h));
+          await backend.deltaVariance(mine[0]!, mine.slice(1), got);
+          const at = firstDifference(got, want);
+          expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `deltaVariance ${n} × ${count} ${inDtype} → ${outDtype}`).toBe('');
+        }
+      }
+    });
+
     it(`${label}: taskArithmetic with magnitude masks (TIES and breadcrumbs cuts) equals the reference`, async () => {
       for (const n of LENGTHS) {
         const values = quantized(n, 3, n + 3);
@@ -348,6 +363,15 @@ describe('methods whose reductions run on the backend give their own TypeScript\
       const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: withBase ? 0 : undefined, global: { normalize_weights: true, eps: 1e-8 }, perModel, seed: 0 };
       const want = await methodOutput('multislerp', inputs, ctx, chunk);
       for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('multislerp', inputs, { ...ctx, backend }, chunk), want, `${n}, chunks of ${chunk}, ${models} models, base ${withBase}, ${label}`);
+    }
+  });
+
+  it('sce with and without top-k selection, chunks that cut windows, 2 to 4 models', async () => {
+    for (const [n, chunk, models, topk] of [[100_003, 100_003, 2, 0.5], [250_001, 33_333, 3, 0.3], [4_099, 1_000, 4, 1], [70_001, 7_777, 3, 0.9]] as const) {
+      const inputs = quantized(n, models, n + models);
+      const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: 0, global: { select_topk: topk }, perModel: inputs.map(() => ({})), seed: 0 };
+      const want = await methodOutput('sce', inputs, ctx, chunk);
+      for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('sce', inputs, { ...ctx, backend }, chunk), want, `${n}, chunks of ${chunk}, ${models} models, top ${topk}, ${label}`);
     }
   });
 

@@ -281,6 +281,28 @@ export function checkUnitMix(inputs: readonly HostArray[], divisors: readonly nu
   }
 }
 
+/** ComputeBackend.deltaVariance on f32 arrays. */
+export function deltaVarianceF32(base: Float32Array, models: readonly Float32Array[], out: Float32Array): void {
+  const n = models.length;
+  for (let i = 0; i < out.length; i++) {
+    const b = base[i]!;
+    let sum = 0;
+    for (const x of models) sum = f(sum + f(x[i]! - b));
+    const mean = f(sum / n);
+    let squares = 0;
+    for (const x of models) {
+      const d = f(f(x[i]! - b) - mean);
+      squares = f(squares + f(d * d));
+    }
+    out[i] = f(squares / n);
+  }
+}
+
+/** Throws unless a deltaVariance call is well formed. */
+export function checkDeltaVariance(models: readonly HostArray[]): void {
+  if (models.length < 1 || models.length > MAX_TASK_MODELS) throw new RangeError(`deltaVariance: ${models.length} models (1 to ${MAX_TASK_MODELS})`);
+}
+
 /** ComputeBackend.gramSums on f32 arrays. */
 export function gramSumsF32(inputs: readonly Float32Array[], sums: Float64Array): void {
   const n = inputs.length;
@@ -380,6 +402,14 @@ export class ReferenceBackend implements ComputeBackend {
     checkUnitMix(inputs, divisors, coefficients);
     const result = new Float32Array(out.data.length);
     unitMixF32(inputs.map(toF32), divisors, coefficients, scale, result);
+    fromF32(result, out);
+  }
+
+  async deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
+    checkLengths([base, ...models], out);
+    checkDeltaVariance(models);
+    const result = new Float32Array(out.data.length);
+    deltaVarianceF32(toF32(base), models.map(toF32), result);
     fromF32(result, out);
   }
 

@@ -133,6 +133,10 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.unitMix(inputs, divisors, coefficients, scale, out));
   }
 
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
+    return this.call((backend) => backend.deltaVariance(base, models, out));
+  }
+
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     return this.call((backend) => backend.unitSum(inputs, divisors, weights, out));
   }

@@ -73,6 +73,13 @@ export interface ComputeBackend {
   unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray): Promise<void>;
 
   /**
+   * sce's variance of the task vectors, element by element (r rounds to f32): δ_j = r(x_j − base),
+   * mean = r(Σ_j δ_j / n) (the sum in f32 from 0, in order), out = r(Σ_j r(d_j·d_j) / n) with
+   * d_j = r(δ_j − mean). 1 to MAX_TASK_MODELS models.
+   */
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void>;
+
+  /**
    * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
    * For selection j, each element's b = absBits(r(x_j − base)) (r rounds to `step`) is counted in
    * `counts[j]` (65,536 entries, added to): at b >>> 16 when `prefixes[j]` is undefined, else at

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
+import { checkDeltaVariance, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -86,6 +86,7 @@ interface Kernels {
   gram(input: number, seg: number, count: number, start: number, end: number, bfIn: number, sums: number, models: number, scratch: number): void;
   utan(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, meanNorm: number, averageNorm: number, hasBase: number, scratch: number): void;
   umix(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scale: number, scratch: number): void;
+  dvar(input: number, seg: number, count: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
@@ -444,6 +445,15 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
+    try {
+      checkDeltaVariance(models);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.serial(() => this.run({ inputs: [base, ...models], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['dvar', [input, seg, models.length, start, end, output, bfIn, bfOut]] }));
+  }
+
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     const count = inputs.length;
     try {
@@ -697,7 +707,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

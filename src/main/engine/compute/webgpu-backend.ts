@@ -305,6 +305,11 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().unitMix(inputs, divisors, coefficients, scale, out);
   }
 
+  // sce's variance: f32 division, which WGSL does not round correctly; on the host.
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
+    return this.host().deltaVariance(base, models, out);
+  }
+
   private host(): ComputeBackend {
     if (this.disposed) throw new Error('the GPU backend was disposed');
     this.hostBackend ??= this.options.host?.() ?? new WasmBackend();

@@ -1,7 +1,8 @@
 import { f32Bits } from '../safetensors/convert';
 import { kthLargestBits, MagnitudeMask } from './magnitude-select';
 import { TorchSum } from './torch-reductions';
-import type { MergeMethod, TensorMergeContext, TensorSource } from './types';
+import { MAX_TASK_MODELS, type ComputeBackend } from '../compute/types';
+import { f32Host, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -24,17 +25,20 @@ export const sce: MergeMethod = {
   async kernel(source, sink, ctx) {
     const others = ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     const base = ctx.baseIndex!;
-    const select = await varianceSelection(source, ctx, base, others);
-    const weights = await modelWeights(source, base, others, select, ctx.numel);
+    const variances = chunkVariances(ctx.backend, base, others);
+    const select = await varianceSelection(source, ctx, variances);
+    const weights = await modelWeights(source, base, others, select, ctx.numel, variances);
     const tv = new Float64Array(others.length);
     let buffer = new Float32Array(0);
     select?.reset();
-    for await (const { start, length, inputs } of source.chunks()) {
+    for await (const chunk of source.chunks()) {
+      const { start, length, inputs } = chunk;
       if (buffer.length < length) buffer = new Float32Array(length);
       const out = buffer.subarray(0, length);
       const b = inputs[base]!;
+      const v = select ? await variances(chunk) : undefined;
       for (let i = 0; i < length; i++) {
-        const keep = !select || select.keeps(variance(inputs, b, others, i));
+        const keep = !select || select.keeps(v![i]!);
         let vote = 0;
         others.forEach((m, j) => {
           tv[j] = keep ? f(inputs[m]![i]! - b[i]!) : 0;
@@ -68,32 +72,64 @@ function variance(inputs: Float32Array[], b: Float32Array, others: number[], i: 
   return f(squares / others.length);
 }
 
+type ChunkVariances = (chunk: Chunk) => Promise<Float32Array>;
+
+/**
+ * Each chunk's variances, in one array reused from chunk to chunk: by the backend's `deltaVariance`
+ * (the same f32 steps in the same order) where there is one, else by `variance`.
+ */
+function chunkVariances(backend: ComputeBackend | undefined, base: number, others: number[]): ChunkVariances {
+  let buffer = new Float32Array(0);
+  return async (chunk) => {
+    if (buffer.length < chunk.length) buffer = new Float32Array(chunk.length);
+    const v = buffer.subarray(0, chunk.length);
+    if (backend && others.length <= MAX_TASK_MODELS) {
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), { dtype: 'F32', data: v });
+    } else {
+      for (let i = 0; i < chunk.length; i++) v[i] = variance(chunk.inputs, chunk.inputs[base]!, others, i);
+    }
+    return v;
+  };
+}
+
 /** The top `select_topk` of the nonzero variances (ties in index order), or undefined to keep all. */
-async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, base: number, others: number[]): Promise<MagnitudeMask | undefined> {
+async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, variances: ChunkVariances): Promise<MagnitudeMask | undefined> {
   const density = ctx.global['select_topk'] as number;
   if (density >= 1) return undefined;
   let nonzero = 0;
-  for await (const { length, inputs } of source.chunks()) {
-    for (let i = 0; i < length; i++) if (variance(inputs, inputs[base]!, others, i) !== 0) nonzero++;
+  for await (const chunk of source.chunks()) {
+    const v = await variances(chunk);
+    for (let i = 0; i < chunk.length; i++) if (v[i] !== 0) nonzero++;
   }
   const k = Math.trunc(nonzero * density);
   if (density <= 0 || k === 0) return new MagnitudeMask(undefined, { bits: 0xffffffff, ties: 0 });
+  const bits = new Uint32Array(1);
+  const asF32 = new Float32Array(bits.buffer);
   const [threshold] = await kthLargestBits(async (visit) => {
-    for await (const { length, inputs } of source.chunks()) {
-      for (let i = 0; i < length; i++) visit(0, f32Bits(variance(inputs, inputs[base]!, others, i)));
+    for await (const chunk of source.chunks()) {
+      const v = await variances(chunk);
+      const vb = new Uint32Array(v.buffer, v.byteOffset, v.length);
+      for (let i = 0; i < chunk.length; i++) {
+        // f32Bits, whose NaNs all read 0x7fc00000.
+        asF32[0] = v[i]!;
+        visit(0, Number.isNaN(asF32[0]) ? f32Bits(NaN) : vb[i]!);
+      }
     }
   }, [k]);
   return new MagnitudeMask(undefined, threshold!);
 }
 
 /** Each model's mean squared (selected) task vector, divided by their sum; equal weights when that is ~0. */
-async function modelWeights(source: TensorSource, base: number, others: number[], select: MagnitudeMask | undefined, numel: number): Promise<number[]> {
+async function modelWeights(source: TensorSource, base: number, others: number[], select: MagnitudeMask | undefined, numel: number, variances: ChunkVariances): Promise<number[]> {
   const squares = others.map(() => new TorchSum(numel));
   select?.reset();
-  for await (const { length, inputs } of source.chunks()) {
+  for await (const chunk of source.chunks()) {
+    const { length, inputs } = chunk;
     const b = inputs[base]!;
+    const v = select ? await variances(chunk) : undefined;
     for (let i = 0; i < length; i++) {
-      const keep = !select || select.keeps(variance(inputs, b, others, i));
+      const keep = !select || select.keeps(v![i]!);
       others.forEach((m, j) => {
         const d = keep ? f(inputs[m]![i]! - b[i]!) : 0;
         squares[j]!.add(f(d * d));

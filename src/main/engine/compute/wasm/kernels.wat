@@ -473,6 +473,86 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; dvar: sce's variance of the task vectors. Input 0 is the base b, inputs 1..count the models:
+  ;; mean = f(Σ_m f(x_m − b) / count) (the sum in f32 from +0, in order), out = f(Σ_m f(d_m · d_m) /
+  ;; count) with d_m = f(f(x_m − b) − mean). The sums are scratch tiles 3 and 4.
+  (func (export "dvar")
+    (param $in i32) (param $seg i32) (param $count i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $m i32) (local $x i32) (local $b i32) (local $po i32) (local $i i32) (local $stop i32)
+    (local $sum i32) (local $sq i32) (local $k v128) (local $d v128)
+    (local.set $k (f32x4.splat (f32.convert_i32_u (local.get $count))))
+    (local.set $sum (i32.add (local.get $scratch) (i32.mul (i32.const 3) (global.get $tile_bytes))))
+    (local.set $sq (i32.add (local.get $scratch) (i32.mul (i32.const 4) (global.get $tile_bytes))))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (select (global.get $tile) (i32.sub (local.get $end) (local.get $t))
+                              (i32.gt_u (i32.sub (local.get $end) (local.get $t)) (global.get $tile))))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $b (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n)
+                                     (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (memory.fill (local.get $sum) (i32.const 0) (local.get $stop))
+        (memory.fill (local.get $sq) (i32.const 0) (local.get $stop))
+        (local.set $m (i32.const 1))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.gt_u (local.get $m) (local.get $count)))
+            (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $m) (local.get $t) (local.get $n)
+                                         (local.get $bf_in) (local.get $scratch) (i32.const 1)))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (v128.store align=4 (i32.add (local.get $sum) (local.get $i))
+                  (f32x4.add (v128.load align=4 (i32.add (local.get $sum) (local.get $i)))
+                    (f32x4.sub (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (v128.load align=4 (i32.add (local.get $b) (local.get $i))))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))
+            (local.set $m (i32.add (local.get $m) (i32.const 1)))
+            (br $models)))
+        (local.set $i (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (v128.store align=4 (i32.add (local.get $sum) (local.get $i))
+              (f32x4.div (v128.load align=4 (i32.add (local.get $sum) (local.get $i))) (local.get $k)))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))
+        (local.set $m (i32.const 1))
+        (block $models_done
+          (loop $models
+            (br_if $models_done (i32.gt_u (local.get $m) (local.get $count)))
+            (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $m) (local.get $t) (local.get $n)
+                                         (local.get $bf_in) (local.get $scratch) (i32.const 1)))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (local.set $d
+                  (f32x4.sub
+                    (f32x4.sub (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (v128.load align=4 (i32.add (local.get $b) (local.get $i))))
+                    (v128.load align=4 (i32.add (local.get $sum) (local.get $i)))))
+                (v128.store align=4 (i32.add (local.get $sq) (local.get $i))
+                  (f32x4.add (v128.load align=4 (i32.add (local.get $sq) (local.get $i))) (f32x4.mul (local.get $d) (local.get $d))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))
+            (local.set $m (i32.add (local.get $m) (i32.const 1)))
+            (br $models)))
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (local.set $i (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (v128.store align=4 (i32.add (local.get $po) (local.get $i))
+              (f32x4.div (v128.load align=4 (i32.add (local.get $sq) (local.get $i))) (local.get $k)))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
   ;; ---- the task-vector family (compute/reference.ts), a tile of up to 1024 elements at a time ----
   ;;
   ;; Every step is one tight loop over a tile of f32 in the thread's scratch: δ_j = x_j − base, its
