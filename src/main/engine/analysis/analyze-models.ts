@@ -3,7 +3,7 @@ import { EngineError } from '../errors';
 import { CancelledError, DEFAULT_MEMORY_BUDGET } from '../execute/execute-plan';
 import { ChunkedTensorSource, chunkElementsFor } from '../execute/tensor-source';
 import type { ModelSearch } from '../model/resolve-model';
-import type { PlannedInput } from '../plan/types';
+import { plannedInput } from '../plan/plan-merge';
 import type { FloatDtype } from '../safetensors/dtype';
 import { planAnalysis, type AnalysisPlan, type AnalysisTensor } from './plan-analysis';
 import { nearswapComputeDtype, WeightComparison } from './weight-comparison';
@@ -111,15 +111,7 @@ async function compareTensor(tensor: AnalysisTensor, comparisons: WeightComparis
   const present = tensor.models.flatMap((m, i) => (m ? [{ model: i, tensor: m }] : []));
   if (present.length === 0) return 0;
   const all = [{ model: -1, tensor: tensor.base }, ...present];
-  const inputs: PlannedInput[] = all.map(({ model, tensor: { reader, entry } }) => ({
-    model,
-    tensor: entry.name,
-    file: reader.path,
-    offset: entry.offset,
-    byteLength: entry.byteLength,
-    dtype: entry.dtype,
-    shape: entry.shape,
-  }));
+  const inputs = all.map(({ model, tensor }) => plannedInput(model, tensor));
   const { shape, numel, dtype: baseDtype } = tensor.base.entry;
   const rowLength = shape.length > 1 ? shape[shape.length - 1]! : 0;
   // No output, but room for NearSwap's rounded copies of a pair (two f32 scratch arrays).

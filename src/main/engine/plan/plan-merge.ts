@@ -272,19 +272,7 @@ class PlanBuilder {
     if (this.method.base === 'required' && baseIndex < 0) {
       throw new EngineError(`${this.method.name} needs a base_model among its inputs`, { key: 'base_model' });
     }
-    const planned = found.map((f): PlannedInput => {
-      const { entry, reader, parts } = f.tensor!;
-      return {
-        model: this.modelNumber(f.model),
-        tensor: entry.name,
-        file: reader.path,
-        offset: entry.offset,
-        byteLength: entry.byteLength,
-        dtype: entry.dtype,
-        shape: entry.shape,
-        ...(parts ? { parts: parts.map((p) => ({ file: p.reader.path, tensor: p.entry.name, byteLength: p.entry.byteLength })) } : {}),
-      };
-    });
+    const planned = found.map((f) => plannedInput(this.modelNumber(f.model), f.tensor!));
     const names = found.map((f) => f.model.ref.raw);
     const vocabulary = this.vocabulary && out.isEmbed ? this.vocabularyRows(out, planned, names) : undefined;
     const inputs = vocabulary ? planned : this.sameShapes(out, planned, names);
@@ -476,4 +464,18 @@ export function assignShards(tensors: PlannedTensor[], maxShardBytes: number): P
     for (const t of group) t.shard = i;
     return { file, tensors: group.map((t) => t.name), bytes: group.reduce((s, t) => s + t.numel * dtypeSize(t.dtype), 0) };
   });
+}
+
+/** Where a plan reads one input: its file and offset, or, for a tensor converted on load, its stored parts in order. */
+export function plannedInput(model: number, { entry, reader, parts }: ModelTensor): PlannedInput {
+  return {
+    model,
+    tensor: entry.name,
+    file: reader.path,
+    offset: entry.offset,
+    byteLength: entry.byteLength,
+    dtype: entry.dtype,
+    shape: entry.shape,
+    ...(parts ? { parts: parts.map((p) => ({ file: p.reader.path, tensor: p.entry.name, byteLength: p.entry.byteLength })) } : {}),
+  };
 }
