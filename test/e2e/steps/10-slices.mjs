@@ -3,12 +3,26 @@ import { join } from 'node:path';
 
 const TWO_SLICES = readFileSync('test/fixtures/recipes/two-slices-slerp.yml', 'utf8');
 
+/** Waits for the engine to call the recipe valid; if it does not, says what the page shows instead. */
+async function waitForValid(page, text) {
+  try {
+    await page.getByTestId('recipe-ok').waitFor({ timeout: 30_000 });
+  } catch (error) {
+    const state = await page.evaluate(() => ({
+      checking: Boolean(document.querySelector('[data-testid=recipe-checking]')),
+      problems: [...document.querySelectorAll('[role=alert]')].map((e) => e.textContent?.trim()),
+      text: document.querySelector('[data-testid=recipe-editor]')?.value,
+    }));
+    throw new Error(`the recipe was not called valid: checking ${state.checking}, alerts ${JSON.stringify(state.problems)}, text ${state.text === text ? 'as filled' : JSON.stringify(state.text)}\n${error.message}`);
+  }
+}
+
 /** A gradient over two slices repeats in each; dragging its anchor in the second slice edits the one list. */
 export default async function ({ page, step, shots }) {
   await step('on a two-slice recipe, a gradient\'s anchors stand in each slice and drag together', async () => {
     await page.getByTestId('nav-recipe').click();
     await page.getByTestId('recipe-editor').fill(TWO_SLICES);
-    await page.getByTestId('recipe-ok').waitFor({ timeout: 10_000 });
+    await waitForValid(page, TWO_SLICES);
     const chart = page.getByTestId('gradient-chart-t');
     await chart.scrollIntoViewIfNeeded();
     await page.waitForFunction(() => JSON.parse(document.querySelector('[data-testid=gradient-chart-t]')?.dataset.anchors ?? '[]').length === 4, null, { timeout: 10_000 });
