@@ -29,6 +29,16 @@ function startServer() {
   return { server, url };
 }
 
+/** Drags a chart anchor (its pixel position on the canvas, as the chart publishes it) down by `dy` pixels, as a person would. */
+async function dragDown(page, chart, anchor, dy) {
+  const box = await chart.boundingBox();
+  await page.mouse.move(box.x + anchor.x, box.y + anchor.y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + anchor.x, box.y + anchor.y + dy / 2, { steps: 4 });
+  await page.mouse.move(box.x + anchor.x, box.y + anchor.y + dy, { steps: 4 });
+  await page.mouse.up();
+}
+
 async function step(name, fn) {
   try {
     await fn();
@@ -98,12 +108,7 @@ try {
     const anchors = JSON.parse((await chart.getAttribute('data-anchors')) ?? '[]');
     const anchor = anchors.find((a) => a.edit === 'self_attn' && a.anchor === 1);
     if (!anchor) throw new Error(`no self_attn anchor 1 among ${JSON.stringify(anchors)}`);
-    const box = await chart.boundingBox();
-    await page.mouse.move(box.x + anchor.x, box.y + anchor.y);
-    await page.mouse.down();
-    await page.mouse.move(box.x + anchor.x, box.y + anchor.y + 30, { steps: 4 });
-    await page.mouse.move(box.x + anchor.x, box.y + anchor.y + 60, { steps: 4 });
-    await page.mouse.up();
+    await dragDown(page, chart, anchor, 60);
     await waitForYaml(/filter: self_attn\s+value: \[1, 0\.[0-6]\d*, 0\.3, 0\.5, 0\]/);
     const dragged = Number(/value: \[1, (0\.\d+), 0\.3/.exec(await yaml())[1]);
     const cell = Number(await page.getByTestId('anchor-t-self_attn-1').inputValue());
@@ -196,7 +201,7 @@ try {
   const extra = existsSync(stepsDir) ? readdirSync(stepsDir).filter((f) => f.endsWith('.mjs')).sort() : [];
   for (const file of extra) {
     const { default: run } = await import(new URL(file, stepsDir).href);
-    await run({ page, step, shots, address, outputRoot });
+    await run({ page, step, shots, address, outputRoot, dragDown });
   }
 
   await step('no page errors in the whole session', async () => {

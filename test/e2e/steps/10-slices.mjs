@@ -18,7 +18,7 @@ async function waitForValid(page, text) {
 }
 
 /** A gradient over two slices repeats in each; dragging its anchor in the second slice edits the one list. */
-export default async function ({ page, step, shots }) {
+export default async function ({ page, step, shots, dragDown }) {
   await step('on a two-slice recipe, a gradient\'s anchors stand in each slice and drag together', async () => {
     await page.getByTestId('nav-recipe').click();
     await page.getByTestId('recipe-editor').fill(TWO_SLICES);
@@ -30,12 +30,7 @@ export default async function ({ page, step, shots }) {
     const ends = anchors.filter((a) => a.anchor === 1).sort((a, b) => a.x - b.x);
     if (ends.length !== 2) throw new Error(`anchors: ${JSON.stringify(anchors)}`);
     const [first, second] = ends;
-    const box = await chart.boundingBox();
-    await page.mouse.move(box.x + second.x, box.y + second.y);
-    await page.mouse.down();
-    await page.mouse.move(box.x + second.x, box.y + second.y + 40, { steps: 4 });
-    await page.mouse.move(box.x + second.x, box.y + second.y + 80, { steps: 4 });
-    await page.mouse.up();
+    await dragDown(page, chart, second, 80);
     await page.waitForFunction(() => /t: \[0, 0\.[0-8]\d*\]/.test(document.querySelector('[data-testid=recipe-editor]')?.value ?? ''), null, { timeout: 5_000 });
     await page.waitForFunction(
       (x) => {
