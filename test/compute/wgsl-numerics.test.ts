@@ -67,6 +67,74 @@ ${NUMERICS_WGSL}
   return out;
 }
 
+/**
+ * Runs `expr` (an f32 over f32s a and b) on the device for each pair (a[i], b[i]) of bit patterns,
+ * in dispatches of at most 1 M pairs; returns the result's bits. Bits go in and out as u32, so NaN
+ * payloads and subnormals reach the expression as they are.
+ */
+async function evaluateBits(expr: string, a: Uint32Array, b: Uint32Array): Promise<Uint32Array> {
+  const d = device!;
+  const code = `struct Params { zero: u32 }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> src: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+${NUMERICS_WGSL}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
+  let i = g.y * n.x * 64u + g.x;
+  if (i >= arrayLength(&dst)) { return; }
+  let a = bitcast<f32>(src[i].x); let b = bitcast<f32>(src[i].y);
+  dst[i] = bitcast<u32>(${expr});
+}`;
+  const pipeline = d.createComputePipeline({ layout: 'auto', compute: { module: d.createShaderModule({ code }), entryPoint: 'main' } });
+  const usage = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 0x40, STORAGE: 0x80 };
+  const out = new Uint32Array(a.length);
+  const batch = 1 << 20;
+  for (let start = 0; start < a.length; start += batch) {
+    const rows = Math.min(batch, a.length - start);
+    const input = new Uint32Array(2 * rows);
+    for (let i = 0; i < rows; i++) { input[2 * i] = a[start + i]!; input[2 * i + 1] = b[start + i]!; }
+    const params = d.createBuffer({ size: 16, usage: usage.UNIFORM | usage.COPY_DST });
+    const src = d.createBuffer({ size: input.byteLength, usage: usage.STORAGE | usage.COPY_DST });
+    const dst = d.createBuffer({ size: rows * 4, usage: usage.STORAGE | usage.COPY_SRC });
+    const read = d.createBuffer({ size: rows * 4, usage: usage.MAP_READ | usage.COPY_DST });
+    d.queue.writeBuffer(params, 0, new Uint32Array(4));
+    d.queue.writeBuffer(src, 0, input);
+    const group = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [params, src, dst].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    const encoder = d.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    const groups = Math.ceil(rows / 64);
+    const x = Math.min(groups, 65535);
+    pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+    pass.end();
+    encoder.copyBufferToBuffer(dst, 0, read, 0, rows * 4);
+    d.queue.submit([encoder.finish()]);
+    await read.mapAsync(1);
+    out.set(new Uint32Array(read.getMappedRange()), start);
+    read.unmap();
+    for (const buffer of [params, src, dst, read]) buffer.destroy();
+  }
+  return out;
+}
+
+/** The first few pairs whose device bits differ from Math.fround(a / b)'s (any NaN equals any NaN). */
+function divisionMismatches(a: Uint32Array, b: Uint32Array, got: Uint32Array): string[] {
+  const x = new Float32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Float32Array(b.buffer, b.byteOffset, b.length);
+  const want = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) want[i] = x[i]! / y[i]!;
+  const wantBits = new Uint32Array(want.buffer);
+  const isNaN = (bits: number) => (bits & 0x7fffffff) > 0x7f800000;
+  const bad: string[] = [];
+  for (let i = 0; i < a.length && bad.length < 5; i++) {
+    if (got[i] === wantBits[i] || (isNaN(got[i]!) && isNaN(wantBits[i]!))) continue;
+    const hex = (v: number) => `0x${v.toString(16).padStart(8, '0')}`;
+    bad.push(`${hex(a[i]!)} / ${hex(b[i]!)}: got ${hex(got[i]!)}, want ${hex(wantBits[i]!)}`);
+  }
+  return bad;
+}
+
 function randomF32(random: () => number, minExp: number, maxExp: number): number {
   const exp = minExp + Math.floor(random() * (maxExp - minExp + 1));
   return bitsToF32(((random() < 0.5 ? 0x80000000 : 0) | ((exp + 127) << 23) | Math.floor(random() * 0x800000)) >>> 0);
@@ -114,5 +182,67 @@ describe.skipIf(!device)('WGSL exact arithmetic on the device', () => {
     }
     const got = await evaluate('div_refine(a, b, c)', rows);
     expect(mismatches(got, (i) => f(rows[i]![0] / rows[i]![1]), rows)).toEqual([]);
+  });
+});
+
+describe.skipIf(!device)('div_ieee: f32 division in integer arithmetic equals Math.fround(a / b)', () => {
+  /** Bit patterns where division has its cases: zeros, subnormals, the normal range's ends, infinities, NaNs. */
+  const SPECIAL = [
+    0, 1, 2, 3, 5, 0x00012345, 0x00100000, 0x003fffff, 0x00400000, 0x00400001, 0x007ffffe, 0x007fffff, 0x00800000, 0x00800001,
+    0x00ffffff, 0x01000000, 0x0d800000, 0x1f800000, 0x33800000, 0x34000000, 0x3dcccccd, 0x3eaaaaab, 0x3f000000, 0x3f7fffff,
+    0x3f800000, 0x3f800001, 0x3fffffff, 0x40000000, 0x40400000, 0x40a00000, 0x41200000, 0x4b000000, 0x5f800000, 0x71800000,
+    0x7e800000, 0x7f000000, 0x7f7ffffe, 0x7f7fffff, 0x7f800000, 0x7f800001, 0x7fc00000, 0x7fffffff,
+  ];
+
+  it('every pair of special values, both signs', async () => {
+    const values = SPECIAL.flatMap((v) => [v, (v | 0x80000000) >>> 0]);
+    const a = new Uint32Array(values.length ** 2);
+    const b = new Uint32Array(values.length ** 2);
+    values.forEach((x, i) => values.forEach((y, j) => { a[i * values.length + j] = x; b[i * values.length + j] = y; }));
+    expect(divisionMismatches(a, b, await evaluateBits('div_ieee(a, b)', a, b))).toEqual([]);
+  });
+
+  it('4 M random bit patterns: any bits, near quotients, quotients at underflow and overflow', async () => {
+    const random = rng(21);
+    const n = 4 << 20;
+    const a = new Uint32Array(n);
+    const b = new Uint32Array(n);
+    const bits = (exp: number) => ((random() < 0.5 ? 0x80000000 : 0) | (Math.max(0, Math.min(255, exp)) << 23) | Math.floor(random() * 0x800000)) >>> 0;
+    for (let i = 0; i < n; i++) {
+      const kind = i % 4;
+      if (kind === 0) {
+        a[i] = Math.floor(random() * 2 ** 32);
+        b[i] = Math.floor(random() * 2 ** 32);
+      } else {
+        // Biased exponents whose difference puts the quotient near 1, near the subnormals (and in
+        // them), or near the largest finite: ea - eb + 127 in [100, 154], [-30, 10] or [240, 260].
+        const eb = Math.floor(random() * 256);
+        const target = kind === 1 ? 100 + Math.floor(random() * 55) : kind === 2 ? -30 + Math.floor(random() * 41) : 240 + Math.floor(random() * 21);
+        a[i] = bits(target + eb - 127);
+        b[i] = bits(eb);
+      }
+    }
+    expect(divisionMismatches(a, b, await evaluateBits('div_ieee(a, b)', a, b))).toEqual([]);
+  });
+
+  it('exact quotients and subnormal results that fall on a tie (rounded to even)', async () => {
+    const random = rng(22);
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < 200_000; i++) {
+      // A subnormal (or small normal) over a power of two: halves, quarters... of the smallest subnormal.
+      const x = i % 2 === 0 ? Math.floor(random() * 0x800000) : (((1 + Math.floor(random() * 3)) << 23) | Math.floor(random() * 0x800000)) >>> 0;
+      const k = 1 + Math.floor(random() * 26);
+      a.push(x);
+      b.push(f32Bits(2 ** k));
+      // A product c·y over y: exact quotient, nothing left over.
+      const y = f32Bits(randomF32(random, -20, 20));
+      const c = 1 + Math.floor(random() * 0xfff);
+      a.push(f32Bits(f(bitsToF32(y) * c)));
+      b.push(y);
+    }
+    const av = Uint32Array.from(a);
+    const bv = Uint32Array.from(b);
+    expect(divisionMismatches(av, bv, await evaluateBits('div_ieee(a, b)', av, bv))).toEqual([]);
   });
 });

@@ -152,6 +152,56 @@ fn div_refine(a: f32, b: f32, q0: f32) -> f32 {
   return q;
 }
 
+// a / b rounded to nearest even, exactly as IEEE 754 binary32 division (JavaScript's
+// Math.fround(a / b)), in integer arithmetic: no float operation, so nothing for WGSL's 2.5-ulp '/'
+// or a flush of subnormals to touch. Every input: ±0, subnormals, ±inf, NaN (the result 0x7fc00000).
+fn div_ieee(a: f32, b: f32) -> f32 {
+  let x = bitcast<u32>(a);
+  let y = bitcast<u32>(b);
+  let sign = (x ^ y) & 0x80000000u;
+  let ax = x & 0x7fffffffu;
+  let ay = y & 0x7fffffffu;
+  if (ax > 0x7f800000u || ay > 0x7f800000u || (ax == ay && (ax == 0u || ax == 0x7f800000u))) { return bitcast<f32>(0x7fc00000u ^ P.zero); }  // (a NaN constant will not compile)
+  if (ax == 0x7f800000u || ay == 0u) { return bitcast<f32>(sign | 0x7f800000u); }
+  if (ax == 0u || ay == 0x7f800000u) { return bitcast<f32>(sign); }
+  // Significands in [2^23, 2^24) with their exponents (subnormals normalized).
+  var ea = i32(ax >> 23u);
+  var ma = ax & 0x7fffffu;
+  if (ea == 0) { let s = countLeadingZeros(ma) - 8u; ma = ma << s; ea = 1 - i32(s); } else { ma = ma | 0x800000u; }
+  var eb = i32(ay >> 23u);
+  var mb = ay & 0x7fffffu;
+  if (eb == 0) { let s = countLeadingZeros(mb) - 8u; mb = mb << s; eb = 1 - i32(s); } else { mb = mb | 0x800000u; }
+  // The quotient's biased exponent, with ma / mb in [1, 2).
+  var e = ea - eb + 127;
+  if (ma < mb) { ma = ma << 1u; e = e - 1; }
+  // Long division 8 bits at a time (the remainder < mb < 2^25, so r << 8 fits a u32):
+  // q = floor(ma / mb · 2^24) in [2^24, 2^25), sticky when anything is left over.
+  var q = 1u;
+  var r = ma - mb;
+  for (var i = 0; i < 3; i++) {
+    r = r << 8u;
+    q = (q << 8u) | (r / mb);
+    r = r % mb;
+  }
+  let sticky = r != 0u;
+  if (e >= 255) { return bitcast<f32>(sign | 0x7f800000u); }
+  if (e >= 1) {
+    // q >> 1 is the 24-bit significand, q & 1 the guard bit; a carry moves into the exponent
+    // (and to infinity past the largest finite).
+    var bits = (u32(e - 1) << 23u) + (q >> 1u);
+    if ((q & 1u) == 1u && (sticky || (bits & 1u) == 1u)) { bits = bits + 1u; }
+    return bitcast<f32>(sign | bits);
+  }
+  // A subnormal result, in units of 2^-149: q · 2^(e - 2).
+  let shift = u32(2 - e);
+  if (shift > 25u) { return bitcast<f32>(sign); }  // below half the smallest subnormal
+  var m = q >> shift;
+  let rem = q & ((1u << shift) - 1u);
+  let halfway = 1u << (shift - 1u);
+  if (rem > halfway || (rem == halfway && (sticky || (m & 1u) == 1u))) { m = m + 1u; }
+  return bitcast<f32>(sign | m);
+}
+
 fn f16_to_f32_bits(h: u32) -> u32 {
   let sign = (h & 0x8000u) << 16u;
   let ex = (h >> 10u) & 0x1fu;
