@@ -2,8 +2,9 @@
 process.env['EGL_PLATFORM'] ??= 'surfaceless';
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../../src/main/engine/compute/reference';
-import { hostArray, type ComputeBackend, type HostArray } from '../../src/main/engine/compute/types';
+import { ReferenceBackend, toF32 } from '../../src/main/engine/compute/reference';
+import { absBits, hostArray, HISTOGRAM_BINS, type ComputeBackend, type HostArray, type StepDtype } from '../../src/main/engine/compute/types';
+import { stepRounding } from '../../src/main/engine/methods/numerics';
 import { GpuDeviceLostError, openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
 import { asHost, describeElement, edgeValues, firstDifference, neighbours, rng, weights } from './samples';
@@ -166,4 +167,200 @@ describe.skipIf(!gpu)('WebGPU device loss', () => {
     await expect(backend.nearswap(a, a, 0.5, out)).rejects.toBeInstanceOf(GpuDeviceLostError);
     await backend.dispose();
   });
+});
+
+/** Zeros, subnormals, format extremes, the infinities and NaNs (quiet and signalling, both signs). */
+function specials(): Float32Array {
+  const extra = [0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x7f800001, 0x7f7fffff, 0xff7fffff, 0x00400000, 0x80000003, 0x01000000];
+  return Float32Array.from([...edgeValues(), ...new Float32Array(new Uint32Array(extra).buffer)]);
+}
+
+/** `values` with a special value at about one element in `every`. */
+function sprinkled(values: Float32Array, random: () => number, every = 20): Float32Array {
+  const s = specials();
+  for (let i = 0; i < values.length; i++) if (random() * every < 1) values[i] = s[Math.floor(random() * s.length)]!;
+  return values;
+}
+
+/** A base and `count` models a few steps of 2^-14 away (many ties among the |δ|), specials sprinkled in. */
+function nearBase(n: number, count: number, seed: number): Float32Array[] {
+  const random = rng(seed);
+  const base = sprinkled(weights(n, random, -8, -3), random);
+  return [base, ...Array.from({ length: count }, () => sprinkled(base.map((b) => (random() < 0.1 ? b : Math.fround(b + Math.round((random() - 0.5) * 8) * 2 ** -14))), random, 40))];
+}
+
+function isNaNCode(array: HostArray, i: number): boolean {
+  if (array.dtype === 'F32') return Number.isNaN(array.data[i]!);
+  const code = array.data[i]! & 0x7fff;
+  return array.dtype === 'BF16' ? code > 0x7f80 : code > 0x7c00;
+}
+
+/** The first element whose bits differ, a NaN matching any NaN (JavaScript's NaN sign and payload are the CPU's), or ''. */
+function difference(got: HostArray, want: HostArray, inputs: HostArray[]): string {
+  const gotBits = got.dtype === 'F32' ? new Uint32Array(got.data.buffer, got.data.byteOffset, got.data.length) : got.data;
+  const wantBits = want.dtype === 'F32' ? new Uint32Array(want.data.buffer, want.data.byteOffset, want.data.length) : want.data;
+  for (let i = 0; i < gotBits.length; i++) {
+    if (gotBits[i] === wantBits[i] || (isNaNCode(got, i) && isNaNCode(want, i))) continue;
+    return `element ${i}: gpu ${describeElement(got, i)}, reference ${describeElement(want, i)}; inputs ${inputs.map((x) => describeElement(x, i)).join(', ')}`;
+  }
+  return '';
+}
+
+/** Divisors and weights (multislerp's norms and coefficients): ordinary, tiny, huge, subnormal, zero, negative. */
+const UNIT_PARAMS: { divisors: number[]; weights: number[]; dots: number[] }[] = [
+  { divisors: [0.3, 7.25, 1e-3], weights: [0.6, -0.4, 1.7], dots: [0.9, 0.2, -0.7] },
+  { divisors: [1e-40, -3e38, 0, 2.5], weights: [1e-5, 3e30, -1, 0.25], dots: [1, -0, 0.33, 1e-39] },
+  { divisors: [0.77], weights: [1], dots: [0.5] },
+];
+
+describe.skipIf(!gpu)('the WGSL reductions and divisions equal the reference bit for bit', () => {
+  it('unitSum: every input and output dtype, NaN/±inf/±0/subnormal inputs, across windows of 1,000', async () => {
+    let seed = 100;
+    for (const { divisors, weights: ws } of UNIT_PARAMS) {
+      for (const inDtype of DTYPES) {
+        for (const outDtype of DTYPES) {
+          const random = rng(seed++);
+          const inputs = divisors.map(() => asHost(sprinkled(weights(5001, random, -20, 3), random), inDtype));
+          const want = hostArray(outDtype, 5001);
+          const got = hostArray(outDtype, 5001);
+          await reference.unitSum(inputs, divisors, ws, want);
+          await small!.unitSum(inputs, divisors, ws, got);
+          expect(difference(got, want, inputs), `unitSum ${inDtype}→${outDtype} divisors ${divisors}`).toBe('');
+        }
+      }
+    }
+  });
+
+  it('unitTangent: every input and output dtype, with and without a base, the mean in f32 or as the values', async () => {
+    let seed = 200;
+    for (const { divisors, weights: ws, dots } of UNIT_PARAMS) {
+      for (const inDtype of DTYPES) {
+        for (const outDtype of DTYPES) {
+          for (const [withBase, meanDtype] of [[false, 'F32'], [true, inDtype]] as const) {
+            const random = rng(seed++);
+            const values = divisors.map(() => asHost(sprinkled(weights(4001, random, -20, 3), random), inDtype));
+            const mean = asHost(sprinkled(weights(4001, random, -12, 1), random), meanDtype);
+            const base = withBase ? asHost(sprinkled(weights(4001, random, -6, 1), random), inDtype) : undefined;
+            for (const [meanNorm, averageNorm] of [[0.77, 3.1], [1e-39, 2e38]] as const) {
+              const params = { divisors, weights: ws, dots, meanNorm, averageNorm };
+              const want = hostArray(outDtype, 4001);
+              const got = hostArray(outDtype, 4001);
+              await reference.unitTangent(values, mean, base, params, want);
+              await small!.unitTangent(values, mean, base, params, got);
+              expect(difference(got, want, [...values, mean, ...(base ? [base] : [])]), `unitTangent ${inDtype}→${outDtype} base ${withBase} norms ${meanNorm} ${averageNorm}`).toBe('');
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('deltaVariance: 1, 3 and 16 models, every input and output dtype, NaN/±inf/±0/subnormal inputs, across windows', async () => {
+    let seed = 300;
+    for (const count of [1, 3, 16]) {
+      for (const inDtype of DTYPES) {
+        for (const outDtype of DTYPES) {
+          const inputs = nearBase(3001, count, seed++).map((v) => asHost(v, inDtype));
+          const want = hostArray(outDtype, 3001);
+          const got = hostArray(outDtype, 3001);
+          await reference.deltaVariance(inputs[0]!, inputs.slice(1), want);
+          await small!.deltaVariance(inputs[0]!, inputs.slice(1), got);
+          expect(difference(got, want, inputs), `deltaVariance × ${count} ${inDtype}→${outDtype}`).toBe('');
+        }
+      }
+    }
+  });
+
+  /** Each model's |δ| bits as the reference computes them. */
+  function deltaBits(inputs: HostArray[], step: StepDtype): Uint32Array[] {
+    const round = stepRounding(step);
+    const base = toF32(inputs[0]!);
+    return inputs.slice(1).map((m) => Uint32Array.from(toF32(m), (x, i) => absBits(round(x - base[i]!))));
+  }
+
+  /** The most frequent bits (many ties), and NaN's, infinity's and zero's. */
+  function interestingBits(bits: Uint32Array): number[] {
+    const tally = new Map<number, number>();
+    for (const b of bits) tally.set(b, (tally.get(b) ?? 0) + 1);
+    const common = [...tally].filter(([b]) => b !== 0).sort((x, y) => y[1] - x[1])[0]?.[0] ?? 0x3f800000;
+    return [common, 0x7fc00000, 0x7f800000, 0];
+  }
+
+  it('deltaHistogram: both passes, both steps, every input dtype, NaN/±inf/±0/subnormal δ, across windows of 1,000', async () => {
+    let seed = 400;
+    for (const n of [5003, 33, 1]) {
+      for (const dtype of DTYPES) {
+        for (const step of ['F32', 'BF16'] as const) {
+          const inputs = nearBase(n, 3, seed++).map((v) => asHost(v, dtype));
+          const bits = deltaBits(inputs, step);
+          // Pass 1 for model 0; pass 2 for model 1 at its most common high half, for model 2 at NaN's (0x7fc0).
+          const prefixes = [undefined, interestingBits(bits[1]!)[0]! >>> 16, 0x7fc0];
+          const want = prefixes.map(() => new Float64Array(HISTOGRAM_BINS).fill(2));
+          const got = prefixes.map(() => new Float64Array(HISTOGRAM_BINS).fill(2));
+          await reference.deltaHistogram(inputs[0]!, inputs.slice(1), { step, prefixes }, want);
+          for (const backend of [small!, gpu!]) {
+            got.forEach((c) => c.fill(2));
+            await backend.deltaHistogram(inputs[0]!, inputs.slice(1), { step, prefixes }, got);
+            for (let j = 0; j < 3; j++) {
+              const at = got[j]!.findIndex((c, b) => c !== want[j]![b]);
+              expect(at < 0 ? '' : `bin ${at}: gpu ${got[j]![at]}, reference ${want[j]![at]}`, `${n} ${dtype} ${step} selection ${j}`).toBe('');
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('deltaFind: ties before, in and across windows, and past the last; NaN, infinity and zero magnitudes', async () => {
+    let seed = 500;
+    for (const n of [7001, 33]) {
+      for (const dtype of DTYPES) {
+        for (const step of ['F32', 'BF16'] as const) {
+          const inputs = nearBase(n, 2, seed++).map((v) => asHost(v, dtype));
+          const bits = deltaBits(inputs, step);
+          for (const [b0, b1] of interestingBits(bits[0]!).map((b, k) => [b, interestingBits(bits[1]!)[3 - k]!])) {
+            const ties = [b0!, b1!].map((b, j) => bits[j]!.filter((x) => x === b).length);
+            for (const pick of [(t: number) => 0, (t: number) => Math.floor(t / 2), (t: number) => t - 1, (t: number) => t, (t: number) => t + 5]) {
+              const params = { step, bits: [b0!, b1!], ranks: ties.map((t) => Math.max(0, pick(t))) };
+              for (const backend of [small!, gpu!]) {
+                expect(await backend.deltaFind(inputs[0]!, inputs.slice(1), params), `${n} ${dtype} ${step} bits ${params.bits} ranks ${params.ranks}`).toEqual(
+                  await reference.deltaFind(inputs[0]!, inputs.slice(1), params),
+                );
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('1 M elements in the device\'s own windows: histogram, find, unitSum, unitTangent, deltaVariance', async () => {
+    const n = (1 << 20) + 3;
+    const inputs = nearBase(n, 3, 600).map((v) => asHost(v, 'BF16'));
+    const prefixes = [undefined, undefined, 0x3880];
+    const want = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
+    const got = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
+    await reference.deltaHistogram(inputs[0]!, inputs.slice(1), { step: 'BF16', prefixes }, want);
+    await gpu!.deltaHistogram(inputs[0]!, inputs.slice(1), { step: 'BF16', prefixes }, got);
+    for (let j = 0; j < 3; j++) expect(got[j]!.findIndex((c, b) => c !== want[j]![b]), `histogram ${j}`).toBe(-1);
+    const bits = deltaBits(inputs, 'F32');
+    const b = interestingBits(bits[0]!)[0]!;
+    const ties = bits[0]!.filter((x) => x === b).length;
+    const params = { step: 'F32' as const, bits: [b, b, 0x7fc00000], ranks: [ties - 1, 7, 3] };
+    expect(await gpu!.deltaFind(inputs[0]!, inputs.slice(1), params)).toEqual(await reference.deltaFind(inputs[0]!, inputs.slice(1), params));
+    for (const outDtype of ['BF16', 'F32'] as const) {
+      const want1 = hostArray(outDtype, n);
+      const got1 = hostArray(outDtype, n);
+      await reference.unitSum(inputs.slice(1), [0.3, 7.25, 1e-3], [0.6, -0.4, 1.7], want1);
+      await gpu!.unitSum(inputs.slice(1), [0.3, 7.25, 1e-3], [0.6, -0.4, 1.7], got1);
+      expect(difference(got1, want1, inputs), `unitSum → ${outDtype}`).toBe('');
+      const tangent = { divisors: [0.3, 7.25], weights: [0.6, -0.4], dots: [0.9, 0.2], meanNorm: 0.77, averageNorm: 3.1 };
+      await reference.unitTangent(inputs.slice(1, 3), inputs[3]!, inputs[0], tangent, want1);
+      await gpu!.unitTangent(inputs.slice(1, 3), inputs[3]!, inputs[0], tangent, got1);
+      expect(difference(got1, want1, inputs), `unitTangent → ${outDtype}`).toBe('');
+      await reference.deltaVariance(inputs[0]!, inputs.slice(1), want1);
+      await gpu!.deltaVariance(inputs[0]!, inputs.slice(1), got1);
+      expect(difference(got1, want1, inputs), `deltaVariance → ${outDtype}`).toBe('');
+    }
+  }, 120_000);
 });

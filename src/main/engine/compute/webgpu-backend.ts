@@ -1,9 +1,11 @@
 import type { FloatDtype } from '../safetensors/dtype';
-import { checkTaskArithmetic, toF32, weightSum } from './reference';
+import { checkDeltaVariance, checkTaskArithmetic, checkUnitSum, checkUnitTangent, toF32, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
+  HISTOGRAM_BINS,
   hostBytes,
+  MAX_TASK_MODELS,
   sliceHost,
   type ComputeBackend,
   type DeltaFindParams,
@@ -17,6 +19,11 @@ import {
 } from './types';
 import { WasmBackend } from './wasm-backend';
 import {
+  COUNT_BF16_STEP,
+  COUNT_FIND,
+  COUNT_FIRST_PASS,
+  COUNT_PARAMS_BYTES,
+  countShader,
   elementwiseShader,
   MAX_LINEAR_INPUTS,
   PARAMS_BYTES,
@@ -26,6 +33,9 @@ import {
   TASK_MASK_SEGMENT,
   TASK_PARAMS_BYTES,
   taskShader,
+  UNIT_DIVISORS,
+  UNIT_DOTS,
+  UNIT_WEIGHTS,
   type ElementwiseOp,
 } from './wgsl';
 
@@ -35,7 +45,7 @@ const MAP_READ = 0x1;
 const COMPUTE_STAGE = 0x4;
 const MAX_GROUPS_PER_DIMENSION = 65535;
 /** The uniform buffer of every kernel: the larger of their parameter blocks. */
-const UNIFORM_BYTES = Math.max(PARAMS_BYTES, TASK_PARAMS_BYTES);
+const UNIFORM_BYTES = Math.max(PARAMS_BYTES, TASK_PARAMS_BYTES, COUNT_PARAMS_BYTES);
 /** Default cap on one window's input or output binding: keeps each submit to tens of milliseconds. */
 const DEFAULT_WINDOW_BYTES = 64 << 20;
 
@@ -82,6 +92,8 @@ interface Slot {
   bindGroup: GPUBindGroup;
   /** The readback of the window last run in this slot: resolves once its results are copied out. */
   pending: Promise<void> | undefined;
+  /** Count kernels: elements counted into `output` since it was last cleared (kept below 2^32). */
+  held: number;
 }
 
 type GpuEnvironment = { create: (flags: string[]) => GPU };
@@ -264,18 +276,70 @@ export class WebGpuBackend implements ComputeBackend {
     );
   }
 
-  // The reductions run on the host's CPU backend: deltaFind and deltaSums follow one sequential
-  // order (a GPU would give other bits), and the histograms feed them.
+  // The magnitude histograms: u32 atomic counts on the device (exact in any order), read back and
+  // added to `counts` once per call (or sooner, before a slot's counters could pass 2^32 − 1).
   deltaHistogram(base: HostArray, selections: readonly HostArray[], params: DeltaHistogramParams, counts: readonly Float64Array[]): Promise<void> {
-    return this.host().deltaHistogram(base, selections, params, counts);
+    const count = selections.length;
+    if (count > MAX_TASK_MODELS || params.prefixes.length !== count || counts.length !== count || counts.some((c) => c.length < HISTOGRAM_BINS)) {
+      return Promise.reject(new RangeError(`deltaHistogram: ${count} selections (at most ${MAX_TASK_MODELS}), ${params.prefixes.length} prefixes, ${counts.length} histograms of ${HISTOGRAM_BINS} bins`));
+    }
+    if (count === 0) return Promise.resolve();
+    const header = countHeader(params.step, params.prefixes.map((p) => (p === undefined ? COUNT_FIRST_PASS : p)), false);
+    return this.serial(() =>
+      this.runCounts([base, ...selections], header, count * HISTOGRAM_BINS, false, (bins) => {
+        counts.forEach((total, j) => {
+          for (let b = 0, at = j * HISTOGRAM_BINS; b < HISTOGRAM_BINS; b++, at++) if (bins[at]) total[b]! += bins[at]!;
+        });
+      }),
+    );
   }
 
+  // Where the ties at a threshold stop being kept: the device counts each window's elements at the
+  // threshold's bits (order-free); the host then scans, in index order, only the window in which
+  // the wanted one lies (its CPU backend's deltaFind on that window), so the answer is the same.
   deltaFind(base: HostArray, selections: readonly HostArray[], params: DeltaFindParams): Promise<DeltaFound[]> {
-    return this.host().deltaFind(base, selections, params);
+    const count = selections.length;
+    if (count > MAX_TASK_MODELS || params.bits.length !== count || params.ranks.length !== count) {
+      return Promise.reject(new RangeError(`deltaFind: ${count} selections (at most ${MAX_TASK_MODELS}), ${params.bits.length} bits, ${params.ranks.length} ranks`));
+    }
+    if (count === 0) return Promise.resolve([]);
+    const header = countHeader(params.step, params.bits, true);
+    return this.serial(async () => {
+      const windows: { start: number; length: number; counts: Uint32Array }[] = [];
+      await this.runCounts([base, ...selections], header, count, true, (tally, start, length) => windows.push({ start, length, counts: tally.slice(0, count) }));
+      windows.sort((a, b) => a.start - b.start);
+      const found: DeltaFound[] = [];
+      for (let j = 0; j < count; j++) {
+        const rank = params.ranks[j]!;
+        let before = 0;
+        const at = windows.find((w) => {
+          if (before + w.counts[j]! > rank) return true;
+          before += w.counts[j]!;
+          return false;
+        });
+        if (!at) {
+          found.push({ count: before, index: -1 });
+          continue;
+        }
+        const [one] = await this.host().deltaFind(sliceHost(base, at.start, at.length), [sliceHost(selections[j]!, at.start, at.length)], {
+          step: params.step,
+          bits: [params.bits[j]!],
+          ranks: [rank - before],
+        });
+        if (!one || one.index < 0) throw new Error(`deltaFind: the device counted ${at.counts[j]} elements at 0x${(params.bits[j]! >>> 0).toString(16)} in a window where the host finds ${one?.count ?? 0}`);
+        found.push({ count: before + one.count, index: at.start + one.index });
+      }
+      return found;
+    });
   }
 
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
     return this.host().deltaSums(base, models, params, sums);
+  }
+
+  // DELLA's per-row ranks: a sort per row, sequential work; on the host.
+  rowRankMasks(base: HostArray, models: readonly HostArray[], params: Parameters<ComputeBackend['rowRankMasks']>[2], keeps: readonly Uint8Array[]): Promise<void> {
+    return this.host().rowRankMasks(base, models, params, keeps);
   }
 
   // torch's own summation orders are sequential chains: the host computes them as it computes them.
@@ -291,13 +355,33 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().gramSums(inputs, sums);
   }
 
+  // multislerp's last pass and mean of units: f32 steps, the divisions by div_ieee (wgsl.ts), so
+  // the quotients are rounded as the CPU rounds them.
   unitTangent(values: readonly HostArray[], mean: HostArray, base: HostArray | undefined, params: UnitTangentParams, out: HostArray): Promise<void> {
-    return this.host().unitTangent(values, mean, base, params, out);
+    try {
+      checkUnitTangent(values, params);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const header = elementwiseHeader(values.length, {
+      p0: params.meanNorm,
+      p1: params.averageNorm,
+      flags: base ? 1 : 0,
+      weights: unitSlots({ [UNIT_DIVISORS]: params.divisors, [UNIT_WEIGHTS]: params.weights, [UNIT_DOTS]: params.dots }),
+    });
+    return this.serial(() => this.run('unitTangent', [...values, mean, ...(base ? [base] : [])], out, header));
   }
 
-  // multislerp's mean of units and last pass: f32 division, which WGSL does not round correctly; on the host.
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
-    return this.host().unitSum(inputs, divisors, weights, out);
+    try {
+      checkUnitSum(inputs, divisors, weights);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // No input: nothing to read on the device (the sum of nothing, on the host).
+    if (inputs.length === 0) return this.host().unitSum(inputs, divisors, weights, out);
+    const header = elementwiseHeader(inputs.length, { weights: unitSlots({ [UNIT_DIVISORS]: divisors, [UNIT_WEIGHTS]: weights }) });
+    return this.serial(() => this.run('unitSum', inputs, out, header));
   }
 
   // karcher's merge pass sums in f64, which WGSL does not have.
@@ -305,9 +389,14 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().unitMix(inputs, divisors, coefficients, scale, out);
   }
 
-  // sce's variance: f32 division, which WGSL does not round correctly; on the host.
+  // sce's variance: f32 steps, the two divisions by div_ieee.
   deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
-    return this.host().deltaVariance(base, models, out);
+    try {
+      checkDeltaVariance(models);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.serial(() => this.run('deltaVariance', [base, ...models], out, elementwiseHeader(models.length, { p0: models.length })));
   }
 
   private host(): ComputeBackend {
@@ -410,6 +499,103 @@ export class WebGpuBackend implements ComputeBackend {
     this.check();
   }
 
+  /**
+   * Runs the count kernel over `inputs` (the base, then the selections) window by window, windows cut
+   * as run() cuts them. Its counters (`words` u32s) live in each slot's output buffer, cleared before
+   * the first window counted into them. `perWindow`: read back after each window and handed to
+   * `collect` with the window's place; else read back once at the end (or when a slot's counters
+   * hold nearly 2^32 elements) with start -1. `collect` sees a mapped view: copy what it keeps.
+   */
+  private async runCounts(
+    inputs: readonly HostArray[],
+    header: ArrayBuffer,
+    words: number,
+    perWindow: boolean,
+    collect: (counts: Uint32Array, start: number, length: number) => void,
+  ): Promise<void> {
+    if (this.disposed) throw new Error('the GPU backend was disposed');
+    if (this.lost) throw new GpuDeviceLostError(this.lost);
+    checkLengths(inputs.slice(1), inputs[0]!);
+    const n = inputs[0]!.data.length;
+    if (n === 0) return;
+    const mixed = inputs.some((i) => i.dtype !== inputs[0]!.dtype);
+    const ins: HostArray[] = mixed ? inputs.map((i) => ({ dtype: 'F32', data: toF32(i) })) : [...inputs];
+    const inDtype = ins[0]!.dtype;
+    const inSize = bytesPerElement(inDtype);
+    let window = Math.min(Math.floor(this.windowBytes / (ins.length * inSize)), this.options.windowElements ?? Infinity);
+    window = Math.max(2, window - (window % 2));
+    const segBytes = align(window * inSize, 256);
+    const outBytes = words * 4;
+    const pipeline = this.pipeline('count', inDtype, inDtype);
+    this.ensureSlots(ins.length * segBytes, outBytes);
+    const view = new DataView(header);
+    view.setUint32(4, segBytes / 4, true);
+    // A window is at most 64 MiB of one input (< 2^32 elements), so one window's counts fit a u32;
+    // a slot counting several windows is read back before its elements could reach 2^32.
+    const readBack = (slot: Slot, start: number, length: number) => {
+      const encoder = this.device.createCommandEncoder();
+      encoder.copyBufferToBuffer(slot.output, 0, slot.readback, 0, outBytes);
+      this.device.queue.submit([encoder.finish()]);
+      slot.held = 0;
+      slot.pending = slot.readback.mapAsync(MAP_READ, 0, outBytes).then(() => {
+        collect(new Uint32Array(slot.readback.getMappedRange(0, outBytes)), start, length);
+        slot.readback.unmap();
+      });
+      slot.pending.catch(() => undefined);
+    };
+
+    let turn = 0;
+    try {
+      for (const slot of this.slots) slot.held = 0;
+      for (let start = 0; start < n; start += window) {
+        const length = Math.min(window, n - start);
+        const slot = this.slots[turn]!;
+        turn = (turn + 1) % this.slots.length;
+        if (slot.pending) await slot.pending;
+        this.check();
+        if (slot.held > 0 && slot.held + length > 0xffffffff) {
+          readBack(slot, -1, 0);
+          await slot.pending;
+        }
+        view.setUint32(0, length, true);
+        this.device.queue.writeBuffer(slot.params, 0, header);
+        ins.forEach((input, m) => this.upload(slot.input, m * segBytes, hostBytes(sliceHost(input, start, length))));
+        const encoder = this.device.createCommandEncoder();
+        if (slot.held === 0) encoder.clearBuffer(slot.output, 0, outBytes);
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, slot.bindGroup);
+        const groups = Math.ceil(Math.ceil(length / 2) / this.workgroupSize);
+        const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
+        pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+        pass.end();
+        this.device.queue.submit([encoder.finish()]);
+        slot.held += length;
+        if (perWindow) {
+          readBack(slot, start, length);
+        } else {
+          // No readback to wait for: the ring still keeps at most one window per slot in flight.
+          slot.pending = this.device.queue.onSubmittedWorkDone();
+          slot.pending.catch(() => undefined);
+        }
+      }
+      for (const slot of this.slots) {
+        if (slot.held === 0) continue;
+        if (slot.pending) await slot.pending;
+        readBack(slot, -1, 0);
+      }
+      await Promise.all(this.slots.map((s) => s.pending));
+    } catch (error) {
+      throw this.lost ? new GpuDeviceLostError(this.lost) : asLoss(error);
+    } finally {
+      for (const s of this.slots) {
+        s.pending = undefined;
+        s.held = 0;
+      }
+    }
+    this.check();
+  }
+
   private check(): void {
     if (this.lost) throw new GpuDeviceLostError(this.lost);
     if (this.validationError) throw new Error(`WebGPU error: ${this.validationError}`);
@@ -428,11 +614,12 @@ export class WebGpuBackend implements ComputeBackend {
     this.device.queue.writeBuffer(buffer, offset, this.staging, 0, size);
   }
 
-  private pipeline(op: ElementwiseOp | 'task', input: FloatDtype, output: FloatDtype): GPUComputePipeline {
+  private pipeline(op: ElementwiseOp | 'task' | 'count', input: FloatDtype, output: FloatDtype): GPUComputePipeline {
     const key = `${op}:${input}:${output}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      const code = op === 'task' ? taskShader(input, output, this.workgroupSize) : elementwiseShader(op, input, output, this.workgroupSize);
+      const code =
+        op === 'task' ? taskShader(input, output, this.workgroupSize) : op === 'count' ? countShader(input, this.workgroupSize) : elementwiseShader(op, input, output, this.workgroupSize);
       const module = this.device.createShaderModule({ code, label: key });
       pipeline = this.device.createComputePipeline({ layout: this.pipelineLayout, compute: { module, entryPoint: 'main' }, label: key });
       this.pipelines.set(key, pipeline);
@@ -451,7 +638,8 @@ export class WebGpuBackend implements ComputeBackend {
     for (let i = 0; i < (this.options.slots ?? 3); i++) {
       const params = this.device.createBuffer({ size: UNIFORM_BYTES, usage: USAGE.UNIFORM | USAGE.COPY_DST });
       const input = this.device.createBuffer({ size: inSize, usage: USAGE.STORAGE | USAGE.COPY_DST });
-      const output = this.device.createBuffer({ size: outSize, usage: USAGE.STORAGE | USAGE.COPY_SRC });
+      // COPY_DST: the count kernels clear their counters with clearBuffer.
+      const output = this.device.createBuffer({ size: outSize, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
       const readback = this.device.createBuffer({ size: outSize, usage: USAGE.MAP_READ | USAGE.COPY_DST });
       const bindGroup = this.device.createBindGroup({
         layout: this.layout,
@@ -461,7 +649,7 @@ export class WebGpuBackend implements ComputeBackend {
           { binding: 2, resource: { buffer: output } },
         ],
       });
-      this.slots.push({ params, input, output, readback, bindGroup, pending: undefined });
+      this.slots.push({ params, input, output, readback, bindGroup, pending: undefined, held: 0 });
     }
   }
 }
@@ -475,6 +663,23 @@ function elementwiseHeader(count: number, params: { p0?: number; p1?: number; fl
   view.setFloat32(20, params.p1 ?? 0, true);
   view.setUint32(28, params.flags ?? 0, true);
   params.weights?.forEach((w, i) => view.setFloat32(32 + 4 * i, w, true));
+  return header;
+}
+
+/** unitSum's and unitTangent's per-input constants in the f32 slots of `Params.w` (wgsl.ts UNIT_*). */
+function unitSlots(at: Record<number, readonly number[]>): number[] {
+  const slots = new Array<number>(UNIT_DOTS + MAX_TASK_MODELS).fill(0);
+  for (const [offset, values] of Object.entries(at)) values.forEach((v, j) => (slots[Number(offset) + j] = v));
+  return slots;
+}
+
+/** The uniform block of the count kernel (wgsl.ts COUNT_HEADER): step, mode and one target per selection. */
+function countHeader(step: 'F32' | 'BF16', picks: readonly number[], find: boolean): ArrayBuffer {
+  const header = new ArrayBuffer(COUNT_PARAMS_BYTES);
+  const view = new DataView(header);
+  view.setUint32(8, picks.length, true);
+  view.setUint32(16, (step === 'BF16' ? COUNT_BF16_STEP : 0) | (find ? COUNT_FIND : 0), true);
+  picks.forEach((p, j) => view.setUint32(32 + 4 * j, p >>> 0, true));
   return header;
 }
 

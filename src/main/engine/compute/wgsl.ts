@@ -19,7 +19,15 @@ import { MAX_TASK_MODELS } from './types';
  * a packed output word is written whole.
  */
 
-export type ElementwiseOp = 'linear' | 'nearswap' | 'blend2';
+export type ElementwiseOp = 'linear' | 'nearswap' | 'blend2' | 'unitSum' | 'unitTangent' | 'deltaVariance';
+
+/**
+ * Where the per-input constants of unitSum and unitTangent sit in `Params.w` (f32 slots): divisors
+ * from 0, weights from 16, dots from 32 (MAX_TASK_MODELS each).
+ */
+export const UNIT_DIVISORS = 0;
+export const UNIT_WEIGHTS = 16;
+export const UNIT_DOTS = 32;
 
 /** Most inputs one linear call takes: the weights live in a uniform array of vec4s. */
 export const MAX_LINEAR_INPUTS = 64;
@@ -283,6 +291,45 @@ fn op(e: u32) -> f32 {
     case 'blend2':
       return /* wgsl */ `
 fn op(e: u32) -> f32 { return add(mul(P.p0, ld(0u, e)), mul(P.p1, ld(1u, e))); }`;
+    // The three below: reference.ts unitSumF32, unitTangentF32, deltaVarianceF32, step for step.
+    case 'unitSum':
+      return /* wgsl */ `
+fn wv(i: u32) -> f32 { return P.w[i >> 2u][i & 3u]; }
+fn op(e: u32) -> f32 {
+  var sum = k(0.0);
+  for (var j = 0u; j < P.count; j++) { sum = add(sum, mul(div_ieee(ld(j, e), wv(${UNIT_DIVISORS}u + j)), wv(${UNIT_WEIGHTS}u + j))); }
+  return sum;
+}`;
+    case 'unitTangent':
+      // Inputs: the values, then the mean, then the base when flags & 1; p0 the mean's norm, p1 the average norm.
+      return /* wgsl */ `
+fn wv(i: u32) -> f32 { return P.w[i >> 2u][i & 3u]; }
+fn op(e: u32) -> f32 {
+  let direction = div_ieee(ld(P.count, e), P.p0);
+  var tangent = k(0.0);
+  for (var j = 0u; j < P.count; j++) {
+    let unit = div_ieee(ld(j, e), wv(${UNIT_DIVISORS}u + j));
+    tangent = add(tangent, mul(sub(unit, mul(wv(${UNIT_DOTS}u + j), direction)), wv(${UNIT_WEIGHTS}u + j)));
+  }
+  let r = mul(add(direction, tangent), P.p1);
+  if ((P.flags & 1u) != 0u) { return add(r, ld(P.count + 1u, e)); }
+  return r;
+}`;
+    case 'deltaVariance':
+      // Inputs: the base, then the models; p0 their number.
+      return /* wgsl */ `
+fn op(e: u32) -> f32 {
+  let b = ld(0u, e);
+  var sum = k(0.0);
+  for (var j = 1u; j <= P.count; j++) { sum = add(sum, sub(ld(j, e), b)); }
+  let mean = div_ieee(sum, P.p0);
+  var squares = k(0.0);
+  for (var j = 1u; j <= P.count; j++) {
+    let d = sub(sub(ld(j, e), b), mean);
+    squares = add(squares, mul(d, d));
+  }
+  return div_ieee(squares, P.p0);
+}`;
   }
 }
 
@@ -344,12 +391,22 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;
 `;
 
-const TASK_OP = /* wgsl */ `
+/** The step rounding and magnitude bits shared by the task and count kernels (flags & 8: bf16 steps). */
+const STEP_WGSL = /* wgsl */ `
 // A step rounded as mergekit's compute dtype rounds it: bf16 (integer RNE, NaN kept) or f32 as is.
 fn rnd(x: f32) -> f32 {
   if ((P.flags & 8u) == 0u) { return x; }
   return bitcast<f32>(f32_to_bf16(bitcast<u32>(x)) << 16u);
 }
+
+// |x|'s bits, every NaN as 0x7fc00000 (compute/types.ts absBits).
+fn abs_bits(x: f32) -> u32 {
+  let a = bitcast<u32>(x) & 0x7fffffffu;
+  return select(a, 0x7fc00000u, a > 0x7f800000u);
+}
+`;
+
+const TASK_OP = /* wgsl */ `
 
 // methods/random-mask.ts uniformAt(key, index) < density, as integers: z < ceil(density · 2^32).
 fn drawn(j: u32, e: u32) -> bool {
@@ -360,12 +417,6 @@ fn drawn(j: u32, e: u32) -> bool {
   z = (z ^ (z >> 13u)) * 0xc2b2ae35u;
   z = z ^ (z >> 16u);
   return z < P.thr[j >> 2u][j & 3u];
-}
-
-// |x|'s bits, every NaN as 0x7fc00000 (compute/types.ts absBits).
-fn abs_bits(x: f32) -> u32 {
-  let a = bitcast<u32>(x) & 0x7fffffffu;
-  return select(a, 0x7fc00000u, a > 0x7f800000u);
 }
 
 // A magnitude cut (compute/types.ts MagnitudeCut), its tensor index made a window index.
@@ -425,6 +476,7 @@ export function taskShader(input: FloatDtype, output: FloatDtype, workgroupSize:
 ${NUMERICS_WGSL}
 ${loadFn(input)}
 ${storeFn(output)}
+${STEP_WGSL}
 ${TASK_OP}
 @compute @workgroup_size(${workgroupSize})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -432,6 +484,79 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
   let e = 2u * p;
   if (e >= P.n) { return; }
   st(p, op(e), op(e + 1u));
+}
+`;
+}
+
+/** Size of the uniform block of the count kernel (`Params` in COUNT_HEADER), in bytes. */
+export const COUNT_PARAMS_BYTES = 32 + MAX_TASK_MODELS * 4;
+/** Count kernel flags: bf16 steps (as the task kernel's), and find mode. */
+export const COUNT_BF16_STEP = 8;
+export const COUNT_FIND = 16;
+/** `Params.pick` for a first histogram pass (all high halves counted). */
+export const COUNT_FIRST_PASS = 0xffffffff;
+
+const COUNT_HEADER = /* wgsl */ `
+struct Params {
+  n: u32,      // elements in this window
+  seg: u32,    // u32 words from one input to the next in src
+  count: u32,  // selections, after the base
+  zero: u32,   // always 0: the key of the barrier k()
+  flags: u32,  // ${COUNT_BF16_STEP} bf16 steps, ${COUNT_FIND} find mode
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
+  // Per selection. Histogram: ${COUNT_FIRST_PASS}u counts every |δ|'s high 16 bits (first pass), else
+  // the high 16 bits whose low 16 bits are counted. Find: the |δ| bits whose elements are counted.
+  pick: array<vec4<u32>, ${MAX_TASK_MODELS / 4}>,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> hist: array<atomic<u32>>;
+`;
+
+const COUNT_OP = /* wgsl */ `
+const NONE = 0xffffffffu;
+
+// Which counter element e of selection j adds to, or NONE.
+fn counter(j: u32, e: u32) -> u32 {
+  let bits = abs_bits(rnd(sub(ld(j + 1u, e), ld(0u, e))));
+  let pick = P.pick[j >> 2u][j & 3u];
+  if ((P.flags & ${COUNT_FIND}u) != 0u) { return select(NONE, j, bits == pick); }
+  if (pick == ${COUNT_FIRST_PASS}u) { return j * 65536u + (bits >> 16u); }
+  return select(NONE, j * 65536u + (bits & 0xffffu), (bits >> 16u) == pick);
+}`;
+
+/**
+ * The magnitude counts (ComputeBackend.deltaHistogram, and deltaFind's per-window tallies) for one
+ * input dtype: each element of each selection adds 1 to its counter in `hist` with an atomic add
+ * (65,536 u32 bins per selection; in find mode one counter per selection). Integer counts are the
+ * same in any order, so the bits do not depend on the schedule. The bins are global: 256 KiB a
+ * selection is far more than a workgroup's 16 KiB. Two neighbouring elements that meet in one
+ * counter add 2 at once.
+ */
+export function countShader(input: FloatDtype, workgroupSize: number): string {
+  return `${COUNT_HEADER}
+${NUMERICS_WGSL}
+${loadFn(input)}
+${STEP_WGSL}
+${COUNT_OP}
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let p = (wid.y * groups.x + wid.x) * ${workgroupSize}u + lid;
+  let e = 2u * p;
+  if (e >= P.n) { return; }
+  let second = e + 1u < P.n;
+  for (var j = 0u; j < P.count; j++) {
+    let c0 = counter(j, e);
+    let c1 = select(NONE, counter(j, e + 1u), second);
+    if (c0 == c1) {
+      if (c0 != NONE) { atomicAdd(&hist[c0], 2u); }
+    } else {
+      if (c0 != NONE) { atomicAdd(&hist[c0], 1u); }
+      if (c1 != NONE) { atomicAdd(&hist[c1], 1u); }
+    }
+  }
 }
 `;
 }
