@@ -208,7 +208,7 @@ export class WasmBackend implements ComputeBackend {
       this.heapTop = at + size;
     }
     this.inUse.set(at, size);
-    return new Uint8Array(this.memory.buffer, at, bytes);
+    return new Uint8Array(this.currentBuffer(), at, bytes);
   }
 
   releaseHost(bytes: Uint8Array): void {
@@ -234,7 +234,18 @@ export class WasmBackend implements ComputeBackend {
 
   /** Whether `array` lies in the kernels' memory (so they can read or write it where it is). */
   private owns(array: ArrayBufferView): boolean {
-    return array.buffer instanceof SharedArrayBuffer && this.buffers.has(array.buffer);
+    return array.buffer instanceof SharedArrayBuffer && (this.buffers.has(array.buffer) || array.buffer === this.currentBuffer());
+  }
+
+  /**
+   * The memory's buffer, remembered as ours. After a grow V8 may give the same memory a new buffer
+   * object more than once (again when the worker threads see the grow), so views are made on the one
+   * it gives now and that one is added to the set.
+   */
+  private currentBuffer(): SharedArrayBuffer {
+    const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
+    return buffer;
   }
 
   private threadBytes(): number {
