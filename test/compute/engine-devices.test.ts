@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, RowRankParams, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -142,6 +142,10 @@ class LosingBackend implements ComputeBackend {
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array) {
     this.before();
     return this.gpu.deltaSums(base, models, params, sums);
+  }
+  rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]) {
+    this.before();
+    return this.gpu.rowRankMasks(base, models, params, keeps);
   }
   normLanes(inputs: readonly HostArray[], lanes: Float32Array) {
     this.before();

@@ -1,5 +1,6 @@
 import { fmaF32, stepRounding } from '../methods/numerics';
 import { uniformAt } from '../methods/random-mask';
+import { DellaSparsifier } from '../methods/sparsify';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import {
   absBits,
@@ -14,6 +15,8 @@ import {
   type DeltaHistogramParams,
   type DeltaSumsParams,
   type HostArray,
+  MAX_DELLA_ROW,
+  type RowRankParams,
   type TaskArithmeticParams,
   type UnitTangentParams,
   type TaskVectorMask,
@@ -200,6 +203,27 @@ export function deltaSumsF32(base: Float32Array, models: readonly Float32Array[]
   });
 }
 
+/** Throws unless a rowRankMasks call is well formed (whole rows, no longer than MAX_DELLA_ROW, a mask per model). */
+export function checkRowRanks(length: number, count: number, params: RowRankParams, keeps: readonly Uint8Array[]): void {
+  const n = params.rowLength;
+  if (count > MAX_TASK_MODELS || params.keys.length !== count || params.densities.length !== count || params.epsilons.length !== count || keeps.length !== count) {
+    throw new RangeError(`rowRankMasks: ${count} models (at most ${MAX_TASK_MODELS}), ${params.keys.length} keys, ${params.densities.length} densities, ${params.epsilons.length} epsilons, ${keeps.length} masks`);
+  }
+  if (!Number.isInteger(n) || n < 1 || n > MAX_DELLA_ROW) throw new RangeError(`della: rows of ${n} elements are longer than Alloy ranks (4,194,304)`);
+  if (length % n !== 0) throw new RangeError(`della: a chunk of ${length} elements is not whole rows of ${n}`);
+  for (const keep of keeps) if (keep.length < length) throw new RangeError(`rowRankMasks: a mask of ${keep.length} for ${length} elements`);
+}
+
+/** ComputeBackend.rowRankMasks on f32 arrays: δ rounded to the step, then DellaSparsifier's own ranks. */
+export function rowRankMasksF32(base: Float32Array, models: readonly Float32Array[], params: RowRankParams, keeps: readonly Uint8Array[]): void {
+  const round = stepRounding(params.step);
+  const delta = new Float32Array(base.length);
+  models.forEach((x, j) => {
+    for (let i = 0; i < x.length; i++) delta[i] = round(x[i]! - base[i]!);
+    new DellaSparsifier(params.keys[j]!, params.densities[j]!, params.epsilons[j]!, params.rowLength).mask(params.start, delta, keeps[j]!);
+  });
+}
+
 /** ComputeBackend.normLanes on f32 arrays. */
 export function normLanesF32(inputs: readonly Float32Array[], lanes: Float32Array): void {
   inputs.forEach((x, j) => {
@@ -369,6 +393,12 @@ export class ReferenceBackend implements ComputeBackend {
   async deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
     checkLengths(models, base);
     deltaSumsF32(toF32(base), models.map(toF32), params, sums);
+  }
+
+  async rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): Promise<void> {
+    checkLengths(models, base);
+    checkRowRanks(base.data.length, models.length, params, keeps);
+    rowRankMasksF32(toF32(base), models.map(toF32), params, keeps);
   }
 
   async normLanes(inputs: readonly HostArray[], lanes: Float32Array): Promise<void> {

@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, TaskArithmeticParams, UnitTangentParams } from './types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, RowRankParams, TaskArithmeticParams, UnitTangentParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -118,6 +118,10 @@ export class FallbackBackend implements ComputeBackend {
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
     const before = sums.slice();
     return this.call((backend) => backend.deltaSums(base, models, params, sums), () => sums.set(before));
+  }
+
+  rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): Promise<void> {
+    return this.call((backend) => backend.rowRankMasks(base, models, params, keeps));
   }
 
   normLanes(inputs: readonly HostArray[], lanes: Float32Array): Promise<void> {

@@ -103,6 +103,16 @@ export interface ComputeBackend {
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void>;
 
   /**
+   * DELLA's masks (mergekit's `della_magprune`; `methods/sparsify.ts` DellaSparsifier): for model j,
+   * δ = r(x_j − base) (r rounds to `step`), and within each row of `rowLength` elements (the call is
+   * whole rows, at most MAX_DELLA_ROW each) the element ranked k by absBits(δ) (0 the smallest, every
+   * NaN as 0x7fc00000, ±0 alike, ties in index order) is kept, keeps[j][i] = 1 (else 0), where
+   * uniformAt(keys[j], start + i) < f(low + f(f(k / (n − 1))·span)), low = f(densities[j] −
+   * epsilons[j]), span = f(2·epsilons[j]), f rounding to f32 (k / (n − 1) is 0 in one-element rows).
+   */
+  rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): Promise<void>;
+
+  /**
    * torch's vector-norm lanes (`methods/torch-reductions.ts` TorchNorm) of each input: for the call's
    * elements i, lanes[8j + i mod 8] += r(x_j[i]²), in index order, in f32. The call's length is a
    * multiple of 8 and its first element sits on lane 0.
@@ -205,6 +215,21 @@ export interface DeltaSumsParams {
   start: number;
   masks: readonly TaskVectorMask[];
 }
+
+export interface RowRankParams {
+  step: StepDtype;
+  /** Index in the tensor of the call's first element (the hash's counter). */
+  start: number;
+  /** Elements per row: the tensor's last axis (a 1-D tensor is one row). */
+  rowLength: number;
+  /** Per model: the hash's key (`methods/random-mask.ts` maskKey), density and epsilon. */
+  keys: readonly number[];
+  densities: readonly number[];
+  epsilons: readonly number[];
+}
+
+/** The longest row DELLA ranks (`rowRankMasks`). */
+export const MAX_DELLA_ROW = 4194304;
 
 export interface TaskArithmeticParams {
   /** Index in the tensor of the call's first element: DARE's draws count from here. */

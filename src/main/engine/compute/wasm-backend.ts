@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkDeltaVariance, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
+import { checkDella, dellaProbabilities } from '../methods/sparsify';
+import { checkDeltaVariance, checkRowRanks, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -15,6 +16,7 @@ import {
   type DeltaHistogramParams,
   type DeltaSumsParams,
   type HostArray,
+  type RowRankParams,
   type TaskArithmeticParams,
   type UnitTangentParams,
   type TaskVectorMask,
@@ -44,6 +46,10 @@ const POINTER_TABLE_BYTES = 256;
 const MAX_IN_PLACE_WINDOW = 1 << 26;
 /** Each arena's room: the default window's copies, and alignment. */
 const MAX_ARENA_BYTES = DEFAULT_ARENA_BYTES + (1 << 20);
+/** Counts of DELLA's radix sort (kernels.wat drank): 2,048 + 1,024 + 1,024 u32. */
+const RANK_COUNT_BYTES = 16384;
+/** A sort scratch larger than this (rows of over ~0.6 M elements) is given back after its call. */
+const KEEP_SORT_BYTES = 16 << 20;
 /** Windows smaller than this run on the calling thread: a round trip to the workers costs more. */
 const MIN_PARALLEL_ELEMENTS = 1 << 16;
 
@@ -88,6 +94,7 @@ interface Kernels {
   umix(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scale: number, scratch: number): void;
   dvar(input: number, seg: number, count: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
+  drank(input: number, count: number, params: number, rows: number, n: number, u0: number, u1: number, bfIn: number, flags: number, idxLo: number, idxHi: number, sort: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -173,6 +180,8 @@ export class WasmBackend implements ComputeBackend {
   /** The heap's blocks in use (address → bytes) and free (sorted by address). */
   private readonly inUse = new Map<number, number>();
   private freeBlocks: { at: number; bytes: number }[] = [];
+  /** Each thread's scratch for DELLA's per-row sort (`rowRankMasks`), sized from the longest row so far. */
+  private sortBlock: Uint8Array | undefined;
 
   constructor(private readonly options: WasmBackendOptions = {}) {
     this.module = new Wasm.Module(wasmBytes());
@@ -398,6 +407,122 @@ export class WasmBackend implements ComputeBackend {
         },
       });
       sums.set(new Float64Array(this.memory.buffer, RESULTS_AT, 2 * count));
+    });
+  }
+
+  /**
+   * DELLA's masks (kernels.wat drank): whole rows of one model per unit of work, the units of a
+   * window shared out among the threads, each sorting in its own scratch (taken from the heap, sized
+   * from the row length). Arrays in the kernels' memory are read and written where they are; the
+   * others are copied through one arena, window by window of whole rows (models in groups when a
+   * row of them all would not fit).
+   */
+  rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): Promise<void> {
+    const count = models.length;
+    try {
+      checkLengths(models, base);
+      checkRowRanks(base.data.length, count, params, keeps);
+      models.forEach((_, j) => checkDella(params.densities[j]!, params.epsilons[j]!));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const length = base.data.length;
+    if (length === 0 || count === 0) return Promise.resolve();
+    return this.serial(async () => {
+      const n = params.rowLength;
+      const rows = length / n;
+      const inputs = [base, ...models];
+      const bf16In = inputs.every((i) => i.dtype === 'BF16');
+      const inSize = bf16In ? 2 : 4;
+      const inPlace = inputs.map((i) => this.owns(i.data) && (bf16In || i.dtype === 'F32'));
+      const keepInPlace = keeps.map((k) => this.owns(k));
+      const threads = this.workerCount + 1;
+      const perThread = align(3 * align(4 * n, 16) + RANK_COUNT_BYTES, 64);
+      if (!this.sortBlock || this.sortBlock.byteLength < threads * perThread) {
+        if (this.sortBlock) this.releaseHost(this.sortBlock);
+        this.sortBlock = undefined;
+        this.sortBlock = this.allocateHost(threads * perThread);
+      }
+      const sortAt = (thread: number) => this.sortBlock!.byteOffset + thread * perThread;
+      this.grow(WEIGHTS_BYTES);
+      const arena = this.arenasAt();
+      if (!inPlace.every(Boolean) || !keepInPlace.every(Boolean)) this.grow(arena + MAX_ARENA_BYTES);
+      // Bytes one row of a group takes in the arena (its copies), and the rows a window takes.
+      const rowBytes = (group: number[]) => n * ((inPlace[0] ? 0 : inSize) + group.reduce((sum, j) => sum + (inPlace[j + 1] ? 0 : inSize) + (keepInPlace[j] ? 0 : 1), 0));
+      const windowRows = (group: number[]) => {
+        const room = MAX_ARENA_BYTES - 64 * (1 + 2 * group.length);
+        const most = Math.max(1, Math.floor(Math.min(MAX_IN_PLACE_WINDOW, this.options.windowElements ?? Infinity) / n));
+        const bytes = rowBytes(group);
+        return bytes === 0 ? most : Math.min(most, Math.floor(room / bytes));
+      };
+      const all = models.map((_, j) => j);
+      const groupSize = windowRows(all) >= 1 ? count : 1;
+      for (let g0 = 0; g0 < count; g0 += groupSize) {
+        const group = all.slice(g0, g0 + groupSize);
+        const g = group.length;
+        const table = new DataView(this.memory.buffer, 0, 192);
+        group.forEach((j, k) => {
+          const { low, span } = dellaProbabilities(params.densities[j]!, params.epsilons[j]!);
+          table.setUint32(4 * k, params.keys[j]! >>> 0, true);
+          table.setFloat32(64 + 4 * k, low, true);
+          table.setFloat32(128 + 4 * k, span, true);
+        });
+        const perWindow = windowRows(group);
+        for (let r0 = 0; r0 < rows; r0 += perWindow) {
+          const windowRowCount = Math.min(perWindow, rows - r0);
+          const first = r0 * n;
+          const size = windowRowCount * n;
+          const buffer = this.memory.buffer;
+          const words = new Uint32Array(buffer, POINTER_TABLES_AT, 1 + 2 * g);
+          let at = arena;
+          const copied: { keep: Uint8Array; at: number }[] = [];
+          [0, ...group.map((j) => j + 1)].forEach((m, slot) => {
+            const input = inputs[m]!;
+            if (inPlace[m]) {
+              words[slot] = input.data.byteOffset + first * inSize;
+              return;
+            }
+            const slice = sliceHost(input, first, size);
+            if (bf16In || input.dtype === 'F32') new Uint8Array(buffer, at, size * inSize).set(hostBytes(slice));
+            else decodeToF32(hostBytes(slice), input.dtype, new Float32Array(buffer, at, size));
+            words[slot] = at;
+            at += align(size * inSize, 64);
+          });
+          group.forEach((j, k) => {
+            const keep = keeps[j]!;
+            if (keepInPlace[j]) {
+              words[1 + g + k] = keep.byteOffset + first;
+              return;
+            }
+            words[1 + g + k] = at;
+            copied.push({ keep: keep.subarray(first, first + size), at });
+            at += align(size, 64);
+          });
+          const index = params.start + first;
+          const args = [POINTER_TABLES_AT, g, 0, windowRowCount, n, 0, windowRowCount * g, bf16In ? 1 : 0, stepFlag(params.step), index >>> 0, Math.floor(index / 2 ** 32)];
+          const units = windowRowCount * g;
+          if (this.workerCount === 0 || units < 2 || size * g < MIN_PARALLEL_ELEMENTS) (this.local.drank as (...a: number[]) => void)(...args, sortAt(0));
+          else {
+            // Whole rows of one model per unit, the units in equal runs: one per worker, and the first
+            // run on the calling thread, which would otherwise only wait.
+            const parts = Math.min(threads, units);
+            const part = (t: number) => {
+              const a = [...args, sortAt(t)];
+              a[5] = Math.floor((t * units) / parts);
+              a[6] = Math.floor(((t + 1) * units) / parts);
+              return a;
+            };
+            const running = Promise.all(this.workers.slice(0, parts - 1).map((worker, i) => worker.run('drank', part(i + 1))));
+            (this.local.drank as (...a: number[]) => void)(...part(0));
+            await running;
+          }
+          for (const { keep, at: from } of copied) keep.set(new Uint8Array(this.memory.buffer, from, keep.length));
+        }
+      }
+      if (this.sortBlock && this.sortBlock.byteLength > KEEP_SORT_BYTES) {
+        this.releaseHost(this.sortBlock);
+        this.sortBlock = undefined;
+      }
     });
   }
 
@@ -718,7 +843,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

@@ -1,4 +1,4 @@
-import { absBits, magnitudeKeeps, type MagnitudeCut } from '../compute/types';
+import { absBits, magnitudeKeeps, MAX_DELLA_ROW, type MagnitudeCut } from '../compute/types';
 import { MagnitudeMask } from './magnitude-select';
 import { uniformAt } from './random-mask';
 
@@ -64,20 +64,19 @@ export class RandomSparsifier implements Sparsifier {
 /**
  * mergekit's `della_magprune`: within each row, the entry ranked r-th by |delta| (1 = smallest) is kept
  * with probability density − ε + 2ε·(r − 1)/(n − 1). Rows are the last axis; a 1-D tensor is one row,
- * so chunks must hold whole rows (`chunking: 'rows'`). Ties in |delta| rank in index order.
+ * so chunks must hold whole rows (`chunking: 'rows'`). Ties in |delta| rank in index order, every NaN
+ * ranks as 0x7fc00000 (absBits). A backend computes the same masks (`ComputeBackend.rowRankMasks`).
  */
 export class DellaSparsifier implements Sparsifier {
   private keys = new Float64Array(0);
 
   constructor(
-    private readonly key: number,
-    private readonly density: number,
-    private readonly epsilon: number,
-    private readonly rowLength: number,
+    readonly key: number,
+    readonly density: number,
+    readonly epsilon: number,
+    readonly rowLength: number,
   ) {
-    if (density + epsilon >= 1 || density - epsilon <= 0) {
-      throw new RangeError(`della needs density ± epsilon inside (0, 1); got density ${density}, epsilon ${epsilon}`);
-    }
+    checkDella(density, epsilon);
   }
 
   reset(): void {}
@@ -86,8 +85,7 @@ export class DellaSparsifier implements Sparsifier {
     const n = this.rowLength;
     if (delta.length % n !== 0) throw new RangeError(`della: a chunk of ${delta.length} elements is not whole rows of ${n}`);
     if (this.keys.length < n) this.keys = new Float64Array(n);
-    const low = Math.fround(this.density - this.epsilon);
-    const span = Math.fround(2 * this.epsilon);
+    const { low, span } = dellaProbabilities(this.density, this.epsilon);
     for (let row = 0; row < delta.length; row += n) {
       const keys = this.rankOrder(delta, row, n);
       for (let rank = 0; rank < n; rank++) {
@@ -99,12 +97,27 @@ export class DellaSparsifier implements Sparsifier {
     }
   }
 
-  /** The row's positions sorted by |delta| then position: |delta|'s bits · 2²² + position, sorted. */
+  /** The row's positions sorted by |delta| then position: absBits(delta) · 2²² + position, sorted. */
   private rankOrder(delta: Float32Array, row: number, n: number): Float64Array {
-    if (n > 4194304) throw new RangeError(`della: rows of ${n} elements are longer than Alloy ranks (4,194,304)`);
+    if (n > MAX_DELLA_ROW) throw new RangeError(`della: rows of ${n} elements are longer than Alloy ranks (4,194,304)`);
     const keys = this.keys.subarray(0, n);
     const bits = new Uint32Array(delta.buffer, delta.byteOffset + row * 4, n);
-    for (let j = 0; j < n; j++) keys[j] = (bits[j]! & 0x7fffffff) * 4194304 + j;
+    for (let j = 0; j < n; j++) {
+      const magnitude = bits[j]! & 0x7fffffff;
+      keys[j] = (magnitude > 0x7f800000 ? 0x7fc00000 : magnitude) * 4194304 + j;
+    }
     return keys.sort();
   }
+}
+
+/** Throws unless DELLA's keep probabilities, density ± epsilon, lie inside (0, 1). */
+export function checkDella(density: number, epsilon: number): void {
+  if (density + epsilon >= 1 || density - epsilon <= 0) {
+    throw new RangeError(`della needs density ± epsilon inside (0, 1); got density ${density}, epsilon ${epsilon}`);
+  }
+}
+
+/** DELLA's keep probability of rank k in a row of n is f(low + f(f(k / (n − 1))·span)), with these f32. */
+export function dellaProbabilities(density: number, epsilon: number): { low: number; span: number } {
+  return { low: Math.fround(density - epsilon), span: Math.fround(2 * epsilon) };
 }

@@ -1090,6 +1090,228 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; ---- DELLA's per-row ranks (methods/sparsify.ts DellaSparsifier), a row of one model at a time ----
+  ;;
+  ;; drank: input 0 is the base, inputs 1..count the models, and entries count + 1 .. 2·count of the
+  ;; table their keep masks (one byte per element, 1 = kept). The window is $rows rows of $n
+  ;; elements; unit u of [$u0, $u1) is row u mod $rows of model u / $rows. Per model j at $params +
+  ;; 4j: the hash key (i32), low (f32, +64) and span (f32, +128). For each unit: the row's |δ| bits
+  ;; (absBits of δ = x − base, rounded to bf16 under flag 8) as keys; a stable LSD radix sort of its
+  ;; positions by them (digits of 11, 10 and 10 bits; a digit the whole row shares is skipped), so
+  ;; ties stay in index order; then the element of rank k is kept where the counter hash of its
+  ;; tensor index is below f(low + f(f(k / (n − 1))·span)) (uniformAt < p, as $mask_random draws).
+  ;; $idx_lo/$idx_hi: the tensor index of the window's element 0. $sort: the thread's own scratch,
+  ;; the keys and two arrays of positions (4n bytes each, rounded up to 16), then 16 KiB of counts.
+
+  ;; The keys of one row: absBits(r(x − b)) of $n elements of the model at $px and the base at $pb
+  ;; (bf16 where $bf_in, else f32), r rounding to bf16 where $bf; every NaN 0x7fc00000. Nothing is
+  ;; read past the row: the last n mod 4 go one at a time.
+  (func $row_keys (param $px i32) (param $pb i32) (param $keys i32) (param $n i32) (param $bf_in i32) (param $bf i32)
+    (local $i i32) (local $stop i32) (local $x v128) (local $b v128) (local $d v128) (local $bits i32)
+    (local.set $stop (i32.and (local.get $n) (i32.const -4)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (if (local.get $bf_in)
+          (then
+            (local.set $x (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero align=2 (i32.add (local.get $px) (i32.shl (local.get $i) (i32.const 1))))) (i32.const 16)))
+            (local.set $b (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero align=2 (i32.add (local.get $pb) (i32.shl (local.get $i) (i32.const 1))))) (i32.const 16))))
+          (else
+            (local.set $x (v128.load align=4 (i32.add (local.get $px) (i32.shl (local.get $i) (i32.const 2)))))
+            (local.set $b (v128.load align=4 (i32.add (local.get $pb) (i32.shl (local.get $i) (i32.const 2)))))))
+        (local.set $d (f32x4.sub (local.get $x) (local.get $b)))
+        (if (local.get $bf)
+          (then
+            (local.set $d
+              (v128.bitselect
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.and
+                  (i32x4.add (i32x4.add (local.get $d) (i32x4.splat (i32.const 0x7fff)))
+                             (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (i32x4.splat (i32.const 1))))
+                  (i32x4.splat (i32.const 0xffff0000)))
+                (f32x4.ne (local.get $d) (local.get $d))))))
+        (local.set $d (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))))
+        (v128.store align=4 (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))
+          (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $d) (i32x4.gt_s (local.get $d) (i32x4.splat (i32.const 0x7f800000)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $next)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $bits
+          (i32.reinterpret_f32
+            (if (result f32) (local.get $bf_in)
+              (then
+                (f32.sub
+                  (f32.reinterpret_i32 (i32.shl (i32.load16_u (i32.add (local.get $px) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16)))
+                  (f32.reinterpret_i32 (i32.shl (i32.load16_u (i32.add (local.get $pb) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16)))))
+              (else
+                (f32.sub
+                  (f32.load (i32.add (local.get $px) (i32.shl (local.get $i) (i32.const 2))))
+                  (f32.load (i32.add (local.get $pb) (i32.shl (local.get $i) (i32.const 2)))))))))
+        (if (i32.gt_u (i32.and (local.get $bits) (i32.const 0x7fffffff)) (i32.const 0x7f800000))
+          (then (local.set $bits (i32.const 0x7fc00000)))
+          (else
+            (if (local.get $bf)
+              (then
+                (local.set $bits
+                  (i32.and
+                    (i32.add (i32.add (local.get $bits) (i32.const 0x7fff)) (i32.and (i32.shr_u (local.get $bits) (i32.const 16)) (i32.const 1)))
+                    (i32.const 0xffff0000)))))))
+        (i32.store (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2))) (i32.and (local.get $bits) (i32.const 0x7fffffff)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+
+  ;; One stable counting-sort pass: the positions at $src (0, 1, …, n − 1 when $src is 0), taken in
+  ;; order, to $dst by their keys' digit (key >> $shift) & $mask. $h holds the $bins counts of that
+  ;; digit; they become the running offsets here.
+  (func $radix_pass (param $keys i32) (param $src i32) (param $dst i32) (param $h i32) (param $bins i32)
+                    (param $shift i32) (param $mask i32) (param $n i32)
+    (local $b i32) (local $sum i32) (local $c i32) (local $t i32) (local $i i32) (local $at i32) (local $p i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $b) (local.get $bins)))
+        (local.set $at (i32.add (local.get $h) (i32.shl (local.get $b) (i32.const 2))))
+        (local.set $c (i32.load (local.get $at)))
+        (i32.store (local.get $at) (local.get $sum))
+        (local.set $sum (i32.add (local.get $sum) (local.get $c)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $next)))
+    (if (i32.eqz (local.get $src))
+      (then
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+            (local.set $at (i32.add (local.get $h)
+              (i32.shl (i32.and (i32.shr_u (i32.load (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))) (local.get $shift)) (local.get $mask)) (i32.const 2))))
+            (local.set $p (i32.load (local.get $at)))
+            (i32.store (local.get $at) (i32.add (local.get $p) (i32.const 1)))
+            (i32.store (i32.add (local.get $dst) (i32.shl (local.get $p) (i32.const 2))) (local.get $i))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $next))))
+      (else
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $t) (local.get $n)))
+            (local.set $i (i32.load (i32.add (local.get $src) (i32.shl (local.get $t) (i32.const 2)))))
+            (local.set $at (i32.add (local.get $h)
+              (i32.shl (i32.and (i32.shr_u (i32.load (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))) (local.get $shift)) (local.get $mask)) (i32.const 2))))
+            (local.set $p (i32.load (local.get $at)))
+            (i32.store (local.get $at) (i32.add (local.get $p) (i32.const 1)))
+            (i32.store (i32.add (local.get $dst) (i32.shl (local.get $p) (i32.const 2))) (local.get $i))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $next))))))
+
+  ;; The row's positions in rank order (by key, then position): at $pa or $pb, or 0 when that is
+  ;; 0, 1, …, n − 1 (every digit shared: all keys equal). $n ≥ 1. Counts: 2,048 for bits 0–10 at
+  ;; $hist, 1,024 for bits 11–20 at $hist + 8 KiB, 1,024 for bits 21–30 at $hist + 12 KiB.
+  (func $row_sort (param $keys i32) (param $pa i32) (param $pb i32) (param $hist i32) (param $n i32) (result i32)
+    (local $i i32) (local $k i32) (local $at i32) (local $src i32) (local $dst i32) (local $first i32)
+    (memory.fill (local.get $hist) (i32.const 0) (i32.const 16384))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $k (i32.load (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))))
+        (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (local.get $k) (i32.const 0x7ff)) (i32.const 2))))
+        (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+        (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (i32.shr_u (local.get $k) (i32.const 11)) (i32.const 0x3ff)) (i32.const 2))))
+        (i32.store offset=8192 (local.get $at) (i32.add (i32.load offset=8192 (local.get $at)) (i32.const 1)))
+        (local.set $at (i32.add (local.get $hist) (i32.shl (i32.shr_u (local.get $k) (i32.const 21)) (i32.const 2))))
+        (i32.store offset=12288 (local.get $at) (i32.add (i32.load offset=12288 (local.get $at)) (i32.const 1)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.set $first (i32.load (local.get $keys)))
+    (local.set $dst (local.get $pa))
+    (if (i32.ne (i32.load (i32.add (local.get $hist) (i32.shl (i32.and (local.get $first) (i32.const 0x7ff)) (i32.const 2)))) (local.get $n))
+      (then
+        (call $radix_pass (local.get $keys) (local.get $src) (local.get $dst) (local.get $hist) (i32.const 2048) (i32.const 0) (i32.const 0x7ff) (local.get $n))
+        (local.set $src (local.get $dst))
+        (local.set $dst (select (local.get $pb) (local.get $pa) (i32.eq (local.get $dst) (local.get $pa))))))
+    (if (i32.ne (i32.load offset=8192 (i32.add (local.get $hist) (i32.shl (i32.and (i32.shr_u (local.get $first) (i32.const 11)) (i32.const 0x3ff)) (i32.const 2)))) (local.get $n))
+      (then
+        (call $radix_pass (local.get $keys) (local.get $src) (local.get $dst) (i32.add (local.get $hist) (i32.const 8192)) (i32.const 1024) (i32.const 11) (i32.const 0x3ff) (local.get $n))
+        (local.set $src (local.get $dst))
+        (local.set $dst (select (local.get $pb) (local.get $pa) (i32.eq (local.get $dst) (local.get $pa))))))
+    (if (i32.ne (i32.load offset=12288 (i32.add (local.get $hist) (i32.shl (i32.shr_u (local.get $first) (i32.const 21)) (i32.const 2)))) (local.get $n))
+      (then
+        (call $radix_pass (local.get $keys) (local.get $src) (local.get $dst) (i32.add (local.get $hist) (i32.const 12288)) (i32.const 1024) (i32.const 21) (i32.const 0x3ff) (local.get $n))
+        (local.set $src (local.get $dst))))
+    (local.get $src))
+
+  ;; The keep bytes of one row from its positions in rank order ($order, or 0 for 0, 1, …, n − 1):
+  ;; rank k's element, at window index $e0 + position, is kept (1, at $pk + position) where the counter
+  ;; hash z of its tensor index is below p = f(low + f(f(k / (n − 1))·span)): z / 2^32 < p, that is
+  ;; z < ceil(p · 2^32) (exact in f32), or p ≥ 1.
+  (func $row_keep (param $order i32) (param $pk i32) (param $n i32) (param $e0 i32) (param $idx_lo i32) (param $idx_hi i32)
+                  (param $key i32) (param $low f32) (param $span f32)
+    (local $r i32) (local $left i32) (local $rv v128) (local $pos v128) (local $p v128) (local $e v128) (local $lo v128)
+    (local $z v128) (local $keep v128) (local $denom v128) (local $lowv v128) (local $spanv v128)
+    (local.set $denom (f32x4.splat (f32.convert_i32_u (select (i32.sub (local.get $n) (i32.const 1)) (i32.const 1) (i32.gt_u (local.get $n) (i32.const 1))))))
+    (local.set $lowv (f32x4.splat (local.get $low)))
+    (local.set $spanv (f32x4.splat (local.get $span)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $r) (local.get $n)))
+        (local.set $rv (i32x4.add (i32x4.splat (local.get $r)) (v128.const i32x4 0 1 2 3)))
+        (local.set $pos
+          (if (result v128) (local.get $order)
+            (then (v128.load align=4 (i32.add (local.get $order) (i32.shl (local.get $r) (i32.const 2)))))
+            (else (local.get $rv))))
+        (local.set $p (f32x4.add (local.get $lowv) (f32x4.mul (f32x4.div (f32x4.convert_i32x4_u (local.get $rv)) (local.get $denom)) (local.get $spanv))))
+        (local.set $e (i32x4.add (i32x4.splat (local.get $e0)) (local.get $pos)))
+        (local.set $lo (i32x4.add (i32x4.splat (local.get $idx_lo)) (local.get $e)))
+        (local.set $z
+          (v128.xor
+            (v128.xor (i32x4.splat (local.get $key)) (i32x4.mul (local.get $lo) (i32x4.splat (i32.const 0x9e3779b9))))
+            ;; the index's high word: idx_hi, plus 1 where the low word wrapped
+            (i32x4.sub (i32x4.splat (local.get $idx_hi)) (i32x4.lt_u (local.get $lo) (local.get $e)))))
+        (local.set $z (i32x4.mul (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 16))) (i32x4.splat (i32.const 0x85ebca6b))))
+        (local.set $z (i32x4.mul (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 13))) (i32x4.splat (i32.const 0xc2b2ae35))))
+        (local.set $z (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 16))))
+        (local.set $keep
+          (v128.or
+            (i32x4.lt_u (local.get $z) (i32x4.trunc_sat_f32x4_u (f32x4.ceil (f32x4.mul (local.get $p) (f32x4.splat (f32.const 4294967296))))))
+            (f32x4.ge (local.get $p) (f32x4.splat (f32.const 1)))))
+        (local.set $left (i32.sub (local.get $n) (local.get $r)))
+        (i32.store8 (i32.add (local.get $pk) (i32x4.extract_lane 0 (local.get $pos))) (i32.and (i32x4.extract_lane 0 (local.get $keep)) (i32.const 1)))
+        (if (i32.gt_u (local.get $left) (i32.const 1))
+          (then (i32.store8 (i32.add (local.get $pk) (i32x4.extract_lane 1 (local.get $pos))) (i32.and (i32x4.extract_lane 1 (local.get $keep)) (i32.const 1)))))
+        (if (i32.gt_u (local.get $left) (i32.const 2))
+          (then (i32.store8 (i32.add (local.get $pk) (i32x4.extract_lane 2 (local.get $pos))) (i32.and (i32x4.extract_lane 2 (local.get $keep)) (i32.const 1)))))
+        (if (i32.gt_u (local.get $left) (i32.const 3))
+          (then (i32.store8 (i32.add (local.get $pk) (i32x4.extract_lane 3 (local.get $pos))) (i32.and (i32x4.extract_lane 3 (local.get $keep)) (i32.const 1)))))
+        (local.set $r (i32.add (local.get $r) (i32.const 4)))
+        (br $next))))
+
+  (func (export "drank")
+    (param $in i32) (param $count i32) (param $params i32) (param $rows i32) (param $n i32)
+    (param $u0 i32) (param $u1 i32) (param $bf_in i32) (param $flags i32) (param $idx_lo i32) (param $idx_hi i32) (param $sort i32)
+    (local $u i32) (local $j i32) (local $e0 i32) (local $stride i32) (local $pa i32) (local $pb i32) (local $hist i32)
+    (local $size i32) (local $at i32)
+    (local.set $stride (i32.and (i32.add (i32.shl (local.get $n) (i32.const 2)) (i32.const 15)) (i32.const -16)))
+    (local.set $pa (i32.add (local.get $sort) (local.get $stride)))
+    (local.set $pb (i32.add (local.get $pa) (local.get $stride)))
+    (local.set $hist (i32.add (local.get $pb) (local.get $stride)))
+    (local.set $size (select (i32.const 2) (i32.const 4) (local.get $bf_in)))
+    (local.set $u (local.get $u0))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $u) (local.get $u1)))
+        (local.set $j (i32.div_u (local.get $u) (local.get $rows)))
+        (local.set $e0 (i32.mul (i32.sub (local.get $u) (i32.mul (local.get $j) (local.get $rows))) (local.get $n)))
+        (local.set $at (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))
+        (call $row_keys
+          (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 2)))) (i32.mul (local.get $e0) (local.get $size)))
+          (i32.add (i32.load (local.get $in)) (i32.mul (local.get $e0) (local.get $size)))
+          (local.get $sort) (local.get $n) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8)))
+        (call $row_keep
+          (call $row_sort (local.get $sort) (local.get $pa) (local.get $pb) (local.get $hist) (local.get $n))
+          (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (i32.add (local.get $count) (i32.const 1)) (local.get $j)) (i32.const 2)))) (local.get $e0))
+          (local.get $n) (local.get $e0) (local.get $idx_lo) (local.get $idx_hi)
+          (i32.load (local.get $at)) (f32.load offset=64 (local.get $at)) (f32.load offset=128 (local.get $at)))
+        (local.set $u (i32.add (local.get $u) (i32.const 1)))
+        (br $next))))
+
   ;; ---- torch's f32 reductions in its own order (methods/torch-reductions.ts) ----
 
   ;; normsq: TorchNorm's lanes. For input j, the 8 f32 at $state + 32j: lane l += x² (rounded to
