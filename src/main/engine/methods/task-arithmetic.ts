@@ -3,7 +3,7 @@ import { stepRounding } from './numerics';
 import { maskKey } from './random-mask';
 import { CutSparsifier, DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type ParameterDecl, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
-import { MAX_TASK_MODELS, type ComputeBackend, type StepDtype, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
+import { MAX_TASK_MODELS, type ComputeBackend, type HostArray, type StepDtype, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
 
 export type SparsificationMethod = 'magnitude' | 'magnitude_outliers' | 'random' | 'della_magprune';
 
@@ -81,8 +81,28 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
     sparsifiers: await makeSparsifiers(config, source, ctx, others, densities, round, backend && { backend, step }),
     round,
   };
+  // DELLA's masks, on a backend, come from its per-row ranks into buffers of its own memory.
+  const ranked = backend ? new RowRankKeeps(backend, tv, step) : undefined;
+  try {
+    await mergeWith(config, source, sink, ctx, tv, backend, step, ranked);
+  } finally {
+    ranked?.release();
+  }
+}
+
+async function mergeWith(
+  config: TaskArithmeticConfig,
+  source: TensorSource,
+  sink: TensorSink,
+  ctx: TensorMergeContext,
+  tv: TaskVectors,
+  backend: ComputeBackend | undefined,
+  step: StepDtype,
+  ranked: RowRankKeeps | undefined,
+): Promise<void> {
+  const { base, others, round } = tv;
   const rescale = (ctx.global['rescale'] as boolean) && config.sparsification !== undefined;
-  const scales = rescale ? await (backend ? rescaleFactorsOnBackend(source, tv, backend, step) : rescaleFactors(source, tv)) : others.map(() => 1);
+  const scales = rescale ? await (backend ? rescaleFactorsOnBackend(source, tv, backend, step, ranked) : rescaleFactors(source, tv)) : others.map(() => 1);
   const normalize = ctx.global['normalize'] as boolean;
   const lambda = Math.fround((ctx.global['lambda'] as number | undefined) ?? 1);
   let plainDivisor = 0;
@@ -94,7 +114,7 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
   if (backend) {
     const params = { weights: tv.weights, scales, consensus: config.consensus !== undefined, normalize, divisor: plainDivisor, lambda, step };
     const output = new OutputBuffer(sink);
-    for await (const chunk of source.chunks()) await taskPassOnBackend(backend, chunk, sink, tv, deltas, params, output);
+    for await (const chunk of source.chunks()) await taskPassOnBackend(backend, chunk, sink, tv, deltas, params, output, ranked);
     return;
   }
   let buffer = new Float32Array(0);
@@ -138,7 +158,7 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
 /**
  * One chunk of the loop above on the run's backend (`ComputeBackend.taskArithmetic`, the same bits):
  * DARE masks are drawn there from the same hash and magnitude masks are tests against thresholds;
- * only DELLA's per-row ranks are computed here first, as byte masks.
+ * DELLA's come first from the backend's per-row ranks (`rowRankMasks`), as byte masks.
  */
 async function taskPassOnBackend(
   backend: ComputeBackend,
@@ -148,18 +168,76 @@ async function taskPassOnBackend(
   deltas: ChunkDeltas,
   params: Omit<TaskArithmeticParams, 'start' | 'masks'>,
   output: OutputBuffer,
+  ranked: RowRankKeeps | undefined,
 ): Promise<void> {
-  const masks = chunkMasks(tv, deltas, chunk);
   const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+  const masks = await chunkMasks(tv, deltas, chunk, inputs, ranked);
   const out = output.take(chunk.length);
   await backend.taskArithmetic(inputs[tv.base]!, tv.others.map((m) => inputs[m]!), { ...params, start: chunk.start, masks }, out);
   await output.write(chunk.start, out);
 }
 
-/** Each model's mask for a backend call over `chunk`: computed on the host (as bytes) only for DELLA. */
-function chunkMasks(tv: TaskVectors, deltas: ChunkDeltas, chunk: Chunk): TaskVectorMask[] {
-  if (tv.sparsifiers.some((s) => backendMask(s) === undefined)) deltas.load(chunk.start, chunk.inputs);
-  return tv.sparsifiers.map((s, j) => backendMask(s) ?? { kind: 'keep', keep: deltas.keepMask(j, chunk.length) });
+/**
+ * Each model's mask for a backend call over `chunk` (`inputs`, as the backend takes them): DELLA's
+ * from the backend's per-row ranks; any other the backend cannot draw, as bytes computed here.
+ */
+async function chunkMasks(tv: TaskVectors, deltas: ChunkDeltas, chunk: Chunk, inputs: HostArray[], ranked: RowRankKeeps | undefined): Promise<TaskVectorMask[]> {
+  const keeps = ranked ? await ranked.compute(chunk, inputs) : new Map<number, Uint8Array>();
+  if (tv.sparsifiers.some((s, j) => backendMask(s) === undefined && !keeps.has(j))) deltas.load(chunk.start, chunk.inputs);
+  return tv.sparsifiers.map((s, j) => backendMask(s) ?? { kind: 'keep', keep: keeps.get(j) ?? deltas.keepMask(j, chunk.length) });
+}
+
+/**
+ * DELLA's keep masks of a chunk from the backend (`ComputeBackend.rowRankMasks`: the same ranks,
+ * probabilities and hash as DellaSparsifier), one byte per element and model, in a buffer of the
+ * backend's own memory when it has some (`allocateHost`), so its kernels write and read them in
+ * place. Grown to the largest chunk; `release` gives it back.
+ */
+class RowRankKeeps {
+  private readonly models: number[];
+  private buffer: Uint8Array | undefined;
+
+  constructor(
+    private readonly backend: ComputeBackend,
+    private readonly tv: TaskVectors,
+    private readonly step: StepDtype,
+  ) {
+    this.models = tv.sparsifiers.flatMap((s, j) => (s instanceof DellaSparsifier ? [j] : []));
+  }
+
+  /** Model j's mask over `chunk`, for each DELLA model j. */
+  async compute(chunk: Chunk, inputs: HostArray[]): Promise<Map<number, Uint8Array>> {
+    const keeps = new Map<number, Uint8Array>();
+    if (this.models.length === 0) return keeps;
+    const length = chunk.length;
+    const bytes = length * this.models.length;
+    if (!this.buffer || this.buffer.length < bytes) {
+      this.release();
+      this.buffer = this.backend.allocateHost?.(bytes) ?? new Uint8Array(bytes);
+    }
+    const della = this.models.map((j) => this.tv.sparsifiers[j] as DellaSparsifier);
+    const masks = this.models.map((_, k) => this.buffer!.subarray(k * length, (k + 1) * length));
+    await this.backend.rowRankMasks(
+      inputs[this.tv.base]!,
+      this.models.map((j) => inputs[this.tv.others[j]!]!),
+      {
+        step: this.step,
+        start: chunk.start,
+        rowLength: della[0]!.rowLength,
+        keys: della.map((s) => s.key),
+        densities: della.map((s) => s.density),
+        epsilons: della.map((s) => s.epsilon),
+      },
+      masks,
+    );
+    this.models.forEach((j, k) => keeps.set(j, masks[k]!));
+    return keeps;
+  }
+
+  release(): void {
+    if (this.buffer && this.backend.allocateHost && this.backend.releaseHost) this.backend.releaseHost(this.buffer);
+    this.buffer = undefined;
+  }
 }
 
 function backendMask(s: Sparsifier): TaskVectorMask | undefined {
@@ -209,14 +287,14 @@ class ChunkDeltas {
 }
 
 /** rescaleFactors on a backend (`deltaSums`: the same f64 sums in the same order). */
-async function rescaleFactorsOnBackend(source: TensorSource, tv: TaskVectors, backend: ComputeBackend, step: StepDtype): Promise<number[]> {
+async function rescaleFactorsOnBackend(source: TensorSource, tv: TaskVectors, backend: ComputeBackend, step: StepDtype, ranked: RowRankKeeps | undefined): Promise<number[]> {
   const summed = tv.others.flatMap((_, j) => (tv.densities[j]! < 1 ? [j] : []));
   const sums = new Float64Array(2 * summed.length);
   const deltas = new ChunkDeltas(tv);
   if (summed.length > 0) {
     for await (const chunk of source.chunks()) {
-      const masks = chunkMasks(tv, deltas, chunk);
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      const masks = await chunkMasks(tv, deltas, chunk, inputs, ranked);
       await backend.deltaSums(inputs[tv.base]!, summed.map((j) => inputs[tv.others[j]!]!), { step, start: chunk.start, masks: summed.map((j) => masks[j]!) }, sums);
     }
   }
