@@ -69,9 +69,9 @@ export interface WebGpuOptions {
   /** Windows in flight at once: uploads, kernels and readbacks of neighbouring windows overlap. Default 3. */
   slots?: number;
   /**
-   * Where the reductions that must run in one sequential order (deltaFind, deltaSums: see
-   * ComputeBackend) and the magnitude histograms compute: default, the WebAssembly CPU backend,
-   * started on first use.
+   * Where the reductions that must run in one sequential order compute (deltaSums, normLanes,
+   * dotRows, gramSums, unitMix: f64 or torch-ordered sums; DELLA's row ranks), and deltaFind's scan of
+   * the one window that holds the wanted tie: default, the WebAssembly CPU backend, started on first use.
    */
   host?: () => ComputeBackend;
 }
@@ -154,6 +154,12 @@ function describeAdapter(adapter: GPUAdapter, backend: string): GpuAdapterDescri
  * each window is one upload of its inputs, one dispatch (a 2-D grid, never more than 65535 groups a
  * side) and one readback, in a slot of a small ring, so window i+1 uploads while window i computes
  * and window i−1 is read back. bf16 and f16 stay packed two to a u32 on the device.
+ *
+ * On the device: the elementwise kernels (linear, nearswap, blend2, taskArithmetic, and unitSum,
+ * unitTangent, deltaVariance, whose f32 quotients come from the integer division div_ieee), the
+ * magnitude histograms (u32 atomics, exact in any order) and deltaFind's per-window tallies. On the
+ * host's CPU backend: the sums that follow one sequential order in f64 or in torch's order (WGSL has
+ * no f64, and a parallel sum would round differently), and DELLA's row ranks.
  *
  * Dawn keeps Node alive while it has work; `dispose()` destroys the device so the process can exit.
  */
@@ -333,6 +339,7 @@ export class WebGpuBackend implements ComputeBackend {
     });
   }
 
+  // mergekit's L1 sums: f64, added in index order (WGSL has no f64; a parallel sum rounds otherwise).
   deltaSums(base: HostArray, models: readonly HostArray[], params: DeltaSumsParams, sums: Float64Array): Promise<void> {
     return this.host().deltaSums(base, models, params, sums);
   }
@@ -351,6 +358,7 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().dotRows(a, b, n0, n1, state);
   }
 
+  // karcher's Gram sums: f64 products added in index order; WGSL has no f64.
   gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {
     return this.host().gramSums(inputs, sums);
   }
@@ -384,7 +392,7 @@ export class WebGpuBackend implements ComputeBackend {
     return this.serial(() => this.run('unitSum', inputs, out, header));
   }
 
-  // karcher's merge pass sums in f64, which WGSL does not have.
+  // karcher's merge pass: Σ coefficient·quotient in f64 (53-bit products and sums), which WGSL does not have.
   unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray): Promise<void> {
     return this.host().unitMix(inputs, divisors, coefficients, scale, out);
   }

@@ -11,8 +11,10 @@ import { MAX_TASK_MODELS } from './types';
  * is not). So every f32 operation goes through `k()`, an xor with a uniform that is always 0: the
  * compiler cannot see through it, so each operation is rounded on its own, in the order written.
  * Where the reference needs a fused multiply-add (torch's addcmul) or a correctly rounded division,
- * they are built from exact two-product/two-sum steps (`fma_rn`, `div_rn`). Format conversions are
- * integer code, round to nearest even, as in `safetensors/convert.ts`.
+ * they are built from exact two-product/two-sum steps (`fma_rn`, `div_rn`: exact where linear and
+ * nearswap divide), or, for any operands, from integer arithmetic (`div_ieee`: IEEE division with
+ * subnormals, infinities and NaN, as Math.fround(a / b)). Format conversions are integer code, round
+ * to nearest even, as in `safetensors/convert.ts`.
  *
  * Layout: `src` holds the window's inputs one after another, `P.seg` words apart; bf16 and f16 are
  * two to a u32 (element 2i in the low half). Each invocation computes two neighbouring elements, so
@@ -188,8 +190,9 @@ fn div_ieee(a: f32, b: f32) -> f32 {
   var r = ma - mb;
   for (var i = 0; i < 3; i++) {
     r = r << 8u;
-    q = (q << 8u) | (r / mb);
-    r = r % mb;
+    let d = r / mb;
+    q = (q << 8u) | d;
+    r = r - d * mb;
   }
   let sticky = r != 0u;
   if (e >= 255) { return bitcast<f32>(sign | 0x7f800000u); }
