@@ -191,11 +191,14 @@ async function chunkMasks(tv: TaskVectors, deltas: ChunkDeltas, chunk: Chunk, in
  * DELLA's keep masks of a chunk from the backend (`ComputeBackend.rowRankMasks`: the same ranks,
  * probabilities and hash as DellaSparsifier), one byte per element and model, in a buffer of the
  * backend's own memory when it has some (`allocateHost`), so its kernels write and read them in
- * place. Grown to the largest chunk; `release` gives it back.
+ * place. Grown to the largest chunk; `release` gives it back. The masks of the chunk last ranked
+ * are kept: a tensor read in one chunk is ranked once for both passes (rescale sums and merge).
  */
 class RowRankKeeps {
   private readonly models: number[];
   private buffer: Uint8Array | undefined;
+  /** The chunk whose masks the buffer holds. */
+  private held: { start: number; length: number } | undefined;
 
   constructor(
     private readonly backend: ComputeBackend,
@@ -211,12 +214,18 @@ class RowRankKeeps {
     if (this.models.length === 0) return keeps;
     const length = chunk.length;
     const bytes = length * this.models.length;
+    const masks = () => this.models.map((_, k) => this.buffer!.subarray(k * length, (k + 1) * length));
+    if (this.held && this.held.start === chunk.start && this.held.length === length) {
+      this.models.forEach((j, k) => keeps.set(j, masks()[k]!));
+      return keeps;
+    }
     if (!this.buffer || this.buffer.length < bytes) {
       this.release();
       this.buffer = this.backend.allocateHost?.(bytes) ?? new Uint8Array(bytes);
     }
+    this.held = undefined;
     const della = this.models.map((j) => this.tv.sparsifiers[j] as DellaSparsifier);
-    const masks = this.models.map((_, k) => this.buffer!.subarray(k * length, (k + 1) * length));
+    const ranked = masks();
     await this.backend.rowRankMasks(
       inputs[this.tv.base]!,
       this.models.map((j) => inputs[this.tv.others[j]!]!),
@@ -228,15 +237,17 @@ class RowRankKeeps {
         densities: della.map((s) => s.density),
         epsilons: della.map((s) => s.epsilon),
       },
-      masks,
+      ranked,
     );
-    this.models.forEach((j, k) => keeps.set(j, masks[k]!));
+    this.held = { start: chunk.start, length };
+    this.models.forEach((j, k) => keeps.set(j, ranked[k]!));
     return keeps;
   }
 
   release(): void {
     if (this.buffer && this.backend.allocateHost && this.backend.releaseHost) this.backend.releaseHost(this.buffer);
     this.buffer = undefined;
+    this.held = undefined;
   }
 }
 
