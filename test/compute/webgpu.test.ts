@@ -363,4 +363,27 @@ describe.skipIf(!gpu)('the WGSL reductions and divisions equal the reference bit
       expect(difference(got1, want1, inputs), `deltaVariance → ${outDtype}`).toBe('');
     }
   }, 120_000);
+
+  it('histograms and tie finds over a tensor larger than the device\'s largest binding', async () => {
+    const n = Math.floor(gpu!.limits.maxStorageBufferBindingSize / 2) + 12_345; // bf16: each input alone is larger than one binding
+    const random = rng(9);
+    const a = new Uint16Array(n);
+    const b = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      a[i] = 0x3c00 + Math.floor(random() * 0x0800) + (random() < 0.5 ? 0x8000 : 0);
+      b[i] = random() < 0.2 ? a[i]! : 0x3c00 + Math.floor(random() * 0x0800) + (random() < 0.5 ? 0x8000 : 0);
+    }
+    const inputs: HostArray[] = [{ dtype: 'BF16', data: a }, { dtype: 'BF16', data: b }];
+    for (const prefixes of [[undefined], [0x3c80]]) {
+      const want = [new Float64Array(HISTOGRAM_BINS)];
+      const got = [new Float64Array(HISTOGRAM_BINS)];
+      await reference.deltaHistogram(inputs[0]!, [inputs[1]!], { step: 'F32', prefixes }, want);
+      await gpu!.deltaHistogram(inputs[0]!, [inputs[1]!], { step: 'F32', prefixes }, got);
+      expect(got[0]!.findIndex((c, bin) => c !== want[0]![bin]), `prefixes ${prefixes}`).toBe(-1);
+    }
+    // The ties at |δ| = 0 (one element in five and more): the wanted one near the end, in the last window.
+    const zeros = b.reduce((count, x, i) => count + (x === a[i] ? 1 : 0), 0);
+    const params = { step: 'F32' as const, bits: [0], ranks: [zeros - 3] };
+    expect(await gpu!.deltaFind(inputs[0]!, [inputs[1]!], params)).toEqual(await reference.deltaFind(inputs[0]!, [inputs[1]!], params));
+  }, 240_000);
 });
