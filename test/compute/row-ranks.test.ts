@@ -123,6 +123,21 @@ describe('rowRankMasks (DELLA) on every backend equals the reference byte for by
       }
     });
 
+    it(`${label}: rows whose magnitudes differ in a few bits (one digit), about 13 (two) and all (three)`, async () => {
+      const random = rng(21);
+      const n = 3000;
+      const sign = () => (random() < 0.5 ? -1 : 1);
+      const kinds: [string, () => number][] = [
+        ['one digit', () => sign() * (1 + Math.floor(random() * 8) / 8) * 2 ** -5],
+        ['two digits', () => sign() * (1 + Math.floor(random() * 1024) / 1024) * 2 ** -(5 + Math.floor(random() * 4))],
+        ['three digits', () => sign() * random() * 2 ** -(Math.floor(random() * 20))],
+      ];
+      for (const [kind, draw] of kinds) {
+        const values = [new Float32Array(n), Float32Array.from({ length: n }, draw), Float32Array.from({ length: n }, draw)];
+        for (const rowLength of [n, 3]) await compare(`${kind}, rows of ${rowLength}`, backend, pin, values, 'F32', paramsFor(2, rowLength, 99, 'F32', 5));
+      }
+    });
+
     it(`${label}: many rows in a call (whole rows across the threads), 2 to 5 models`, async () => {
       for (const [rowLength, rows, count, dtype] of [[2048, 48, 2, 'BF16'], [1000, 131, 3, 'F32'], [5632, 9, 5, 'BF16'], [129, 1001, 2, 'F32']] as const) {
         const values = tied(rowLength * rows, count, rowLength);

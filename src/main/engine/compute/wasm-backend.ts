@@ -46,8 +46,8 @@ const POINTER_TABLE_BYTES = 256;
 const MAX_IN_PLACE_WINDOW = 1 << 26;
 /** Each arena's room: the default window's copies, and alignment. */
 const MAX_ARENA_BYTES = DEFAULT_ARENA_BYTES + (1 << 20);
-/** Counts of DELLA's radix sort (kernels.wat drank): 2,048 + 1,024 + 1,024 u32. */
-const RANK_COUNT_BYTES = 16384;
+/** Counts of DELLA's radix sort (kernels.wat drank): up to 3 digits of 2,048 u32. */
+const RANK_COUNT_BYTES = 3 * 8192;
 /** A sort scratch larger than this (rows of over ~0.6 M elements) is given back after its call. */
 const KEEP_SORT_BYTES = 16 << 20;
 /** Windows smaller than this run on the calling thread: a round trip to the workers costs more. */

@@ -1097,17 +1097,20 @@
   ;; elements; unit u of [$u0, $u1) is row u mod $rows of model u / $rows. Per model j at $params +
   ;; 4j: the hash key (i32), low (f32, +64) and span (f32, +128). For each unit: the row's |δ| bits
   ;; (absBits of δ = x − base, rounded to bf16 under flag 8) as keys; a stable LSD radix sort of its
-  ;; positions by them (digits of 11, 10 and 10 bits; a digit the whole row shares is skipped), so
-  ;; ties stay in index order; then the element of rank k is kept where the counter hash of its
+  ;; positions by them, over the bits that differ within the row only (one to three digits of at
+  ;; most 11 bits; a digit the whole row shares is skipped), so ties stay in index order; then the element of rank k is kept where the counter hash of its
   ;; tensor index is below f(low + f(f(k / (n − 1))·span)) (uniformAt < p, as $mask_random draws).
   ;; $idx_lo/$idx_hi: the tensor index of the window's element 0. $sort: the thread's own scratch,
-  ;; the keys and two arrays of positions (4n bytes each, rounded up to 16), then 16 KiB of counts.
+  ;; the keys and two arrays of positions (4n bytes each, rounded up to 16), then 24 KiB of counts.
 
   ;; The keys of one row: absBits(r(x − b)) of $n elements of the model at $px and the base at $pb
   ;; (bf16 where $bf_in, else f32), r rounding to bf16 where $bf; every NaN 0x7fc00000. Nothing is
-  ;; read past the row: the last n mod 4 go one at a time.
-  (func $row_keys (param $px i32) (param $pb i32) (param $keys i32) (param $n i32) (param $bf_in i32) (param $bf i32)
+  ;; read past the row: the last n mod 4 go one at a time. Returns the bits in which keys differ
+  ;; (the OR of all keys xor their AND).
+  (func $row_keys (param $px i32) (param $pb i32) (param $keys i32) (param $n i32) (param $bf_in i32) (param $bf i32) (result i32)
     (local $i i32) (local $stop i32) (local $x v128) (local $b v128) (local $d v128) (local $bits i32)
+    (local $vor v128) (local $vand v128) (local $or i32) (local $and i32)
+    (local.set $vand (i32x4.splat (i32.const -1)))
     (local.set $stop (i32.and (local.get $n) (i32.const -4)))
     (block $done
       (loop $next
@@ -1131,10 +1134,16 @@
                   (i32x4.splat (i32.const 0xffff0000)))
                 (f32x4.ne (local.get $d) (local.get $d))))))
         (local.set $d (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))))
-        (v128.store align=4 (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))
-          (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $d) (i32x4.gt_s (local.get $d) (i32x4.splat (i32.const 0x7f800000)))))
+        (local.set $d (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $d) (i32x4.gt_s (local.get $d) (i32x4.splat (i32.const 0x7f800000)))))
+        (v128.store align=4 (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2))) (local.get $d))
+        (local.set $vor (v128.or (local.get $vor) (local.get $d)))
+        (local.set $vand (v128.and (local.get $vand) (local.get $d)))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $next)))
+    (local.set $or (i32.or (i32.or (i32x4.extract_lane 0 (local.get $vor)) (i32x4.extract_lane 1 (local.get $vor)))
+                           (i32.or (i32x4.extract_lane 2 (local.get $vor)) (i32x4.extract_lane 3 (local.get $vor)))))
+    (local.set $and (i32.and (i32.and (i32x4.extract_lane 0 (local.get $vand)) (i32x4.extract_lane 1 (local.get $vand)))
+                             (i32.and (i32x4.extract_lane 2 (local.get $vand)) (i32x4.extract_lane 3 (local.get $vand)))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
@@ -1158,9 +1167,13 @@
                   (i32.and
                     (i32.add (i32.add (local.get $bits) (i32.const 0x7fff)) (i32.and (i32.shr_u (local.get $bits) (i32.const 16)) (i32.const 1)))
                     (i32.const 0xffff0000)))))))
-        (i32.store (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2))) (i32.and (local.get $bits) (i32.const 0x7fffffff)))
+        (local.set $bits (i32.and (local.get $bits) (i32.const 0x7fffffff)))
+        (i32.store (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2))) (local.get $bits))
+        (local.set $or (i32.or (local.get $or) (local.get $bits)))
+        (local.set $and (i32.and (local.get $and) (local.get $bits)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $next))))
+        (br $next)))
+    (i32.xor (local.get $or) (local.get $and)))
 
   ;; One stable counting-sort pass: the positions at $src (0, 1, …, n − 1 when $src is 0), taken in
   ;; order, to $dst by their keys' digit (key >> $shift) & $mask. $h holds the $bins counts of that
@@ -1203,39 +1216,75 @@
             (br $next))))))
 
   ;; The row's positions in rank order (by key, then position): at $pa or $pb, or 0 when that is
-  ;; 0, 1, …, n − 1 (every digit shared: all keys equal). $n ≥ 1. Counts: 2,048 for bits 0–10 at
-  ;; $hist, 1,024 for bits 11–20 at $hist + 8 KiB, 1,024 for bits 21–30 at $hist + 12 KiB.
-  (func $row_sort (param $keys i32) (param $pa i32) (param $pb i32) (param $hist i32) (param $n i32) (result i32)
-    (local $i i32) (local $k i32) (local $at i32) (local $src i32) (local $dst i32) (local $first i32)
-    (memory.fill (local.get $hist) (i32.const 0) (i32.const 16384))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $k (i32.load (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))))
-        (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (local.get $k) (i32.const 0x7ff)) (i32.const 2))))
-        (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
-        (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (i32.shr_u (local.get $k) (i32.const 11)) (i32.const 0x3ff)) (i32.const 2))))
-        (i32.store offset=8192 (local.get $at) (i32.add (i32.load offset=8192 (local.get $at)) (i32.const 1)))
-        (local.set $at (i32.add (local.get $hist) (i32.shl (i32.shr_u (local.get $k) (i32.const 21)) (i32.const 2))))
-        (i32.store offset=12288 (local.get $at) (i32.add (i32.load offset=12288 (local.get $at)) (i32.const 1)))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $next)))
+  ;; 0, 1, …, n − 1 (all keys equal). $n ≥ 1. $vary: the bits in which the keys differ; only those
+  ;; from its lowest to its highest are sorted on, in 1 to 3 digits of equal width d ≤ 11 bits, the
+  ;; counts of digit p at $hist + p · 2^d · 4 (at most 3 × 8 KiB).
+  (func $row_sort (param $keys i32) (param $pa i32) (param $pb i32) (param $hist i32) (param $n i32) (param $vary i32) (result i32)
+    (local $i i32) (local $k i32) (local $src i32) (local $dst i32) (local $first i32)
+    (local $lo i32) (local $w i32) (local $passes i32) (local $d i32) (local $mask i32) (local $bins i32)
+    (local $h1 i32) (local $h2 i32) (local $p i32) (local $shift i32) (local $hp i32) (local $at i32)
+    (if (i32.eqz (local.get $vary)) (then (return (i32.const 0))))
+    (local.set $lo (i32.ctz (local.get $vary)))
+    (local.set $w (i32.sub (i32.sub (i32.const 32) (i32.clz (local.get $vary))) (local.get $lo)))
+    (local.set $passes (i32.div_u (i32.add (local.get $w) (i32.const 10)) (i32.const 11)))
+    (local.set $d (i32.div_u (i32.sub (i32.add (local.get $w) (local.get $passes)) (i32.const 1)) (local.get $passes)))
+    (local.set $bins (i32.shl (i32.const 1) (local.get $d)))
+    (local.set $mask (i32.sub (local.get $bins) (i32.const 1)))
+    (local.set $h1 (i32.add (local.get $hist) (i32.shl (local.get $bins) (i32.const 2))))
+    (local.set $h2 (i32.add (local.get $h1) (i32.shl (local.get $bins) (i32.const 2))))
+    (memory.fill (local.get $hist) (i32.const 0) (i32.mul (local.get $passes) (i32.shl (local.get $bins) (i32.const 2))))
+    ;; every digit's counts in one sweep (a loop per number of digits: no branch inside)
+    (if (i32.eq (local.get $passes) (i32.const 1))
+      (then
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+            (local.set $k (i32.shr_u (i32.load (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))) (local.get $lo)))
+            (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (local.get $k) (local.get $mask)) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $next)))))
+    (if (i32.eq (local.get $passes) (i32.const 2))
+      (then
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+            (local.set $k (i32.shr_u (i32.load (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))) (local.get $lo)))
+            (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (local.get $k) (local.get $mask)) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+            (local.set $at (i32.add (local.get $h1) (i32.shl (i32.and (i32.shr_u (local.get $k) (local.get $d)) (local.get $mask)) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $next)))))
+    (if (i32.eq (local.get $passes) (i32.const 3))
+      (then
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+            (local.set $k (i32.shr_u (i32.load (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2)))) (local.get $lo)))
+            (local.set $at (i32.add (local.get $hist) (i32.shl (i32.and (local.get $k) (local.get $mask)) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+            (local.set $at (i32.add (local.get $h1) (i32.shl (i32.and (i32.shr_u (local.get $k) (local.get $d)) (local.get $mask)) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+            (local.set $at (i32.add (local.get $h2) (i32.shl (i32.and (i32.shr_u (local.get $k) (i32.shl (local.get $d) (i32.const 1))) (local.get $mask)) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $next)))))
     (local.set $first (i32.load (local.get $keys)))
     (local.set $dst (local.get $pa))
-    (if (i32.ne (i32.load (i32.add (local.get $hist) (i32.shl (i32.and (local.get $first) (i32.const 0x7ff)) (i32.const 2)))) (local.get $n))
-      (then
-        (call $radix_pass (local.get $keys) (local.get $src) (local.get $dst) (local.get $hist) (i32.const 2048) (i32.const 0) (i32.const 0x7ff) (local.get $n))
-        (local.set $src (local.get $dst))
-        (local.set $dst (select (local.get $pb) (local.get $pa) (i32.eq (local.get $dst) (local.get $pa))))))
-    (if (i32.ne (i32.load offset=8192 (i32.add (local.get $hist) (i32.shl (i32.and (i32.shr_u (local.get $first) (i32.const 11)) (i32.const 0x3ff)) (i32.const 2)))) (local.get $n))
-      (then
-        (call $radix_pass (local.get $keys) (local.get $src) (local.get $dst) (i32.add (local.get $hist) (i32.const 8192)) (i32.const 1024) (i32.const 11) (i32.const 0x3ff) (local.get $n))
-        (local.set $src (local.get $dst))
-        (local.set $dst (select (local.get $pb) (local.get $pa) (i32.eq (local.get $dst) (local.get $pa))))))
-    (if (i32.ne (i32.load offset=12288 (i32.add (local.get $hist) (i32.shl (i32.shr_u (local.get $first) (i32.const 21)) (i32.const 2)))) (local.get $n))
-      (then
-        (call $radix_pass (local.get $keys) (local.get $src) (local.get $dst) (i32.add (local.get $hist) (i32.const 12288)) (i32.const 1024) (i32.const 21) (i32.const 0x3ff) (local.get $n))
-        (local.set $src (local.get $dst))))
+    (block $passes_done
+      (loop $pass
+        (br_if $passes_done (i32.ge_u (local.get $p) (local.get $passes)))
+        (local.set $shift (i32.add (local.get $lo) (i32.mul (local.get $p) (local.get $d))))
+        (local.set $hp (i32.add (local.get $hist) (i32.shl (i32.mul (local.get $p) (local.get $bins)) (i32.const 2))))
+        ;; a digit every key shares leaves the order as it is
+        (if (i32.ne (i32.load (i32.add (local.get $hp) (i32.shl (i32.and (i32.shr_u (local.get $first) (local.get $shift)) (local.get $mask)) (i32.const 2)))) (local.get $n))
+          (then
+            (call $radix_pass (local.get $keys) (local.get $src) (local.get $dst) (local.get $hp) (local.get $bins) (local.get $shift) (local.get $mask) (local.get $n))
+            (local.set $src (local.get $dst))
+            (local.set $dst (select (local.get $pb) (local.get $pa) (i32.eq (local.get $dst) (local.get $pa))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $pass)))
     (local.get $src))
 
   ;; The keep bytes of one row from its positions in rank order ($order, or 0 for 0, 1, …, n − 1):
@@ -1300,12 +1349,12 @@
         (local.set $j (i32.div_u (local.get $u) (local.get $rows)))
         (local.set $e0 (i32.mul (i32.sub (local.get $u) (i32.mul (local.get $j) (local.get $rows))) (local.get $n)))
         (local.set $at (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))
-        (call $row_keys
-          (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 2)))) (i32.mul (local.get $e0) (local.get $size)))
-          (i32.add (i32.load (local.get $in)) (i32.mul (local.get $e0) (local.get $size)))
-          (local.get $sort) (local.get $n) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8)))
         (call $row_keep
-          (call $row_sort (local.get $sort) (local.get $pa) (local.get $pb) (local.get $hist) (local.get $n))
+          (call $row_sort (local.get $sort) (local.get $pa) (local.get $pb) (local.get $hist) (local.get $n)
+            (call $row_keys
+              (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 2)))) (i32.mul (local.get $e0) (local.get $size)))
+              (i32.add (i32.load (local.get $in)) (i32.mul (local.get $e0) (local.get $size)))
+              (local.get $sort) (local.get $n) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))))
           (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (i32.add (local.get $count) (i32.const 1)) (local.get $j)) (i32.const 2)))) (local.get $e0))
           (local.get $n) (local.get $e0) (local.get $idx_lo) (local.get $idx_hi)
           (i32.load (local.get $at)) (f32.load offset=64 (local.get $at)) (f32.load offset=128 (local.get $at)))
