@@ -69,6 +69,11 @@ export interface WebGpuOptions {
   /** Windows in flight at once: uploads, kernels and readbacks of neighbouring windows overlap. Default 3. */
   slots?: number;
   /**
+   * Most elements a slot's u32 counters (deltaHistogram) take before they are read back and
+   * cleared. Default 2^32 − 1, so no counter can wrap; lower only to test that path.
+   */
+  countLimit?: number;
+  /**
    * Where the reductions that must run in one sequential order compute (deltaSums, normLanes,
    * dotRows, gramSums, unitMix: f64 or torch-ordered sums; DELLA's row ranks), and deltaFind's scan of
    * the one window that holds the wanted tie: default, the WebAssembly CPU backend, started on first use.
@@ -540,13 +545,17 @@ export class WebGpuBackend implements ComputeBackend {
     view.setUint32(4, segBytes / 4, true);
     // A window is at most 64 MiB of one input (< 2^32 elements), so one window's counts fit a u32;
     // a slot counting several windows is read back before its elements could reach 2^32.
+    const limit = Math.min(this.options.countLimit ?? 0xffffffff, 0xffffffff);
+    // Once the call has failed, a readback that lands late adds nothing: the caller may be
+    // restoring its counts to rerun the call elsewhere.
+    let ended = false;
     const readBack = (slot: Slot, start: number, length: number) => {
       const encoder = this.device.createCommandEncoder();
       encoder.copyBufferToBuffer(slot.output, 0, slot.readback, 0, outBytes);
       this.device.queue.submit([encoder.finish()]);
       slot.held = 0;
       slot.pending = slot.readback.mapAsync(MAP_READ, 0, outBytes).then(() => {
-        collect(new Uint32Array(slot.readback.getMappedRange(0, outBytes)), start, length);
+        if (!ended) collect(new Uint32Array(slot.readback.getMappedRange(0, outBytes)), start, length);
         slot.readback.unmap();
       });
       slot.pending.catch(() => undefined);
@@ -561,7 +570,7 @@ export class WebGpuBackend implements ComputeBackend {
         turn = (turn + 1) % this.slots.length;
         if (slot.pending) await slot.pending;
         this.check();
-        if (slot.held > 0 && slot.held + length > 0xffffffff) {
+        if (slot.held > 0 && slot.held + length > limit) {
           readBack(slot, -1, 0);
           await slot.pending;
         }
@@ -596,6 +605,7 @@ export class WebGpuBackend implements ComputeBackend {
     } catch (error) {
       throw this.lost ? new GpuDeviceLostError(this.lost) : asLoss(error);
     } finally {
+      ended = true;
       for (const s of this.slots) {
         s.pending = undefined;
         s.held = 0;
