@@ -112,15 +112,28 @@ describe.skipIf(!gpu)('WebGPU kernels equal the TypeScript reference bit for bit
     expect(off.length).toBeLessThanOrEqual(4);
   });
 
-  it('mixed input dtypes go through f32', async () => {
+  it('mixed input dtypes: f32 beside bf16 or f16 read as they are, bf16 with f16 through f32', async () => {
     const random = rng(3);
-    const a = asHost(weights(3000, random), 'BF16');
-    const b = asHost(weights(3000, random), 'F32');
-    const want = hostArray('BF16', 3000);
-    const got = hostArray('BF16', 3000);
-    await reference.blend2(0.25, a, 0.75, b, want);
-    await small!.blend2(0.25, a, 0.75, b, got);
-    expect(firstDifference(got, want)).toBe(-1);
+    for (const [x, y] of [['BF16', 'F32'], ['F32', 'F16'], ['BF16', 'F16']] as const) {
+      const a = asHost(weights(3001, random), x);
+      const b = asHost(weights(3001, random), y);
+      const c = asHost(weights(3001, random, -4, 1), 'F32');
+      for (const outDtype of DTYPES) {
+        const want = hostArray(outDtype, 3001);
+        const got = hostArray(outDtype, 3001);
+        await reference.blend2(0.25, a, 0.75, b, want);
+        await small!.blend2(0.25, a, 0.75, b, got);
+        expect(firstDifference(got, want), `blend2 ${x} ${y} → ${outDtype}`).toBe(-1);
+        await reference.linear([c, a, b], [0.5, 0.3, 0.2], true, want);
+        await small!.linear([c, a, b], [0.5, 0.3, 0.2], true, got);
+        expect(firstDifference(got, want), `linear F32 ${x} ${y} → ${outDtype}`).toBe(-1);
+        // multislerp with a base: f32 task vectors and mean, the base as stored.
+        const params = { divisors: [0.3, 7.25], weights: [0.6, -0.4], dots: [0.9, 0.2], meanNorm: 0.77, averageNorm: 3.1 };
+        await reference.unitTangent([c, c], c, b, params, want);
+        await small!.unitTangent([c, c], c, b, params, got);
+        expect(firstDifference(got, want), `unitTangent F32 F32 F32 ${y} → ${outDtype}`).toBe(-1);
+      }
+    }
   });
 
   it('reads inputs that live in a SharedArrayBuffer (dawn rejects those views; the backend copies)', async () => {

@@ -457,20 +457,26 @@ export class WebGpuBackend implements ComputeBackend {
     checkLengths(inputs, out);
     const n = out.data.length;
     if (n === 0) return;
-    // One shader reads one input dtype; a mixed call (rare) goes up to f32 on the host.
-    const mixed = inputs.some((i) => i.dtype !== inputs[0]!.dtype);
-    const ins: HostArray[] = mixed ? inputs.map((i) => ({ dtype: 'F32', data: toF32(i) })) : [...inputs];
-    const inDtype = ins[0]!.dtype;
-    const inSize = bytesPerElement(inDtype);
+    // A shader reads one input dtype, or f32 and one 16-bit dtype (multislerp's f32 mean or task
+    // vectors beside the raw models: `Params.wide` marks the f32 inputs, every segment as wide as
+    // theirs). Anything else (bf16 with f16; the task kernel, whose block has no such word) goes up
+    // to f32 on the host.
+    const dtypes = new Set(inputs.map((i) => i.dtype));
+    const narrow = [...dtypes].filter((d) => d !== 'F32');
+    const wide = op !== 'task' && dtypes.size === 2 && narrow.length === 1 && inputs.length <= 32;
+    const ins: HostArray[] = dtypes.size > 1 && !wide ? inputs.map((i) => ({ dtype: 'F32', data: toF32(i) })) : [...inputs];
+    const inDtype = wide ? narrow[0]! : ins[0]!.dtype;
+    const inSize = wide ? 4 : bytesPerElement(inDtype);
     const outSize = bytesPerElement(out.dtype);
     let window = Math.floor(this.windowBytes / ((ins.length + masks.length) * inSize));
     window = Math.min(window, Math.floor(this.windowBytes / outSize), this.options.windowElements ?? Infinity);
     window = Math.max(2, window - (window % 2));
     const segBytes = align(window * inSize, 256);
-    const pipeline = this.pipeline(op, inDtype, out.dtype);
+    const pipeline = this.pipeline(op, inDtype, out.dtype, wide);
     this.ensureSlots((ins.length + masks.length) * segBytes, window * outSize);
     const view = new DataView(header);
     view.setUint32(4, segBytes / 4, true);
+    if (wide) view.setUint32(24, ins.reduce((bits, input, m) => (input.dtype === 'F32' ? bits | (1 << m) : bits), 0) >>> 0, true);
 
     let turn = 0;
     try {
@@ -632,12 +638,16 @@ export class WebGpuBackend implements ComputeBackend {
     this.device.queue.writeBuffer(buffer, offset, this.staging, 0, size);
   }
 
-  private pipeline(op: ElementwiseOp | 'task' | 'count', input: FloatDtype, output: FloatDtype): GPUComputePipeline {
-    const key = `${op}:${input}:${output}`;
+  private pipeline(op: ElementwiseOp | 'task' | 'count', input: FloatDtype, output: FloatDtype, wide = false): GPUComputePipeline {
+    const key = `${op}:${wide ? 'F32+' : ''}${input}:${output}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
       const code =
-        op === 'task' ? taskShader(input, output, this.workgroupSize) : op === 'count' ? countShader(input, this.workgroupSize) : elementwiseShader(op, input, output, this.workgroupSize);
+        op === 'task'
+          ? taskShader(input, output, this.workgroupSize)
+          : op === 'count'
+            ? countShader(input, this.workgroupSize)
+            : elementwiseShader(op, input, output, this.workgroupSize, wide);
       const module = this.device.createShaderModule({ code, label: key });
       pipeline = this.device.createComputePipeline({ layout: this.pipelineLayout, compute: { module, entryPoint: 'main' }, label: key });
       this.pipelines.set(key, pipeline);

@@ -44,7 +44,7 @@ struct Params {
   zero: u32,   // always 0: the key of the barrier k()
   p0: f32,
   p1: f32,
-  p2: f32,
+  wide: u32,   // inputs of two dtypes: bit m set where input m is f32 (the others are the 16-bit one)
   flags: u32,
   w: array<vec4<f32>, ${MAX_LINEAR_INPUTS / 4}>,
 }
@@ -255,11 +255,16 @@ fn f32_to_f16(x: u32) -> u32 {
 }
 `;
 
-function loadFn(dtype: FloatDtype): string {
+/**
+ * Element e of input m as an f32. `mixed`: the inputs are f32 (where bit m of `P.wide` is set) and
+ * `dtype` (a 16-bit one), each segment as wide as an f32 input's.
+ */
+function loadFn(dtype: FloatDtype, mixed = false): string {
   if (dtype === 'F32') return 'fn ld(m: u32, e: u32) -> f32 { return bitcast<f32>(src[m * P.seg + e]); }';
+  const wide = mixed ? 'if (((P.wide >> m) & 1u) == 1u) { return bitcast<f32>(src[m * P.seg + e]); }' : '';
   const word = 'let w = src[m * P.seg + (e >> 1u)]; let odd = (e & 1u) == 1u;';
-  if (dtype === 'BF16') return `fn ld(m: u32, e: u32) -> f32 { ${word} return bitcast<f32>(select(w << 16u, w & 0xffff0000u, odd)); }`;
-  return `fn ld(m: u32, e: u32) -> f32 { ${word} return bitcast<f32>(f16_to_f32_bits(select(w & 0xffffu, w >> 16u, odd))); }`;
+  if (dtype === 'BF16') return `fn ld(m: u32, e: u32) -> f32 { ${wide} ${word} return bitcast<f32>(select(w << 16u, w & 0xffff0000u, odd)); }`;
+  return `fn ld(m: u32, e: u32) -> f32 { ${wide} ${word} return bitcast<f32>(f16_to_f32_bits(select(w & 0xffffu, w >> 16u, odd))); }`;
 }
 
 function storeFn(dtype: FloatDtype): string {
@@ -336,11 +341,14 @@ fn op(e: u32) -> f32 {
   }
 }
 
-/** The compute shader for one (op, input dtype, output dtype), `workgroupSize` invocations a group. */
-export function elementwiseShader(op: ElementwiseOp, input: FloatDtype, output: FloatDtype, workgroupSize: number): string {
+/**
+ * The compute shader for one (op, input dtype, output dtype), `workgroupSize` invocations a group;
+ * `mixed`: some inputs are f32 and the others `input` (see loadFn).
+ */
+export function elementwiseShader(op: ElementwiseOp, input: FloatDtype, output: FloatDtype, workgroupSize: number, mixed = false): string {
   return `${HEADER}
 ${NUMERICS_WGSL}
-${loadFn(input)}
+${loadFn(input, mixed)}
 ${storeFn(output)}
 ${opFn(op)}
 @compute @workgroup_size(${workgroupSize})
