@@ -18,6 +18,7 @@ import {
   type UnitTangentParams,
   type TaskVectorMask,
   type CascadeState,
+  type SceMergeParams,
   CASCADE_ROW,
 } from './types';
 
@@ -303,6 +304,49 @@ export function checkDeltaVariance(models: readonly HostArray[]): void {
   if (models.length < 1 || models.length > MAX_TASK_MODELS) throw new RangeError(`deltaVariance: ${models.length} models (1 to ${MAX_TASK_MODELS})`);
 }
 
+/** sce's floor on the total weight, as an f32. */
+export const SCE_MIN_TOTAL = f(1e-6);
+
+/** ComputeBackend.sceMerge on f32 arrays: the steps of methods/sce.ts's merge loop. */
+export function sceMergeF32(base: Float32Array, models: readonly Float32Array[], params: SceMergeParams, out: Float32Array): void {
+  const count = models.length;
+  const weights = params.weights.map(f);
+  const { select, start } = params;
+  let variances: Float32Array | undefined;
+  if (select) {
+    variances = new Float32Array(out.length);
+    deltaVarianceF32(base, models, variances);
+  }
+  const tv = new Float64Array(count);
+  for (let i = 0; i < out.length; i++) {
+    const b = base[i]!;
+    const keep = !select || magnitudeKeeps({ keep: select }, absBits(variances![i]!), start + i);
+    let vote = 0;
+    for (let j = 0; j < count; j++) {
+      tv[j] = keep ? f(models[j]![i]! - b) : 0;
+      vote = f(vote + tv[j]!);
+    }
+    const majority = vote >= 0 ? 1 : -1;
+    let merged = 0;
+    let total = 0;
+    for (let j = 0; j < count; j++) {
+      const w = Math.sign(tv[j]!) === majority ? weights[j]! : 0;
+      merged = f(merged + f(tv[j]! * w));
+      total = f(total + w);
+    }
+    // Every NaN as 0x7fc00000: which of two NaNs a sum returns is up to the hardware and the JIT.
+    const r = f(b + f(merged / Math.max(total, SCE_MIN_TOTAL)));
+    out[i] = Number.isNaN(r) ? NaN : r;
+  }
+}
+
+/** Throws unless a sceMerge call is well formed. */
+export function checkSceMerge(models: readonly HostArray[], params: SceMergeParams): void {
+  if (models.length < 1 || models.length > MAX_TASK_MODELS || params.weights.length !== models.length) {
+    throw new RangeError(`sceMerge: ${models.length} models (1 to ${MAX_TASK_MODELS}), ${params.weights.length} weights`);
+  }
+}
+
 /** ComputeBackend.gramSums on f32 arrays. */
 export function gramSumsF32(inputs: readonly Float32Array[], sums: Float64Array): void {
   const n = inputs.length;
@@ -410,6 +454,14 @@ export class ReferenceBackend implements ComputeBackend {
     checkDeltaVariance(models);
     const result = new Float32Array(out.data.length);
     deltaVarianceF32(toF32(base), models.map(toF32), result);
+    fromF32(result, out);
+  }
+
+  async sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
+    checkLengths([base, ...models], out);
+    checkSceMerge(models, params);
+    const result = new Float32Array(out.data.length);
+    sceMergeF32(toF32(base), models.map(toF32), params, result);
     fromF32(result, out);
   }
 

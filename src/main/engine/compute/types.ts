@@ -80,6 +80,18 @@ export interface ComputeBackend {
   deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void>;
 
   /**
+   * sce's merge pass (`methods/sce.ts`), element by element (r rounds to f32): where `select` is
+   * given, the element is kept when its variance (as `deltaVariance` computes it) passes the cut
+   * (`magnitudeKeeps` on its bits, at tensor index start + i); tv_j = kept ? r(x_j − base) : 0,
+   * vote = Σ_j tv_j (f32, from 0, in order; ≥ 0 elects +), w_j = weights[j] where tv_j has the
+   * elected sign, else 0 (a zero or NaN agrees with neither), merged = Σ_j r(tv_j·w_j) and total =
+   * Σ_j w_j (f32, from 0, in order), out = r(base + r(merged / max(total, r(1e-6)))), every NaN as
+   * 0x7fc00000 (which of two NaNs a sum returns is up to the hardware and the JIT's operand order).
+   * Weights are taken as f32. 1 to MAX_TASK_MODELS models.
+   */
+  sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void>;
+
+  /**
    * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
    * For selection j, each element's b = absBits(r(x_j − base)) (r rounds to `step`) is counted in
    * `counts[j]` (65,536 entries, added to): at b >>> 16 when `prefixes[j]` is undefined, else at
@@ -287,4 +299,18 @@ export function checkLengths(arrays: readonly HostArray[], out: HostArray): void
   for (const a of arrays) {
     if (a.data.length !== out.data.length) throw new RangeError(`compute: input of ${a.data.length} elements for an output of ${out.data.length}`);
   }
+}
+
+/** sce's merge pass (ComputeBackend.sceMerge). */
+export interface SceMergeParams {
+  /** Index in the tensor of the call's first element (the cut's ties are taken in index order). */
+  start: number;
+  /** Per model, its weight (mean squared task vector over their sum). */
+  weights: readonly number[];
+  /**
+   * The top-k of the variances as an elementwise test on their bits (every NaN as 0x7fc00000):
+   * kept where they are above `bits`, or equal to it at a tensor index below `before`. Undefined
+   * keeps every element.
+   */
+  select?: MagnitudeCut;
 }

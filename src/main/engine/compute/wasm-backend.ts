@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkDeltaVariance, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
+import { checkDeltaVariance, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -19,6 +19,7 @@ import {
   type UnitTangentParams,
   type TaskVectorMask,
   type CascadeState,
+  type SceMergeParams,
   CASCADE_ROW,
 } from './types';
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm';
@@ -88,6 +89,7 @@ interface Kernels {
   umix(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scale: number, scratch: number): void;
   dvar(input: number, seg: number, count: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
+  sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -454,6 +456,29 @@ export class WasmBackend implements ComputeBackend {
     return this.serial(() => this.run({ inputs: [base, ...models], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['dvar', [input, seg, models.length, start, end, output, bfIn, bfOut]] }));
   }
 
+  sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
+    try {
+      checkSceMerge(models, params);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const count = models.length;
+    const cut = params.select;
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Float32Array(this.memory.buffer, 0, count).set(params.weights.map((x) => Math.fround(x)));
+      new BigInt64Array(this.memory.buffer, 64, 1)[0] = BigInt(Math.max(0, Math.min(2 ** 62, cut ? cut.before : 0)));
+      await this.run({
+        inputs: [base, ...models],
+        out,
+        call: (input, seg, start, end, output, bfIn, bfOut, first) => {
+          const index = params.start + first;
+          return ['sce', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), cut ? 1 : 0, cut ? cut.bits >>> 0 : 0]];
+        },
+      });
+    });
+  }
+
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     const count = inputs.length;
     try {
@@ -707,7 +732,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, sce: 4 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

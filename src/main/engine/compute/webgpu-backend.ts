@@ -14,6 +14,7 @@ import {
   type TaskArithmeticParams,
   type UnitTangentParams,
   type CascadeState,
+  type SceMergeParams,
 } from './types';
 import { WasmBackend } from './wasm-backend';
 import {
@@ -308,6 +309,11 @@ export class WebGpuBackend implements ComputeBackend {
   // sce's variance: f32 division, which WGSL does not round correctly; on the host.
   deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
     return this.host().deltaVariance(base, models, out);
+  }
+
+  // sce's merge pass: f32 division, which WGSL does not round correctly; on the host.
+  sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
+    return this.host().sceMerge(base, models, params, out);
   }
 
   private host(): ComputeBackend {
