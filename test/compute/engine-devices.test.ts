@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, SceMergeParams, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, SceDeltaParams, SceMergeParams, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -162,6 +162,10 @@ class LosingBackend implements ComputeBackend {
   sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray) {
     this.before();
     return this.gpu.sceMerge(base, models, params, out);
+  }
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray) {
+    this.before();
+    return this.gpu.sceDelta(base, models, params, out);
   }
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray) {
     this.before();

@@ -66,7 +66,7 @@ async function cuts(inputs: HostArray[], start: number): Promise<(MagnitudeCut |
 
 describe('sceMerge (sce\'s merge pass) on every backend equals the reference', () => {
   for (const [label, backend, pin] of BACKENDS) {
-    it(`${label}: 2 to 4 models, f32/bf16 in and out, NaN/±0/subnormals, with and without a cut`, async () => {
+    it(`${label}: 2 to 4 models, f32/bf16 in and out, NaN/±0/subnormals, with and without a cut (sceMerge and sceDelta)`, async () => {
       for (const [n, count, start] of [[33, 2, 0], [5003, 3, 17], [70_001, 4, 2 ** 32 + 5], [2_049, 2, 1_000_000]] as const) {
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['BF16', 'F32'], ['F32', 'F16']] as [FloatDtype, FloatDtype][]) {
           const inputs = models(n, count, n + count).map((v) => asHost(v, inDtype));
@@ -80,6 +80,15 @@ describe('sceMerge (sce\'s merge pass) on every backend equals the reference', (
             await backend.sceMerge(mine[0]!, mine.slice(1), params, got);
             const diff = firstDifference(got, want);
             expect(diff < 0 ? '' : `element ${diff}: ${describeElement(got, diff)} vs ${describeElement(want, diff)}`, `sceMerge ${n} × ${count} ${inDtype} → ${outDtype}, cut ${JSON.stringify(select)}${diff < 0 ? "" : `, inputs ${inputs.map((h) => describeElement(h, diff)).join(" ")}`}`).toBe('');
+            for (let model = 0; model < count; model++) {
+              const deltaParams = { start, model, ...(select ? { select } : {}) };
+              const wantDelta = hostArray(outDtype, n);
+              await reference.sceDelta(inputs[0]!, inputs.slice(1), deltaParams, wantDelta);
+              const gotDelta = placed(backend, pin, hostArray(outDtype, n));
+              await backend.sceDelta(mine[0]!, mine.slice(1), deltaParams, gotDelta);
+              const at = firstDifference(gotDelta, wantDelta);
+              expect(at < 0 ? '' : `element ${at}: ${describeElement(gotDelta, at)} vs ${describeElement(wantDelta, at)}`, `sceDelta ${model} of ${n} × ${count} ${inDtype} → ${outDtype}, cut ${JSON.stringify(select)}`).toBe('');
+            }
           }
         }
       }

@@ -18,6 +18,7 @@ import {
   type UnitTangentParams,
   type TaskVectorMask,
   type CascadeState,
+  type SceDeltaParams,
   type SceMergeParams,
   CASCADE_ROW,
 } from './types';
@@ -340,6 +341,28 @@ export function sceMergeF32(base: Float32Array, models: readonly Float32Array[],
   }
 }
 
+/** ComputeBackend.sceDelta on f32 arrays. */
+export function sceDeltaF32(base: Float32Array, models: readonly Float32Array[], params: SceDeltaParams, out: Float32Array): void {
+  const { select, start } = params;
+  let variances: Float32Array | undefined;
+  if (select) {
+    variances = new Float32Array(out.length);
+    deltaVarianceF32(base, models, variances);
+  }
+  const x = models[params.model]!;
+  for (let i = 0; i < out.length; i++) {
+    const keep = !select || magnitudeKeeps({ keep: select }, absBits(variances![i]!), start + i);
+    out[i] = keep ? f(x[i]! - base[i]!) : 0;
+  }
+}
+
+/** Throws unless a sceDelta call is well formed. */
+export function checkSceDelta(models: readonly HostArray[], params: SceDeltaParams): void {
+  if (models.length < 1 || models.length > MAX_TASK_MODELS || !Number.isInteger(params.model) || params.model < 0 || params.model >= models.length) {
+    throw new RangeError(`sceDelta: model ${params.model} of ${models.length} (1 to ${MAX_TASK_MODELS})`);
+  }
+}
+
 /** Throws unless a sceMerge call is well formed. */
 export function checkSceMerge(models: readonly HostArray[], params: SceMergeParams): void {
   if (models.length < 1 || models.length > MAX_TASK_MODELS || params.weights.length !== models.length) {
@@ -462,6 +485,14 @@ export class ReferenceBackend implements ComputeBackend {
     checkSceMerge(models, params);
     const result = new Float32Array(out.data.length);
     sceMergeF32(toF32(base), models.map(toF32), params, result);
+    fromF32(result, out);
+  }
+
+  async sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+    checkLengths([base, ...models], out);
+    checkSceDelta(models, params);
+    const result = new Float32Array(out.data.length);
+    sceDeltaF32(toF32(base), models.map(toF32), params, result);
     fromF32(result, out);
   }
 

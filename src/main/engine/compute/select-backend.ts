@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, SceMergeParams, TaskArithmeticParams, UnitTangentParams } from './types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, SceDeltaParams, SceMergeParams, TaskArithmeticParams, UnitTangentParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -139,6 +139,10 @@ export class FallbackBackend implements ComputeBackend {
 
   sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
     return this.call((backend) => backend.sceMerge(base, models, params, out));
+  }
+
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.sceDelta(base, models, params, out));
   }
 
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {

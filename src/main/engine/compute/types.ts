@@ -92,6 +92,13 @@ export interface ComputeBackend {
   sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void>;
 
   /**
+   * sce's kept task vector of model `params.model`, for its mean square (`methods/sce.ts`
+   * modelWeights): out = kept ? r(x_m − base) : 0, kept as in `sceMerge` (the cut over the variance
+   * of all `models`). 1 to MAX_TASK_MODELS models.
+   */
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void>;
+
+  /**
    * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
    * For selection j, each element's b = absBits(r(x_j − base)) (r rounds to `step`) is counted in
    * `counts[j]` (65,536 entries, added to): at b >>> 16 when `prefixes[j]` is undefined, else at
@@ -313,4 +320,14 @@ export interface SceMergeParams {
    * keeps every element.
    */
   select?: MagnitudeCut;
+}
+
+/** One model's kept task vector in sce (ComputeBackend.sceDelta). */
+export interface SceDeltaParams {
+  /** Index in the tensor of the call's first element. */
+  start: number;
+  /** As SceMergeParams.select: undefined keeps every element. */
+  select?: MagnitudeCut;
+  /** Which of the models, from 0. */
+  model: number;
 }

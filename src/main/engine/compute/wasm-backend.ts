@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkDeltaVariance, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
+import { checkDeltaVariance, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -19,6 +19,7 @@ import {
   type UnitTangentParams,
   type TaskVectorMask,
   type CascadeState,
+  type SceDeltaParams,
   type SceMergeParams,
   CASCADE_ROW,
 } from './types';
@@ -89,7 +90,7 @@ interface Kernels {
   umix(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scale: number, scratch: number): void;
   dvar(input: number, seg: number, count: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
-  sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, scratch: number): void;
+  sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, only: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -462,6 +463,20 @@ export class WasmBackend implements ComputeBackend {
     } catch (error) {
       return Promise.reject(error as Error);
     }
+    return this.sce(base, models, params, -1, out);
+  }
+
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+    try {
+      checkSceDelta(models, params);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.sce(base, models, { ...params, weights: models.map(() => 0) }, params.model, out);
+  }
+
+  /** kernels.wat "sce": the merge pass, or (`only` ≥ 0) that model's kept δ. */
+  private sce(base: HostArray, models: readonly HostArray[], params: SceMergeParams, only: number, out: HostArray): Promise<void> {
     const count = models.length;
     const cut = params.select;
     return this.serial(async () => {
@@ -473,7 +488,7 @@ export class WasmBackend implements ComputeBackend {
         out,
         call: (input, seg, start, end, output, bfIn, bfOut, first) => {
           const index = params.start + first;
-          return ['sce', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), cut ? 1 : 0, cut ? cut.bits >>> 0 : 0]];
+          return ['sce', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), cut ? 1 : 0, cut ? cut.bits >>> 0 : 0, only]];
         },
       });
     });

@@ -14,6 +14,7 @@ import {
   type TaskArithmeticParams,
   type UnitTangentParams,
   type CascadeState,
+  type SceDeltaParams,
   type SceMergeParams,
 } from './types';
 import { WasmBackend } from './wasm-backend';
@@ -314,6 +315,10 @@ export class WebGpuBackend implements ComputeBackend {
   // sce's merge pass: f32 division, which WGSL does not round correctly; on the host.
   sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
     return this.host().sceMerge(base, models, params, out);
+  }
+
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+    return this.host().sceDelta(base, models, params, out);
   }
 
   private host(): ComputeBackend {

@@ -1377,11 +1377,12 @@
   ;; sce: input 0 is the base, inputs 1..count the models; the weights are `count` f32 at $params.
   ;; With $select, an element is kept where its variance (dvar's steps) passes the cut: bits $cut_bits,
   ;; its ties kept before tensor index i64 at $params + 64; $idx_lo/$idx_hi: the tensor index of the
-  ;; window's element 0.
+  ;; window's element 0. With $only ≥ 0 the output is model $only's kept δ (0 where dropped), for
+  ;; its mean square, and nothing is merged.
   (func (export "sce")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
-    (param $idx_lo i32) (param $idx_hi i32) (param $select i32) (param $cut_bits i32) (param $scratch i32)
+    (param $idx_lo i32) (param $idx_hi i32) (param $select i32) (param $cut_bits i32) (param $only i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $po i32) (local $bytes i32) (local $k f32)
     (local $mean i32) (local $var i32) (local $vote i32) (local $cu i32)
     (local.set $k (f32.convert_i32_u (local.get $count)))
@@ -1436,6 +1437,13 @@
                 (call $sce_and_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $var) (local.get $n))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
                 (br $m)))))
+        (if (i32.ge_s (local.get $only) (i32.const 0))
+          (then
+            (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+            (memory.copy (local.get $po) (call $scratch_tile (local.get $scratch) (i32.add (local.get $only) (i32.const 6))) (local.get $bytes))
+            (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+            (local.set $t (i32.add (local.get $t) (local.get $n)))
+            (br $tiles)))
         ;; vote = Σ tv_j; merged (tile 3) and total (tile 4) over the models that agree with it
         (memory.fill (local.get $vote) (i32.const 0) (local.get $bytes))
         (local.set $j (i32.const 0))
