@@ -211,7 +211,11 @@ export class WasmBackend implements ComputeBackend {
       this.heapTop = at + size;
     }
     this.inUse.set(at, size);
-    return new Uint8Array(this.memory.buffer, at, bytes);
+    // The buffer as this thread sees it now: after a grow, V8 may hand out a new SharedArrayBuffer
+    // object for the same memory once the other threads have been told (not only in `grow`).
+    const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
+    return new Uint8Array(buffer, at, bytes);
   }
 
   releaseHost(bytes: Uint8Array): void {
@@ -237,7 +241,9 @@ export class WasmBackend implements ComputeBackend {
 
   /** Whether `array` lies in the kernels' memory (so they can read or write it where it is). */
   private owns(array: ArrayBufferView): boolean {
-    return array.buffer instanceof SharedArrayBuffer && this.buffers.has(array.buffer);
+    if (!(array.buffer instanceof SharedArrayBuffer)) return false;
+    if (array.buffer === this.memory.buffer) this.buffers.add(array.buffer);
+    return this.buffers.has(array.buffer);
   }
 
   private threadBytes(): number {
