@@ -7,6 +7,9 @@ import { absBits, hostArray, type ComputeBackend, type HostArray, type Magnitude
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
+import { getMergeMethod } from '../../src/main/engine/methods/registry';
+import type { TensorMergeContext, TensorSource } from '../../src/main/engine/methods/types';
+import { toF32 } from '../../src/main/engine/compute/reference';
 import { asHost, describeElement, edgeValues, firstDifference, rng, weights } from './samples';
 
 const reference = new ReferenceBackend();
@@ -36,12 +39,12 @@ const SPECIAL = new Float32Array([NaN, Infinity, -Infinity, 0, -0]);
  * A base and fine-tunes a few steps of 2^-14 away (so the variances tie, as with bf16 models), with
  * one element in 50 of each taken from the edge values (±0, subnormals, the extremes) and NaN/±∞.
  */
-function models(n: number, count: number, seed: number): Float32Array[] {
+function models(n: number, count: number, seed: number, edgeShare = 0.02): Float32Array[] {
   const random = rng(seed);
   const base = weights(n, random, -8, -3);
   const edges = [...edgeValues(), ...SPECIAL];
   const all = [base, ...Array.from({ length: count }, () => base.map((b) => (random() < 0.1 ? b : Math.fround(b + Math.round((random() - 0.5) * 8) * 2 ** -14))))];
-  for (const values of all) for (let i = 0; i < n; i++) if (random() < 0.02) values[i] = edges[Math.floor(random() * edges.length)]!;
+  for (const values of all) for (let i = 0; i < n; i++) if (random() < edgeShare) values[i] = edges[Math.floor(random() * edges.length)]!;
   return all;
 }
 
@@ -102,5 +105,53 @@ describe('sceMerge (sce\'s merge pass) on every backend equals the reference', (
     const out = hostArray('F32', 1);
     await reference.sceMerge(base, xs, { start: 0, weights: [0.5, 0.25, 0.25] }, out);
     expect(out.data[0]).toBe(Math.fround(1 + Math.fround(0.5 / 0.75)));
+  });
+});
+
+/** The inputs in chunks of `chunk`, as stored in `dtype` (`raw`) and widened to f32. */
+function sourceOf(inputs: HostArray[], chunk: number): TensorSource {
+  const widened = inputs.map(toF32);
+  return {
+    async *chunks() {
+      for (let start = 0; start < widened[0]!.length; start += chunk) {
+        const length = Math.min(chunk, widened[0]!.length - start);
+        yield {
+          start,
+          length,
+          inputs: widened.map((x) => x.subarray(start, start + length)),
+          raw: inputs.map((h) => (h.dtype === 'F32' ? { dtype: 'F32' as const, data: h.data.subarray(start, start + length) } : { dtype: h.dtype, data: h.data.subarray(start, start + length) })),
+        };
+      }
+    },
+  };
+}
+
+async function sceOutput(inputs: HostArray[], ctx: TensorMergeContext, chunk: number): Promise<Float32Array> {
+  const out = new Float32Array(inputs[0]!.data.length);
+  await getMergeMethod('sce').kernel(sourceOf(inputs, chunk), { write: async (start, values) => out.set(values, start) }, ctx);
+  return out;
+}
+
+describe('sce on the backends gives its TypeScript\'s bits', () => {
+  it('bf16 and f32 models with and without NaN/±∞/±0/subnormals, select_topk 0 to 1, chunks that cut windows and rows, 2 to 4 models', async () => {
+    // Edge values in one element of 50 make every mean square NaN or ∞; without them the weights are finite.
+    for (const [n, chunk, count, dtype, edges] of [
+      [40_001, 40_001, 2, 'BF16', 0.02],
+      [25_013, 3_001, 3, 'F32', 0.02],
+      [9_000, 1_003, 4, 'BF16', 0.02],
+      [30_011, 4_099, 3, 'BF16', 0],
+      [70_001, 70_001, 2, 'F32', 0],
+    ] as [number, number, number, FloatDtype, number][]) {
+      const inputs = models(n, count, n + 7 * count, edges).map((v) => asHost(v, dtype));
+      for (const topk of [0, 0.001, 0.37, 1]) {
+        const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: 0, global: { select_topk: topk }, perModel: inputs.map(() => ({})), seed: 0 };
+        const want = await sceOutput(inputs, ctx, chunk);
+        for (const [label, backend] of BACKENDS) {
+          const got = await sceOutput(inputs, { ...ctx, backend }, chunk);
+          const at = firstDifference({ dtype: 'F32', data: got }, { dtype: 'F32', data: want });
+          expect(at < 0 ? '' : `element ${at}: ${describeElement({ dtype: 'F32', data: got }, at)} vs ${describeElement({ dtype: 'F32', data: want }, at)}`, `${n} ${dtype}, chunks of ${chunk}, ${count} models, top ${topk}, ${label}`).toBe('');
+        }
+      }
+    }
   });
 });
