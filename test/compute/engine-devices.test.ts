@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, SceDeltaParams, SceMergeParams, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -119,9 +119,9 @@ class LosingBackend implements ComputeBackend {
     this.before();
     return this.gpu.linear(inputs, weights, normalize, out);
   }
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray) {
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype) {
     this.before();
-    return this.gpu.nearswap(base, other, t, out);
+    return this.gpu.nearswap(base, other, t, out, step);
   }
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray) {
     this.before();

@@ -20,6 +20,7 @@ import {
   type CascadeState,
   type SceDeltaParams,
   type SceMergeParams,
+  type StepDtype,
   CASCADE_ROW,
 } from './types';
 
@@ -61,12 +62,15 @@ export function linearF32(inputs: readonly Float32Array[], weights: readonly num
   }
 }
 
-export function nearswapF32(a: Float32Array, b: Float32Array, t: number, out: Float32Array): void {
+/** nearswap, each step rounded to `step` (methods/nearswap.ts; t is taken as f32). */
+export function nearswapF32(a: Float32Array, b: Float32Array, t: number, out: Float32Array, step: StepDtype = 'F32'): void {
+  const r = stepRounding(step);
   const tf = f(t);
+  const minDiff = r(NEARSWAP_MIN_DIFF);
   for (let i = 0; i < out.length; i++) {
-    const diff = Math.max(Math.abs(f(a[i]! - b[i]!)), NEARSWAP_MIN_DIFF);
-    const w = Math.min(Math.max(f(f(1 / diff) * tf), 0), 1);
-    out[i] = f(f(w * b[i]!) + f(f(1 - w) * a[i]!));
+    const diff = Math.max(Math.abs(r(a[i]! - b[i]!)), minDiff);
+    const w = Math.min(Math.max(r(r(1 / diff) * tf), 0), 1);
+    out[i] = r(r(w * b[i]!) + r(r(1 - w) * a[i]!));
   }
 }
 
@@ -401,10 +405,10 @@ export class ReferenceBackend implements ComputeBackend {
     fromF32(result, out);
   }
 
-  async nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
+  async nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
     checkLengths([base, other], out);
     const result = new Float32Array(out.data.length);
-    nearswapF32(toF32(base), toF32(other), t, result);
+    nearswapF32(toF32(base), toF32(other), t, result, step);
     fromF32(result, out);
   }
 

@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, SceDeltaParams, SceMergeParams, TaskArithmeticParams, UnitTangentParams } from './types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -93,8 +93,8 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((b) => b.linear(inputs, weights, normalize, out));
   }
 
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
-    return this.call((b) => b.nearswap(base, other, t, out));
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype): Promise<void> {
+    return this.call((b) => b.nearswap(base, other, t, out, step));
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {

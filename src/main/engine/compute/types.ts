@@ -31,9 +31,10 @@ export interface ComputeBackend {
 
   /**
    * mergekit's nearswap: w = clamp(t · (1 / max(|base − other|, 1e-6)), 0, 1), then
-   * w·other + (1 − w)·base.
+   * w·other + (1 − w)·base. With `step` BF16 (mergekit computing in bf16) every step is rounded
+   * to bf16 (roundBf16: f32, then bf16), the floor too; t stays f32. Default F32.
    */
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void>;
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype): Promise<void>;
 
   /** c0·a + c1·b, each product rounded to f32 before the sum: slerp's (and lerp's) final pass. */
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void>;

@@ -21,6 +21,7 @@ import {
   type CascadeState,
   type SceDeltaParams,
   type SceMergeParams,
+  type StepDtype,
   CASCADE_ROW,
 } from './types';
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm';
@@ -78,6 +79,7 @@ const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 interface Kernels {
   linear(input: number, seg: number, count: number, weights: number, start: number, end: number, out: number, bfIn: number, bfOut: number, normalize: number, divisor: number, scratch: number): void;
   nearswap(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
+  nearswap_bf(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
   blend2(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, c0: number, c1: number, scratch: number): void;
   task(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, flags: number, divisor: number, lambda: number, scratch: number): void;
   dhist(input: number, seg: number, count: number, params: number, start: number, end: number, bfIn: number, flags: number, scratch: number): void;
@@ -266,8 +268,9 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
-    return this.serial(() => this.run({ inputs: [base, other], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['nearswap', [input, seg, start, end, output, bfIn, bfOut, t]] }));
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
+    const kernel = step === 'BF16' ? 'nearswap_bf' : 'nearswap';
+    return this.serial(() => this.run({ inputs: [base, other], out, call: (input, seg, start, end, output, bfIn, bfOut) => [kernel, [input, seg, start, end, output, bfIn, bfOut, t]] }));
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
@@ -753,7 +756,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, sce: 4 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, sce: 4, nearswap_bf: 2 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

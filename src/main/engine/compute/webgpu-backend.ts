@@ -16,6 +16,7 @@ import {
   type CascadeState,
   type SceDeltaParams,
   type SceMergeParams,
+  type StepDtype,
 } from './types';
 import { WasmBackend } from './wasm-backend';
 import {
@@ -202,7 +203,9 @@ export class WebGpuBackend implements ComputeBackend {
     return this.serial(() => this.run('linear', inputs, out, elementwiseHeader(inputs.length, { p0: weightSum(w), flags: normalize ? 1 : 0, weights: w })));
   }
 
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
+    // bf16 steps: on the host (the WGSL kernel rounds each step to f32).
+    if (step === 'BF16') return this.host().nearswap(base, other, t, out, step);
     return this.serial(() => this.run('nearswap', [base, other], out, elementwiseHeader(2, { p0: t })));
   }
 

@@ -1468,4 +1468,63 @@
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
+
+  ;; ---- nearswap with bf16 steps (compute/reference.ts nearswapF32, step BF16) ----
+
+  ;; nearswap_bf: nearswap with every step rounded to bf16 as torch rounds (nearest even, NaN
+  ;; 0x7fc00000), in registers: d = r(a − b), d = max(|d|, r(1e-6)), w = clamp(r(r(1 / d) · t), 0, 1),
+  ;; out = r(r(w·b) + r(r(1 − w)·a)). t is taken as f32, not rounded (torch's scalar).
+  (func (export "nearswap_bf")
+    (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $out i32)
+    (param $bf_in i32) (param $bf_out i32) (param $tv f32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $pa i32) (local $pb i32) (local $po i32) (local $i i32) (local $stop i32)
+    (local $a v128) (local $b v128) (local $d v128) (local $w v128) (local $p v128) (local $q v128)
+    (local $k v128) (local $one v128) (local $zero v128) (local $lo v128)
+    (local $nan v128) (local $half v128) (local $one_i v128) (local $hi16 v128)
+    (local.set $k (f32x4.splat (local.get $tv)))
+    (local.set $one (f32x4.splat (f32.const 1)))
+    (local.set $zero (f32x4.splat (f32.const 0)))
+    (local.set $lo (i32x4.splat (i32.const 0x35860000)))  ;; roundBf16(1e-6)
+    (local.set $nan (i32x4.splat (i32.const 0x7fc00000)))
+    (local.set $half (i32x4.splat (i32.const 0x7fff)))
+    (local.set $one_i (i32x4.splat (i32.const 1)))
+    (local.set $hi16 (i32x4.splat (i32.const 0xffff0000)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $pa (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 1) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1)))
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (local.set $i (i32.const 0))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (local.set $a (v128.load align=4 (i32.add (local.get $pa) (local.get $i))))
+            (local.set $b (v128.load align=4 (i32.add (local.get $pb) (local.get $i))))
+            (local.set $d (f32x4.sub (local.get $a) (local.get $b)))
+            (local.set $d (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))
+            ;; pmax/pmin as in nearswap: Math.max/Math.min's results but for a NaN weight (0, not
+            ;; NaN), and then the output is NaN either way (a or b is NaN, or both ±∞ alike).
+            (local.set $d (f32x4.div (local.get $one) (f32x4.pmax (f32x4.abs (local.get $d)) (local.get $lo))))
+            (local.set $d (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))
+            (local.set $w (f32x4.mul (local.get $d) (local.get $k)))
+            (local.set $w (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $w) (local.get $half)) (v128.and (i32x4.shr_u (local.get $w) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $w) (local.get $w))))
+            (local.set $w (f32x4.pmin (f32x4.pmax (local.get $zero) (local.get $w)) (local.get $one)))
+            (local.set $p (f32x4.mul (local.get $w) (local.get $b)))
+            (local.set $p (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+            (local.set $q (f32x4.sub (local.get $one) (local.get $w)))
+            (local.set $q (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))
+            (local.set $q (f32x4.mul (local.get $q) (local.get $a)))
+            (local.set $q (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))
+            (local.set $p (f32x4.add (local.get $p) (local.get $q)))
+            (local.set $p (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+            (v128.store align=4 (i32.add (local.get $po) (local.get $i)) (local.get $p))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
 )
