@@ -25,6 +25,8 @@ type Device = 'cpu' | 'gpu';
 const RECIPES: Record<string, (base: string, a: string, b: string) => string> = {
   linear: (_, a, b) => `merge_method: linear\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.6}\n  - model: ${b}\n    parameters: {weight: 0.4}\ndtype: float32\nout_dtype: bfloat16\n`,
   nearswap: (base, a) => `merge_method: nearswap\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\nparameters: {t: 0.001}\ndtype: float32\nout_dtype: bfloat16\n`,
+  // nearswap computed in bf16 (mergekit's default for bf16 models without `dtype`): every step rounded to bf16.
+  nearswap_bf16: (base, a) => `merge_method: nearswap\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\nparameters: {t: 0.001}\ndtype: bfloat16\nout_dtype: bfloat16\n`,
   slerp: (base, a) => `merge_method: slerp\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\nparameters: {t: 0.4}\ndtype: float32\nout_dtype: bfloat16\n`,
   task_arithmetic: (base, a, b) =>
     `merge_method: task_arithmetic\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7}\n  - model: ${b}\n    parameters: {weight: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,

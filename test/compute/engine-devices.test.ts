@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, RowRankParams, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, RowRankParams, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -119,9 +119,9 @@ class LosingBackend implements ComputeBackend {
     this.before();
     return this.gpu.linear(inputs, weights, normalize, out);
   }
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray) {
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype) {
     this.before();
-    return this.gpu.nearswap(base, other, t, out);
+    return this.gpu.nearswap(base, other, t, out, step);
   }
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray) {
     this.before();
@@ -162,6 +162,14 @@ class LosingBackend implements ComputeBackend {
   deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray) {
     this.before();
     return this.gpu.deltaVariance(base, models, out);
+  }
+  sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray) {
+    this.before();
+    return this.gpu.sceMerge(base, models, params, out);
+  }
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray) {
+    this.before();
+    return this.gpu.sceDelta(base, models, params, out);
   }
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray) {
     this.before();

@@ -24,6 +24,7 @@ const CALLS: Record<string, { inputs: number; call: Call; near?: boolean }> = {
   'linear of 3, normalized': { inputs: 3, call: (b, i, o) => b.linear(i, [0.7, 0.2, 0.35], true, o) },
   'linear of 2, not normalized': { inputs: 2, call: (b, i, o) => b.linear(i, [1.5, -0.25], false, o) },
   nearswap: { inputs: 2, call: (b, i, o) => b.nearswap(i[0]!, i[1]!, 0.0001, o), near: true },
+  'nearswap, bf16 steps': { inputs: 2, call: (b, i, o) => b.nearswap(i[0]!, i[1]!, 0.0001, o, 'BF16'), near: true },
   'blend2 (slerp)': { inputs: 2, call: (b, i, o) => b.blend2(0.6180339, i[0]!, 0.4472136, i[1]!, o) },
 };
 

@@ -21,6 +21,9 @@ import {
   type UnitTangentParams,
   type TaskVectorMask,
   type CascadeState,
+  type SceDeltaParams,
+  type SceMergeParams,
+  type StepDtype,
   CASCADE_ROW,
 } from './types';
 
@@ -62,12 +65,15 @@ export function linearF32(inputs: readonly Float32Array[], weights: readonly num
   }
 }
 
-export function nearswapF32(a: Float32Array, b: Float32Array, t: number, out: Float32Array): void {
+/** nearswap, each step rounded to `step` (methods/nearswap.ts; t is taken as f32). */
+export function nearswapF32(a: Float32Array, b: Float32Array, t: number, out: Float32Array, step: StepDtype = 'F32'): void {
+  const r = stepRounding(step);
   const tf = f(t);
+  const minDiff = r(NEARSWAP_MIN_DIFF);
   for (let i = 0; i < out.length; i++) {
-    const diff = Math.max(Math.abs(f(a[i]! - b[i]!)), NEARSWAP_MIN_DIFF);
-    const w = Math.min(Math.max(f(f(1 / diff) * tf), 0), 1);
-    out[i] = f(f(w * b[i]!) + f(f(1 - w) * a[i]!));
+    const diff = Math.max(Math.abs(r(a[i]! - b[i]!)), minDiff);
+    const w = Math.min(Math.max(r(r(1 / diff) * tf), 0), 1);
+    out[i] = r(r(w * b[i]!) + r(r(1 - w) * a[i]!));
   }
 }
 
@@ -327,6 +333,71 @@ export function checkDeltaVariance(models: readonly HostArray[]): void {
   if (models.length < 1 || models.length > MAX_TASK_MODELS) throw new RangeError(`deltaVariance: ${models.length} models (1 to ${MAX_TASK_MODELS})`);
 }
 
+/** sce's floor on the total weight, as an f32. */
+export const SCE_MIN_TOTAL = f(1e-6);
+
+/** ComputeBackend.sceMerge on f32 arrays: the steps of methods/sce.ts's merge loop. */
+export function sceMergeF32(base: Float32Array, models: readonly Float32Array[], params: SceMergeParams, out: Float32Array): void {
+  const count = models.length;
+  const weights = params.weights.map(f);
+  const { select, start } = params;
+  let variances: Float32Array | undefined;
+  if (select) {
+    variances = new Float32Array(out.length);
+    deltaVarianceF32(base, models, variances);
+  }
+  const tv = new Float64Array(count);
+  for (let i = 0; i < out.length; i++) {
+    const b = base[i]!;
+    const keep = !select || magnitudeKeeps({ keep: select }, absBits(variances![i]!), start + i);
+    let vote = 0;
+    for (let j = 0; j < count; j++) {
+      tv[j] = keep ? f(models[j]![i]! - b) : 0;
+      vote = f(vote + tv[j]!);
+    }
+    const majority = vote >= 0 ? 1 : -1;
+    let merged = 0;
+    let total = 0;
+    for (let j = 0; j < count; j++) {
+      const w = Math.sign(tv[j]!) === majority ? weights[j]! : 0;
+      merged = f(merged + f(tv[j]! * w));
+      total = f(total + w);
+    }
+    // Every NaN as 0x7fc00000: which of two NaNs a sum returns is up to the hardware and the JIT.
+    const r = f(b + f(merged / Math.max(total, SCE_MIN_TOTAL)));
+    out[i] = Number.isNaN(r) ? NaN : r;
+  }
+}
+
+/** ComputeBackend.sceDelta on f32 arrays. */
+export function sceDeltaF32(base: Float32Array, models: readonly Float32Array[], params: SceDeltaParams, out: Float32Array): void {
+  const { select, start } = params;
+  let variances: Float32Array | undefined;
+  if (select) {
+    variances = new Float32Array(out.length);
+    deltaVarianceF32(base, models, variances);
+  }
+  const x = models[params.model]!;
+  for (let i = 0; i < out.length; i++) {
+    const keep = !select || magnitudeKeeps({ keep: select }, absBits(variances![i]!), start + i);
+    out[i] = keep ? f(x[i]! - base[i]!) : 0;
+  }
+}
+
+/** Throws unless a sceDelta call is well formed. */
+export function checkSceDelta(models: readonly HostArray[], params: SceDeltaParams): void {
+  if (models.length < 1 || models.length > MAX_TASK_MODELS || !Number.isInteger(params.model) || params.model < 0 || params.model >= models.length) {
+    throw new RangeError(`sceDelta: model ${params.model} of ${models.length} (1 to ${MAX_TASK_MODELS})`);
+  }
+}
+
+/** Throws unless a sceMerge call is well formed. */
+export function checkSceMerge(models: readonly HostArray[], params: SceMergeParams): void {
+  if (models.length < 1 || models.length > MAX_TASK_MODELS || params.weights.length !== models.length) {
+    throw new RangeError(`sceMerge: ${models.length} models (1 to ${MAX_TASK_MODELS}), ${params.weights.length} weights`);
+  }
+}
+
 /** ComputeBackend.gramSums on f32 arrays. */
 export function gramSumsF32(inputs: readonly Float32Array[], sums: Float64Array): void {
   const n = inputs.length;
@@ -358,10 +429,10 @@ export class ReferenceBackend implements ComputeBackend {
     fromF32(result, out);
   }
 
-  async nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
+  async nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
     checkLengths([base, other], out);
     const result = new Float32Array(out.data.length);
-    nearswapF32(toF32(base), toF32(other), t, result);
+    nearswapF32(toF32(base), toF32(other), t, result, step);
     fromF32(result, out);
   }
 
@@ -440,6 +511,22 @@ export class ReferenceBackend implements ComputeBackend {
     checkDeltaVariance(models);
     const result = new Float32Array(out.data.length);
     deltaVarianceF32(toF32(base), models.map(toF32), result);
+    fromF32(result, out);
+  }
+
+  async sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
+    checkLengths([base, ...models], out);
+    checkSceMerge(models, params);
+    const result = new Float32Array(out.data.length);
+    sceMergeF32(toF32(base), models.map(toF32), params, result);
+    fromF32(result, out);
+  }
+
+  async sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+    checkLengths([base, ...models], out);
+    checkSceDelta(models, params);
+    const result = new Float32Array(out.data.length);
+    sceDeltaF32(toF32(base), models.map(toF32), params, result);
     fromF32(result, out);
   }
 

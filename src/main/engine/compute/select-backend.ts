@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, RowRankParams, TaskArithmeticParams, UnitTangentParams } from './types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, RowRankParams, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -93,8 +93,8 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((b) => b.linear(inputs, weights, normalize, out));
   }
 
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
-    return this.call((b) => b.nearswap(base, other, t, out));
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype): Promise<void> {
+    return this.call((b) => b.nearswap(base, other, t, out, step));
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
@@ -139,6 +139,14 @@ export class FallbackBackend implements ComputeBackend {
 
   deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
     return this.call((backend) => backend.deltaVariance(base, models, out));
+  }
+
+  sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.sceMerge(base, models, params, out));
+  }
+
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.sceDelta(base, models, params, out));
   }
 
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {

@@ -31,9 +31,10 @@ export interface ComputeBackend {
 
   /**
    * mergekit's nearswap: w = clamp(t · (1 / max(|base − other|, 1e-6)), 0, 1), then
-   * w·other + (1 − w)·base.
+   * w·other + (1 − w)·base. With `step` BF16 (mergekit computing in bf16) every step is rounded
+   * to bf16 (roundBf16: f32, then bf16), the floor too; t stays f32. Default F32.
    */
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void>;
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype): Promise<void>;
 
   /** c0·a + c1·b, each product rounded to f32 before the sum: slerp's (and lerp's) final pass. */
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void>;
@@ -78,6 +79,25 @@ export interface ComputeBackend {
    * d_j = r(δ_j − mean). 1 to MAX_TASK_MODELS models.
    */
   deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void>;
+
+  /**
+   * sce's merge pass (`methods/sce.ts`), element by element (r rounds to f32): where `select` is
+   * given, the element is kept when its variance (as `deltaVariance` computes it) passes the cut
+   * (`magnitudeKeeps` on its bits, at tensor index start + i); tv_j = kept ? r(x_j − base) : 0,
+   * vote = Σ_j tv_j (f32, from 0, in order; ≥ 0 elects +), w_j = weights[j] where tv_j has the
+   * elected sign, else 0 (a zero or NaN agrees with neither), merged = Σ_j r(tv_j·w_j) and total =
+   * Σ_j w_j (f32, from 0, in order), out = r(base + r(merged / max(total, r(1e-6)))), every NaN as
+   * 0x7fc00000 (which of two NaNs a sum returns is up to the hardware and the JIT's operand order).
+   * Weights are taken as f32. 1 to MAX_TASK_MODELS models.
+   */
+  sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void>;
+
+  /**
+   * sce's kept task vector of model `params.model`, for its mean square (`methods/sce.ts`
+   * modelWeights): out = kept ? r(x_m − base) : 0, kept as in `sceMerge` (the cut over the variance
+   * of all `models`). 1 to MAX_TASK_MODELS models.
+   */
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void>;
 
   /**
    * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
@@ -312,4 +332,28 @@ export function checkLengths(arrays: readonly HostArray[], out: HostArray): void
   for (const a of arrays) {
     if (a.data.length !== out.data.length) throw new RangeError(`compute: input of ${a.data.length} elements for an output of ${out.data.length}`);
   }
+}
+
+/** sce's merge pass (ComputeBackend.sceMerge). */
+export interface SceMergeParams {
+  /** Index in the tensor of the call's first element (the cut's ties are taken in index order). */
+  start: number;
+  /** Per model, its weight (mean squared task vector over their sum). */
+  weights: readonly number[];
+  /**
+   * The top-k of the variances as an elementwise test on their bits (every NaN as 0x7fc00000):
+   * kept where they are above `bits`, or equal to it at a tensor index below `before`. Undefined
+   * keeps every element.
+   */
+  select?: MagnitudeCut;
+}
+
+/** One model's kept task vector in sce (ComputeBackend.sceDelta). */
+export interface SceDeltaParams {
+  /** Index in the tensor of the call's first element. */
+  start: number;
+  /** As SceMergeParams.select: undefined keeps every element. */
+  select?: MagnitudeCut;
+  /** Which of the models, from 0. */
+  model: number;
 }

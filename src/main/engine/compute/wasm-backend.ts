@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import { checkDella, dellaProbabilities } from '../methods/sparsify';
-import { checkDeltaVariance, checkRowRanks, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
+import { checkDeltaVariance, checkRowRanks, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -21,6 +21,9 @@ import {
   type UnitTangentParams,
   type TaskVectorMask,
   type CascadeState,
+  type SceDeltaParams,
+  type SceMergeParams,
+  type StepDtype,
   CASCADE_ROW,
 } from './types';
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm';
@@ -82,6 +85,7 @@ const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 interface Kernels {
   linear(input: number, seg: number, count: number, weights: number, start: number, end: number, out: number, bfIn: number, bfOut: number, normalize: number, divisor: number, scratch: number): void;
   nearswap(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
+  nearswap_bf(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
   blend2(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, c0: number, c1: number, scratch: number): void;
   task(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, flags: number, divisor: number, lambda: number, scratch: number): void;
   dhist(input: number, seg: number, count: number, params: number, start: number, end: number, bfIn: number, flags: number, scratch: number): void;
@@ -95,6 +99,7 @@ interface Kernels {
   dvar(input: number, seg: number, count: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
   drank(input: number, count: number, params: number, rows: number, n: number, u0: number, u1: number, bfIn: number, flags: number, idxLo: number, idxHi: number, sort: number): void;
+  sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, only: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -277,8 +282,9 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
-    return this.serial(() => this.run({ inputs: [base, other], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['nearswap', [input, seg, start, end, output, bfIn, bfOut, t]] }));
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
+    const kernel = step === 'BF16' ? 'nearswap_bf' : 'nearswap';
+    return this.serial(() => this.run({ inputs: [base, other], out, call: (input, seg, start, end, output, bfIn, bfOut) => [kernel, [input, seg, start, end, output, bfIn, bfOut, t]] }));
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
@@ -590,6 +596,43 @@ export class WasmBackend implements ComputeBackend {
     return this.serial(() => this.run({ inputs: [base, ...models], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['dvar', [input, seg, models.length, start, end, output, bfIn, bfOut]] }));
   }
 
+  sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
+    try {
+      checkSceMerge(models, params);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.sce(base, models, params, -1, out);
+  }
+
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+    try {
+      checkSceDelta(models, params);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.sce(base, models, { ...params, weights: models.map(() => 0) }, params.model, out);
+  }
+
+  /** kernels.wat "sce": the merge pass, or (`only` ≥ 0) that model's kept δ. */
+  private sce(base: HostArray, models: readonly HostArray[], params: SceMergeParams, only: number, out: HostArray): Promise<void> {
+    const count = models.length;
+    const cut = params.select;
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      new Float32Array(this.memory.buffer, 0, count).set(params.weights.map((x) => Math.fround(x)));
+      new BigInt64Array(this.memory.buffer, 64, 1)[0] = BigInt(Math.max(0, Math.min(2 ** 62, cut ? cut.before : 0)));
+      await this.run({
+        inputs: [base, ...models],
+        out,
+        call: (input, seg, start, end, output, bfIn, bfOut, first) => {
+          const index = params.start + first;
+          return ['sce', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), cut ? 1 : 0, cut ? cut.bits >>> 0 : 0, only]];
+        },
+      });
+    });
+  }
+
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     const count = inputs.length;
     try {
@@ -843,7 +886,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5, sce: 4, nearswap_bf: 2 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

@@ -16,6 +16,9 @@ import {
   type TaskArithmeticParams,
   type UnitTangentParams,
   type CascadeState,
+  type SceDeltaParams,
+  type SceMergeParams,
+  type StepDtype,
 } from './types';
 import { WasmBackend } from './wasm-backend';
 import {
@@ -223,7 +226,9 @@ export class WebGpuBackend implements ComputeBackend {
     return this.serial(() => this.run('linear', inputs, out, elementwiseHeader(inputs.length, { p0: weightSum(w), flags: normalize ? 1 : 0, weights: w })));
   }
 
-  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray): Promise<void> {
+  nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
+    // bf16 steps: on the host (the WGSL kernel rounds each step to f32).
+    if (step === 'BF16') return this.host().nearswap(base, other, t, out, step);
     return this.serial(() => this.run('nearswap', [base, other], out, elementwiseHeader(2, { p0: t })));
   }
 
@@ -410,6 +415,15 @@ export class WebGpuBackend implements ComputeBackend {
       return Promise.reject(error);
     }
     return this.serial(() => this.run('deltaVariance', [base, ...models], out, elementwiseHeader(models.length, { p0: models.length })));
+  }
+
+  // sce's merge pass: f32 division, which WGSL does not round correctly; on the host.
+  sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
+    return this.host().sceMerge(base, models, params, out);
+  }
+
+  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+    return this.host().sceDelta(base, models, params, out);
   }
 
   private host(): ComputeBackend {

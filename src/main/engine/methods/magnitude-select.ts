@@ -29,7 +29,8 @@ export async function kthLargestBits(pass: BitsPass, keep: number[]): Promise<Ma
   return keep.map((_, j) => lowPick(buckets[j]!, low[j]!));
 }
 
-function lowPick({ bucket, remaining }: { bucket: number; remaining: number }, low: Float64Array): MagnitudeThreshold {
+/** The threshold in the bucket `pick` chose, from that bucket's histogram of the low 16 bits. */
+export function lowPick({ bucket, remaining }: { bucket: number; remaining: number }, low: Float64Array): MagnitudeThreshold {
   const { bucket: lowBits, remaining: ties } = pick(low, remaining);
   return { bits: ((bucket << 16) | lowBits) >>> 0, ties, count: low[lowBits]! };
 }
@@ -92,7 +93,7 @@ export async function magnitudeCuts(source: TensorSource, backend: ComputeBacken
 }
 
 /** The highest bucket at which the count from the top reaches `k`, and how many are needed from it. */
-function pick(histogram: Float64Array, k: number): { bucket: number; remaining: number } {
+export function pick(histogram: Float64Array, k: number): { bucket: number; remaining: number } {
   let above = 0;
   for (let b = histogram.length - 1; b >= 0; b--) {
     const count = histogram[b]!;

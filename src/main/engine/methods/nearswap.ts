@@ -37,11 +37,11 @@ export const nearswap: MergeMethod = {
         out[i] = r(r(w * b[i]!) + r(r(1 - w) * a[i]!));
       }
     },
-    // The backends' kernel rounds each step to f32; bf16 step rounding stays in TypeScript.
+    // The backends round each step to f32, or to bf16 where mergekit computes in bf16.
     (backend, inputs, out, ctx) => {
-      if (ctx.computeDtype === 'BF16' || inputs.length !== 2) return undefined;
+      if (inputs.length !== 2) return undefined;
       const base = ctx.baseIndex!;
-      return backend.nearswap(inputs[base]!, inputs[1 - base]!, f(ctx.global['t'] as number), out);
+      return backend.nearswap(inputs[base]!, inputs[1 - base]!, f(ctx.global['t'] as number), out, ctx.computeDtype === 'BF16' ? 'BF16' : 'F32');
     },
   ),
 };

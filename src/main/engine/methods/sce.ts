@@ -1,8 +1,8 @@
 import { f32Bits } from '../safetensors/convert';
-import { kthLargestBits, MagnitudeMask } from './magnitude-select';
+import { kthLargestBits, lowPick, MagnitudeMask, pick } from './magnitude-select';
 import { TorchSum } from './torch-reductions';
-import { MAX_TASK_MODELS, type ComputeBackend } from '../compute/types';
-import { f32Host, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSource } from './types';
+import { CASCADE_ROW, HISTOGRAM_BINS, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type MagnitudeCut } from '../compute/types';
+import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -25,6 +25,7 @@ export const sce: MergeMethod = {
   async kernel(source, sink, ctx) {
     const others = ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     const base = ctx.baseIndex!;
+    if (ctx.backend && others.length <= MAX_TASK_MODELS) return kernelOnBackend(source, sink, ctx, ctx.backend, base, others);
     const variances = chunkVariances(ctx.backend, base, others);
     const select = await varianceSelection(source, ctx, variances);
     const weights = await modelWeights(source, base, others, select, ctx.numel, variances);
@@ -52,7 +53,9 @@ export const sce: MergeMethod = {
           merged = f(merged + f(tv[j]! * w));
           total = f(total + w);
         }
-        out[i] = f(b[i]! + f(merged / Math.max(total, f(1e-6))));
+        const r = f(b[i]! + f(merged / Math.max(total, f(1e-6))));
+        // Every NaN as 0x7fc00000 (which of two NaNs a sum returns is up to the hardware and the JIT).
+        out[i] = Number.isNaN(r) ? NaN : r;
       }
       await sink.write(start, out);
     }
@@ -136,10 +139,150 @@ async function modelWeights(source: TensorSource, base: number, others: number[]
       });
     }
   }
+  return weightsFromSquares(squares, numel);
+}
+
+/** Each model's mean square (its sum over `numel`) divided by their sum; equal weights when that is ~0. */
+function weightsFromSquares(squares: TorchSum[], numel: number): number[] {
   const means = squares.map((s) => f(s.result() / numel));
   const sum = new TorchSum(means.length);
   means.forEach((m) => sum.add(m));
   const total = sum.result();
-  if (Math.abs(total) < 1e-6) return others.map(() => f(1 / others.length));
+  if (Math.abs(total) < 1e-6) return squares.map(() => f(1 / squares.length));
   return means.map((m) => f(m / total));
+}
+
+// ---- sce on a compute backend: the same bits as the TypeScript above ----
+
+/** A cut that keeps nothing (no variance's bits are above it). */
+const NOTHING_KEPT: MagnitudeCut = { bits: 0xffffffff, before: 0 };
+
+/**
+ * sce with every pass over the elements on `backend`: the variances by `deltaVariance`, their top-k
+ * as a cut over their bits (`deltaHistogram`, `deltaFind`: the threshold and ties `varianceSelection`
+ * finds), the mean squares by `sceDelta` and `dotRows` (torch's cascade, as `TorchSum` adds), and
+ * the merge by `sceMerge`.
+ */
+async function kernelOnBackend(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, backend: ComputeBackend, base: number, others: number[]): Promise<void> {
+  const scratch = new HostScratch(backend);
+  try {
+    const select = await varianceCut(source, ctx, backend, base, others, scratch);
+    const weights = await modelWeightsOnBackend(source, ctx.numel, backend, base, others, select, scratch);
+    const output = new OutputBuffer(sink);
+    for await (const chunk of source.chunks()) {
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      const out = output.take(chunk.length);
+      await backend.sceMerge(inputs[base]!, others.map((m) => inputs[m]!), { start: chunk.start, weights, ...(select ? { select } : {}) }, out);
+      await output.write(chunk.start, out);
+    }
+  } finally {
+    scratch.release();
+  }
+}
+
+/**
+ * The top `select_topk` of the nonzero variances as a cut (undefined to keep all): the same k, the
+ * same threshold and the same ties (in index order) as `varianceSelection`. One pass counts the high
+ * 16 bits of the variances' bits and, beside them, the low 16 bits of bucket 0 (whose bin 0 is the
+ * zeros); one pass the low bits of the chosen bucket (unless it is 0); then, when only some of the
+ * ties are kept, a pass that finds where the last kept one is.
+ */
+async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backend: ComputeBackend, base: number, others: number[], scratch: HostScratch): Promise<MagnitudeCut | undefined> {
+  const density = ctx.global['select_topk'] as number;
+  if (density >= 1) return undefined;
+  // The variances as deltaHistogram and deltaFind see them: |r(v − 0)|'s bits are v's (v ≥ 0 or NaN).
+  const variances = async (chunk: Chunk): Promise<{ zeros: HostArray; v: HostArray }> => {
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    const v = f32Host(scratch.f32('variances', chunk.length));
+    await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), v);
+    return { zeros: f32Host(scratch.zeros(chunk.length)), v };
+  };
+  const histogram = async (prefixes: (number | undefined)[]): Promise<Float64Array[]> => {
+    const counts = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
+    for await (const chunk of source.chunks()) {
+      const { zeros, v } = await variances(chunk);
+      await backend.deltaHistogram(zeros, prefixes.map(() => v), { step: 'F32', prefixes }, counts);
+    }
+    return counts;
+  };
+  const [high, bucketZero] = await histogram([undefined, 0]);
+  const k = Math.trunc((ctx.numel - bucketZero![0]!) * density);
+  if (density <= 0 || k === 0) return NOTHING_KEPT;
+  const bucket = pick(high!, k);
+  const low = bucket.bucket === 0 ? bucketZero! : (await histogram([bucket.bucket]))[0]!;
+  const threshold = lowPick(bucket, low);
+  if (threshold.ties >= threshold.count) return { bits: threshold.bits, before: Infinity };
+  if (threshold.ties <= 0) return { bits: threshold.bits, before: 0 };
+  // The tie ranked `ties` (from 0) in index order is the first one dropped.
+  let seen = 0;
+  for await (const chunk of source.chunks()) {
+    const { zeros, v } = await variances(chunk);
+    const [found] = await backend.deltaFind(zeros, [v], { step: 'F32', bits: [threshold.bits], ranks: [threshold.ties - seen] });
+    if (found!.index >= 0) return { bits: threshold.bits, before: chunk.start + found!.index };
+    seen += found!.count;
+  }
+  return { bits: threshold.bits, before: Infinity };
+}
+
+/** `modelWeights` on the backend: each model's kept δ by `sceDelta`, its squares added as `TorchSum` adds them. */
+async function modelWeightsOnBackend(source: TensorSource, numel: number, backend: ComputeBackend, base: number, others: number[], select: MagnitudeCut | undefined, scratch: HostScratch): Promise<number[]> {
+  const squares = others.map(() => new TorchSum(numel));
+  for await (const chunk of source.chunks()) {
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    const models = others.map((m) => inputs[m]!);
+    const delta = scratch.f32('delta', chunk.length);
+    for (let j = 0; j < others.length; j++) {
+      await backend.sceDelta(inputs[base]!, models, { start: chunk.start, model: j, ...(select ? { select } : {}) }, f32Host(delta));
+      await addSquares(squares[j]!, delta, backend);
+    }
+  }
+  return weightsFromSquares(squares, numel);
+}
+
+/** sum.add(r(d_i · d_i)) for each element in order: whole rows of the cascade by `dotRows` (a/1 · b/1), the rest one by one. */
+async function addSquares(sum: TorchSum, d: Float32Array, backend: ComputeBackend): Promise<void> {
+  for (let i = 0; i < d.length; ) {
+    const rows = Math.min(sum.bulkRows(), Math.floor((d.length - i) / CASCADE_ROW));
+    if (rows > 0) {
+      const rowsOf = f32Host(d.subarray(i, i + rows * CASCADE_ROW));
+      const state = sum.cascade();
+      await backend.dotRows(rowsOf, rowsOf, 1, 1, state);
+      sum.rowsAdded(state);
+      i += rows * CASCADE_ROW;
+    } else {
+      sum.add(f(d[i]! * d[i]!));
+      i++;
+    }
+  }
+}
+
+/**
+ * f32 arrays reused from chunk to chunk, in the backend's own memory where it has some (so its
+ * kernels read and write them where they are); `release` gives that memory back.
+ */
+class HostScratch {
+  private readonly blocks = new Map<string, Uint8Array>();
+
+  constructor(private readonly backend: ComputeBackend) {}
+
+  f32(name: string, length: number): Float32Array {
+    let bytes = this.blocks.get(name);
+    if (!bytes || bytes.byteLength < 4 * length) {
+      if (bytes) this.backend.releaseHost?.(bytes);
+      bytes = this.backend.allocateHost ? this.backend.allocateHost(4 * length) : new Uint8Array(4 * length);
+      // Zeroed once: only `zeros` relies on it, and nothing writes that one.
+      bytes.fill(0);
+      this.blocks.set(name, bytes);
+    }
+    return new Float32Array(bytes.buffer, bytes.byteOffset, length);
+  }
+
+  zeros(length: number): Float32Array {
+    return this.f32('zeros', length);
+  }
+
+  release(): void {
+    for (const bytes of this.blocks.values()) this.backend.releaseHost?.(bytes);
+    this.blocks.clear();
+  }
 }

@@ -1555,4 +1555,247 @@
     (v128.store offset=96 (local.get $state) (local.get $a6))
     (v128.store offset=112 (local.get $state) (local.get $a7))
     (i32.store offset=512 (local.get $state) (local.get $rows)))
+
+  ;; ---- sce's merge pass (compute/reference.ts sceMergeF32), a tile of up to 1024 elements at a time ----
+  ;;
+  ;; Scratch tiles: 0 the base widened, 1 a model widened, 2 a bf16 output before narrowing, 3 the
+  ;; mean of the δ_j then merged, 4 the variance (then its keep mask) then total, 5 the vote, 6..21 δ_j.
+
+  ;; $sq += f(d · d) with d = f($dj − $mean), $n f32.
+  (func $sce_sq_tile (param $sq i32) (param $dj i32) (param $mean i32) (param $n i32)
+    (local $i i32) (local $stop i32) (local $d v128)
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $d (f32x4.sub (v128.load (i32.add (local.get $dj) (local.get $i))) (v128.load (i32.add (local.get $mean) (local.get $i)))))
+        (v128.store (i32.add (local.get $sq) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $sq) (local.get $i))) (f32x4.mul (local.get $d) (local.get $d))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; Replaces the variances at $p by their keep masks (all ones where kept): their magnitude bits
+  ;; (every NaN 0x7fc00000) above $u (unsigned), or equal to it before window index $cu.
+  (func $sce_cut_tile (param $p i32) (param $n i32) (param $e0 i32) (param $u i32) (param $cu i32)
+    (local $i i32) (local $stop i32) (local $bits v128) (local $e v128) (local $uv v128) (local $cuv v128)
+    (local.set $uv (i32x4.splat (local.get $u)))
+    (local.set $cuv (i32x4.splat (local.get $cu)))
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $bits (v128.and (v128.load (i32.add (local.get $p) (local.get $i))) (i32x4.splat (i32.const 0x7fffffff))))
+        (local.set $bits (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $bits) (i32x4.gt_s (local.get $bits) (i32x4.splat (i32.const 0x7f800000)))))
+        (local.set $e (i32x4.add (i32x4.splat (i32.add (local.get $e0) (i32.shr_u (local.get $i) (i32.const 2)))) (v128.const i32x4 0 1 2 3)))
+        (v128.store (i32.add (local.get $p) (local.get $i))
+          (v128.or (i32x4.gt_u (local.get $bits) (local.get $uv))
+                   (v128.and (i32x4.eq (local.get $bits) (local.get $uv)) (i32x4.lt_s (local.get $e) (local.get $cuv)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; $p &= $m (bitwise), $n f32: a dropped δ becomes +0.
+  (func $sce_and_tile (param $p i32) (param $m i32) (param $n i32)
+    (local $i i32) (local $stop i32)
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (v128.store (i32.add (local.get $p) (local.get $i))
+          (v128.and (v128.load (i32.add (local.get $p) (local.get $i))) (v128.load (i32.add (local.get $m) (local.get $i)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; One model's turn: w = $w where tv has the sign the vote elected (≥ 0 is +; a zero or NaN agrees
+  ;; with neither), else +0; merged += f(tv · w), total += w.
+  (func $sce_agree_tile (param $merged i32) (param $total i32) (param $d i32) (param $vote i32) (param $n i32) (param $w f32)
+    (local $i i32) (local $stop i32) (local $x v128) (local $wsel v128) (local $zero v128)
+    (local.set $zero (f32x4.splat (f32.const 0)))
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $x (v128.load (i32.add (local.get $d) (local.get $i))))
+        (local.set $wsel
+          (v128.and (f32x4.splat (local.get $w))
+            (v128.bitselect (f32x4.gt (local.get $x) (local.get $zero))
+                            (f32x4.lt (local.get $x) (local.get $zero))
+                            (f32x4.ge (v128.load (i32.add (local.get $vote) (local.get $i))) (local.get $zero)))))
+        (v128.store (i32.add (local.get $merged) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i))) (f32x4.mul (local.get $x) (local.get $wsel))))
+        (v128.store (i32.add (local.get $total) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $total) (local.get $i))) (local.get $wsel)))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; $po = f($pb + f($merged / max($total, f(1e-6)))), $n f32, every NaN as 0x7fc00000 (which of
+  ;; two NaNs an addition returns is up to the hardware and the operand order the JIT picks).
+  (func $sce_out_tile (param $po i32) (param $pb i32) (param $merged i32) (param $total i32) (param $n i32)
+    (local $i i32) (local $stop i32) (local $floor v128) (local $r v128)
+    (local.set $floor (i32x4.splat (i32.const 0x358637bd)))
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $r
+          (f32x4.add (v128.load (i32.add (local.get $pb) (local.get $i)))
+            (f32x4.div (v128.load (i32.add (local.get $merged) (local.get $i)))
+                       (f32x4.max (v128.load (i32.add (local.get $total) (local.get $i))) (local.get $floor)))))
+        (v128.store (i32.add (local.get $po) (local.get $i))
+          (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $r) (f32x4.ne (local.get $r) (local.get $r))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; sce: input 0 is the base, inputs 1..count the models; the weights are `count` f32 at $params.
+  ;; With $select, an element is kept where its variance (dvar's steps) passes the cut: bits $cut_bits,
+  ;; its ties kept before tensor index i64 at $params + 64; $idx_lo/$idx_hi: the tensor index of the
+  ;; window's element 0. With $only ≥ 0 the output is model $only's kept δ (0 where dropped), for
+  ;; its mean square, and nothing is merged.
+  (func (export "sce")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
+    (param $idx_lo i32) (param $idx_hi i32) (param $select i32) (param $cut_bits i32) (param $only i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $po i32) (local $bytes i32) (local $k f32)
+    (local $mean i32) (local $var i32) (local $vote i32) (local $cu i32)
+    (local.set $k (f32.convert_i32_u (local.get $count)))
+    (local.set $mean (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $var (call $scratch_tile (local.get $scratch) (i32.const 4)))
+    (local.set $vote (call $scratch_tile (local.get $scratch) (i32.const 5)))
+    (local.set $cu (call $rel_cut (i64.load offset=64 (local.get $params)) (local.get $idx_lo) (local.get $idx_hi)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        ;; δ_j = f(x_j − base)
+        (local.set $j (i32.const 0))
+        (block $d_done
+          (loop $d
+            (br_if $d_done (i32.ge_u (local.get $j) (local.get $count)))
+            (call $sub_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
+              (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
+              (local.get $pb) (local.get $n))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $d)))
+        (if (local.get $select)
+          (then
+            ;; mean = f(Σ δ_j / count); variance = f(Σ f(d_j · d_j) / count), d_j = f(δ_j − mean)
+            (memory.fill (local.get $mean) (i32.const 0) (local.get $bytes))
+            (local.set $j (i32.const 0))
+            (block $s_done
+              (loop $s
+                (br_if $s_done (i32.ge_u (local.get $j) (local.get $count)))
+                (call $add_tile (local.get $mean) (local.get $mean) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $s)))
+            (call $div_tile (local.get $mean) (i32.const 0) (local.get $n) (local.get $k))
+            (memory.fill (local.get $var) (i32.const 0) (local.get $bytes))
+            (local.set $j (i32.const 0))
+            (block $q_done
+              (loop $q
+                (br_if $q_done (i32.ge_u (local.get $j) (local.get $count)))
+                (call $sce_sq_tile (local.get $var) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $mean) (local.get $n))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $q)))
+            (call $div_tile (local.get $var) (i32.const 0) (local.get $n) (local.get $k))
+            ;; the dropped δ_j become 0
+            (call $sce_cut_tile (local.get $var) (local.get $n) (local.get $t) (local.get $cut_bits) (local.get $cu))
+            (local.set $j (i32.const 0))
+            (block $m_done
+              (loop $m
+                (br_if $m_done (i32.ge_u (local.get $j) (local.get $count)))
+                (call $sce_and_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $var) (local.get $n))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $m)))))
+        (if (i32.ge_s (local.get $only) (i32.const 0))
+          (then
+            (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+            (memory.copy (local.get $po) (call $scratch_tile (local.get $scratch) (i32.add (local.get $only) (i32.const 6))) (local.get $bytes))
+            (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+            (local.set $t (i32.add (local.get $t) (local.get $n)))
+            (br $tiles)))
+        ;; vote = Σ tv_j; merged (tile 3) and total (tile 4) over the models that agree with it
+        (memory.fill (local.get $vote) (i32.const 0) (local.get $bytes))
+        (local.set $j (i32.const 0))
+        (block $v_done
+          (loop $v
+            (br_if $v_done (i32.ge_u (local.get $j) (local.get $count)))
+            (call $add_tile (local.get $vote) (local.get $vote) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $v)))
+        (memory.fill (local.get $mean) (i32.const 0) (local.get $bytes))
+        (memory.fill (local.get $var) (i32.const 0) (local.get $bytes))
+        (local.set $j (i32.const 0))
+        (block $a_done
+          (loop $a
+            (br_if $a_done (i32.ge_u (local.get $j) (local.get $count)))
+            (call $sce_agree_tile (local.get $mean) (local.get $var) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
+                                  (local.get $vote) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $a)))
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (call $sce_out_tile (local.get $po) (local.get $pb) (local.get $mean) (local.get $var) (local.get $n))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
+  ;; ---- nearswap with bf16 steps (compute/reference.ts nearswapF32, step BF16) ----
+
+  ;; nearswap_bf: nearswap with every step rounded to bf16 as torch rounds (nearest even, NaN
+  ;; 0x7fc00000), in registers: d = r(a − b), d = max(|d|, r(1e-6)), w = clamp(r(r(1 / d) · t), 0, 1),
+  ;; out = r(r(w·b) + r(r(1 − w)·a)). t is taken as f32, not rounded (torch's scalar).
+  (func (export "nearswap_bf")
+    (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $out i32)
+    (param $bf_in i32) (param $bf_out i32) (param $tv f32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $pa i32) (local $pb i32) (local $po i32) (local $i i32) (local $stop i32)
+    (local $a v128) (local $b v128) (local $d v128) (local $w v128) (local $p v128) (local $q v128)
+    (local $k v128) (local $one v128) (local $zero v128) (local $lo v128)
+    (local $nan v128) (local $half v128) (local $one_i v128) (local $hi16 v128)
+    (local.set $k (f32x4.splat (local.get $tv)))
+    (local.set $one (f32x4.splat (f32.const 1)))
+    (local.set $zero (f32x4.splat (f32.const 0)))
+    (local.set $lo (i32x4.splat (i32.const 0x35860000)))  ;; roundBf16(1e-6)
+    (local.set $nan (i32x4.splat (i32.const 0x7fc00000)))
+    (local.set $half (i32x4.splat (i32.const 0x7fff)))
+    (local.set $one_i (i32x4.splat (i32.const 1)))
+    (local.set $hi16 (i32x4.splat (i32.const 0xffff0000)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $pa (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 1) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1)))
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (local.set $i (i32.const 0))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (local.set $a (v128.load align=4 (i32.add (local.get $pa) (local.get $i))))
+            (local.set $b (v128.load align=4 (i32.add (local.get $pb) (local.get $i))))
+            (local.set $d (f32x4.sub (local.get $a) (local.get $b)))
+            (local.set $d (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))
+            ;; pmax/pmin as in nearswap: Math.max/Math.min's results but for a NaN weight (0, not
+            ;; NaN), and then the output is NaN either way (a or b is NaN, or both ±∞ alike).
+            (local.set $d (f32x4.div (local.get $one) (f32x4.pmax (f32x4.abs (local.get $d)) (local.get $lo))))
+            (local.set $d (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))
+            (local.set $w (f32x4.mul (local.get $d) (local.get $k)))
+            (local.set $w (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $w) (local.get $half)) (v128.and (i32x4.shr_u (local.get $w) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $w) (local.get $w))))
+            (local.set $w (f32x4.pmin (f32x4.pmax (local.get $zero) (local.get $w)) (local.get $one)))
+            (local.set $p (f32x4.mul (local.get $w) (local.get $b)))
+            (local.set $p (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+            (local.set $q (f32x4.sub (local.get $one) (local.get $w)))
+            (local.set $q (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))
+            (local.set $q (f32x4.mul (local.get $q) (local.get $a)))
+            (local.set $q (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))
+            (local.set $p (f32x4.add (local.get $p) (local.get $q)))
+            (local.set $p (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+            (v128.store align=4 (i32.add (local.get $po) (local.get $i)) (local.get $p))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
 )
