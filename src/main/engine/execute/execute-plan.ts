@@ -16,7 +16,8 @@ import { ConcatenatedReader } from '../model/concatenated-reader';
 import { layoutShard } from '../safetensors/writer';
 import type { MergePlan, PlannedInput, PlannedTensor } from '../plan/types';
 import { BufferPool } from './buffer-pool';
-import { ShardOutput, Sha256Worker } from './shard-output';
+import { ShardHasher } from './shard-digest';
+import { ShardOutput } from './shard-output';
 import { ChunkedTensorSource, chunkElementsFor } from './tensor-source';
 import { VocabularyTensorSource } from './vocabulary-source';
 import { openTensorFile } from '../model/open-tensor-file';
@@ -108,7 +109,7 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
   const readers = new ReaderPool();
   let compute: Awaited<ReturnType<typeof openBackend>> | undefined;
   let pool: BufferPool | undefined;
-  const hasher = new Sha256Worker();
+  const hasher = new ShardHasher();
   try {
     compute = await openBackend(options);
     const run: ExecuteOptions = { ...options, backend: compute.backend };
@@ -121,8 +122,8 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
         continue;
       }
       writing.file = shard.file;
-      const { sha256 } = await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run, pool, hasher });
-      const described = sha256 ? { file: shard.file, bytes: (await stat(join(temp, shard.file))).size, sha256 } : await describeShard(temp, shard.file);
+      const { digest } = await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run, pool, hasher });
+      const described = digest ? { file: shard.file, bytes: (await stat(join(temp, shard.file))).size, digest } : await describeShard(temp, shard.file, hasher);
       await journal.record(described);
     }
   } finally {
@@ -153,7 +154,7 @@ interface ShardContext {
   progress: ProgressCounter;
   run: ExecuteOptions;
   pool: BufferPool;
-  hasher: Sha256Worker;
+  hasher: ShardHasher;
 }
 
 /**
@@ -161,7 +162,7 @@ interface ShardContext {
  * order of the shard's layout, so the file is written front to back (and hashed as it is written),
  * and each tensor's first chunk is read while the one before it is computed.
  */
-async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run, pool, hasher }: ShardContext): Promise<{ sha256: string | undefined }> {
+async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run, pool, hasher }: ShardContext): Promise<{ digest: string | undefined }> {
   const output = await ShardOutput.create(path, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), pool, hasher);
   const ordered = inLayoutOrder(tensors);
   let next: Promise<PreparedTensor> | undefined;

@@ -1,22 +1,25 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MergePlan } from '../plan/types';
+import { shardDigestOfFile, ShardHasher } from './shard-digest';
 
 /** The journal's name inside the hidden folder a merge is built in; it never reaches the output. */
 export const JOURNAL_FILE = 'alloy-journal.jsonl';
+/** 2: shards described by their piece digest (1: by the SHA-256 of the whole file). */
+const JOURNAL_VERSION = 2;
 
 /** One shard that was written, flushed and renamed to its final name. */
 export interface FinishedShard {
   file: string;
   bytes: number;
-  sha256: string;
+  /** `shard-digest.ts`: the SHA-256 of its 8 MiB pieces' SHA-256s. */
+  digest: string;
 }
 
 interface JournalHeader {
   journal: 'alloy-shards';
-  version: 1;
+  version: 2;
   planHash: string;
 }
 
@@ -34,17 +37,11 @@ export async function hashPlan(plan: MergePlan, torchThreads: number): Promise<s
   return hash.digest('hex');
 }
 
-export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** Reads a finished shard back and describes it for the journal. */
-export async function describeShard(dir: string, file: string): Promise<FinishedShard> {
+export async function describeShard(dir: string, file: string, hasher?: ShardHasher): Promise<FinishedShard> {
   const path = join(dir, file);
   const { size } = await stat(path);
-  return { file, bytes: size, sha256: await sha256OfFile(path) };
+  return { file, bytes: size, digest: await shardDigestOfFile(path, hasher) };
 }
 
 /**
@@ -61,7 +58,7 @@ export class ShardJournal {
   /** Starts an empty journal in `dir` (replacing any). */
   static async start(dir: string, planHash: string): Promise<ShardJournal> {
     const journal = new ShardJournal(join(dir, JOURNAL_FILE), planHash);
-    const header: JournalHeader = { journal: 'alloy-shards', version: 1, planHash };
+    const header: JournalHeader = { journal: 'alloy-shards', version: JOURNAL_VERSION, planHash };
     await appendDurably(journal.path, JSON.stringify(header) + '\n', 'w');
     return journal;
   }
@@ -72,7 +69,7 @@ export class ShardJournal {
     if (text === undefined) return 'none';
     const [headerLine, ...lines] = completeLines(text);
     const header = parseLine(headerLine) as Partial<JournalHeader> | undefined;
-    if (header?.journal !== 'alloy-shards' || header.version !== 1) return 'none';
+    if (header?.journal !== 'alloy-shards' || header.version !== JOURNAL_VERSION) return 'none';
     if (header.planHash !== planHash) return 'other-plan';
     const finished = lines.map(parseLine).filter(isFinishedShard);
     return { journal: new ShardJournal(join(dir, JOURNAL_FILE), planHash), finished };
@@ -84,7 +81,7 @@ export class ShardJournal {
     if (text === undefined) return undefined;
     const [headerLine, ...lines] = completeLines(text);
     const header = parseLine(headerLine) as Partial<JournalHeader> | undefined;
-    if (header?.journal !== 'alloy-shards' || header.version !== 1) return undefined;
+    if (header?.journal !== 'alloy-shards' || header.version !== JOURNAL_VERSION) return undefined;
     return lines.map(parseLine).filter(isFinishedShard).length;
   }
 
@@ -110,7 +107,7 @@ function parseLine(line: string | undefined): unknown {
 
 function isFinishedShard(value: unknown): value is FinishedShard {
   const v = value as Partial<FinishedShard> | undefined;
-  return typeof v?.file === 'string' && typeof v.bytes === 'number' && typeof v.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256);
+  return typeof v?.file === 'string' && typeof v.bytes === 'number' && typeof v.digest === 'string' && /^[0-9a-f]{64}$/.test(v.digest);
 }
 
 async function appendDurably(path: string, text: string, flags: 'w' | 'a'): Promise<void> {
@@ -123,15 +120,20 @@ async function appendDurably(path: string, text: string, flags: 'w' | 'a'): Prom
   }
 }
 
-/** The journal's shards whose files are still there with the recorded size and sha256; the others are to be written again. */
+/** The journal's shards whose files are still there with the recorded size and digest; the others are to be written again. */
 export async function verifyFinishedShards(dir: string, finished: FinishedShard[]): Promise<{ kept: FinishedShard[]; dropped: string[] }> {
   const kept: FinishedShard[] = [];
   const dropped: string[] = [];
-  for (const shard of finished) {
-    const info = await stat(join(dir, shard.file)).catch(() => undefined);
-    const intact = info?.size === shard.bytes && (await sha256OfFile(join(dir, shard.file))) === shard.sha256;
-    if (intact) kept.push(shard);
-    else dropped.push(shard.file);
+  const hasher = new ShardHasher();
+  try {
+    for (const shard of finished) {
+      const info = await stat(join(dir, shard.file)).catch(() => undefined);
+      const intact = info?.size === shard.bytes && (await shardDigestOfFile(join(dir, shard.file), hasher)) === shard.digest;
+      if (intact) kept.push(shard);
+      else dropped.push(shard.file);
+    }
+  } finally {
+    await hasher.dispose();
   }
   return { kept, dropped };
 }
