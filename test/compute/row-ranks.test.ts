@@ -24,7 +24,7 @@ const BACKENDS: [string, ComputeBackend, boolean][] = [
   ['WASM, 2 workers, windows of 100,000 (rows split across the threads)', new WasmBackend({ workers: 2, windowElements: 100_000 }), false],
   ['WASM, calling thread', new WasmBackend({ workers: 0 }), false],
   ['WASM, 1 worker, arrays in its own memory', new WasmBackend({ workers: 1 }), true],
-  ...(gpu ? [[`GPU (${gpu.description}), on its host CPU backend`, gpu, false] as [string, ComputeBackend, boolean]] : []),
+  ...(gpu ? [[`GPU (${gpu.description}), windows of 1,000 (longer rows on its host CPU backend)`, gpu, false] as [string, ComputeBackend, boolean]] : []),
 ];
 afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 

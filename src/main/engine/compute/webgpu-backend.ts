@@ -1,5 +1,6 @@
 import type { FloatDtype } from '../safetensors/dtype';
-import { checkDeltaVariance, checkTaskArithmetic, checkUnitSum, checkUnitTangent, toF32, weightSum } from './reference';
+import { checkDella, dellaProbabilities } from '../methods/sparsify';
+import { checkDeltaVariance, checkRowRanks, checkTaskArithmetic, checkUnitSum, checkUnitTangent, toF32, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -13,6 +14,7 @@ import {
   type DeltaHistogramParams,
   type DeltaSumsParams,
   type HostArray,
+  type RowRankParams,
   type TaskArithmeticParams,
   type UnitTangentParams,
   type CascadeState,
@@ -30,6 +32,9 @@ import {
   elementwiseShader,
   MAX_LINEAR_INPUTS,
   PARAMS_BYTES,
+  RANK_BINS,
+  RANK_PARAMS_BYTES,
+  rankShader,
   TASK_MASK_ALL,
   TASK_MASK_MAGNITUDE,
   TASK_MASK_RANDOM,
@@ -48,9 +53,15 @@ const MAP_READ = 0x1;
 const COMPUTE_STAGE = 0x4;
 const MAX_GROUPS_PER_DIMENSION = 65535;
 /** The uniform buffer of every kernel: the larger of their parameter blocks. */
-const UNIFORM_BYTES = Math.max(PARAMS_BYTES, TASK_PARAMS_BYTES, COUNT_PARAMS_BYTES);
+const UNIFORM_BYTES = Math.max(PARAMS_BYTES, TASK_PARAMS_BYTES, COUNT_PARAMS_BYTES, RANK_PARAMS_BYTES);
 /** Default cap on one window's input or output binding: keeps each submit to tens of milliseconds. */
 const DEFAULT_WINDOW_BYTES = 64 << 20;
+/**
+ * Most elements in one window of DELLA's row sort (unless one row is longer): one dispatch sorts a
+ * window's rows, so this keeps a submit short. Scratch: 12 bytes an element (keys, two position arrays).
+ */
+const RANK_WINDOW_ELEMENTS = 1 << 20;
+const RANK_SCRATCH_BYTES = 12;
 
 /** Raised by a GPU call once the device is gone; the caller may rerun the call elsewhere. */
 export class GpuDeviceLostError extends Error {
@@ -78,7 +89,7 @@ export interface WebGpuOptions {
   countLimit?: number;
   /**
    * Where the reductions that must run in one sequential order compute (deltaSums, normLanes,
-   * dotRows, gramSums, unitMix: f64 or torch-ordered sums; DELLA's row ranks), and deltaFind's scan of
+   * dotRows, gramSums, unitMix: f64 or torch-ordered sums; DELLA's ranks of a row longer than a window), and deltaFind's scan of
    * the one window that holds the wanted tie: default, the WebAssembly CPU backend, started on first use.
    */
   host?: () => ComputeBackend;
@@ -165,9 +176,10 @@ function describeAdapter(adapter: GPUAdapter, backend: string): GpuAdapterDescri
  *
  * On the device: the elementwise kernels (linear, nearswap, blend2, taskArithmetic, and unitSum,
  * unitTangent, deltaVariance, whose f32 quotients come from the integer division div_ieee), the
- * magnitude histograms (u32 atomics, exact in any order) and deltaFind's per-window tallies. On the
- * host's CPU backend: the sums that follow one sequential order in f64 or in torch's order (WGSL has
- * no f64, and a parallel sum would round differently), and DELLA's row ranks.
+ * magnitude histograms (u32 atomics, exact in any order), deltaFind's per-window tallies and DELLA's
+ * row ranks (a stable radix sort per row, rowRankMasks). On the host's CPU backend: the sums that
+ * follow one sequential order in f64 or in torch's order (WGSL has no f64, and a parallel sum would
+ * round differently), and DELLA's rows longer than a window.
  *
  * Dawn keeps Node alive while it has work; `dispose()` destroys the device so the process can exit.
  */
@@ -175,6 +187,8 @@ export class WebGpuBackend implements ComputeBackend {
   readonly kind = 'gpu';
   readonly description: string;
   private readonly workgroupSize: number;
+  /** Invocations a workgroup of the row sort (wgsl.ts rankShader): 128, compatibility's limit, or fewer. */
+  private readonly rankGroup: number;
   private readonly windowBytes: number;
   private readonly layout: GPUBindGroupLayout;
   private readonly pipelineLayout: GPUPipelineLayout;
@@ -197,6 +211,7 @@ export class WebGpuBackend implements ComputeBackend {
     this.description = `WebGPU: ${adapter.name}${adapter.software ? ' (software)' : ''}`;
     const limits = device.limits;
     this.workgroupSize = Math.min(256, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+    this.rankGroup = Math.min(128, this.workgroupSize);
     this.windowBytes = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, DEFAULT_WINDOW_BYTES) / 256) * 256;
     void device.lost.then((info) => {
       if (!this.disposed) this.lost = info.message || info.reason || 'unknown reason';
@@ -354,9 +369,44 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().deltaSums(base, models, params, sums);
   }
 
-  // DELLA's per-row ranks: a sort per row, sequential work; on the host.
-  rowRankMasks(base: HostArray, models: readonly HostArray[], params: Parameters<ComputeBackend['rowRankMasks']>[2], keeps: readonly Uint8Array[]): Promise<void> {
-    return this.host().rowRankMasks(base, models, params, keeps);
+  // DELLA's per-row ranks on the device (wgsl.ts rankShader): a workgroup per row computes the
+  // row's |δ| bits and sorts its positions with a stable radix sort (exact integer ranks, one
+  // dispatch a digit), then a last dispatch draws the keep bytes. One model at a time, every window
+  // of the call, so the longest row (4,194,304 elements, 48 MiB of scratch) fits one window. A row
+  // longer than a window (`windowElements` set below it, or a device whose largest binding cannot
+  // hold its scratch) is ranked by the host's CPU backend instead: the same exact ranks, so the
+  // same bytes.
+  rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): Promise<void> {
+    const count = models.length;
+    try {
+      checkLengths(models, base);
+      checkRowRanks(base.data.length, count, params, keeps);
+      models.forEach((_, j) => checkDella(params.densities[j]!, params.epsilons[j]!));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const length = base.data.length;
+    if (length === 0 || count === 0) return Promise.resolve();
+    const n = params.rowLength;
+    const mixed = models.some((m) => m.dtype !== base.dtype);
+    const inSize = mixed ? 4 : bytesPerElement(base.dtype);
+    const capacity = Math.min(
+      Math.floor(this.windowBytes / RANK_SCRATCH_BYTES),
+      Math.floor((this.windowBytes / 2 - 256) / inSize),
+      this.options.windowElements ?? Infinity,
+      Math.max(n, RANK_WINDOW_ELEMENTS),
+    );
+    const rows = Math.floor(capacity / n);
+    // llvmpipe ends a loop after 65,535 iterations counted over the whole invocation: the most a
+    // digit pass's invocation takes (wgsl.ts rankOp; 49,300 for the longest row in groups of 128,
+    // so only a device with smaller workgroups would send long rows to the host).
+    const wg = this.rankGroup;
+    const iterations = 1.5 * Math.ceil(n / wg) + (3 * RANK_BINS) / wg + wg + 16;
+    if (rows < 1 || RANK_BINS % wg !== 0 || iterations > 65_000) return this.host().rowRankMasks(base, models, params, keeps);
+    return this.serial(async () => {
+      const inputs: HostArray[] = mixed ? [base, ...models].map((i) => ({ dtype: 'F32', data: toF32(i) })) : [base, ...models];
+      for (let j = 0; j < count; j++) await this.runRanks(inputs[0]!, inputs[j + 1]!, params, j, rows * n, keeps[j]!);
+    });
   }
 
   // torch's own summation orders are sequential chains: the host computes them as it computes them.
@@ -530,6 +580,94 @@ export class WebGpuBackend implements ComputeBackend {
       for (const s of this.slots) s.pending = undefined;
     }
     this.check();
+  }
+
+  /**
+   * DELLA's masks of one model (`rowRankMasks`) window by window, `window` elements (whole rows) at
+   * most: one upload of the base's and the model's rows, the key and three digit dispatches (a
+   * workgroup per row), the keep dispatch (4 elements an invocation), one readback of the keep bytes.
+   */
+  private async runRanks(base: HostArray, model: HostArray, params: RowRankParams, j: number, window: number, keep: Uint8Array): Promise<void> {
+    if (this.disposed) throw new Error('the GPU backend was disposed');
+    if (this.lost) throw new GpuDeviceLostError(this.lost);
+    const total = base.data.length;
+    const n = params.rowLength;
+    const inDtype = base.dtype;
+    const segBytes = align(window * bytesPerElement(inDtype), 256);
+    const pipelines = this.rankPipelines(inDtype);
+    const sort = pipelines.slice(0, 4);
+    const draw = pipelines[4]!;
+    this.ensureSlots(2 * segBytes, RANK_SCRATCH_BYTES * window);
+    const header = new ArrayBuffer(RANK_PARAMS_BYTES);
+    const view = new DataView(header);
+    const { low, span } = dellaProbabilities(params.densities[j]!, params.epsilons[j]!);
+    view.setUint32(4, segBytes / 4, true);
+    view.setUint32(8, n, true);
+    view.setUint32(24, params.step === 'BF16' ? 8 : 0, true);
+    view.setUint32(28, params.keys[j]! >>> 0, true);
+    view.setFloat32(32, low, true);
+    view.setFloat32(36, span, true);
+    view.setFloat32(40, n - 1, true);
+    view.setUint32(48, window, true);
+    const grid = (groups: number): [number, number] => {
+      const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
+      return [x, Math.ceil(groups / x)];
+    };
+    let turn = 0;
+    try {
+      for (let start = 0; start < total; start += window) {
+        const length = Math.min(window, total - start);
+        const slot = this.slots[turn]!;
+        turn = (turn + 1) % this.slots.length;
+        if (slot.pending) await slot.pending;
+        this.check();
+        const index = params.start + start;
+        view.setUint32(0, length, true);
+        view.setUint32(16, index >>> 0, true);
+        view.setUint32(20, Math.floor(index / 2 ** 32), true);
+        view.setUint32(44, length / n, true);
+        this.device.queue.writeBuffer(slot.params, 0, header);
+        this.upload(slot.input, 0, hostBytes(sliceHost(base, start, length)));
+        this.upload(slot.input, segBytes, hostBytes(sliceHost(model, start, length)));
+        const encoder = this.device.createCommandEncoder();
+        const pass = encoder.beginComputePass();
+        pass.setBindGroup(0, slot.bindGroup);
+        // One dispatch a step (WebGPU orders their storage writes); the keep draw 4 elements an invocation.
+        for (const pipeline of sort) {
+          pass.setPipeline(pipeline);
+          pass.dispatchWorkgroups(...grid(length / n));
+        }
+        pass.setPipeline(draw);
+        pass.dispatchWorkgroups(...grid(Math.ceil(Math.ceil(length / 4) / this.rankGroup)));
+        pass.end();
+        const outBytes = align(length, 4);
+        encoder.copyBufferToBuffer(slot.output, 0, slot.readback, 0, outBytes);
+        this.device.queue.submit([encoder.finish()]);
+        const target = keep.subarray(start, start + length);
+        slot.pending = slot.readback.mapAsync(MAP_READ, 0, outBytes).then(() => {
+          target.set(new Uint8Array(slot.readback.getMappedRange(0, outBytes), 0, length));
+          slot.readback.unmap();
+        });
+        slot.pending.catch(() => undefined);
+      }
+      await Promise.all(this.slots.map((s) => s.pending));
+    } catch (error) {
+      throw this.lost ? new GpuDeviceLostError(this.lost) : asLoss(error);
+    } finally {
+      for (const s of this.slots) s.pending = undefined;
+    }
+    this.check();
+  }
+
+  /** The row-rank entry points for one input dtype (wgsl.ts rankShader), in dispatch order: keys, the three digit passes, keep. */
+  private rankPipelines(input: FloatDtype): GPUComputePipeline[] {
+    const key = `rank:${input}`;
+    const entries = ['keys', 'digit0', 'digit1', 'digit2', 'keep'];
+    if (!this.pipelines.has(`${key}:keep`)) {
+      const module = this.device.createShaderModule({ code: rankShader(input, this.rankGroup), label: key });
+      for (const entryPoint of entries) this.pipelines.set(`${key}:${entryPoint}`, this.device.createComputePipeline({ layout: this.pipelineLayout, compute: { module, entryPoint }, label: `${key}:${entryPoint}` }));
+    }
+    return entries.map((e) => this.pipelines.get(`${key}:${e}`)!);
   }
 
   /**

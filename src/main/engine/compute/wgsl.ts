@@ -571,3 +571,241 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
 }
 `;
 }
+
+/** Size of the uniform block of the row-rank kernels (`Params` in RANK_HEADER), in bytes. */
+export const RANK_PARAMS_BYTES = 64;
+/** Bins of one digit of the row sort: 11 bits of |δ|'s 31 a pass (bits 0–10, 11–21, 22–30). */
+export const RANK_BINS = 2048;
+
+const RANK_HEADER = /* wgsl */ `
+struct Params {
+  n: u32,         // elements in this window: whole rows
+  seg: u32,       // u32 words from one input to the next in src (the base, then one model)
+  len: u32,       // elements per row
+  zero: u32,      // always 0: the key of the barrier k()
+  start_lo: u32,  // index in the tensor of the window's first element, low and high words
+  start_hi: u32,
+  flags: u32,     // 8 bf16 steps (as the task kernel's)
+  key: u32,       // the model's hash key
+  low: f32,       // f(density - epsilon)
+  span: f32,      // f(2 epsilon)
+  last: f32,      // n - 1 of a row, as an f32 (exact: rows are at most 2^22)
+  rows: u32,      // rows in this window
+  stride: u32,    // u32 words of each scratch region in dst
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+`;
+
+/**
+ * DELLA's per-row ranks (ComputeBackend.rowRankMasks) for one input dtype and model, over one
+ * window of whole rows, as five entry points dispatched in order:
+ *
+ * `keys`, a workgroup per row: the row's keys, |δ|'s bits (δ rounded to the step as the task kernel
+ * rounds it, every NaN 0x7fc00000), to dst region 0 in index order.
+ *
+ * `digit0`, `digit1`, `digit2`, a workgroup per row each: one pass of a stable LSD radix sort of the
+ * row's positions by key, 11 bits a pass, a digit that every key of the row shares skipped (the OR
+ * of the keys xor their AND, as the WASM kernel does). A pass counts its digit into a 2,048-bin
+ * workgroup histogram (integer atomics: the same counts in any order), makes the counts exclusive
+ * offsets, then scatters the positions a tile of WG (the workgroup's size) at a time, in order: an
+ * element's place is its bin's offset plus the elements of the tile before it with the same digit,
+ * so equal digits keep their order and the sorted position of element i is exactly its rank, the
+ * keys below its own plus the equal keys at smaller positions. Positions ping-pong between regions 1
+ * and 2; the last pass writes each element's rank, in index order, to region 2 (a row whose keys are
+ * all alike gets its positions). Ranks are integers: any exact method gives the reference's bytes.
+ * One dispatch a pass, loops unrolled where they can be: llvmpipe ends any loop after 65,535
+ * iterations counted over a whole invocation, so an invocation stays under that for rows of
+ * MAX_DELLA_ROW with workgroups of 128 (the tile loop n / WG, the others a quarter of that).
+ *
+ * `keep`, one invocation per 4 elements (a packed word of the byte output; rows need not align with
+ * it): probability = f(low + f(f(rank / (n − 1))·span)) with div_ieee (correctly rounded) and
+ * barrier-separated f32 steps, then uniformAt(key, start + i) < probability decided exactly in
+ * integers (the hash's z < probability · 2^32, from the probability's bits). Output: region 0's
+ * first words, one byte per element.
+ */
+function rankOp(workgroupSize: number): string {
+  // The tile's elements before this one with the same digit: WG compares, no loop.
+  const ahead = Array.from({ length: workgroupSize }, (_, l) => `    ahead += select(0u, 1u, ${l}u < lid && tile[${l}u] == digit);`).join('\n');
+  const unrolled = (body: (i: string) => string) => /* wgsl */ `
+  for (var i0 = lid; i0 < n; i0 += 4u * WG) {
+    ${body('i0')}
+    if (i0 + WG < n) { ${body('i0 + WG')} }
+    if (i0 + 2u * WG < n) { ${body('i0 + 2u * WG')} }
+    if (i0 + 3u * WG < n) { ${body('i0 + 3u * WG')} }
+  }`;
+  return /* wgsl */ `
+const BINS = ${RANK_BINS}u;
+var<workgroup> hist: array<atomic<u32>, ${RANK_BINS}>;
+var<workgroup> tile: array<u32, WG>;
+var<workgroup> part: array<u32, WG>;
+var<workgroup> any_bits: atomic<u32>;
+var<workgroup> all_bits: atomic<u32>;
+var<workgroup> differ: u32;
+
+@compute @workgroup_size(WG)
+fn keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.y * groups.x + wid.x;
+  if (row >= P.rows) { return; }
+  let n = P.len;
+  let row0 = row * n;
+  ${unrolled((i) => `dst[row0 + ${i}] = abs_bits(rnd(sub(ld(1u, row0 + ${i}), ld(0u, row0 + ${i}))));`)}
+}
+
+// The bits in which the row's keys differ, alike in every invocation of the workgroup.
+fn row_diff(row0: u32, n: u32, lid: u32) -> u32 {
+  if (lid == 0u) { atomicStore(&any_bits, 0u); atomicStore(&all_bits, 0xffffffffu); }
+  workgroupBarrier();
+  var o = 0u;
+  var a = 0xffffffffu;
+  ${unrolled((i) => `{ let key = dst[row0 + ${i}]; o = o | key; a = a & key; }`)}
+  atomicOr(&any_bits, o);
+  atomicAnd(&all_bits, a);
+  workgroupBarrier();
+  if (lid == 0u) { differ = atomicLoad(&any_bits) ^ atomicLoad(&all_bits); }
+  return workgroupUniformLoad(&differ);
+}
+
+// The element of the row at sorted position i before pass t: itself on the first pass.
+fn at(t: u32, from_r: u32, row0: u32, i: u32) -> u32 {
+  if (t == 0u) { return i; }
+  return dst[from_r + row0 + i];
+}
+
+fn sort_pass(d: u32, row: u32, lid: u32) {
+  let n = P.len;
+  let row0 = row * n;
+  let R1 = P.stride;
+  let R2 = 2u * P.stride;
+  let diff = row_diff(row0, n, lid);
+  let shift = 11u * d;
+  // The passes this row takes, and which of them this one is.
+  var passes = 0u;
+  var t = 0u;
+  for (var q = 0u; q < 3u; q++) {
+    if (((diff >> (11u * q)) & 0x7ffu) != 0u) {
+      passes++;
+      if (q < d) { t++; }
+    }
+  }
+  if (passes == 0u) {
+    // Every key alike: the ranks are the positions (written once, by the last digit's dispatch).
+    if (d == 2u) { ${unrolled((i) => `dst[R2 + row0 + ${i}] = ${i};`)} }
+    return;
+  }
+  if (((diff >> shift) & 0x7ffu) == 0u) { return; }
+  let last = t + 1u == passes;
+  // Pass t writes region 2 when passes - 1 - t is even (so the last one does), else region 1.
+  let to_r = select(R1, R2, ((passes - 1u - t) & 1u) == 0u);
+  let from_r = select(R2, R1, to_r == R2);
+  for (var b = lid; b < BINS; b += WG) { atomicStore(&hist[b], 0u); }
+  workgroupBarrier();
+  ${unrolled((i) => `atomicAdd(&hist[(dst[row0 + at(t, from_r, row0, ${i})] >> shift) & 0x7ffu], 1u);`)}
+  workgroupBarrier();
+  // Exclusive offsets: each invocation owns BINS / WG neighbouring bins.
+  let per = BINS / WG;
+  var sum = 0u;
+  for (var b = 0u; b < per; b++) { sum += atomicLoad(&hist[lid * per + b]); }
+  part[lid] = sum;
+  workgroupBarrier();
+  var before = 0u;
+  for (var l = 0u; l < lid; l++) { before += part[l]; }
+  for (var b = 0u; b < per; b++) {
+    let c = atomicLoad(&hist[lid * per + b]);
+    atomicStore(&hist[lid * per + b], before);
+    before += c;
+  }
+  workgroupBarrier();
+  // The scatter, a tile at a time in sorted order: stable.
+  for (var t0 = 0u; t0 < n; t0 += WG) {
+    let i = t0 + lid;
+    var e = 0u;
+    var digit = 0xffffffffu;
+    if (i < n) {
+      e = at(t, from_r, row0, i);
+      digit = (dst[row0 + e] >> shift) & 0x7ffu;
+    }
+    tile[lid] = digit;
+    workgroupBarrier();
+    var ahead = 0u;
+${ahead}
+    var place = 0u;
+    if (i < n) { place = atomicLoad(&hist[digit]) + ahead; }
+    workgroupBarrier();
+    if (i < n) {
+      atomicAdd(&hist[digit], 1u);
+      if (last) { dst[R2 + row0 + e] = place; } else { dst[to_r + row0 + place] = e; }
+    }
+  }
+}
+
+${[0, 1, 2]
+  .map(
+    (d) => `@compute @workgroup_size(WG)
+fn digit${d}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.y * groups.x + wid.x;
+  if (row >= P.rows) { return; }
+  sort_pass(${d}u, row, lid);
+}`,
+  )
+  .join('\n')}
+`;
+}
+
+const RANK_KEEP = /* wgsl */ `
+// uniformAt(P.key, start + e) < p exactly: z / 2^32 < p, i.e. z < p · 2^32, from p's bits.
+fn below(e: u32, p: f32) -> bool {
+  let lo = P.start_lo + e;
+  let hi = P.start_hi + select(0u, 1u, lo < e);
+  var z = P.key ^ (lo * 0x9e3779b9u) ^ hi;
+  z = (z ^ (z >> 16u)) * 0x85ebca6bu;
+  z = (z ^ (z >> 13u)) * 0xc2b2ae35u;
+  z = z ^ (z >> 16u);
+  let bits = bitcast<u32>(p);
+  if (bits > 0x7f800000u || (bits & 0x7fffffffu) == 0u || bits >= 0x80000000u) { return false; }  // NaN, ±0, negative
+  if (bits >= 0x3f800000u) { return true; }  // p >= 1 (an infinity too)
+  // p = m · 2^(x - 150) (x = 1, m without the hidden bit, for a subnormal): p · 2^32 = m · 2^(x - 118).
+  let x = bits >> 23u;
+  let m = select(bits & 0x7fffffu, (bits & 0x7fffffu) | 0x800000u, x != 0u);
+  let ex = i32(max(x, 1u)) - 118;
+  if (ex >= 0) { return z < (m << u32(ex)); }   // x <= 126: m << 8 at most, below 2^32
+  let s = u32(-ex);
+  // z < m / 2^s  <=>  z < ceil(m / 2^s); m < 2^24, so s >= 25 leaves ceil = 1.
+  if (s >= 25u) { return z == 0u; }
+  return z < ((m + (1u << s) - 1u) >> s);
+}
+
+@compute @workgroup_size(WG)
+fn keep(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let w = (wid.y * groups.x + wid.x) * WG + lid;
+  let e0 = 4u * w;
+  if (e0 >= P.n) { return; }
+  var word = 0u;
+  for (var b = 0u; b < 4u; b++) {
+    let e = e0 + b;
+    if (e < P.n) {
+      let rank = dst[2u * P.stride + e];
+      var norm = k(0.0);
+      if (P.len > 1u) { norm = div_ieee(f32(rank), P.last); }
+      let p = add(P.low, mul(norm, P.span));
+      if (below(e, p)) { word = word | (1u << (8u * b)); }
+    }
+  }
+  dst[w] = word;
+}`;
+
+/** The row-rank kernels (ComputeBackend.rowRankMasks) for one input dtype: entry points `keys`, `digit0`–`digit2` and `keep`, dispatched in that order. */
+export function rankShader(input: FloatDtype, workgroupSize: number): string {
+  return `${RANK_HEADER}
+const WG = ${workgroupSize}u;
+${NUMERICS_WGSL}
+${loadFn(input)}
+${STEP_WGSL}
+${rankOp(workgroupSize)}
+${RANK_KEEP}
+`;
+}
