@@ -129,6 +129,7 @@ def extra_models():
         # A fine-tune with 8 more token rows, as a model with added tokens has.
         make_model("llama-vocab56", 9, base_seed=1, vocab=56)
     arch_models()
+    phi_tok_models()
     for name in PER_EXPERT_MODELS:
         if not os.path.exists(os.path.join(MODELS, name.replace("-ft", "-experts-ft"))):
             per_expert_model(name)
@@ -352,6 +353,20 @@ def arch_models():
             make_arch_model(f"{arch}-ft{k}", fields, s, base_seed=seed, shapes=shapes)
             with open(os.path.join(MODELS, f"{arch}-ft{k}", "configuration_tiny.py"), "w") as f:
                 f.write(REMOTE_CONFIG.format(model_type=extra["model_type"]))
+
+
+# Phi-2 (PhiForCausalLM) with the two tokenizers of llama-tok-base/-chat: its LM head has a bias, a 1-D
+# tensor with one value per token, which mergekit re-indexes to the output vocabulary like the embeddings.
+PHI = {**TINY, "architectures": ["PhiForCausalLM"], "model_type": "phi", "partial_rotary_factor": 0.5, "num_key_value_heads": HEADS}
+
+
+def phi_tok_models():
+    if os.path.exists(os.path.join(MODELS, "phi-tok-chat")):
+        return
+    for name, seed, tokens, added in (("phi-tok-base", 281, TOK_BASE, []), ("phi-tok-chat", 282, TOK_CHAT, ["<|im_start|>", "<|im_end|>"])):
+        fields = {**PHI, "vocab_size": len(tokens) + len(added)}
+        make_arch_model(name, fields, seed, base_seed=280)
+        save_tokenizer(os.path.join(MODELS, name), tokens, added)
 
 
 def lora():
@@ -585,6 +600,10 @@ dtype: float32
         kind: model_token
         model: {M}llama-tok-chat
         token: w6"""), "exact", "linear", "tokens: forced, zero and model_token sources; padded to a multiple of 16"),
+    "phi-tok-union-f32": (tok_recipe("tokenizer_source: union").replace("llama-tok-", "phi-tok-"), "exact", "linear",
+        "phi: union vocabulary; lm_head.bias, a 1-D vocabulary tensor, re-indexed like the embeddings"),
+    "phi-tok-pad-f32": (tok_recipe("tokenizer:\n  source: union\n  pad_to_multiple_of: 16").replace("llama-tok-", "phi-tok-"), "exact", "linear",
+        "phi: union vocabulary padded to a multiple of 16; lm_head.bias's padding is its mean, a whole-tensor sum"),
     "nearswap-bf16": (f"""merge_method: nearswap
 base_model: {M}llama-bf16-base
 models:
@@ -730,7 +749,7 @@ def run(name, recipe, args):
     shutil.rmtree(out, ignore_errors=True)
     cmd = [MERGEKIT, f"{name}.yml", os.path.abspath(out), *args]
     subprocess.run(cmd, cwd=RECIPES, check=True)
-    if not name.startswith("tok-"):
+    if "tok-" not in name:
         for extra in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             if os.path.exists(os.path.join(out, extra)):
                 os.remove(os.path.join(out, extra))

@@ -124,7 +124,7 @@ const phi3 = decoder('phi3', ['Phi3ForCausalLM'], [
     'mlp.down_proj.weight',
   ], [['lm_head.weight', { isEmbed: true }], 'model.norm.weight']);
 
-/** Phi-2 as transformers ships it (`model_type: phi`). */
+/** Phi-2 as transformers ships it (`model_type: phi`). Its LM head's bias is one value per token: a 1-D vocabulary tensor. */
 const phi = decoder('phi', ['PhiForCausalLM'], [
     'input_layernorm.bias',
     'input_layernorm.weight',
@@ -140,7 +140,7 @@ const phi = decoder('phi', ['PhiForCausalLM'], [
     'mlp.fc1.weight',
     'mlp.fc2.bias',
     'mlp.fc2.weight',
-  ], ['lm_head.bias', ['lm_head.weight', { isEmbed: true }], 'model.final_layernorm.bias', 'model.final_layernorm.weight']);
+  ], [['lm_head.bias', { isEmbed: true }], ['lm_head.weight', { isEmbed: true }], 'model.final_layernorm.bias', 'model.final_layernorm.weight']);
 
 /** Phi-2's original remote-code checkpoints (`model_type: phi-msft`), same class name as `phi`. */
 const phiMsft: ArchitectureDef = {
@@ -159,7 +159,7 @@ const phiMsft: ArchitectureDef = {
     'mlp.fc2.bias',
     'mlp.fc2.weight',
   ]),
-  postWeights: weights(['lm_head.linear.bias', ['lm_head.linear.weight', { isEmbed: true }], 'lm_head.ln.bias', 'lm_head.ln.weight']),
+  postWeights: weights([['lm_head.linear.bias', { isEmbed: true }], ['lm_head.linear.weight', { isEmbed: true }], 'lm_head.ln.bias', 'lm_head.ln.weight']),
   numLayersKey: 'n_layer',
 };
 

@@ -266,7 +266,12 @@ async function prepareTensor(plan: MergePlan, tensor: PlannedTensor, readers: Re
   // Three sets of chunk buffers at most: the chunk computed, the next one read, the next tensor's first.
   const chunkElements = chunkElementsFor(inputs, dtypeSize(tensor.dtype), budget, rowLength, wholeRows || tensor.vocabulary !== undefined, 3);
   if (tensor.vocabulary) {
-    const source = new VocabularyTensorSource(inputReaders, inputs, tensor.vocabulary, rowLength, Math.max(1, Math.floor(chunkElements / rowLength)), plan.computeDtype, options.signal);
+    // A token's values: a row of a 2-D embedding, one value of a 1-D vocabulary tensor (phi's lm_head.bias).
+    const tokenWidth = tensor.numel / tensor.shape[0]!;
+    const source = new VocabularyTensorSource(inputReaders, inputs, tensor.vocabulary, tokenWidth, Math.max(1, Math.floor(chunkElements / tokenWidth)), plan.computeDtype, options.signal, {
+      oneDimensional: tensor.shape.length === 1,
+      torchThreads: options.torchThreads ?? 1,
+    });
     return { tensor, inputReaders, source, release: async () => undefined };
   }
   const source = new ChunkedTensorSource(inputReaders, inputs, tensor.numel, chunkElements, plan.computeDtype, options.signal, pool);

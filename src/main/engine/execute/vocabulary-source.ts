@@ -3,7 +3,7 @@ import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
 import type { TensorReader } from '../safetensors/reader';
 import type { Chunk, TensorSource } from '../methods/types';
 import { stepRounding } from '../methods/numerics';
-import { TorchSum } from '../methods/torch-reductions';
+import { ParallelTorchSum, TorchSum } from '../methods/torch-reductions';
 import type { PlannedInput } from '../plan/types';
 import type { DefaultRow, VocabularyRows } from '../tokenizer/vocabulary-rows';
 import { roundInPlace } from './tensor-source';
@@ -28,6 +28,8 @@ export class VocabularyTensorSource implements TensorSource {
     private readonly chunkRows: number,
     computeDtype: FloatDtype | undefined,
     private readonly signal?: AbortSignal,
+    /** A 1-D tensor (one value a token) and the torch threads its padding mean is summed on. */
+    private readonly layout: { oneDimensional: boolean; torchThreads: number } = { oneDimensional: false, torchThreads: 1 },
   ) {
     const dtypes = new Set(inputs.map((i) => i.dtype));
     this.dtype = computeDtype ?? (dtypes.size === 1 && isFloatDtype(inputs[0]!.dtype) ? (inputs[0]!.dtype as FloatDtype) : 'F32');
@@ -87,12 +89,19 @@ export class VocabularyTensorSource implements TensorSource {
     return acc;
   }
 
-  /** Each input's mean over its token rows, column by column in ATen's order for `mean(dim=0)`. */
+  /**
+   * Each input's mean over its token rows in ATen's order for `mean(dim=0)` (a sum, then a division):
+   * column by column for a 2-D tensor; for a 1-D one, a whole-tensor sum (eight lanes, split over
+   * torch's threads above its grain).
+   */
   private async meanRows(): Promise<Float32Array[]> {
     const wide = Math.floor(this.cols / 32) * 32;
+    const { oneDimensional, torchThreads } = this.layout;
     return Promise.all(
       this.inputs.map(async (_, i) => {
-        const sums = Array.from({ length: this.cols }, (_, c) => new TorchSum(this.rows.tokens, { lanes: 1, ilp: c < wide ? 1 : 4 }));
+        const sums = Array.from({ length: this.cols }, (_, c) =>
+          oneDimensional ? new ParallelTorchSum(this.rows.tokens, torchThreads) : new TorchSum(this.rows.tokens, { lanes: 1, ilp: c < wide ? 1 : 4 }),
+        );
         const buffer = new Float32Array(this.chunkRows * this.cols);
         for (let first = 0; first < this.rows.tokens; first += this.chunkRows) {
           const count = Math.min(this.chunkRows, this.rows.tokens - first);
