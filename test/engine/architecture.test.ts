@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   ARCHITECTURES,
   allWeights,
+  architectureModules,
+  moduleNumLayers,
   layerOfTensor,
   layerWeights,
   numLayers,
@@ -486,7 +488,7 @@ describe('layer templates', () => {
     const owners = new Map<string, string[]>();
     for (const def of ARCHITECTURES) for (const a of def.architectures) owners.set(a, [...(owners.get(a) ?? []), def.modelType]);
     expect([...owners].filter(([, types]) => types.length > 1)).toEqual([['PhiForCausalLM', ['phi', 'phi-msft']]]);
-    expect(owners.size).toBe(28);
+    expect(owners.size).toBe(34);
   });
 
   it('lists every weight of a model in merge order', () => {
@@ -530,5 +532,39 @@ describe('layerOfTensor', () => {
       for (const w of layerWeights(def, 5)) expect(layerOfTensor(def, w.name)).toBe(5);
       for (const w of [...def.preWeights, ...def.postWeights]) expect(layerOfTensor(def, w.name)).toBeUndefined();
     }
+  });
+});
+
+describe('vision-language families', () => {
+  const config = (architecture: string, model_type: string, extra: Record<string, unknown>) => ({ architectures: [architecture], model_type, ...extra });
+
+  it('reads Qwen2.5-VL\'s text layer count from text_config, or from a flat Hub config as transformers does', () => {
+    const def = resolveArchitecture(config('Qwen2_5_VLForConditionalGeneration', 'qwen2_5_vl', {}), 'c.json');
+    const [text, projector, vision] = architectureModules(def);
+    expect(moduleNumLayers(def, text!, { text_config: { num_hidden_layers: 28 }, num_hidden_layers: 3 }, 'c.json')).toBe(28);
+    expect(moduleNumLayers(def, text!, { num_hidden_layers: 28, vision_config: { depth: 32 } }, 'c.json')).toBe(28);
+    expect(moduleNumLayers(def, projector!, {}, 'c.json')).toBe(2);
+    expect(moduleNumLayers(def, vision!, { vision_config: { depth: 32 } }, 'c.json')).toBe(32);
+    // Qwen2-VL's definition reads the top-level key (transformers 4's flat config).
+    const qwen2 = resolveArchitecture(config('Qwen2VLForConditionalGeneration', 'qwen2_vl', {}), 'c.json');
+    expect(moduleNumLayers(qwen2, architectureModules(qwen2)[0]!, { num_hidden_layers: 28 }, 'c.json')).toBe(28);
+  });
+
+  it('names each module\'s tensors as the Hub checkpoints store them', () => {
+    const names = (architecture: string, type: string) => architectureModules(resolveArchitecture(config(architecture, type, {}), 'c.json'));
+    const qwen25 = names('Qwen2_5_VLForConditionalGeneration', 'qwen2_5_vl');
+    expect(qwen25.map((m) => m.name)).toEqual(['text_decoder', 'multi_modal_projector', 'vision_tower']);
+    expect(qwen25[0]!.preWeights[0]).toEqual({ name: 'model.embed_tokens.weight', isEmbed: true });
+    // The projector's two fixed layers list the same four tensors (no layer index), as mergekit's definition does.
+    expect(qwen25[1]!.layerWeights.map((w) => w.name)).toEqual(['visual.merger.mlp.0.weight', 'visual.merger.mlp.0.bias', 'visual.merger.mlp.2.weight', 'visual.merger.mlp.2.bias']);
+    const qwen3 = names('Qwen3VLForConditionalGeneration', 'qwen3_vl');
+    expect(qwen3[0]!.postWeights[1]).toEqual({ name: 'lm_head.weight', isEmbed: true, optional: true, tiedNames: ['model.language_model.embed_tokens.weight'] });
+    expect(qwen3[1]!.fixedLayers).toBe(3);
+    const mistral3 = names('Mistral3ForConditionalGeneration', 'mistral3');
+    expect(mistral3[0]!.postWeights[1]).toEqual({ name: 'language_model.lm_head.weight', isEmbed: true, optional: true, tiedNames: ['language_model.model.embed_tokens.weight'] });
+    expect(mistral3[2]!.layerWeights[0]!.name).toBe('vision_tower.transformer.layers.${layer_index}.ffn_norm.weight');
+    const llama4 = names('Llama4ForConditionalGeneration', 'llama4');
+    expect(llama4.map((m) => m.name)).toEqual(['text_decoder', 'multi_modal_projector', 'vision_model']);
+    expect(llama4[0]!.layerWeights.filter((w) => w.optional)).toHaveLength(9);
   });
 });

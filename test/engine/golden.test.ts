@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -99,6 +99,7 @@ describe('goldens from real mergekit', () => {
       }
       const limit = c.bar === 'exact' ? 0 : c.bar === 'f32-reduction' ? 4 : 1;
       expect(worst.filter((w) => w.ulps > limit)).toEqual([]);
+      expect(await shardTensorNames(out), 'each tensor written once').toEqual([...actual.keys()].sort());
       await expectSameTokenizer(join(ROOT, 'outputs', c.output), out);
       await expectSameLayerCounts(join(ROOT, 'outputs', c.output), out);
     });
@@ -212,13 +213,26 @@ async function trimTies(recipeFile: string): Promise<Map<string, Set<number>>> {
 }
 
 /** config.json's layer counts (a multimodal model's per module) where mergekit wrote them. */
+/** Every tensor name in the shards' headers, sorted, duplicates kept. */
+async function shardTensorNames(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.safetensors'))) {
+    const bytes = await readFile(join(dir, file));
+    const length = Number(bytes.readBigUInt64LE(0));
+    names.push(...Object.keys(JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'))).filter((k) => k !== '__metadata__'));
+  }
+  return names.sort();
+}
+
 async function expectSameLayerCounts(expectedDir: string, actualDir: string): Promise<void> {
   const read = async (dir: string) => JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
   const [want, got] = [await read(expectedDir), await read(actualDir)];
   const get = (config: Record<string, unknown>, key: string) => key.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), config);
   for (const key of ['num_hidden_layers', 'n_layer', 'num_layers', 'text_config.num_hidden_layers', 'vision_config.num_hidden_layers']) {
     // transformers saves EXAONE's num_layers as num_hidden_layers, Alloy keeps the config's key: a top-level key is compared where Alloy has it.
-    if (typeof get(want, key) === 'number' && (key.includes('.') || get(got, key) !== undefined)) expect(get(got, key), key).toBe(get(want, key));
+    // transformers also nests a flat config's text keys (Qwen2.5-VL's) under text_config; Alloy keeps them flat, where transformers reads them too.
+    const flat = key.startsWith('text_config.') && get(got, 'text_config') === undefined ? key.slice('text_config.'.length) : key;
+    if (typeof get(want, key) === 'number' && (key.includes('.') || get(got, key) !== undefined)) expect(get(got, flat), key).toBe(get(want, key));
   }
 }
 

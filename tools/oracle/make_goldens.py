@@ -332,6 +332,69 @@ def gemma3vl_models():
     make_arch_model("gemma3vl-ft2", GEMMA3VL, 273, base_seed=271, shapes=shapes)
 
 
+# Other vision-language families, as tiny models: (config.json as the Hub's checkpoints write it, the transformers
+# class, renames from transformers 5's state_dict names to the checkpoints' names, seed). Qwen2-VL and Qwen2.5-VL
+# configs are flat (the text model's keys at the top, transformers moves them into text_config on load).
+_VL_TEXT = {k: v for k, v in TINY.items() if k != "torch_dtype"}
+_QWEN_VISION = {"depth": 2, "hidden_size": HIDDEN, "num_heads": 2, "patch_size": 2, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3}
+_QWEN3_VISION = {**_QWEN_VISION, "depth": 3, "intermediate_size": INTER, "out_hidden_size": HIDDEN, "num_position_embeddings": 16, "deepstack_visual_indexes": [0, 1, 2]}
+_QWEN_NAMES = [("model.language_model.", "model."), ("model.visual.", "visual.")]
+VL_MODELS = {
+    "qwen2vl": ({"architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl", **_VL_TEXT, "rope_scaling": {"type": "mrope", "mrope_section": [1, 1]},
+                 "vision_config": {**_QWEN_VISION, "embed_dim": HIDDEN, "mlp_ratio": 2}}, "Qwen2VLForConditionalGeneration", _QWEN_NAMES, 291),
+    "qwen25vl": ({"architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl", **_VL_TEXT, "rope_scaling": {"type": "mrope", "mrope_section": [1, 1]},
+                  "vision_config": {**_QWEN_VISION, "intermediate_size": INTER, "out_hidden_size": HIDDEN, "fullatt_block_indexes": [1], "window_size": 8}},
+                 "Qwen2_5_VLForConditionalGeneration", _QWEN_NAMES, 301),
+    "qwen3vl": ({"architectures": ["Qwen3VLForConditionalGeneration"], "model_type": "qwen3_vl",
+                 "text_config": {**_VL_TEXT, "model_type": "qwen3_vl_text", "rope_scaling": {"rope_type": "default", "mrope_section": [1, 1]}},
+                 "vision_config": {**_QWEN3_VISION, "model_type": "qwen3_vl"}}, "Qwen3VLForConditionalGeneration", [], 311),
+    "qwen3vlmoe": ({"architectures": ["Qwen3VLMoeForConditionalGeneration"], "model_type": "qwen3_vl_moe",
+                    "text_config": {**_VL_TEXT, "model_type": "qwen3_vl_moe_text", "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
+                                    "decoder_sparse_step": 1, "mlp_only_layers": [], "rope_scaling": {"rope_type": "default", "mrope_section": [1, 1]}},
+                    "vision_config": {**_QWEN3_VISION, "model_type": "qwen3_vl_moe"}}, "Qwen3VLMoeForConditionalGeneration", [], 321),
+    "mistral3": ({"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3", "spatial_merge_size": 2,
+                  "text_config": {**_VL_TEXT, "model_type": "mistral"},
+                  "vision_config": {"model_type": "pixtral", "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                    "head_dim": 8, "image_size": 28, "patch_size": 14}}, "Mistral3ForConditionalGeneration",
+                 [("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower."),
+                  ("model.multi_modal_projector.", "multi_modal_projector."), ("lm_head.", "language_model.lm_head.")], 331),
+    # Layer 1 is a mixture of experts (fused experts, router, shared expert), layer 0 a dense MLP.
+    "llama4": ({"architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4",
+                "text_config": {**_VL_TEXT, "model_type": "llama4_text", "intermediate_size_mlp": INTER, "num_local_experts": 2, "num_experts_per_tok": 1,
+                                "interleave_moe_layer_step": 2, "attention_chunk_size": 16, "no_rope_layers": [1, 1]},
+                "vision_config": {"model_type": "llama4_vision_model", "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": 2,
+                                  "num_attention_heads": 2, "image_size": 28, "patch_size": 14, "vision_output_dim": HIDDEN, "projector_input_dim": HIDDEN,
+                                  "projector_output_dim": HIDDEN, "pixel_shuffle_ratio": 0.5}}, "Llama4ForConditionalGeneration", [], 341),
+}
+
+
+def vl_shapes(fields, cls, renames):
+    import transformers
+    from transformers import AutoConfig
+
+    kwargs = {k: v for k, v in fields.items() if k not in ("architectures", "model_type", "torch_dtype")}
+    with torch.device("meta"):
+        model = getattr(transformers, cls)(AutoConfig.for_model(fields["model_type"], **kwargs))
+    shapes = []
+    for n, t in model.state_dict().items():
+        for old, new in renames:
+            if n.startswith(old):
+                n = new + n[len(old):]
+                break
+        shapes.append((n, tuple(t.shape)))
+    return shapes
+
+
+def vl_models():
+    for arch, (fields, cls, renames, seed) in VL_MODELS.items():
+        if os.path.exists(os.path.join(MODELS, f"{arch}-ft1")):
+            continue
+        fields = {**fields, "torch_dtype": "float32"}
+        shapes = vl_shapes(fields, cls, renames)
+        make_arch_model(f"{arch}-ft1", fields, seed + 1, base_seed=seed, shapes=shapes)
+        make_arch_model(f"{arch}-ft2", fields, seed + 2, base_seed=seed, shapes=shapes)
+
+
 def arch_models():
     for arch, (extra, seed, with_base) in ARCH_MODELS.items():
         if os.path.exists(os.path.join(MODELS, f"{arch}-ft1")):
@@ -400,6 +463,8 @@ dtype: float32
 """
 
 
+# Cases mergekit-yaml cannot run as it is under transformers 5, run through a script that mends that first.
+RUNNERS = {"qwen2vl-linear-f32": os.path.join("tools", "oracle", "mergekit_qwen2vl.py")}
 # mergekit flags a case needs beyond the common ones; recorded in cases.json for Alloy's run too.
 EXTRA_ARGS = {"linear-vocab-truncate-f32": ["--unsafe-truncate-embeddings"]}
 CASES = {
@@ -703,6 +768,16 @@ CASES["qwen3moe-ties-f32"] = (ta("ties", {}, models=("qwen3moe-ft1", "qwen3moe-f
 
 
 CASES["gemma3vl-linear-f32"] = (arch_linear("gemma3vl"), "exact", "linear", "Gemma 3 with vision: models: merges every module (text decoder, projector, vision tower)")
+VL_NOTES = {
+    "qwen2vl": "Qwen2-VL: text decoder, projector (visual.merger, two fixed layers), vision tower (visual.blocks, vision_config.depth); flat config",
+    "qwen25vl": "Qwen2.5-VL: as Qwen2-VL with a gated vision MLP; flat config (layer count read from text_config by mergekit)",
+    "qwen3vl": "Qwen3-VL: model.language_model / model.visual names, three fixed deepstack merger layers",
+    "qwen3vlmoe": "Qwen3-VL-MoE: fused experts in the text decoder",
+    "mistral3": "Mistral 3 (Pixtral vision tower): language_model. prefix, the head under language_model.lm_head",
+    "llama4": "Llama 4: a dense and a mixture-of-experts layer (optional tensors), vision_model, one-tensor projector",
+}
+for _arch in VL_MODELS:
+    CASES[f"{_arch}-linear-f32"] = (arch_linear(_arch), "exact", "linear", VL_NOTES[_arch])
 CASES["gemma3vl-modules-f32"] = (f"""merge_method: linear
 modules:
   text_decoder:
@@ -747,7 +822,8 @@ def run(name, recipe, args):
         f.write(recipe)
     out = os.path.join(OUTPUTS, name)
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [MERGEKIT, f"{name}.yml", os.path.abspath(out), *args]
+    runner = [sys.executable, os.path.abspath(RUNNERS[name])] if name in RUNNERS else [MERGEKIT]
+    cmd = [*runner, f"{name}.yml", os.path.abspath(out), *args]
     subprocess.run(cmd, cwd=RECIPES, check=True)
     if "tok-" not in name:
         for extra in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -791,6 +867,7 @@ def main():
     lora()
     extra_models()
     gemma3vl_models()
+    vl_models()
     cases = {c["name"]: c for c in json.load(open(index))} if only is not None else {}
     for name, (recipe, bar, method, notes) in CASES.items():
         if only is not None and name not in only:

@@ -551,6 +551,253 @@ const gemma3Vision: ArchitectureDef = {
   ],
 };
 
+/**
+ * A multimodal definition: the text decoder first (its tensors, prefixed, are the definition's own, as
+ * for Gemma 3), then the other modules in mergekit's order.
+ */
+function multimodal(modelType: string, architectures: string[], modules: ArchitectureModule[]): ArchitectureDef {
+  const text = modules[0]!;
+  return {
+    modelType,
+    architectures,
+    ...prefixedModule(text),
+    numLayersKey: text.numLayersKey!,
+    ...(text.numLayersAliases ? { numLayersAliases: text.numLayersAliases } : {}),
+    modules,
+  };
+}
+
+/** A module with no layers of its own (a projector): `fixedLayers` 0. */
+function projector(weightPrefix: string | undefined, pre: Row[]): ArchitectureModule {
+  return { name: 'multi_modal_projector', ...(weightPrefix !== undefined ? { weightPrefix } : {}), preWeights: weights(pre), layerWeights: [], postWeights: [], fixedLayers: 0 };
+}
+
+/** Qwen2's decoder layer (q/k/v biases), as Qwen2-VL and Qwen2.5-VL store it. */
+const QWEN2_LAYER: Row[] = [
+  'input_layernorm.weight',
+  'mlp.down_proj.weight',
+  'mlp.gate_proj.weight',
+  'mlp.up_proj.weight',
+  'post_attention_layernorm.weight',
+  'self_attn.k_proj.bias',
+  'self_attn.k_proj.weight',
+  'self_attn.o_proj.weight',
+  'self_attn.q_proj.bias',
+  'self_attn.q_proj.weight',
+  'self_attn.v_proj.bias',
+  'self_attn.v_proj.weight',
+];
+
+/**
+ * Qwen2-VL and Qwen2.5-VL under the Hub checkpoints' names (`model.layers`, `visual.`; transformers 5
+ * renames them on load). The projector's two "layers" are the same four tensors (mergekit's definition
+ * lists `visual.merger.mlp.0/2` without a layer index, with two fixed layers); each is written once.
+ */
+function qwenVl(modelType: string, architecture: string, textLayersKey: string, mergerNorm: Row[], visionLayer: Row[]): ArchitectureDef {
+  return multimodal(modelType, [architecture], [
+    {
+      name: 'text_decoder',
+      preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
+      layerWeights: layers('model.layers', QWEN2_LAYER),
+      postWeights: weights(['model.norm.weight', TIED_LM_HEAD]),
+      numLayersKey: textLayersKey,
+      // Qwen2.5-VL's config.json on the Hub is flat: transformers moves num_hidden_layers into text_config.
+      ...(textLayersKey !== 'num_hidden_layers' ? { numLayersAliases: ['num_hidden_layers'] } : {}),
+    },
+    {
+      name: 'multi_modal_projector',
+      preWeights: weights(mergerNorm),
+      layerWeights: weights(['visual.merger.mlp.0.weight', 'visual.merger.mlp.0.bias', 'visual.merger.mlp.2.weight', 'visual.merger.mlp.2.bias']),
+      postWeights: [],
+      fixedLayers: 2,
+    },
+    {
+      name: 'vision_tower',
+      preWeights: weights(['visual.patch_embed.proj.weight']),
+      layerWeights: layers('visual.blocks', visionLayer),
+      postWeights: [],
+      numLayersKey: 'vision_config.depth',
+    },
+  ]);
+}
+
+const qwen2Vl = qwenVl('qwen2_vl', 'Qwen2VLForConditionalGeneration', 'num_hidden_layers', ['visual.merger.ln_q.weight', 'visual.merger.ln_q.bias'], [
+  'norm1.weight',
+  'norm1.bias',
+  'norm2.weight',
+  'norm2.bias',
+  'attn.qkv.weight',
+  'attn.qkv.bias',
+  'attn.proj.weight',
+  'attn.proj.bias',
+  'mlp.fc1.weight',
+  'mlp.fc1.bias',
+  'mlp.fc2.weight',
+  'mlp.fc2.bias',
+]);
+
+const qwen25Vl = qwenVl('qwen2_5_vl', 'Qwen2_5_VLForConditionalGeneration', 'text_config.num_hidden_layers', ['visual.merger.ln_q.weight'], [
+  'attn.proj.bias',
+  'attn.proj.weight',
+  'attn.qkv.bias',
+  'attn.qkv.weight',
+  'mlp.down_proj.bias',
+  'mlp.down_proj.weight',
+  'mlp.gate_proj.bias',
+  'mlp.gate_proj.weight',
+  'mlp.up_proj.bias',
+  'mlp.up_proj.weight',
+  'norm1.weight',
+  'norm2.weight',
+]);
+
+/** Qwen3-VL (dense and MoE) under transformers 5's names, which its checkpoints use: three deepstack mergers as the projector's fixed layers. */
+function qwen3Vl(modelType: string, architecture: string, textLayer: Row[]): ArchitectureDef {
+  const text = 'model.language_model.';
+  return multimodal(modelType, [architecture], [
+    {
+      name: 'text_decoder',
+      preWeights: weights([[`${text}embed_tokens.weight`, { isEmbed: true }]]),
+      layerWeights: layers(`${text}layers`, textLayer),
+      postWeights: weights([`${text}norm.weight`, ['lm_head.weight', { isEmbed: true, optional: true, tiedNames: [`${text}embed_tokens.weight`] }]]),
+      numLayersKey: 'text_config.num_hidden_layers',
+    },
+    {
+      name: 'multi_modal_projector',
+      preWeights: weights(['norm.weight', 'norm.bias', 'linear_fc1.weight', 'linear_fc1.bias', 'linear_fc2.weight', 'linear_fc2.bias'].map((n) => `model.visual.merger.${n}`)),
+      layerWeights: layers('model.visual.deepstack_merger_list', ['norm.weight', 'norm.bias', 'linear_fc1.weight', 'linear_fc1.bias', 'linear_fc2.weight', 'linear_fc2.bias']),
+      postWeights: [],
+      fixedLayers: 3,
+    },
+    {
+      name: 'vision_tower',
+      preWeights: weights(['model.visual.patch_embed.proj.weight', 'model.visual.patch_embed.proj.bias', 'model.visual.pos_embed.weight']),
+      layerWeights: layers('model.visual.blocks', [
+        'norm1.weight',
+        'norm1.bias',
+        'norm2.weight',
+        'norm2.bias',
+        'attn.qkv.weight',
+        'attn.qkv.bias',
+        'attn.proj.weight',
+        'attn.proj.bias',
+        'mlp.linear_fc1.weight',
+        'mlp.linear_fc1.bias',
+        'mlp.linear_fc2.weight',
+        'mlp.linear_fc2.bias',
+      ]),
+      postWeights: [],
+      numLayersKey: 'vision_config.depth',
+    },
+  ]);
+}
+
+const qwen3VlDense = qwen3Vl('qwen3_vl', 'Qwen3VLForConditionalGeneration', [
+  'input_layernorm.weight',
+  'mlp.down_proj.weight',
+  'mlp.gate_proj.weight',
+  'mlp.up_proj.weight',
+  'post_attention_layernorm.weight',
+  'self_attn.k_norm.weight',
+  'self_attn.k_proj.weight',
+  'self_attn.o_proj.weight',
+  'self_attn.q_norm.weight',
+  'self_attn.q_proj.weight',
+  'self_attn.v_proj.weight',
+]);
+
+const qwen3VlMoe = qwen3Vl('qwen3_vl_moe', 'Qwen3VLMoeForConditionalGeneration', [
+  'input_layernorm.weight',
+  'mlp.experts.down_proj',
+  'mlp.experts.gate_up_proj',
+  'mlp.gate.weight',
+  'post_attention_layernorm.weight',
+  'self_attn.k_norm.weight',
+  'self_attn.k_proj.weight',
+  'self_attn.q_norm.weight',
+  'self_attn.q_proj.weight',
+  'self_attn.v_proj.weight',
+  'self_attn.o_proj.weight',
+]);
+
+/** Mistral 3 (Mistral Small 3.1 and later): a mistral decoder under `language_model.`, a Pixtral vision tower. */
+const mistral3: ArchitectureDef = multimodal('mistral3', ['Mistral3ForConditionalGeneration'], [
+  { name: 'text_decoder', weightPrefix: 'language_model.', preWeights: mistral.preWeights, layerWeights: mistral.layerWeights, postWeights: mistral.postWeights, numLayersKey: 'text_config.num_hidden_layers' },
+  projector('multi_modal_projector.', ['linear_1.weight', 'linear_2.weight', 'norm.weight', 'patch_merger.merging_layer.weight']),
+  {
+    name: 'vision_tower',
+    weightPrefix: 'vision_tower.',
+    preWeights: weights(['patch_conv.weight', 'ln_pre.weight']),
+    layerWeights: layers('transformer.layers', [
+      'ffn_norm.weight',
+      'feed_forward.down_proj.weight',
+      'feed_forward.gate_proj.weight',
+      'feed_forward.up_proj.weight',
+      'attention_norm.weight',
+      'attention.k_proj.weight',
+      'attention.o_proj.weight',
+      'attention.q_proj.weight',
+      'attention.v_proj.weight',
+    ]),
+    postWeights: [],
+    numLayersKey: 'vision_config.num_hidden_layers',
+  },
+]);
+
+/** Llama 4: dense and mixture-of-experts layers in one template (each kind's tensors optional), a vision model and a one-tensor projector. */
+const llama4: ArchitectureDef = multimodal('llama4', ['Llama4ForConditionalGeneration'], [
+  {
+    name: 'text_decoder',
+    weightPrefix: 'language_model.',
+    preWeights: weights([[EMBED_TOKENS, { isEmbed: true }]]),
+    layerWeights: layers('model.layers', [
+      'input_layernorm.weight',
+      'self_attn.q_proj.weight',
+      'self_attn.k_proj.weight',
+      'self_attn.v_proj.weight',
+      'self_attn.o_proj.weight',
+      'post_attention_layernorm.weight',
+      optional('feed_forward.shared_expert.down_proj.weight'),
+      optional('feed_forward.shared_expert.gate_proj.weight'),
+      optional('feed_forward.shared_expert.up_proj.weight'),
+      optional('feed_forward.experts.down_proj'),
+      optional('feed_forward.experts.gate_up_proj'),
+      optional('feed_forward.router.weight'),
+      optional('feed_forward.down_proj.weight'),
+      optional('feed_forward.gate_proj.weight'),
+      optional('feed_forward.up_proj.weight'),
+    ]),
+    postWeights: weights(['model.norm.weight', TIED_LM_HEAD]),
+    numLayersKey: 'text_config.num_hidden_layers',
+  },
+  projector('multi_modal_projector.', ['linear_1.weight']),
+  {
+    name: 'vision_model',
+    weightPrefix: 'vision_model.',
+    preWeights: weights(['class_embedding', 'patch_embedding.linear.weight', 'positional_embedding_vlm', 'layernorm_pre.bias', 'layernorm_pre.weight']),
+    layerWeights: layers('model.layers', [
+      'input_layernorm.weight',
+      'input_layernorm.bias',
+      'mlp.fc1.weight',
+      'mlp.fc1.bias',
+      'mlp.fc2.weight',
+      'mlp.fc2.bias',
+      'post_attention_layernorm.weight',
+      'post_attention_layernorm.bias',
+      'self_attn.k_proj.weight',
+      'self_attn.k_proj.bias',
+      'self_attn.o_proj.weight',
+      'self_attn.o_proj.bias',
+      'self_attn.q_proj.weight',
+      'self_attn.q_proj.bias',
+      'self_attn.v_proj.weight',
+      'self_attn.v_proj.bias',
+    ]),
+    postWeights: weights(['layernorm_post.weight', 'layernorm_post.bias', 'vision_adapter.mlp.fc1.weight', 'vision_adapter.mlp.fc2.weight']),
+    numLayersKey: 'vision_config.num_hidden_layers',
+  },
+]);
+
 /** A module's tensors under their checkpoint names: the prefix put before each name, alias and tied name (mergekit's _prefix_weight). */
 export function prefixedModule(module: ArchitectureModule): Pick<ArchitectureModule, 'preWeights' | 'layerWeights' | 'postWeights'> {
   const prefix = module.weightPrefix ?? '';
@@ -568,4 +815,5 @@ export const ARCHITECTURES: readonly ArchitectureDef[] = [
   llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, phi, phiMsft, gpt2,
   mixtral, qwen3Moe, gemma3, cohere, cohere2, starcoder2, olmo2, granite, glm4, arcee, solar,
   stablelm, stablelmEpoch, internlm2, exaone, falcon, gptNeox, gemma3Vision,
+  qwen2Vl, qwen25Vl, qwen3VlDense, qwen3VlMoe, mistral3, llama4,
 ];

@@ -182,6 +182,7 @@ export function architectureModules(def: ArchitectureDef): ModuleInfo[] {
     name: m.name,
     ...prefixedModule(m),
     ...(m.numLayersKey !== undefined ? { numLayersKey: m.numLayersKey } : {}),
+    ...(m.numLayersAliases ? { numLayersAliases: m.numLayersAliases } : {}),
     ...(m.fixedLayers !== undefined ? { fixedLayers: m.fixedLayers } : {}),
   }));
 }

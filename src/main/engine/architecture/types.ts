@@ -61,6 +61,12 @@ export interface ArchitectureModule {
   postWeights: WeightInfo[];
   /** config.json key (dotted) holding the module's layer count; absent when it has none to write. */
   numLayersKey?: string;
+  /**
+   * Keys tried when `numLayersKey` is absent from config.json: where the config class reads the count
+   * from a flat config (Qwen2.5-VL's Hub configs keep `num_hidden_layers` at the top; transformers
+   * moves it into `text_config`, where mergekit reads it).
+   */
+  numLayersAliases?: string[];
   /** A layer count fixed by the definition, whatever the config says (mergekit's override_num_layers). */
   fixedLayers?: number;
 }

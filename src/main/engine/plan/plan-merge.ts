@@ -178,6 +178,7 @@ class ModelTable {
 
 class PlanBuilder {
   private readonly tensors: PlannedTensor[] = [];
+  private readonly plannedNames = new Set<string>();
   private readonly modelIndex = new Map<string, number>();
   private readonly modelList: { reference: string; path: string }[] = [];
   private outLayers = 0;
@@ -239,6 +240,11 @@ class PlanBuilder {
   }
 
   private async addTensor(out: WeightInfo, ins: WeightInfo[], refs: ModelReference[], slice: OutputSliceDefinition, t: number): Promise<void> {
+    // A name planned twice (Qwen2-VL's projector lists the same tensors for each of its two fixed layers) is
+    // written once, from its first plan; mergekit merges it once when both plans are alike, and otherwise
+    // saves it twice, the writer keeping whichever comes last.
+    if (this.plannedNames.has(out.name)) return;
+    this.plannedNames.add(out.name);
     const found: { model: OpenModel; tensor: ModelTensor | undefined; weight: WeightInfo }[] = [];
     for (const [i, ref] of refs.entries()) {
       const model = await this.models.open(ref);
