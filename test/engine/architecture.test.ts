@@ -331,17 +331,17 @@ describe('resolveArchitecture', () => {
   });
 
   it('refuses an unknown class that is not a causal LM, even with a known model_type', () => {
-    const err = thrown(() => resolveArchitecture({ architectures: ['LlamaForSequenceClassification'], model_type: 'llama' }, '/m/config.json'));
-    expect(err.message).toContain('LlamaForSequenceClassification');
+    const err = thrown(() => resolveArchitecture({ architectures: ['MistralForSequenceClassification'], model_type: 'mistral' }, '/m/config.json'));
+    expect(err.message).toContain('MistralForSequenceClassification');
   });
 
   it('names the file, the architecture and every known one when the architecture is unknown', () => {
-    const err = thrown(() => resolveArchitecture({ architectures: ['MambaForCausalLM'], model_type: 'mamba', num_hidden_layers: 64 }, '/models/mamba/config.json'));
-    expect(err.message).toContain('/models/mamba/config.json');
-    expect(err.message).toContain('"MambaForCausalLM"');
-    expect(err.message).toContain('model_type "mamba"');
+    const err = thrown(() => resolveArchitecture({ architectures: ['RwkvForCausalLM'], model_type: 'rwkv', num_hidden_layers: 24 }, '/models/rwkv/config.json'));
+    expect(err.message).toContain('/models/rwkv/config.json');
+    expect(err.message).toContain('"RwkvForCausalLM"');
+    expect(err.message).toContain('model_type "rwkv"');
     for (const def of ARCHITECTURES) for (const a of def.architectures) expect(err.message).toContain(a);
-    expect(err.location).toEqual({ file: '/models/mamba/config.json', key: 'architectures' });
+    expect(err.location).toEqual({ file: '/models/rwkv/config.json', key: 'architectures' });
 
     const none = thrown(() => resolveArchitecture({}, '/x/config.json'));
     expect(none.message).toContain('no "architectures" entry, no model_type');
@@ -488,7 +488,7 @@ describe('layer templates', () => {
     const owners = new Map<string, string[]>();
     for (const def of ARCHITECTURES) for (const a of def.architectures) owners.set(a, [...(owners.get(a) ?? []), def.modelType]);
     expect([...owners].filter(([, types]) => types.length > 1)).toEqual([['PhiForCausalLM', ['phi', 'phi-msft']]]);
-    expect(owners.size).toBe(34);
+    expect(owners.size).toBe(46);
   });
 
   it('lists every weight of a model in merge order', () => {
@@ -566,5 +566,29 @@ describe('vision-language families', () => {
     const llama4 = names('Llama4ForConditionalGeneration', 'llama4');
     expect(llama4.map((m) => m.name)).toEqual(['text_decoder', 'multi_modal_projector', 'vision_model']);
     expect(llama4[0]!.layerWeights.filter((w) => w.optional)).toHaveLength(9);
+  });
+});
+
+describe('text families added from mergekit 0.1.5', () => {
+  const def = (architecture: string, model_type: string) => resolveArchitecture({ architectures: [architecture], model_type }, 'c.json');
+
+  it('tells a llama with a classification head from the causal llama by its class', () => {
+    const cls = def('LlamaForSequenceClassification', 'llama');
+    expect(cls.postWeights).toEqual([{ name: 'model.norm.weight' }, { name: 'score.weight' }, { name: 'score.bias', optional: true }]);
+    expect(def('LlamaForCausalLM', 'llama').postWeights[1]!.name).toBe('lm_head.weight');
+    // An unknown causal class of model_type llama still falls back to the causal definition.
+    expect(def('LlamaForSomethingForCausalLM', 'llama').architectures).toContain('LlamaForCausalLM');
+  });
+
+  it('has each family\'s heads and layer-count keys', () => {
+    expect(def('JAISLMHeadModel', 'jais').postWeights.map((w) => w.name)).toEqual(['transformer.ln_f.weight', 'transformer.ln_f.bias']);
+    expect(def('JAISLMHeadModel', 'jais').numLayersKey).toBe('n_layer');
+    expect(def('ChatGLMModel', 'chatglm').postWeights[1]).toEqual({ name: 'transformer.output_layer.weight', isEmbed: true });
+    expect(def('MambaForCausalLM', 'mamba').postWeights[1]).toEqual({ name: 'lm_head.weight', isEmbed: true, optional: true, tiedNames: ['backbone.embeddings.weight'] });
+    expect(def('Lfm2ForCausalLM', 'lfm2').postWeights).toEqual([{ name: 'lm_head.weight', isEmbed: true, optional: true }]);
+    expect(def('GPTBigCodeForCausalLM', 'gpt_bigcode').numLayersKey).toBe('n_layer');
+    expect(layerWeights(def('GraniteMoeHybridForCausalLM', 'granitemoehybrid'), 0).filter((w) => !w.optional).map((w) => w.name)).toContain(
+      'model.layers.0.block_sparse_moe.router.layer.weight',
+    );
   });
 });

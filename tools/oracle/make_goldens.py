@@ -196,6 +196,78 @@ ARCH_MODELS = {
     "falcon": ({"architectures": ["FalconForCausalLM"], "model_type": "falcon", "new_decoder_architecture": True, "num_kv_heads": KV, "bias": False,
                 "parallel_attn": True, "ffn_hidden_size": INTER, "head_dim": None, "num_key_value_heads": None, "intermediate_size": None}, 221, False),
     "gptneox": ({"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "use_parallel_residual": True, "rotary_pct": 0.5}, 231, False),
+    "gptbigcode": ({"architectures": ["GPTBigCodeForCausalLM"], "model_type": "gpt_bigcode", "n_embd": HIDDEN, "n_layer": 2, "n_head": HEADS, "n_inner": INTER,
+                    "n_positions": 64, "multi_query": True, "num_hidden_layers": None, "intermediate_size": None, "num_key_value_heads": None, "head_dim": None}, 351, False),
+    "apertus": ({"architectures": ["ApertusForCausalLM"], "model_type": "apertus"}, 361, False),
+    # LFM2: a short-convolution layer and an attention layer; the head tied to the embeddings (absent).
+    "lfm2": ({"architectures": ["Lfm2ForCausalLM"], "model_type": "lfm2", "layer_types": ["conv", "full_attention"], "conv_L_cache": 3, "block_ff_dim": INTER,
+              "block_auto_adjust_ff_dim": False, "tie_word_embeddings": True}, 371, False),
+    # mergekit's glm4_moe definition lists only the dense MLP: the tiny model's layers are all dense (first_k_dense_replace).
+    "glm4moe": ({"architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe", "first_k_dense_replace": 2, "n_routed_experts": 4, "num_experts_per_tok": 2,
+                 "moe_intermediate_size": 8, "use_qk_norm": True, "attention_bias": True, "partial_rotary_factor": 0.5}, 381, False),
+    # Granite 4.0 hybrid: a Mamba-2 layer and an attention layer, each with experts and a shared MLP (checkpoint names, see GRANITE_HYBRID_NAMES).
+    "granitehybrid": ({"architectures": ["GraniteMoeHybridForCausalLM"], "model_type": "granitemoehybrid", "layer_types": ["mamba", "attention"], "num_local_experts": 4,
+                       "num_experts_per_tok": 2, "shared_intermediate_size": INTER, "mamba_n_heads": 4, "mamba_d_head": 8, "mamba_d_state": 8, "mamba_n_groups": 1,
+                       "mamba_expand": 2, "mamba_d_conv": 4}, 391, False),
+    "mamba": ({"architectures": ["MambaForCausalLM"], "model_type": "mamba", "state_size": 8, "expand": 2, "conv_kernel": 4, "time_step_rank": 4}, 401, False),
+    "llama-seqcls": ({"architectures": ["LlamaForSequenceClassification"], "model_type": "llama", "num_labels": 3}, 411, False),
+}
+# Granite 4.0's checkpoints keep the MoE names transformers 5 renames on load.
+GRANITE_HYBRID_NAMES = [(".block_sparse_moe.router.weight", ".block_sparse_moe.router.layer.weight"),
+                        (".block_sparse_moe.experts.gate_up_proj", ".block_sparse_moe.input_linear.weight"),
+                        (".block_sparse_moe.experts.down_proj", ".block_sparse_moe.output_linear.weight")]
+
+
+def remote_shapes(pre, layer, post, layers=2):
+    """A remote-code family's tensors, written out: `layer` names carry {i}."""
+    return pre + [(n.format(i=i), shape) for i in range(layers) for n, shape in layer] + post
+
+
+_QKV = 3 * HIDDEN
+# Remote-code families whose tensors are not a llama's: (config.json fields beyond TINY, seed, tensors as the Hub's checkpoints name them).
+REMOTE_SHAPED = {
+    "baichuan": ({"architectures": ["BaichuanForCausalLM"], "model_type": "baichuan"}, 421, remote_shapes(
+        [("model.embed_tokens.weight", (VOCAB, HIDDEN))],
+        [("model.layers.{i}.input_layernorm.weight", (HIDDEN,)), ("model.layers.{i}.self_attn.W_pack.weight", (_QKV, HIDDEN)),
+         ("model.layers.{i}.self_attn.o_proj.weight", (HIDDEN, HIDDEN)), ("model.layers.{i}.post_attention_layernorm.weight", (HIDDEN,)),
+         ("model.layers.{i}.mlp.gate_proj.weight", (INTER, HIDDEN)), ("model.layers.{i}.mlp.down_proj.weight", (HIDDEN, INTER)),
+         ("model.layers.{i}.mlp.up_proj.weight", (INTER, HIDDEN))],
+        [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))])),
+    "qwen1": ({"architectures": ["QWenLMHeadModel"], "model_type": "qwen"}, 431, remote_shapes(
+        [("transformer.wte.weight", (VOCAB, HIDDEN))],
+        [("transformer.h.{i}.ln_1.weight", (HIDDEN,)), ("transformer.h.{i}.attn.c_attn.weight", (_QKV, HIDDEN)), ("transformer.h.{i}.attn.c_attn.bias", (_QKV,)),
+         ("transformer.h.{i}.attn.c_proj.weight", (HIDDEN, HIDDEN)), ("transformer.h.{i}.ln_2.weight", (HIDDEN,)),
+         ("transformer.h.{i}.mlp.w1.weight", (INTER // 2, HIDDEN)), ("transformer.h.{i}.mlp.w2.weight", (INTER // 2, HIDDEN)),
+         ("transformer.h.{i}.mlp.c_proj.weight", (HIDDEN, INTER // 2))],
+        [("transformer.ln_f.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))])),
+    # JAIS: GPT-2's Conv1D layout ([in, out]), a SwiGLU MLP (c_fc, c_fc2), ALiBi slopes as a stored tensor; the head is tied (no lm_head).
+    "jais": ({"architectures": ["JAISLMHeadModel"], "model_type": "jais", "n_layer": 2, "num_hidden_layers": None}, 441, remote_shapes(
+        [("transformer.wte.weight", (VOCAB, HIDDEN)), ("transformer.relative_pe.slopes", (HEADS,))],
+        [("transformer.h.{i}.attn.c_attn.weight", (HIDDEN, _QKV)), ("transformer.h.{i}.attn.c_attn.bias", (_QKV,)),
+         ("transformer.h.{i}.attn.c_proj.weight", (HIDDEN, HIDDEN)), ("transformer.h.{i}.attn.c_proj.bias", (HIDDEN,)),
+         ("transformer.h.{i}.ln_1.weight", (HIDDEN,)), ("transformer.h.{i}.ln_1.bias", (HIDDEN,)), ("transformer.h.{i}.ln_2.weight", (HIDDEN,)),
+         ("transformer.h.{i}.ln_2.bias", (HIDDEN,)), ("transformer.h.{i}.mlp.c_fc.weight", (HIDDEN, INTER)), ("transformer.h.{i}.mlp.c_fc.bias", (INTER,)),
+         ("transformer.h.{i}.mlp.c_fc2.weight", (HIDDEN, INTER)), ("transformer.h.{i}.mlp.c_fc2.bias", (INTER,)),
+         ("transformer.h.{i}.mlp.c_proj.weight", (INTER, HIDDEN)), ("transformer.h.{i}.mlp.c_proj.bias", (HIDDEN,))],
+        [("transformer.ln_f.weight", (HIDDEN,)), ("transformer.ln_f.bias", (HIDDEN,))])),
+    # ChatGLM (2, 3, GLM-4-9B-chat): multi-query fused query_key_value with a bias, SwiGLU dense_h_to_4h, its own output_layer.
+    "chatglm": ({"architectures": ["ChatGLMModel"], "model_type": "chatglm"}, 451, remote_shapes(
+        [("transformer.embedding.word_embeddings.weight", (VOCAB, HIDDEN)), ("transformer.rotary_pos_emb.inv_freq", (HIDDEN // HEADS // 4,))],
+        [("transformer.encoder.layers.{i}.input_layernorm.weight", (HIDDEN,)), ("transformer.encoder.layers.{i}.mlp.dense_4h_to_h.weight", (HIDDEN, INTER)),
+         ("transformer.encoder.layers.{i}.mlp.dense_h_to_4h.weight", (2 * INTER, HIDDEN)), ("transformer.encoder.layers.{i}.post_attention_layernorm.weight", (HIDDEN,)),
+         ("transformer.encoder.layers.{i}.self_attention.dense.weight", (HIDDEN, HIDDEN)),
+         ("transformer.encoder.layers.{i}.self_attention.query_key_value.bias", (HIDDEN + 2 * HIDDEN // HEADS * KV,)),
+         ("transformer.encoder.layers.{i}.self_attention.query_key_value.weight", (HIDDEN + 2 * HIDDEN // HEADS * KV, HIDDEN))],
+        [("transformer.encoder.final_layernorm.weight", (HIDDEN,)), ("transformer.output_layer.weight", (VOCAB, HIDDEN))])),
+    # Phi-3-small: LayerNorms and linears with biases, fused query_key_value, gegelu up_proj.
+    "phi3small": ({"architectures": ["Phi3SmallForCausalLM"], "model_type": "phi3small"}, 461, remote_shapes(
+        [("model.embed_tokens.weight", (VOCAB, HIDDEN))],
+        [(f"model.layers.{{i}}.{n}", shape) for n, shape in (
+            ("input_layernorm.weight", (HIDDEN,)), ("input_layernorm.bias", (HIDDEN,)), ("post_attention_layernorm.weight", (HIDDEN,)),
+            ("post_attention_layernorm.bias", (HIDDEN,)), ("self_attn.dense.weight", (HIDDEN, HIDDEN)), ("self_attn.dense.bias", (HIDDEN,)),
+            ("self_attn.query_key_value.weight", (HIDDEN + 2 * HIDDEN // HEADS * KV, HIDDEN)), ("self_attn.query_key_value.bias", (HIDDEN + 2 * HIDDEN // HEADS * KV,)),
+            ("mlp.up_proj.weight", (2 * INTER, HIDDEN)), ("mlp.up_proj.bias", (2 * INTER,)), ("mlp.down_proj.weight", (HIDDEN, INTER)), ("mlp.down_proj.bias", (HIDDEN,)))],
+        [("lm_head.weight", (VOCAB, HIDDEN)), ("model.final_layernorm.weight", (HIDDEN,)), ("model.final_layernorm.bias", (HIDDEN,))])),
 }
 # Remote-code families (no class in transformers): a llama's tensors renamed, and a configuration_*.py
 # of a few lines so that AutoConfig loads the config (mergekit runs with --trust-remote-code).
@@ -225,9 +297,19 @@ def arch_tensor_shapes(fields):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     kwargs = {k: v for k, v in fields.items() if k not in ("architectures", "model_type", "torch_dtype")}
+    auto = AutoModelForCausalLM
+    if fields["architectures"][0].endswith("ForSequenceClassification"):
+        from transformers import AutoModelForSequenceClassification as auto
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(fields["model_type"], **kwargs))
+        model = auto.from_config(AutoConfig.for_model(fields["model_type"], **kwargs))
     shapes = [(name, tuple(t.shape)) for name, t in model.state_dict().items()]
+    if fields["model_type"] == "granitemoehybrid":
+        renamed = []
+        for n, shape in shapes:
+            for old, new in GRANITE_HYBRID_NAMES:
+                n = n.replace(old, new)
+            renamed.append((n, shape))
+        shapes = renamed
     if fields.get("tie_word_embeddings"):
         shapes = [(n, s) for n, s in shapes if n != "lm_head.weight"]
     if fields["model_type"] == "exaone":
@@ -407,6 +489,14 @@ def arch_models():
             make_arch_model(f"{arch}-base", fields, seed)
         make_arch_model(f"{arch}-ft1", fields, seed + 1, base_seed=seed)
         make_arch_model(f"{arch}-ft2", fields, seed + 2, base_seed=seed)
+    for arch, (extra, seed, shapes) in REMOTE_SHAPED.items():
+        if os.path.exists(os.path.join(MODELS, f"{arch}-ft1")):
+            continue
+        fields = {k: v for k, v in {**TINY, **extra, "auto_map": {"AutoConfig": "configuration_tiny.TinyConfig"}}.items() if v is not None}
+        for k, s in ((1, seed + 1), (2, seed + 2)):
+            make_arch_model(f"{arch}-ft{k}", fields, s, base_seed=seed, shapes=shapes)
+            with open(os.path.join(MODELS, f"{arch}-ft{k}", "configuration_tiny.py"), "w") as f:
+                f.write(REMOTE_CONFIG.format(model_type=extra["model_type"]))
     for arch, (extra, seed, _) in REMOTE_MODELS.items():
         if os.path.exists(os.path.join(MODELS, f"{arch}-ft1")):
             continue
@@ -753,11 +843,18 @@ ARCH_NOTES = {
     "glm4": "fused gate_up_proj, q/k/v biases", "arcee": "no gate projection", "stablelm": "LayerNorm biases, q/k/v biases",
     "exaone": "transformer.h names; the config's layer count is num_layers", "falcon": "new decoder architecture (ln_attn, ln_mlp)",
     "gptneox": "Pythia names, with the stored attention mask, masked_bias (0-d) and inv_freq buffers",
+    "gptbigcode": "StarCoder's GPT-BigCode: multi-query c_attn, n_layer", "apertus": "xIELU activation parameters (0-d beta and eps) stored per layer",
+    "lfm2": "a convolution layer and an attention layer (optional tensors), tied head absent", "glm4moe": "dense layers only, as mergekit's definition lists",
+    "granitehybrid": "a Mamba-2 and an attention layer (optional tensors), experts under the checkpoints' input_linear/output_linear/router.layer names",
+    "mamba": "Mamba: A_log, D, conv1d, x/dt projections", "llama-seqcls": "LlamaForSequenceClassification: score head instead of lm_head",
 }
 for _arch in ARCH_MODELS:
     CASES[f"{_arch}-linear-f32"] = (arch_linear(_arch), "exact", "linear", ARCH_NOTES[_arch])
 for _arch in REMOTE_MODELS:
     CASES[f"{_arch}-linear-f32"] = (arch_linear(_arch), "exact", "linear", f"remote-code {REMOTE_MODELS[_arch][0]['model_type']}, config loaded with --trust-remote-code")
+    EXTRA_ARGS[f"{_arch}-linear-f32"] = ["--trust-remote-code"]
+for _arch in REMOTE_SHAPED:
+    CASES[f"{_arch}-linear-f32"] = (arch_linear(_arch), "exact", "linear", f"remote-code {REMOTE_SHAPED[_arch][0]['model_type']} ({REMOTE_SHAPED[_arch][0]['architectures'][0]}), config loaded with --trust-remote-code")
     EXTRA_ARGS[f"{_arch}-linear-f32"] = ["--trust-remote-code"]
 CASES["mixtral-slerp-f32"] = (arch_slerp("mixtral"), "f32-reduction", "slerp", "slerp over 3-D expert tensors")
 CASES["gemma3-slerp-f32"] = (arch_slerp("gemma3"), "f32-reduction", "slerp", "Gemma 3 text")

@@ -551,6 +551,240 @@ const gemma3Vision: ArchitectureDef = {
   ],
 };
 
+/** GPT-BigCode (StarCoder, SantaCoder): GPT-2's tensors with multi-query attention; the head tied to `transformer.wte`. */
+const gptBigcode: ArchitectureDef = {
+  modelType: 'gpt_bigcode',
+  architectures: ['GPTBigCodeForCausalLM'],
+  preWeights: weights([['transformer.wte.weight', { isEmbed: true }], 'transformer.wpe.weight']),
+  layerWeights: layers('transformer.h', [
+    'attn.c_attn.weight',
+    'attn.c_attn.bias',
+    'attn.c_proj.weight',
+    'attn.c_proj.bias',
+    'ln_1.weight',
+    'ln_1.bias',
+    'ln_2.weight',
+    'ln_2.bias',
+    'mlp.c_proj.weight',
+    'mlp.c_proj.bias',
+    'mlp.c_fc.weight',
+    'mlp.c_fc.bias',
+  ]),
+  postWeights: weights(['transformer.ln_f.weight', 'transformer.ln_f.bias', ['lm_head.weight', { isEmbed: true, optional: true, tiedNames: ['transformer.wte.weight'] }]]),
+  numLayersKey: 'n_layer',
+};
+
+/** Baichuan (remote code): llama with q, k, v fused into `W_pack`; a required head. */
+const baichuan = decoder('baichuan', ['BaichuanForCausalLM'], [
+  'input_layernorm.weight',
+  'self_attn.W_pack.weight',
+  'self_attn.o_proj.weight',
+  'post_attention_layernorm.weight',
+  'mlp.gate_proj.weight',
+  'mlp.down_proj.weight',
+  'mlp.up_proj.weight',
+], ['model.norm.weight', LM_HEAD]);
+
+/** Qwen (v1, remote code QWenLMHeadModel): GPT-2-like names, fused c_attn with a bias, a two-input w1/w2 MLP. */
+const qwen1: ArchitectureDef = {
+  modelType: 'qwen',
+  architectures: ['QWenLMHeadModel'],
+  preWeights: weights([['transformer.wte.weight', { isEmbed: true }]]),
+  layerWeights: layers('transformer.h', [
+    'attn.c_attn.bias',
+    'attn.c_attn.weight',
+    'attn.c_proj.weight',
+    'ln_1.weight',
+    'ln_2.weight',
+    'mlp.c_proj.weight',
+    'mlp.w1.weight',
+    'mlp.w2.weight',
+  ]),
+  postWeights: weights(['transformer.ln_f.weight', LM_HEAD]),
+  numLayersKey: 'num_hidden_layers',
+};
+
+/** JAIS (remote code): GPT-2 names with a SwiGLU MLP (c_fc, c_fc2) and stored ALiBi slopes; no LM head (tied). */
+const jais: ArchitectureDef = {
+  modelType: 'jais',
+  architectures: ['JAISLMHeadModel'],
+  preWeights: weights([['transformer.wte.weight', { isEmbed: true }], 'transformer.relative_pe.slopes']),
+  layerWeights: layers('transformer.h', [
+    'attn.c_attn.weight',
+    'attn.c_attn.bias',
+    'attn.c_proj.weight',
+    'attn.c_proj.bias',
+    'ln_1.weight',
+    'ln_1.bias',
+    'ln_2.weight',
+    'ln_2.bias',
+    'mlp.c_fc.weight',
+    'mlp.c_fc.bias',
+    'mlp.c_fc2.weight',
+    'mlp.c_fc2.bias',
+    'mlp.c_proj.weight',
+    'mlp.c_proj.bias',
+  ]),
+  postWeights: weights(['transformer.ln_f.weight', 'transformer.ln_f.bias']),
+  numLayersKey: 'n_layer',
+};
+
+/**
+ * ChatGLM (remote code ChatGLMModel: ChatGLM2/3, GLM-4-9B-chat): fused query_key_value with a bias, the
+ * rotary inv_freq stored, `transformer.output_layer` as the head. mergekit reads the layer count from
+ * `num_hidden_layers`, as Alloy does (these checkpoints' configs also name it `num_layers`).
+ */
+const chatglm: ArchitectureDef = {
+  modelType: 'chatglm',
+  architectures: ['ChatGLMModel'],
+  preWeights: weights([['transformer.embedding.word_embeddings.weight', { isEmbed: true }], 'transformer.rotary_pos_emb.inv_freq']),
+  layerWeights: layers('transformer.encoder.layers', [
+    'input_layernorm.weight',
+    'mlp.dense_4h_to_h.weight',
+    'mlp.dense_h_to_4h.weight',
+    'post_attention_layernorm.weight',
+    'self_attention.dense.weight',
+    'self_attention.query_key_value.bias',
+    'self_attention.query_key_value.weight',
+  ]),
+  postWeights: weights(['transformer.encoder.final_layernorm.weight', ['transformer.output_layer.weight', { isEmbed: true }]]),
+  numLayersKey: 'num_hidden_layers',
+};
+
+/** Apertus: llama-like with q/k norms, no gate projection, and the xIELU activation's parameters stored per layer. */
+const apertus = decoder('apertus', ['ApertusForCausalLM'], [
+  'attention_layernorm.weight',
+  'feedforward_layernorm.weight',
+  'mlp.act_fn.alpha_n',
+  'mlp.act_fn.alpha_p',
+  'mlp.act_fn.beta',
+  'mlp.act_fn.eps',
+  'mlp.down_proj.weight',
+  'mlp.up_proj.weight',
+  'self_attn.k_norm.weight',
+  'self_attn.k_proj.weight',
+  'self_attn.q_norm.weight',
+  'self_attn.q_proj.weight',
+  'self_attn.v_proj.weight',
+  'self_attn.o_proj.weight',
+]);
+
+/**
+ * LFM2: convolution and attention layers in one template (each kind's tensors optional); the final norm
+ * is `model.embedding_norm`, listed first; the head optional with no tied fallback.
+ */
+const lfm2: ArchitectureDef = {
+  modelType: 'lfm2',
+  architectures: ['Lfm2ForCausalLM'],
+  preWeights: weights([[EMBED_TOKENS, { isEmbed: true }], 'model.embedding_norm.weight']),
+  layerWeights: layers('model.layers', [
+    'feed_forward.w1.weight',
+    'feed_forward.w2.weight',
+    'feed_forward.w3.weight',
+    'ffn_norm.weight',
+    'operator_norm.weight',
+    optional('conv.conv.weight'),
+    optional('conv.in_proj.weight'),
+    optional('conv.out_proj.weight'),
+    optional('self_attn.k_layernorm.weight'),
+    optional('self_attn.k_proj.weight'),
+    optional('self_attn.out_proj.weight'),
+    optional('self_attn.q_layernorm.weight'),
+    optional('self_attn.q_proj.weight'),
+    optional('self_attn.v_proj.weight'),
+  ]),
+  postWeights: weights([OPTIONAL_LM_HEAD]),
+  numLayersKey: 'num_hidden_layers',
+};
+
+/** Phi-3-small (remote code): LayerNorms and linears with biases, fused query_key_value; the head before the final norm. */
+const phi3Small = decoder('phi3small', ['Phi3SmallForCausalLM'], [
+  'input_layernorm.weight',
+  'input_layernorm.bias',
+  'post_attention_layernorm.weight',
+  'post_attention_layernorm.bias',
+  'self_attn.dense.weight',
+  'self_attn.dense.bias',
+  'self_attn.query_key_value.weight',
+  'self_attn.query_key_value.bias',
+  'mlp.up_proj.weight',
+  'mlp.up_proj.bias',
+  'mlp.down_proj.weight',
+  'mlp.down_proj.bias',
+], [TIED_LM_HEAD, 'model.final_layernorm.weight', 'model.final_layernorm.bias']);
+
+/**
+ * GLM-4.5 (glm4_moe) as mergekit 0.1.5 defines it: the dense MLP only. Its mixture-of-experts layers
+ * (after `first_k_dense_replace`) lack `mlp.down_proj.weight`, so mergekit, and Alloy, refuse them.
+ */
+const glm4Moe = decoder('glm4_moe', ['Glm4MoeForCausalLM'], [
+  'input_layernorm.weight',
+  'mlp.down_proj.weight',
+  'mlp.gate_proj.weight',
+  'mlp.up_proj.weight',
+  'post_attention_layernorm.weight',
+  optional('self_attn.q_norm.weight'),
+  optional('self_attn.k_norm.weight'),
+  'self_attn.q_proj.weight',
+  optional('self_attn.q_proj.bias'),
+  'self_attn.k_proj.weight',
+  optional('self_attn.k_proj.bias'),
+  'self_attn.v_proj.weight',
+  optional('self_attn.v_proj.bias'),
+  'self_attn.o_proj.weight',
+]);
+
+/**
+ * Granite 4.0 hybrid (granitemoehybrid): Mamba-2 and attention layers in one template (each kind's
+ * tensors optional), experts and a shared MLP in every layer, under the checkpoints' names
+ * (`block_sparse_moe.input_linear`, `output_linear`, `router.layer`).
+ */
+const graniteMoeHybrid = decoder('granitemoehybrid', ['GraniteMoeHybridForCausalLM'], [
+  'input_layernorm.weight',
+  'shared_mlp.input_linear.weight',
+  'shared_mlp.output_linear.weight',
+  'block_sparse_moe.input_linear.weight',
+  'block_sparse_moe.router.layer.weight',
+  'block_sparse_moe.output_linear.weight',
+  'post_attention_layernorm.weight',
+  optional('self_attn.k_proj.weight'),
+  optional('self_attn.o_proj.weight'),
+  optional('self_attn.q_proj.weight'),
+  optional('self_attn.v_proj.weight'),
+  optional('mamba.A_log'),
+  optional('mamba.conv1d.bias'),
+  optional('mamba.conv1d.weight'),
+  optional('mamba.D'),
+  optional('mamba.dt_bias'),
+  optional('mamba.in_proj.weight'),
+  optional('mamba.norm.weight'),
+  optional('mamba.out_proj.weight'),
+]);
+
+/** Mamba (state-space, no attention): `backbone.` names, the head tied to the embeddings. */
+const mamba: ArchitectureDef = {
+  modelType: 'mamba',
+  architectures: ['MambaForCausalLM'],
+  preWeights: weights([['backbone.embeddings.weight', { isEmbed: true }]]),
+  layerWeights: layers('backbone.layers', [
+    'mixer.A_log',
+    'mixer.conv1d.bias',
+    'mixer.conv1d.weight',
+    'mixer.D',
+    'mixer.dt_proj.bias',
+    'mixer.dt_proj.weight',
+    'mixer.in_proj.weight',
+    'mixer.out_proj.weight',
+    'mixer.x_proj.weight',
+    'norm.weight',
+  ]),
+  postWeights: weights(['backbone.norm_f.weight', ['lm_head.weight', { isEmbed: true, optional: true, tiedNames: ['backbone.embeddings.weight'] }]]),
+  numLayersKey: 'num_hidden_layers',
+};
+
+/** A llama with a classification head (`score`, not a vocabulary tensor) instead of lm_head. */
+const llamaSequenceClassification = decoder('llama', ['LlamaForSequenceClassification'], LLAMA_LAYER, ['model.norm.weight', 'score.weight', optional('score.bias')]);
+
 /**
  * A multimodal definition: the text decoder first (its tensors, prefixed, are the definition's own, as
  * for Gemma 3), then the other modules in mergekit's order.
@@ -816,4 +1050,5 @@ export const ARCHITECTURES: readonly ArchitectureDef[] = [
   mixtral, qwen3Moe, gemma3, cohere, cohere2, starcoder2, olmo2, granite, glm4, arcee, solar,
   stablelm, stablelmEpoch, internlm2, exaone, falcon, gptNeox, gemma3Vision,
   qwen2Vl, qwen25Vl, qwen3VlDense, qwen3VlMoe, mistral3, llama4,
+  gptBigcode, baichuan, qwen1, jais, chatglm, apertus, lfm2, phi3Small, glm4Moe, graniteMoeHybrid, mamba, llamaSequenceClassification,
 ];
