@@ -40,6 +40,7 @@ const RECIPES: Record<string, (base: string, a: string, b: string) => string> = 
     `merge_method: della\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7, density: 0.5, epsilon: 0.1}\n  - model: ${b}\n    parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}\ndtype: float32\nout_dtype: bfloat16\n`,
   multislerp: (base, a, b) =>
     `merge_method: multislerp\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.6}\n  - model: ${b}\n    parameters: {weight: 0.4}\ndtype: float32\nout_dtype: bfloat16\n`,
+  nuslerp: (base, a, b) => `merge_method: nuslerp\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.6}\n  - model: ${b}\n    parameters: {weight: 0.4}\ndtype: float32\nout_dtype: bfloat16\n`,
   sce: (base, a, b) => `merge_method: sce\nbase_model: ${base}\nmodels:\n  - model: ${a}\n  - model: ${b}\nparameters: {select_topk: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
 };
 const DEFAULT_METHODS = ['linear', 'nearswap', 'slerp', 'task_arithmetic', 'ties', 'dare_ties'];

@@ -1,11 +1,13 @@
-import type { MergeMethod } from './types';
+import { hostArray, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
 /**
  * mergekit's nuslerp: spherical interpolation of two models (or of their task vectors when a base is
  * given) at t = w₂ / (w₁ + w₂), over the whole tensor (`nuslerp_flatten`, the default), per row, or
- * per column (`nuslerp_row_wise`). Norms and dots are summed in f64; see docs/architecture.md.
+ * per column (`nuslerp_row_wise`). Norms and dots are summed in f64 (the dot of the f32 unit vectors'
+ * exact products); see docs/architecture.md. The flattened case runs on the compute backend.
  */
 export const nuslerp: MergeMethod = {
   name: 'nuslerp',
@@ -34,6 +36,10 @@ export const nuslerp: MergeMethod = {
     const group =
       ctx.global['nuslerp_flatten'] !== false ? () => 0 : ctx.global['nuslerp_row_wise'] === true ? (i: number) => i % cols : (i: number) => Math.floor(i / cols);
     const groups = ctx.global['nuslerp_flatten'] !== false ? 1 : ctx.global['nuslerp_row_wise'] === true ? cols : Math.max(1, ctx.numel / cols);
+    if (ctx.backend && ctx.global['nuslerp_flatten'] !== false) {
+      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t });
+      return;
+    }
     const value = (inputs: Float32Array[], m: number, i: number) => (base === undefined ? inputs[m]![i]! : f(inputs[m]![i]! - inputs[base]![i]!));
     const sq0 = new Float64Array(groups);
     const sq1 = new Float64Array(groups);
@@ -50,17 +56,12 @@ export const nuslerp: MergeMethod = {
     for await (const { start, inputs } of source.chunks()) {
       for (let i = 0; i < inputs[a]!.length; i++) {
         const g = group(start + i);
-        dot[g] = dot[g]! + f(f(value(inputs, a, i) / n0[g]!) * f(value(inputs, b, i) / n1[g]!));
+        dot[g] = dot[g]! + f(value(inputs, a, i) / n0[g]!) * f(value(inputs, b, i) / n1[g]!);
       }
     }
     const oneMinusT = f(1 - t);
     const tf = f(t);
-    const coefficients = [...dot].map((d) => {
-      const cos = Math.min(1, Math.max(-1, f(d)));
-      const colinear = f(1 - f(cos * cos)) <= f(1e-16);
-      const theta = f(Math.acos(colinear ? 0 : cos));
-      return { colinear, c0: f(Math.sin(f(oneMinusT * theta))), c1: f(Math.sin(f(tf * theta))), sinTheta: f(Math.sin(theta)) };
-    });
+    const coefficients = [...dot].map((d) => slerpCoefficients(d, t));
     let buffer = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
       if (buffer.length < length) buffer = new Float32Array(length);
@@ -76,3 +77,96 @@ export const nuslerp: MergeMethod = {
     }
   },
 };
+
+interface SlerpCoefficients {
+  colinear: boolean;
+  c0: number;
+  c1: number;
+  sinTheta: number;
+}
+
+function slerpCoefficients(dot: number, t: number): SlerpCoefficients {
+  const cos = Math.min(1, Math.max(-1, f(dot)));
+  const colinear = f(1 - f(cos * cos)) <= f(1e-16);
+  const theta = f(Math.acos(colinear ? 0 : cos));
+  return { colinear, c0: f(Math.sin(f(f(1 - t) * theta))), c1: f(Math.sin(f(f(t) * theta))), sinTheta: f(Math.sin(theta)) };
+}
+
+/**
+ * The flattened nuslerp on a backend, the same values in the same order as the loops above: the task
+ * vectors f(x − base) by `blend2(1, x, −1, base)`, Σv² and then Σ u_a·u_b (u = f(v / norm), by
+ * `unitSum` with weight 1) by `gramSums` (exact f64 products added in f64 in index order), the
+ * interpolation by `blend2`, its division by sin θ by `unitSum`, and the base added back by `blend2`.
+ */
+async function nuslerpOnBackend(
+  source: TensorSource,
+  sink: TensorSink,
+  backend: ComputeBackend,
+  { base, a, b, t }: { base: number | undefined; a: number; b: number; t: number },
+): Promise<void> {
+  const arrays: HostArray[] = [];
+  const scratch = (k: number, length: number): HostArray => {
+    if (!arrays[k] || arrays[k].data.length < length) arrays[k] = hostArray('F32', length);
+    return sliceHost(arrays[k], 0, length);
+  };
+  const vectors = async (inputs: HostArray[], length: number): Promise<[HostArray, HostArray]> => {
+    if (base === undefined) return [inputs[a]!, inputs[b]!];
+    const [va, vb] = [scratch(0, length), scratch(1, length)];
+    await backend.blend2(1, inputs[a]!, -1, inputs[base]!, va);
+    await backend.blend2(1, inputs[b]!, -1, inputs[base]!, vb);
+    return [va, vb];
+  };
+  const squares = new Float64Array(4);
+  for await (const chunk of source.chunks()) {
+    await backend.gramSums(await vectors(chunk.raw ?? chunk.inputs.map(f32Host), chunk.length), squares);
+  }
+  const n0 = Math.max(f(Math.sqrt(squares[0]!)), f(1e-7));
+  const n1 = Math.max(f(Math.sqrt(squares[3]!)), f(1e-7));
+  const dots = new Float64Array(4);
+  for await (const chunk of source.chunks()) {
+    const [va, vb] = await vectors(chunk.raw ?? chunk.inputs.map(f32Host), chunk.length);
+    const [ua, ub] = [scratch(2, chunk.length), scratch(3, chunk.length)];
+    await backend.unitSum([va], [n0], [1], ua);
+    await backend.unitSum([vb], [n1], [1], ub);
+    await backend.gramSums([ua, ub], dots);
+  }
+  const { colinear, c0, c1, sinTheta } = slerpCoefficients(dots[1]!, t);
+  const output = new OutputBuffer(sink);
+  for await (const chunk of source.chunks()) {
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    const [va, vb] = await vectors(inputs, chunk.length);
+    if (colinear && base === undefined) {
+      const out = output.take(chunk.length);
+      await backend.blend2(f(1 - t), va, f(t), vb, out);
+      await output.write(chunk.start, out);
+      continue;
+    }
+    const mixed = scratch(2, chunk.length) as { dtype: 'F32'; data: Float32Array };
+    if (colinear) await backend.blend2(f(1 - t), va, f(t), vb, mixed);
+    else {
+      const blended = scratch(3, chunk.length) as { dtype: 'F32'; data: Float32Array };
+      await backend.blend2(c0, va, c1, vb, blended);
+      await backend.unitSum([blended], [sinTheta], [1], mixed);
+      signZeros(mixed.data, blended.data);
+    }
+    if (base === undefined) {
+      await sink.write(chunk.start, mixed.data);
+      continue;
+    }
+    const out = output.take(chunk.length);
+    await backend.blend2(1, mixed, 1, inputs[base]!, out);
+    await output.write(chunk.start, out);
+  }
+}
+
+/**
+ * `unitSum` adds its quotients to +0, so a quotient that is −0 (a negative numerator over sin θ > 0,
+ * or one that underflows) comes out +0; torch's division keeps the sign.
+ */
+function signZeros(quotients: Float32Array, numerators: Float32Array): void {
+  for (let i = 0; i < quotients.length; i++) {
+    if (quotients[i] !== 0) continue;
+    const x = numerators[i]!;
+    if (x < 0 || (x === 0 && 1 / x < 0)) quotients[i] = -0;
+  }
+}
