@@ -115,17 +115,17 @@ class LosingBackend implements ComputeBackend {
   private before(): void {
     if (++this.calls === this.lossAt) this.gpu.simulateDeviceLoss();
   }
-  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray) {
+  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray, step?: StepDtype) {
     this.before();
-    return this.gpu.linear(inputs, weights, normalize, out);
+    return this.gpu.linear(inputs, weights, normalize, out, step);
   }
   nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype) {
     this.before();
     return this.gpu.nearswap(base, other, t, out, step);
   }
-  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray) {
+  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step?: StepDtype) {
     this.before();
-    return this.gpu.blend2(c0, a, c1, b, out);
+    return this.gpu.blend2(c0, a, c1, b, out, step);
   }
   taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray) {
     this.before();
@@ -179,9 +179,9 @@ class LosingBackend implements ComputeBackend {
     this.before();
     return this.gpu.gramSums(inputs, sums);
   }
-  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState) {
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState, step?: StepDtype) {
     this.before();
-    return this.gpu.dotRows(a, b, n0, n1, state);
+    return this.gpu.dotRows(a, b, n0, n1, state, step);
   }
   dispose() {
     return this.gpu.dispose();

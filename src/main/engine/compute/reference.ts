@@ -1,4 +1,4 @@
-import { fmaF32, stepRounding } from '../methods/numerics';
+import { fmaF32, roundBf16, stepRounding } from '../methods/numerics';
 import { uniformAt } from '../methods/random-mask';
 import { DellaSparsifier } from '../methods/sparsify';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
@@ -55,9 +55,18 @@ export function weightSum(weights: readonly number[]): number {
   return divisor;
 }
 
-export function linearF32(inputs: readonly Float32Array[], weights: readonly number[], normalize: boolean, out: Float32Array): void {
+export function linearF32(inputs: readonly Float32Array[], weights: readonly number[], normalize: boolean, out: Float32Array, step: StepDtype = 'F32'): void {
   const w = weights.map((x) => f(x));
   const divisor = weightSum(w);
+  if (step === 'BF16') {
+    // Each fma (one f32 rounding) and the quotient rounded to bf16; the weights and Σw stay f32.
+    for (let i = 0; i < out.length; i++) {
+      let acc = 0;
+      for (let m = 0; m < inputs.length; m++) acc = roundBf16(fmaF32(inputs[m]![i]!, w[m]!, acc));
+      out[i] = normalize ? roundBf16(acc / divisor) : acc;
+    }
+    return;
+  }
   for (let i = 0; i < out.length; i++) {
     let acc = 0;
     for (let m = 0; m < inputs.length; m++) acc = fmaF32(inputs[m]![i]!, w[m]!, acc);
@@ -77,10 +86,11 @@ export function nearswapF32(a: Float32Array, b: Float32Array, t: number, out: Fl
   }
 }
 
-export function blend2F32(c0: number, a: Float32Array, c1: number, b: Float32Array, out: Float32Array): void {
+export function blend2F32(c0: number, a: Float32Array, c1: number, b: Float32Array, out: Float32Array, step: StepDtype = 'F32'): void {
+  const r = stepRounding(step);
   const k0 = f(c0);
   const k1 = f(c1);
-  for (let i = 0; i < out.length; i++) out[i] = f(f(k0 * a[i]!) + f(k1 * b[i]!));
+  for (let i = 0; i < out.length; i++) out[i] = r(r(k0 * a[i]!) + r(k1 * b[i]!));
 }
 
 /** Throws unless a unitSum call is well formed. */
@@ -239,14 +249,15 @@ export function normLanesF32(inputs: readonly Float32Array[], lanes: Float32Arra
 }
 
 /** ComputeBackend.dotRows on f32 arrays: TorchSum.addRow's steps, row by row. */
-export function dotRowsF32(a: Float32Array, b: Float32Array, n0: number, n1: number, state: CascadeState): void {
+export function dotRowsF32(a: Float32Array, b: Float32Array, n0: number, n1: number, state: CascadeState, valueStep: StepDtype = 'F32'): void {
   if (a.length % CASCADE_ROW !== 0) throw new RangeError(`dotRows: ${a.length} elements, not whole rows of ${CASCADE_ROW}`);
   const { acc, levelPower, fullBlockRows } = state;
   const step = 2 ** levelPower;
+  const r = stepRounding(valueStep);
   const k0 = f(n0);
   const k1 = f(n1);
   for (let row = 0; row < a.length; row += CASCADE_ROW) {
-    for (let k = 0; k < CASCADE_ROW; k++) acc[k] = acc[k]! + f(f(a[row + k]! / k0) * f(b[row + k]! / k1));
+    for (let k = 0; k < CASCADE_ROW; k++) acc[k] = acc[k]! + r(f(a[row + k]! / k0) * f(b[row + k]! / k1));
     state.rowsDone++;
     if (state.rowsDone > fullBlockRows || state.rowsDone % step !== 0) continue;
     for (let level = 1; level < 4; level++) {
@@ -421,11 +432,11 @@ export class ReferenceBackend implements ComputeBackend {
   readonly kind = 'cpu';
   readonly description = 'CPU: TypeScript reference (single thread)';
 
-  async linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void> {
+  async linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
     checkLengths(inputs, out);
     if (weights.length !== inputs.length) throw new RangeError(`linear: ${weights.length} weights for ${inputs.length} inputs`);
     const result = new Float32Array(out.data.length);
-    linearF32(inputs.map(toF32), weights, normalize, result);
+    linearF32(inputs.map(toF32), weights, normalize, result, step);
     fromF32(result, out);
   }
 
@@ -436,10 +447,10 @@ export class ReferenceBackend implements ComputeBackend {
     fromF32(result, out);
   }
 
-  async blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
+  async blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
     checkLengths([a, b], out);
     const result = new Float32Array(out.data.length);
-    blend2F32(c0, toF32(a), c1, toF32(b), result);
+    blend2F32(c0, toF32(a), c1, toF32(b), result, step);
     fromF32(result, out);
   }
 
@@ -477,9 +488,9 @@ export class ReferenceBackend implements ComputeBackend {
     normLanesF32(inputs.map(toF32), lanes);
   }
 
-  async dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
+  async dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState, step: StepDtype = 'F32'): Promise<void> {
     checkLengths([b], a);
-    dotRowsF32(toF32(a), toF32(b), n0, n1, state);
+    dotRowsF32(toF32(a), toF32(b), n0, n1, state, step);
   }
 
   async unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {

@@ -89,16 +89,16 @@ export class FallbackBackend implements ComputeBackend {
     return this.fallback ? this.fallback.description : this.primary.description;
   }
 
-  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void> {
-    return this.call((b) => b.linear(inputs, weights, normalize, out));
+  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray, step?: StepDtype): Promise<void> {
+    return this.call((b) => b.linear(inputs, weights, normalize, out, step));
   }
 
   nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype): Promise<void> {
     return this.call((b) => b.nearswap(base, other, t, out, step));
   }
 
-  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
-    return this.call((backend) => backend.blend2(c0, a, c1, b, out));
+  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step?: StepDtype): Promise<void> {
+    return this.call((backend) => backend.blend2(c0, a, c1, b, out, step));
   }
 
   taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void> {
@@ -158,11 +158,11 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.gramSums(inputs, sums), () => sums.set(before));
   }
 
-  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState, step?: StepDtype): Promise<void> {
     const acc = state.acc.slice();
     const rowsDone = state.rowsDone;
     return this.call(
-      (backend) => backend.dotRows(a, b, n0, n1, state),
+      (backend) => backend.dotRows(a, b, n0, n1, state, step),
       () => {
         state.acc.set(acc);
         state.rowsDone = rowsDone;

@@ -25,9 +25,12 @@ export interface ComputeBackend {
 
   /**
    * mergekit's linear: acc = fma(x_m, w_m, acc) from 0 in recipe order (torch's fused `addcmul_`),
-   * then acc / Σw (the weights summed in f32 in order) when `normalize`.
+   * then acc / Σw (the weights summed in f32 in order) when `normalize`. With `step` BF16 each fma
+   * (one f32 rounding) and the quotient are then rounded to bf16 (roundBf16), as model_stock's mean
+   * in bf16 steps computes r(acc + x) (fma(x, 1, acc) is f32(acc + x)); the weights and Σw stay f32.
+   * Default F32.
    */
-  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void>;
+  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray, step?: StepDtype): Promise<void>;
 
   /**
    * mergekit's nearswap: w = clamp(t · (1 / max(|base − other|, 1e-6)), 0, 1), then
@@ -36,8 +39,12 @@ export interface ComputeBackend {
    */
   nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step?: StepDtype): Promise<void>;
 
-  /** c0·a + c1·b, each product rounded to f32 before the sum: slerp's (and lerp's) final pass. */
-  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void>;
+  /**
+   * c0·a + c1·b, each product rounded to f32 before the sum: slerp's (and lerp's) final pass. With
+   * `step` BF16, r(r(c0·a) + r(c1·b)) with r rounding each f32 step to bf16 (roundBf16); c0 and c1
+   * are taken as f32 either way. Default F32.
+   */
+  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step?: StepDtype): Promise<void>;
 
   /**
    * The task-vector merge's elementwise pass (mergekit's GeneralizedTaskArithmetic once any magnitude
@@ -141,9 +148,11 @@ export interface ComputeBackend {
 
   /**
    * torch's cascade sum (`TorchSum`, 8 lanes × 4 a row) of the values r(r(a_i / n0) · r(b_i / n1)),
-   * slerp's normalized dot: the call is whole rows of 32, added to `state` (updated in place).
+   * slerp's normalized dot: the call is whole rows of 32, added to `state` (updated in place). r
+   * rounds to f32; with `step` BF16 each value (the product) is then rounded to bf16 (roundBf16)
+   * before it is added, as model_stock in bf16 steps adds r(δ_a·δ_b); the sums stay f32. Default F32.
    */
-  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void>;
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState, step?: StepDtype): Promise<void>;
 
   /**
    * The Gram sums of karcher (`methods/gram.ts`): for inputs j ≤ k (at most MAX_TASK_MODELS),

@@ -83,16 +83,16 @@ interface WasmApi {
 const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 interface Kernels {
-  linear(input: number, seg: number, count: number, weights: number, start: number, end: number, out: number, bfIn: number, bfOut: number, normalize: number, divisor: number, scratch: number): void;
+  linear(input: number, seg: number, count: number, weights: number, start: number, end: number, out: number, bfIn: number, bfOut: number, normalize: number, divisor: number, step: number, scratch: number): void;
   nearswap(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
   nearswap_bf(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
-  blend2(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, c0: number, c1: number, scratch: number): void;
+  blend2(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, c0: number, c1: number, step: number, scratch: number): void;
   task(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, flags: number, divisor: number, lambda: number, scratch: number): void;
   dhist(input: number, seg: number, count: number, params: number, start: number, end: number, bfIn: number, flags: number, scratch: number): void;
   dfind(input: number, seg: number, count: number, params: number, start: number, end: number, result: number, bfIn: number, flags: number, models: number, scratch: number): void;
   dsums(input: number, seg: number, count: number, params: number, start: number, end: number, sums: number, bfIn: number, flags: number, idxLo: number, idxHi: number, models: number, scratch: number): void;
   normsq(input: number, seg: number, count: number, start: number, end: number, bfIn: number, state: number, models: number, scratch: number): void;
-  cdot(input: number, seg: number, start: number, end: number, bfIn: number, n0: number, n1: number, state: number, scratch: number): void;
+  cdot(input: number, seg: number, start: number, end: number, bfIn: number, n0: number, n1: number, state: number, step: number, scratch: number): void;
   gram(input: number, seg: number, count: number, start: number, end: number, bfIn: number, sums: number, models: number, scratch: number): void;
   utan(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, meanNorm: number, averageNorm: number, hasBase: number, scratch: number): void;
   umix(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scale: number, scratch: number): void;
@@ -270,7 +270,7 @@ export class WasmBackend implements ComputeBackend {
     return align(WEIGHTS_BYTES + (this.workerCount + 1) * this.threadBytes(), 64);
   }
 
-  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void> {
+  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
     if (weights.length !== inputs.length) return Promise.reject(new RangeError(`linear: ${weights.length} weights for ${inputs.length} inputs`));
     if (inputs.length > MAX_WEIGHTS) return Promise.reject(new RangeError(`linear takes at most ${MAX_WEIGHTS} models`));
     const w = weights.map((x) => Math.fround(x));
@@ -278,7 +278,7 @@ export class WasmBackend implements ComputeBackend {
       this.grow(WEIGHTS_BYTES);
       new Float32Array(this.memory.buffer, 0, w.length).set(w);
       const divisor = weightSum(w);
-      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['linear', [input, seg, inputs.length, 0, start, end, output, bfIn, bfOut, normalize ? 1 : 0, divisor]] });
+      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['linear', [input, seg, inputs.length, 0, start, end, output, bfIn, bfOut, normalize ? 1 : 0, divisor, step === 'BF16' ? 1 : 0]] });
     });
   }
 
@@ -287,8 +287,9 @@ export class WasmBackend implements ComputeBackend {
     return this.serial(() => this.run({ inputs: [base, other], out, call: (input, seg, start, end, output, bfIn, bfOut) => [kernel, [input, seg, start, end, output, bfIn, bfOut, t]] }));
   }
 
-  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
-    return this.serial(() => this.run({ inputs: [a, b], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['blend2', [input, seg, start, end, output, bfIn, bfOut, c0, c1]] }));
+  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
+    const bf = step === 'BF16' ? 1 : 0;
+    return this.serial(() => this.run({ inputs: [a, b], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['blend2', [input, seg, start, end, output, bfIn, bfOut, c0, c1, bf]] }));
   }
 
   taskArithmetic(base: HostArray, models: readonly HostArray[], params: TaskArithmeticParams, out: HostArray): Promise<void> {
@@ -665,7 +666,7 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
-  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState, step: StepDtype = 'F32'): Promise<void> {
     if (a.data.length % CASCADE_ROW !== 0) return Promise.reject(new RangeError(`dotRows: ${a.data.length} elements, not whole rows of ${CASCADE_ROW}`));
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
@@ -678,7 +679,7 @@ export class WasmBackend implements ComputeBackend {
       await this.run({
         inputs: [a, b],
         split: 'none',
-        call: (input, seg, start, end, _output, bfIn) => ['cdot', [input, seg, start, end, bfIn, n0, n1, RESULTS_AT]],
+        call: (input, seg, start, end, _output, bfIn) => ['cdot', [input, seg, start, end, bfIn, n0, n1, RESULTS_AT, step === 'BF16' ? 1 : 0]],
       });
       state.acc.set(new Float32Array(this.memory.buffer, RESULTS_AT, 128));
       state.rowsDone = new Int32Array(this.memory.buffer, RESULTS_AT, 131)[128]!;

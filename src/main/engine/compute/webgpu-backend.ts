@@ -235,7 +235,9 @@ export class WebGpuBackend implements ComputeBackend {
     return this.device.limits;
   }
 
-  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray): Promise<void> {
+  linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
+    // bf16 steps (model_stock's mean in bf16): on the host, as nearswap's (the WGSL kernel rounds each step to f32).
+    if (step === 'BF16') return this.host().linear(inputs, weights, normalize, out, step);
     if (weights.length !== inputs.length) return Promise.reject(new RangeError(`linear: ${weights.length} weights for ${inputs.length} inputs`));
     if (inputs.length > MAX_LINEAR_INPUTS) return Promise.reject(new RangeError(`linear on the GPU takes at most ${MAX_LINEAR_INPUTS} models`));
     const w = weights.map((x) => Math.fround(x));
@@ -248,7 +250,9 @@ export class WebGpuBackend implements ComputeBackend {
     return this.serial(() => this.run('nearswap', [base, other], out, elementwiseHeader(2, { p0: t })));
   }
 
-  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray): Promise<void> {
+  blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
+    // bf16 steps (model_stock's last pass in bf16): on the host, as nearswap's.
+    if (step === 'BF16') return this.host().blend2(c0, a, c1, b, out, step);
     return this.serial(() => this.run('blend2', [a, b], out, elementwiseHeader(2, { p0: c0, p1: c1 })));
   }
 
@@ -415,8 +419,8 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().normLanes(inputs, lanes);
   }
 
-  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState): Promise<void> {
-    return this.host().dotRows(a, b, n0, n1, state);
+  dotRows(a: HostArray, b: HostArray, n0: number, n1: number, state: CascadeState, step: StepDtype = 'F32'): Promise<void> {
+    return this.host().dotRows(a, b, n0, n1, state, step);
   }
 
   // karcher's Gram sums: f64 products added in index order; WGSL has no f64.

@@ -1,19 +1,19 @@
-import { CASCADE_ROW, hostArray, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import { CASCADE_ROW, hostArray, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray, type StepDtype } from '../compute/types';
 import { stepRounding } from './numerics';
 import { ParallelTorchSum, TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
-
-const f = Math.fround;
 
 /** Bulk calls shorter than this go through the reductions' own `add`. */
 const MIN_BULK = 64;
 
 /**
- * The norms and dots of the offsets on a backend, for f32 steps (r is `Math.fround`): the offsets
- * r(x_j − base) by `blend2` (f(f(1·x) + f(−1·base)) is f(x − base)), their norms' lanes by
- * `normLanes`, and the cascade sums of r(δ_a·δ_b) by `dotRows` with n0 = n1 = 1 (f(a / 1) is a): the
- * same values added in the same order as the TypeScript loop; only the runs' tails and the elements
- * before a chunk gets back in step go through `add`.
+ * The norms and dots of the offsets on a backend, r rounding each step to `step` (f32, or bf16 when
+ * mergekit computes in bf16): the offsets r(x_j − base) by `blend2` (f(f(1·x) + f(−1·base)) is
+ * f(x − base), and with bf16 steps the offsets are a bf16 array, which the kernel writes rounded to
+ * nearest even: roundBf16(f(x − base))), their norms' lanes by `normLanes` (bf16 offsets widened
+ * exactly), and the cascade sums of r(δ_a·δ_b) by `dotRows` with n0 = n1 = 1 (f(a / 1) is a) and the
+ * same step: the same values added in the same order as the TypeScript loop; only the runs' tails and
+ * the elements before a chunk gets back in step go through `add`.
  */
 async function reduceOnBackend(
   source: TensorSource,
@@ -21,11 +21,12 @@ async function reduceOnBackend(
   base: number,
   others: number[],
   pairs: [number, number][],
-  shape: { rowLength: number; rows: number; numel: number; dtype: 'F32' | 'BF16' | 'F16'; threads: number },
+  shape: { rowLength: number; rows: number; numel: number; dtype: 'F32' | 'BF16' | 'F16'; threads: number; step: StepDtype },
   norms: Float32Array,
   dots: Float32Array,
 ): Promise<void> {
-  const { rowLength, rows, dtype, threads } = shape;
+  const { rowLength, rows, dtype, threads, step } = shape;
+  const r = stepRounding(step);
   const n = others.length;
   let offsets: HostArray[] = [];
   let normRuns: TorchNorm[] = [];
@@ -36,7 +37,7 @@ async function reduceOnBackend(
   for await (const chunk of source.chunks()) {
     const length = chunk.length;
     const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-    if (offsets.length === 0 || offsets[0]!.data.length < length) offsets = others.map(() => hostArray('F32', length));
+    if (offsets.length === 0 || offsets[0]!.data.length < length) offsets = others.map(() => hostArray(step === 'BF16' ? 'BF16' : 'F32', length));
     const offs = offsets.map((o) => sliceHost(o, 0, length));
     for (let j = 0; j < n; j++) await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, offs[j]!);
     for (let i = 0; i < length; ) {
@@ -63,7 +64,7 @@ async function reduceOnBackend(
       normPosition += count;
       if (normPosition % rowLength === 0) {
         const row = normPosition / rowLength - 1;
-        for (let j = 0; j < n; j++) norms[row * n + j] = f(normRuns[j]!.result());
+        for (let j = 0; j < n; j++) norms[row * n + j] = r(normRuns[j]!.result());
       }
     }
     for (let i = 0; i < length; ) {
@@ -79,29 +80,31 @@ async function reduceOnBackend(
         for (let p = 0; p < pairs.length; p++) {
           const { sum } = dotRuns[p]!.part();
           const state = sum.cascade();
-          await backend.dotRows(sliceHost(offs[pairs[p]![0]]!, i, count), sliceHost(offs[pairs[p]![1]]!, i, count), 1, 1, state);
+          await backend.dotRows(sliceHost(offs[pairs[p]![0]]!, i, count), sliceHost(offs[pairs[p]![1]]!, i, count), 1, 1, state, step);
           sum.rowsAdded(state);
           dotRuns[p]!.skipped(count);
         }
       } else {
         count = 1;
-        for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(f(hostValue(offs[pairs[p]![0]]!, i) * hostValue(offs[pairs[p]![1]]!, i)));
+        for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(r(hostValue(offs[pairs[p]![0]]!, i) * hostValue(offs[pairs[p]![1]]!, i)));
       }
       i += count;
       dotPosition += count;
       if (dotPosition % rowLength === 0) {
         const row = dotPosition / rowLength - 1;
-        for (let p = 0; p < pairs.length; p++) dots[row * pairs.length + p] = f(dotRuns[p]!.result());
+        for (let p = 0; p < pairs.length; p++) dots[row * pairs.length + p] = r(dotRuns[p]!.result());
       }
     }
   }
 }
 
 /**
- * The merge pass on a backend, for f32 steps: the mean by `linear` with weights 1 and `normalize`
- * (fma(x, 1, acc) is f(acc + x), the divisor Σ1 = count, so f(total / count) as the loop computes it),
- * then t·mean + (1−t)·base by `blend2` with c0 = t and c1 = f(1 − t), one call per run of a row (t is
- * per row with filter_wise). The output goes in the sink's dtype where it takes it.
+ * The merge pass on a backend, r rounding each step to `step`: the mean by `linear` with weights 1
+ * and `normalize` (fma(x, 1, acc) is f(acc + x), so r(acc + x) from 0 in order, the divisor Σ1 =
+ * count, so r(total / count) as the loop computes it; with bf16 steps the mean is a bf16 array, its
+ * values already bf16), then r(r(t·mean) + r((1−t)·base)) by `blend2` with c0 = t and c1 = r(1 − t),
+ * one call per run of a row (t is per row with filter_wise). The output goes in the sink's dtype
+ * where it takes it.
  */
 async function mergeOnBackend(
   source: TensorSource,
@@ -111,23 +114,26 @@ async function mergeOnBackend(
   ts: Float32Array,
   rowLength: number,
   sink: TensorSink,
+  step: StepDtype,
 ): Promise<void> {
+  const r = stepRounding(step);
   const ones = others.map(() => 1);
   const output = new OutputBuffer(sink);
-  let mean: HostArray = hostArray('F32', 0);
+  const meanDtype = step === 'BF16' ? 'BF16' : 'F32';
+  let mean: HostArray = hostArray(meanDtype, 0);
   for await (const chunk of source.chunks()) {
     const { start, length } = chunk;
     const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-    if (mean.data.length < length) mean = hostArray('F32', length);
+    if (mean.data.length < length) mean = hostArray(meanDtype, length);
     const average = sliceHost(mean, 0, length);
-    await backend.linear(others.map((m) => inputs[m]!), ones, true, average);
+    await backend.linear(others.map((m) => inputs[m]!), ones, true, average, step);
     const out = output.take(length);
     for (let i = 0; i < length; ) {
       const row = Math.floor((start + i) / rowLength);
       const to = Math.min(length, (row + 1) * rowLength - start);
       const t = ts[row]!;
       const run = to - i === length ? [average, inputs[base]!, out] : [sliceHost(average, i, to - i), sliceHost(inputs[base]!, i, to - i), sliceHost(out, i, to - i)];
-      await backend.blend2(t, run[0]!, f(1 - t), run[1]!, run[2]!);
+      await backend.blend2(t, run[0]!, r(1 - t), run[1]!, run[2]!, step);
       i = to;
     }
     await output.write(start, out);
@@ -163,8 +169,10 @@ export const modelStock: MergeMethod = {
     const norms = new Float32Array(rows * others.length);
     const dots = new Float32Array(rows * pairs.length);
     const n = others.length;
-    if (ctx.backend && ctx.computeDtype !== 'BF16') {
-      await reduceOnBackend(source, ctx.backend, base, others, pairs, { rowLength, rows, numel: ctx.numel, dtype, threads: ctx.torchThreads ?? 1 }, norms, dots);
+    // The steps are rounded to bf16 where mergekit computes in bf16, else to f32 (f16 too, as `r`).
+    const step: StepDtype = ctx.computeDtype === 'BF16' ? 'BF16' : 'F32';
+    if (ctx.backend) {
+      await reduceOnBackend(source, ctx.backend, base, others, pairs, { rowLength, rows, numel: ctx.numel, dtype, threads: ctx.torchThreads ?? 1, step }, norms, dots);
     } else {
       let normRuns: TorchNorm[] = [];
       let dotRuns: { add(x: number): void; result(): number }[] = [];
@@ -205,8 +213,8 @@ export const modelStock: MergeMethod = {
       const denominator = r(1 + r((count - 1) * cos));
       ts[row] = Math.abs(denominator) < 1e-6 ? 0 : r(r(count * cos) / denominator);
     }
-    if (ctx.backend && ctx.computeDtype !== 'BF16' && others.length <= MAX_TASK_MODELS) {
-      await mergeOnBackend(source, ctx.backend, base, others, ts, rowLength, sink);
+    if (ctx.backend && others.length <= MAX_TASK_MODELS) {
+      await mergeOnBackend(source, ctx.backend, base, others, ts, rowLength, sink, step);
       return;
     }
     let buffer = new Float32Array(0);

@@ -117,13 +117,14 @@
                  (i64x2.splat (i64.const 1))))))
 
   ;; linear: acc = fma(x_m, w_m, acc) from 0 over the inputs in order (torch's addcmul_, one
-  ;; rounding), then acc / divisor if normalize. The weights are `count` f32 at `weights`.
+  ;; rounding), then acc / divisor if normalize. The weights are `count` f32 at `weights`. With
+  ;; $step (bf16 steps), each model's acc and the quotient are rounded to bf16 ($rnd_tile).
   ;; fma: x*w is exact in f64 (24 + 24 bits); s = x*w + acc is rounded once in f64, then to f32;
   ;; where that double rounding could matter, s is rounded to odd first ($round_odd).
   (func (export "linear")
     (param $in i32) (param $seg i32) (param $count i32) (param $weights i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
-    (param $normalize i32) (param $divisor f32) (param $scratch i32)
+    (param $normalize i32) (param $divisor f32) (param $step i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $m i32) (local $x i32) (local $acc i32) (local $i i32) (local $stop i32)
     (local $w v128) (local $xv v128) (local $cv v128) (local $div v128)
     (local $p v128) (local $s v128) (local $c v128) (local $p2 v128) (local $s2 v128) (local $c2 v128)
@@ -149,16 +150,25 @@
                                          (local.get $bf_in) (local.get $scratch) (i32.const 0)))
             (local.set $w (f64x2.splat (f64.promote_f32 (f32.load (i32.add (local.get $weights) (i32.shl (local.get $m) (i32.const 2)))))))
             (local.set $i (i32.const 0))
-            ;; The first model: fma(x, w, +0) is x*w rounded once, but a -0 product becomes +0 (-0 + +0),
-            ;; which adding +0 does too. No f64 needed.
+            ;; The first model: fma(x, w, +0) is x*w rounded once, but an exact -0 product (x or w
+            ;; ±0) becomes +0 (-0 + +0), which adding +0 does too; a nonzero product that rounds to
+            ;; -0 (underflow) stays -0, as the exact sum is the product itself. No f64 needed.
             (if (i32.eqz (local.get $m))
               (then
                 (local.set $cv (f32x4.splat (f32.load (local.get $weights))))
                 (block $first_done
                   (loop $first
                     (br_if $first_done (i32.ge_u (local.get $i) (local.get $stop)))
+                    (local.set $xv (v128.load align=4 (i32.add (local.get $x) (local.get $i))))
+                    (local.set $p (f32x4.mul (local.get $xv) (local.get $cv)))
                     (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
-                      (f32x4.add (f32x4.mul (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $cv)) (f32x4.splat (f32.const 0))))
+                      (v128.bitselect
+                        (local.get $p)
+                        (f32x4.add (local.get $p) (f32x4.splat (f32.const 0)))
+                        (v128.and
+                          (f32x4.eq (local.get $p) (f32x4.splat (f32.const 0)))
+                          (v128.and (f32x4.ne (local.get $xv) (f32x4.splat (f32.const 0)))
+                                    (f32x4.ne (local.get $cv) (f32x4.splat (f32.const 0)))))))
                     (local.set $i (i32.add (local.get $i) (i32.const 16)))
                     (br $first)))))
             ;; Four lanes a turn, as two f64x2 halves.
@@ -193,6 +203,7 @@
                     (f32x4.demote_f64x2_zero (local.get $s2))))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
                 (br $next)))
+            (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n))))
             (local.set $m (i32.add (local.get $m) (i32.const 1)))
             (br $models)))
         (if (local.get $normalize)
@@ -204,7 +215,8 @@
                 (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
                   (f32x4.div (v128.load align=4 (i32.add (local.get $acc) (local.get $i))) (local.get $div)))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
-                (br $next)))))
+                (br $next)))
+            (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n))))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
@@ -257,14 +269,21 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
-  ;; blend2: out = c0*a + c1*b, each product rounded to f32 (slerp's last pass).
+  ;; blend2: out = c0*a + c1*b, each product rounded to f32 (slerp's last pass). With $step (bf16
+  ;; steps): out = r(r(c0*a) + r(c1*b)), r rounding each f32 result to bf16 as torch rounds (nearest
+  ;; even, NaN 0x7fc00000), in registers.
   (func (export "blend2")
     (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $out i32)
-    (param $bf_in i32) (param $bf_out i32) (param $c0 f32) (param $c1 f32) (param $scratch i32)
+    (param $bf_in i32) (param $bf_out i32) (param $c0 f32) (param $c1 f32) (param $step i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $pa i32) (local $pb i32) (local $po i32) (local $i i32) (local $stop i32)
-    (local $k0 v128) (local $k1 v128)
+    (local $k0 v128) (local $k1 v128) (local $p v128) (local $q v128)
+    (local $nan v128) (local $half v128) (local $one_i v128) (local $hi16 v128)
     (local.set $k0 (f32x4.splat (local.get $c0)))
     (local.set $k1 (f32x4.splat (local.get $c1)))
+    (local.set $nan (i32x4.splat (i32.const 0x7fc00000)))
+    (local.set $half (i32x4.splat (i32.const 0x7fff)))
+    (local.set $one_i (i32x4.splat (i32.const 1)))
+    (local.set $hi16 (i32x4.splat (i32.const 0xffff0000)))
     (local.set $t (local.get $start))
     (block $tiles_done
       (loop $tiles
@@ -276,15 +295,30 @@
         (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
         (local.set $i (i32.const 0))
         (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
-        (block $done
-          (loop $next
-            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-            (v128.store align=4 (i32.add (local.get $po) (local.get $i))
-              (f32x4.add
-                (f32x4.mul (local.get $k0) (v128.load align=4 (i32.add (local.get $pa) (local.get $i))))
-                (f32x4.mul (local.get $k1) (v128.load align=4 (i32.add (local.get $pb) (local.get $i))))))
-            (local.set $i (i32.add (local.get $i) (i32.const 16)))
-            (br $next)))
+        (if (local.get $step)
+          (then
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (local.set $p (f32x4.mul (local.get $k0) (v128.load align=4 (i32.add (local.get $pa) (local.get $i)))))
+                (local.set $p (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+                (local.set $q (f32x4.mul (local.get $k1) (v128.load align=4 (i32.add (local.get $pb) (local.get $i)))))
+                (local.set $q (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))
+                (local.set $p (f32x4.add (local.get $p) (local.get $q)))
+                (v128.store align=4 (i32.add (local.get $po) (local.get $i))
+                  (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next))))
+          (else
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (v128.store align=4 (i32.add (local.get $po) (local.get $i))
+                  (f32x4.add
+                    (f32x4.mul (local.get $k0) (v128.load align=4 (i32.add (local.get $pa) (local.get $i))))
+                    (f32x4.mul (local.get $k1) (v128.load align=4 (i32.add (local.get $pb) (local.get $i))))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
@@ -1455,15 +1489,33 @@
   ;; cdot: slerp's normalized dot as torch sums it (TorchSum: 8 lanes × 4, a four-level cascade).
   ;; Each row is 32 values v = r(r(a / n0) · r(b / n1)) (a, b: inputs 0 and 1); [start, end) is
   ;; whole rows. State at $state: the accumulators f32[4][32] (+0), rows done (+512), log2 of the
-  ;; cascade step (+516), the rows after which it stops cascading (+520).
+  ;; cascade step (+516), the rows after which it stops cascading (+520). With $step (bf16 steps)
+  ;; each v is then rounded to bf16: a pass over the tile first writes those into scratch tile 3,
+  ;; and the sum reads them as a = v, b = 1 with n0 = n1 = 1 (v / 1 · 1 / 1 is v), so the f32 loop
+  ;; stays as it is.
   (func (export "cdot")
-    (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $n0 f32) (param $n1 f32) (param $state i32) (param $scratch i32)
+    (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $n0 f32) (param $n1 f32) (param $state i32) (param $step i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $pa i32) (local $pb i32) (local $i i32) (local $stop i32) (local $k i32) (local $level i32)
     (local $rows i32) (local $power i32) (local $full i32) (local $mask i32)
-    (local $k0 v128) (local $k1 v128)
+    (local $k0 v128) (local $k1 v128) (local $q0 v128) (local $q1 v128) (local $v v128) (local $prods i32) (local $ones i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
     (local.set $k0 (f32x4.splat (local.get $n0)))
     (local.set $k1 (f32x4.splat (local.get $n1)))
+    (local.set $prods (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $ones (call $scratch_tile (local.get $scratch) (i32.const 4)))
+    (if (local.get $step)
+      (then
+        (local.set $q0 (local.get $k0))
+        (local.set $q1 (local.get $k1))
+        (local.set $k0 (f32x4.splat (f32.const 1)))
+        (local.set $k1 (f32x4.splat (f32.const 1)))
+        (local.set $i (i32.const 0))
+        (block $filled
+          (loop $fill
+            (br_if $filled (i32.ge_u (local.get $i) (global.get $tile_bytes)))
+            (v128.store (i32.add (local.get $ones) (local.get $i)) (local.get $k0))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $fill)))))
     (local.set $rows (i32.load offset=512 (local.get $state)))
     (local.set $power (i32.load offset=516 (local.get $state)))
     (local.set $full (i32.load offset=520 (local.get $state)))
@@ -1484,6 +1536,27 @@
         (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
         (local.set $pa (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
         (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 1) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1)))
+        (if (local.get $step)
+          (then
+            ;; tile 3 = r_bf16(f(a / n0) · f(b / n1)); the sum then reads it against the ones
+            (local.set $i (i32.const 0))
+            (block $rounded
+              (loop $round
+                (br_if $rounded (i32.ge_u (local.get $i) (local.get $stop)))
+                (local.set $v (f32x4.mul (f32x4.div (v128.load (i32.add (local.get $pa) (local.get $i))) (local.get $q0))
+                                         (f32x4.div (v128.load (i32.add (local.get $pb) (local.get $i))) (local.get $q1))))
+                (v128.store (i32.add (local.get $prods) (local.get $i))
+                  (v128.bitselect
+                    (i32x4.splat (i32.const 0x7fc00000))
+                    (v128.and
+                      (i32x4.add (i32x4.add (local.get $v) (i32x4.splat (i32.const 0x7fff)))
+                                 (v128.and (i32x4.shr_u (local.get $v) (i32.const 16)) (i32x4.splat (i32.const 1))))
+                      (i32x4.splat (i32.const 0xffff0000)))
+                    (f32x4.ne (local.get $v) (local.get $v))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $round)))
+            (local.set $pa (local.get $prods))
+            (local.set $pb (local.get $ones))))
         (local.set $i (i32.const 0))
         (block $done
           (loop $next
