@@ -112,6 +112,31 @@ describe.skipIf(!gpu)('WebGPU kernels equal the TypeScript reference bit for bit
     expect(off.length).toBeLessThanOrEqual(4);
   });
 
+  it('linear: NaN and infinities in any model, products that overflow where the exact sum does not', async () => {
+    const big = 3.3895313892515355e38;
+    const values = [1, -2.5, 0, -0, big, -big, 1e-30, NaN, Infinity, -Infinity];
+    const n = values.length ** 3;
+    const models = [0, 1, 2].map(() => new Float32Array(n));
+    for (let i = 0; i < n; i++) {
+      models[0]![i] = values[i % values.length]!;
+      models[1]![i] = values[Math.floor(i / values.length) % values.length]!;
+      models[2]![i] = values[Math.floor(i / values.length ** 2)]!;
+    }
+    for (const weights of [[0.3, -1.7, 2], [1, 1, 1], [2, 0.5, -3]]) {
+      for (const dtype of ['F32', 'BF16'] as const) {
+        const inputs = models.map((v) => asHost(v, dtype));
+        const want = hostArray('F32', n);
+        const got = hostArray('F32', n);
+        await reference.linear(inputs, weights, true, want);
+        await small!.linear(inputs, weights, true, got);
+        // Which NaN comes out (sign, payload) is the hardware's: any NaN matches any NaN.
+        for (const v of [want.data, got.data]) for (let i = 0; i < n; i++) if (Number.isNaN(v[i])) v[i] = NaN;
+        const at = firstDifference(got, want);
+        expect(at < 0 ? '' : `element ${at} (${models.map((m) => m[at]).join(', ')}): ${describeElement(got, at)} vs ${describeElement(want, at)}`, `${dtype}, weights ${weights}`).toBe('');
+      }
+    }
+  });
+
   it('mixed input dtypes: f32 beside bf16 or f16 read as they are, bf16 with f16 through f32', async () => {
     const random = rng(3);
     for (const [x, y] of [['BF16', 'F32'], ['F32', 'F16'], ['BF16', 'F16']] as const) {

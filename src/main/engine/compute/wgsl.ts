@@ -106,8 +106,14 @@ fn fma_exact(a: f32, b: f32, c: f32) -> f32 {
 fn fma_rn(a: f32, b: f32, c: f32) -> f32 {
   let p = mul(a, b);
   let ap = absf(p);
-  // An exact zero product (IEEE's signed-zero sum), or an infinite or NaN c: the plain sum is right.
-  if (a == 0.0 || b == 0.0 || !(absf(c) <= bitcast<f32>(0x7f7fffffu))) { return add(p, c); }
+  // An infinite or NaN c: c itself when a and b are finite (their exact product is, even where p
+  // overflowed), else the plain sum (inf + -inf, NaN).
+  let finite_ab = (bitcast<u32>(a) & 0x7fffffffu) < 0x7f800000u && (bitcast<u32>(b) & 0x7fffffffu) < 0x7f800000u;
+  if (!(absf(c) <= bitcast<f32>(0x7f7fffffu))) { return select(add(p, c), c, finite_ab); }
+  // An exact zero product (IEEE's signed-zero sum): the plain sum is right.
+  if (a == 0.0 || b == 0.0) { return add(p, c); }
+  // A NaN input: NaN (the paths below would keep c where |c| swamps a tiny or scaled product).
+  if ((bitcast<u32>(p) & 0x7fffffffu) > 0x7f800000u) { return p; }
   if (ap >= bitcast<f32>(0x0d800000u) && ap < bitcast<f32>(0x71800000u)) { return fma_exact(a, b, c); }  // 2^-100 <= |a*b| < 2^100
   let a_is_big = absf(a) >= absf(b);
   let big = select(b, a, a_is_big);
