@@ -1,13 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { toF32 } from '../../src/main/engine/compute/reference';
 import type { ComputeBackend, HostArray } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
 import { getMergeMethod } from '../../src/main/engine/methods/registry';
-import type { TensorMergeContext, TensorSink, TensorSource } from '../../src/main/engine/methods/types';
+import type { TensorMergeContext, TensorSink } from '../../src/main/engine/methods/types';
 import { encodeFromF32 } from '../../src/main/engine/safetensors/convert';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
-import { asHost, describeElement, edgeValues, firstDifference, rng, weights } from './samples';
+import { asHost, describeElement, edgeValues, firstDifference, rng, weights, hostChunks } from './samples';
 
 const opened = await openWebGpu({ windowElements: 1000 });
 const gpu = 'backend' in opened ? opened.backend : undefined;
@@ -20,23 +19,6 @@ const BACKENDS: [string, ComputeBackend][] = [
 ];
 afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 
-/** The inputs in chunks of `chunk`, as stored in `dtype` (`raw`) and widened to f32. */
-function sourceOf(inputs: HostArray[], chunk: number): TensorSource {
-  const widened = inputs.map(toF32);
-  return {
-    async *chunks() {
-      for (let start = 0; start < widened[0]!.length; start += chunk) {
-        const length = Math.min(chunk, widened[0]!.length - start);
-        yield {
-          start,
-          length,
-          inputs: widened.map((x) => x.subarray(start, start + length)),
-          raw: inputs.map((h) => (h.dtype === 'F32' ? { dtype: 'F32' as const, data: h.data.subarray(start, start + length) } : { dtype: h.dtype, data: h.data.subarray(start, start + length) })),
-        };
-      }
-    },
-  };
-}
 
 /** nuslerp's output as f32, or (with `outDtype`) as the encoded codes a bf16 output gets. */
 async function nuslerpOutput(inputs: HostArray[], ctx: TensorMergeContext, chunk: number, outDtype?: 'BF16'): Promise<HostArray> {
@@ -50,7 +32,7 @@ async function nuslerpOutput(inputs: HostArray[], ctx: TensorMergeContext, chunk
         writeEncoded: async (start, values) => void codes.set(values.data as Uint16Array, start),
       }
     : { write: async (start, values) => void f32.set(values, start) };
-  await getMergeMethod('nuslerp').kernel(sourceOf(inputs, chunk), sink, ctx);
+  await getMergeMethod('nuslerp').kernel(hostChunks(inputs, chunk), sink, ctx);
   return outDtype ? { dtype: 'BF16', data: codes } : { dtype: 'F32', data: f32 };
 }
 

@@ -10,7 +10,7 @@ import { roundBf16 } from '../../src/main/engine/methods/numerics';
 import { getMergeMethod } from '../../src/main/engine/methods/registry';
 import type { TensorMergeContext, TensorSource } from '../../src/main/engine/methods/types';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
-import { asHost, describeElement, firstDifference, rng, weights } from './samples';
+import { asHost, describeElement, firstDifference, rng, weights, placed } from './samples';
 
 const reference = new ReferenceBackend();
 const inPlace = new WasmBackend({ workers: 1 });
@@ -27,13 +27,6 @@ const BACKENDS: [string, ComputeBackend, boolean][] = [
 ];
 afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 
-/** `array` copied into `backend`'s own memory when it has some and `pin` is set. */
-function placed(backend: ComputeBackend, pin: boolean, array: HostArray): HostArray {
-  if (!pin || !backend.allocateHost) return array;
-  const bytes = backend.allocateHost(array.data.byteLength);
-  bytes.set(new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength));
-  return array.dtype === 'F32' ? { dtype: 'F32', data: new Float32Array(bytes.buffer, bytes.byteOffset, array.data.length) } : { dtype: array.dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, array.data.length) };
-}
 
 /**
  * A base and fine-tunes whose deltas are a few steps of 2^-14: many elements share each |δ|, so

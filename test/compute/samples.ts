@@ -1,6 +1,8 @@
 import { bitsToF32, f32BitsToBf16, f32BitsToF16, f32Bits } from '../../src/main/engine/safetensors/convert';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
-import type { HostArray } from '../../src/main/engine/compute/types';
+import { toF32 } from '../../src/main/engine/compute/reference';
+import type { ComputeBackend, HostArray } from '../../src/main/engine/compute/types';
+import type { TensorSource } from '../../src/main/engine/methods/types';
 
 /** mulberry32: a small seeded generator, so every failure reproduces. */
 export function rng(seed: number): () => number {
@@ -72,4 +74,30 @@ export function describeElement(array: HostArray, i: number): string {
   const v = array.data[i]!;
   if (array.dtype === 'F32') return `${v} (0x${f32Bits(v).toString(16)})`;
   return `0x${v.toString(16)}`;
+}
+
+/** `array` copied into `backend`'s own memory when it has some and `pin` is set (as the engine's buffer pool does). */
+export function placed(backend: ComputeBackend, pin: boolean, array: HostArray): HostArray {
+  if (!pin || !backend.allocateHost) return array;
+  const bytes = backend.allocateHost(array.data.byteLength);
+  bytes.set(new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength));
+  return array.dtype === 'F32' ? { dtype: 'F32', data: new Float32Array(bytes.buffer, bytes.byteOffset, array.data.length) } : { dtype: array.dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, array.data.length) };
+}
+
+/** A merge method's source over `inputs` in chunks of `chunk`: as stored (`raw`) and widened to f32. */
+export function hostChunks(inputs: HostArray[], chunk: number): TensorSource {
+  const widened = inputs.map(toF32);
+  return {
+    async *chunks() {
+      for (let start = 0; start < widened[0]!.length; start += chunk) {
+        const length = Math.min(chunk, widened[0]!.length - start);
+        yield {
+          start,
+          length,
+          inputs: widened.map((x) => x.subarray(start, start + length)),
+          raw: inputs.map((h) => (h.dtype === 'F32' ? { dtype: 'F32' as const, data: h.data.subarray(start, start + length) } : { dtype: h.dtype, data: h.data.subarray(start, start + length) })),
+        };
+      }
+    },
+  };
 }

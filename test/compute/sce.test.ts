@@ -8,9 +8,8 @@ import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
 import { getMergeMethod } from '../../src/main/engine/methods/registry';
-import type { TensorMergeContext, TensorSource } from '../../src/main/engine/methods/types';
-import { toF32 } from '../../src/main/engine/compute/reference';
-import { asHost, describeElement, edgeValues, firstDifference, rng, weights } from './samples';
+import type { TensorMergeContext } from '../../src/main/engine/methods/types';
+import { asHost, describeElement, edgeValues, firstDifference, rng, weights, placed, hostChunks } from './samples';
 
 const reference = new ReferenceBackend();
 const opened = await openWebGpu({ windowElements: 1000 });
@@ -26,12 +25,6 @@ const BACKENDS: [string, ComputeBackend, boolean][] = [
 ];
 afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 
-function placed(backend: ComputeBackend, pin: boolean, array: HostArray): HostArray {
-  if (!pin || !backend.allocateHost) return array;
-  const bytes = backend.allocateHost(array.data.byteLength);
-  bytes.set(new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength));
-  return array.dtype === 'F32' ? { dtype: 'F32', data: new Float32Array(bytes.buffer, bytes.byteOffset, array.data.length) } : { dtype: array.dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, array.data.length) };
-}
 
 const SPECIAL = new Float32Array([NaN, Infinity, -Infinity, 0, -0]);
 
@@ -108,27 +101,10 @@ describe('sceMerge (sce\'s merge pass) on every backend equals the reference', (
   });
 });
 
-/** The inputs in chunks of `chunk`, as stored in `dtype` (`raw`) and widened to f32. */
-function sourceOf(inputs: HostArray[], chunk: number): TensorSource {
-  const widened = inputs.map(toF32);
-  return {
-    async *chunks() {
-      for (let start = 0; start < widened[0]!.length; start += chunk) {
-        const length = Math.min(chunk, widened[0]!.length - start);
-        yield {
-          start,
-          length,
-          inputs: widened.map((x) => x.subarray(start, start + length)),
-          raw: inputs.map((h) => (h.dtype === 'F32' ? { dtype: 'F32' as const, data: h.data.subarray(start, start + length) } : { dtype: h.dtype, data: h.data.subarray(start, start + length) })),
-        };
-      }
-    },
-  };
-}
 
 async function sceOutput(inputs: HostArray[], ctx: TensorMergeContext, chunk: number): Promise<Float32Array> {
   const out = new Float32Array(inputs[0]!.data.length);
-  await getMergeMethod('sce').kernel(sourceOf(inputs, chunk), { write: async (start, values) => out.set(values, start) }, ctx);
+  await getMergeMethod('sce').kernel(hostChunks(inputs, chunk), { write: async (start, values) => out.set(values, start) }, ctx);
   return out;
 }
 

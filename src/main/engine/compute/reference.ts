@@ -1,6 +1,6 @@
 import { fmaF32, roundBf16, stepRounding } from '../methods/numerics';
 import { uniformAt } from '../methods/random-mask';
-import { DellaSparsifier } from '../methods/sparsify';
+import { checkDella, DellaSparsifier } from '../methods/sparsify';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import {
   absBits,
@@ -220,7 +220,10 @@ export function deltaSumsF32(base: Float32Array, models: readonly Float32Array[]
 }
 
 /** Throws unless a rowRankMasks call is well formed (whole rows, no longer than MAX_DELLA_ROW, a mask per model). */
-export function checkRowRanks(length: number, count: number, params: RowRankParams, keeps: readonly Uint8Array[]): void {
+export function checkRowRanks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): void {
+  checkLengths(models, base);
+  const length = base.data.length;
+  const count = models.length;
   const n = params.rowLength;
   if (count > MAX_TASK_MODELS || params.keys.length !== count || params.densities.length !== count || params.epsilons.length !== count || keeps.length !== count) {
     throw new RangeError(`rowRankMasks: ${count} models (at most ${MAX_TASK_MODELS}), ${params.keys.length} keys, ${params.densities.length} densities, ${params.epsilons.length} epsilons, ${keeps.length} masks`);
@@ -228,6 +231,7 @@ export function checkRowRanks(length: number, count: number, params: RowRankPara
   if (!Number.isInteger(n) || n < 1 || n > MAX_DELLA_ROW) throw new RangeError(`della: rows of ${n} elements are longer than Alloy ranks (4,194,304)`);
   if (length % n !== 0) throw new RangeError(`della: a chunk of ${length} elements is not whole rows of ${n}`);
   for (const keep of keeps) if (keep.length < length) throw new RangeError(`rowRankMasks: a mask of ${keep.length} for ${length} elements`);
+  models.forEach((_, j) => checkDella(params.densities[j]!, params.epsilons[j]!));
 }
 
 /** ComputeBackend.rowRankMasks on f32 arrays: δ rounded to the step, then DellaSparsifier's own ranks. */
@@ -478,8 +482,7 @@ export class ReferenceBackend implements ComputeBackend {
   }
 
   async rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): Promise<void> {
-    checkLengths(models, base);
-    checkRowRanks(base.data.length, models.length, params, keeps);
+    checkRowRanks(base, models, params, keeps);
     rowRankMasksF32(toF32(base), models.map(toF32), params, keeps);
   }
 

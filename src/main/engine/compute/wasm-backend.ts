@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { checkDella, dellaProbabilities } from '../methods/sparsify';
+import { dellaProbabilities } from '../methods/sparsify';
 import { checkDeltaVariance, checkRowRanks, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
@@ -427,9 +427,7 @@ export class WasmBackend implements ComputeBackend {
   rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): Promise<void> {
     const count = models.length;
     try {
-      checkLengths(models, base);
-      checkRowRanks(base.data.length, count, params, keeps);
-      models.forEach((_, j) => checkDella(params.densities[j]!, params.epsilons[j]!));
+      checkRowRanks(base, models, params, keeps);
     } catch (error) {
       return Promise.reject(error as Error);
     }

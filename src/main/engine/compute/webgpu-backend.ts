@@ -1,5 +1,5 @@
 import type { FloatDtype } from '../safetensors/dtype';
-import { checkDella, dellaProbabilities } from '../methods/sparsify';
+import { dellaProbabilities } from '../methods/sparsify';
 import { checkDeltaVariance, checkRowRanks, checkTaskArithmetic, checkUnitSum, checkUnitTangent, toF32, weightSum } from './reference';
 import {
   bytesPerElement,
@@ -384,9 +384,7 @@ export class WebGpuBackend implements ComputeBackend {
   rowRankMasks(base: HostArray, models: readonly HostArray[], params: RowRankParams, keeps: readonly Uint8Array[]): Promise<void> {
     const count = models.length;
     try {
-      checkLengths(models, base);
-      checkRowRanks(base.data.length, count, params, keeps);
-      models.forEach((_, j) => checkDella(params.densities[j]!, params.epsilons[j]!));
+      checkRowRanks(base, models, params, keeps);
     } catch (error) {
       return Promise.reject(error as Error);
     }
@@ -502,6 +500,20 @@ export class WebGpuBackend implements ComputeBackend {
     this.device.destroy();
   }
 
+  /**
+   * Copies the slot's output to its readback buffer at the end of `encoder`, submits, and sets the
+   * slot's `pending` to the mapping, which hands `take` the first `bytes` of it before unmapping.
+   */
+  private submitReadback(slot: Slot, encoder: GPUCommandEncoder, bytes: number, take: (mapped: ArrayBuffer) => void): void {
+    encoder.copyBufferToBuffer(slot.output, 0, slot.readback, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    slot.pending = slot.readback.mapAsync(MAP_READ, 0, bytes).then(() => {
+      take(slot.readback.getMappedRange(0, bytes));
+      slot.readback.unmap();
+    });
+    slot.pending.catch(() => undefined);
+  }
+
   private serial<T>(task: () => Promise<T>): Promise<T> {
     const result = this.queue.then(task);
     this.queue = result.catch(() => undefined);
@@ -569,14 +581,8 @@ export class WebGpuBackend implements ComputeBackend {
         pass.dispatchWorkgroups(x, Math.ceil(groups / x));
         pass.end();
         const outBytes = align(length * outSize, 4);
-        encoder.copyBufferToBuffer(slot.output, 0, slot.readback, 0, outBytes);
-        this.device.queue.submit([encoder.finish()]);
         const target = hostBytes(sliceHost(out, start, length));
-        slot.pending = slot.readback.mapAsync(MAP_READ, 0, outBytes).then(() => {
-          target.set(new Uint8Array(slot.readback.getMappedRange(0, outBytes), 0, target.byteLength));
-          slot.readback.unmap();
-        });
-        slot.pending.catch(() => undefined);
+        this.submitReadback(slot, encoder, outBytes, (mapped) => target.set(new Uint8Array(mapped, 0, target.byteLength)));
       }
       await Promise.all(this.slots.map((s) => s.pending));
     } catch (error) {
@@ -646,14 +652,8 @@ export class WebGpuBackend implements ComputeBackend {
         pass.dispatchWorkgroups(...grid(Math.ceil(Math.ceil(length / 4) / this.rankGroup)));
         pass.end();
         const outBytes = align(length, 4);
-        encoder.copyBufferToBuffer(slot.output, 0, slot.readback, 0, outBytes);
-        this.device.queue.submit([encoder.finish()]);
         const target = keep.subarray(start, start + length);
-        slot.pending = slot.readback.mapAsync(MAP_READ, 0, outBytes).then(() => {
-          target.set(new Uint8Array(slot.readback.getMappedRange(0, outBytes), 0, length));
-          slot.readback.unmap();
-        });
-        slot.pending.catch(() => undefined);
+        this.submitReadback(slot, encoder, outBytes, (mapped) => target.set(new Uint8Array(mapped, 0, length)));
       }
       await Promise.all(this.slots.map((s) => s.pending));
     } catch (error) {
@@ -713,15 +713,10 @@ export class WebGpuBackend implements ComputeBackend {
     // restoring its counts to rerun the call elsewhere.
     let ended = false;
     const readBack = (slot: Slot, start: number, length: number) => {
-      const encoder = this.device.createCommandEncoder();
-      encoder.copyBufferToBuffer(slot.output, 0, slot.readback, 0, outBytes);
-      this.device.queue.submit([encoder.finish()]);
       slot.held = 0;
-      slot.pending = slot.readback.mapAsync(MAP_READ, 0, outBytes).then(() => {
-        if (!ended) collect(new Uint32Array(slot.readback.getMappedRange(0, outBytes)), start, length);
-        slot.readback.unmap();
+      this.submitReadback(slot, this.device.createCommandEncoder(), outBytes, (mapped) => {
+        if (!ended) collect(new Uint32Array(mapped), start, length);
       });
-      slot.pending.catch(() => undefined);
     };
 
     let turn = 0;
