@@ -83,18 +83,17 @@ const DTYPES: [FloatDtype, FloatDtype][] = [
 
 describe('linear, blend2 and dotRows with bf16 steps on every backend equal the reference', () => {
   for (const [label, backend, pin] of BACKENDS) {
-    it(`${label}: linear, 1 to 4 inputs, weights 1 and others, with and without normalize, edge values (f32 steps too on the CPU: products that underflow to -0)`, async () => {
+    it(`${label}: linear, 1 to 4 inputs, weights 1 and others, with and without normalize, edge values, f32 steps too (products that underflow to -0, tiny subnormal sums)`, async () => {
       for (const [n, count] of [[5_003, 1], [70_001, 3], [2_049, 4], [31, 2]] as const) {
         const values = samples(n, count, n + count);
         for (const [inDtype, outDtype] of DTYPES) {
           const inputs = values.map((v) => asHost(v, inDtype));
           const mine = inputs.map((h) => placed(backend, pin, h));
           for (const [w, normalize] of [[values.map(() => 1), true], [values.map((_, i) => [0.3, -1.7, 2, 1e-3][i]!), true], [values.map((_, i) => [1, 0.5, -2, 3][i]!), false]] as const) {
-            // f32 steps on the CPU backends: the WASM kernel's first model once made +0 of a product
-            // that underflows to -0. Not on the GPU: its fma_rn may be a subnormal ulp off where the
-            // product and the sum are both below 2^-75 and the result subnormal (wgsl.ts), which these
-            // edge values reach; its NaN and infinity cases are in webgpu.test.ts.
-            for (const step of backend.kind === 'cpu' ? (['BF16', 'F32'] as const) : (['BF16'] as const)) {
+            // f32 steps too: the WASM kernel's first model once made +0 of a product that underflows
+            // to -0, and these edge values reach the GPU fma_rn's tiny products and sums with subnormal
+            // results (its integer path, wgsl.ts); its NaN and infinity cases are in webgpu.test.ts.
+            for (const step of ['BF16', 'F32'] as const) {
               const want = hostArray(outDtype, n);
               const got = output(backend, pin, outDtype, n);
               await reference.linear(inputs, w, normalize, want, step);

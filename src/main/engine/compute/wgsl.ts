@@ -11,8 +11,8 @@ import { MAX_TASK_MODELS } from './types';
  * is not). So every f32 operation goes through `k()`, an xor with a uniform that is always 0: the
  * compiler cannot see through it, so each operation is rounded on its own, in the order written.
  * Where the reference needs a fused multiply-add (torch's addcmul) or a correctly rounded division,
- * they are built from exact two-product/two-sum steps (`fma_rn`, `div_rn`: exact where linear and
- * nearswap divide), or, for any operands, from integer arithmetic (`div_ieee`: IEEE division with
+ * they are built from exact two-product/two-sum steps (`fma_rn`, with integer code for tiny sums that
+ * are subnormal; `div_rn`: exact where linear and nearswap divide), or, for any operands, from integer arithmetic (`div_ieee`: IEEE division with
  * subnormals, infinities and NaN, as Math.fround(a / b)). Format conversions are integer code, round
  * to nearest even, as in `safetensors/convert.ts`.
  *
@@ -100,9 +100,9 @@ fn fma_exact(a: f32, b: f32, c: f32) -> f32 {
   return add(t.x, add_odd(t.y, u.y));
 }
 
-// a*b + c with one rounding, as torch's addcmul on a CPU. Exact for every finite input, except one
-// corner: when a*b and c are both below 2^-75 and the result is subnormal, it may be one subnormal
-// ulp off (a scaled result, rounded twice). Products outside Dekker's range are scaled by 2^±64.
+// a*b + c with one rounding, as torch's addcmul on a CPU. Products outside Dekker's range are scaled
+// by 2^±64. Where a*b and c are both tiny (below 2^-100 and 2^-75) and the sum is subnormal, scaling
+// back would round twice: that sum is computed exactly in integers (fma_subnormal), rounded once.
 fn fma_rn(a: f32, b: f32, c: f32) -> f32 {
   let p = mul(a, b);
   let ap = absf(p);
@@ -132,7 +132,71 @@ fn fma_rn(a: f32, b: f32, c: f32) -> f32 {
   // Both tiny: scale the smaller factor and c up by 2^64 (exact), compute, scale back.
   let up = mul(small, bitcast<f32>(0x5f800000u));
   if (absf(mul(up, big)) < bitcast<f32>(0x0d800000u)) { return c; }  // |a*b| < 2^-164: below half of c's ulp
-  return mul(fma_exact(up, big, mul(c, bitcast<f32>(0x5f800000u))), bitcast<f32>(0x1f800000u));
+  let r = fma_exact(up, big, mul(c, bitcast<f32>(0x5f800000u)));
+  // |r| >= 2^-62: the sum is normal (or rounds up to 2^-126 either way) and scaling back is exact.
+  if (absf(r) >= bitcast<f32>(0x20800000u)) { return mul(r, bitcast<f32>(0x1f800000u)); }
+  return fma_subnormal(a, b, c);
+}
+
+// x << s and x >> s, 0 from s = 32 on (WGSL shifts by s % 32).
+fn shl(x: u32, s: u32) -> u32 { return select(x << (s & 31u), 0u, s >= 32u); }
+fn shr(x: u32, s: u32) -> u32 { return select(x >> (s & 31u), 0u, s >= 32u); }
+
+// A finite nonzero f32's bits as |x| = m · 2^e, m < 2^24 (m in .x, e in .y).
+fn unpack_f32(u: u32) -> vec2<i32> {
+  let e = (u >> 23u) & 0xffu;
+  if (e == 0u) { return vec2<i32>(i32(u & 0x7fffffu), -149); }
+  return vec2<i32>(i32((u & 0x7fffffu) | 0x800000u), i32(e) - 150);
+}
+
+// a*b + c rounded once to a multiple of 2^-149 (ties to even), in integer arithmetic, for nonzero
+// finite a, b, c whose exact sum is below 2^-126 in magnitude (|a*b| < 2^-100; any sum below 2^-119
+// would do). The sum in units of 2^-150 is n + f, n an integer, 0 <= f < 1: n fits an i32, so it is
+// computed modulo 2^32 from the low words of c (on the 2^-149 grid: no fraction) and of the product,
+// whose bits below 2^-150 only say whether f is 0 (sticky). Signs as IEEE's: an exact 0 is +0, a sum
+// that rounds to 0 keeps its sign.
+fn fma_subnormal(a: f32, b: f32, c: f32) -> f32 {
+  let x = bitcast<u32>(a);
+  let y = bitcast<u32>(b);
+  let z = bitcast<u32>(c);
+  let ua = unpack_f32(x);
+  let ub = unpack_f32(y);
+  let uc = unpack_f32(z);
+  // The product's significand, below 2^48, as p1 · 2^24 + p0 (limbs of 24 bits, 12-bit halves multiplied).
+  let ma = u32(ua.x);
+  let mb = u32(ub.x);
+  let a1 = ma >> 12u;
+  let a0 = ma & 0xfffu;
+  let b1 = mb >> 12u;
+  let b0 = mb & 0xfffu;
+  let mid = a1 * b0 + a0 * b1;                  // < 2^25
+  let t = a0 * b0 + ((mid & 0xfffu) << 12u);    // < 2^25
+  let p0 = t & 0xffffffu;
+  let p1 = a1 * b1 + (mid >> 12u) + (t >> 24u);  // < 2^24
+  // |a*b| / 2^-150 = P · 2^sh: q its integer part modulo 2^32, sticky when a fraction is left.
+  let sh = ua.y + ub.y + 150;
+  var q = 0u;
+  var sticky = false;
+  if (sh >= 0) {
+    q = shl(p0, u32(sh)) | shl(p1, u32(sh) + 24u);
+  } else {
+    let r = u32(-sh);
+    if (r <= 24u) {
+      q = (p0 >> r) | shl(p1, 24u - r);
+      sticky = (p0 & ((1u << r) - 1u)) != 0u;
+    } else {
+      q = shr(p1, r - 24u);
+      sticky = p0 != 0u || shl(q, r - 24u) != p1;
+    }
+  }
+  let cq = shl(u32(uc.x), u32(uc.y + 150));
+  // n = floor(sum / 2^-150) modulo 2^32: a negative product with a fraction takes one more off.
+  let n = select(cq, 0u - cq, (z >> 31u) != 0u) + select(q, 0u - q - u32(sticky), ((x ^ y) >> 31u) != 0u);
+  let neg = (n >> 31u) != 0u;
+  let m = select(n, 0u - n - u32(sticky), neg);  // |sum| / 2^-150 = m + (a fraction when sticky)
+  var h = m >> 1u;
+  if ((m & 1u) != 0u && (sticky || (h & 1u) != 0u)) { h = h + 1u; }
+  return bitcast<f32>(select(0u, 0x80000000u, neg) | h);
 }
 
 fn div_residual(a: f32, q: f32, b: f32) -> f32 {
