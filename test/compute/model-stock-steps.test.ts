@@ -11,7 +11,7 @@ import { getMergeMethod } from '../../src/main/engine/methods/registry';
 import type { TensorMergeContext, TensorSink, TensorSource } from '../../src/main/engine/methods/types';
 import { encodeFromF32 } from '../../src/main/engine/safetensors/convert';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
-import { asHost, describeElement, edgeValues, firstDifference, rng, weights } from './samples';
+import { asHost, describeElement, edgeValues, firstDifference, rng, weights, placed } from './samples';
 
 // model_stock with bf16 steps (mergekit computing in bf16) on the backends: the ops' BF16 step
 // (linear, blend2, dotRows) against the reference bit for bit, and the method with a backend
@@ -31,13 +31,6 @@ const BACKENDS: [string, ComputeBackend, boolean][] = [
 ];
 afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 
-/** `array` copied into `backend`'s own memory when it has some and `pin` is set. */
-function placed(backend: ComputeBackend, pin: boolean, array: HostArray): HostArray {
-  if (!pin || !backend.allocateHost) return array;
-  const bytes = backend.allocateHost(array.data.byteLength);
-  bytes.set(new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength));
-  return array.dtype === 'F32' ? { dtype: 'F32', data: new Float32Array(bytes.buffer, bytes.byteOffset, array.data.length) } : { dtype: array.dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, array.data.length) };
-}
 
 /** A fresh output of `dtype`, in the backend's own memory when `pin`. */
 function output(backend: ComputeBackend, pin: boolean, dtype: FloatDtype, n: number): HostArray {
