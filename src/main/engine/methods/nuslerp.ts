@@ -1,4 +1,5 @@
-import { hostArray, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import type { ComputeBackend, HostArray } from '../compute/types';
+import { HostScratch } from './host-scratch';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -104,11 +105,23 @@ async function nuslerpOnBackend(
   backend: ComputeBackend,
   { base, a, b, t }: { base: number | undefined; a: number; b: number; t: number },
 ): Promise<void> {
-  const arrays: HostArray[] = [];
-  const scratch = (k: number, length: number): HostArray => {
-    if (!arrays[k] || arrays[k].data.length < length) arrays[k] = hostArray('F32', length);
-    return sliceHost(arrays[k], 0, length);
-  };
+  // In the backend's own memory, so its kernels read and write them where they are.
+  const arrays = new HostScratch(backend);
+  const scratch = (k: number, length: number) => f32Host(arrays.f32(String(k), length));
+  try {
+    await nuslerpPasses(source, sink, backend, { base, a, b, t }, scratch);
+  } finally {
+    arrays.release();
+  }
+}
+
+async function nuslerpPasses(
+  source: TensorSource,
+  sink: TensorSink,
+  backend: ComputeBackend,
+  { base, a, b, t }: { base: number | undefined; a: number; b: number; t: number },
+  scratch: (k: number, length: number) => { dtype: 'F32'; data: Float32Array },
+): Promise<void> {
   const vectors = async (inputs: HostArray[], length: number): Promise<[HostArray, HostArray]> => {
     if (base === undefined) return [inputs[a]!, inputs[b]!];
     const [va, vb] = [scratch(0, length), scratch(1, length)];
@@ -141,10 +154,10 @@ async function nuslerpOnBackend(
       await output.write(chunk.start, out);
       continue;
     }
-    const mixed = scratch(2, chunk.length) as { dtype: 'F32'; data: Float32Array };
+    const mixed = scratch(2, chunk.length);
     if (colinear) await backend.blend2(f(1 - t), va, f(t), vb, mixed);
     else {
-      const blended = scratch(3, chunk.length) as { dtype: 'F32'; data: Float32Array };
+      const blended = scratch(3, chunk.length);
       await backend.blend2(c0, va, c1, vb, blended);
       await backend.unitSum([blended], [sinTheta], [1], mixed);
       signZeros(mixed.data, blended.data);
