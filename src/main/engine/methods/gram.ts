@@ -1,4 +1,5 @@
-import { hostArray, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import { MAX_TASK_MODELS, type ComputeBackend, type HostArray } from '../compute/types';
+import { HostScratch } from './host-scratch';
 import { f32Host, type TensorSource } from './types';
 
 /**
@@ -12,16 +13,19 @@ export async function gramMatrix(source: TensorSource, models: number[], base?: 
   const n = models.length;
   const gram = new Float64Array(n * n);
   if (backend && n <= MAX_TASK_MODELS) {
-    let offsets: HostArray[] = [];
-    for await (const chunk of source.chunks()) {
-      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      let vectors = models.map((m) => inputs[m]!);
-      if (base !== undefined) {
-        if (offsets.length === 0 || offsets[0]!.data.length < chunk.length) offsets = models.map(() => hostArray('F32', chunk.length));
-        vectors = offsets.map((o) => sliceHost(o, 0, chunk.length));
-        for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, vectors[j]!);
+    const scratch = new HostScratch(backend);
+    try {
+      for await (const chunk of source.chunks()) {
+        const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+        let vectors: HostArray[] = models.map((m) => inputs[m]!);
+        if (base !== undefined) {
+          vectors = models.map((_, j) => scratch.host(`offset ${j}`, 'F32', chunk.length));
+          for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, vectors[j]!);
+        }
+        await backend.gramSums(vectors, gram);
       }
-      await backend.gramSums(vectors, gram);
+    } finally {
+      scratch.release();
     }
   } else {
     const v = new Float64Array(n);

@@ -1,4 +1,5 @@
-import { CASCADE_ROW, hostArray, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray, type StepDtype } from '../compute/types';
+import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type StepDtype } from '../compute/types';
+import { HostScratch } from './host-scratch';
 import { stepRounding } from './numerics';
 import { ParallelTorchSum, TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
@@ -28,73 +29,76 @@ async function reduceOnBackend(
   const { rowLength, rows, dtype, threads, step } = shape;
   const r = stepRounding(step);
   const n = others.length;
-  let offsets: HostArray[] = [];
   let normRuns: TorchNorm[] = [];
   let dotRuns: ParallelTorchSum[] = [];
   let normPosition = 0;
   let dotPosition = 0;
   const lanes = new Float32Array(8 * Math.min(n, MAX_TASK_MODELS));
-  for await (const chunk of source.chunks()) {
-    const length = chunk.length;
-    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-    if (offsets.length === 0 || offsets[0]!.data.length < length) offsets = others.map(() => hostArray(step === 'BF16' ? 'BF16' : 'F32', length));
-    const offs = offsets.map((o) => sliceHost(o, 0, length));
-    for (let j = 0; j < n; j++) await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, offs[j]!);
-    for (let i = 0; i < length; ) {
-      if (normPosition % rowLength === 0) normRuns = others.map(() => new TorchNorm(rowLength, dtype));
-      const to = Math.min(length, i + rowLength - (normPosition % rowLength));
-      let count = Math.min(normRuns[0]!.bulk(), to - i);
-      count -= count % 8;
-      if (count >= MIN_BULK) {
-        for (let g = 0; g < n; g += MAX_TASK_MODELS) {
-          const group = normRuns.slice(g, g + MAX_TASK_MODELS);
-          const groupLanes = lanes.subarray(0, 8 * group.length);
-          group.forEach((run, k) => groupLanes.set(run.laneSums, 8 * k));
-          await backend.normLanes(offs.slice(g, g + MAX_TASK_MODELS).map((o) => sliceHost(o, i, count)), groupLanes);
-          group.forEach((run, k) => {
-            run.laneSums.set(groupLanes.subarray(8 * k, 8 * k + 8));
-            run.added(count);
-          });
+  const scratch = new HostScratch(backend);
+  try {
+    for await (const chunk of source.chunks()) {
+      const length = chunk.length;
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      const offs = others.map((_, j) => scratch.host(`offset ${j}`, step === 'BF16' ? 'BF16' : 'F32', length));
+      for (let j = 0; j < n; j++) await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, offs[j]!);
+      for (let i = 0; i < length; ) {
+        if (normPosition % rowLength === 0) normRuns = others.map(() => new TorchNorm(rowLength, dtype));
+        const to = Math.min(length, i + rowLength - (normPosition % rowLength));
+        let count = Math.min(normRuns[0]!.bulk(), to - i);
+        count -= count % 8;
+        if (count >= MIN_BULK) {
+          for (let g = 0; g < n; g += MAX_TASK_MODELS) {
+            const group = normRuns.slice(g, g + MAX_TASK_MODELS);
+            const groupLanes = lanes.subarray(0, 8 * group.length);
+            group.forEach((run, k) => groupLanes.set(run.laneSums, 8 * k));
+            await backend.normLanes(offs.slice(g, g + MAX_TASK_MODELS).map((o) => sliceHost(o, i, count)), groupLanes);
+            group.forEach((run, k) => {
+              run.laneSums.set(groupLanes.subarray(8 * k, 8 * k + 8));
+              run.added(count);
+            });
+          }
+        } else {
+          count = 1;
+          for (let j = 0; j < n; j++) normRuns[j]!.add(hostValue(offs[j]!, i));
         }
-      } else {
-        count = 1;
-        for (let j = 0; j < n; j++) normRuns[j]!.add(hostValue(offs[j]!, i));
+        i += count;
+        normPosition += count;
+        if (normPosition % rowLength === 0) {
+          const row = normPosition / rowLength - 1;
+          for (let j = 0; j < n; j++) norms[row * n + j] = r(normRuns[j]!.result());
+        }
       }
-      i += count;
-      normPosition += count;
-      if (normPosition % rowLength === 0) {
-        const row = normPosition / rowLength - 1;
-        for (let j = 0; j < n; j++) norms[row * n + j] = r(normRuns[j]!.result());
+      for (let i = 0; i < length; ) {
+        // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
+        if (dotPosition % rowLength === 0) dotRuns = pairs.map(() => new ParallelTorchSum(rowLength, rows === 1 ? threads : 1));
+        const to = Math.min(length, i + rowLength - (dotPosition % rowLength));
+        let count = 0;
+        if (dotRuns.length > 0) {
+          const { sum, room } = dotRuns[0]!.part();
+          count = Math.min(sum.bulkRows(), Math.floor(Math.min(room, to - i) / CASCADE_ROW)) * CASCADE_ROW;
+        }
+        if (count >= MIN_BULK) {
+          for (let p = 0; p < pairs.length; p++) {
+            const { sum } = dotRuns[p]!.part();
+            const state = sum.cascade();
+            await backend.dotRows(sliceHost(offs[pairs[p]![0]]!, i, count), sliceHost(offs[pairs[p]![1]]!, i, count), 1, 1, state, step);
+            sum.rowsAdded(state);
+            dotRuns[p]!.skipped(count);
+          }
+        } else {
+          count = 1;
+          for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(r(hostValue(offs[pairs[p]![0]]!, i) * hostValue(offs[pairs[p]![1]]!, i)));
+        }
+        i += count;
+        dotPosition += count;
+        if (dotPosition % rowLength === 0) {
+          const row = dotPosition / rowLength - 1;
+          for (let p = 0; p < pairs.length; p++) dots[row * pairs.length + p] = r(dotRuns[p]!.result());
+        }
       }
     }
-    for (let i = 0; i < length; ) {
-      // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
-      if (dotPosition % rowLength === 0) dotRuns = pairs.map(() => new ParallelTorchSum(rowLength, rows === 1 ? threads : 1));
-      const to = Math.min(length, i + rowLength - (dotPosition % rowLength));
-      let count = 0;
-      if (dotRuns.length > 0) {
-        const { sum, room } = dotRuns[0]!.part();
-        count = Math.min(sum.bulkRows(), Math.floor(Math.min(room, to - i) / CASCADE_ROW)) * CASCADE_ROW;
-      }
-      if (count >= MIN_BULK) {
-        for (let p = 0; p < pairs.length; p++) {
-          const { sum } = dotRuns[p]!.part();
-          const state = sum.cascade();
-          await backend.dotRows(sliceHost(offs[pairs[p]![0]]!, i, count), sliceHost(offs[pairs[p]![1]]!, i, count), 1, 1, state, step);
-          sum.rowsAdded(state);
-          dotRuns[p]!.skipped(count);
-        }
-      } else {
-        count = 1;
-        for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(r(hostValue(offs[pairs[p]![0]]!, i) * hostValue(offs[pairs[p]![1]]!, i)));
-      }
-      i += count;
-      dotPosition += count;
-      if (dotPosition % rowLength === 0) {
-        const row = dotPosition / rowLength - 1;
-        for (let p = 0; p < pairs.length; p++) dots[row * pairs.length + p] = r(dotRuns[p]!.result());
-      }
-    }
+  } finally {
+    scratch.release();
   }
 }
 
@@ -120,23 +124,26 @@ async function mergeOnBackend(
   const ones = others.map(() => 1);
   const output = new OutputBuffer(sink);
   const meanDtype = step === 'BF16' ? 'BF16' : 'F32';
-  let mean: HostArray = hostArray(meanDtype, 0);
-  for await (const chunk of source.chunks()) {
-    const { start, length } = chunk;
-    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-    if (mean.data.length < length) mean = hostArray(meanDtype, length);
-    const average = sliceHost(mean, 0, length);
-    await backend.linear(others.map((m) => inputs[m]!), ones, true, average, step);
-    const out = output.take(length);
-    for (let i = 0; i < length; ) {
-      const row = Math.floor((start + i) / rowLength);
-      const to = Math.min(length, (row + 1) * rowLength - start);
-      const t = ts[row]!;
-      const run = to - i === length ? [average, inputs[base]!, out] : [sliceHost(average, i, to - i), sliceHost(inputs[base]!, i, to - i), sliceHost(out, i, to - i)];
-      await backend.blend2(t, run[0]!, r(1 - t), run[1]!, run[2]!, step);
-      i = to;
+  const scratch = new HostScratch(backend);
+  try {
+    for await (const chunk of source.chunks()) {
+      const { start, length } = chunk;
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      const average = scratch.host('mean', meanDtype, length);
+      await backend.linear(others.map((m) => inputs[m]!), ones, true, average, step);
+      const out = output.take(length);
+      for (let i = 0; i < length; ) {
+        const row = Math.floor((start + i) / rowLength);
+        const to = Math.min(length, (row + 1) * rowLength - start);
+        const t = ts[row]!;
+        const run = to - i === length ? [average, inputs[base]!, out] : [sliceHost(average, i, to - i), sliceHost(inputs[base]!, i, to - i), sliceHost(out, i, to - i)];
+        await backend.blend2(t, run[0]!, r(1 - t), run[1]!, run[2]!, step);
+        i = to;
+      }
+      await output.write(start, out);
     }
-    await output.write(start, out);
+  } finally {
+    scratch.release();
   }
 }
 

@@ -1,4 +1,5 @@
-import { CASCADE_ROW, hostArray, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import { HostScratch } from './host-scratch';
+import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
 import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
@@ -97,9 +98,27 @@ async function multislerpOnBackend(
   eps: number,
   numel: number,
 ): Promise<void> {
+  // In the backend's own memory, so its kernels read and write them where they are.
+  const scratch = new HostScratch(backend);
+  try {
+    await multislerpPasses(source, sink, backend, base, models, weights, eps, numel, scratch);
+  } finally {
+    scratch.release();
+  }
+}
+
+async function multislerpPasses(
+  source: TensorSource,
+  sink: TensorSink,
+  backend: ComputeBackend,
+  base: number | undefined,
+  models: number[],
+  weights: number[],
+  eps: number,
+  numel: number,
+  scratch: HostScratch,
+): Promise<void> {
   const n = models.length;
-  let offsets: HostArray[] = [];
-  let meanBuffer: HostArray = hostArray('F32', 0);
   /** The chunk's task vectors (or models) and, once the denominators are known, their weighted mean of units. */
   const prepare = async (chunk: Chunk, denominators?: number[]): Promise<{ values: HostArray[]; mean?: { dtype: 'F32'; data: Float32Array } }> => {
     const length = chunk.length;
@@ -108,13 +127,11 @@ async function multislerpOnBackend(
     if (base === undefined) {
       values = models.map((m) => inputs[m]!);
     } else {
-      if (offsets.length === 0 || offsets[0]!.data.length < length) offsets = models.map(() => hostArray('F32', length));
-      values = offsets.map((o) => sliceHost(o, 0, length));
+      values = models.map((_, j) => scratch.host(`offset ${j}`, 'F32', length));
       for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, values[j]!);
     }
     if (!denominators) return { values };
-    if (meanBuffer.data.length < length) meanBuffer = hostArray('F32', length);
-    const mean = sliceHost(meanBuffer, 0, length) as { dtype: 'F32'; data: Float32Array };
+    const mean = { dtype: 'F32' as const, data: scratch.f32('mean', length) };
     await backend.unitSum(values, denominators, weights, mean);
     return { values, mean };
   };
