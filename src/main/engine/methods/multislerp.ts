@@ -85,8 +85,8 @@ const MIN_BULK = 64;
  * TypeScript above: the task vectors v_j = f(x_j − base) by `blend2` (f(f(1·x) + f(−1·base))), their
  * norms' lanes by `normLanes`, the weighted mean of the units Σ f(f(v_j / d_j)·w_j) by `unitSum`, its
  * norm by `normLanes`, the dots f(f(v_j / d_j)·f(mean / |mean|)) by `dotRows`; only the runs' tails go
- * through `add`. The last pass (the tangent residue, a few f32 steps per model) is a TypeScript loop
- * over the mean and task vectors the backend computed.
+ * through `add`. The last pass (the tangent residue, a few f32 steps per model) is `unitTangent` over
+ * the mean and task vectors the backend computed.
  */
 async function multislerpOnBackend(
   source: TensorSource,
@@ -101,109 +101,95 @@ async function multislerpOnBackend(
   // In the backend's own memory, so its kernels read and write them where they are.
   const scratch = new HostScratch(backend);
   try {
-    await multislerpPasses(source, sink, backend, base, models, weights, eps, numel, scratch);
+    const n = models.length;
+    /** The chunk's task vectors (or models) and, once the denominators are known, their weighted mean of units. */
+    const prepare = async (chunk: Chunk, denominators?: number[]): Promise<{ values: HostArray[]; mean?: { dtype: 'F32'; data: Float32Array } }> => {
+      const length = chunk.length;
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      let values: HostArray[];
+      if (base === undefined) {
+        values = models.map((m) => inputs[m]!);
+      } else {
+        values = models.map((_, j) => scratch.host(`offset ${j}`, 'F32', length));
+        for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, values[j]!);
+      }
+      if (!denominators) return { values };
+      const mean = { dtype: 'F32' as const, data: scratch.f32('mean', length) };
+      await backend.unitSum(values, denominators, weights, mean);
+      return { values, mean };
+    };
+    const norms = models.map(() => new TorchNorm(numel));
+    for await (const chunk of source.chunks()) await addNorms(backend, norms, (await prepare(chunk)).values, chunk.length);
+    const normValues = norms.map((r) => r.result());
+    const denominators = normValues.map((x) => f(x + eps));
+    const meanRun = new TorchNorm(numel);
+    for await (const chunk of source.chunks()) await addNorms(backend, [meanRun], [(await prepare(chunk, denominators)).mean!], chunk.length);
+    const meanNorm = meanRun.result();
+    if (meanNorm < eps && n !== 2) {
+      throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
+    }
+    const dots: number[] = [];
+    if (meanNorm >= eps) {
+      const sums = models.map(() => new TorchSum(numel));
+      for await (const chunk of source.chunks()) {
+        const { values, mean } = await prepare(chunk, denominators);
+        const length = chunk.length;
+        for (let i = 0; i < length; ) {
+          let count = Math.min(sums[0]!.bulkRows(), Math.floor((length - i) / CASCADE_ROW)) * CASCADE_ROW;
+          if (count >= MIN_BULK) {
+            for (let j = 0; j < n; j++) {
+              const state = sums[j]!.cascade();
+              await backend.dotRows(sliceHost(values[j]!, i, count), sliceHost(mean!, i, count), denominators[j]!, meanNorm, state);
+              sums[j]!.rowsAdded(state);
+            }
+          } else {
+            count = 1;
+            const direction = f(mean!.data[i]! / meanNorm);
+            for (let j = 0; j < n; j++) sums[j]!.add(f(f(hostValue(values[j]!, i) / denominators[j]!) * direction));
+          }
+          i += count;
+        }
+      }
+      for (const sum of sums) dots.push(sum.result());
+    }
+    const averageNorm = torchSum(normValues.map((x, j) => f(x * weights[j]!)));
+    if (meanNorm >= eps) {
+      const output = new OutputBuffer(sink);
+      for await (const chunk of source.chunks()) {
+        const { values, mean } = await prepare(chunk, denominators);
+        const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+        const out = output.take(chunk.length);
+        await backend.unitTangent(values, mean!, base === undefined ? undefined : inputs[base], { divisors: denominators, weights, dots, meanNorm, averageNorm }, out);
+        await output.write(chunk.start, out);
+      }
+      return;
+    }
+    let buffer = new Float32Array(0);
+    for await (const chunk of source.chunks()) {
+      const { start, length } = chunk;
+      const { values, mean } = await prepare(chunk, denominators);
+      const vs = values.map((v) => (v.dtype === 'F32' ? v.data : undefined));
+      const at = (j: number, i: number) => vs[j]?.[i] ?? hostValue(values[j]!, i);
+      if (buffer.length < length) buffer = new Float32Array(length);
+      const out = buffer.subarray(0, length);
+      const b = base === undefined ? undefined : chunk.inputs[base]!;
+      const m = mean!.data;
+      for (let i = 0; i < length; i++) {
+        let r: number;
+        if (meanNorm < eps) {
+          r = f(f(at(0, i) * weights[0]!) + f(at(1, i) * weights[1]!));
+        } else {
+          const direction = f(m[i]! / meanNorm);
+          let tangent = 0;
+          for (let j = 0; j < n; j++) tangent = f(tangent + f(f(f(at(j, i) / denominators[j]!) - f(dots[j]! * direction)) * weights[j]!));
+          r = f(f(direction + tangent) * averageNorm);
+        }
+        out[i] = b === undefined ? r : f(r + b[i]!);
+      }
+      await sink.write(start, out);
+    }
   } finally {
     scratch.release();
-  }
-}
-
-async function multislerpPasses(
-  source: TensorSource,
-  sink: TensorSink,
-  backend: ComputeBackend,
-  base: number | undefined,
-  models: number[],
-  weights: number[],
-  eps: number,
-  numel: number,
-  scratch: HostScratch,
-): Promise<void> {
-  const n = models.length;
-  /** The chunk's task vectors (or models) and, once the denominators are known, their weighted mean of units. */
-  const prepare = async (chunk: Chunk, denominators?: number[]): Promise<{ values: HostArray[]; mean?: { dtype: 'F32'; data: Float32Array } }> => {
-    const length = chunk.length;
-    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-    let values: HostArray[];
-    if (base === undefined) {
-      values = models.map((m) => inputs[m]!);
-    } else {
-      values = models.map((_, j) => scratch.host(`offset ${j}`, 'F32', length));
-      for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, values[j]!);
-    }
-    if (!denominators) return { values };
-    const mean = { dtype: 'F32' as const, data: scratch.f32('mean', length) };
-    await backend.unitSum(values, denominators, weights, mean);
-    return { values, mean };
-  };
-  const norms = models.map(() => new TorchNorm(numel));
-  for await (const chunk of source.chunks()) await addNorms(backend, norms, (await prepare(chunk)).values, chunk.length);
-  const normValues = norms.map((r) => r.result());
-  const denominators = normValues.map((x) => f(x + eps));
-  const meanRun = new TorchNorm(numel);
-  for await (const chunk of source.chunks()) await addNorms(backend, [meanRun], [(await prepare(chunk, denominators)).mean!], chunk.length);
-  const meanNorm = meanRun.result();
-  if (meanNorm < eps && n !== 2) {
-    throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
-  }
-  const dots: number[] = [];
-  if (meanNorm >= eps) {
-    const sums = models.map(() => new TorchSum(numel));
-    for await (const chunk of source.chunks()) {
-      const { values, mean } = await prepare(chunk, denominators);
-      const length = chunk.length;
-      for (let i = 0; i < length; ) {
-        let count = Math.min(sums[0]!.bulkRows(), Math.floor((length - i) / CASCADE_ROW)) * CASCADE_ROW;
-        if (count >= MIN_BULK) {
-          for (let j = 0; j < n; j++) {
-            const state = sums[j]!.cascade();
-            await backend.dotRows(sliceHost(values[j]!, i, count), sliceHost(mean!, i, count), denominators[j]!, meanNorm, state);
-            sums[j]!.rowsAdded(state);
-          }
-        } else {
-          count = 1;
-          const direction = f(mean!.data[i]! / meanNorm);
-          for (let j = 0; j < n; j++) sums[j]!.add(f(f(hostValue(values[j]!, i) / denominators[j]!) * direction));
-        }
-        i += count;
-      }
-    }
-    for (const sum of sums) dots.push(sum.result());
-  }
-  const averageNorm = torchSum(normValues.map((x, j) => f(x * weights[j]!)));
-  if (meanNorm >= eps) {
-    const output = new OutputBuffer(sink);
-    for await (const chunk of source.chunks()) {
-      const { values, mean } = await prepare(chunk, denominators);
-      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      const out = output.take(chunk.length);
-      await backend.unitTangent(values, mean!, base === undefined ? undefined : inputs[base], { divisors: denominators, weights, dots, meanNorm, averageNorm }, out);
-      await output.write(chunk.start, out);
-    }
-    return;
-  }
-  let buffer = new Float32Array(0);
-  for await (const chunk of source.chunks()) {
-    const { start, length } = chunk;
-    const { values, mean } = await prepare(chunk, denominators);
-    const vs = values.map((v) => (v.dtype === 'F32' ? v.data : undefined));
-    const at = (j: number, i: number) => vs[j]?.[i] ?? hostValue(values[j]!, i);
-    if (buffer.length < length) buffer = new Float32Array(length);
-    const out = buffer.subarray(0, length);
-    const b = base === undefined ? undefined : chunk.inputs[base]!;
-    const m = mean!.data;
-    for (let i = 0; i < length; i++) {
-      let r: number;
-      if (meanNorm < eps) {
-        r = f(f(at(0, i) * weights[0]!) + f(at(1, i) * weights[1]!));
-      } else {
-        const direction = f(m[i]! / meanNorm);
-        let tangent = 0;
-        for (let j = 0; j < n; j++) tangent = f(tangent + f(f(f(at(j, i) / denominators[j]!) - f(dots[j]! * direction)) * weights[j]!));
-        r = f(f(direction + tangent) * averageNorm);
-      }
-      out[i] = b === undefined ? r : f(r + b[i]!);
-    }
-    await sink.write(start, out);
   }
 }
 
