@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend } from '../../src/main/engine/compute/select-backend';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, RowRankParams, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaHistogramParams, DeltaSumsParams, HostArray, RamParams, RowRankParams, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { executePlan } from '../../src/main/engine/execute/execute-plan';
@@ -170,6 +170,14 @@ class LosingBackend implements ComputeBackend {
   sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray) {
     this.before();
     return this.gpu.sceDelta(base, models, params, out);
+  }
+  ramCounts(base: HostArray, models: readonly HostArray[], params: RamParams, counts: Float64Array) {
+    this.before();
+    return this.gpu.ramCounts(base, models, params, counts);
+  }
+  ramMerge(base: HostArray, models: readonly HostArray[], params: RamParams, out: HostArray) {
+    this.before();
+    return this.gpu.ramMerge(base, models, params, out);
   }
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray) {
     this.before();

@@ -23,6 +23,7 @@ import {
   type CascadeState,
   type SceDeltaParams,
   type SceMergeParams,
+  type RamParams,
   type StepDtype,
   CASCADE_ROW,
 } from './types';
@@ -413,6 +414,55 @@ export function checkSceMerge(models: readonly HostArray[], params: SceMergePara
   }
 }
 
+/** ComputeBackend.ramCounts on f32 arrays: the steps of methods/ram.ts's countChanges. */
+export function ramCountsF32(base: Float32Array, models: readonly Float32Array[], params: RamParams, counts: Float64Array): void {
+  const n = models.length;
+  const threshold = f(params.epsilon);
+  const changed = new Uint8Array(n);
+  for (let i = 0; i < base.length; i++) {
+    const b = base[i]!;
+    let count = 0;
+    for (let j = 0; j < n; j++) {
+      changed[j] = Math.abs(f(models[j]![i]! - b)) > threshold ? 1 : 0;
+      count += changed[j]!;
+    }
+    for (let j = 0; j < n; j++) if (changed[j]) counts[count > 1 ? 2 * j : 2 * j + 1]!++;
+  }
+}
+
+/** ComputeBackend.ramMerge on f32 arrays: the steps of methods/ram.ts's merge loop. */
+export function ramMergeF32(base: Float32Array, models: readonly Float32Array[], params: RamParams, out: Float32Array): void {
+  const n = models.length;
+  const threshold = f(params.epsilon);
+  const boosts = params.boosts?.map(f);
+  const delta = new Float64Array(n);
+  for (let i = 0; i < out.length; i++) {
+    const b = base[i]!;
+    let count = 0;
+    for (let j = 0; j < n; j++) {
+      const d = f(models[j]![i]! - b);
+      delta[j] = Math.abs(d) > threshold ? d : 0;
+      if (delta[j] !== 0) count++;
+    }
+    let merged = 0;
+    for (let j = 0; j < n; j++) {
+      const d = delta[j]!;
+      const term = count === 1 ? (boosts ? f(d * boosts[j]!) : d) : count > 1 ? f(d / count) : 0;
+      merged = f(merged + term);
+    }
+    // Every NaN as 0x7fc00000: which of two NaNs a sum returns is up to the hardware and the JIT.
+    const r = f(b + merged);
+    out[i] = Number.isNaN(r) ? NaN : r;
+  }
+}
+
+/** Throws unless a ramCounts or ramMerge call is well formed. */
+export function checkRam(models: readonly HostArray[], params: RamParams, counts?: Float64Array): void {
+  if (models.length < 1 || models.length > MAX_TASK_MODELS || (params.boosts && params.boosts.length !== models.length) || (counts && counts.length < 2 * models.length)) {
+    throw new RangeError(`ram: ${models.length} models (1 to ${MAX_TASK_MODELS}), ${params.boosts?.length ?? 'no'} boosts, ${counts?.length ?? 'no'} counts`);
+  }
+}
+
 /** ComputeBackend.gramSums on f32 arrays. */
 export function gramSumsF32(inputs: readonly Float32Array[], sums: Float64Array): void {
   const n = inputs.length;
@@ -541,6 +591,20 @@ export class ReferenceBackend implements ComputeBackend {
     checkSceDelta(models, params);
     const result = new Float32Array(out.data.length);
     sceDeltaF32(toF32(base), models.map(toF32), params, result);
+    fromF32(result, out);
+  }
+
+  async ramCounts(base: HostArray, models: readonly HostArray[], params: RamParams, counts: Float64Array): Promise<void> {
+    checkLengths(models, base);
+    checkRam(models, params, counts);
+    ramCountsF32(toF32(base), models.map(toF32), params, counts);
+  }
+
+  async ramMerge(base: HostArray, models: readonly HostArray[], params: RamParams, out: HostArray): Promise<void> {
+    checkLengths([base, ...models], out);
+    checkRam(models, params);
+    const result = new Float32Array(out.data.length);
+    ramMergeF32(toF32(base), models.map(toF32), params, result);
     fromF32(result, out);
   }
 

@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, RowRankParams, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from './types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, RamParams, RowRankParams, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -147,6 +147,15 @@ export class FallbackBackend implements ComputeBackend {
 
   sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
     return this.call((backend) => backend.sceDelta(base, models, params, out));
+  }
+
+  ramCounts(base: HostArray, models: readonly HostArray[], params: RamParams, counts: Float64Array): Promise<void> {
+    const before = counts.slice();
+    return this.call((backend) => backend.ramCounts(base, models, params, counts), () => counts.set(before));
+  }
+
+  ramMerge(base: HostArray, models: readonly HostArray[], params: RamParams, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.ramMerge(base, models, params, out));
   }
 
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {

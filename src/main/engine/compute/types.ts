@@ -107,6 +107,23 @@ export interface ComputeBackend {
   sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void>;
 
   /**
+   * ramplus_tl's per-tensor counts (`methods/ram.ts`): per element, δ_j = r(x_j − base) (r rounds to
+   * f32) is changed where |δ_j| > r(epsilon); each changed δ_j adds 1 to `counts[2j]` (shared) when
+   * more than one model changed the element, else to `counts[2j + 1]` (unique). Counts are added to
+   * and are integers, so any order gives the same. 1 to MAX_TASK_MODELS models.
+   */
+  ramCounts(base: HostArray, models: readonly HostArray[], params: RamParams, counts: Float64Array): Promise<void>;
+
+  /**
+   * ram's and ramplus_tl's merge pass (`methods/ram.ts`), element by element (r rounds to f32):
+   * δ_j = r(x_j − base), kept as d_j = δ_j where |δ_j| > r(epsilon), else +0; c = how many d_j are
+   * not 0; term_j = r(d_j · boosts[j]) (d_j without boosts) when c = 1, r(d_j / c) when c > 1, else
+   * 0; merged = Σ_j term_j (f32, from +0, in order); out = r(base + merged), every NaN as 0x7fc00000.
+   * Boosts are taken as f32. 1 to MAX_TASK_MODELS models.
+   */
+  ramMerge(base: HostArray, models: readonly HostArray[], params: RamParams, out: HostArray): Promise<void>;
+
+  /**
    * The radix histograms of the magnitude ranks (TIES, breadcrumbs: `methods/magnitude-select.ts`).
    * For selection j, each element's b = absBits(r(x_j − base)) (r rounds to `step`) is counted in
    * `counts[j]` (65,536 entries, added to): at b >>> 16 when `prefixes[j]` is undefined, else at
@@ -365,4 +382,12 @@ export interface SceDeltaParams {
   select?: MagnitudeCut;
   /** Which of the models, from 0. */
   model: number;
+}
+
+/** ram's and ramplus_tl's passes (ComputeBackend.ramCounts, ramMerge). */
+export interface RamParams {
+  /** A task-vector entry counts as changed where its magnitude is above r(epsilon). */
+  epsilon: number;
+  /** ramplus_tl's per-model scales of the unique changes (ramMerge only); undefined for ram. */
+  boosts?: readonly number[];
 }

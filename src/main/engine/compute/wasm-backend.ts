@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import { dellaProbabilities } from '../methods/sparsify';
-import { checkDeltaVariance, checkRowRanks, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
+import { checkDeltaVariance, checkRam, checkRowRanks, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -23,6 +23,7 @@ import {
   type CascadeState,
   type SceDeltaParams,
   type SceMergeParams,
+  type RamParams,
   type StepDtype,
   CASCADE_ROW,
 } from './types';
@@ -100,6 +101,8 @@ interface Kernels {
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
   drank(input: number, count: number, params: number, rows: number, n: number, u0: number, u1: number, bfIn: number, flags: number, idxLo: number, idxHi: number, sort: number): void;
   sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, only: number, scratch: number): void;
+  ram(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, threshold: number, scratch: number): void;
+  ramc(input: number, seg: number, count: number, start: number, end: number, bfIn: number, threshold: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -632,6 +635,52 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  ramCounts(base: HostArray, models: readonly HostArray[], params: RamParams, counts: Float64Array): Promise<void> {
+    const count = models.length;
+    try {
+      checkRam(models, params, counts);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const threshold = Math.fround(params.epsilon);
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      await this.run({
+        inputs: [base, ...models],
+        call: (input, seg, start, end, _output, bfIn) => ['ramc', [input, seg, count, start, end, bfIn, threshold]],
+        // Each thread counts into its own (shared, unique) pairs; they are added up and cleared after each window.
+        before: (_first, _length, scratch) => {
+          for (let thread = 0; thread <= this.workerCount; thread++) new Uint32Array(this.memory.buffer, scratch(thread) + SCRATCH_BYTES, 2 * count).fill(0);
+        },
+        after: (_first, length, scratch) => {
+          for (let thread = 0; thread <= this.workerCount; thread++) {
+            const pairs = new Uint32Array(this.memory.buffer, scratch(thread) + SCRATCH_BYTES, 2 * count);
+            for (let k = 0; k < 2 * count; k++) counts[k]! += pairs[k]!;
+          }
+          // The zeros that pad the last window to whole vectors were counted too where |0| > threshold.
+          const pad = align(length, 16) - length;
+          if (pad > 0 && 0 > threshold) for (let j = 0; j < count; j++) counts[count > 1 ? 2 * j : 2 * j + 1]! -= pad;
+        },
+      });
+    });
+  }
+
+  ramMerge(base: HostArray, models: readonly HostArray[], params: RamParams, out: HostArray): Promise<void> {
+    const count = models.length;
+    try {
+      checkRam(models, params);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const threshold = Math.fround(params.epsilon);
+    return this.serial(async () => {
+      this.grow(WEIGHTS_BYTES);
+      // Plain ram's unique changes are taken whole: f(d · 1) is d.
+      new Float32Array(this.memory.buffer, 0, count).set(params.boosts ? params.boosts.map((x) => Math.fround(x)) : models.map(() => 1));
+      await this.run({ inputs: [base, ...models], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['ram', [input, seg, count, 0, start, end, output, bfIn, bfOut, threshold]] });
+    });
+  }
+
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
     const count = inputs.length;
     try {
@@ -885,7 +934,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5, sce: 4, nearswap_bf: 2 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5, sce: 4, ram: 4, ramc: 3, nearswap_bf: 2 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

@@ -19,6 +19,7 @@ import {
   type UnitTangentParams,
   type CascadeState,
   type SceDeltaParams,
+  type RamParams,
   type SceMergeParams,
   type StepDtype,
 } from './types';
@@ -477,6 +478,16 @@ export class WebGpuBackend implements ComputeBackend {
 
   sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
     return this.host().sceDelta(base, models, params, out);
+  }
+
+  // ramplus_tl's counts: few and integer; on the host, with the merge pass that follows them.
+  ramCounts(base: HostArray, models: readonly HostArray[], params: RamParams, counts: Float64Array): Promise<void> {
+    return this.host().ramCounts(base, models, params, counts);
+  }
+
+  // ram's merge pass: f32 division (the mean of the changed δ), which WGSL does not round correctly; on the host.
+  ramMerge(base: HostArray, models: readonly HostArray[], params: RamParams, out: HostArray): Promise<void> {
+    return this.host().ramMerge(base, models, params, out);
   }
 
   private host(): ComputeBackend {

@@ -1,4 +1,5 @@
-import type { MergeMethod, TensorMergeContext, TensorSink, TensorSource } from './types';
+import { MAX_TASK_MODELS, type ComputeBackend } from '../compute/types';
+import { f32Host, OutputBuffer, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -50,9 +51,23 @@ function nonBase(ctx: TensorMergeContext): number[] {
   return ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
 }
 
+/** The backend that runs the passes (`ramCounts`, `ramMerge`: the same bits as the loops below), if there is one and the models fit. */
+function onBackend(ctx: TensorMergeContext): ComputeBackend | undefined {
+  return ctx.backend && nonBase(ctx).length >= 1 && nonBase(ctx).length <= MAX_TASK_MODELS ? ctx.backend : undefined;
+}
+
 /** Per model: how many of its changed entries other models change too, and how many it changes alone. */
 async function countChanges(source: TensorSource, ctx: TensorMergeContext, epsilon: number): Promise<{ shared: number[]; unique: number[] }> {
   const others = nonBase(ctx);
+  const backend = onBackend(ctx);
+  if (backend) {
+    const counts = new Float64Array(2 * others.length);
+    for await (const chunk of source.chunks()) {
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      await backend.ramCounts(inputs[ctx.baseIndex!]!, others.map((m) => inputs[m]!), { epsilon }, counts);
+    }
+    return { shared: others.map((_, j) => counts[2 * j]!), unique: others.map((_, j) => counts[2 * j + 1]!) };
+  }
   const threshold = f(epsilon);
   const shared = others.map(() => 0);
   const unique = others.map(() => 0);
@@ -77,6 +92,18 @@ async function countChanges(source: TensorSource, ctx: TensorMergeContext, epsil
 
 async function mergeRam(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, boosts: number[] | undefined): Promise<void> {
   const others = nonBase(ctx);
+  const backend = onBackend(ctx);
+  if (backend) {
+    const params = { epsilon: ctx.global['epsilon'] as number, ...(boosts ? { boosts } : {}) };
+    const output = new OutputBuffer(sink);
+    for await (const chunk of source.chunks()) {
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      const out = output.take(chunk.length);
+      await backend.ramMerge(inputs[ctx.baseIndex!]!, others.map((m) => inputs[m]!), params, out);
+      await output.write(chunk.start, out);
+    }
+    return;
+  }
   const threshold = f(ctx.global['epsilon'] as number);
   const delta = new Float64Array(others.length);
   let buffer = new Float32Array(0);
@@ -97,7 +124,9 @@ async function mergeRam(source: TensorSource, sink: TensorSink, ctx: TensorMerge
         const term = count === 1 ? (boosts ? f(d * boosts[j]!) : d) : count > 1 ? f(d / count) : 0;
         merged = f(merged + term);
       }
-      out[i] = f(b[i]! + merged);
+      // Every NaN as 0x7fc00000 (which of two NaNs a sum returns is up to the hardware and the JIT).
+      const r = f(b[i]! + merged);
+      out[i] = Number.isNaN(r) ? NaN : r;
     }
     await sink.write(start, out);
   }

@@ -1813,6 +1813,190 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; ---- ram's and ramplus_tl's passes (compute/reference.ts ramCountsF32, ramMergeF32) ----
+  ;;
+  ;; Scratch tiles: 0 the base widened, 1 a model widened, 2 a bf16 output before narrowing, 3 the
+  ;; count c of changed δ, 4 merged, 6..21 δ_j (ram) or their changed masks (ramc). ramc's counts:
+  ;; u32 pairs (shared, unique) per model after the 22 tiles, the thread's own (the host clears
+  ;; them before a window and adds them up after it).
+
+  ;; $p = $p where |$p| > $thr, else +0 ($n f32).
+  (func $ram_keep_tile (param $p i32) (param $n i32) (param $thr f32)
+    (local $end i32) (local $x v128) (local $tv v128)
+    (local.set $tv (f32x4.splat (local.get $thr)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $x (v128.load (local.get $p)))
+        (v128.store (local.get $p) (v128.and (local.get $x) (f32x4.gt (f32x4.abs (local.get $x)) (local.get $tv))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next))))
+
+  ;; $c += 1 where $d is not 0 ($n f32).
+  (func $ram_count_tile (param $c i32) (param $d i32) (param $n i32)
+    (local $i i32) (local $stop i32)
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (v128.store (i32.add (local.get $c) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $c) (local.get $i)))
+            (v128.and (f32x4.splat (f32.const 1)) (f32x4.ne (v128.load (i32.add (local.get $d) (local.get $i))) (f32x4.splat (f32.const 0))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; One model's turn: merged += term, term = f(d · $boost) where c = 1, f(d / c) where c > 1, else +0.
+  (func $ram_term_tile (param $merged i32) (param $d i32) (param $c i32) (param $n i32) (param $boost f32)
+    (local $i i32) (local $stop i32) (local $x v128) (local $cv v128) (local $bv v128) (local $one v128)
+    (local.set $bv (f32x4.splat (local.get $boost)))
+    (local.set $one (f32x4.splat (f32.const 1)))
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $x (v128.load (i32.add (local.get $d) (local.get $i))))
+        (local.set $cv (v128.load (i32.add (local.get $c) (local.get $i))))
+        (v128.store (i32.add (local.get $merged) (local.get $i))
+          (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i)))
+            (v128.bitselect
+              (f32x4.mul (local.get $x) (local.get $bv))
+              (v128.and (f32x4.div (local.get $x) (local.get $cv)) (f32x4.gt (local.get $cv) (local.get $one)))
+              (f32x4.eq (local.get $cv) (local.get $one)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; $po = f($pb + $merged), $n f32, every NaN as 0x7fc00000.
+  (func $ram_out_tile (param $po i32) (param $pb i32) (param $merged i32) (param $n i32)
+    (local $i i32) (local $stop i32) (local $r v128)
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $r (f32x4.add (v128.load (i32.add (local.get $pb) (local.get $i))) (v128.load (i32.add (local.get $merged) (local.get $i)))))
+        (v128.store (i32.add (local.get $po) (local.get $i))
+          (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $r) (f32x4.ne (local.get $r) (local.get $r))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
+  ;; ram: input 0 is the base, inputs 1..count the models; the boosts are `count` f32 at $params
+  ;; (ones for plain ram: f(d · 1) is d); $thr is f(epsilon).
+  (func (export "ram")
+    (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
+    (param $thr f32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $po i32) (local $bytes i32)
+    (local $c i32) (local $merged i32)
+    (local.set $c (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $merged (call $scratch_tile (local.get $scratch) (i32.const 4)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        ;; d_j = f(x_j − base) where changed, else +0; c = how many d_j are not 0
+        (memory.fill (local.get $c) (i32.const 0) (local.get $bytes))
+        (local.set $j (i32.const 0))
+        (block $d_done
+          (loop $d
+            (br_if $d_done (i32.ge_u (local.get $j) (local.get $count)))
+            (local.set $pd (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))))
+            (call $sub_tile (local.get $pd)
+              (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
+              (local.get $pb) (local.get $n))
+            (call $ram_keep_tile (local.get $pd) (local.get $n) (local.get $thr))
+            (call $ram_count_tile (local.get $c) (local.get $pd) (local.get $n))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $d)))
+        ;; merged = Σ term_j from +0, in order
+        (memory.fill (local.get $merged) (i32.const 0) (local.get $bytes))
+        (local.set $j (i32.const 0))
+        (block $m_done
+          (loop $m
+            (br_if $m_done (i32.ge_u (local.get $j) (local.get $count)))
+            (call $ram_term_tile (local.get $merged) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
+                                 (local.get $c) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $m)))
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (call $ram_out_tile (local.get $po) (local.get $pb) (local.get $merged) (local.get $n))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
+  ;; ramc: ramplus_tl's counts. Model j's changed mask m_j = |f(x_j − base)| > $thr (all ones where
+  ;; changed), c = Σ m_j (as integers); the thread's shared count of model j (u32 at scratch tile 22
+  ;; + 8j) adds the elements where m_j and c > 1, its unique count (+ 4) those where m_j and c = 1.
+  (func (export "ramc")
+    (param $in i32) (param $seg i32) (param $count i32)
+    (param $start i32) (param $end i32) (param $bf_in i32) (param $thr f32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $px i32) (local $c i32) (local $counts i32)
+    (local $i i32) (local $stop i32) (local $tv v128) (local $m v128) (local $cv v128) (local $shared v128) (local $unique v128) (local $one v128)
+    (local.set $tv (f32x4.splat (local.get $thr)))
+    (local.set $one (i32x4.splat (i32.const 1)))
+    (local.set $c (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $counts (call $scratch_tile (local.get $scratch) (i32.const 22)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (memory.fill (local.get $c) (i32.const 0) (local.get $stop))
+        (local.set $j (i32.const 0))
+        (block $d_done
+          (loop $d
+            (br_if $d_done (i32.ge_u (local.get $j) (local.get $count)))
+            (local.set $pd (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))))
+            (local.set $px (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1)))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (local.set $m
+                  (f32x4.gt
+                    (f32x4.abs (f32x4.sub (v128.load (i32.add (local.get $px) (local.get $i))) (v128.load (i32.add (local.get $pb) (local.get $i)))))
+                    (local.get $tv)))
+                (v128.store (i32.add (local.get $pd) (local.get $i)) (local.get $m))
+                (v128.store (i32.add (local.get $c) (local.get $i)) (i32x4.sub (v128.load (i32.add (local.get $c) (local.get $i))) (local.get $m)))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $d)))
+        (local.set $j (i32.const 0))
+        (block $k_done
+          (loop $k
+            (br_if $k_done (i32.ge_u (local.get $j) (local.get $count)))
+            (local.set $pd (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))))
+            (local.set $shared (i32x4.splat (i32.const 0)))
+            (local.set $unique (i32x4.splat (i32.const 0)))
+            (local.set $i (i32.const 0))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                (local.set $m (v128.load (i32.add (local.get $pd) (local.get $i))))
+                (local.set $cv (v128.load (i32.add (local.get $c) (local.get $i))))
+                (local.set $shared (i32x4.sub (local.get $shared) (v128.and (local.get $m) (i32x4.gt_s (local.get $cv) (local.get $one)))))
+                (local.set $unique (i32x4.sub (local.get $unique) (v128.and (local.get $m) (i32x4.eq (local.get $cv) (local.get $one)))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $next)))
+            (local.set $px (i32.add (local.get $counts) (i32.shl (local.get $j) (i32.const 3))))
+            (i32.store (local.get $px)
+              (i32.add (i32.load (local.get $px))
+                (i32.add (i32.add (i32x4.extract_lane 0 (local.get $shared)) (i32x4.extract_lane 1 (local.get $shared)))
+                         (i32.add (i32x4.extract_lane 2 (local.get $shared)) (i32x4.extract_lane 3 (local.get $shared))))))
+            (i32.store offset=4 (local.get $px)
+              (i32.add (i32.load offset=4 (local.get $px))
+                (i32.add (i32.add (i32x4.extract_lane 0 (local.get $unique)) (i32x4.extract_lane 1 (local.get $unique)))
+                         (i32.add (i32x4.extract_lane 2 (local.get $unique)) (i32x4.extract_lane 3 (local.get $unique))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $k)))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
   ;; ---- nearswap with bf16 steps (compute/reference.ts nearswapF32, step BF16) ----
 
   ;; nearswap_bf: nearswap with every step rounded to bf16 as torch rounds (nearest even, NaN
