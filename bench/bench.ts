@@ -43,6 +43,7 @@ const RECIPES: Record<string, (base: string, a: string, b: string) => string> = 
   multislerp: (base, a, b) =>
     `merge_method: multislerp\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.6}\n  - model: ${b}\n    parameters: {weight: 0.4}\ndtype: float32\nout_dtype: bfloat16\n`,
   nuslerp: (base, a, b) => `merge_method: nuslerp\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.6}\n  - model: ${b}\n    parameters: {weight: 0.4}\ndtype: float32\nout_dtype: bfloat16\n`,
+  ram: (base, a, b) => `merge_method: ram\nbase_model: ${base}\nmodels:\n  - model: ${a}\n  - model: ${b}\ndtype: float32\nout_dtype: bfloat16\n`,
   sce: (base, a, b) => `merge_method: sce\nbase_model: ${base}\nmodels:\n  - model: ${a}\n  - model: ${b}\nparameters: {select_topk: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
 };
 const DEFAULT_METHODS = ['linear', 'nearswap', 'slerp', 'task_arithmetic', 'ties', 'dare_ties'];
