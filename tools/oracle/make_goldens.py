@@ -875,6 +875,14 @@ VL_NOTES = {
 }
 for _arch in VL_MODELS:
     CASES[f"{_arch}-linear-f32"] = (arch_linear(_arch), "exact", "linear", VL_NOTES[_arch])
+CASES["qwen25vl-gradient-f32"] = (f"""merge_method: linear
+models:
+  - model: {M}qwen25vl-ft1
+    parameters: {{weight: [0.1, 0.9]}}
+  - model: {M}qwen25vl-ft2
+    parameters: {{weight: 0.5}}
+dtype: float32
+""", "exact", "linear", "Qwen2.5-VL with a weight gradient: the projector's two fixed layers plan the same tensors with different weights; the last plan is what mergekit's output holds")
 CASES["gemma3vl-modules-f32"] = (f"""merge_method: linear
 modules:
   text_decoder:

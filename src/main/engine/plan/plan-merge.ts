@@ -178,7 +178,8 @@ class ModelTable {
 
 class PlanBuilder {
   private readonly tensors: PlannedTensor[] = [];
-  private readonly plannedNames = new Set<string>();
+  /** Where each name is in `tensors`. */
+  private readonly plannedAt = new Map<string, number>();
   private readonly modelIndex = new Map<string, number>();
   private readonly modelList: { reference: string; path: string }[] = [];
   private outLayers = 0;
@@ -240,11 +241,6 @@ class PlanBuilder {
   }
 
   private async addTensor(out: WeightInfo, ins: WeightInfo[], refs: ModelReference[], slice: OutputSliceDefinition, t: number): Promise<void> {
-    // A name planned twice (Qwen2-VL's projector lists the same tensors for each of its two fixed layers) is
-    // written once, from its first plan; mergekit merges it once when both plans are alike, and otherwise
-    // saves it twice, the writer keeping whichever comes last.
-    if (this.plannedNames.has(out.name)) return;
-    this.plannedNames.add(out.name);
     const found: { model: OpenModel; tensor: ModelTensor | undefined; weight: WeightInfo }[] = [];
     for (const [i, ref] of refs.entries()) {
       const model = await this.models.open(ref);
@@ -286,7 +282,12 @@ class PlanBuilder {
     const shape = vocabulary ? [vocabulary.size, ...first.shape.slice(1)] : first.shape;
     const floatInput = isFloatDtype(first.dtype);
     const dtype: Dtype = floatInput ? (this.outDtype() ?? this.computeDtype() ?? first.dtype) : first.dtype;
-    this.tensors.push({
+    // A name planned twice (Qwen2-VL's projector lists the same tensors for each of its two fixed
+    // layers) is written once, from its last plan: mergekit saves it each time, and the last one
+    // written is what its output holds (a gradient gives the two plans different values).
+    const earlier = this.plannedAt.get(out.name);
+    this.plannedAt.set(out.name, earlier ?? this.tensors.length);
+    this.tensors.splice(earlier ?? this.tensors.length, earlier === undefined ? 0 : 1, {
       ...(vocabulary ? { vocabulary } : {}),
       name: out.name,
       shape,
