@@ -192,10 +192,16 @@ async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backen
   const density = ctx.global['select_topk'] as number;
   if (density >= 1) return undefined;
   // The variances as deltaHistogram and deltaFind see them: |r(v − 0)|'s bits are v's (v ≥ 0 or NaN).
+  // A tensor read in one chunk has its variances computed once for all the passes.
+  let wholeTensorDone = false;
   const variances = async (chunk: Chunk): Promise<{ zeros: HostArray; v: HostArray }> => {
-    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
     const v = f32Host(scratch.f32('variances', chunk.length));
-    await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), v);
+    const wholeTensor = chunk.start === 0 && chunk.length === ctx.numel;
+    if (!(wholeTensor && wholeTensorDone)) {
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), v);
+      wholeTensorDone = wholeTensor;
+    }
     return { zeros: f32Host(scratch.zeros(chunk.length)), v };
   };
   const histogram = async (prefixes: (number | undefined)[]): Promise<Float64Array[]> => {
