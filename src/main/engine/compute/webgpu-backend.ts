@@ -53,6 +53,12 @@ const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STOR
 const MAP_READ = 0x1;
 const COMPUTE_STAGE = 0x4;
 const MAX_GROUPS_PER_DIMENSION = 65535;
+
+/** `groups` workgroups as x·y, x within the per-dimension limit (kernels fold y back into an index). */
+function dispatchGrid(groups: number): [number, number] {
+  const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
+  return [x, Math.ceil(groups / x)];
+}
 /** The uniform buffer of every kernel: the larger of their parameter blocks. */
 const UNIFORM_BYTES = Math.max(PARAMS_BYTES, TASK_PARAMS_BYTES, COUNT_PARAMS_BYTES, RANK_PARAMS_BYTES);
 /** Default cap on one window's input or output binding: keeps each submit to tens of milliseconds. */
@@ -525,6 +531,14 @@ export class WebGpuBackend implements ComputeBackend {
     slot.pending.catch(() => undefined);
   }
 
+  /** The k-th slot of the ring (mod its length), once its previous window is read back. */
+  private async readySlot(k: number): Promise<Slot> {
+    const slot = this.slots[k % this.slots.length]!;
+    if (slot.pending) await slot.pending;
+    this.check();
+    return slot;
+  }
+
   private serial<T>(task: () => Promise<T>): Promise<T> {
     const result = this.queue.then(task);
     this.queue = result.catch(() => undefined);
@@ -574,10 +588,7 @@ export class WebGpuBackend implements ComputeBackend {
     try {
       for (let start = 0; start < n; start += window) {
         const length = Math.min(window, n - start);
-        const slot = this.slots[turn]!;
-        turn = (turn + 1) % this.slots.length;
-        if (slot.pending) await slot.pending;
-        this.check();
+        const slot = await this.readySlot(turn++);
         view.setUint32(0, length, true);
         perWindow?.(view, start);
         this.device.queue.writeBuffer(slot.params, 0, header);
@@ -587,9 +598,7 @@ export class WebGpuBackend implements ComputeBackend {
         const pass = encoder.beginComputePass();
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, slot.bindGroup);
-        const groups = Math.ceil(Math.ceil(length / 2) / this.workgroupSize);
-        const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
-        pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+        pass.dispatchWorkgroups(...dispatchGrid(Math.ceil(Math.ceil(length / 2) / this.workgroupSize)));
         pass.end();
         const outBytes = align(length * outSize, 4);
         const target = hostBytes(sliceHost(out, start, length));
@@ -631,18 +640,11 @@ export class WebGpuBackend implements ComputeBackend {
     view.setFloat32(36, span, true);
     view.setFloat32(40, n - 1, true);
     view.setUint32(48, window, true);
-    const grid = (groups: number): [number, number] => {
-      const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
-      return [x, Math.ceil(groups / x)];
-    };
     let turn = 0;
     try {
       for (let start = 0; start < total; start += window) {
         const length = Math.min(window, total - start);
-        const slot = this.slots[turn]!;
-        turn = (turn + 1) % this.slots.length;
-        if (slot.pending) await slot.pending;
-        this.check();
+        const slot = await this.readySlot(turn++);
         const index = params.start + start;
         view.setUint32(0, length, true);
         view.setUint32(16, index >>> 0, true);
@@ -657,10 +659,10 @@ export class WebGpuBackend implements ComputeBackend {
         // One dispatch a step (WebGPU orders their storage writes); the keep draw 4 elements an invocation.
         for (const pipeline of sort) {
           pass.setPipeline(pipeline);
-          pass.dispatchWorkgroups(...grid(length / n));
+          pass.dispatchWorkgroups(...dispatchGrid(length / n));
         }
         pass.setPipeline(draw);
-        pass.dispatchWorkgroups(...grid(Math.ceil(Math.ceil(length / 4) / this.rankGroup)));
+        pass.dispatchWorkgroups(...dispatchGrid(Math.ceil(Math.ceil(length / 4) / this.rankGroup)));
         pass.end();
         const outBytes = align(length, 4);
         const target = keep.subarray(start, start + length);
@@ -735,10 +737,7 @@ export class WebGpuBackend implements ComputeBackend {
       for (const slot of this.slots) slot.held = 0;
       for (let start = 0; start < n; start += window) {
         const length = Math.min(window, n - start);
-        const slot = this.slots[turn]!;
-        turn = (turn + 1) % this.slots.length;
-        if (slot.pending) await slot.pending;
-        this.check();
+        const slot = await this.readySlot(turn++);
         if (slot.held > 0 && slot.held + length > limit) {
           readBack(slot, -1, 0);
           await slot.pending;
@@ -751,9 +750,7 @@ export class WebGpuBackend implements ComputeBackend {
         const pass = encoder.beginComputePass();
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, slot.bindGroup);
-        const groups = Math.ceil(Math.ceil(length / 2) / this.workgroupSize);
-        const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
-        pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+        pass.dispatchWorkgroups(...dispatchGrid(Math.ceil(Math.ceil(length / 2) / this.workgroupSize)));
         pass.end();
         this.device.queue.submit([encoder.finish()]);
         slot.held += length;
