@@ -1,22 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ComputeBackend, HostArray } from '../../src/main/engine/compute/types';
-import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
-import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
+import type { HostArray } from '../../src/main/engine/compute/types';
+import { testBackends } from './backends';
 import { getMergeMethod } from '../../src/main/engine/methods/registry';
 import type { TensorMergeContext, TensorSink } from '../../src/main/engine/methods/types';
 import { encodeFromF32 } from '../../src/main/engine/safetensors/convert';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
 import { asHost, describeElement, edgeValues, firstDifference, rng, weights, hostChunks } from './samples';
 
-const opened = await openWebGpu({ windowElements: 1000 });
-const gpu = 'backend' in opened ? opened.backend : undefined;
-if (!gpu) console.warn(`\n*** WebGPU NUSLERP TESTS SKIPPED: ${'reason' in opened ? opened.reason : ''}.\n`);
-
-const BACKENDS: [string, ComputeBackend][] = [
-  ['WASM, 2 workers, windows of 1,000', new WasmBackend({ workers: 2, windowElements: 1000 })],
-  ['WASM, calling thread', new WasmBackend({ workers: 0 })],
-  ...(gpu ? [[`GPU (${gpu.description})`, gpu] as [string, ComputeBackend]] : []),
-];
+const BACKENDS = await testBackends('NUSLERP');
 afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 
 

@@ -1,11 +1,7 @@
-// dawn.node finds llvmpipe through Mesa's EGL only with this set when there is no display.
-process.env['EGL_PLATFORM'] ??= 'surfaceless';
-
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { hostArray, type ComputeBackend, type HostArray } from '../../src/main/engine/compute/types';
-import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
-import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
+import { testBackends } from './backends';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
 import { bitsToF32, f32Bits } from '../../src/main/engine/safetensors/convert';
 import { getMergeMethod } from '../../src/main/engine/methods/registry';
@@ -13,17 +9,7 @@ import type { TensorMergeContext } from '../../src/main/engine/methods/types';
 import { asHost, describeElement, edgeValues, firstDifference, rng, weights, placed, hostChunks } from './samples';
 
 const reference = new ReferenceBackend();
-const opened = await openWebGpu({ windowElements: 1000 });
-const gpu = 'backend' in opened ? opened.backend : undefined;
-if (!gpu) console.warn(`\n*** WebGPU RAM TESTS SKIPPED: ${'reason' in opened ? opened.reason : ''}.\n`);
-
-/** Each backend, and whether its arrays are put in its own memory first (as the engine's buffer pool does). */
-const BACKENDS: [string, ComputeBackend, boolean][] = [
-  ['WASM, 2 workers, windows of 1,000', new WasmBackend({ workers: 2, windowElements: 1000 }), false],
-  ['WASM, calling thread, windows of 1,000', new WasmBackend({ workers: 0, windowElements: 1000 }), false],
-  ['WASM, 1 worker, arrays in its own memory', new WasmBackend({ workers: 1 }), true],
-  ...(gpu ? [[`GPU (${gpu.description})`, gpu, false] as [string, ComputeBackend, boolean]] : []),
-];
+const BACKENDS = await testBackends('RAM');
 afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 
 const SPECIAL = new Float32Array([NaN, Infinity, -Infinity, 0, -0]);

@@ -9,9 +9,9 @@ import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
 import { roundBf16 } from '../../src/main/engine/methods/numerics';
 import { uniformAt } from '../../src/main/engine/methods/random-mask';
 import { DellaSparsifier } from '../../src/main/engine/methods/sparsify';
-import { bitsToF32 } from '../../src/main/engine/safetensors/convert';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
-import { asHost, rng } from './samples';
+import { asHost, placed, rng } from './samples';
+import { rowRankParams, tiedRows } from './row-rank-samples';
 
 const reference = new ReferenceBackend();
 const opened = await openWebGpu({ windowElements: 1000 });
@@ -32,14 +32,6 @@ afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 const GUARD = 64;
 const SENTINEL = 0xa5;
 
-/** `array` copied into `backend`'s own memory when it has some and `pin` is set. */
-function placed(backend: ComputeBackend, pin: boolean, array: HostArray): HostArray {
-  if (!pin || !backend.allocateHost) return array;
-  const bytes = backend.allocateHost(array.data.byteLength);
-  bytes.set(new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength));
-  return array.dtype === 'F32' ? { dtype: 'F32', data: new Float32Array(bytes.buffer, bytes.byteOffset, array.data.length) } : { dtype: array.dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, array.data.length) };
-}
-
 /** `count` masks of `n` bytes with a guard of sentinels after each (in the backend's memory when pinned). */
 function masks(backend: ComputeBackend, pin: boolean, count: number, n: number): Uint8Array[] {
   return Array.from({ length: count }, () => {
@@ -47,45 +39,6 @@ function masks(backend: ComputeBackend, pin: boolean, count: number, n: number):
     whole.fill(SENTINEL);
     return whole.subarray(0, n);
   });
-}
-
-/**
- * A base and fine-tunes whose deltas mostly take a handful of magnitudes (so a row has many ties),
- * a third any, with ±0 deltas, subnormal ones, infinities, and NaN of several payloads and signs in both.
- */
-function tied(n: number, count: number, seed: number): Float32Array[] {
-  const random = rng(seed);
-  const steps = [0, 2 ** -12, 3 * 2 ** -12, 2 ** -9, 5 * 2 ** -9, 2 ** -6];
-  const special = [NaN, bitsToF32(0x7fc00001), bitsToF32(0xffc00000), bitsToF32(0x7f800001), Infinity, -Infinity, 0, -0];
-  const base = Float32Array.from({ length: n }, () => (random() < 0.5 ? -1 : 1) * 2 ** -(2 + Math.floor(random() * 5)));
-  // Some elements near zero, where the deltas are subnormal (a few magnitudes, ±).
-  const tiny = (i: number) => i % 89 === 5;
-  for (let i = 0; i < n; i++) if (tiny(i)) base[i] = bitsToF32(3);
-  const models = Array.from({ length: count }, () =>
-    base.map((b, i) => {
-      if (tiny(i)) return bitsToF32((random() < 0.3 ? 0x80000000 : 0) | Math.floor(random() * 8)) as number;
-      const r = random();
-      if (r < 0.03) return special[Math.floor(random() * special.length)]!;
-      // A third of the deltas have full mantissas: every digit of the sort matters.
-      if (r < 0.36) return Math.fround(b + (random() - 0.5) * 2 ** -(4 + Math.floor(random() * 8)));
-      return Math.fround(b + (random() < 0.5 ? -1 : 1) * steps[Math.floor(random() * steps.length)]!);
-    }),
-  );
-  // Some base elements are special too (−0 against +0, NaN or an infinity against a number).
-  for (let i = 0; i < n; i += 97) base[i] = special[(i / 97) % special.length]!;
-  return [base, ...models];
-}
-
-function paramsFor(count: number, rowLength: number, start: number, step: 'F32' | 'BF16', seed: number): RowRankParams {
-  const random = rng(seed);
-  return {
-    step,
-    start,
-    rowLength,
-    keys: Array.from({ length: count }, () => Math.floor(random() * 2 ** 32)),
-    densities: Array.from({ length: count }, (_, j) => [0.5, 0.3, 0.7, 0.45][j % 4]!),
-    epsilons: Array.from({ length: count }, (_, j) => [0.15, 0.1, 0.25, 0.05][j % 4]!),
-  };
 }
 
 async function compare(label: string, backend: ComputeBackend, pin: boolean, values: Float32Array[], dtype: FloatDtype, params: RowRankParams): Promise<void> {
@@ -113,10 +66,10 @@ describe('rowRankMasks (DELLA) on every backend equals the reference byte for by
       for (const [rowLength, rows, count] of [[1, 37, 2], [7, 13, 3], [33, 31, 1], [2048, 3, 2], [4099, 2, 3]] as const) {
         for (const dtype of ['F32', 'BF16', 'F16'] as const) {
           for (const step of ['F32', 'BF16'] as const) {
-            const values = tied(rowLength * rows, count, seed++);
+            const values = tiedRows(rowLength * rows, count, seed++);
             // The last start puts the call across tensor index 2^32 (the hash's high word).
             for (const start of [0, 12_345 * rowLength, 2 ** 32 - Math.floor((rows * rowLength) / 2)]) {
-              await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps, start ${start}`, backend, pin, values, dtype, paramsFor(count, rowLength, start, step, seed));
+              await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps, start ${start}`, backend, pin, values, dtype, rowRankParams(count, rowLength, start, step, seed));
             }
           }
         }
@@ -134,14 +87,14 @@ describe('rowRankMasks (DELLA) on every backend equals the reference byte for by
       ];
       for (const [kind, draw] of kinds) {
         const values = [new Float32Array(n), Float32Array.from({ length: n }, draw), Float32Array.from({ length: n }, draw)];
-        for (const rowLength of [n, 3]) await compare(`${kind}, rows of ${rowLength}`, backend, pin, values, 'F32', paramsFor(2, rowLength, 99, 'F32', 5));
+        for (const rowLength of [n, 3]) await compare(`${kind}, rows of ${rowLength}`, backend, pin, values, 'F32', rowRankParams(2, rowLength, 99, 'F32', 5));
       }
     });
 
     it(`${label}: many rows in a call (whole rows across the threads), 2 to 5 models`, async () => {
       for (const [rowLength, rows, count, dtype] of [[2048, 48, 2, 'BF16'], [1000, 131, 3, 'F32'], [5632, 9, 5, 'BF16'], [129, 1001, 2, 'F32']] as const) {
-        const values = tied(rowLength * rows, count, rowLength);
-        for (const step of ['F32', 'BF16'] as const) await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps`, backend, pin, values, dtype, paramsFor(count, rowLength, 4096 * rowLength, step, rows));
+        const values = tiedRows(rowLength * rows, count, rowLength);
+        for (const step of ['F32', 'BF16'] as const) await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps`, backend, pin, values, dtype, rowRankParams(count, rowLength, 4096 * rowLength, step, rows));
       }
     });
   }
@@ -149,16 +102,16 @@ describe('rowRankMasks (DELLA) on every backend equals the reference byte for by
   it('a row of 4,194,304 elements (the longest), 4 models f32 and in bf16 steps: models taken a group at a time', async () => {
     const [, wasm] = BACKENDS[1]!;
     const n = MAX_DELLA_ROW;
-    const values = tied(n, 4, 77);
-    await compare('one row of 4,194,304', wasm, false, values, 'F32', paramsFor(4, n, 0, 'F32', 3));
-    await compare('one row of 4,194,304, bf16', wasm, false, values.map((v) => v.map(roundBf16)), 'BF16', paramsFor(4, n, n, 'BF16', 4));
+    const values = tiedRows(n, 4, 77);
+    await compare('one row of 4,194,304', wasm, false, values, 'F32', rowRankParams(4, n, 0, 'F32', 3));
+    await compare('one row of 4,194,304, bf16', wasm, false, values.map((v) => v.map(roundBf16)), 'BF16', rowRankParams(4, n, n, 'BF16', 4));
   }, 120_000);
 
   it('rejects rows longer than 4,194,304, a call that is not whole rows, and density ± epsilon outside (0, 1)', async () => {
     for (const [label, backend] of [['reference', reference] as const, ...BACKENDS.slice(0, 1)]) {
       const x: HostArray = { dtype: 'F32', data: new Float32Array(10) };
       const keep = [new Uint8Array(10)];
-      const ok = paramsFor(1, 5, 0, 'F32', 1);
+      const ok = rowRankParams(1, 5, 0, 'F32', 1);
       await expect(backend.rowRankMasks(x, [x], { ...ok, rowLength: 3 }, keep), label).rejects.toThrow(/not whole rows/);
       await expect(backend.rowRankMasks(x, [x], { ...ok, rowLength: MAX_DELLA_ROW + 1 }, keep), label).rejects.toThrow(/longer than Alloy ranks/);
       await expect(backend.rowRankMasks(x, [x], { ...ok, densities: [0.9], epsilons: [0.1] }, keep), label).rejects.toThrow(/inside \(0, 1\)/);
@@ -172,7 +125,7 @@ describe('DELLA ranks', () => {
     const base = new Float32Array(n);
     // |δ| descending with the index: the element at i has rank n − 1 − i.
     const model = Float32Array.from({ length: n }, (_, i) => (i % 2 ? -1 : 1) * (n - i) * 2 ** -10);
-    const params = paramsFor(1, n, 500, 'F32', 9);
+    const params = rowRankParams(1, n, 500, 'F32', 9);
     const keep = new Uint8Array(n);
     await BACKENDS[2]![1].rowRankMasks({ dtype: 'F32', data: base }, [{ dtype: 'F32', data: model }], params, [keep]);
     const low = Math.fround(params.densities[0]! - params.epsilons[0]!);

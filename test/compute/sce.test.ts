@@ -1,28 +1,14 @@
-// dawn.node finds llvmpipe through Mesa's EGL only with this set when there is no display.
-process.env['EGL_PLATFORM'] ??= 'surfaceless';
-
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { absBits, hostArray, type ComputeBackend, type HostArray, type MagnitudeCut } from '../../src/main/engine/compute/types';
-import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
-import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
+import { testBackends } from './backends';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
 import { getMergeMethod } from '../../src/main/engine/methods/registry';
 import type { TensorMergeContext } from '../../src/main/engine/methods/types';
 import { asHost, describeElement, edgeValues, firstDifference, rng, weights, placed, hostChunks } from './samples';
 
 const reference = new ReferenceBackend();
-const opened = await openWebGpu({ windowElements: 1000 });
-const gpu = 'backend' in opened ? opened.backend : undefined;
-if (!gpu) console.warn(`\n*** WebGPU SCE TESTS SKIPPED: ${'reason' in opened ? opened.reason : ''}.\n`);
-
-/** Each backend, and whether its arrays are put in its own memory first (as the engine's buffer pool does). */
-const BACKENDS: [string, ComputeBackend, boolean][] = [
-  ['WASM, 2 workers, windows of 1,000', new WasmBackend({ workers: 2, windowElements: 1000 }), false],
-  ['WASM, calling thread, windows of 1,000', new WasmBackend({ workers: 0, windowElements: 1000 }), false],
-  ['WASM, 1 worker, arrays in its own memory', new WasmBackend({ workers: 1 }), true],
-  ...(gpu ? [[`GPU (${gpu.description})`, gpu, false] as [string, ComputeBackend, boolean]] : []),
-];
+const BACKENDS = await testBackends('SCE');
 afterAll(() => Promise.all(BACKENDS.map(([, b]) => b.dispose())));
 
 

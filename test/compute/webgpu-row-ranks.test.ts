@@ -9,6 +9,7 @@ import { bitsToF32 } from '../../src/main/engine/safetensors/convert';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
 import { uniformAt } from '../../src/main/engine/methods/random-mask';
 import { asHost, rng } from './samples';
+import { ROW_RANK_SPECIALS, rowRankParams, tiedRows } from './row-rank-samples';
 
 // DELLA's row ranks in WGSL (wgsl.ts rankShader) against the reference, byte for byte. The host
 // CPU backend of each GPU backend is a stub that throws, so every call here must run on the device,
@@ -28,39 +29,7 @@ afterAll(async () => {
 
 const GUARD = 16;
 const SENTINEL = 0xa5;
-const SPECIAL = [NaN, bitsToF32(0x7fc00001), bitsToF32(0xffc00000), bitsToF32(0x7f800001), Infinity, -Infinity, 0, -0, bitsToF32(1), bitsToF32(0x807fffff), bitsToF32(0x00800000)];
-
-/** A base and `count` models: deltas of a few magnitudes (ties), a third with full mantissas, specials, subnormals. */
-function tied(n: number, count: number, seed: number): Float32Array[] {
-  const random = rng(seed);
-  const steps = [0, 2 ** -12, 3 * 2 ** -12, 2 ** -9, 5 * 2 ** -9, 2 ** -6];
-  const base = Float32Array.from({ length: n }, () => (random() < 0.5 ? -1 : 1) * 2 ** -(2 + Math.floor(random() * 5)));
-  const tinyAt = (i: number) => i % 89 === 5;
-  for (let i = 0; i < n; i++) if (tinyAt(i)) base[i] = bitsToF32(3);
-  const models = Array.from({ length: count }, () =>
-    base.map((b, i) => {
-      if (tinyAt(i)) return bitsToF32((random() < 0.3 ? 0x80000000 : 0) | Math.floor(random() * 8)) as number;
-      const r = random();
-      if (r < 0.03) return SPECIAL[Math.floor(random() * SPECIAL.length)]!;
-      if (r < 0.36) return Math.fround(b + (random() - 0.5) * 2 ** -(4 + Math.floor(random() * 8)));
-      return Math.fround(b + (random() < 0.5 ? -1 : 1) * steps[Math.floor(random() * steps.length)]!);
-    }),
-  );
-  for (let i = 0; i < n; i += 97) base[i] = SPECIAL[(i / 97) % SPECIAL.length]!;
-  return [base, ...models];
-}
-
-function paramsFor(count: number, rowLength: number, start: number, step: 'F32' | 'BF16', seed: number): RowRankParams {
-  const random = rng(seed);
-  return {
-    step,
-    start,
-    rowLength,
-    keys: Array.from({ length: count }, () => Math.floor(random() * 2 ** 32)),
-    densities: Array.from({ length: count }, (_, j) => [0.5, 0.3, 0.7, 0.45][j % 4]!),
-    epsilons: Array.from({ length: count }, (_, j) => [0.15, 0.1, 0.25, 0.05][j % 4]!),
-  };
-}
+const SPECIAL = [...ROW_RANK_SPECIALS, bitsToF32(1), bitsToF32(0x807fffff), bitsToF32(0x00800000)];
 
 async function compare(label: string, backend: WebGpuBackend, values: Float32Array[], dtype: FloatDtype | FloatDtype[], params: RowRankParams, viaHost = false): Promise<void> {
   const n = values[0]!.length;
@@ -102,9 +71,9 @@ describe.skipIf(!gpu)('rowRankMasks in WGSL equals the reference byte for byte',
     for (const [rowLength, rows, count] of [[1, 37, 2], [7, 13, 3], [33, 31, 1], [129, 9, 2], [2048, 3, 2], [4099, 2, 3], [5632, 2, 1]] as const) {
       for (const dtype of ['F32', 'BF16', 'F16'] as const) {
         for (const step of ['F32', 'BF16'] as const) {
-          const values = tied(rowLength * rows, count, seed++);
+          const values = tiedRows(rowLength * rows, count, seed++, SPECIAL);
           for (const start of [0, 12_345 * rowLength, 2 ** 32 - Math.floor((rows * rowLength) / 2), 3 * 2 ** 32 + 17 * rowLength]) {
-            await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps, start ${start}`, gpu!, values, dtype, paramsFor(count, rowLength, start, step, seed));
+            await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps, start ${start}`, gpu!, values, dtype, rowRankParams(count, rowLength, start, step, seed));
           }
         }
       }
@@ -126,7 +95,7 @@ describe.skipIf(!gpu)('rowRankMasks in WGSL equals the reference byte for byte',
     ];
     for (const [kind, values] of rows) {
       for (const rowLength of [n, 300, 7]) {
-        for (const step of ['F32', 'BF16'] as const) await compare(`${kind}, rows of ${rowLength}, ${step} steps`, gpu!, values, 'F32', paramsFor(2, rowLength, 99, step, 5));
+        for (const step of ['F32', 'BF16'] as const) await compare(`${kind}, rows of ${rowLength}, ${step} steps`, gpu!, values, 'F32', rowRankParams(2, rowLength, 99, step, 5));
       }
     }
   });
@@ -135,9 +104,9 @@ describe.skipIf(!gpu)('rowRankMasks in WGSL equals the reference byte for byte',
     let seed = 100;
     for (const [backend, label] of [[windowed!, 'windows of 1,000'], [tiny!, 'windows of 130, 2 slots']] as const) {
       for (const [rowLength, rows, count] of [[1, 1001, 2], [7, 300, 2], [33, 70, 3], [129, 17, 1]] as const) {
-        const values = tied(rowLength * rows, count, seed++);
-        await compare(`${label}: rows of ${rowLength} ×${rows}`, backend, values, 'BF16', paramsFor(count, rowLength, 2 ** 32 - 5 * rowLength, 'BF16', seed));
-        await compare(`${label}: rows of ${rowLength} ×${rows}, f32 base beside bf16 models`, backend, values, ['F32', 'BF16'], paramsFor(count, rowLength, 77, 'F32', seed));
+        const values = tiedRows(rowLength * rows, count, seed++, SPECIAL);
+        await compare(`${label}: rows of ${rowLength} ×${rows}`, backend, values, 'BF16', rowRankParams(count, rowLength, 2 ** 32 - 5 * rowLength, 'BF16', seed));
+        await compare(`${label}: rows of ${rowLength} ×${rows}, f32 base beside bf16 models`, backend, values, ['F32', 'BF16'], rowRankParams(count, rowLength, 77, 'F32', seed));
       }
     }
   });
@@ -161,17 +130,17 @@ describe.skipIf(!gpu)('rowRankMasks in WGSL equals the reference byte for byte',
   });
 
   it('a row longer than a window goes to the host, with the same bytes', async () => {
-    const values = tied(2048 * 2, 2, 9);
-    await compare('rows of 2,048 in windows of 1,000', windowed!, values, 'F32', paramsFor(2, 2048, 5, 'F32', 9), true);
+    const values = tiedRows(2048 * 2, 2, 9, SPECIAL);
+    await compare('rows of 2,048 in windows of 1,000', windowed!, values, 'F32', rowRankParams(2, 2048, 5, 'F32', 9), true);
   });
 
   it('many rows in one window: 70,001 rows of 1 and 20,000 of 33 (a 2-D grid of workgroups)', async () => {
-    await compare('rows of 1', gpu!, tied(70_001, 1, 3), 'BF16', paramsFor(1, 1, 0, 'F32', 3));
-    await compare('rows of 33', gpu!, tied(33 * 20_000, 1, 4), 'F32', paramsFor(1, 33, 2 ** 40, 'BF16', 4));
+    await compare('rows of 1', gpu!, tiedRows(70_001, 1, 3, SPECIAL), 'BF16', rowRankParams(1, 1, 0, 'F32', 3));
+    await compare('rows of 33', gpu!, tiedRows(33 * 20_000, 1, 4, SPECIAL), 'F32', rowRankParams(1, 33, 2 ** 40, 'BF16', 4));
   }, 120_000);
 
   it('a row of 4,194,304 elements (the longest), on the device', async () => {
-    const values = tied(MAX_DELLA_ROW, 1, 77);
-    await compare('one row of 4,194,304', gpu!, values, 'BF16', paramsFor(1, MAX_DELLA_ROW, 2 ** 32, 'F32', 3));
+    const values = tiedRows(MAX_DELLA_ROW, 1, 77, SPECIAL);
+    await compare('one row of 4,194,304', gpu!, values, 'BF16', rowRankParams(1, MAX_DELLA_ROW, 2 ** 32, 'F32', 3));
   }, 300_000);
 });
