@@ -1,6 +1,6 @@
 import type { ComputeBackend, HostArray } from '../compute/types';
 import { HostScratch } from './host-scratch';
-import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
+import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -38,7 +38,7 @@ export const nuslerp: MergeMethod = {
       ctx.global['nuslerp_flatten'] !== false ? () => 0 : ctx.global['nuslerp_row_wise'] === true ? (i: number) => i % cols : (i: number) => Math.floor(i / cols);
     const groups = ctx.global['nuslerp_flatten'] !== false ? 1 : ctx.global['nuslerp_row_wise'] === true ? cols : Math.max(1, ctx.numel / cols);
     if (ctx.backend && ctx.global['nuslerp_flatten'] !== false) {
-      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t });
+      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel });
       return;
     }
     const value = (inputs: Float32Array[], m: number, i: number) => (base === undefined ? inputs[m]![i]! : f(inputs[m]![i]! - inputs[base]![i]!));
@@ -103,72 +103,66 @@ async function nuslerpOnBackend(
   source: TensorSource,
   sink: TensorSink,
   backend: ComputeBackend,
-  { base, a, b, t }: { base: number | undefined; a: number; b: number; t: number },
+  { base, a, b, t, numel }: { base: number | undefined; a: number; b: number; t: number; numel: number },
 ): Promise<void> {
   // In the backend's own memory, so its kernels read and write them where they are.
   const arrays = new HostScratch(backend);
   const scratch = (k: number, length: number) => f32Host(arrays.f32(String(k), length));
-  try {
-    await nuslerpPasses(source, sink, backend, { base, a, b, t }, scratch);
-  } finally {
-    arrays.release();
-  }
-}
-
-async function nuslerpPasses(
-  source: TensorSource,
-  sink: TensorSink,
-  backend: ComputeBackend,
-  { base, a, b, t }: { base: number | undefined; a: number; b: number; t: number },
-  scratch: (k: number, length: number) => { dtype: 'F32'; data: Float32Array },
-): Promise<void> {
-  const vectors = async (inputs: HostArray[], length: number): Promise<[HostArray, HostArray]> => {
+  // A tensor read in one chunk has its task vectors computed once for the three passes.
+  let wholeTensorDone = false;
+  const vectors = async (chunk: Chunk): Promise<[HostArray, HostArray]> => {
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
     if (base === undefined) return [inputs[a]!, inputs[b]!];
-    const [va, vb] = [scratch(0, length), scratch(1, length)];
-    await backend.blend2(1, inputs[a]!, -1, inputs[base]!, va);
-    await backend.blend2(1, inputs[b]!, -1, inputs[base]!, vb);
+    const [va, vb] = [scratch(0, chunk.length), scratch(1, chunk.length)];
+    const wholeTensor = chunk.start === 0 && chunk.length === numel;
+    if (!(wholeTensor && wholeTensorDone)) {
+      await backend.blend2(1, inputs[a]!, -1, inputs[base]!, va);
+      await backend.blend2(1, inputs[b]!, -1, inputs[base]!, vb);
+      wholeTensorDone = wholeTensor;
+    }
     return [va, vb];
   };
-  const squares = new Float64Array(4);
-  for await (const chunk of source.chunks()) {
-    await backend.gramSums(await vectors(chunk.raw ?? chunk.inputs.map(f32Host), chunk.length), squares);
-  }
-  const n0 = Math.max(f(Math.sqrt(squares[0]!)), f(1e-7));
-  const n1 = Math.max(f(Math.sqrt(squares[3]!)), f(1e-7));
-  const dots = new Float64Array(4);
-  for await (const chunk of source.chunks()) {
-    const [va, vb] = await vectors(chunk.raw ?? chunk.inputs.map(f32Host), chunk.length);
-    const [ua, ub] = [scratch(2, chunk.length), scratch(3, chunk.length)];
-    await backend.unitSum([va], [n0], [1], ua);
-    await backend.unitSum([vb], [n1], [1], ub);
-    await backend.gramSums([ua, ub], dots);
-  }
-  const { colinear, c0, c1, sinTheta } = slerpCoefficients(dots[1]!, t);
-  const output = new OutputBuffer(sink);
-  for await (const chunk of source.chunks()) {
-    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-    const [va, vb] = await vectors(inputs, chunk.length);
-    if (colinear && base === undefined) {
+  try {
+    const squares = new Float64Array(4);
+    for await (const chunk of source.chunks()) await backend.gramSums(await vectors(chunk), squares);
+    const n0 = Math.max(f(Math.sqrt(squares[0]!)), f(1e-7));
+    const n1 = Math.max(f(Math.sqrt(squares[3]!)), f(1e-7));
+    const dots = new Float64Array(4);
+    for await (const chunk of source.chunks()) {
+      const [va, vb] = await vectors(chunk);
+      const [ua, ub] = [scratch(2, chunk.length), scratch(3, chunk.length)];
+      await backend.unitSum([va], [n0], [1], ua);
+      await backend.unitSum([vb], [n1], [1], ub);
+      await backend.gramSums([ua, ub], dots);
+    }
+    const { colinear, c0, c1, sinTheta } = slerpCoefficients(dots[1]!, t);
+    const output = new OutputBuffer(sink);
+    for await (const chunk of source.chunks()) {
+      const [va, vb] = await vectors(chunk);
+      if (colinear && base === undefined) {
+        const out = output.take(chunk.length);
+        await backend.blend2(f(1 - t), va, f(t), vb, out);
+        await output.write(chunk.start, out);
+        continue;
+      }
+      const mixed = scratch(2, chunk.length);
+      if (colinear) await backend.blend2(f(1 - t), va, f(t), vb, mixed);
+      else {
+        const blended = scratch(3, chunk.length);
+        await backend.blend2(c0, va, c1, vb, blended);
+        await backend.unitSum([blended], [sinTheta], [1], mixed);
+        signZeros(mixed.data, blended.data);
+      }
+      if (base === undefined) {
+        await sink.write(chunk.start, mixed.data);
+        continue;
+      }
       const out = output.take(chunk.length);
-      await backend.blend2(f(1 - t), va, f(t), vb, out);
+      await backend.blend2(1, mixed, 1, (chunk.raw ?? chunk.inputs.map(f32Host))[base]!, out);
       await output.write(chunk.start, out);
-      continue;
     }
-    const mixed = scratch(2, chunk.length);
-    if (colinear) await backend.blend2(f(1 - t), va, f(t), vb, mixed);
-    else {
-      const blended = scratch(3, chunk.length);
-      await backend.blend2(c0, va, c1, vb, blended);
-      await backend.unitSum([blended], [sinTheta], [1], mixed);
-      signZeros(mixed.data, blended.data);
-    }
-    if (base === undefined) {
-      await sink.write(chunk.start, mixed.data);
-      continue;
-    }
-    const out = output.take(chunk.length);
-    await backend.blend2(1, mixed, 1, inputs[base]!, out);
-    await output.write(chunk.start, out);
+  } finally {
+    arrays.release();
   }
 }
 
