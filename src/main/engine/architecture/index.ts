@@ -5,7 +5,7 @@
  */
 import { EngineError } from '../errors';
 import { ARCHITECTURES, LAYER_INDEX, prefixedModule } from './definitions';
-import type { ArchitectureDef, WeightInfo } from './types';
+import type { ArchitectureDef, ArchitectureModule, WeightInfo } from './types';
 
 export type { ArchitectureDef, ArchitectureModule, WeightInfo } from './types';
 export { ARCHITECTURES, LAYER_INDEX } from './definitions';
@@ -153,15 +153,7 @@ export function layerOfTensor(def: ArchitectureDef, name: string): number | unde
 }
 
 /** One module of a model with its tensors under their checkpoint names (prefix applied). */
-export interface ModuleInfo {
-  name: string;
-  preWeights: WeightInfo[];
-  layerWeights: WeightInfo[];
-  postWeights: WeightInfo[];
-  numLayersKey?: string;
-  numLayersAliases?: string[];
-  fixedLayers?: number;
-}
+export type ModuleInfo = Omit<ArchitectureModule, 'weightPrefix'>;
 
 /**
  * A model's modules in the definition's order, as mergekit sees them: a one-part model is one module
