@@ -585,7 +585,7 @@ export class WebGpuBackend implements ComputeBackend {
     if (wide) view.setUint32(24, ins.reduce((bits, input, m) => (input.dtype === 'F32' ? bits | (1 << m) : bits), 0) >>> 0, true);
 
     let turn = 0;
-    try {
+    await this.overSlots(async () => {
       for (let start = 0; start < n; start += window) {
         const length = Math.min(window, n - start);
         const slot = await this.readySlot(turn++);
@@ -604,13 +604,7 @@ export class WebGpuBackend implements ComputeBackend {
         const target = hostBytes(sliceHost(out, start, length));
         this.submitReadback(slot, encoder, outBytes, (mapped) => target.set(new Uint8Array(mapped, 0, target.byteLength)));
       }
-      await Promise.all(this.slots.map((s) => s.pending));
-    } catch (error) {
-      throw this.lost ? new GpuDeviceLostError(this.lost) : asLoss(error);
-    } finally {
-      for (const s of this.slots) s.pending = undefined;
-    }
-    this.check();
+    });
   }
 
   /**
@@ -641,7 +635,7 @@ export class WebGpuBackend implements ComputeBackend {
     view.setFloat32(40, n - 1, true);
     view.setUint32(48, window, true);
     let turn = 0;
-    try {
+    await this.overSlots(async () => {
       for (let start = 0; start < total; start += window) {
         const length = Math.min(window, total - start);
         const slot = await this.readySlot(turn++);
@@ -668,13 +662,7 @@ export class WebGpuBackend implements ComputeBackend {
         const target = keep.subarray(start, start + length);
         this.submitReadback(slot, encoder, outBytes, (mapped) => target.set(new Uint8Array(mapped, 0, length)));
       }
-      await Promise.all(this.slots.map((s) => s.pending));
-    } catch (error) {
-      throw this.lost ? new GpuDeviceLostError(this.lost) : asLoss(error);
-    } finally {
-      for (const s of this.slots) s.pending = undefined;
-    }
-    this.check();
+    });
   }
 
   /** The row-rank entry points for one input dtype (wgsl.ts rankShader), in dispatch order: keys, the three digit passes, keep. */
@@ -733,7 +721,7 @@ export class WebGpuBackend implements ComputeBackend {
     };
 
     let turn = 0;
-    try {
+    await this.overSlots(async () => {
       for (const slot of this.slots) slot.held = 0;
       for (let start = 0; start < n; start += window) {
         const length = Math.min(window, n - start);
@@ -767,15 +755,26 @@ export class WebGpuBackend implements ComputeBackend {
         if (slot.pending) await slot.pending;
         readBack(slot, -1, 0);
       }
+    }, () => {
+      ended = true;
+      for (const s of this.slots) s.held = 0;
+    });
+  }
+
+  /**
+   * Runs `work` (windows sent round the slot ring), then waits for every slot's last readback; a
+   * failure becomes GpuDeviceLostError when the device is gone. The slots are left idle whatever
+   * happens (`settle` clears what else the caller keeps in them).
+   */
+  private async overSlots(work: () => Promise<void>, settle?: () => void): Promise<void> {
+    try {
+      await work();
       await Promise.all(this.slots.map((s) => s.pending));
     } catch (error) {
       throw this.lost ? new GpuDeviceLostError(this.lost) : asLoss(error);
     } finally {
-      ended = true;
-      for (const s of this.slots) {
-        s.pending = undefined;
-        s.held = 0;
-      }
+      settle?.();
+      for (const s of this.slots) s.pending = undefined;
     }
     this.check();
   }
