@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,7 +5,8 @@ import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { hostArray, type HostArray } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { BufferPool } from '../../src/main/engine/execute/buffer-pool';
-import { PIECE_BYTES, ShardHasher, shardDigestOfFile } from '../../src/main/engine/execute/shard-digest';
+import { ShardHasher, shardDigestOfFile } from '../../src/main/engine/execute/shard-digest';
+import { Xxh3Hasher } from '../../src/main/engine/execute/xxh3';
 import { ShardOutput } from '../../src/main/engine/execute/shard-output';
 import { ChunkedTensorSource } from '../../src/main/engine/execute/tensor-source';
 import type { PlannedInput } from '../../src/main/engine/plan/types';
@@ -16,10 +16,9 @@ import { tempDir } from '../helpers';
 import { asHost, rng, weights } from './samples';
 
 const wasm = new WasmBackend({ workers: 1 });
-const hasher = new ShardHasher(2);
+const hasher = new ShardHasher();
 afterAll(async () => {
   await wasm.dispose();
-  await hasher.dispose();
 });
 
 describe('the WASM backend\'s own memory (allocateHost)', () => {
@@ -150,7 +149,7 @@ describe('ShardOutput', () => {
     for (let at = 0; at < 4000; at += 1000) await output.write('a.weight', at, 1000, (bytes) => void bytes.fill(at / 1000 + 1));
     for (let at = 0; at < 6000; at += 1000) await output.write('b.weight', at, 1000, (bytes) => void bytes.fill(at / 1000 + 7));
     const { digest } = await output.commit();
-    expect(digest).toBe(pieceDigest(await readFile(join(dir, 's.safetensors'))));
+    expect(digest).toBe(fileDigest(await readFile(join(dir, 's.safetensors'))));
     pool.dispose();
   });
 
@@ -165,48 +164,32 @@ describe('ShardOutput', () => {
     const next = await ShardOutput.create(join(dir, 't.safetensors'), tensors, pool, hasher);
     await next.write('a.weight', 0, 4000, (bytes) => void bytes.fill(1));
     await next.write('b.weight', 0, 6000, (bytes) => void bytes.fill(2));
-    expect((await next.commit()).digest).toBe(pieceDigest(await readFile(join(dir, 't.safetensors'))));
+    expect((await next.commit()).digest).toBe(fileDigest(await readFile(join(dir, 't.safetensors'))));
     pool.dispose();
   });
 });
 
-/** The journal's digest computed the plain way: SHA-256 of each 8 MiB piece, then of those digests. */
-function pieceDigest(bytes: Uint8Array): string {
-  const whole = createHash('sha256');
-  for (let at = 0; at < bytes.length; at += PIECE_BYTES) whole.update(createHash('sha256').update(bytes.subarray(at, at + PIECE_BYTES)).digest());
-  return whole.digest('hex');
+/** The journal's digest computed the plain way: the XXH3-128 of the whole file, in one update. */
+function fileDigest(bytes: Uint8Array): string {
+  const whole = new Xxh3Hasher();
+  whole.update(bytes);
+  return whole.digest();
 }
 
-describe('ShardHasher', () => {
-  const size = 3 * PIECE_BYTES + 12_345;
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i += 4099) bytes[i] = (i * 2654435761) >>> 24;
-
-  it('gives the pieces\' digest whatever the writes\' sizes, on 1 to 3 threads, and starts over after each digest', async () => {
-    for (const threads of [1, 3]) {
-      const hasher = new ShardHasher(threads);
-      try {
-        for (const step of [PIECE_BYTES, 5_000_000, size]) {
-          for (let at = 0; at < size; at += step) await hasher.update(bytes.subarray(at, Math.min(size, at + step)));
-          expect(await hasher.digest()).toBe(pieceDigest(bytes));
-        }
-        expect(await hasher.digest()).toBe(pieceDigest(new Uint8Array(0)));
-      } finally {
-        await hasher.dispose();
-      }
-    }
-  });
-
-  it('reads a file back to the same digest, and one changed byte changes it', async () => {
+describe('shardDigestOfFile', () => {
+  it('reads a file back (in several reads) to its digest, and one changed byte changes it', async () => {
+    const size = (40 << 20) + 12_345;
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size; i += 4099) bytes[i] = (i * 2654435761) >>> 24;
     const dir = await tempDir('alloy-digest-');
     const path = join(dir, 'shard.bin');
     await writeFile(path, bytes);
-    expect(await shardDigestOfFile(path)).toBe(pieceDigest(bytes));
+    expect(await shardDigestOfFile(path)).toBe(fileDigest(bytes));
     const changed = bytes.slice();
-    changed[2 * PIECE_BYTES + 7]! ^= 1;
+    changed[(33 << 20) + 7]! ^= 1;
     await writeFile(path, changed);
     const digest = await shardDigestOfFile(path, hasher);
-    expect(digest).toBe(pieceDigest(changed));
-    expect(digest).not.toBe(pieceDigest(bytes));
+    expect(digest).toBe(fileDigest(changed));
+    expect(digest).not.toBe(fileDigest(bytes));
   });
 });

@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { shardDigestOfFile } from '../../src/main/engine/execute/shard-digest';
 import type { ProgressEvent } from '../../src/shared/progress';
 import { differingFiles, seededRandom, startEngine, writeTwoModelFixture, type EngineProcess } from './engine-process';
 import { tempDir } from '../helpers';
@@ -102,8 +103,10 @@ describe('crash safety: kill -9 of the engine process', () => {
 
   it('--resume writes again a finished shard that no longer matches its journal entry, and still gives the uninterrupted bits', async () => {
     const parent = await interruptedHalfway('tampered');
-    const journal = (await readFile(join(parent, '.merged.alloy-partial', 'alloy-journal.jsonl'), 'utf8')).trim().split('\n').slice(1).map((l) => JSON.parse(l) as { file: string });
+    const journal = (await readFile(join(parent, '.merged.alloy-partial', 'alloy-journal.jsonl'), 'utf8')).trim().split('\n').slice(1).map((l) => JSON.parse(l) as { file: string; digest: string });
     expect(journal.length).toBeGreaterThan(0);
+    // Each digest was taken as the shard was written; read back, the file gives it again.
+    for (const entry of journal) expect(await shardDigestOfFile(join(parent, '.merged.alloy-partial', entry.file))).toBe(entry.digest);
     const victim = join(parent, '.merged.alloy-partial', journal[0]!.file);
     const bytes = await readFile(victim);
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0x40, bytes.length - 1);

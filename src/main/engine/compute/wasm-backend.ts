@@ -127,6 +127,13 @@ function wasmBytes(): Uint8Array {
   return new Uint8Array(Buffer.from(KERNELS_WASM_BASE64, 'base64'));
 }
 
+/** The kernels on a small shared memory of their own (`pages` of 64 KiB), for work that is not a backend's (the journal's digests). */
+export function kernelsOnOwnMemory(pages: number): { exports: Record<string, unknown>; buffer: SharedArrayBuffer } {
+  const memory = new Wasm.Memory({ initial: pages, maximum: pages, shared: true });
+  const { exports } = new Wasm.Instance(new Wasm.Module(wasmBytes()), { env: { memory } });
+  return { exports: exports as Record<string, unknown>, buffer: memory.buffer };
+}
+
 class KernelWorker {
   private waiting: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;

@@ -7,7 +7,7 @@ const MIB = 1 << 20;
  * memory costs a page fault per 4 KiB on first touch, which on a virtual machine costs more than the
  * merge arithmetic; a buffer taken back is already mapped. Where the compute backend has memory of
  * its own (`allocateHost`: the WASM backend's), buffers come from it, so its kernels read and write
- * them where they are; else they are SharedArrayBuffers, which a hashing worker can read as they are.
+ * them where they are; else they are SharedArrayBuffers.
  */
 export class BufferPool {
   private readonly free: Uint8Array[] = [];

@@ -128,7 +128,6 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
     }
   } finally {
     await readers.closeAll();
-    await hasher.dispose();
     pool?.dispose();
     await compute?.close();
   }
@@ -289,24 +288,29 @@ async function writeTensor(plan: MergePlan, prepared: PreparedTensor, output: Sh
   const outDtype = tensor.dtype;
   const outSize = dtypeSize(outDtype);
   const method = tensor.kind === 'merge' ? getMergeMethod(plan.method) : undefined;
-  // Each chunk is copied into a buffer of the shard's output at once, so the caller may reuse its own.
+  // Each chunk is copied into a buffer of the shard's output at once, so the caller may reuse its own;
+  // the output array this sink gave out is handed to the shard as it is, and the next chunk gets another.
   const sink: TensorSink = {
     write: (start, values) => output.write(tensor.name, start * outSize, values.length * outSize, (bytes) => encodeFromF32(values, outDtype, bytes)),
     // A backend's output already in the output dtype (its rounding is encodeFromF32's).
     outDtype,
     writeEncoded: (start, values) => {
       if (values.dtype !== outDtype) return Promise.reject(new Error(`a ${values.dtype} chunk for a ${outDtype} tensor`));
-      return output.write(tensor.name, start * outSize, values.data.length * outSize, (bytes) => bytes.set(hostBytes(values)));
+      const bytes = hostBytes(values);
+      if (givenOut?.buffer === bytes.buffer && givenOut.byteOffset === bytes.byteOffset) {
+        givenOut = undefined;
+        return output.writeTaken(tensor.name, start * outSize, bytes);
+      }
+      return output.write(tensor.name, start * outSize, bytes.byteLength, (into) => into.set(bytes));
     },
     outputArray: (length) => {
-      if (!outputBytes || outputBytes.byteLength < length * outSize) {
-        if (outputBytes) pool.give(outputBytes);
-        outputBytes = pool.take(length * outSize);
-      }
-      return hostView(outputBytes, outDtype, length);
+      if (givenOut) pool.give(givenOut);
+      givenOut = pool.take(length * outSize);
+      return hostView(givenOut, outDtype, length);
     },
   };
-  let outputBytes: Uint8Array | undefined;
+  /** The output array given out for the chunk being computed, until it is written. */
+  let givenOut: Uint8Array | undefined;
   try {
     if (!method) {
       for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[0]!);
@@ -329,7 +333,7 @@ async function writeTensor(plan: MergePlan, prepared: PreparedTensor, output: Sh
     if (error instanceof EngineError || options.signal?.aborted || (error as NodeJS.ErrnoException).code !== undefined) throw error;
     throw new EngineError(`tensor "${tensor.name}": ${(error as Error).message}`, { tensor: tensor.name });
   } finally {
-    if (outputBytes) pool.give(outputBytes);
+    if (givenOut) pool.give(givenOut);
   }
   return source.bytesRead;
 }

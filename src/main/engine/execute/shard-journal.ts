@@ -6,20 +6,20 @@ import { shardDigestOfFile, ShardHasher } from './shard-digest';
 
 /** The journal's name inside the hidden folder a merge is built in; it never reaches the output. */
 export const JOURNAL_FILE = 'alloy-journal.jsonl';
-/** 2: shards described by their piece digest (1: by the SHA-256 of the whole file). */
-const JOURNAL_VERSION = 2;
+/** 3: shards described by their XXH3-128 (2: the SHA-256 of their 8 MiB pieces' SHA-256s; 1: their SHA-256). */
+const JOURNAL_VERSION = 3;
 
 /** One shard that was written, flushed and renamed to its final name. */
 export interface FinishedShard {
   file: string;
   bytes: number;
-  /** `shard-digest.ts`: the SHA-256 of its 8 MiB pieces' SHA-256s. */
+  /** `shard-digest.ts`: its XXH3-128, hex. */
   digest: string;
 }
 
 interface JournalHeader {
   journal: 'alloy-shards';
-  version: 2;
+  version: typeof JOURNAL_VERSION;
   planHash: string;
 }
 
@@ -107,7 +107,7 @@ function parseLine(line: string | undefined): unknown {
 
 function isFinishedShard(value: unknown): value is FinishedShard {
   const v = value as Partial<FinishedShard> | undefined;
-  return typeof v?.file === 'string' && typeof v.bytes === 'number' && typeof v.digest === 'string' && /^[0-9a-f]{64}$/.test(v.digest);
+  return typeof v?.file === 'string' && typeof v.bytes === 'number' && typeof v.digest === 'string' && /^[0-9a-f]{32}$/.test(v.digest);
 }
 
 async function appendDurably(path: string, text: string, flags: 'w' | 'a'): Promise<void> {
@@ -125,15 +125,11 @@ export async function verifyFinishedShards(dir: string, finished: FinishedShard[
   const kept: FinishedShard[] = [];
   const dropped: string[] = [];
   const hasher = new ShardHasher();
-  try {
-    for (const shard of finished) {
-      const info = await stat(join(dir, shard.file)).catch(() => undefined);
-      const intact = info?.size === shard.bytes && (await shardDigestOfFile(join(dir, shard.file), hasher)) === shard.digest;
-      if (intact) kept.push(shard);
-      else dropped.push(shard.file);
-    }
-  } finally {
-    await hasher.dispose();
+  for (const shard of finished) {
+    const info = await stat(join(dir, shard.file)).catch(() => undefined);
+    const intact = info?.size === shard.bytes && (await shardDigestOfFile(join(dir, shard.file), hasher)) === shard.digest;
+    if (intact) kept.push(shard);
+    else dropped.push(shard.file);
   }
   return { kept, dropped };
 }

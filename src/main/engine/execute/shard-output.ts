@@ -32,7 +32,7 @@ export class ShardOutput {
     this.totalBytes = layout.totalBytes;
     this.hashedTo = layout.header.byteLength;
     this.hashing = hasher !== undefined;
-    if (hasher) this.track(hasher.update(layout.header));
+    hasher?.update(layout.header);
   }
 
   static async create(path: string, tensors: PlannedTensor[], pool: BufferPool, hasher?: ShardHasher): Promise<ShardOutput> {
@@ -42,8 +42,8 @@ export class ShardOutput {
 
   /**
    * Queues `fill`'s bytes (`length` of them, put into a pooled buffer by `fill`, at once or by the
-   * promise it returns) for tensor
-   * `name` at `byteStart`; resolves once fewer than MAX_IN_FLIGHT writes are left in flight.
+   * promise it returns) for tensor `name` at `byteStart`; resolves once fewer than MAX_IN_FLIGHT
+   * writes are left in flight.
    */
   async write(name: string, byteStart: number, length: number, fill: (bytes: Uint8Array) => void | Promise<unknown>): Promise<void> {
     if (this.failure) throw this.failure;
@@ -54,13 +54,24 @@ export class ShardOutput {
       this.pool.give(bytes);
       throw error;
     }
-    const at = this.headerBytes + this.offsets.get(name)! + byteStart;
-    const hashed = this.hashing && at === this.hashedTo ? this.hasher!.update(bytes) : undefined;
-    if (this.hashing) {
-      if (hashed) this.hashedTo += length;
-      else this.hashing = false;
+    return this.writeTaken(name, byteStart, bytes);
+  }
+
+  /**
+   * As `write`, for `bytes` that are already a buffer of the pool (a kernel's output where it was
+   * computed): the output takes it over, with no copy, and gives it back to the pool once written.
+   */
+  async writeTaken(name: string, byteStart: number, bytes: Uint8Array): Promise<void> {
+    if (this.failure) {
+      this.pool.give(bytes);
+      throw this.failure;
     }
-    const done = Promise.all([this.writer.write(name, bytes, byteStart), hashed]).then(
+    const at = this.headerBytes + this.offsets.get(name)! + byteStart;
+    if (this.hashing && at === this.hashedTo) {
+      this.hasher!.update(bytes);
+      this.hashedTo += bytes.byteLength;
+    } else this.hashing = false;
+    const done = this.writer.write(name, bytes, byteStart).then(
       () => this.pool.give(bytes),
       (error: unknown) => {
         this.failure ??= error;
@@ -78,14 +89,14 @@ export class ShardOutput {
     if (this.failure) throw this.failure;
     await this.writer.commit();
     const whole = this.hashing && this.hashedTo === this.totalBytes;
-    const digest = this.hasher ? await this.hasher.digest() : undefined;
+    const digest = this.hasher?.digest();
     return { digest: whole ? digest : undefined };
   }
 
   async abort(): Promise<void> {
     await Promise.allSettled(this.inFlight);
     // The hash in progress is thrown away, so the next shard's starts clean.
-    if (this.hasher) await this.hasher.digest().catch(() => undefined);
+    this.hasher?.digest();
     await this.writer.abort();
   }
 

@@ -2055,4 +2055,72 @@
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
+
+  ;; XXH3's accumulation (doc/xxhash_spec.md of xxHash, "large inputs"), for the journal's shard
+  ;; digests (execute/xxh3.ts): $n 64-byte stripes at $data into the eight u64 accumulators at $acc,
+  ;; the first being stripe $s of its 1024-byte block. Stripe s of a block is keyed by the secret's
+  ;; bytes from 8s; after a block's 16th, the accumulators are scrambled with its last 64 bytes.
+  ;; Returns the next stripe's place in its block. Lane i of a stripe: acc[i^1] += x[i];
+  ;; acc[i] += lo32(x[i] ^ key[i]) * hi32(x[i] ^ key[i]), two lanes to a vector.
+  (func (export "xxh3")
+    (param $acc i32) (param $data i32) (param $n i32) (param $s i32) (param $secret i32) (result i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $d v128) (local $dk v128) (local $prime v128) (local $end i32) (local $key i32)
+    (local.set $prime (i64x2.splat (i64.const 0x9E3779B1)))
+    (local.set $a0 (v128.load align=8 (local.get $acc)))
+    (local.set $a1 (v128.load offset=16 align=8 (local.get $acc)))
+    (local.set $a2 (v128.load offset=32 align=8 (local.get $acc)))
+    (local.set $a3 (v128.load offset=48 align=8 (local.get $acc)))
+    (local.set $end (i32.add (local.get $data) (i32.shl (local.get $n) (i32.const 6))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $data) (local.get $end)))
+        (local.set $key (i32.add (local.get $secret) (i32.shl (local.get $s) (i32.const 3))))
+        (local.set $d (v128.load offset=0 align=1 (local.get $data)))
+        (local.set $dk (v128.xor (local.get $d) (v128.load offset=0 align=1 (local.get $key))))
+        (local.set $a0 (i64x2.add (i64x2.add (local.get $a0) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d) (local.get $d)))
+          (i64x2.extmul_low_i32x4_u
+            (i8x16.shuffle 0 1 2 3 8 9 10 11 0 1 2 3 8 9 10 11 (local.get $dk) (local.get $dk))
+            (i8x16.shuffle 4 5 6 7 12 13 14 15 4 5 6 7 12 13 14 15 (local.get $dk) (local.get $dk)))))
+        (local.set $d (v128.load offset=16 align=1 (local.get $data)))
+        (local.set $dk (v128.xor (local.get $d) (v128.load offset=16 align=1 (local.get $key))))
+        (local.set $a1 (i64x2.add (i64x2.add (local.get $a1) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d) (local.get $d)))
+          (i64x2.extmul_low_i32x4_u
+            (i8x16.shuffle 0 1 2 3 8 9 10 11 0 1 2 3 8 9 10 11 (local.get $dk) (local.get $dk))
+            (i8x16.shuffle 4 5 6 7 12 13 14 15 4 5 6 7 12 13 14 15 (local.get $dk) (local.get $dk)))))
+        (local.set $d (v128.load offset=32 align=1 (local.get $data)))
+        (local.set $dk (v128.xor (local.get $d) (v128.load offset=32 align=1 (local.get $key))))
+        (local.set $a2 (i64x2.add (i64x2.add (local.get $a2) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d) (local.get $d)))
+          (i64x2.extmul_low_i32x4_u
+            (i8x16.shuffle 0 1 2 3 8 9 10 11 0 1 2 3 8 9 10 11 (local.get $dk) (local.get $dk))
+            (i8x16.shuffle 4 5 6 7 12 13 14 15 4 5 6 7 12 13 14 15 (local.get $dk) (local.get $dk)))))
+        (local.set $d (v128.load offset=48 align=1 (local.get $data)))
+        (local.set $dk (v128.xor (local.get $d) (v128.load offset=48 align=1 (local.get $key))))
+        (local.set $a3 (i64x2.add (i64x2.add (local.get $a3) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $d) (local.get $d)))
+          (i64x2.extmul_low_i32x4_u
+            (i8x16.shuffle 0 1 2 3 8 9 10 11 0 1 2 3 8 9 10 11 (local.get $dk) (local.get $dk))
+            (i8x16.shuffle 4 5 6 7 12 13 14 15 4 5 6 7 12 13 14 15 (local.get $dk) (local.get $dk)))))
+        (local.set $data (i32.add (local.get $data) (i32.const 64)))
+        (local.set $s (i32.add (local.get $s) (i32.const 1)))
+        (if (i32.eq (local.get $s) (i32.const 16))
+          (then
+            (local.set $a0 (i64x2.mul (local.get $prime)
+              (v128.xor (v128.xor (local.get $a0) (i64x2.shr_u (local.get $a0) (i32.const 47)))
+                        (v128.load offset=128 align=1 (local.get $secret)))))
+            (local.set $a1 (i64x2.mul (local.get $prime)
+              (v128.xor (v128.xor (local.get $a1) (i64x2.shr_u (local.get $a1) (i32.const 47)))
+                        (v128.load offset=144 align=1 (local.get $secret)))))
+            (local.set $a2 (i64x2.mul (local.get $prime)
+              (v128.xor (v128.xor (local.get $a2) (i64x2.shr_u (local.get $a2) (i32.const 47)))
+                        (v128.load offset=160 align=1 (local.get $secret)))))
+            (local.set $a3 (i64x2.mul (local.get $prime)
+              (v128.xor (v128.xor (local.get $a3) (i64x2.shr_u (local.get $a3) (i32.const 47)))
+                        (v128.load offset=176 align=1 (local.get $secret)))))
+            (local.set $s (i32.const 0))))
+        (br $next)))
+    (v128.store align=8 (local.get $acc) (local.get $a0))
+    (v128.store offset=16 align=8 (local.get $acc) (local.get $a1))
+    (v128.store offset=32 align=8 (local.get $acc) (local.get $a2))
+    (v128.store offset=48 align=8 (local.get $acc) (local.get $a3))
+    (local.get $s))
 )
