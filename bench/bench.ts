@@ -1,7 +1,7 @@
 // Alloy's merge benchmark (not part of `npm test`):
 //
 //   npm run bench -- [--params 1e9[,2e9…]] [--methods linear,nearswap,slerp,task_arithmetic,ties,dare_ties]
-//                    [--devices cpu,gpu] [--cold] [--no-kernels] [--dir .tmp/bench] [--budget 1G]
+//                    [--devices cpu,gpu] [--cold] [--no-kernels] [--dir .tmp/bench] [--budget 1G] [--repeat 1]
 //
 // Generates bf16 models of a realistic shape (TinyLlama's widths, the depth set by --params: a base
 // and two fine-tunes of it), measures the disk's sequential read rate of those files in the same run,
@@ -9,7 +9,9 @@
 // each in a fresh Node process so that its peak RSS is its own. Prints wall time, GB/s read, the
 // ratio to the disk's read rate and peak RSS, plus the backends' kernels alone on data in memory.
 // --cold drops the page cache before the disk measurement and each merge (Linux, root); without it
-// the models are usually in the page cache and the "disk" rate is the page cache's.
+// the models are usually in the page cache and the "disk" rate is the page cache's. --repeat N
+// measures the disk and runs each merge N times and reports the medians (a shared machine's disk and
+// CPU vary from run to run by a factor of two).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
@@ -89,6 +91,17 @@ function parseCount(text: string, flag: string): number {
 }
 
 const gb = (bytes: number) => bytes / 1e9;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+/** `, N runs lo–hi` after a median of several runs; nothing after one. */
+const spread = (values: number[]) => (values.length > 1 ? `, ${values.length} runs ${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` : '');
+
+/** The run of median wall time, with the highest peak RSS of them all; a failed run if any failed. */
+function medianRun(runs: RunResult[]): RunResult {
+  const failed = runs.find((r) => !r.ok);
+  if (failed) return failed;
+  const wall = median(runs.map((r) => r.seconds!));
+  return { ...runs.find((r) => r.seconds === wall)!, peakRss: Math.max(...runs.map((r) => r.peakRss!)) };
+}
 const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
 
 let dropWarned = false;
@@ -107,9 +120,13 @@ async function modelFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(dir, f));
 }
 
-/** Sequential read of every file with 64 MiB positional reads, as the engine reads: the rate a merge cannot beat. */
-async function diskReadRate(files: string[]): Promise<number> {
-  const buffer = Buffer.allocUnsafe(64 << 20);
+/**
+ * Sequential read of every file, one positional read of `readBytes` at a time. The engine reads a
+ * tensor's chunk (8–64 MiB here) from each input at once; the bench takes the faster of 16 and 64 MiB
+ * reads as the rate a merge cannot beat.
+ */
+async function diskReadRate(files: string[], readBytes: number): Promise<number> {
+  const buffer = Buffer.allocUnsafe(readBytes);
   let bytes = 0;
   const started = performance.now();
   for (const file of files) {
@@ -304,6 +321,7 @@ async function main(): Promise<void> {
   const cold = flags['cold'] === true;
   const root = resolve(typeof flags['dir'] === 'string' ? flags['dir'] : '.tmp/bench');
   const memoryBudget = typeof flags['budget'] === 'string' ? parseCount(flags['budget'], 'budget') : undefined;
+  const repeat = typeof flags['repeat'] === 'string' ? Math.max(1, Math.round(parseCount(flags['repeat'], 'repeat'))) : 1;
 
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`);
   console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}\n`);
@@ -326,10 +344,20 @@ async function main(): Promise<void> {
       if (created) console.log(`generated ${path}: ${shape.layers} layers, ${(bytes / 2 / 1e9).toFixed(2)} B params bf16 (${gb(bytes).toFixed(2)} GB) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     }
     const files = [...(await modelFiles(models.base)), ...(await modelFiles(models.a)), ...(await modelFiles(models.b))];
-    if (cold) dropCaches();
-    const disk = await diskReadRate(files);
-    const write = await diskWriteRate(dir, 1 << 30);
-    console.log(`${label}: sequential read of the three models ${gb(disk).toFixed(2)} GB/s (64 MiB positional reads${cold ? ', cold' : ', warm'}); sequential write + fsync ${gb(write).toFixed(2)} GB/s`);
+    const reads: number[] = [];
+    const writes: number[] = [];
+    for (let r = 0; r < repeat; r++) {
+      const rates: number[] = [];
+      for (const readBytes of [16 << 20, 64 << 20]) {
+        if (cold) dropCaches();
+        rates.push(await diskReadRate(files, readBytes));
+      }
+      reads.push(Math.max(...rates));
+      writes.push(await diskWriteRate(dir, 1 << 30));
+    }
+    const disk = median(reads);
+    const write = median(writes);
+    console.log(`${label}: sequential read of the three models ${gb(disk).toFixed(2)} GB/s (the faster of 16 and 64 MiB positional reads${cold ? ', cold' : ', warm'}${spread(reads.map(gb))}); sequential write + fsync ${gb(write).toFixed(2)} GB/s${spread(writes.map(gb))}`);
     const recipeFile = join(dir, 'bench.yml');
     await mkdir(dir, { recursive: true });
     for (const method of methods) {
@@ -337,16 +365,21 @@ async function main(): Promise<void> {
       await writeFile(join(dir, `${method}.yml`), recipeText);
       for (const device of devices) {
         const outDir = join(dir, `out-${method}-${device}`);
-        if (cold) dropCaches();
-        const result = await runChild({ method, device, recipeText, recipeFile, outDir, ...(memoryBudget ? { memoryBudget } : {}) });
-        await rm(outDir, { recursive: true, force: true });
+        const runs: RunResult[] = [];
+        for (let r = 0; r < repeat; r++) {
+          if (cold) dropCaches();
+          runs.push(await runChild({ method, device, recipeText, recipeFile, outDir, ...(memoryBudget ? { memoryBudget } : {}) }));
+          await rm(outDir, { recursive: true, force: true });
+          if (!runs.at(-1)!.ok) break;
+        }
+        const result = medianRun(runs);
         if (!result.ok) {
           console.log(`${label} ${method} --device ${device}: FAILED: ${result.reason}`);
           rows.push([label, method, device, '—', '—', '—', '—', '—', '—']);
           continue;
         }
         const rate = result.bytesRead! / result.seconds!;
-        console.log(`${label} ${method} --device ${device}: ${result.seconds!.toFixed(1)} s, ${gb(rate).toFixed(2)} GB/s read, peak RSS ${mib(result.peakRss!)} (${result.device})`);
+        console.log(`${label} ${method} --device ${device}: ${result.seconds!.toFixed(1)} s${spread(runs.map((r) => r.seconds!))}, ${gb(rate).toFixed(2)} GB/s read, peak RSS ${mib(result.peakRss!)} (${result.device})`);
         // A merge cannot read faster than the disk reads, nor write faster than it writes: the I/O bound on its read rate.
         const bound = Math.min(disk, write * (result.bytesRead! / Math.max(1, result.bytesWritten!)));
         rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), gb(rate).toFixed(2), (rate / disk).toFixed(2), (rate / bound).toFixed(2), mib(result.peakRss!)]);
