@@ -2,6 +2,7 @@
 //
 //   npm run bench -- [--params 1e9[,2e9…]] [--methods linear,nearswap,slerp,task_arithmetic,ties,dare_ties]
 //                    [--devices cpu,gpu] [--cold] [--no-kernels] [--dir .tmp/bench] [--budget 1G] [--repeat 1]
+//                    [--reads auto|direct|cached]
 //
 // Generates bf16 models of a realistic shape (TinyLlama's widths, the depth set by --params: a base
 // and two fine-tunes of it), measures the disk's sequential read rate of those files in the same run,
@@ -57,6 +58,7 @@ interface RunSpec {
   recipeFile: string;
   outDir: string;
   memoryBudget?: number;
+  reads?: 'auto' | 'direct' | 'cached';
 }
 
 interface RunResult {
@@ -272,7 +274,7 @@ async function child(spec: RunSpec): Promise<RunResult> {
       recipeText: spec.recipeText,
       recipeFile: spec.recipeFile,
       outDir: spec.outDir,
-      options: { device: spec.device, copyTokenizer: false, writeModelCard: false, overwrite: true, ...(spec.memoryBudget ? { memoryBudget: spec.memoryBudget } : {}) },
+      options: { device: spec.device, copyTokenizer: false, writeModelCard: false, overwrite: true, ...(spec.memoryBudget ? { memoryBudget: spec.memoryBudget } : {}), ...(spec.reads ? { reads: spec.reads } : {}) },
       onProgress: (event: ProgressEvent) => {
         if (event.type === 'device') device = event.description;
         if (event.type === 'warning') process.stderr.write(`warning: ${event.message}\n`);
@@ -321,10 +323,12 @@ async function main(): Promise<void> {
   const cold = flags['cold'] === true;
   const root = resolve(typeof flags['dir'] === 'string' ? flags['dir'] : '.tmp/bench');
   const memoryBudget = typeof flags['budget'] === 'string' ? parseCount(flags['budget'], 'budget') : undefined;
+  const reads = typeof flags['reads'] === 'string' ? (flags['reads'] as RunSpec['reads']) : undefined;
+  if (reads && !['auto', 'direct', 'cached'].includes(reads)) throw new Error(`--reads must be auto, direct or cached, not "${reads}"`);
   const repeat = typeof flags['repeat'] === 'string' ? Math.max(1, Math.round(parseCount(flags['repeat'], 'repeat'))) : 1;
 
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`);
-  console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}\n`);
+  console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}; the engine's --reads ${reads ?? 'auto'}\n`);
   if (flags['no-kernels'] !== true) {
     console.log('kernels alone, 32 M bf16 elements in memory (4 M for the reference), bf16 out; GB/s counts the bf16 inputs read (2, or 3 for the task-vector kernels):');
     for (const line of await kernelRates(devices)) console.log(line);
@@ -368,7 +372,7 @@ async function main(): Promise<void> {
         const runs: RunResult[] = [];
         for (let r = 0; r < repeat; r++) {
           if (cold) dropCaches();
-          runs.push(await runChild({ method, device, recipeText, recipeFile, outDir, ...(memoryBudget ? { memoryBudget } : {}) }));
+          runs.push(await runChild({ method, device, recipeText, recipeFile, outDir, ...(memoryBudget ? { memoryBudget } : {}), ...(reads ? { reads } : {}) }));
           await rm(outDir, { recursive: true, force: true });
           if (!runs.at(-1)!.ok) break;
         }

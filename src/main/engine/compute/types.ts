@@ -180,8 +180,9 @@ export interface ComputeBackend {
 
   /**
    * Optional: `bytes` of memory the backend's kernels read and write where it is, with no copy (the
-   * WASM backend's own). Callers that fill and reuse buffers (the engine's reads and outputs) take
-   * theirs from here when there is one, and give them back with `releaseHost`.
+   * WASM backend's own), starting on a page boundary (direct reads land in it). Callers that fill and
+   * reuse buffers (the engine's reads and outputs) take theirs from here when there is one, and give
+   * them back with `releaseHost`.
    */
   allocateHost?(bytes: number): Uint8Array;
   releaseHost?(bytes: Uint8Array): void;

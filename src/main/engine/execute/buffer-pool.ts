@@ -19,6 +19,11 @@ export class BufferPool {
     private readonly keepBytes = 2 << 30,
   ) {}
 
+  /** Whether every buffer starts on a page boundary in memory (the backend's own memory is), as direct reads need. */
+  get pageAligned(): boolean {
+    return this.backend?.allocateHost !== undefined;
+  }
+
   /** A buffer of `bytes` (a view at the start of a pooled one). Give it back with `give`. */
   take(bytes: number): Uint8Array {
     // The smallest free buffer that holds it, unless it is more than twice the size asked for.

@@ -1,6 +1,6 @@
 import { decodeToF32, f32BitsToBf16, f32BitsToF16, f16ToF32Bits } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
-import type { TensorReader } from '../safetensors/reader';
+import { DIRECT_SLACK, type TensorReader } from '../safetensors/reader';
 import type { HostArray } from '../compute/types';
 import type { Chunk, TensorSource } from '../methods/types';
 import type { PlannedInput } from '../plan/types';
@@ -36,6 +36,8 @@ export class ChunkedTensorSource implements TensorSource {
     private readonly computeDtype: FloatDtype | undefined,
     private readonly signal?: AbortSignal,
     private readonly pool?: BufferPool,
+    /** Read past the page cache where the readers can (the pool's buffers are page-aligned). */
+    private readonly direct = false,
   ) {}
 
   /** Starts reading the first chunk now. */
@@ -87,8 +89,9 @@ export class ChunkedTensorSource implements TensorSource {
 
   private set(k: number): BufferSet {
     const elements = Math.min(this.chunkElements, this.numel);
+    const slack = this.direct ? DIRECT_SLACK : 0;
     this.sets[k] ??= {
-      bytes: this.inputs.map((i) => (this.pool ? this.pool.take(elements * dtypeSize(i.dtype)) : new Uint8Array(elements * dtypeSize(i.dtype)))),
+      bytes: this.inputs.map((i) => (this.pool ? this.pool.take(elements * dtypeSize(i.dtype) + slack) : new Uint8Array(elements * dtypeSize(i.dtype) + slack))),
       values: this.inputs.map(() => undefined),
     };
     return this.sets[k]!;
@@ -114,7 +117,10 @@ export class ChunkedTensorSource implements TensorSource {
       this.inputs.map(async (input, i) => {
         if (!isFloatDtype(input.dtype)) throw new Error(`tensor "${input.tensor}" has dtype ${input.dtype}, which cannot be merged`);
         const size = dtypeSize(input.dtype);
-        const bytes = await this.readers[i]!.read(input.tensor, set.bytes[i], start * size, length * size);
+        const reader = this.readers[i]!;
+        const bytes = this.direct && reader.readDirect
+          ? await reader.readDirect(input.tensor, set.bytes[i]!, start * size, length * size)
+          : await reader.read(input.tensor, set.bytes[i], start * size, length * size);
         this.bytesRead += bytes.byteLength;
         return { input, dtype: input.dtype, bytes };
       }),

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dtypeSize, isDtype, type Dtype } from './dtype';
 import { EngineError } from '../errors';
@@ -6,6 +7,15 @@ import { EngineError } from '../errors';
 export const MAX_HEADER_BYTES = 100_000_000;
 /** Node aborts on a single read of 2 GiB or more; stay far below. */
 export const MAX_READ_BYTES = 1 << 30;
+/**
+ * What direct reads (past the page cache) are aligned to: their file offset, length and memory. 4 KiB
+ * is every Linux file system's logical block or a multiple of it.
+ */
+export const DIRECT_ALIGNMENT = 4096;
+/** Bytes a buffer for `readDirect` needs beyond the bytes asked for: the pages the read begins and ends in. */
+export const DIRECT_SLACK = 2 * DIRECT_ALIGNMENT;
+/** A direct read is cut into pieces of this many bytes read at once: the disk sees a queue, not one request. */
+const DIRECT_PIECE = 8 << 20;
 
 export interface TensorEntry {
   name: string;
@@ -29,6 +39,13 @@ export interface TensorReader {
   readonly path: string;
   /** Reads `length` bytes starting `start` bytes into the tensor's data, into `into` (or a new buffer). */
   read(name: string, into?: Uint8Array, start?: number, length?: number): Promise<Uint8Array>;
+  /**
+   * As `read`, past the page cache where the file system allows (Linux's O_DIRECT): the whole pages
+   * holding the bytes are read into `into`, which must start on a DIRECT_ALIGNMENT boundary in memory
+   * and hold `length + DIRECT_SLACK` bytes, and the bytes asked for are returned where they landed
+   * (up to 4095 bytes in). Falls back to `read` where direct reads cannot be done.
+   */
+  readDirect?(name: string, into: Uint8Array, start: number, length: number): Promise<Uint8Array>;
 }
 
 /** A validated safetensors file whose tensors are read by positional reads, never all at once. */
@@ -40,6 +57,13 @@ export class SafetensorsReader implements TensorReader {
     readonly metadata: Readonly<Record<string, string>>,
     private handle: FileHandle | undefined,
   ) {}
+
+  /** The file opened with O_DIRECT, on the first direct read (undefined where it cannot be). */
+  private directOpen: Promise<FileHandle | undefined> | undefined;
+  /** Set once a direct read was refused: the file is read through the page cache from then on. */
+  private directRefused = false;
+  /** Bytes asked for that were read past the page cache. */
+  bytesReadDirect = 0;
 
   static async open(path: string): Promise<SafetensorsReader> {
     const handle = await open(path, 'r');
@@ -60,22 +84,63 @@ export class SafetensorsReader implements TensorReader {
 
   /** Reads `length` bytes starting `start` bytes into the tensor's data, into `into` (or a new buffer). */
   async read(name: string, into?: Uint8Array, start = 0, length?: number): Promise<Uint8Array> {
-    const entry = this.tensors.get(name);
-    if (!entry) throw new SafetensorsError(this.path, `no tensor named "${name}"`);
-    const count = length ?? entry.byteLength - start;
-    if (start < 0 || count < 0 || start + count > entry.byteLength) {
-      throw new SafetensorsError(this.path, `read of bytes ${start}..${start + count} is outside tensor "${name}"`);
-    }
+    const { entry, count } = this.span(name, start, length);
     const target = into ? into.subarray(0, count) : new Uint8Array(count);
     if (target.byteLength < count) throw new RangeError(`buffer of ${into?.byteLength} bytes cannot hold ${count}`);
     await readFully(this.fileHandle(), target, entry.offset + start, this.path);
     return target;
   }
 
+  async readDirect(name: string, into: Uint8Array, start: number, length: number): Promise<Uint8Array> {
+    const { entry, count } = this.span(name, start, length);
+    const from = entry.offset + start;
+    const first = from - (from % DIRECT_ALIGNMENT);
+    const end = Math.ceil((from + count) / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT;
+    const handle = end - first <= into.byteLength ? await this.directHandle() : undefined;
+    if (!handle) return this.read(name, into, start, length);
+    const pieces: Promise<void>[] = [];
+    for (let at = first; at < end; at += DIRECT_PIECE) {
+      const to = Math.min(end, at + DIRECT_PIECE);
+      pieces.push(readFully(handle, into.subarray(at - first, to - first), at, this.path, Math.min(to, from + count) - at));
+    }
+    // Every piece settles before `into` is read into again or handed back.
+    const failure = (await Promise.allSettled(pieces)).find((p) => p.status === 'rejected')?.reason as NodeJS.ErrnoException | undefined;
+    if (failure) {
+      // EINVAL: this file system (or this memory) does not take direct reads after all.
+      if (failure.code !== 'EINVAL') throw failure;
+      this.directRefused = true;
+      return this.read(name, into, start, length);
+    }
+    this.bytesReadDirect += count;
+    return into.subarray(from - first, from - first + count);
+  }
+
   async close(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
     await handle?.close();
+    const direct = this.directOpen;
+    this.directOpen = undefined;
+    this.directRefused = true;
+    await (await direct)?.close();
+  }
+
+  /** The bytes [start, start + length) of tensor `name`'s data, checked to lie inside it. */
+  private span(name: string, start: number, length: number | undefined): { entry: TensorEntry; count: number } {
+    const entry = this.tensors.get(name);
+    if (!entry) throw new SafetensorsError(this.path, `no tensor named "${name}"`);
+    const count = length ?? entry.byteLength - start;
+    if (start < 0 || count < 0 || start + count > entry.byteLength) {
+      throw new SafetensorsError(this.path, `read of bytes ${start}..${start + count} is outside tensor "${name}"`);
+    }
+    return { entry, count };
+  }
+
+  /** The file opened for direct reads (once), or undefined where that cannot be done. */
+  private async directHandle(): Promise<FileHandle | undefined> {
+    if (this.directRefused || constants.O_DIRECT === undefined) return undefined;
+    this.directOpen ??= open(this.path, constants.O_RDONLY | constants.O_DIRECT).catch(() => undefined);
+    return this.directOpen;
   }
 
   private fileHandle(): FileHandle {
@@ -84,9 +149,10 @@ export class SafetensorsReader implements TensorReader {
   }
 }
 
-export async function readFully(handle: FileHandle, target: Uint8Array, position: number, path: string): Promise<void> {
+/** Reads `target.byteLength` bytes at `position`, or (a direct read's last page) at least `needed` of them before the file ends. */
+export async function readFully(handle: FileHandle, target: Uint8Array, position: number, path: string, needed = target.byteLength): Promise<void> {
   let done = 0;
-  while (done < target.byteLength) {
+  while (done < needed) {
     const want = Math.min(MAX_READ_BYTES, target.byteLength - done);
     const { bytesRead } = await handle.read(target, done, want, position + done);
     if (bytesRead === 0) throw new SafetensorsError(path, `file ended early at byte ${position + done}`);

@@ -1,0 +1,161 @@
+import { constants, openSync, closeSync, readSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReferenceBackend } from '../../src/main/engine/compute/reference';
+import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
+import { BufferPool } from '../../src/main/engine/execute/buffer-pool';
+import { executePlan } from '../../src/main/engine/execute/execute-plan';
+import { ChunkedTensorSource } from '../../src/main/engine/execute/tensor-source';
+import { planRecipe, runMerge } from '../../src/main/engine/run-merge';
+import { DIRECT_SLACK, SafetensorsReader } from '../../src/main/engine/safetensors/reader';
+import { SafetensorsShardWriter } from '../../src/main/engine/safetensors/writer';
+import type { ProgressEvent } from '../../src/shared/progress';
+import { tempDir } from '../helpers';
+
+const DEMO = resolve('resources/demo/models');
+const wasm = new WasmBackend({ workers: 1 });
+afterAll(() => wasm.dispose());
+
+let dir: string;
+let path: string;
+/** Whether this file system takes O_DIRECT reads into page-aligned memory (tmpfs on old kernels does not). */
+let directWorksHere = false;
+const TENSORS = [
+  // Sizes and a header that put the tensors' starts and ends off page boundaries, and the file's end too.
+  { name: 'a', dtype: 'BF16' as const, shape: [3, 3001] },
+  { name: 'b', dtype: 'F32' as const, shape: [70_001] },
+  { name: 'c', dtype: 'BF16' as const, shape: [5, 4099] },
+];
+
+beforeAll(async () => {
+  dir = await tempDir('alloy-direct-');
+  path = join(dir, 'odd.safetensors');
+  const writer = await SafetensorsShardWriter.create(path, TENSORS);
+  for (const t of TENSORS) {
+    const bytes = new Uint8Array(t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'F32' ? 4 : 2));
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 131 + t.name.charCodeAt(0)) & 0xff;
+    await writer.write(t.name, bytes);
+  }
+  await writer.commit();
+  directWorksHere = probeDirect(path);
+  if (!directWorksHere) console.warn(`WARNING: ${dir} does not take O_DIRECT reads: only the fallback to the page cache is tested here`);
+});
+
+function probeDirect(file: string): boolean {
+  if (constants.O_DIRECT === undefined) return false;
+  const page = wasm.allocateHost(4096);
+  try {
+    const fd = openSync(file, constants.O_RDONLY | constants.O_DIRECT);
+    try {
+      readSync(fd, page, 0, 4096, 0);
+      return true;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  } finally {
+    wasm.releaseHost(page);
+  }
+}
+
+describe('SafetensorsReader.readDirect', () => {
+  it('returns the bytes read() returns, for whole tensors and ranges that start and end off page boundaries', async () => {
+    const reader = await SafetensorsReader.open(path);
+    const buffer = wasm.allocateHost(300_000 + DIRECT_SLACK);
+    try {
+      for (const entry of reader.tensors.values()) {
+        for (const [start, length] of [[0, entry.byteLength], [2, entry.byteLength - 2], [4094, 4100], [entry.byteLength - 6, 6]] as const) {
+          const expected = await reader.read(entry.name, undefined, start, length);
+          const got = await reader.readDirect(entry.name, buffer, start, length);
+          expect(got.byteLength).toBe(length);
+          expect(Buffer.from(got).equals(Buffer.from(expected)), `${entry.name} [${start}, +${length})`).toBe(true);
+        }
+      }
+      // Past the cache where the file system allows it (every byte asked for counted), else through it.
+      const asked = [...reader.tensors.values()].reduce((sum, e) => sum + 2 * e.byteLength - 2 + 4100 + 6, 0);
+      expect(reader.bytesReadDirect).toBe(directWorksHere ? asked : 0);
+    } finally {
+      wasm.releaseHost(buffer);
+      await reader.close();
+    }
+  });
+
+  it('falls back to read() for memory off a page boundary (EINVAL) or a buffer without the slack, with the same bytes', async () => {
+    const reader = await SafetensorsReader.open(path);
+    const buffer = wasm.allocateHost(300_000 + DIRECT_SLACK);
+    try {
+      const expected = await reader.read('b');
+      const short = await reader.readDirect('b', buffer.subarray(0, expected.byteLength), 0, expected.byteLength);
+      expect(Buffer.from(short).equals(Buffer.from(expected))).toBe(true);
+      expect(reader.bytesReadDirect).toBe(0);
+      const misaligned = await reader.readDirect('b', buffer.subarray(16), 0, expected.byteLength);
+      expect(Buffer.from(misaligned).equals(Buffer.from(expected))).toBe(true);
+      expect(reader.bytesReadDirect).toBe(0);
+      // Once refused, the file is read through the page cache even into aligned memory.
+      await reader.readDirect('b', buffer, 0, expected.byteLength);
+      expect(reader.bytesReadDirect).toBe(0);
+    } finally {
+      wasm.releaseHost(buffer);
+      await reader.close();
+    }
+  });
+});
+
+describe('ChunkedTensorSource with direct reads', () => {
+  it('reads each chunk past the page cache into the pool\'s memory, the values as read() gives them', async () => {
+    const reader = await SafetensorsReader.open(path);
+    const pool = new BufferPool(wasm);
+    const entry = reader.tensors.get('c')!;
+    const input = { model: 0, tensor: 'c', file: path, offset: entry.offset, byteLength: entry.byteLength, dtype: entry.dtype, shape: entry.shape };
+    const source = new ChunkedTensorSource([reader], [input], entry.numel, 4099 * 2, undefined, undefined, pool, true);
+    const expected = new Uint16Array((await reader.read('c')).slice().buffer);
+    try {
+      const seen: number[] = [];
+      for await (const chunk of source.chunks()) {
+        const raw = chunk.raw![0]!.data as Uint16Array;
+        expect([...raw]).toEqual([...expected.subarray(chunk.start, chunk.start + chunk.length)]);
+        seen.push(chunk.start);
+      }
+      expect(seen).toEqual([0, 8198, 16396]);
+      expect(reader.bytesReadDirect).toBe(directWorksHere ? entry.byteLength : 0);
+    } finally {
+      await source.release();
+      pool.dispose();
+      await reader.close();
+    }
+  });
+});
+
+describe('a merge with --reads direct', () => {
+  const recipe = ['merge_method: linear', 'models:', '  - model: alloy-demo-chat', '    parameters: { weight: 0.7 }', '  - model: alloy-demo-code', '    parameters: { weight: 0.2 }', 'dtype: float32', 'out_dtype: bfloat16', ''].join('\n');
+
+  async function merge(reads: 'direct' | 'cached'): Promise<{ out: string; events: ProgressEvent[] }> {
+    const out = join(await tempDir(), 'merged');
+    const events: ProgressEvent[] = [];
+    // A small budget: tensors in several chunks, most starting off a page boundary.
+    await runMerge({ recipeText: recipe, recipeFile: join(DEMO, 'inline.yml'), outDir: out, options: { modelRoots: [DEMO], device: 'cpu', reads, memoryBudget: 1 << 20, outShardSize: 100_000 }, onProgress: (e) => events.push(e) });
+    return { out, events };
+  }
+
+  it('writes the same files as through the page cache, and says it reads past it', async () => {
+    const direct = await merge('direct');
+    const cached = await merge('cached');
+    const files = (await readdir(cached.out)).filter((f) => f.endsWith('.safetensors')).sort();
+    expect(files.length).toBeGreaterThan(1);
+    expect((await readdir(direct.out)).filter((f) => f.endsWith('.safetensors')).sort()).toEqual(files);
+    for (const f of files) expect((await readFile(join(direct.out, f))).equals(await readFile(join(cached.out, f))), f).toBe(true);
+    const stage = (events: ProgressEvent[]) => events.find((e) => e.type === 'stage' && e.stage === 'merge');
+    expect(stage(direct.events)).toMatchObject({ message: expect.stringMatching(/; reading past the page cache \(--reads direct\)$/) });
+    expect(stage(cached.events)).toMatchObject({ message: expect.not.stringMatching(/page cache/) });
+  });
+
+  it('warns and reads through the page cache on a backend without page-aligned memory', async () => {
+    const plan = await planRecipe({ recipeText: recipe, recipeFile: join(DEMO, 'inline.yml'), options: { modelRoots: [DEMO] } });
+    const events: ProgressEvent[] = [];
+    await executePlan(plan, { outDir: join(await tempDir(), 'merged'), backend: new ReferenceBackend(), reads: 'direct', onProgress: (e) => events.push(e) });
+    expect(events).toContainEqual({ type: 'warning', message: 'direct reads need Linux and the CPU backend; reading through the page cache' });
+    expect(events.find((e) => e.type === 'stage' && e.stage === 'merge')).toMatchObject({ message: expect.not.stringMatching(/page cache/) });
+  });
+});
