@@ -69,6 +69,8 @@ interface RunResult {
   bytesRead?: number;
   bytesWritten?: number;
   peakRss?: number;
+  /** CPU seconds of the merge's process (every thread), in user space and in the kernel. */
+  cpu?: { user: number; system: number };
 }
 
 function parseArgs(argv: string[]): Record<string, string | true> {
@@ -270,6 +272,7 @@ async function child(spec: RunSpec): Promise<RunResult> {
     let bytesRead = 0;
     let bytesWritten = 0;
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     await runMerge({
       recipeText: spec.recipeText,
       recipeFile: spec.recipeFile,
@@ -282,7 +285,8 @@ async function child(spec: RunSpec): Promise<RunResult> {
       },
     });
     const seconds = (performance.now() - started) / 1000;
-    return { ok: true, device, seconds, bytesRead, bytesWritten, peakRss: Math.max(peakRss, process.memoryUsage.rss()) };
+    const cpu = process.cpuUsage(cpuBefore);
+    return { ok: true, device, seconds, bytesRead, bytesWritten, peakRss: Math.max(peakRss, process.memoryUsage.rss()), cpu: { user: cpu.user / 1e6, system: cpu.system / 1e6 } };
   } catch (error) {
     return { ok: false, reason: (error as Error).stack ?? String(error) };
   } finally {
@@ -336,7 +340,7 @@ async function main(): Promise<void> {
     console.log(`the journal's shard digest (XXH3-128) on 1 GiB in memory, as the output is written: ${await digestRate()}`);
     console.log('');
   }
-  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'read GB/s', '× disk read', '× I/O bound', 'peak RSS']];
+  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'CPU s user+sys', 'read GB/s', '× disk read', '× I/O bound', 'peak RSS']];
   for (const params of sizes) {
     const shape = shapeFor(params);
     const label = `${(paramsOf(shape) / 1e9).toFixed(2)}B`;
@@ -379,14 +383,14 @@ async function main(): Promise<void> {
         const result = medianRun(runs);
         if (!result.ok) {
           console.log(`${label} ${method} --device ${device}: FAILED: ${result.reason}`);
-          rows.push([label, method, device, '—', '—', '—', '—', '—', '—']);
+          rows.push([label, method, device, '—', '—', '—', '—', '—', '—', '—']);
           continue;
         }
         const rate = result.bytesRead! / result.seconds!;
         console.log(`${label} ${method} --device ${device}: ${result.seconds!.toFixed(1)} s${spread(runs.map((r) => r.seconds!))}, ${gb(rate).toFixed(2)} GB/s read, peak RSS ${mib(result.peakRss!)} (${result.device})`);
         // A merge cannot read faster than the disk reads, nor write faster than it writes: the I/O bound on its read rate.
         const bound = Math.min(disk, write * (result.bytesRead! / Math.max(1, result.bytesWritten!)));
-        rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), gb(rate).toFixed(2), (rate / disk).toFixed(2), (rate / bound).toFixed(2), mib(result.peakRss!)]);
+        rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), `${result.cpu!.user.toFixed(1)}+${result.cpu!.system.toFixed(1)}`, gb(rate).toFixed(2), (rate / disk).toFixed(2), (rate / bound).toFixed(2), mib(result.peakRss!)]);
       }
     }
   }
