@@ -148,7 +148,8 @@ describe('ShardOutput', () => {
     // Layout order: F32 before BF16. Pieces of 1,000 bytes, more than the writes kept in flight.
     for (let at = 0; at < 4000; at += 1000) await output.write('a.weight', at, 1000, (bytes) => void bytes.fill(at / 1000 + 1));
     for (let at = 0; at < 6000; at += 1000) await output.write('b.weight', at, 1000, (bytes) => void bytes.fill(at / 1000 + 7));
-    const { digest } = await output.commit();
+    const { digest, flushed } = output.finish();
+    await flushed;
     expect(digest).toBe(fileDigest(await readFile(join(dir, 's.safetensors'))));
     pool.dispose();
   });
@@ -159,12 +160,15 @@ describe('ShardOutput', () => {
     const output = await ShardOutput.create(join(dir, 's.safetensors'), tensors, pool, hasher);
     await output.write('b.weight', 0, 6000, (bytes) => void bytes.fill(2));
     await output.write('a.weight', 0, 4000, (bytes) => void bytes.fill(1));
-    expect((await output.commit()).digest).toBeUndefined();
-    // The worker's hash starts clean for the next shard.
+    const first = output.finish();
+    expect(first.digest).toBeUndefined();
+    // The hash starts clean for the next shard, written while the first is still being flushed.
     const next = await ShardOutput.create(join(dir, 't.safetensors'), tensors, pool, hasher);
     await next.write('a.weight', 0, 4000, (bytes) => void bytes.fill(1));
     await next.write('b.weight', 0, 6000, (bytes) => void bytes.fill(2));
-    expect((await next.commit()).digest).toBe(fileDigest(await readFile(join(dir, 't.safetensors'))));
+    const second = next.finish();
+    await Promise.all([first.flushed, second.flushed]);
+    expect(second.digest).toBe(fileDigest(await readFile(join(dir, 't.safetensors'))));
     pool.dispose();
   });
 });

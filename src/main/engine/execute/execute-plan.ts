@@ -122,6 +122,14 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
   let compute: Awaited<ReturnType<typeof openBackend>> | undefined;
   let pool: BufferPool | undefined;
   const hasher = new ShardHasher();
+  /** The last shard's flush, rename and journal line, going on while the next shard is computed. */
+  let committing: Promise<void> | undefined;
+  const failure: { error?: unknown } = {};
+  const journalWhenFlushed = async (file: string, digest: string | undefined, flushed: Promise<void>) => {
+    await flushed;
+    // Pieces written out of order were not hashed as they went: the shard is read back (its own hasher).
+    await journal.record(digest ? { file, bytes: (await stat(join(temp, file))).size, digest } : await describeShard(temp, file));
+  };
   try {
     compute = await openBackend(options);
     const run: ExecuteOptions = { ...options, backend: compute.backend };
@@ -129,6 +137,9 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
     const reads = chooseReads(plan, options.reads ?? 'auto', pool);
     if (reads.warning) options.onProgress?.({ type: 'warning', message: reads.warning });
     options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}${reads.direct ? `; reading past the page cache (${reads.why})` : ''}` });
+    const stopIfFailed = () => {
+      if (failure.error !== undefined) throw failure.error;
+    };
     for (const [index, shard] of plan.shards.entries()) {
       const tensors = plan.tensors.filter((t) => t.shard === index);
       if (finished.has(shard.file)) {
@@ -136,11 +147,18 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
         continue;
       }
       writing.file = shard.file;
-      const { digest } = await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run, pool, hasher, directReads: reads.direct });
-      const described = digest ? { file: shard.file, bytes: (await stat(join(temp, shard.file))).size, digest } : await describeShard(temp, shard.file, hasher);
-      await journal.record(described);
+      const { digest, flushed } = await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run, pool, hasher, directReads: reads.direct, stopIfFailed });
+      // The shard before this one was flushed while this one was computed; this one is while the next is.
+      await committing;
+      committing = journalWhenFlushed(shard.file, digest, flushed);
+      committing.catch((error: unknown) => {
+        failure.error ??= error;
+        writing.file = shard.file;
+      });
     }
+    await committing;
   } finally {
+    await committing?.catch(() => undefined);
     await readers.closeAll();
     pool?.dispose();
     await compute?.close();
@@ -169,14 +187,17 @@ interface ShardContext {
   pool: BufferPool;
   hasher: ShardHasher;
   directReads: boolean;
+  /** Throws the failure of the previous shard's flush, which goes on in the background. */
+  stopIfFailed: () => void;
 }
 
 /**
- * Writes one shard's tensors, then flushes it and renames it to its final name. Tensors go in the
- * order of the shard's layout, so the file is written front to back (and hashed as it is written),
- * and each tensor's first chunk is read while the one before it is computed.
+ * Writes one shard's tensors and returns its digest and its flush (the writes finishing, fsync and
+ * the rename to its final name). Tensors go in the order of the shard's layout, so the file is
+ * written front to back (and hashed as it is written), and each tensor's first chunk is read while
+ * the one before it is computed.
  */
-async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run, pool, hasher, directReads }: ShardContext): Promise<{ digest: string | undefined }> {
+async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run, pool, hasher, directReads, stopIfFailed }: ShardContext): Promise<{ digest: string | undefined; flushed: Promise<void> }> {
   const output = await ShardOutput.create(path, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), pool, hasher);
   const ordered = inLayoutOrder(tensors);
   let next: Promise<PreparedTensor> | undefined;
@@ -185,6 +206,7 @@ async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: strin
     next = prepare(ordered[0]!);
     for (let i = 0; i < ordered.length; i++) {
       run.signal?.throwIfAborted();
+      stopIfFailed();
       const current = await next!;
       next = i + 1 < ordered.length ? prepare(ordered[i + 1]!) : undefined;
       next?.catch(() => undefined);
@@ -196,7 +218,7 @@ async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: strin
       }
       progress.tensorDone(current.tensor, bytesRead);
     }
-    return await output.commit();
+    return output.finish();
   } catch (error) {
     await next?.then((p) => p.release(), () => undefined);
     await output.abort();

@@ -83,14 +83,27 @@ export class ShardOutput {
     if (this.failure) throw this.failure;
   }
 
-  /** Waits for every write, flushes and renames the shard; its digest when every byte was hashed in order. */
-  async commit(): Promise<{ digest: string | undefined }> {
-    await Promise.all(this.inFlight);
-    if (this.failure) throw this.failure;
-    await this.writer.commit();
+  /**
+   * Ends the shard once every byte is queued: its digest at once (each piece was hashed as it was
+   * queued; undefined when they came out of order), so the hasher is free for the next shard, and
+   * `flushed`, which settles once every write is done and the shard is flushed and renamed. The
+   * caller may start the next shard meanwhile.
+   */
+  finish(): { digest: string | undefined; flushed: Promise<void> } {
     const whole = this.hashing && this.hashedTo === this.totalBytes;
     const digest = this.hasher?.digest();
-    return { digest: whole ? digest : undefined };
+    return { digest: whole ? digest : undefined, flushed: this.flush() };
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      await Promise.all(this.inFlight);
+      if (this.failure) throw this.failure;
+      await this.writer.commit();
+    } catch (error) {
+      await this.writer.abort();
+      throw error;
+    }
   }
 
   async abort(): Promise<void> {
