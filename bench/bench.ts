@@ -2,7 +2,7 @@
 //
 //   npm run bench -- [--params 1e9[,2e9…]] [--methods linear,nearswap,slerp,task_arithmetic,ties,dare_ties]
 //                    [--devices cpu,gpu] [--cold] [--no-kernels] [--dir .tmp/bench] [--budget 1G] [--repeat 1]
-//                    [--reads auto|direct|cached]
+//                    [--reads auto|direct|cached] [--writes auto|direct|cached]
 //
 // Generates bf16 models of a realistic shape (TinyLlama's widths, the depth set by --params: a base
 // and two fine-tunes of it), measures the disk's sequential read rate of those files in the same run,
@@ -59,6 +59,7 @@ interface RunSpec {
   outDir: string;
   memoryBudget?: number;
   reads?: 'auto' | 'direct' | 'cached';
+  writes?: 'auto' | 'direct' | 'cached';
 }
 
 interface RunResult {
@@ -277,7 +278,7 @@ async function child(spec: RunSpec): Promise<RunResult> {
       recipeText: spec.recipeText,
       recipeFile: spec.recipeFile,
       outDir: spec.outDir,
-      options: { device: spec.device, copyTokenizer: false, writeModelCard: false, overwrite: true, ...(spec.memoryBudget ? { memoryBudget: spec.memoryBudget } : {}), ...(spec.reads ? { reads: spec.reads } : {}) },
+      options: { device: spec.device, copyTokenizer: false, writeModelCard: false, overwrite: true, ...(spec.memoryBudget ? { memoryBudget: spec.memoryBudget } : {}), ...(spec.reads ? { reads: spec.reads } : {}), ...(spec.writes ? { writes: spec.writes } : {}) },
       onProgress: (event: ProgressEvent) => {
         if (event.type === 'device') device = event.description;
         if (event.type === 'warning') process.stderr.write(`warning: ${event.message}\n`);
@@ -327,12 +328,15 @@ async function main(): Promise<void> {
   const cold = flags['cold'] === true;
   const root = resolve(typeof flags['dir'] === 'string' ? flags['dir'] : '.tmp/bench');
   const memoryBudget = typeof flags['budget'] === 'string' ? parseCount(flags['budget'], 'budget') : undefined;
-  const reads = typeof flags['reads'] === 'string' ? (flags['reads'] as RunSpec['reads']) : undefined;
-  if (reads && !['auto', 'direct', 'cached'].includes(reads)) throw new Error(`--reads must be auto, direct or cached, not "${reads}"`);
+  const [reads, writes] = (['reads', 'writes'] as const).map((flag) => {
+    const mode = typeof flags[flag] === 'string' ? (flags[flag] as RunSpec['reads']) : undefined;
+    if (mode && !['auto', 'direct', 'cached'].includes(mode)) throw new Error(`--${flag} must be auto, direct or cached, not "${mode}"`);
+    return mode;
+  });
   const repeat = typeof flags['repeat'] === 'string' ? Math.max(1, Math.round(parseCount(flags['repeat'], 'repeat'))) : 1;
 
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`);
-  console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}; the engine's --reads ${reads ?? 'auto'}\n`);
+  console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}; the engine's --reads ${reads ?? 'auto'} --writes ${writes ?? 'auto'}\n`);
   if (flags['no-kernels'] !== true) {
     console.log('kernels alone, 32 M bf16 elements in memory (4 M for the reference), bf16 out; GB/s counts the bf16 inputs read (2, or 3 for the task-vector kernels):');
     for (const line of await kernelRates(devices)) console.log(line);
@@ -352,20 +356,20 @@ async function main(): Promise<void> {
       if (created) console.log(`generated ${path}: ${shape.layers} layers, ${(bytes / 2 / 1e9).toFixed(2)} B params bf16 (${gb(bytes).toFixed(2)} GB) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     }
     const files = [...(await modelFiles(models.base)), ...(await modelFiles(models.a)), ...(await modelFiles(models.b))];
-    const reads: number[] = [];
-    const writes: number[] = [];
+    const readRates: number[] = [];
+    const writeRates: number[] = [];
     for (let r = 0; r < repeat; r++) {
       const rates: number[] = [];
       for (const readBytes of [16 << 20, 64 << 20]) {
         if (cold) dropCaches();
         rates.push(await diskReadRate(files, readBytes));
       }
-      reads.push(Math.max(...rates));
-      writes.push(await diskWriteRate(dir, 1 << 30));
+      readRates.push(Math.max(...rates));
+      writeRates.push(await diskWriteRate(dir, 1 << 30));
     }
-    const disk = median(reads);
-    const write = median(writes);
-    console.log(`${label}: sequential read of the three models ${gb(disk).toFixed(2)} GB/s (the faster of 16 and 64 MiB positional reads${cold ? ', cold' : ', warm'}${spread(reads.map(gb))}); sequential write + fsync ${gb(write).toFixed(2)} GB/s${spread(writes.map(gb))}`);
+    const disk = median(readRates);
+    const write = median(writeRates);
+    console.log(`${label}: sequential read of the three models ${gb(disk).toFixed(2)} GB/s (the faster of 16 and 64 MiB positional reads${cold ? ', cold' : ', warm'}${spread(readRates.map(gb))}); sequential write + fsync ${gb(write).toFixed(2)} GB/s${spread(writeRates.map(gb))}`);
     const recipeFile = join(dir, 'bench.yml');
     await mkdir(dir, { recursive: true });
     for (const method of methods) {
@@ -376,7 +380,7 @@ async function main(): Promise<void> {
         const runs: RunResult[] = [];
         for (let r = 0; r < repeat; r++) {
           if (cold) dropCaches();
-          runs.push(await runChild({ method, device, recipeText, recipeFile, outDir, ...(memoryBudget ? { memoryBudget } : {}), ...(reads ? { reads } : {}) }));
+          runs.push(await runChild({ method, device, recipeText, recipeFile, outDir, ...(memoryBudget ? { memoryBudget } : {}), ...(reads ? { reads } : {}), ...(writes ? { writes } : {}) }));
           await rm(outDir, { recursive: true, force: true });
           if (!runs.at(-1)!.ok) break;
         }

@@ -23,8 +23,9 @@ export const jobFileSchema = v.strictObject({
       torchThreads: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
       /** Continue an interrupted merge from the shards it finished (the app's Resume). */
       resume: v.optional(v.boolean()),
-      /** How models are read: past the page cache (`direct`), through it (`cached`), or `auto`. */
+      /** How models are read and shards written: past the page cache (`direct`), through it (`cached`), or `auto`. */
       reads: v.optional(v.picklist(['auto', 'direct', 'cached'])),
+      writes: v.optional(v.picklist(['auto', 'direct', 'cached'])),
     }),
   ),
 });

@@ -25,6 +25,7 @@ const MERGE_FLAGS: Record<string, FlagSpec> = {
   resume: { kind: 'boolean', description: 'continue an interrupted merge from the shards it finished' },
   'memory-budget': { kind: 'string', description: 'bytes of tensor data in memory at once, like 1B, 512M (default 1B)' },
   reads: { kind: 'string', description: 'auto | direct | cached: read models past the page cache or through it (default auto: direct when they exceed half the RAM, Linux)' },
+  writes: { kind: 'string', description: 'auto | direct | cached: write the output past the page cache or through it (default auto: as --reads, for the output)' },
   'model-root': { kind: 'string', description: 'a folder to look for models in by name' },
   'intermediate-dir': { kind: 'string', description: 'where the stages of a multi-document recipe are built' },
   'torch-threads': { kind: 'string', description: 'sum whole tensors in the order torch does with N threads (default: this machine\'s physical cores)' },
@@ -110,8 +111,11 @@ function reportError(error: unknown): number {
 function mergeOptionsFrom(flags: Record<string, string | boolean>): MergeOptions {
   const device = flags['cuda'] === true ? 'gpu' : ((flags['device'] as string | undefined) ?? 'auto');
   if (!['auto', 'cpu', 'gpu'].includes(device)) throw new UsageError(`--device must be auto, cpu or gpu, not "${device}"`);
-  const reads = (flags['reads'] as string | undefined) ?? 'auto';
-  if (!['auto', 'direct', 'cached'].includes(reads)) throw new UsageError(`--reads must be auto, direct or cached, not "${reads}"`);
+  const [reads, writes] = (['reads', 'writes'] as const).map((flag) => {
+    const mode = (flags[flag] as string | undefined) ?? 'auto';
+    if (!['auto', 'direct', 'cached'].includes(mode)) throw new UsageError(`--${flag} must be auto, direct or cached, not "${mode}"`);
+    return mode as NonNullable<MergeOptions['reads']>;
+  }) as [NonNullable<MergeOptions['reads']>, NonNullable<MergeOptions['writes']>];
   const seed = flags['random-seed'];
   if (typeof seed === 'string' && !/^\d+$/.test(seed)) throw new UsageError(`--random-seed must be a whole number, not "${seed}"`);
   return {
@@ -125,7 +129,8 @@ function mergeOptionsFrom(flags: Record<string, string | boolean>): MergeOptions
     ...(flags['write-model-card'] !== undefined ? { writeModelCard: flags['write-model-card'] === true } : {}),
     ...(flags['overwrite'] !== undefined ? { overwrite: flags['overwrite'] === true } : {}),
     ...(flags['resume'] === true ? { resume: true } : {}),
-    ...(reads !== 'auto' ? { reads: reads as MergeOptions['reads'] } : {}),
+    ...(reads !== 'auto' ? { reads } : {}),
+    ...(writes !== 'auto' ? { writes } : {}),
     ...(typeof flags['model-root'] === 'string' ? { modelRoots: [resolve(flags['model-root'])] } : {}),
     ...(typeof flags['intermediate-dir'] === 'string' ? { intermediateDir: resolve(flags['intermediate-dir']) } : {}),
     ...(typeof flags['lora-merge-cache'] === 'string' ? { loraMergeCache: resolve(flags['lora-merge-cache']) } : {}),

@@ -6,7 +6,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ProgressEvent } from '../../shared/progress';
 import { EngineError } from './errors';
-import { executePlan, type ExecuteOptions, type ReadMode } from './execute/execute-plan';
+import { executePlan, type CacheMode, type ExecuteOptions } from './execute/execute-plan';
 import { resolveModelPath, type ModelSearch } from './model/resolve-model';
 import { planMerge } from './plan/plan-merge';
 import type { MergePlan } from './plan/types';
@@ -35,8 +35,9 @@ export interface MergeOptions {
   torchThreads?: number;
   /** Continue an interrupted merge from the shards it finished (`--resume`). */
   resume?: boolean;
-  /** How models are read (`--reads`): past the page cache, through it, or `auto` (see ExecuteOptions). */
-  reads?: ReadMode;
+  /** How models are read (`--reads`) and shards written (`--writes`): past the page cache, through it, or `auto` (see CacheMode). */
+  reads?: CacheMode;
+  writes?: CacheMode;
 }
 
 export interface PlanRecipeParams {
@@ -103,6 +104,7 @@ function executeOptions(params: RunMergeParams, outDir: string, overwrite: boole
     ...(options.device ? { device: options.device } : {}),
     ...(options.resume ? { resume: true } : {}),
     ...(options.reads ? { reads: options.reads } : {}),
+    ...(options.writes ? { writes: options.writes } : {}),
     ...(params.signal ? { signal: params.signal } : {}),
     ...(onProgress ? { onProgress } : {}),
   };

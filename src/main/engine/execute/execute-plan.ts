@@ -43,17 +43,21 @@ export interface ExecuteOptions {
   backend?: ComputeBackend;
   /** Continue from the shards an interrupted run of the same plan finished (its journal in the hidden folder). */
   resume?: boolean;
-  /** How models are read; default `auto` (see ReadMode). */
-  reads?: ReadMode;
+  /** How models are read; default `auto` (see CacheMode). */
+  reads?: CacheMode;
+  /** How shards are written; default `auto` (see CacheMode). */
+  writes?: CacheMode;
 }
 
 /**
- * `direct`: past the page cache (Linux's O_DIRECT, into the CPU backend's page-aligned memory), which
- * saves the kernel's copy and the cache's churn (on a VM, 2–6 CPU-seconds per 4 GB read); `cached`:
- * through it, so a second run over models that fit in memory reads them from there; `auto`: direct
- * when the inputs exceed half the machine's memory (they would not stay cached for another run).
+ * How the models are read, or the shards written. `direct`: past the page cache (Linux's O_DIRECT,
+ * from and into the CPU backend's page-aligned memory), which saves the kernel's copies and the
+ * cache's churn (on this project's VM, 1–6 CPU-seconds per 2–4 GB); `cached`: through it, so a
+ * second run over models that fit in memory reads them from there, and the merged model is in memory
+ * for whatever loads it next; `auto`: direct when the bytes exceed half the machine's memory (they
+ * would not stay cached anyway).
  */
-export type ReadMode = 'auto' | 'direct' | 'cached';
+export type CacheMode = 'auto' | 'direct' | 'cached';
 
 export const DEFAULT_MEMORY_BUDGET = 1 << 30;
 
@@ -134,9 +138,11 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
     compute = await openBackend(options);
     const run: ExecuteOptions = { ...options, backend: compute.backend };
     pool = new BufferPool(compute.backend, options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
-    const reads = chooseReads(plan, options.reads ?? 'auto', pool);
-    if (reads.warning) options.onProgress?.({ type: 'warning', message: reads.warning });
-    options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}${reads.direct ? `; reading past the page cache (${reads.why})` : ''}` });
+    const reads = chooseDirect('reads', options.reads ?? 'auto', planInputBytes(plan), 'the models', pool);
+    const writes = chooseDirect('writes', options.writes ?? 'auto', plan.bytesToWrite, 'the output', pool);
+    for (const warning of [reads.warning, writes.warning]) if (warning) options.onProgress?.({ type: 'warning', message: warning });
+    const how = [reads.direct ? `reading past the page cache (${reads.why})` : '', writes.direct ? `writing past the page cache (${writes.why})` : ''].filter(Boolean);
+    options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}${how.map((h) => `; ${h}`).join('')}` });
     const stopIfFailed = () => {
       if (failure.error !== undefined) throw failure.error;
     };
@@ -147,7 +153,7 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
         continue;
       }
       writing.file = shard.file;
-      const { digest, flushed } = await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run, pool, hasher, directReads: reads.direct, stopIfFailed });
+      const { digest, flushed } = await writeShard(plan, tensors, join(temp, shard.file), { readers, progress, run, pool, hasher, directReads: reads.direct, directWrites: writes.direct, stopIfFailed });
       // The shard before this one was flushed while this one was computed; this one is while the next is.
       await committing;
       committing = journalWhenFlushed(shard.file, digest, flushed);
@@ -187,6 +193,7 @@ interface ShardContext {
   pool: BufferPool;
   hasher: ShardHasher;
   directReads: boolean;
+  directWrites: boolean;
   /** Throws the failure of the previous shard's flush, which goes on in the background. */
   stopIfFailed: () => void;
 }
@@ -197,8 +204,8 @@ interface ShardContext {
  * written front to back (and hashed as it is written), and each tensor's first chunk is read while
  * the one before it is computed.
  */
-async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run, pool, hasher, directReads, stopIfFailed }: ShardContext): Promise<{ digest: string | undefined; flushed: Promise<void> }> {
-  const output = await ShardOutput.create(path, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), pool, hasher);
+async function writeShard(plan: MergePlan, tensors: PlannedTensor[], path: string, { readers, progress, run, pool, hasher, directReads, directWrites, stopIfFailed }: ShardContext): Promise<{ digest: string | undefined; flushed: Promise<void> }> {
+  const output = await ShardOutput.create(path, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), pool, hasher, directWrites);
   const ordered = inLayoutOrder(tensors);
   let next: Promise<PreparedTensor> | undefined;
   try {
@@ -441,18 +448,18 @@ async function writeSideFiles(plan: MergePlan, dir: string, options: ExecuteOpti
 }
 
 /**
- * Whether this run reads past the page cache, and why (for the merge's stage message); a warning
- * when `direct` was asked for and cannot be done (the GPU backend's buffers are not page-aligned).
+ * Whether this run's reads or writes go past the page cache, and why (for the merge's stage
+ * message); a warning when `direct` was asked for and cannot be done (the GPU backend's buffers are
+ * not page-aligned).
  */
-function chooseReads(plan: MergePlan, mode: ReadMode, pool: BufferPool): { direct: boolean; why?: string; warning?: string } {
+function chooseDirect(flag: 'reads' | 'writes', mode: CacheMode, bytes: number, what: string, pool: BufferPool): { direct: boolean; why?: string; warning?: string } {
   if (mode === 'cached') return { direct: false };
   const possible = pool.pageAligned && fsConstants.O_DIRECT !== undefined;
   if (mode === 'direct') {
-    return possible ? { direct: true, why: '--reads direct' } : { direct: false, warning: 'direct reads need Linux and the CPU backend; reading through the page cache' };
+    return possible ? { direct: true, why: `--${flag} direct` } : { direct: false, warning: `direct ${flag} need Linux and the CPU backend; ${flag === 'reads' ? 'reading' : 'writing'} through the page cache` };
   }
-  const inputs = planInputBytes(plan);
-  if (!possible || inputs <= totalmem() / 2) return { direct: false };
-  return { direct: true, why: `the models, ${formatBytes(inputs)}, are over half of this machine's ${formatBytes(totalmem())} of memory` };
+  if (!possible || bytes <= totalmem() / 2) return { direct: false };
+  return { direct: true, why: `${what}, ${formatBytes(bytes)}, over half of this machine's ${formatBytes(totalmem())} of memory` };
 }
 
 /** Bytes of the input files the plan reads from (each file once). */

@@ -35,8 +35,9 @@ export class ShardOutput {
     hasher?.update(layout.header);
   }
 
-  static async create(path: string, tensors: PlannedTensor[], pool: BufferPool, hasher?: ShardHasher): Promise<ShardOutput> {
-    const writer = await SafetensorsShardWriter.create(path, tensors);
+  /** With `direct`, the shard is written past the page cache, staged in the pool's (page-aligned) buffers. */
+  static async create(path: string, tensors: PlannedTensor[], pool: BufferPool, hasher?: ShardHasher, direct = false): Promise<ShardOutput> {
+    const writer = await SafetensorsShardWriter.create(path, tensors, { format: 'pt' }, direct ? pool : undefined);
     return new ShardOutput(writer, layoutShard(tensors, { format: 'pt' }), pool, hasher);
   }
 

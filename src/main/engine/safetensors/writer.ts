@@ -1,6 +1,7 @@
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { dtypeSize, type Dtype } from './dtype';
-import { MAX_READ_BYTES } from './reader';
+import { DirectFileSink, type AlignedBuffers } from './direct-file-sink';
+import { writeFully } from './write-fully';
 
 export interface PlannedTensor {
   name: string;
@@ -46,7 +47,9 @@ export function layoutShard(tensors: PlannedTensor[], metadata: Record<string, s
 
 /**
  * Writes one safetensors file whose layout is fixed up front, so tensors can arrive in any order
- * and in pieces. Bytes go to `<path>.partial`; `commit` flushes and renames it into place.
+ * and in pieces. Bytes go to `<path>.partial`; `commit` flushes and renames it into place. With
+ * `direct` (page-aligned buffers to stage in), bytes that come front to back are written past the
+ * page cache (DirectFileSink).
  */
 export class SafetensorsShardWriter {
   private written = 0;
@@ -55,25 +58,35 @@ export class SafetensorsShardWriter {
     readonly path: string,
     private readonly layout: ShardLayout,
     private readonly handle: FileHandle,
+    private readonly sink: DirectFileSink | undefined,
   ) {}
 
-  static async create(path: string, tensors: PlannedTensor[], metadata: Record<string, string> = { format: 'pt' }) {
+  static async create(path: string, tensors: PlannedTensor[], metadata: Record<string, string> = { format: 'pt' }, direct?: AlignedBuffers) {
     const layout = layoutShard(tensors, metadata);
     const handle = await open(`${path}.partial`, 'w');
+    let sink: DirectFileSink | undefined;
     try {
-      await writeFully(handle, layout.header, 0);
+      sink = direct ? await DirectFileSink.open(`${path}.partial`, handle, direct) : undefined;
+      await (sink ? sink.write(layout.header, 0) : writeFully(handle, layout.header, 0));
     } catch (error) {
+      await sink?.close();
       await handle.close();
       throw error;
     }
-    return new SafetensorsShardWriter(path, layout, handle);
+    return new SafetensorsShardWriter(path, layout, handle, sink);
+  }
+
+  /** Bytes of this file written past the page cache so far (with `direct`). */
+  get bytesWrittenDirect(): number {
+    return this.sink?.bytesWrittenDirect ?? 0;
   }
 
   /** Writes `bytes` at `byteStart` within tensor `name`'s data. */
   async write(name: string, bytes: Uint8Array, byteStart = 0): Promise<void> {
     const offset = this.layout.offsets.get(name);
     if (offset === undefined) throw new Error(`tensor "${name}" is not planned for ${this.path}`);
-    await writeFully(this.handle, bytes, this.layout.header.byteLength + offset + byteStart);
+    const position = this.layout.header.byteLength + offset + byteStart;
+    await (this.sink ? this.sink.write(bytes, position) : writeFully(this.handle, bytes, position));
     this.written += bytes.byteLength;
   }
 
@@ -84,24 +97,18 @@ export class SafetensorsShardWriter {
   async commit(): Promise<void> {
     const expected = this.layout.totalBytes - this.layout.header.byteLength;
     if (this.written !== expected) {
-      await this.handle.close();
+      await this.abort();
       throw new Error(`${this.path}: ${this.written} of ${expected} tensor bytes were written`);
     }
+    await this.sink?.finish();
     await this.handle.sync();
+    await this.sink?.close();
     await this.handle.close();
     await rename(`${this.path}.partial`, this.path);
   }
 
   async abort(): Promise<void> {
+    await this.sink?.close();
     await this.handle.close().catch(() => undefined);
-  }
-}
-
-async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const size = Math.min(MAX_READ_BYTES, bytes.byteLength - done);
-    const { bytesWritten } = await handle.write(bytes, done, size, position + done);
-    done += bytesWritten;
   }
 }

@@ -10,6 +10,8 @@ import { ChunkedTensorSource } from '../../src/main/engine/execute/tensor-source
 import { planRecipe, runMerge } from '../../src/main/engine/run-merge';
 import { DIRECT_SLACK, SafetensorsReader } from '../../src/main/engine/safetensors/reader';
 import { SafetensorsShardWriter } from '../../src/main/engine/safetensors/writer';
+import { DirectFileSink } from '../../src/main/engine/safetensors/direct-file-sink';
+import { open } from 'node:fs/promises';
 import type { ProgressEvent } from '../../src/shared/progress';
 import { tempDir } from '../helpers';
 
@@ -128,18 +130,74 @@ describe('ChunkedTensorSource with direct reads', () => {
   });
 });
 
-describe('a merge with --reads direct', () => {
+/** Bytes 0..n of a pattern that differs from page to page. */
+function pattern(n: number, seed = 7): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 2654435761 + seed + (i >> 12)) >>> 24;
+  return out;
+}
+
+describe('DirectFileSink', () => {
+  async function sinkFile(name: string) {
+    const file = join(dir, name);
+    const buffered = await open(file, 'w');
+    const sink = await DirectFileSink.open(file, buffered, new BufferPool(wasm));
+    return { file, buffered, sink: sink! };
+  }
+
+  it('writes bytes that come in order, in pieces of any size, past the page cache (the last partial page through it)', async () => {
+    if (!directWorksHere) console.warn('WARNING: no O_DIRECT here: DirectFileSink cannot be opened, its test checks only that');
+    const { file, buffered, sink } = await sinkFile('sink-in-order.bin');
+    if (!directWorksHere) {
+      expect(sink).toBeUndefined();
+      await buffered.close();
+      return;
+    }
+    const bytes = pattern(20_000_003);
+    for (let at = 0, k = 0; at < bytes.length; k++) {
+      const size = [1, 4095, 1 << 20, 3_333_333, 17][k % 5]!;
+      await sink.write(bytes.subarray(at, at + size), at);
+      at += size;
+    }
+    await sink.finish();
+    await sink.close();
+    await buffered.close();
+    expect((await readFile(file)).equals(Buffer.from(bytes))).toBe(true);
+    // Every whole page but the last partial one went past the cache.
+    expect(sink.bytesWrittenDirect).toBe(bytes.length - (bytes.length % 4096));
+  });
+
+  it('turns to the page cache for the rest of the file at the first piece out of order, with the same bytes', async () => {
+    const { file, buffered, sink } = await sinkFile('sink-out-of-order.bin');
+    if (!sink) {
+      await buffered.close();
+      return;
+    }
+    const bytes = pattern(9_000_001, 3);
+    const cut = [0, 8_500_000, 8_600_000, 9_000_001];
+    await sink.write(bytes.subarray(cut[0], cut[1]), cut[0]!);
+    await sink.write(bytes.subarray(cut[2], cut[3]), cut[2]!);
+    await sink.write(bytes.subarray(cut[1], cut[2]), cut[1]!);
+    await sink.finish();
+    await sink.close();
+    await buffered.close();
+    expect((await readFile(file)).equals(Buffer.from(bytes))).toBe(true);
+    expect(sink.bytesWrittenDirect).toBe(8 << 20);
+  });
+});
+
+describe('a merge with --reads direct and --writes direct', () => {
   const recipe = ['merge_method: linear', 'models:', '  - model: alloy-demo-chat', '    parameters: { weight: 0.7 }', '  - model: alloy-demo-code', '    parameters: { weight: 0.2 }', 'dtype: float32', 'out_dtype: bfloat16', ''].join('\n');
 
-  async function merge(reads: 'direct' | 'cached'): Promise<{ out: string; events: ProgressEvent[] }> {
+  async function merge(mode: 'direct' | 'cached'): Promise<{ out: string; events: ProgressEvent[] }> {
     const out = join(await tempDir(), 'merged');
     const events: ProgressEvent[] = [];
     // A small budget: tensors in several chunks, most starting off a page boundary.
-    await runMerge({ recipeText: recipe, recipeFile: join(DEMO, 'inline.yml'), outDir: out, options: { modelRoots: [DEMO], device: 'cpu', reads, memoryBudget: 1 << 20, outShardSize: 100_000 }, onProgress: (e) => events.push(e) });
+    await runMerge({ recipeText: recipe, recipeFile: join(DEMO, 'inline.yml'), outDir: out, options: { modelRoots: [DEMO], device: 'cpu', reads: mode, writes: mode, memoryBudget: 1 << 20, outShardSize: 100_000 }, onProgress: (e) => events.push(e) });
     return { out, events };
   }
 
-  it('writes the same files as through the page cache, and says it reads past it', async () => {
+  it('writes the same files as through the page cache, and says it reads and writes past it', async () => {
     const direct = await merge('direct');
     const cached = await merge('cached');
     const files = (await readdir(cached.out)).filter((f) => f.endsWith('.safetensors')).sort();
@@ -147,15 +205,16 @@ describe('a merge with --reads direct', () => {
     expect((await readdir(direct.out)).filter((f) => f.endsWith('.safetensors')).sort()).toEqual(files);
     for (const f of files) expect((await readFile(join(direct.out, f))).equals(await readFile(join(cached.out, f))), f).toBe(true);
     const stage = (events: ProgressEvent[]) => events.find((e) => e.type === 'stage' && e.stage === 'merge');
-    expect(stage(direct.events)).toMatchObject({ message: expect.stringMatching(/; reading past the page cache \(--reads direct\)$/) });
+    expect(stage(direct.events)).toMatchObject({ message: expect.stringMatching(/; reading past the page cache \(--reads direct\); writing past the page cache \(--writes direct\)$/) });
     expect(stage(cached.events)).toMatchObject({ message: expect.not.stringMatching(/page cache/) });
   });
 
   it('warns and reads through the page cache on a backend without page-aligned memory', async () => {
     const plan = await planRecipe({ recipeText: recipe, recipeFile: join(DEMO, 'inline.yml'), options: { modelRoots: [DEMO] } });
     const events: ProgressEvent[] = [];
-    await executePlan(plan, { outDir: join(await tempDir(), 'merged'), backend: new ReferenceBackend(), reads: 'direct', onProgress: (e) => events.push(e) });
+    await executePlan(plan, { outDir: join(await tempDir(), 'merged'), backend: new ReferenceBackend(), reads: 'direct', writes: 'direct', onProgress: (e) => events.push(e) });
     expect(events).toContainEqual({ type: 'warning', message: 'direct reads need Linux and the CPU backend; reading through the page cache' });
+    expect(events).toContainEqual({ type: 'warning', message: 'direct writes need Linux and the CPU backend; writing through the page cache' });
     expect(events.find((e) => e.type === 'stage' && e.stage === 'merge')).toMatchObject({ message: expect.not.stringMatching(/page cache/) });
   });
 });
