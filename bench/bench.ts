@@ -14,6 +14,7 @@
 // measures the disk and runs each merge N times and reports the medians (a shared machine's disk and
 // CPU vary from run to run by a factor of two).
 import { execFileSync, spawn } from 'node:child_process';
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -165,6 +166,56 @@ async function diskWriteRate(dir: string, bytes: number): Promise<number> {
   const rate = bytes / ((performance.now() - started) / 1000);
   await rm(file, { force: true });
   return rate;
+}
+
+/**
+ * The I/O floor of a merge: its input files read front to back (each its own stream) while
+ * `outBytes` are written and fsynced, all at once, past the page cache where the system allows
+ * (8 MiB reads and writes, four in flight in each stream): the seconds a merge of those bytes cannot beat on
+ * this disk, which shares its bandwidth between the reads and the writes. Seconds.
+ */
+async function ioFloor(files: string[], outBytes: number, dir: string): Promise<number> {
+  const piece = 8 << 20;
+  const depth = 4;
+  const direct = constants.O_DIRECT ?? 0;
+  // Page-aligned memory, as direct I/O needs: a WebAssembly memory's is.
+  const pages = ((files.length + 1) * depth * piece) / 65536;
+  const { WebAssembly: Wasm } = globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => { buffer: SharedArrayBuffer } } };
+  const memory = new Wasm.Memory({ initial: pages, maximum: pages, shared: true });
+  const buffer = (stream: number, k: number) => new Uint8Array(memory.buffer, (stream * depth + (k % depth)) * piece, piece);
+  /** `depth` operations in flight over `count` pieces. */
+  const stream = async (count: number, op: (k: number) => Promise<unknown>) => {
+    const inFlight = new Set<Promise<unknown>>();
+    for (let k = 0; k < count; k++) {
+      const p: Promise<unknown> = op(k).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= depth) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+  };
+  const read = async (file: string, index: number) => {
+    const handle = await open(file, constants.O_RDONLY | direct).catch(() => open(file, 'r'));
+    try {
+      const { size } = await handle.stat();
+      await stream(Math.ceil(size / piece), (k) => handle.read(buffer(index, k), 0, piece, k * piece));
+    } finally {
+      await handle.close();
+    }
+  };
+  const write = async () => {
+    const file = join(dir, 'io-floor.bin');
+    const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | direct).catch(() => open(file, 'w'));
+    try {
+      await stream(Math.ceil(outBytes / piece), (k) => handle.write(buffer(files.length, k), 0, piece, k * piece));
+      await handle.sync();
+    } finally {
+      await handle.close();
+      await rm(file, { force: true });
+    }
+  };
+  const started = performance.now();
+  await Promise.all([...files.map(read), write()]);
+  return (performance.now() - started) / 1000;
 }
 
 const DARE_TIES: TaskArithmeticParams = {
@@ -344,7 +395,7 @@ async function main(): Promise<void> {
     console.log(`the journal's shard digest (XXH3-128) on 1 GiB in memory, as the output is written: ${await digestRate()}`);
     console.log('');
   }
-  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'CPU s user+sys', 'read GB/s', '× disk read', '× I/O bound', 'peak RSS']];
+  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'CPU s user+sys', 'read GB/s', '× disk read', '× I/O floor', 'peak RSS']];
   for (const params of sizes) {
     const shape = shapeFor(params);
     const label = `${(paramsOf(shape) / 1e9).toFixed(2)}B`;
@@ -371,6 +422,7 @@ async function main(): Promise<void> {
     const write = median(writeRates);
     console.log(`${label}: sequential read of the three models ${gb(disk).toFixed(2)} GB/s (the faster of 16 and 64 MiB positional reads${cold ? ', cold' : ', warm'}${spread(readRates.map(gb))}); sequential write + fsync ${gb(write).toFixed(2)} GB/s${spread(writeRates.map(gb))}`);
     const recipeFile = join(dir, 'bench.yml');
+    const floors = new Map<string, number>();
     await mkdir(dir, { recursive: true });
     for (const method of methods) {
       const recipeText = RECIPES[method]!(models.base, models.a, models.b);
@@ -392,9 +444,21 @@ async function main(): Promise<void> {
         }
         const rate = result.bytesRead! / result.seconds!;
         console.log(`${label} ${method} --device ${device}: ${result.seconds!.toFixed(1)} s${spread(runs.map((r) => r.seconds!))}, ${gb(rate).toFixed(2)} GB/s read, peak RSS ${mib(result.peakRss!)} (${result.device})`);
-        // A merge cannot read faster than the disk reads, nor write faster than it writes: the I/O bound on its read rate.
-        const bound = Math.min(disk, write * (result.bytesRead! / Math.max(1, result.bytesWritten!)));
-        rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), `${result.cpu!.user.toFixed(1)}+${result.cpu!.system.toFixed(1)}`, gb(rate).toFixed(2), (rate / disk).toFixed(2), (rate / bound).toFixed(2), mib(result.peakRss!)]);
+        // The same files read while the same bytes are written, with no merge: the time it cannot beat.
+        const inputs = [models.base, models.a, models.b].filter((m) => recipeText.includes(`${m}\n`));
+        const key = `${inputs.join()}:${result.bytesWritten}`;
+        if (!floors.has(key)) {
+          const times: number[] = [];
+          const inputFiles = (await Promise.all(inputs.map(modelFiles))).flat();
+          for (let r = 0; r < repeat; r++) {
+            if (cold) dropCaches();
+            times.push(await ioFloor(inputFiles, result.bytesWritten!, dir));
+          }
+          floors.set(key, median(times));
+          console.log(`${label}: I/O floor of ${inputs.length} models read while ${gb(result.bytesWritten!).toFixed(2)} GB are written: ${median(times).toFixed(2)} s${spread(times)}`);
+        }
+        const floor = floors.get(key)!;
+        rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), `${result.cpu!.user.toFixed(1)}+${result.cpu!.system.toFixed(1)}`, gb(rate).toFixed(2), (rate / disk).toFixed(2), (floor / result.seconds!).toFixed(2), mib(result.peakRss!)]);
       }
     }
   }
