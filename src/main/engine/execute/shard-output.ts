@@ -1,5 +1,6 @@
 import { layoutShard, SafetensorsShardWriter, type PlannedTensor } from '../safetensors/writer';
 import type { BufferPool } from './buffer-pool';
+import { WritesInFlight } from '../safetensors/writes-in-flight';
 import type { ShardHasher } from './shard-digest';
 
 /** Writes in flight at once: the disk (and the page cache) work while the next chunks are computed. */
@@ -12,8 +13,7 @@ const MAX_IN_FLIGHT = 3;
  * hashed as they go, so the journal's digest needs no read-back.
  */
 export class ShardOutput {
-  private readonly inFlight = new Set<Promise<void>>();
-  private failure: unknown;
+  private readonly writes = new WritesInFlight(MAX_IN_FLIGHT);
   /** The file offset the hash has reached; pieces out of order turn hashing off (then: a read-back). */
   private hashedTo: number;
   private hashing: boolean;
@@ -47,7 +47,7 @@ export class ShardOutput {
    * writes are left in flight.
    */
   async write(name: string, byteStart: number, length: number, fill: (bytes: Uint8Array) => void | Promise<unknown>): Promise<void> {
-    if (this.failure) throw this.failure;
+    this.writes.check();
     const bytes = this.pool.take(length);
     try {
       await fill(bytes);
@@ -63,25 +63,18 @@ export class ShardOutput {
    * computed): the output takes it over, with no copy, and gives it back to the pool once written.
    */
   async writeTaken(name: string, byteStart: number, bytes: Uint8Array): Promise<void> {
-    if (this.failure) {
+    try {
+      this.writes.check();
+    } catch (error) {
       this.pool.give(bytes);
-      throw this.failure;
+      throw error;
     }
     const at = this.headerBytes + this.offsets.get(name)! + byteStart;
     if (this.hashing && at === this.hashedTo) {
       this.hasher!.update(bytes);
       this.hashedTo += bytes.byteLength;
     } else this.hashing = false;
-    const done = this.writer.write(name, bytes, byteStart).then(
-      () => this.pool.give(bytes),
-      (error: unknown) => {
-        this.failure ??= error;
-        this.pool.give(bytes);
-      },
-    );
-    this.track(done);
-    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure;
+    await this.writes.add(this.writer.write(name, bytes, byteStart).finally(() => this.pool.give(bytes)));
   }
 
   /**
@@ -98,8 +91,7 @@ export class ShardOutput {
 
   private async flush(): Promise<void> {
     try {
-      await Promise.all(this.inFlight);
-      if (this.failure) throw this.failure;
+      await this.writes.drain();
       await this.writer.commit();
     } catch (error) {
       await this.writer.abort();
@@ -108,20 +100,9 @@ export class ShardOutput {
   }
 
   async abort(): Promise<void> {
-    await Promise.allSettled(this.inFlight);
+    await this.writes.settle();
     // The hash in progress is thrown away, so the next shard's starts clean.
     this.hasher?.digest();
     await this.writer.abort();
-  }
-
-  private track(work: Promise<unknown>): void {
-    const p = work.then(
-      () => undefined,
-      (error: unknown) => {
-        this.failure ??= error;
-      },
-    );
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
   }
 }

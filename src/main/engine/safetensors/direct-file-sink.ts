@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { DIRECT_ALIGNMENT } from './reader';
 import { writeFully } from './write-fully';
+import { WritesInFlight } from './writes-in-flight';
 
 /** Bytes staged before a direct write: the disk sees large aligned writes. */
 const STAGE_BYTES = 8 << 20;
@@ -29,8 +30,7 @@ export class DirectFileSink {
   /** The offset the next byte in order goes to. */
   private cursor = 0;
   private viaCache = false;
-  private readonly inFlight = new Set<Promise<void>>();
-  private failure: unknown;
+  private readonly writes = new WritesInFlight(MAX_IN_FLIGHT);
   /** Writes are taken one after another (a write may wait for room in the middle of its bytes). */
   private queue: Promise<unknown> = Promise.resolve();
   /** Bytes that reached the disk by direct writes. */
@@ -57,7 +57,7 @@ export class DirectFileSink {
   }
 
   private async take(bytes: Uint8Array, position: number): Promise<void> {
-    if (this.failure !== undefined) throw this.failure;
+    this.writes.check();
     if (!this.viaCache && position !== this.cursor) await this.turnToCache();
     if (this.viaCache) return writeFully(this.buffered, bytes, position);
     for (let done = 0; done < bytes.byteLength; ) {
@@ -79,19 +79,19 @@ export class DirectFileSink {
     try {
       if (stage) {
         const whole = this.filled - (this.filled % DIRECT_ALIGNMENT);
-        this.track(this.writeStage(stage.subarray(0, whole), this.stageStart));
-        await writeFully(this.buffered, stage.subarray(whole, this.filled), this.stageStart + whole);
+        // Both settle before the stage goes back; the first failure is thrown.
+        const done = await Promise.allSettled([this.writeStage(stage.subarray(0, whole), this.stageStart), writeFully(this.buffered, stage.subarray(whole, this.filled), this.stageStart + whole)]);
+        for (const d of done) if (d.status === 'rejected') throw d.reason;
       }
-      await Promise.all(this.inFlight);
+      await this.writes.drain();
     } finally {
       if (stage) this.buffers.give(stage);
     }
-    if (this.failure !== undefined) throw this.failure;
   }
 
   async close(): Promise<void> {
     await this.queue;
-    await Promise.allSettled(this.inFlight);
+    await this.writes.settle();
     if (this.stage) this.buffers.give(this.stage);
     this.stage = undefined;
     await this.direct.close().catch(() => undefined);
@@ -104,9 +104,7 @@ export class DirectFileSink {
     this.stage = undefined;
     this.stageStart += STAGE_BYTES;
     this.filled = 0;
-    this.track(this.writeStage(stage, at).finally(() => this.buffers.give(stage)));
-    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
-    if (this.failure !== undefined) throw this.failure;
+    await this.writes.add(this.writeStage(stage, at).finally(() => this.buffers.give(stage)));
   }
 
   /** A direct write of whole pages; where the file system refuses it, the same bytes through the cache, and the cache from then on. */
@@ -137,16 +135,5 @@ export class DirectFileSink {
         this.buffers.give(stage);
       }
     }
-  }
-
-  private track(work: Promise<void>): void {
-    const p = work.then(
-      () => undefined,
-      (error: unknown) => {
-        this.failure ??= error;
-      },
-    );
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
   }
 }
