@@ -209,12 +209,40 @@ describe('a merge with --reads direct and --writes direct', () => {
     expect(stage(cached.events)).toMatchObject({ message: expect.not.stringMatching(/page cache/) });
   });
 
-  it('warns and reads through the page cache on a backend without page-aligned memory', async () => {
-    const plan = await planRecipe({ recipeText: recipe, recipeFile: join(DEMO, 'inline.yml'), options: { modelRoots: [DEMO] } });
-    const events: ProgressEvent[] = [];
-    await executePlan(plan, { outDir: join(await tempDir(), 'merged'), backend: new ReferenceBackend(), reads: 'direct', writes: 'direct', onProgress: (e) => events.push(e) });
-    expect(events).toContainEqual({ type: 'warning', message: 'direct reads need Linux and the CPU backend; reading through the page cache' });
-    expect(events).toContainEqual({ type: 'warning', message: 'direct writes need Linux and the CPU backend; writing through the page cache' });
-    expect(events.find((e) => e.type === 'stage' && e.stage === 'merge')).toMatchObject({ message: expect.not.stringMatching(/page cache/) });
+  it('works as well on a backend without memory of its own (as the GPU backend\'s): the pool\'s own heap, the same files', async () => {
+    const plan = await planRecipe({ recipeText: recipe, recipeFile: join(DEMO, 'inline.yml'), options: { modelRoots: [DEMO], outShardSize: 100_000 } });
+    const outs: string[] = [];
+    const stages: ProgressEvent[] = [];
+    for (const mode of ['direct', 'cached'] as const) {
+      const outDir = join(await tempDir(), 'merged');
+      await executePlan(plan, { outDir, backend: new ReferenceBackend(), reads: mode, writes: mode, memoryBudget: 1 << 20, writeModelCard: false, onProgress: (e) => void (e.type === 'stage' && e.stage === 'merge' && stages.push(e)) });
+      outs.push(outDir);
+    }
+    const files = (await readdir(outs[1]!)).sort();
+    expect((await readdir(outs[0]!)).sort()).toEqual(files);
+    for (const f of files) expect((await readFile(join(outs[0]!, f))).equals(await readFile(join(outs[1]!, f))), f).toBe(true);
+    expect(stages[0]).toMatchObject({ message: expect.stringMatching(/reading past the page cache \(--reads direct\); writing past the page cache \(--writes direct\)$/) });
+  });
+});
+
+describe('BufferPool without a backend', () => {
+  it('hands out page-aligned buffers from a heap of its own (a direct read lands in them), and takes them back', async () => {
+    const pool = new BufferPool();
+    const a = pool.take(5000);
+    const b = pool.take(3 << 20);
+    // One heap (a grow shows a new buffer object on the same memory), blocks rounded up to a MiB.
+    expect([a.byteOffset, b.byteOffset]).toEqual([0, 1 << 20]);
+    if (directWorksHere) {
+      const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECT);
+      try {
+        expect(readSync(fd, b, 0, 8192, 0)).toBe(8192);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    pool.give(a);
+    pool.give(b);
+    expect(pool.take(3 << 20).byteOffset).toBe(b.byteOffset);
+    pool.dispose();
   });
 });

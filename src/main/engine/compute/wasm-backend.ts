@@ -27,6 +27,7 @@ import {
   type StepDtype,
   CASCADE_ROW,
 } from './types';
+import { HostHeap } from './host-heap';
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm';
 
 /** Bytes of the task kernel's per-model table (kernels.wat "task"), at the start of memory. */
@@ -189,12 +190,8 @@ export class WasmBackend implements ComputeBackend {
   private disposed = false;
   /** Every SharedArrayBuffer the memory has shown (one per size it grew to): arrays on them are ours. */
   private readonly buffers = new WeakSet<SharedArrayBuffer>();
-  /** Where the kernels' own areas end and the host heap (`allocateHost`) begins. */
-  private readonly heapBase: number;
-  private heapTop: number;
-  /** The heap's blocks in use (address → bytes) and free (sorted by address). */
-  private readonly inUse = new Map<number, number>();
-  private freeBlocks: { at: number; bytes: number }[] = [];
+  /** `allocateHost`'s blocks, after the kernels' own areas. */
+  private readonly heap: HostHeap;
   /** Each thread's scratch for DELLA's per-row sort (`rowRankMasks`), sized from the longest row so far. */
   private sortBlock: Uint8Array | undefined;
 
@@ -208,8 +205,7 @@ export class WasmBackend implements ComputeBackend {
     this.description = `CPU: WebAssembly SIMD, ${count === 0 ? 'on the calling thread' : `${count} worker thread${count === 1 ? '' : 's'}`}`;
     // [0, 4 KiB): tables and results; then each thread's scratch (and histograms); then the two
     // arenas; then the heap. Pages are committed as they are first used.
-    this.heapBase = align(this.arenasAt() + 2 * MAX_ARENA_BYTES, PAGE);
-    this.heapTop = this.heapBase;
+    this.heap = new HostHeap(align(this.arenasAt() + 2 * MAX_ARENA_BYTES, PAGE), (end) => this.grow(end), () => this.currentBuffer());
   }
 
   /**
@@ -218,42 +214,11 @@ export class WasmBackend implements ComputeBackend {
    * are, with no copy. Aligned to 64 KiB. Give it back with `releaseHost`.
    */
   allocateHost(bytes: number): Uint8Array {
-    const size = align(Math.max(1, bytes), PAGE);
-    const fit = this.freeBlocks.findIndex((b) => b.bytes >= size);
-    let at: number;
-    if (fit >= 0) {
-      const block = this.freeBlocks[fit]!;
-      at = block.at;
-      if (block.bytes === size) this.freeBlocks.splice(fit, 1);
-      else this.freeBlocks[fit] = { at: block.at + size, bytes: block.bytes - size };
-    } else {
-      at = this.heapTop;
-      this.grow(at + size);
-      this.heapTop = at + size;
-    }
-    this.inUse.set(at, size);
-    return new Uint8Array(this.currentBuffer(), at, bytes);
+    return this.heap.allocate(bytes);
   }
 
   releaseHost(bytes: Uint8Array): void {
-    const size = this.inUse.get(bytes.byteOffset);
-    if (size === undefined || !this.owns(bytes)) throw new Error('releaseHost: not a block of this backend');
-    this.inUse.delete(bytes.byteOffset);
-    this.freeBlocks.push({ at: bytes.byteOffset, bytes: size });
-    // Sorted by address, neighbours merged, a free block at the top returned to the bump pointer.
-    this.freeBlocks.sort((a, b) => a.at - b.at);
-    const merged: { at: number; bytes: number }[] = [];
-    for (const b of this.freeBlocks) {
-      const last = merged[merged.length - 1];
-      if (last && last.at + last.bytes === b.at) last.bytes += b.bytes;
-      else merged.push({ ...b });
-    }
-    const top = merged[merged.length - 1];
-    if (top && top.at + top.bytes === this.heapTop) {
-      this.heapTop = top.at;
-      merged.pop();
-    }
-    this.freeBlocks = merged;
+    if (!this.owns(bytes) || !this.heap.release(bytes)) throw new Error('releaseHost: not a block of this backend');
   }
 
   /** Whether `array` lies in the kernels' memory (so they can read or write it where it is). */

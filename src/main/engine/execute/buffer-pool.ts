@@ -1,3 +1,4 @@
+import { HostHeap } from '../compute/host-heap';
 import type { ComputeBackend } from '../compute/types';
 
 const MIB = 1 << 20;
@@ -7,22 +8,21 @@ const MIB = 1 << 20;
  * memory costs a page fault per 4 KiB on first touch, which on a virtual machine costs more than the
  * merge arithmetic; a buffer taken back is already mapped. Where the compute backend has memory of
  * its own (`allocateHost`: the WASM backend's), buffers come from it, so its kernels read and write
- * them where they are; else they are SharedArrayBuffers.
+ * them where they are; else from a heap of the pool's own (a shared WebAssembly memory). Either way
+ * they start on page boundaries, as direct reads and writes need; past the heap's 4 GiB (a budget
+ * that large), plain SharedArrayBuffers, which direct I/O turns away to the page cache.
  */
 export class BufferPool {
   private readonly free: Uint8Array[] = [];
   private freeBytes = 0;
+  /** Where buffers come from when the backend has no memory of its own. */
+  private heap: HostHeap | undefined;
 
   constructor(
     private readonly backend?: Pick<ComputeBackend, 'allocateHost' | 'releaseHost'>,
     /** Most bytes kept while unused; beyond that, the largest free buffers are let go. */
-    private readonly keepBytes = 2 << 30,
+    private readonly keepBytes = 2 * 2 ** 30,
   ) {}
-
-  /** Whether every buffer starts on a page boundary in memory (the backend's own memory is), as direct reads need. */
-  get pageAligned(): boolean {
-    return this.backend?.allocateHost !== undefined;
-  }
 
   /** A buffer of `bytes` (a view at the start of a pooled one). Give it back with `give`. */
   take(bytes: number): Uint8Array {
@@ -38,7 +38,7 @@ export class BufferPool {
       return buffer!.subarray(0, bytes);
     }
     const size = Math.ceil(Math.max(1, bytes) / MIB) * MIB;
-    const whole = this.backend?.allocateHost?.(size) ?? new Uint8Array(new SharedArrayBuffer(size));
+    const whole = this.backend?.allocateHost?.(size) ?? this.fromHeap(size);
     let places = this.wholes.get(whole.buffer);
     if (!places) this.wholes.set(whole.buffer, (places = new Map()));
     places.set(whole.byteOffset, whole);
@@ -69,8 +69,18 @@ export class BufferPool {
   /** Every buffer this pool made, by its ArrayBuffer and offset: `give` finds the whole from a view. */
   private readonly wholes = new WeakMap<ArrayBufferLike, Map<number, Uint8Array>>();
 
+  private fromHeap(size: number): Uint8Array {
+    try {
+      return (this.heap ??= HostHeap.ownMemory()).allocate(size);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      return new Uint8Array(new SharedArrayBuffer(size));
+    }
+  }
+
   private release(whole: Uint8Array): void {
     this.wholes.get(whole.buffer)?.delete(whole.byteOffset);
     if (this.backend?.releaseHost && this.backend.allocateHost) this.backend.releaseHost(whole);
+    else this.heap?.release(whole);
   }
 }

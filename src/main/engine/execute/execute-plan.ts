@@ -51,7 +51,7 @@ export interface ExecuteOptions {
 
 /**
  * How the models are read, or the shards written. `direct`: past the page cache (Linux's O_DIRECT,
- * from and into the CPU backend's page-aligned memory), which saves the kernel's copies and the
+ * from and into the buffer pool's page-aligned memory), which saves the kernel's copies and the
  * cache's churn (on this project's VM, 1–6 CPU-seconds per 2–4 GB); `cached`: through it, so a
  * second run over models that fit in memory reads them from there, and the merged model is in memory
  * for whatever loads it next; `auto`: direct when the bytes exceed half the machine's memory (they
@@ -138,8 +138,8 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
     compute = await openBackend(options);
     const run: ExecuteOptions = { ...options, backend: compute.backend };
     pool = new BufferPool(compute.backend, options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
-    const reads = chooseDirect('reads', options.reads ?? 'auto', planInputBytes(plan), 'the models', pool);
-    const writes = chooseDirect('writes', options.writes ?? 'auto', plan.bytesToWrite, 'the output', pool);
+    const reads = chooseDirect('reads', options.reads ?? 'auto', planInputBytes(plan), 'the models');
+    const writes = chooseDirect('writes', options.writes ?? 'auto', plan.bytesToWrite, 'the output');
     for (const warning of [reads.warning, writes.warning]) if (warning) options.onProgress?.({ type: 'warning', message: warning });
     const how = [reads.direct ? `reading past the page cache (${reads.why})` : '', writes.direct ? `writing past the page cache (${writes.why})` : ''].filter(Boolean);
     options.onProgress?.({ type: 'stage', stage: 'merge', message: `merging ${plan.tensors.length} tensors with ${plan.method}${how.map((h) => `; ${h}`).join('')}` });
@@ -449,14 +449,13 @@ async function writeSideFiles(plan: MergePlan, dir: string, options: ExecuteOpti
 
 /**
  * Whether this run's reads or writes go past the page cache, and why (for the merge's stage
- * message); a warning when `direct` was asked for and cannot be done (the GPU backend's buffers are
- * not page-aligned).
+ * message); a warning when `direct` was asked for where there is no O_DIRECT (not Linux).
  */
-function chooseDirect(flag: 'reads' | 'writes', mode: CacheMode, bytes: number, what: string, pool: BufferPool): { direct: boolean; why?: string; warning?: string } {
+function chooseDirect(flag: 'reads' | 'writes', mode: CacheMode, bytes: number, what: string): { direct: boolean; why?: string; warning?: string } {
   if (mode === 'cached') return { direct: false };
-  const possible = pool.pageAligned && fsConstants.O_DIRECT !== undefined;
+  const possible = fsConstants.O_DIRECT !== undefined;
   if (mode === 'direct') {
-    return possible ? { direct: true, why: `--${flag} direct` } : { direct: false, warning: `direct ${flag} need Linux and the CPU backend; ${flag === 'reads' ? 'reading' : 'writing'} through the page cache` };
+    return possible ? { direct: true, why: `--${flag} direct` } : { direct: false, warning: `direct ${flag} need Linux (O_DIRECT); ${flag === 'reads' ? 'reading' : 'writing'} through the page cache` };
   }
   if (!possible || bytes <= totalmem() / 2) return { direct: false };
   return { direct: true, why: `${what}, ${formatBytes(bytes)}, over half of this machine's ${formatBytes(totalmem())} of memory` };

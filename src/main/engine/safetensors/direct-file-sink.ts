@@ -9,7 +9,7 @@ const STAGE_BYTES = 8 << 20;
 /** Direct writes in flight at once. */
 const MAX_IN_FLIGHT = 3;
 
-/** Where staging buffers come from: page-aligned memory (the engine's BufferPool over the CPU backend's). */
+/** Where staging buffers come from: page-aligned memory (the engine's BufferPool). */
 export interface AlignedBuffers {
   take(bytes: number): Uint8Array;
   give(bytes: Uint8Array): void;
