@@ -21,6 +21,9 @@ async function waitForValid(page, text) {
 export default async function ({ page, step, shots, dragDown }) {
   await step('on a two-slice recipe, a gradient\'s anchors stand in each slice and drag together', async () => {
     await page.getByTestId('nav-recipe').click();
+    // After the reload before this step the view loads its methods and the demo recipe first: a fill
+    // during that load can land between its select-all and its typing, and the demo text ends up in front.
+    await page.getByTestId('recipe-loading').waitFor({ state: 'detached', timeout: 10_000 });
     await page.getByTestId('recipe-editor').fill(TWO_SLICES);
     await waitForValid(page, TWO_SLICES);
     const chart = page.getByTestId('gradient-chart-t');
