@@ -76,6 +76,23 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
+    it(`${label}: deltaHistogram after ram's counts and with the number of selections changing: each call counts only its own elements`, async () => {
+      // The WASM backend zeroes the bins it reads instead of clearing them all before each window;
+      // ramCounts writes its pairs where the histograms lie. Neither may leak into a later histogram.
+      const n = 70_001;
+      const inputs = hosts(quantized(n, 5, 11), 'BF16');
+      const mine = inputs.map((h) => placed(backend, pin, h));
+      for (const [count, afterRam] of [[4, false], [1, true], [3, false], [4, true], [2, false]] as const) {
+        if (afterRam) await backend.ramCounts(mine[0]!, mine.slice(1, 3), { epsilon: 2 ** -12 }, new Float64Array(4));
+        const prefixes = Array.from({ length: count }, () => undefined);
+        const want = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
+        const got = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
+        await reference.deltaHistogram(inputs[0]!, inputs.slice(1, count + 1), { step: 'F32', prefixes }, want);
+        await backend.deltaHistogram(mine[0]!, mine.slice(1, count + 1), { step: 'F32', prefixes }, got);
+        for (let j = 0; j < count; j++) expect([...got[j]!].findIndex((c, b) => c !== want[j]![b]), `${count} selections${afterRam ? ' after ramCounts' : ''}: selection ${j}`).toBe(-1);
+      }
+    });
+
     it(`${label}: deltaFind, the wanted tie before, across and after windows, and not there`, async () => {
       for (const n of LENGTHS) {
         for (const dtype of ['F32', 'BF16'] as const) {
