@@ -39,6 +39,22 @@ async function dragDown(page, chart, anchor, dy) {
   await page.mouse.up();
 }
 
+/**
+ * Puts `text` in the recipe editor once the view has loaded, and checks that it holds exactly that:
+ * a re-render that sets the editor's value (the view's load, a form edit landing) between the fill's
+ * select-all and its typing would leave the old text in front; then it fills again.
+ */
+async function fillRecipe(page, text) {
+  await page.getByTestId('recipe-loading').waitFor({ state: 'detached', timeout: 10_000 });
+  const editor = page.getByTestId('recipe-editor');
+  for (let attempt = 1; ; attempt++) {
+    await editor.fill(text);
+    const held = await editor.inputValue();
+    if (held === text) return;
+    if (attempt === 3) throw new Error(`the recipe editor holds ${JSON.stringify(held.slice(0, 200))}… after three fills`);
+  }
+}
+
 async function step(name, fn) {
   try {
     await fn();
@@ -128,7 +144,7 @@ try {
   });
 
   await step('a mistake is marked at its field with the engine\'s message', async () => {
-    await page.getByTestId('recipe-editor').fill(excalibur.replace('dtype: float32', 'dtype: float8'));
+    await fillRecipe(page, excalibur.replace('dtype: float32', 'dtype: float8'));
     const message = page.locator('.options [role=alert]').first();
     await message.waitFor({ timeout: 10_000 });
     const text = await message.innerText();
@@ -140,7 +156,7 @@ try {
   });
 
   await step('pasting the Lamarck recipe shows its five stages and the converge stage\'s layer map', async () => {
-    await page.getByTestId('recipe-editor').fill(readFileSync('test/fixtures/recipes/lamarck.yml', 'utf8'));
+    await fillRecipe(page, readFileSync('test/fixtures/recipes/lamarck.yml', 'utf8'));
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=stage-node]').length === 5, null, { timeout: 10_000 });
     const names = await page.getByTestId('stage-node').allInnerTexts();
     if (!names.some((n) => n.includes('lamarck-14b-finalize') && n.includes('output'))) throw new Error(`stages: ${names.join(' | ')}`);
@@ -152,7 +168,7 @@ try {
   });
 
   await step('plans and runs the Excalibur-style recipe on the demo models to 100 %', async () => {
-    await page.getByTestId('recipe-editor').fill(excalibur);
+    await fillRecipe(page, excalibur);
     await page.getByTestId('recipe-ok').waitFor({ timeout: 10_000 });
     await page.getByTestId('nav-run').click();
     await page.getByTestId('plan-button').click();
@@ -201,7 +217,7 @@ try {
   const extra = existsSync(stepsDir) ? readdirSync(stepsDir).filter((f) => f.endsWith('.mjs')).sort() : [];
   for (const file of extra) {
     const { default: run } = await import(new URL(file, stepsDir).href);
-    await run({ page, step, shots, address, outputRoot, dragDown });
+    await run({ page, step, shots, address, outputRoot, dragDown, fillRecipe });
   }
 
   await step('no page errors in the whole session', async () => {

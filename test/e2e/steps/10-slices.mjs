@@ -18,13 +18,10 @@ async function waitForValid(page, text) {
 }
 
 /** A gradient over two slices repeats in each; dragging its anchor in the second slice edits the one list. */
-export default async function ({ page, step, shots, dragDown }) {
+export default async function ({ page, step, shots, dragDown, fillRecipe }) {
   await step('on a two-slice recipe, a gradient\'s anchors stand in each slice and drag together', async () => {
     await page.getByTestId('nav-recipe').click();
-    // After the reload before this step the view loads its methods and the demo recipe first: a fill
-    // during that load can land between its select-all and its typing, and the demo text ends up in front.
-    await page.getByTestId('recipe-loading').waitFor({ state: 'detached', timeout: 10_000 });
-    await page.getByTestId('recipe-editor').fill(TWO_SLICES);
+    await fillRecipe(page, TWO_SLICES);
     await waitForValid(page, TWO_SLICES);
     const chart = page.getByTestId('gradient-chart-t');
     await chart.scrollIntoViewIfNeeded();

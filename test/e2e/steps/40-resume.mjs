@@ -56,7 +56,7 @@ async function until(check, timeoutMs, what) {
 }
 
 /** A merge whose engine is killed mid-run shows Resume; Resume finishes it with the bits of an uninterrupted run. */
-export default async function ({ page, step, shots, address, outputRoot }) {
+export default async function ({ page, step, shots, address, outputRoot, fillRecipe }) {
   await step('a merge whose engine is killed mid-run is resumed from the Run view, to the uninterrupted bits', async () => {
     const name = 'e2e-resume';
     const outDir = join(outputRoot, name);
@@ -65,7 +65,7 @@ export default async function ({ page, step, shots, address, outputRoot }) {
     await invoke(address, 'settings.set', { outShardSize: SHARD, device: 'cpu' });
     try {
       await page.getByTestId('nav-recipe').click();
-      await page.getByTestId('recipe-editor').fill(STACK);
+      await fillRecipe(page, STACK);
       await page.getByTestId('nav-run').click();
       // Planned first: the Run view must hold the stacked recipe (36 tensors a slice, plus 3), not the one before.
       await page.waitForFunction(
