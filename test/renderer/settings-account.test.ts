@@ -8,6 +8,7 @@ import { validateRequest, type AlloyApi } from '../../src/shared/contract';
 import { createServices } from '../../src/main/services';
 import { createHubTokenStore, type TokenCipher } from '../../src/main/services/downloads/hub-token-store';
 import { resolveAppPaths } from '../../src/main/services/paths';
+import { useLibraryStore } from '../../src/renderer/src/stores/library';
 import SettingsView from '../../src/renderer/src/views/SettingsView.vue';
 import { tempDir } from '../helpers';
 import { FakeHub } from '../services/fake-hub/fake-hub';
@@ -83,6 +84,35 @@ describe('the Hugging Face token in settings', () => {
     await until(() => status(wrapper).attributes('data-source') === 'none');
     expect(wrapper.get('[data-testid=token-saved]').text()).toBe('Token removed.');
     await expect(served.api.invoke('download.peek', { repo: 'alloy-test/private-llama' })).rejects.toThrow();
+  });
+
+  it('a Hub status read before the token was saved, and answered after, does not put the old status back', async () => {
+    const served = await serve('late-status');
+    // The real server, with the answers to status requests held back while `holding`.
+    let holding = false;
+    const held: (() => void)[] = [];
+    const api: AlloyApi = {
+      invoke: (async (channel: Parameters<AlloyApi['invoke']>[0], request: never) => {
+        const answer = await served.api.invoke(channel, request);
+        if (channel === 'hub.status' && holding) await new Promise<void>((go) => held.push(go));
+        return answer;
+      }) as AlloyApi['invoke'],
+      on: (event, listener) => served.api.on(event, listener),
+    };
+    const { wrapper } = await mountView(SettingsView, api);
+    await until(() => wrapper.find('[data-testid=token-status]').exists());
+    holding = true;
+    const refreshed = useLibraryStore().refresh();
+    await until(() => held.length > 0);
+    await wrapper.get('[data-testid=token-input]').setValue(TOKEN);
+    await wrapper.get('form[autocomplete=off]').trigger('submit');
+    await until(() => status(wrapper).attributes('data-source') === 'settings');
+    // The refreshes' statuses were read before the token was set ('none'); they arrive now.
+    holding = false;
+    held.splice(0).forEach((go) => go());
+    await refreshed;
+    await until(() => !useLibraryStore().loading);
+    expect(status(wrapper).attributes('data-source')).toBe('settings');
   });
 
   it('names the token file `hf auth login` writes when that is where the token comes from', async () => {

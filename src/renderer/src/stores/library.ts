@@ -61,13 +61,27 @@ export const useLibraryStore = defineStore('library', () => {
     }
   }
 
+  /**
+   * The Hub status's answers in the order asked: an answer to a status request sent before a token
+   * was set or cleared never overwrites what that change returned (it may have read the old token).
+   */
+  let hubTicket = 0;
+
   async function loadHub(): Promise<void> {
+    const mine = ++hubTicket;
     try {
-      hub.value = await connected().invoke('hub.status', {});
+      const status = await connected().invoke('hub.status', {});
+      if (mine !== hubTicket) return;
+      hub.value = status;
       hubError.value = '';
     } catch (e) {
-      hubError.value = (e as Error).message;
+      if (mine === hubTicket) hubError.value = (e as Error).message;
     }
+  }
+
+  function hubChanged(status: HubStatus): void {
+    hubTicket++;
+    hub.value = status;
   }
 
   async function loadDownloads(): Promise<void> {
@@ -130,11 +144,11 @@ export const useLibraryStore = defineStore('library', () => {
   }
 
   async function setToken(token: string): Promise<void> {
-    hub.value = await connected().invoke('hub.setToken', { token });
+    hubChanged(await connected().invoke('hub.setToken', { token }));
   }
 
   async function clearToken(): Promise<void> {
-    hub.value = await connected().invoke('hub.clearToken', {});
+    hubChanged(await connected().invoke('hub.clearToken', {}));
   }
 
   return {
