@@ -19,6 +19,7 @@ import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HostHeap } from '../src/main/engine/compute/host-heap';
 import type { ComputeBackend, HostArray, TaskArithmeticParams } from '../src/main/engine/compute/types';
 import type { ProgressEvent } from '../src/shared/progress';
 import { ensureModel, numelOf, shapeFor, tensorsOf } from './model';
@@ -178,11 +179,9 @@ async function ioFloor(files: string[], outBytes: number, dir: string): Promise<
   const piece = 8 << 20;
   const depth = 4;
   const direct = constants.O_DIRECT ?? 0;
-  // Page-aligned memory, as direct I/O needs: a WebAssembly memory's is.
-  const pages = ((files.length + 1) * depth * piece) / 65536;
-  const { WebAssembly: Wasm } = globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => { buffer: SharedArrayBuffer } } };
-  const memory = new Wasm.Memory({ initial: pages, maximum: pages, shared: true });
-  const buffer = (stream: number, k: number) => new Uint8Array(memory.buffer, (stream * depth + (k % depth)) * piece, piece);
+  // Page-aligned memory, as direct I/O needs (the engine's buffer pool takes its own from a HostHeap too).
+  const memory = HostHeap.ownMemory().allocate((files.length + 1) * depth * piece);
+  const buffer = (stream: number, k: number) => memory.subarray((stream * depth + (k % depth)) * piece, (stream * depth + (k % depth) + 1) * piece);
   /** `depth` operations in flight over `count` pieces. */
   const stream = async (count: number, op: (k: number) => Promise<unknown>) => {
     const inFlight = new Set<Promise<unknown>>();

@@ -138,7 +138,7 @@ async function writeShards(plan: MergePlan, temp: string, { journal, finished, p
     compute = await openBackend(options);
     const run: ExecuteOptions = { ...options, backend: compute.backend };
     pool = new BufferPool(compute.backend, options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
-    const reads = chooseDirect('reads', options.reads ?? 'auto', planInputBytes(plan), 'the models');
+    const reads = chooseDirect('reads', options.reads ?? 'auto', plan.bytesToRead, 'the models');
     const writes = chooseDirect('writes', options.writes ?? 'auto', plan.bytesToWrite, 'the output');
     for (const warning of [reads.warning, writes.warning]) if (warning) options.onProgress?.({ type: 'warning', message: warning });
     const how = [reads.direct ? `reading past the page cache (${reads.why})` : '', writes.direct ? `writing past the page cache (${writes.why})` : ''].filter(Boolean);
@@ -459,13 +459,6 @@ function chooseDirect(flag: 'reads' | 'writes', mode: CacheMode, bytes: number, 
   }
   if (!possible || bytes <= totalmem() / 2) return { direct: false };
   return { direct: true, why: `${what}, ${formatBytes(bytes)}, over half of this machine's ${formatBytes(totalmem())} of memory` };
-}
-
-/** Bytes of the input files the plan reads from (each file once). */
-function planInputBytes(plan: MergePlan): number {
-  const files = new Map<string, number>();
-  for (const t of plan.tensors) for (const i of t.inputs) for (const p of i.parts ?? [i]) files.set(`${p.file}\0${p.tensor}`, p.byteLength);
-  return [...files.values()].reduce((sum, b) => sum + b, 0);
 }
 
 /** The recipe's dtype, else the inputs' own when they share one: mergekit computes on tensors as loaded. */
