@@ -277,6 +277,8 @@ async function kernelRates(devices: Device[]): Promise<string[]> {
       ['histogram', () => backend.deltaHistogram(ha, [hb, ha], { step: 'F32', prefixes: [undefined, undefined] }, counts), 3],
       // dare's L1 rescale sums (f64, in index order) of two models.
       ['l1 sums', () => backend.deltaSums(ha, [hb, ha], { step: 'F32', start: 0, masks: DARE_TIES.masks }, new Float64Array(4)), 3],
+      // karcher's and nuslerp's Gram sums (f64, in index order) of three models: six chains.
+      ['gram', () => backend.gramSums([ha, hb, ha], new Float64Array(9)), 3],
     ];
     for (const [kernel, run, inputs] of calls) {
       await run();

@@ -249,11 +249,13 @@ describe.skipIf(!gpu)('the WGSL reductions and divisions equal the reference bit
         for (const outDtype of DTYPES) {
           const random = rng(seed++);
           const inputs = divisors.map(() => asHost(sprinkled(weights(5001, random, -20, 3), random), inDtype));
-          const want = hostArray(outDtype, 5001);
-          const got = hostArray(outDtype, 5001);
-          await reference.unitSum(inputs, divisors, ws, want);
-          await small!.unitSum(inputs, divisors, ws, got);
-          expect(difference(got, want, inputs), `unitSum ${inDtype}→${outDtype} divisors ${divisors}`).toBe('');
+          for (const signedZeros of [false, true]) {
+            const want = hostArray(outDtype, 5001);
+            const got = hostArray(outDtype, 5001);
+            await reference.unitSum(inputs, divisors, ws, want, { signedZeros });
+            await small!.unitSum(inputs, divisors, ws, got, { signedZeros });
+            expect(difference(got, want, inputs), `unitSum ${inDtype}→${outDtype} divisors ${divisors} signedZeros ${signedZeros}`).toBe('');
+          }
         }
       }
     }

@@ -19,6 +19,7 @@ import {
   type RowRankParams,
   type TaskArithmeticParams,
   type UnitTangentParams,
+  type UnitSumOptions,
   type TaskVectorMask,
   type CascadeState,
   type SceDeltaParams,
@@ -276,11 +277,12 @@ export function dotRowsF32(a: Float32Array, b: Float32Array, n0: number, n1: num
 }
 
 /** ComputeBackend.unitSum on f32 arrays. */
-export function unitSumF32(inputs: readonly Float32Array[], divisors: readonly number[], weights: readonly number[], out: Float32Array): void {
+export function unitSumF32(inputs: readonly Float32Array[], divisors: readonly number[], weights: readonly number[], out: Float32Array, options?: UnitSumOptions): void {
   const d = divisors.map((x) => f(x));
   const w = weights.map((x) => f(x));
+  const zero = options?.signedZeros ? -0 : 0;
   for (let i = 0; i < out.length; i++) {
-    let sum = 0;
+    let sum = zero;
     for (let j = 0; j < inputs.length; j++) sum = f(sum + f(f(inputs[j]![i]! / d[j]!) * w[j]!));
     out[i] = sum;
   }
@@ -546,11 +548,11 @@ export class ReferenceBackend implements ComputeBackend {
     dotRowsF32(toF32(a), toF32(b), n0, n1, state, step);
   }
 
-  async unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
+  async unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray, options?: UnitSumOptions): Promise<void> {
     checkLengths(inputs, out);
     checkUnitSum(inputs, divisors, weights);
     const result = new Float32Array(out.data.length);
-    unitSumF32(inputs.map(toF32), divisors, weights, result);
+    unitSumF32(inputs.map(toF32), divisors, weights, result, options);
     fromF32(result, out);
   }
 

@@ -1,5 +1,5 @@
 import { ReferenceBackend } from './reference';
-import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, RamParams, RowRankParams, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitTangentParams } from './types';
+import type { CascadeState, ComputeBackend, DeltaFindParams, DeltaFound, DeltaHistogramParams, DeltaSumsParams, DeviceChoice, HostArray, RamParams, RowRankParams, SceDeltaParams, SceMergeParams, StepDtype, TaskArithmeticParams, UnitSumOptions, UnitTangentParams } from './types';
 import { WasmBackend, wasmSimdAvailable, type WasmBackendOptions } from './wasm-backend';
 import { GpuDeviceLostError, openWebGpu, type WebGpuOptions } from './webgpu-backend';
 
@@ -158,8 +158,8 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.ramMerge(base, models, params, out));
   }
 
-  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
-    return this.call((backend) => backend.unitSum(inputs, divisors, weights, out));
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray, options?: UnitSumOptions): Promise<void> {
+    return this.call((backend) => backend.unitSum(inputs, divisors, weights, out, options));
   }
 
   gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void> {

@@ -60,10 +60,10 @@ export interface ComputeBackend {
 
   /**
    * multislerp's weighted mean of the unit vectors: out = Σ_j r(r(x_j / divisors[j]) · weights[j]),
-   * added in f32 from 0 in input order (r rounds to f32; divisors and weights are taken as f32). At
-   * most MAX_TASK_MODELS inputs.
+   * added in f32 from +0 in input order, as torch sums (r rounds to f32; divisors and weights are
+   * taken as f32), or from −0 with `signedZeros`. At most MAX_TASK_MODELS inputs.
    */
-  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void>;
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray, options?: UnitSumOptions): Promise<void>;
 
   /**
    * multislerp's last pass (`methods/multislerp.ts`), r rounding to f32: dir = r(mean / meanNorm),
@@ -297,6 +297,15 @@ export interface TaskArithmeticParams {
 }
 
 /** Most models one `taskArithmetic` call takes. */
+/** How `unitSum` adds. */
+export interface UnitSumOptions {
+  /**
+   * Add from −0, the sum's true zero, instead of torch's +0: a sum whose terms are all −0 is −0, so
+   * a lone quotient keeps its sign as torch's division does (nuslerp's division by sin θ).
+   */
+  signedZeros?: boolean;
+}
+
 export const MAX_TASK_MODELS = 16;
 
 export function hostArray(dtype: FloatDtype, length: number): HostArray {

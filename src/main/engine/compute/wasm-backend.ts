@@ -25,6 +25,7 @@ import {
   type SceMergeParams,
   type RamParams,
   type StepDtype,
+  type UnitSumOptions,
   CASCADE_ROW,
 } from './types';
 import { HostHeap } from './host-heap';
@@ -53,7 +54,7 @@ const MAX_IN_PLACE_WINDOW = 1 << 26;
 const MAX_ARENA_BYTES = DEFAULT_ARENA_BYTES + (1 << 20);
 /** Counts of DELLA's radix sort (kernels.wat drank): up to 3 digits of 2,048 u32. */
 const RANK_COUNT_BYTES = 3 * 8192;
-/** A sort scratch larger than this (rows of over ~0.6 M elements) is given back after its call. */
+/** A sort scratch larger than this (rows of over ~0.5 M elements, on two threads) is given back after its call. */
 const KEEP_SORT_BYTES = 16 << 20;
 /** Windows smaller than this run on the calling thread: a round trip to the workers costs more. */
 const MIN_PARALLEL_ELEMENTS = 1 << 16;
@@ -106,6 +107,11 @@ interface Kernels {
   ramc(input: number, seg: number, count: number, start: number, end: number, bfIn: number, threshold: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
+
+/** Kernels' helpers called from the host. */
+interface Helpers {
+  widen(src: number, dst: number, n: number): void;
+}
 
 export interface WasmBackendOptions {
   /** Worker threads. Default: one per core but one (none on one core: the calling thread computes). */
@@ -181,7 +187,7 @@ export class WasmBackend implements ComputeBackend {
   readonly kind = 'cpu';
   readonly description: string;
   private readonly memory: WasmMemory;
-  private readonly local: Kernels;
+  private readonly local: Kernels & Helpers;
   /** Started on the first window large enough to share out: a merge of small tensors never pays for them. */
   private workerPool: KernelWorker[] | undefined;
   private readonly workerCount: number;
@@ -199,7 +205,7 @@ export class WasmBackend implements ComputeBackend {
     this.module = new Wasm.Module(wasmBytes());
     this.memory = new Wasm.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     this.buffers.add(this.memory.buffer);
-    this.local = new Wasm.Instance(this.module, { env: { memory: this.memory } }).exports as unknown as Kernels;
+    this.local = new Wasm.Instance(this.module, { env: { memory: this.memory } }).exports as unknown as Kernels & Helpers;
     const count = options.workers ?? Math.max(0, availableParallelism() - 1);
     this.workerCount = count;
     this.description = `CPU: WebAssembly SIMD, ${count === 0 ? 'on the calling thread' : `${count} worker thread${count === 1 ? '' : 's'}`}`;
@@ -417,7 +423,8 @@ export class WasmBackend implements ComputeBackend {
       const inPlace = inputs.map((i) => this.owns(i.data) && (bf16In || i.dtype === 'F32'));
       const keepInPlace = keeps.map((k) => this.owns(k));
       const threads = this.workerCount + 1;
-      const perThread = align(3 * align(4 * n, 16) + RANK_COUNT_BYTES, 64);
+      // The sort's keys and two orders, the radix counts, then the keep thresholds by rank.
+      const perThread = align(4 * align(4 * n, 16) + RANK_COUNT_BYTES, 64);
       if (!this.sortBlock || this.sortBlock.byteLength < threads * perThread) {
         if (this.sortBlock) this.releaseHost(this.sortBlock);
         this.sortBlock = undefined;
@@ -653,7 +660,7 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
-  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray, options?: UnitSumOptions): Promise<void> {
     const count = inputs.length;
     try {
       checkUnitSum(inputs, divisors, weights);
@@ -664,6 +671,7 @@ export class WasmBackend implements ComputeBackend {
       this.grow(WEIGHTS_BYTES);
       new Float32Array(this.memory.buffer, 0, count).set(divisors.map((x) => Math.fround(x)));
       new Float32Array(this.memory.buffer, 64, count).set(weights.map((x) => Math.fround(x)));
+      new Float32Array(this.memory.buffer, 128, 1)[0] = options?.signedZeros ? -0 : 0;
       await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['usum', [input, seg, count, 0, start, end, output, bfIn, bfOut]] });
     });
   }
@@ -807,7 +815,11 @@ export class WasmBackend implements ComputeBackend {
         const at = base(k) + slots[m]! * seg;
         const slice = sliceHost(input, start, length);
         if (bf16In || input.dtype === 'F32') new Uint8Array(buffer, at, length * inSize).set(hostBytes(slice));
-        else decodeToF32(hostBytes(slice), input.dtype, new Float32Array(buffer, at, length));
+        else if (input.dtype === 'BF16') {
+          // Widened in place by the kernels' own code: the codes go into the upper half of the slot.
+          new Uint8Array(buffer, at + length * 2, length * 2).set(hostBytes(slice));
+          this.local.widen(at + length * 2, at, align(length, 8));
+        } else decodeToF32(hostBytes(slice), input.dtype, new Float32Array(buffer, at, length));
         // The kernels compute whole vectors of 16: the padding past the end holds zeros, not stale values.
         const padded = align(length, 16);
         if (padded > length) new Uint8Array(buffer, at + length * inSize, (padded - length) * inSize).fill(0);

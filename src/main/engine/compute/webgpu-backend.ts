@@ -22,6 +22,7 @@ import {
   type RamParams,
   type SceMergeParams,
   type StepDtype,
+  type UnitSumOptions,
 } from './types';
 import { WasmBackend } from './wasm-backend';
 import {
@@ -450,15 +451,18 @@ export class WebGpuBackend implements ComputeBackend {
     return this.serial(() => this.run('unitTangent', [...values, mean, ...(base ? [base] : [])], out, header));
   }
 
-  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray): Promise<void> {
+  unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray, options?: UnitSumOptions): Promise<void> {
     try {
       checkUnitSum(inputs, divisors, weights);
     } catch (error) {
       return Promise.reject(error);
     }
     // No input: nothing to read on the device (the sum of nothing, on the host).
-    if (inputs.length === 0) return this.host().unitSum(inputs, divisors, weights, out);
-    const header = elementwiseHeader(inputs.length, { weights: unitSlots({ [UNIT_DIVISORS]: divisors, [UNIT_WEIGHTS]: weights }) });
+    if (inputs.length === 0) return this.host().unitSum(inputs, divisors, weights, out, options);
+    const header = elementwiseHeader(inputs.length, {
+      flags: options?.signedZeros ? 1 : 0,
+      weights: unitSlots({ [UNIT_DIVISORS]: divisors, [UNIT_WEIGHTS]: weights }),
+    });
     return this.serial(() => this.run('unitSum', inputs, out, header));
   }
 

@@ -371,10 +371,11 @@ fn op(e: u32) -> f32 {
 fn op(e: u32) -> f32 { return add(mul(P.p0, ld(0u, e)), mul(P.p1, ld(1u, e))); }`;
     // The three below: reference.ts unitSumF32, unitTangentF32, deltaVarianceF32, step for step.
     case 'unitSum':
+      // flags & 1: add from −0 (signedZeros).
       return /* wgsl */ `
 fn wv(i: u32) -> f32 { return P.w[i >> 2u][i & 3u]; }
 fn op(e: u32) -> f32 {
-  var sum = k(0.0);
+  var sum = bitcast<f32>(select(0u, 0x80000000u, (P.flags & 1u) != 0u) ^ P.zero);
   for (var j = 0u; j < P.count; j++) { sum = add(sum, mul(div_ieee(ld(j, e), wv(${UNIT_DIVISORS}u + j)), wv(${UNIT_WEIGHTS}u + j))); }
   return sum;
 }`;

@@ -150,8 +150,8 @@ async function nuslerpOnBackend(
       else {
         const blended = scratch(3, chunk.length);
         await backend.blend2(c0, va, c1, vb, blended);
-        await backend.unitSum([blended], [sinTheta], [1], mixed);
-        signZeros(mixed.data, blended.data);
+        // From −0: a quotient that is −0 stays −0, as torch's division leaves it.
+        await backend.unitSum([blended], [sinTheta], [1], mixed, { signedZeros: true });
       }
       if (base === undefined) {
         await sink.write(chunk.start, mixed.data);
@@ -166,14 +166,3 @@ async function nuslerpOnBackend(
   }
 }
 
-/**
- * `unitSum` adds its quotients to +0, so a quotient that is −0 (a negative numerator over sin θ > 0,
- * or one that underflows) comes out +0; torch's division keeps the sign.
- */
-function signZeros(quotients: Float32Array, numerators: Float32Array): void {
-  for (let i = 0; i < quotients.length; i++) {
-    if (quotients[i] !== 0) continue;
-    const x = numerators[i]!;
-    if (x < 0 || (x === 0 && 1 / x < 0)) quotients[i] = -0;
-  }
-}

@@ -23,8 +23,9 @@
   (global $tile i32 (i32.const 1024))
   (global $tile_bytes i32 (i32.const 4096))
 
-  ;; $n bf16 at $src → $n f32 at $dst ($n a multiple of 8).
-  (func $widen (param $src i32) (param $dst i32) (param $n i32)
+  ;; $n bf16 at $src → $n f32 at $dst ($n a multiple of 8). In place, forward, when $src is the upper
+  ;; half of $dst's 4$n bytes: each store ends at or before the next load.
+  (func $widen (export "widen") (param $src i32) (param $dst i32) (param $n i32)
     (local $end i32) (local $v v128)
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
     (block $done
@@ -323,14 +324,15 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
-  ;; usum: out = Σ_m f(f(x_m / d_m) · w_m), added in f32 from +0 in input order (multislerp's
-  ;; weighted mean of the unit vectors). The divisors d are `count` f32 at $params, the weights w
-  ;; `count` f32 at $params + 64.
+  ;; usum: out = Σ_m f(f(x_m / d_m) · w_m), added in f32 in input order from the zero at $params + 128
+  ;; (+0 as torch sums, or −0) (multislerp's weighted mean of the unit vectors). The divisors d are
+  ;; `count` f32 at $params, the weights w `count` f32 at $params + 64.
   (func (export "usum")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $m i32) (local $x i32) (local $acc i32) (local $i i32) (local $stop i32)
-    (local $d v128) (local $w v128)
+    (local $d v128) (local $w v128) (local $zero v128)
+    (local.set $zero (v128.load32_splat offset=128 (local.get $params)))
     (local.set $t (local.get $start))
     (block $tiles_done
       (loop $tiles
@@ -339,7 +341,13 @@
                               (i32.gt_u (i32.sub (local.get $end) (local.get $t)) (global.get $tile))))
         (local.set $acc (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
         (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
-        (memory.fill (local.get $acc) (i32.const 0) (local.get $stop))
+        (local.set $i (i32.const 0))
+        (block $filled
+          (loop $fill
+            (br_if $filled (i32.ge_u (local.get $i) (local.get $stop)))
+            (v128.store align=4 (i32.add (local.get $acc) (local.get $i)) (local.get $zero))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $fill)))
         (local.set $m (i32.const 0))
         (block $models_done
           (loop $models
@@ -1321,17 +1329,33 @@
         (br $pass)))
     (local.get $src))
 
+  ;; The keep thresholds of rank k in a row of $n, k < n, as u32 at $table + 4k: the counter hash z of
+  ;; rank k's element keeps it where z / 2^32 < p = f(low + f(f(k / (n − 1))·span)), that is
+  ;; z < ceil(p · 2^32) (exact in f32), or always where p ≥ 1 (stored as 2^32 − 1, which no p < 1
+  ;; gives: p ≤ 1 − 2^−24 puts ceil(p · 2^32) at or below 2^32 − 256).
+  (func $keep_table (param $table i32) (param $n i32) (param $low f32) (param $span f32)
+    (local $r i32) (local $p v128) (local $denom v128)
+    (local.set $denom (f32x4.splat (f32.convert_i32_u (select (i32.sub (local.get $n) (i32.const 1)) (i32.const 1) (i32.gt_u (local.get $n) (i32.const 1))))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $r) (local.get $n)))
+        (local.set $p (f32x4.add (f32x4.splat (local.get $low))
+          (f32x4.mul (f32x4.div (f32x4.convert_i32x4_u (i32x4.add (i32x4.splat (local.get $r)) (v128.const i32x4 0 1 2 3))) (local.get $denom))
+                     (f32x4.splat (local.get $span)))))
+        (v128.store (i32.add (local.get $table) (i32.shl (local.get $r) (i32.const 2)))
+          (v128.or
+            (i32x4.trunc_sat_f32x4_u (f32x4.ceil (f32x4.mul (local.get $p) (f32x4.splat (f32.const 4294967296)))))
+            (f32x4.ge (local.get $p) (f32x4.splat (f32.const 1)))))
+        (local.set $r (i32.add (local.get $r) (i32.const 4)))
+        (br $next))))
+
   ;; The keep bytes of one row from its positions in rank order ($order, or 0 for 0, 1, …, n − 1):
   ;; rank k's element, at window index $e0 + position, is kept (1, at $pk + position) where the counter
-  ;; hash z of its tensor index is below p = f(low + f(f(k / (n − 1))·span)): z / 2^32 < p, that is
-  ;; z < ceil(p · 2^32) (exact in f32), or p ≥ 1.
+  ;; hash z of its tensor index is below rank k's threshold ($keep_table).
   (func $row_keep (param $order i32) (param $pk i32) (param $n i32) (param $e0 i32) (param $idx_lo i32) (param $idx_hi i32)
-                  (param $key i32) (param $low f32) (param $span f32)
-    (local $r i32) (local $left i32) (local $rv v128) (local $pos v128) (local $p v128) (local $e v128) (local $lo v128)
-    (local $z v128) (local $keep v128) (local $denom v128) (local $lowv v128) (local $spanv v128)
-    (local.set $denom (f32x4.splat (f32.convert_i32_u (select (i32.sub (local.get $n) (i32.const 1)) (i32.const 1) (i32.gt_u (local.get $n) (i32.const 1))))))
-    (local.set $lowv (f32x4.splat (local.get $low)))
-    (local.set $spanv (f32x4.splat (local.get $span)))
+                  (param $key i32) (param $table i32)
+    (local $r i32) (local $left i32) (local $rv v128) (local $pos v128) (local $t v128) (local $e v128) (local $lo v128)
+    (local $z v128) (local $keep v128)
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $r) (local.get $n)))
@@ -1340,7 +1364,7 @@
           (if (result v128) (local.get $order)
             (then (v128.load align=4 (i32.add (local.get $order) (i32.shl (local.get $r) (i32.const 2)))))
             (else (local.get $rv))))
-        (local.set $p (f32x4.add (local.get $lowv) (f32x4.mul (f32x4.div (f32x4.convert_i32x4_u (local.get $rv)) (local.get $denom)) (local.get $spanv))))
+        (local.set $t (v128.load (i32.add (local.get $table) (i32.shl (local.get $r) (i32.const 2)))))
         (local.set $e (i32x4.add (i32x4.splat (local.get $e0)) (local.get $pos)))
         (local.set $lo (i32x4.add (i32x4.splat (local.get $idx_lo)) (local.get $e)))
         (local.set $z
@@ -1351,10 +1375,7 @@
         (local.set $z (i32x4.mul (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 16))) (i32x4.splat (i32.const 0x85ebca6b))))
         (local.set $z (i32x4.mul (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 13))) (i32x4.splat (i32.const 0xc2b2ae35))))
         (local.set $z (v128.xor (local.get $z) (i32x4.shr_u (local.get $z) (i32.const 16))))
-        (local.set $keep
-          (v128.or
-            (i32x4.lt_u (local.get $z) (i32x4.trunc_sat_f32x4_u (f32x4.ceil (f32x4.mul (local.get $p) (f32x4.splat (f32.const 4294967296))))))
-            (f32x4.ge (local.get $p) (f32x4.splat (f32.const 1)))))
+        (local.set $keep (v128.or (i32x4.lt_u (local.get $z) (local.get $t)) (i32x4.eq (local.get $t) (v128.const i32x4 -1 -1 -1 -1))))
         (local.set $left (i32.sub (local.get $n) (local.get $r)))
         (i32.store8 (i32.add (local.get $pk) (i32x4.extract_lane 0 (local.get $pos))) (i32.and (i32x4.extract_lane 0 (local.get $keep)) (i32.const 1)))
         (if (i32.gt_u (local.get $left) (i32.const 1))
@@ -1370,11 +1391,13 @@
     (param $in i32) (param $count i32) (param $params i32) (param $rows i32) (param $n i32)
     (param $u0 i32) (param $u1 i32) (param $bf_in i32) (param $flags i32) (param $idx_lo i32) (param $idx_hi i32) (param $sort i32)
     (local $u i32) (local $j i32) (local $e0 i32) (local $stride i32) (local $pa i32) (local $pb i32) (local $hist i32)
-    (local $size i32) (local $at i32)
+    (local $size i32) (local $at i32) (local $table i32) (local $table_of i32)
     (local.set $stride (i32.and (i32.add (i32.shl (local.get $n) (i32.const 2)) (i32.const 15)) (i32.const -16)))
     (local.set $pa (i32.add (local.get $sort) (local.get $stride)))
     (local.set $pb (i32.add (local.get $pa) (local.get $stride)))
     (local.set $hist (i32.add (local.get $pb) (local.get $stride)))
+    (local.set $table (i32.add (local.get $hist) (i32.const 24576)))
+    (local.set $table_of (i32.const -1))
     (local.set $size (select (i32.const 2) (i32.const 4) (local.get $bf_in)))
     (local.set $u (local.get $u0))
     (block $done
@@ -1383,6 +1406,10 @@
         (local.set $j (i32.div_u (local.get $u) (local.get $rows)))
         (local.set $e0 (i32.mul (i32.sub (local.get $u) (i32.mul (local.get $j) (local.get $rows))) (local.get $n)))
         (local.set $at (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))
+        (if (i32.ne (local.get $j) (local.get $table_of))
+          (then
+            (call $keep_table (local.get $table) (local.get $n) (f32.load offset=64 (local.get $at)) (f32.load offset=128 (local.get $at)))
+            (local.set $table_of (local.get $j))))
         (call $row_keep
           (call $row_sort (local.get $sort) (local.get $pa) (local.get $pb) (local.get $hist) (local.get $n)
             (call $row_keys
@@ -1391,7 +1418,7 @@
               (local.get $sort) (local.get $n) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))))
           (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (i32.add (local.get $count) (i32.const 1)) (local.get $j)) (i32.const 2)))) (local.get $e0))
           (local.get $n) (local.get $e0) (local.get $idx_lo) (local.get $idx_hi)
-          (i32.load (local.get $at)) (f32.load offset=64 (local.get $at)) (f32.load offset=128 (local.get $at)))
+          (i32.load (local.get $at)) (local.get $table))
         (local.set $u (i32.add (local.get $u) (i32.const 1)))
         (br $next))))
 
@@ -1441,9 +1468,12 @@
   ;; gram: karcher's Gram sums. For inputs j ≤ k (j among those whose bit is set in $models, so a
   ;; thread takes whole rows): the f64 at $sums + 8(j·count + k) += x_j·x_k (f64 product of the f32
   ;; values, exact), element by element in index order. Zeros that pad a window add +0: nothing.
+  ;; Each f64 sum is a chain of dependent adds, so a row's sums go four at a time, in two f64x2
+  ;; lanes each, to keep four chains in flight; a row's missing fourth sum reads x_j and is dropped.
   (func (export "gram")
     (param $in i32) (param $seg i32) (param $count i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $sums i32) (param $models i32) (param $scratch i32)
-    (local $t i32) (local $n i32) (local $j i32) (local $k i32) (local $pj i32) (local $pk i32) (local $i i32) (local $stop i32) (local $at i32) (local $s f64)
+    (local $t i32) (local $n i32) (local $j i32) (local $k i32) (local $s i32) (local $pj i32) (local $i i32) (local $stop i32) (local $at i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $x v128) (local $lo v128) (local $hi v128)
     (local.set $t (local.get $start))
     (block $tiles_done
       (loop $tiles
@@ -1461,30 +1491,61 @@
             (block $cols_done
               (loop $cols
                 (br_if $cols_done (i32.ge_u (local.get $k) (local.get $count)))
-                (local.set $pk
-                  (if (result i32) (i32.eq (local.get $k) (local.get $j))
-                    (then (local.get $pj))
-                    (else (call $tile_in (local.get $in) (local.get $seg) (local.get $k) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1)))))
                 (local.set $at (i32.add (local.get $sums)
                   (i32.shl (i32.add (i32.mul (local.get $j) (local.get $count)) (local.get $k)) (i32.const 3))))
-                (local.set $s (f64.load (local.get $at)))
+                (local.set $s (i32.sub (local.get $count) (local.get $k)))
+                (local.set $p0 (call $gram_col (local.get $in) (local.get $seg) (local.get $count) (local.get $j) (local.get $k) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (local.get $pj)))
+                (local.set $p1 (call $gram_col (local.get $in) (local.get $seg) (local.get $count) (local.get $j) (i32.add (local.get $k) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (local.get $pj)))
+                (local.set $p2 (call $gram_col (local.get $in) (local.get $seg) (local.get $count) (local.get $j) (i32.add (local.get $k) (i32.const 2)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (local.get $pj)))
+                (local.set $p3 (call $gram_col (local.get $in) (local.get $seg) (local.get $count) (local.get $j) (i32.add (local.get $k) (i32.const 3)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (local.get $pj)))
+                (local.set $lo (f64x2.replace_lane 1 (f64x2.splat (f64.load (local.get $at)))
+                  (select (f64.load offset=8 (local.get $at)) (f64.const 0) (i32.gt_u (local.get $s) (i32.const 1)))))
+                (local.set $hi (f64x2.replace_lane 1
+                  (f64x2.splat (select (f64.load offset=16 (local.get $at)) (f64.const 0) (i32.gt_u (local.get $s) (i32.const 2))))
+                  (select (f64.load offset=24 (local.get $at)) (f64.const 0) (i32.gt_u (local.get $s) (i32.const 3)))))
                 (local.set $i (i32.const 0))
-                (block $done
-                  (loop $next
-                    (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-                    (local.set $s (f64.add (local.get $s)
-                      (f64.mul (f64.promote_f32 (f32.load (i32.add (local.get $pj) (local.get $i))))
-                               (f64.promote_f32 (f32.load (i32.add (local.get $pk) (local.get $i)))))))
-                    (local.set $i (i32.add (local.get $i) (i32.const 4)))
-                    (br $next)))
-                (f64.store (local.get $at) (local.get $s))
-                (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                (if (i32.gt_u (local.get $s) (i32.const 2))
+                  (then
+                    (block $done
+                      (loop $next
+                        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                        (local.set $x (f64x2.splat (f64.promote_f32 (f32.load (i32.add (local.get $pj) (local.get $i))))))
+                        (local.set $lo (f64x2.add (local.get $lo) (f64x2.mul (local.get $x) (f64x2.promote_low_f32x4
+                          (v128.load32_lane 1 (i32.add (local.get $p1) (local.get $i)) (v128.load32_zero (i32.add (local.get $p0) (local.get $i))))))))
+                        (local.set $hi (f64x2.add (local.get $hi) (f64x2.mul (local.get $x) (f64x2.promote_low_f32x4
+                          (v128.load32_lane 1 (i32.add (local.get $p3) (local.get $i)) (v128.load32_zero (i32.add (local.get $p2) (local.get $i))))))))
+                        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                        (br $next))))
+                  (else
+                    (block $done
+                      (loop $next
+                        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                        (local.set $lo (f64x2.add (local.get $lo) (f64x2.mul
+                          (f64x2.splat (f64.promote_f32 (f32.load (i32.add (local.get $pj) (local.get $i)))))
+                          (f64x2.promote_low_f32x4
+                            (v128.load32_lane 1 (i32.add (local.get $p1) (local.get $i)) (v128.load32_zero (i32.add (local.get $p0) (local.get $i))))))))
+                        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                        (br $next)))))
+                (f64.store (local.get $at) (f64x2.extract_lane 0 (local.get $lo)))
+                (if (i32.gt_u (local.get $s) (i32.const 1)) (then (f64.store offset=8 (local.get $at) (f64x2.extract_lane 1 (local.get $lo)))))
+                (if (i32.gt_u (local.get $s) (i32.const 2)) (then (f64.store offset=16 (local.get $at) (f64x2.extract_lane 0 (local.get $hi)))))
+                (if (i32.gt_u (local.get $s) (i32.const 3)) (then (f64.store offset=24 (local.get $at) (f64x2.extract_lane 1 (local.get $hi)))))
+                (local.set $k (i32.add (local.get $k) (i32.const 4)))
                 (br $cols)))
             )
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $rows)))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
+
+  ;; Where gram's column k of row j reads its f32 values: x_j's own when k is j or past the last input
+  ;; (a sum that is dropped), else input k's tile, widened into scratch tile 1 + k mod 4 if bf16.
+  (func $gram_col (param $in i32) (param $seg i32) (param $count i32) (param $j i32) (param $k i32) (param $t i32) (param $n i32)
+                  (param $bf i32) (param $scratch i32) (param $pj i32) (result i32)
+    (if (result i32) (i32.or (i32.eq (local.get $k) (local.get $j)) (i32.ge_u (local.get $k) (local.get $count)))
+      (then (local.get $pj))
+      (else (call $tile_in (local.get $in) (local.get $seg) (local.get $k) (local.get $t) (local.get $n) (local.get $bf) (local.get $scratch)
+                           (i32.add (i32.const 1) (i32.and (local.get $k) (i32.const 3)))))))
 
   ;; cdot: slerp's normalized dot as torch sums it (TorchSum: 8 lanes × 4, a four-level cascade).
   ;; Each row is 32 values v = r(r(a / n0) · r(b / n1)) (a, b: inputs 0 and 1); [start, end) is
