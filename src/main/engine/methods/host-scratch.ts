@@ -1,6 +1,12 @@
 import { bytesPerElement, type ComputeBackend, type HostArray } from '../compute/types';
 
 /**
+ * Each backend's block of zeros, kept from tensor to tensor: nothing writes it, so it is zeroed only
+ * when it grows (zeroing it for every tensor had cost sce 5 % of its CPU).
+ */
+const zeroBlocks = new WeakMap<ComputeBackend, Uint8Array>();
+
+/**
  * f32 arrays reused from chunk to chunk, in the backend's own memory where it has some (so its
  * kernels read and write them where they are); `release` gives that memory back.
  */
@@ -21,25 +27,33 @@ export class HostScratch {
     return { dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, length) };
   }
 
+  /** `length` zeros, which the caller must not write. */
   zeros(length: number): Float32Array {
-    const bytes = this.bytes('zeros', 4 * length, true);
+    let bytes = zeroBlocks.get(this.backend);
+    if (!bytes || bytes.byteLength < 4 * length) {
+      if (bytes) this.backend.releaseHost?.(bytes);
+      bytes = this.allocate(4 * length).fill(0);
+      zeroBlocks.set(this.backend, bytes);
+    }
     return new Float32Array(bytes.buffer, bytes.byteOffset, length);
   }
 
   /**
-   * The block `name`, at least `size` bytes (made anew when it is smaller). Only `zeros` is zeroed,
-   * once, when it is made (nothing writes it); the others hold whatever was last in that memory, and
-   * zeroing them on every tensor had cost sce 5 % of its CPU.
+   * The block `name`, at least `size` bytes (made anew when it is smaller), holding whatever was last
+   * in that memory (zeroing blocks on every tensor had cost sce 5 % of its CPU).
    */
-  private bytes(name: string, size: number, zeroed = false): Uint8Array {
+  private bytes(name: string, size: number): Uint8Array {
     let bytes = this.blocks.get(name);
     if (!bytes || bytes.byteLength < size) {
       if (bytes) this.backend.releaseHost?.(bytes);
-      bytes = this.backend.allocateHost ? this.backend.allocateHost(size) : new Uint8Array(size);
-      if (zeroed) bytes.fill(0);
+      bytes = this.allocate(size);
       this.blocks.set(name, bytes);
     }
     return bytes;
+  }
+
+  private allocate(size: number): Uint8Array {
+    return this.backend.allocateHost ? this.backend.allocateHost(size) : new Uint8Array(size);
   }
 
   release(): void {
