@@ -83,6 +83,25 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
+    it(`${label}: deltaHistogram with one array as several selections (as sce counts its variances), between others`, async () => {
+      for (const dtype of ['F32', 'BF16'] as const) {
+        const inputs = hosts(quantized(70_001, 2, 5), dtype);
+        const mine = inputs.map((h) => placed(backend, pin, h));
+        // Selections: a, a, b, a, a: the same array twice in a row, after another and before another.
+        const order = [1, 1, 2, 1, 1];
+        const high = new Float64Array(HISTOGRAM_BINS);
+        await reference.deltaHistogram(inputs[0]!, [inputs[1]!], { step: 'F32', prefixes: [undefined] }, [high]);
+        const bucket = high.findIndex((c, b) => b > 0 && c > 0);
+        const prefixes = [undefined, bucket, undefined, 0, bucket];
+        const want = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
+        const got = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
+        await reference.deltaHistogram(inputs[0]!, order.map((m) => inputs[m]!), { step: 'F32', prefixes }, want);
+        await backend.deltaHistogram(mine[0]!, order.map((m) => mine[m]!), { step: 'F32', prefixes }, got);
+        for (let j = 0; j < order.length; j++) expect([...got[j]!].findIndex((c, b) => c !== want[j]![b]), `${dtype} selection ${j}`).toBe(-1);
+        expect(want[1]!.reduce((a, c) => a + c, 0), 'the low pass counts something').toBeGreaterThan(0);
+      }
+    });
+
     it(`${label}: deltaHistogram after ram's counts and with the number of selections changing: each call counts only its own elements`, async () => {
       // The WASM backend zeroes the bins it reads instead of clearing them all before each window;
       // ramCounts writes its pairs where the histograms lie. Neither may leak into a later histogram.

@@ -945,6 +945,8 @@
   ;; bits (as $abs_bits_tile gives them): by their high 16 bits where its prefix (i32 at $params + 4j) is
   ;; −1, else by their low 16 bits among those whose high 16 bits are the prefix. Its 65,536 u32
   ;; counts follow the thread's scratch tiles ($scratch + 22 tiles + j · 2^18) and are added to.
+  ;; A selection that is the same array as the one before it (sce counts its variances' high and low
+  ;; bits in one pass) reuses that one's |δ| bits.
   (func (export "dhist")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $bf_in i32) (param $flags i32) (param $scratch i32)
@@ -962,10 +964,14 @@
         (block $models_done
           (loop $models
             (br_if $models_done (i32.ge_u (local.get $j) (local.get $count)))
-            (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
-                              (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
-                              (i32.const 0) (i32.const 0) (local.get $scratch) (i32.const 0))
-            (call $abs_bits_tile (local.get $pd) (local.get $n))
+            (if (i32.or (i32.eqz (local.get $j))
+                        (i32.ne (i32.load (i32.add (local.get $in) (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 2))))
+                                (i32.load (i32.add (local.get $in) (i32.shl (local.get $j) (i32.const 2))))))
+              (then
+                (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
+                                  (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
+                                  (i32.const 0) (i32.const 0) (local.get $scratch) (i32.const 0))
+                (call $abs_bits_tile (local.get $pd) (local.get $n))))
             (local.set $h (i32.add (i32.add (local.get $scratch) (i32.mul (i32.const 22) (global.get $tile_bytes))) (i32.shl (local.get $j) (i32.const 18))))
             (local.set $prefix (i32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
             (local.set $i (i32.const 0))
