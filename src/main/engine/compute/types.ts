@@ -296,7 +296,6 @@ export interface TaskArithmeticParams {
   step: StepDtype;
 }
 
-/** Most models one `taskArithmetic` call takes. */
 /** How `unitSum` adds. */
 export interface UnitSumOptions {
   /**
@@ -306,6 +305,7 @@ export interface UnitSumOptions {
   signedZeros?: boolean;
 }
 
+/** Most models one `taskArithmetic` call takes. */
 export const MAX_TASK_MODELS = 16;
 
 export function hostArray(dtype: FloatDtype, length: number): HostArray {
