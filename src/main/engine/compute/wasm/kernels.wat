@@ -993,8 +993,9 @@
                     (local.set $i (i32.add (local.get $i) (i32.const 16)))
                     (br $next))))
               (else
-                ;; The low 16 bits of those in the bucket listed first, without a branch per element
-                ;; (a few in a hundred match: a branch on each mispredicts), then counted.
+                ;; The low 16 bits of those in the bucket listed first (in scratch tile 2, which dhist
+                ;; has no output for), without a branch per element (a few in a hundred match: a
+                ;; branch on each mispredicts), then counted.
                 (local.set $at (local.get $list))
                 (block $done
                   (loop $next
@@ -1479,8 +1480,9 @@
   ;; gram: karcher's Gram sums. For inputs j ≤ k (j among those whose bit is set in $models, so a
   ;; thread takes whole rows): the f64 at $sums + 8(j·count + k) += x_j·x_k (f64 product of the f32
   ;; values, exact), element by element in index order. Zeros that pad a window add +0: nothing.
-  ;; Each f64 sum is a chain of dependent adds, so a row's sums go four at a time, in two f64x2
-  ;; lanes each, to keep four chains in flight; a row's missing fourth sum reads x_j and is dropped.
+  ;; Each f64 sum is a chain of dependent adds, so a row's sums go four at a time (two f64x2 vectors;
+  ;; one where two or fewer are left) to keep several chains in flight; a sum past the last input
+  ;; reads x_j and is dropped.
   (func (export "gram")
     (param $in i32) (param $seg i32) (param $count i32) (param $start i32) (param $end i32) (param $bf_in i32) (param $sums i32) (param $models i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $k i32) (local $s i32) (local $pj i32) (local $i i32) (local $stop i32) (local $at i32)
