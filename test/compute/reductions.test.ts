@@ -395,9 +395,9 @@ describe('methods whose reductions run on the backend give their own TypeScript\
     }
   });
 
-  it('multislerp with and without a base, chunks that cut windows, lanes and rows, 2 to 4 models', async () => {
+  it('multislerp with and without a base, whole tensors and chunks that cut windows, lanes and rows, 2 to 4 models', async () => {
     const random = rng(13);
-    for (const [n, chunk, models, withBase] of [[100_003, 100_003, 2, false], [250_001, 33_333, 3, true], [4_099, 1_000, 4, true], [70_001, 7_777, 2, true]] as const) {
+    for (const [n, chunk, models, withBase] of [[100_003, 100_003, 2, false], [60_013, 60_013, 3, true], [250_001, 33_333, 3, true], [4_099, 1_000, 4, true], [70_001, 7_777, 2, true]] as const) {
       const first = weights(n, random, -8, -2);
       const inputs = [first, ...Array.from({ length: models - 1 }, () => weights(n, random, -9, -4).map((x, i) => Math.fround(first[i]! * 0.8 + x)))];
       const perModel = inputs.map((_, i) => ({ weight: [0.5, 0.3, 0.9, 0.2][i]! }));

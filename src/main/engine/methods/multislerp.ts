@@ -102,20 +102,31 @@ async function multislerpOnBackend(
   const scratch = new HostScratch(backend);
   try {
     const n = models.length;
+    // A tensor read in one chunk has its task vectors and its mean computed once for all the passes
+    // (the denominators, and so the mean, are the same in every pass that asks for them).
+    let valuesDone = false;
+    let meanDone = false;
     /** The chunk's task vectors (or models) and, once the denominators are known, their weighted mean of units. */
     const prepare = async (chunk: Chunk, denominators?: number[]): Promise<{ values: HostArray[]; mean?: { dtype: 'F32'; data: Float32Array } }> => {
       const length = chunk.length;
+      const wholeTensor = chunk.start === 0 && length === numel;
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
       let values: HostArray[];
       if (base === undefined) {
         values = models.map((m) => inputs[m]!);
       } else {
         values = models.map((_, j) => scratch.host(`offset ${j}`, 'F32', length));
-        for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, values[j]!);
+        if (!(wholeTensor && valuesDone)) {
+          for (let j = 0; j < n; j++) await backend.blend2(1, inputs[models[j]!]!, -1, inputs[base]!, values[j]!);
+          valuesDone = wholeTensor;
+        }
       }
       if (!denominators) return { values };
       const mean = { dtype: 'F32' as const, data: scratch.f32('mean', length) };
-      await backend.unitSum(values, denominators, weights, mean);
+      if (!(wholeTensor && meanDone)) {
+        await backend.unitSum(values, denominators, weights, mean);
+        meanDone = wholeTensor;
+      }
       return { values, mean };
     };
     const norms = models.map(() => new TorchNorm(numel));
