@@ -41,10 +41,11 @@ function masks(backend: ComputeBackend, pin: boolean, count: number, n: number):
   });
 }
 
-async function compare(label: string, backend: ComputeBackend, pin: boolean, values: Float32Array[], dtype: FloatDtype, params: RowRankParams): Promise<void> {
+/** `dtype`: every input's, or each input's in turn. */
+async function compare(label: string, backend: ComputeBackend, pin: boolean, values: Float32Array[], dtype: FloatDtype | readonly FloatDtype[], params: RowRankParams): Promise<void> {
   const n = values[0]!.length;
   const count = values.length - 1;
-  const inputs = values.map((v) => asHost(v, dtype));
+  const inputs = values.map((v, i) => asHost(v, typeof dtype === 'string' ? dtype : dtype[i]!));
   const want = masks(reference, false, count, n);
   await reference.rowRankMasks(inputs[0]!, inputs.slice(1), params, want);
   const mine = inputs.map((h) => placed(backend, pin, h));
@@ -72,6 +73,16 @@ describe('rowRankMasks (DELLA) on every backend equals the reference byte for by
               await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps, start ${start}`, backend, pin, values, dtype, rowRankParams(count, rowLength, start, step, seed));
             }
           }
+        }
+      }
+    });
+
+    it(`${label}: inputs of different dtypes (an f32 base with bf16 models, and bf16, f32, f16), odd row lengths`, async () => {
+      let seed = 900;
+      for (const dtypes of [['F32', 'BF16', 'BF16'], ['BF16', 'F32', 'F16']] as const) {
+        for (const [rowLength, rows] of [[7, 13], [2048, 3], [4099, 2]] as const) {
+          const values = tiedRows(rowLength * rows, 2, seed++);
+          await compare(`rows of ${rowLength} ×${rows}, ${dtypes.join('/')} in`, backend, pin, values, dtypes, rowRankParams(2, rowLength, 0, 'F32', seed));
         }
       }
     });

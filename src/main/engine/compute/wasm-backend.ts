@@ -469,9 +469,7 @@ export class WasmBackend implements ComputeBackend {
               words[slot] = input.data.byteOffset + first * inSize;
               return;
             }
-            const slice = sliceHost(input, first, size);
-            if (bf16In || input.dtype === 'F32') new Uint8Array(buffer, at, size * inSize).set(hostBytes(slice));
-            else decodeToF32(hostBytes(slice), input.dtype, new Float32Array(buffer, at, size));
+            this.copyToArena(sliceHost(input, first, size), at, bf16In);
             words[slot] = at;
             at += align(size * inSize, 64);
           });
@@ -725,6 +723,21 @@ export class WasmBackend implements ComputeBackend {
     return this.workerPool;
   }
 
+  /**
+   * `slice` into an arena slot at `at`: as stored where the call reads bf16 (or the slice is f32),
+   * else widened to f32, bf16 by the kernels' own `widen` in place (the codes put in the slot's upper
+   * half; it writes up to 7 elements past the slice, inside a slot aligned to 64 bytes).
+   */
+  private copyToArena(slice: HostArray, at: number, bf16In: boolean): void {
+    const buffer = this.memory.buffer;
+    const n = slice.data.length;
+    if (bf16In || slice.dtype === 'F32') new Uint8Array(buffer, at, slice.data.byteLength).set(hostBytes(slice));
+    else if (slice.dtype === 'BF16') {
+      new Uint8Array(buffer, at + n * 2, n * 2).set(hostBytes(slice));
+      this.local.widen(at + n * 2, at, align(n, 8));
+    } else decodeToF32(hostBytes(slice), slice.dtype, new Float32Array(buffer, at, n));
+  }
+
   private serial<T>(task: () => Promise<T>): Promise<T> {
     if (this.disposed) return Promise.reject(new Error('the CPU backend was disposed'));
     const result = this.queue.then(task);
@@ -813,13 +826,7 @@ export class WasmBackend implements ComputeBackend {
       inputs.forEach((input, m) => {
         if (place.inputs[m]) return;
         const at = base(k) + slots[m]! * seg;
-        const slice = sliceHost(input, start, length);
-        if (bf16In || input.dtype === 'F32') new Uint8Array(buffer, at, length * inSize).set(hostBytes(slice));
-        else if (input.dtype === 'BF16') {
-          // Widened in place by the kernels' own code: the codes go into the upper half of the slot.
-          new Uint8Array(buffer, at + length * 2, length * 2).set(hostBytes(slice));
-          this.local.widen(at + length * 2, at, align(length, 8));
-        } else decodeToF32(hostBytes(slice), input.dtype, new Float32Array(buffer, at, length));
+        this.copyToArena(sliceHost(input, start, length), at, bf16In);
         // The kernels compute whole vectors of 16: the padding past the end holds zeros, not stale values.
         const padded = align(length, 16);
         if (padded > length) new Uint8Array(buffer, at + length * inSize, (padded - length) * inSize).fill(0);
