@@ -38,7 +38,7 @@ describe('cancel', () => {
     for (let trial = 0; trial < TRIALS; trial++) {
       const { exit, stopMs, tensorsBefore, left } = await cancelOnce(trial, 100 + random() * 900);
       console.log(`cancel ${trial}: after ${tensorsBefore} tensors, stopped in ${stopMs.toFixed(0)} ms`);
-      expect(exit.code).toBe(130);
+      expect(exit.code, exit.stderr).toBe(130);
       expect(exit.stderr).toBe('alloy: cancelled\n');
       expect(stopMs).toBeLessThan(1000);
       expect(left).toEqual([]);

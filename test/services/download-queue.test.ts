@@ -57,7 +57,7 @@ describe('the download queue survives a restart of the app', () => {
     hub.faults.bytesPerSecond = 300_000;
     try {
       const cache = await tempDir();
-      const stateFile = join(cache, '..', `${Date.now()}-downloads.json`);
+      const stateFile = join(await tempDir('alloy-state-'), 'downloads.json');
       const app = spawn(process.execPath, ['--import', 'tsx', 'test/services/download-app.ts', cache, stateFile, hub.url, BIG, TINY_MISTRAL], { stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
       await new Promise<void>((done, fail) => {
@@ -101,7 +101,7 @@ describe('the download queue survives a restart of the app', () => {
     hub.faults.bytesPerSecond = 300_000;
     try {
       const cache = await tempDir();
-      const stateFile = join(cache, '..', `${Date.now()}-quit-downloads.json`);
+      const stateFile = join(await tempDir('alloy-state-'), 'quit-downloads.json');
       const first = manager(cache, stateFile);
       const big = first.m.start({ repo: BIG });
       const mistral = first.m.start({ repo: TINY_MISTRAL });
@@ -139,7 +139,7 @@ describe('the download queue survives a restart of the app', () => {
 
   it('a failed download comes back failed, with its message, and can be resumed', async () => {
     const cache = await tempDir();
-    const stateFile = join(cache, '..', `${Date.now()}-failed-downloads.json`);
+    const stateFile = join(await tempDir('alloy-state-'), 'failed-downloads.json');
     const failing = new DownloadManager({ cacheDir: cache, stateFile, retryDelayMs: 5, hubOptions: async () => ({ hubUrl: hub.url, rateLimit: { maxWaitSeconds: 1 } }) });
     // A 429 whose Retry-After (7 s) is longer than this policy waits: it fails at once.
     hub.faults.rateLimited = 1;
