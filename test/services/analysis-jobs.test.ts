@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +14,12 @@ import { tempDir } from '../helpers';
 const DEMO = resolve('resources/demo/models');
 
 function services(settingsFile?: string) {
+  const workDir = mkdtempSync(join(tmpdir(), 'alloy-analysis-work-'));
   const s = createServices({
     paths: resolveAppPaths(fileURLToPath(import.meta.url)),
     nodeBinary: process.execPath,
     outputRoot: mkdtempSync(join(tmpdir(), 'alloy-analysis-')),
+    workDir,
     ...(settingsFile ? { settingsFile } : {}),
   });
   const invoke = <C extends Channel>(channel: C, request: RequestOf<C>): Promise<ResponseOf<C>> =>
@@ -31,18 +33,19 @@ function services(settingsFile?: string) {
         }
       });
     });
-  return { s, invoke, settled };
+  return { s, invoke, settled, workDir };
 }
 
 describe('analyses as engine jobs', () => {
   it('runs the engine in a child process, relays its events and keeps every result for a window that comes back', async () => {
-    const { s, invoke, settled } = services();
+    const { s, invoke, settled, workDir } = services();
     const progress: string[] = [];
     s.events.on('analysis.progress', ({ event }) => progress.push(event.type));
     const started = await invoke('analysis.start', { base: join(DEMO, 'alloy-demo-base'), models: [join(DEMO, 'alloy-demo-chat'), join(DEMO, 'alloy-demo-code')], t: [0.001] });
     expect(started).toMatchObject({ state: 'running', t: [0.001], layers: [] });
     const done = await settled(started.id);
     expect(done.state, done.error).toBe('done');
+    expect(readdirSync(workDir), 'the job file outlives its engine').toEqual([]);
     expect(progress[0]).toBe('start');
     expect(progress.filter((t) => t === 'layer')).toHaveLength(6);
     expect(progress.at(-1)).toBe('done');

@@ -58,6 +58,7 @@ beforeAll(async () => {
   const s = service(join(root, 'reference'));
   const started = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
   await settled(s, started.id);
+  expect(readdirSync(join(root, 'work')), 'the job and recipe files outlive their engine').toEqual([]);
   reference = join(root, 'reference', 'merged');
   expect(readdirSync(reference).filter((f) => f.endsWith('.safetensors')).length).toBeGreaterThanOrEqual(12);
 });

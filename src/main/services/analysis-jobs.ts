@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { applyAnalysisEvent, type AnalysisDtype, type AnalysisEvent, type AnalysisInfo } from '../../shared/analysis';
@@ -77,7 +77,7 @@ export class AnalysisJobs {
     });
     this.runs.set(id, { info, child });
     this.forgetOld();
-    this.follow(id, child);
+    this.follow(id, child, jobFile);
     this.options.events.emit('analysis.state', info);
     return info;
   }
@@ -94,7 +94,7 @@ export class AnalysisJobs {
     for (const run of this.runs.values()) if (run.info.state === 'running') run.child?.kill('SIGTERM');
   }
 
-  private follow(id: string, child: ChildProcess): void {
+  private follow(id: string, child: ChildProcess, jobFile: string): void {
     const run = this.runs.get(id)!;
     const stderr: string[] = [];
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -114,9 +114,10 @@ export class AnalysisJobs {
     });
     child.on('close', (code) => {
       run.child = undefined;
+      const removed = rm(jobFile, { force: true }).catch(() => undefined);
       if (run.info.state !== 'running') return;
       if (code !== 0 && code !== 130 && !run.info.error) run.info = { ...run.info, error: stderr.at(-1) ?? 'the engine stopped' };
-      this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed');
+      void removed.then(() => this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed'));
     });
   }
 

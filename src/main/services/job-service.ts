@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { JobInfo } from '../../shared/contract';
@@ -183,10 +183,16 @@ export class JobService {
     child.on('close', (code, signal) => {
       if (job.child !== child) return;
       job.child = undefined;
+      const removed = this.removeJobFiles(job);
       if (job.info.state !== 'running') return;
       if (signal && code === null && !job.info.error) job.info.error = `the engine was stopped by ${signal} before the merge finished`;
-      void this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed');
+      void removed.then(() => this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed'));
     });
+  }
+
+  /** The engine has read them; a resume writes them again. */
+  private async removeJobFiles(job: Job): Promise<void> {
+    await Promise.all([rm(job.jobFile, { force: true }), rm(job.job.recipeFile, { force: true })]).catch(() => undefined);
   }
 
   private async settle(id: string, state: JobInfo['state']): Promise<void> {
