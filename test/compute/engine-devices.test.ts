@@ -167,9 +167,9 @@ class LosingBackend implements ComputeBackend {
     this.before();
     return this.gpu.sceMerge(base, models, params, out);
   }
-  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray) {
+  sceDelta(base: HostArray, model: HostArray, params: SceDeltaParams, out: HostArray) {
     this.before();
-    return this.gpu.sceDelta(base, models, params, out);
+    return this.gpu.sceDelta(base, model, params, out);
   }
   ramCounts(base: HostArray, models: readonly HostArray[], params: RamParams, counts: Float64Array) {
     this.before();

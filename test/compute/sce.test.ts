@@ -27,11 +27,16 @@ function models(n: number, count: number, seed: number, edgeShare = 0.02): Float
   return all;
 }
 
-/** Cuts over the reference's variances: the k-th largest with its ties cut halfway, none kept, all kept. */
-async function cuts(inputs: HostArray[], start: number): Promise<(MagnitudeCut | undefined)[]> {
-  const n = inputs[0]!.data.length;
-  const v = new Float32Array(n);
+/** The reference's variances of the task vectors. */
+async function variancesOf(inputs: HostArray[]): Promise<Float32Array> {
+  const v = new Float32Array(inputs[0]!.data.length);
   await reference.deltaVariance(inputs[0]!, inputs.slice(1), { dtype: 'F32', data: v });
+  return v;
+}
+
+/** Cuts over the reference's variances: the k-th largest with its ties cut halfway, none kept, all kept. */
+function cuts(v: Float32Array, start: number): (MagnitudeCut | undefined)[] {
+  const n = v.length;
   const bits = Array.from(v, absBits).sort((a, b) => b - a);
   const k = Math.floor(n * 0.4);
   const at = bits[k]!;
@@ -53,23 +58,25 @@ describe('sceMerge (sce\'s merge pass) on every backend equals the reference', (
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['BF16', 'F32'], ['F32', 'F16']] as [FloatDtype, FloatDtype][]) {
           const inputs = models(n, count, n + count).map((v) => asHost(v, inDtype));
           const weightsOf = [0.61, 0.27, 0.083, 0.037].slice(0, count);
-          for (const select of await cuts(inputs, start)) {
-            const params = { start, weights: weightsOf, ...(select ? { select } : {}) };
+          const variances: HostArray = { dtype: 'F32', data: await variancesOf(inputs) };
+          const mine = inputs.map((h) => placed(backend, pin, h));
+          const myVariances = placed(backend, pin, variances);
+          for (const cut of cuts(variances.data as Float32Array, start)) {
+            const params = { start, weights: weightsOf, ...(cut ? { select: { cut, variances } } : {}) };
+            const myParams = { start, weights: weightsOf, ...(cut ? { select: { cut, variances: myVariances } } : {}) };
             const want = hostArray(outDtype, n);
             await reference.sceMerge(inputs[0]!, inputs.slice(1), params, want);
-            const mine = inputs.map((h) => placed(backend, pin, h));
             const got = placed(backend, pin, hostArray(outDtype, n));
-            await backend.sceMerge(mine[0]!, mine.slice(1), params, got);
+            await backend.sceMerge(mine[0]!, mine.slice(1), myParams, got);
             const diff = firstDifference(got, want);
-            expect(diff < 0 ? '' : `element ${diff}: ${describeElement(got, diff)} vs ${describeElement(want, diff)}`, `sceMerge ${n} × ${count} ${inDtype} → ${outDtype}, cut ${JSON.stringify(select)}${diff < 0 ? "" : `, inputs ${inputs.map((h) => describeElement(h, diff)).join(" ")}`}`).toBe('');
+            expect(diff < 0 ? '' : `element ${diff}: ${describeElement(got, diff)} vs ${describeElement(want, diff)}`, `sceMerge ${n} × ${count} ${inDtype} → ${outDtype}, cut ${JSON.stringify(cut)}${diff < 0 ? "" : `, inputs ${inputs.map((h) => describeElement(h, diff)).join(" ")}`}`).toBe('');
             for (let model = 0; model < count; model++) {
-              const deltaParams = { start, model, ...(select ? { select } : {}) };
               const wantDelta = hostArray(outDtype, n);
-              await reference.sceDelta(inputs[0]!, inputs.slice(1), deltaParams, wantDelta);
+              await reference.sceDelta(inputs[0]!, inputs[model + 1]!, params, wantDelta);
               const gotDelta = placed(backend, pin, hostArray(outDtype, n));
-              await backend.sceDelta(mine[0]!, mine.slice(1), deltaParams, gotDelta);
+              await backend.sceDelta(mine[0]!, mine[model + 1]!, myParams, gotDelta);
               const at = firstDifference(gotDelta, wantDelta);
-              expect(at < 0 ? '' : `element ${at}: ${describeElement(gotDelta, at)} vs ${describeElement(wantDelta, at)}`, `sceDelta ${model} of ${n} × ${count} ${inDtype} → ${outDtype}, cut ${JSON.stringify(select)}`).toBe('');
+              expect(at < 0 ? '' : `element ${at}: ${describeElement(gotDelta, at)} vs ${describeElement(wantDelta, at)}`, `sceDelta ${model} of ${n} × ${count} ${inDtype} → ${outDtype}, cut ${JSON.stringify(cut)}`).toBe('');
             }
           }
         }

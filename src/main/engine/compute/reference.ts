@@ -24,6 +24,7 @@ import {
   type CascadeState,
   type SceDeltaParams,
   type SceMergeParams,
+  type SceSelect,
   type RamParams,
   type StepDtype,
   CASCADE_ROW,
@@ -358,16 +359,11 @@ export const SCE_MIN_TOTAL = f(1e-6);
 export function sceMergeF32(base: Float32Array, models: readonly Float32Array[], params: SceMergeParams, out: Float32Array): void {
   const count = models.length;
   const weights = params.weights.map(f);
-  const { select, start } = params;
-  let variances: Float32Array | undefined;
-  if (select) {
-    variances = new Float32Array(out.length);
-    deltaVarianceF32(base, models, variances);
-  }
+  const keeps = sceKeeps(params);
   const tv = new Float64Array(count);
   for (let i = 0; i < out.length; i++) {
     const b = base[i]!;
-    const keep = !select || magnitudeKeeps({ keep: select }, absBits(variances![i]!), start + i);
+    const keep = keeps(i);
     let vote = 0;
     for (let j = 0; j < count; j++) {
       tv[j] = keep ? f(models[j]![i]! - b) : 0;
@@ -388,32 +384,36 @@ export function sceMergeF32(base: Float32Array, models: readonly Float32Array[],
 }
 
 /** ComputeBackend.sceDelta on f32 arrays. */
-export function sceDeltaF32(base: Float32Array, models: readonly Float32Array[], params: SceDeltaParams, out: Float32Array): void {
-  const { select, start } = params;
-  let variances: Float32Array | undefined;
-  if (select) {
-    variances = new Float32Array(out.length);
-    deltaVarianceF32(base, models, variances);
-  }
-  const x = models[params.model]!;
-  for (let i = 0; i < out.length; i++) {
-    const keep = !select || magnitudeKeeps({ keep: select }, absBits(variances![i]!), start + i);
-    out[i] = keep ? f(x[i]! - base[i]!) : 0;
+export function sceDeltaF32(base: Float32Array, model: Float32Array, params: SceDeltaParams, out: Float32Array): void {
+  const keeps = sceKeeps(params);
+  for (let i = 0; i < out.length; i++) out[i] = keeps(i) ? f(model[i]! - base[i]!) : 0;
+}
+
+/** Whether sce keeps the call's element i: its variance's bits pass the cut (every element without one). */
+function sceKeeps({ select, start }: SceDeltaParams): (i: number) => boolean {
+  if (!select) return () => true;
+  const variances = toF32(select.variances);
+  return (i) => magnitudeKeeps({ keep: select.cut }, absBits(variances[i]!), start + i);
+}
+
+/** Throws unless sce's selection is one F32 variance per element of the call. */
+function checkSceSelect(name: string, select: SceSelect | undefined, length: number): void {
+  if (select && (select.variances.dtype !== 'F32' || select.variances.data.length !== length)) {
+    throw new RangeError(`${name}: ${select.variances.data.length} ${select.variances.dtype} variances for ${length} elements (one F32 each)`);
   }
 }
 
 /** Throws unless a sceDelta call is well formed. */
-export function checkSceDelta(models: readonly HostArray[], params: SceDeltaParams): void {
-  if (models.length < 1 || models.length > MAX_TASK_MODELS || !Number.isInteger(params.model) || params.model < 0 || params.model >= models.length) {
-    throw new RangeError(`sceDelta: model ${params.model} of ${models.length} (1 to ${MAX_TASK_MODELS})`);
-  }
+export function checkSceDelta(base: HostArray, params: SceDeltaParams): void {
+  checkSceSelect('sceDelta', params.select, base.data.length);
 }
 
 /** Throws unless a sceMerge call is well formed. */
-export function checkSceMerge(models: readonly HostArray[], params: SceMergeParams): void {
+export function checkSceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams): void {
   if (models.length < 1 || models.length > MAX_TASK_MODELS || params.weights.length !== models.length) {
     throw new RangeError(`sceMerge: ${models.length} models (1 to ${MAX_TASK_MODELS}), ${params.weights.length} weights`);
   }
+  checkSceSelect('sceMerge', params.select, base.data.length);
 }
 
 /** ComputeBackend.ramCounts on f32 arrays: the steps of methods/ram.ts's countChanges. */
@@ -582,17 +582,17 @@ export class ReferenceBackend implements ComputeBackend {
 
   async sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
     checkLengths([base, ...models], out);
-    checkSceMerge(models, params);
+    checkSceMerge(base, models, params);
     const result = new Float32Array(out.data.length);
     sceMergeF32(toF32(base), models.map(toF32), params, result);
     fromF32(result, out);
   }
 
-  async sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
-    checkLengths([base, ...models], out);
-    checkSceDelta(models, params);
+  async sceDelta(base: HostArray, model: HostArray, params: SceDeltaParams, out: HostArray): Promise<void> {
+    checkLengths([base, model], out);
+    checkSceDelta(base, params);
     const result = new Float32Array(out.data.length);
-    sceDeltaF32(toF32(base), models.map(toF32), params, result);
+    sceDeltaF32(toF32(base), toF32(model), params, result);
     fromF32(result, out);
   }
 

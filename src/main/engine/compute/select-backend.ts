@@ -145,8 +145,8 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.sceMerge(base, models, params, out));
   }
 
-  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
-    return this.call((backend) => backend.sceDelta(base, models, params, out));
+  sceDelta(base: HostArray, model: HostArray, params: SceDeltaParams, out: HostArray): Promise<void> {
+    return this.call((backend) => backend.sceDelta(base, model, params, out));
   }
 
   ramCounts(base: HostArray, models: readonly HostArray[], params: RamParams, counts: Float64Array): Promise<void> {

@@ -89,8 +89,9 @@ export interface ComputeBackend {
 
   /**
    * sce's merge pass (`methods/sce.ts`), element by element (r rounds to f32): where `select` is
-   * given, the element is kept when its variance (as `deltaVariance` computes it) passes the cut
-   * (`magnitudeKeeps` on its bits, at tensor index start + i); tv_j = kept ? r(x_j − base) : 0,
+   * given, the element is kept when its variance (`select.variances`, as `deltaVariance` gives them
+   * for these inputs) passes the cut (`magnitudeKeeps` on its bits, at tensor index start + i);
+   * tv_j = kept ? r(x_j − base) : 0,
    * vote = Σ_j tv_j (f32, from 0, in order; ≥ 0 elects +), w_j = weights[j] where tv_j has the
    * elected sign, else 0 (a zero or NaN agrees with neither), merged = Σ_j r(tv_j·w_j) and total =
    * Σ_j w_j (f32, from 0, in order), out = r(base + r(merged / max(total, r(1e-6)))), every NaN as
@@ -100,11 +101,11 @@ export interface ComputeBackend {
   sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void>;
 
   /**
-   * sce's kept task vector of model `params.model`, for its mean square (`methods/sce.ts`
-   * modelWeights): out = kept ? r(x_m − base) : 0, kept as in `sceMerge` (the cut over the variance
-   * of all `models`). 1 to MAX_TASK_MODELS models.
+   * sce's kept task vector of one model, for its mean square (`methods/sce.ts` modelWeights):
+   * out = kept ? r(model − base) : 0, kept as in `sceMerge` (the cut over the variances of all the
+   * models, which `select` brings).
    */
-  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void>;
+  sceDelta(base: HostArray, model: HostArray, params: SceDeltaParams, out: HostArray): Promise<void>;
 
   /**
    * ramplus_tl's per-tensor counts (`methods/ram.ts`): per element, δ_j = r(x_j − base) (r rounds to
@@ -376,12 +377,19 @@ export interface SceMergeParams {
   start: number;
   /** Per model, its weight (mean squared task vector over their sum). */
   weights: readonly number[];
-  /**
-   * The top-k of the variances as an elementwise test on their bits (every NaN as 0x7fc00000):
-   * kept where they are above `bits`, or equal to it at a tensor index below `before`. Undefined
-   * keeps every element.
-   */
-  select?: MagnitudeCut;
+  /** The elements kept; undefined keeps every element. */
+  select?: SceSelect;
+}
+
+/**
+ * sce's top-k of the variances of the task vectors: the variances themselves (F32, one per element
+ * of the call, as `deltaVariance` gives them), and the cut as an elementwise test on their bits
+ * (every NaN as 0x7fc00000): kept where they are above `cut.bits`, or equal to it at a tensor index
+ * below `cut.before`.
+ */
+export interface SceSelect {
+  variances: HostArray;
+  cut: MagnitudeCut;
 }
 
 /** One model's kept task vector in sce (ComputeBackend.sceDelta). */
@@ -389,9 +397,7 @@ export interface SceDeltaParams {
   /** Index in the tensor of the call's first element. */
   start: number;
   /** As SceMergeParams.select: undefined keeps every element. */
-  select?: MagnitudeCut;
-  /** Which of the models, from 0. */
-  model: number;
+  select?: SceSelect;
 }
 
 /** ram's and ramplus_tl's passes (ComputeBackend.ramCounts, ramMerge). */

@@ -288,7 +288,7 @@ export class WasmBackend implements ComputeBackend {
       await this.run({
         inputs: [base, ...models],
         out,
-        masks,
+        sides: masks,
         call: (input, seg, start, end, output, bfIn, bfOut, first) => {
           const index = params.start + first;
           return ['task', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), flags, params.divisor, params.lambda]];
@@ -387,7 +387,7 @@ export class WasmBackend implements ComputeBackend {
       new Float64Array(this.memory.buffer, RESULTS_AT, 2 * count).set(sums.subarray(0, 2 * count));
       await this.run({
         inputs: [base, ...models],
-        masks,
+        sides: masks,
         split: 'selections',
         call: (input, seg, start, end, _output, bfIn, _bfOut, first) => {
           const index = params.start + first;
@@ -577,26 +577,27 @@ export class WasmBackend implements ComputeBackend {
 
   sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {
     try {
-      checkSceMerge(models, params);
+      checkSceMerge(base, models, params);
     } catch (error) {
       return Promise.reject(error as Error);
     }
     return this.sce(base, models, params, -1, out);
   }
 
-  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
+  sceDelta(base: HostArray, model: HostArray, params: SceDeltaParams, out: HostArray): Promise<void> {
     try {
-      checkSceDelta(models, params);
+      checkSceDelta(base, params);
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    return this.sce(base, models, { ...params, weights: models.map(() => 0) }, params.model, out);
+    return this.sce(base, [model], { ...params, weights: [0] }, 0, out);
   }
 
-  /** kernels.wat "sce": the merge pass, or (`only` ≥ 0) that model's kept δ. */
+  /** kernels.wat "sce": the merge pass, or (`only` ≥ 0) that model's kept δ; the variances beside the inputs. */
   private sce(base: HostArray, models: readonly HostArray[], params: SceMergeParams, only: number, out: HostArray): Promise<void> {
     const count = models.length;
-    const cut = params.select;
+    const cut = params.select?.cut;
+    const variances = params.select?.variances.data as Float32Array | undefined;
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
       new Float32Array(this.memory.buffer, 0, count).set(params.weights.map((x) => Math.fround(x)));
@@ -604,6 +605,7 @@ export class WasmBackend implements ComputeBackend {
       await this.run({
         inputs: [base, ...models],
         out,
+        ...(variances ? { sides: [variances] } : {}),
         call: (input, seg, start, end, output, bfIn, bfOut, first) => {
           const index = params.start + first;
           return ['sce', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), cut ? 1 : 0, cut ? cut.bits >>> 0 : 0, only]];
@@ -763,17 +765,18 @@ export class WasmBackend implements ComputeBackend {
    * array's end.
    */
   private async run(spec: RunSpec): Promise<void> {
-    const { inputs, out, masks = [] } = spec;
+    const { inputs, out, sides = [] } = spec;
     const n = inputs[0]?.data.length ?? 0;
     checkLengths(inputs, out ?? inputs[0]!);
+    if (sides.some((side) => side.length !== n)) throw new RangeError(`compute: a side array of ${sides.find((side) => side.length !== n)!.length} elements for ${n}`);
     if (n === 0) return;
     const bf16In = inputs.every((i) => i.dtype === 'BF16');
     const place: Placement = {
       inputs: inputs.map((i) => !spec.copy && this.owns(i.data) && (bf16In || i.dtype === 'F32')),
-      masks: masks.map((m) => !spec.copy && this.owns(m)),
+      sides: sides.map((m) => !spec.copy && this.owns(m)),
       out: !spec.copy && out !== undefined && out.dtype !== 'F16' && this.owns(out.data),
     };
-    const body = place.inputs.some(Boolean) || place.masks.some(Boolean) || place.out ? n - (n % CASCADE_ROW) : n;
+    const body = place.inputs.some(Boolean) || place.sides.some(Boolean) || place.out ? n - (n % CASCADE_ROW) : n;
     if (body > 0) await this.runWindows(spec, body, place, bf16In);
     if (body < n) {
       const tail = n - body;
@@ -782,34 +785,34 @@ export class WasmBackend implements ComputeBackend {
           ...spec,
           inputs: inputs.map((i) => sliceHost(i, body, tail)),
           ...(out ? { out: sliceHost(out, body, tail) } : {}),
-          masks: masks.map((m) => m.subarray(body, n)),
+          sides: sides.map((m) => m.subarray(body, n)),
           offset: (spec.offset ?? 0) + body,
         },
         tail,
-        { inputs: inputs.map(() => false), masks: masks.map(() => false), out: false },
+        { inputs: inputs.map(() => false), sides: sides.map(() => false), out: false },
         bf16In,
       );
     }
   }
 
   private async runWindows(spec: RunSpec, n: number, place: Placement, bf16In: boolean): Promise<void> {
-    const { inputs, out, masks = [], call } = spec;
+    const { inputs, out, sides = [], call } = spec;
     const offset = spec.offset ?? 0;
     const inSize = bf16In ? 2 : 4;
     const bf16Out = out?.dtype === 'BF16';
     const outSize = out && !place.out ? 4 : 0;
     // Only what is copied takes room in an arena.
-    const perElement = inputs.reduce((sum, _, m) => sum + (place.inputs[m] ? 0 : inSize), 0) + masks.reduce((sum, _, m) => sum + (place.masks[m] ? 0 : 1), 0) + outSize;
+    const perElement = inputs.reduce((sum, _, m) => sum + (place.inputs[m] ? 0 : inSize), 0) + sides.reduce((sum, side, m) => sum + (place.sides[m] ? 0 : side.BYTES_PER_ELEMENT), 0) + outSize;
     let window = perElement === 0 ? MAX_IN_PLACE_WINDOW : Math.floor(DEFAULT_ARENA_BYTES / perElement);
     window = Math.min(window, this.options.windowElements ?? Infinity);
     // Whole vectors of 16, and whole rows of 32 for the cascade sums.
     window = Math.max(CASCADE_ROW, window - (window % CASCADE_ROW));
-    const seg = align(Math.min(window, n + CASCADE_ROW) * inSize, 64);
-    const segments = inputs.length + masks.length;
-    // Arena slots for what is copied only: inputs, then masks, then the output.
+    const seg = align(Math.min(window, n + CASCADE_ROW) * Math.max(inSize, ...sides.map((side) => side.BYTES_PER_ELEMENT)), 64);
+    const segments = inputs.length + sides.length;
+    // Arena slots for what is copied only: inputs, then sides, then the output.
     const slots: number[] = [];
     let used = 0;
-    for (let m = 0; m < segments; m++) slots.push(m < inputs.length ? (place.inputs[m] ? -1 : used++) : place.masks[m - inputs.length] ? -1 : used++);
+    for (let m = 0; m < segments; m++) slots.push(m < inputs.length ? (place.inputs[m] ? -1 : used++) : place.sides[m - inputs.length] ? -1 : used++);
     const arena = used * seg + (outSize > 0 ? align(Math.min(window, n + CASCADE_ROW) * outSize, 64) : 0);
     if (arena > MAX_ARENA_BYTES) throw new RangeError(`CPU kernels: a window of ${arena} bytes is over ${MAX_ARENA_BYTES}`);
     const arenasAt = this.arenasAt();
@@ -831,8 +834,13 @@ export class WasmBackend implements ComputeBackend {
         const padded = align(length, 16);
         if (padded > length) new Uint8Array(buffer, at + length * inSize, (padded - length) * inSize).fill(0);
       });
-      masks.forEach((mask, m) => {
-        if (!place.masks[m]) new Uint8Array(buffer, base(k) + slots[inputs.length + m]! * seg, length).set(mask.subarray(start, start + length));
+      sides.forEach((side, m) => {
+        if (place.sides[m]) return;
+        const size = side.BYTES_PER_ELEMENT;
+        const at = base(k) + slots[inputs.length + m]! * seg;
+        new Uint8Array(buffer, at, length * size).set(new Uint8Array(side.buffer, side.byteOffset + start * size, length * size));
+        const padded = align(length, 16);
+        if (padded > length) new Uint8Array(buffer, at + length * size, (padded - length) * size).fill(0);
       });
     };
     const copyOut = (k: number): void => {
@@ -844,13 +852,13 @@ export class WasmBackend implements ComputeBackend {
       if (out.dtype === 'F16') encodeFromF32(new Float32Array(this.memory.buffer, at, length), 'F16', target);
       else target.set(new Uint8Array(this.memory.buffer, at, target.byteLength));
     };
-    /** Window k's table of addresses: each input (then mask) where it is, or its copy. */
+    /** Window k's table of addresses: each input (then side) where it is, or its copy. */
     const pointers = (k: number): number => {
       const table = POINTER_TABLES_AT + (k % 2) * POINTER_TABLE_BYTES;
       const first = k * window;
       const words = new Uint32Array(this.memory.buffer, table, segments);
       inputs.forEach((input, m) => (words[m] = place.inputs[m] ? where(input.data, first, inSize) : base(k) + slots[m]! * seg));
-      masks.forEach((mask, m) => (words[inputs.length + m] = place.masks[m] ? where(mask, first, 1) : base(k) + slots[inputs.length + m]! * seg));
+      sides.forEach((side, m) => (words[inputs.length + m] = place.sides[m] ? where(side, first, side.BYTES_PER_ELEMENT) : base(k) + slots[inputs.length + m]! * seg));
       return table;
     };
     const compute = (k: number): Promise<void> => {
@@ -920,7 +928,7 @@ export class WasmBackend implements ComputeBackend {
 
 interface Placement {
   inputs: boolean[];
-  masks: boolean[];
+  sides: boolean[];
   out: boolean;
 }
 
@@ -931,8 +939,11 @@ interface RunSpec {
   inputs: readonly HostArray[];
   /** The output, for elementwise kernels; reductions leave theirs in memory (`after` reads it). */
   out?: HostArray;
-  /** One byte per element, following the inputs as extra segments. */
-  masks?: readonly Uint8Array[];
+  /**
+   * Arrays beside the inputs, one element per input element, read as they are (byte masks, f32
+   * variances): extra segments after the inputs'.
+   */
+  sides?: readonly (Uint8Array | Float32Array)[];
   /** The kernel's arguments (but the thread's scratch) for a window; `first` is its first element. */
   call: (input: number, seg: number, start: number, end: number, output: number, bfIn: number, bfOut: number, first: number) => [KernelName, number[]];
   /**

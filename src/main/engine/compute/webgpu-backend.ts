@@ -486,8 +486,8 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().sceMerge(base, models, params, out);
   }
 
-  sceDelta(base: HostArray, models: readonly HostArray[], params: SceDeltaParams, out: HostArray): Promise<void> {
-    return this.host().sceDelta(base, models, params, out);
+  sceDelta(base: HostArray, model: HostArray, params: SceDeltaParams, out: HostArray): Promise<void> {
+    return this.host().sceDelta(base, model, params, out);
   }
 
   // ramplus_tl's counts: few and integer; on the host, with the merge pass that follows them.

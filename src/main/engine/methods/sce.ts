@@ -1,7 +1,7 @@
 import { f32Bits } from '../safetensors/convert';
 import { kthLargestBits, lowPick, MagnitudeMask, pick } from './magnitude-select';
 import { TorchSum } from './torch-reductions';
-import { CASCADE_ROW, HISTOGRAM_BINS, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type MagnitudeCut } from '../compute/types';
+import { CASCADE_ROW, HISTOGRAM_BINS, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type MagnitudeCut, type SceSelect } from '../compute/types';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 import { HostScratch } from './host-scratch';
 
@@ -162,23 +162,43 @@ const NOTHING_KEPT: MagnitudeCut = { bits: 0xffffffff, before: 0 };
  * sce with every pass over the elements on `backend`: the variances by `deltaVariance`, their top-k
  * as a cut over their bits (`deltaHistogram`, `deltaFind`: the threshold and ties `varianceSelection`
  * finds), the mean squares by `sceDelta` and `dotRows` (torch's cascade, as `TorchSum` adds), and
- * the merge by `sceMerge`.
+ * the merge by `sceMerge`, the last two given each chunk's variances.
  */
 async function kernelOnBackend(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, backend: ComputeBackend, base: number, others: number[]): Promise<void> {
   const scratch = new HostScratch(backend);
   try {
-    const select = await varianceCut(source, ctx, backend, base, others, scratch);
+    const variances = backendVariances(ctx.numel, backend, base, others, scratch);
+    const cut = await varianceCut(source, ctx, backend, variances, scratch);
+    const select = async (chunk: Chunk): Promise<SceSelect | undefined> => (cut ? { cut, variances: await variances(chunk) } : undefined);
     const weights = await modelWeightsOnBackend(source, ctx.numel, backend, base, others, select, scratch);
     const output = new OutputBuffer(sink);
     for await (const chunk of source.chunks()) {
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
       const out = output.take(chunk.length);
-      await backend.sceMerge(inputs[base]!, others.map((m) => inputs[m]!), { start: chunk.start, weights, ...(select ? { select } : {}) }, out);
+      const kept = await select(chunk);
+      await backend.sceMerge(inputs[base]!, others.map((m) => inputs[m]!), { start: chunk.start, weights, ...(kept ? { select: kept } : {}) }, out);
       await output.write(chunk.start, out);
     }
   } finally {
     scratch.release();
   }
+}
+
+type BackendVariances = (chunk: Chunk) => Promise<HostArray>;
+
+/** Each chunk's variances by `deltaVariance`, in scratch; a tensor read in one chunk has them computed once for every pass. */
+function backendVariances(numel: number, backend: ComputeBackend, base: number, others: number[], scratch: HostScratch): BackendVariances {
+  let wholeTensorDone = false;
+  return async (chunk) => {
+    const v = f32Host(scratch.f32('variances', chunk.length));
+    const wholeTensor = chunk.start === 0 && chunk.length === numel;
+    if (!(wholeTensor && wholeTensorDone)) {
+      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+      await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), v);
+      wholeTensorDone = wholeTensor;
+    }
+    return v;
+  };
 }
 
 /**
@@ -188,27 +208,15 @@ async function kernelOnBackend(source: TensorSource, sink: TensorSink, ctx: Tens
  * zeros); one pass the low bits of the chosen bucket (unless it is 0); then, when only some of the
  * ties are kept, a pass that finds where the last kept one is.
  */
-async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backend: ComputeBackend, base: number, others: number[], scratch: HostScratch): Promise<MagnitudeCut | undefined> {
+async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backend: ComputeBackend, variances: BackendVariances, scratch: HostScratch): Promise<MagnitudeCut | undefined> {
   const density = ctx.global['select_topk'] as number;
   if (density >= 1) return undefined;
   // The variances as deltaHistogram and deltaFind see them: |r(v − 0)|'s bits are v's (v ≥ 0 or NaN).
-  // A tensor read in one chunk has its variances computed once for all the passes.
-  let wholeTensorDone = false;
-  const variances = async (chunk: Chunk): Promise<{ zeros: HostArray; v: HostArray }> => {
-    const v = f32Host(scratch.f32('variances', chunk.length));
-    const wholeTensor = chunk.start === 0 && chunk.length === ctx.numel;
-    if (!(wholeTensor && wholeTensorDone)) {
-      const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), v);
-      wholeTensorDone = wholeTensor;
-    }
-    return { zeros: f32Host(scratch.zeros(chunk.length)), v };
-  };
   const histogram = async (prefixes: (number | undefined)[]): Promise<Float64Array[]> => {
     const counts = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
     for await (const chunk of source.chunks()) {
-      const { zeros, v } = await variances(chunk);
-      await backend.deltaHistogram(zeros, prefixes.map(() => v), { step: 'F32', prefixes }, counts);
+      const v = await variances(chunk);
+      await backend.deltaHistogram(f32Host(scratch.zeros(chunk.length)), prefixes.map(() => v), { step: 'F32', prefixes }, counts);
     }
     return counts;
   };
@@ -223,8 +231,8 @@ async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backen
   // The tie ranked `ties` (from 0) in index order is the first one dropped.
   let seen = 0;
   for await (const chunk of source.chunks()) {
-    const { zeros, v } = await variances(chunk);
-    const [found] = await backend.deltaFind(zeros, [v], { step: 'F32', bits: [threshold.bits], ranks: [threshold.ties - seen] });
+    const v = await variances(chunk);
+    const [found] = await backend.deltaFind(f32Host(scratch.zeros(chunk.length)), [v], { step: 'F32', bits: [threshold.bits], ranks: [threshold.ties - seen] });
     if (found!.index >= 0) return { bits: threshold.bits, before: chunk.start + found!.index };
     seen += found!.count;
   }
@@ -232,20 +240,19 @@ async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backen
 }
 
 /** `modelWeights` on the backend: each model's kept δ by `sceDelta`, its squares added as `TorchSum` adds them. */
-async function modelWeightsOnBackend(source: TensorSource, numel: number, backend: ComputeBackend, base: number, others: number[], select: MagnitudeCut | undefined, scratch: HostScratch): Promise<number[]> {
+async function modelWeightsOnBackend(source: TensorSource, numel: number, backend: ComputeBackend, base: number, others: number[], select: (chunk: Chunk) => Promise<SceSelect | undefined>, scratch: HostScratch): Promise<number[]> {
   const squares = others.map(() => new TorchSum(numel));
   for await (const chunk of source.chunks()) {
     const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-    const models = others.map((m) => inputs[m]!);
     const delta = scratch.f32('delta', chunk.length);
+    const kept = await select(chunk);
     for (let j = 0; j < others.length; j++) {
-      await backend.sceDelta(inputs[base]!, models, { start: chunk.start, model: j, ...(select ? { select } : {}) }, f32Host(delta));
+      await backend.sceDelta(inputs[base]!, inputs[others[j]!]!, { start: chunk.start, ...(kept ? { select: kept } : {}) }, f32Host(delta));
       await addSquares(squares[j]!, delta, backend);
     }
   }
   return weightsFromSquares(squares, numel);
 }
-
 /** sum.add(r(d_i · d_i)) for each element in order: whole rows of the cascade by `dotRows` (a/1 · b/1), the rest one by one. */
 async function addSquares(sum: TorchSum, d: Float32Array, backend: ComputeBackend): Promise<void> {
   for (let i = 0; i < d.length; ) {

@@ -1705,25 +1705,12 @@
 
   ;; ---- sce's merge pass (compute/reference.ts sceMergeF32), a tile of up to 1024 elements at a time ----
   ;;
-  ;; Scratch tiles: 0 the base widened, 1 a model widened, 2 a bf16 output before narrowing, 3 the
-  ;; mean of the δ_j then merged, 4 the variance (then its keep mask) then total, 5 the vote, 6..21 δ_j.
+  ;; Scratch tiles: 0 the base widened, 1 a model widened, 2 a bf16 output before narrowing, 3
+  ;; merged, 4 the keep mask then total, 5 the vote, 6..21 δ_j.
 
-  ;; $sq += f(d · d) with d = f($dj − $mean), $n f32.
-  (func $sce_sq_tile (param $sq i32) (param $dj i32) (param $mean i32) (param $n i32)
-    (local $i i32) (local $stop i32) (local $d v128)
-    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-        (local.set $d (f32x4.sub (v128.load (i32.add (local.get $dj) (local.get $i))) (v128.load (i32.add (local.get $mean) (local.get $i)))))
-        (v128.store (i32.add (local.get $sq) (local.get $i))
-          (f32x4.add (v128.load (i32.add (local.get $sq) (local.get $i))) (f32x4.mul (local.get $d) (local.get $d))))
-        (local.set $i (i32.add (local.get $i) (i32.const 16)))
-        (br $next))))
-
-  ;; Replaces the variances at $p by their keep masks (all ones where kept): their magnitude bits
+  ;; The keep masks (all ones where kept) of the variances at $v, into $p: their magnitude bits
   ;; (every NaN 0x7fc00000) above $u (unsigned), or equal to it before window index $cu.
-  (func $sce_cut_tile (param $p i32) (param $n i32) (param $e0 i32) (param $u i32) (param $cu i32)
+  (func $sce_cut_tile (param $p i32) (param $v i32) (param $n i32) (param $e0 i32) (param $u i32) (param $cu i32)
     (local $i i32) (local $stop i32) (local $bits v128) (local $e v128) (local $uv v128) (local $cuv v128)
     (local.set $uv (i32x4.splat (local.get $u)))
     (local.set $cuv (i32x4.splat (local.get $cu)))
@@ -1731,7 +1718,7 @@
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-        (local.set $bits (v128.and (v128.load (i32.add (local.get $p) (local.get $i))) (i32x4.splat (i32.const 0x7fffffff))))
+        (local.set $bits (v128.and (v128.load (i32.add (local.get $v) (local.get $i))) (i32x4.splat (i32.const 0x7fffffff))))
         (local.set $bits (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $bits) (i32x4.gt_s (local.get $bits) (i32x4.splat (i32.const 0x7f800000)))))
         (local.set $e (i32x4.add (i32x4.splat (i32.add (local.get $e0) (i32.shr_u (local.get $i) (i32.const 2)))) (v128.const i32x4 0 1 2 3)))
         (v128.store (i32.add (local.get $p) (local.get $i))
@@ -1793,19 +1780,18 @@
         (br $next))))
 
   ;; sce: input 0 is the base, inputs 1..count the models; the weights are `count` f32 at $params.
-  ;; With $select, an element is kept where its variance (dvar's steps) passes the cut: bits $cut_bits,
-  ;; its ties kept before tensor index i64 at $params + 64; $idx_lo/$idx_hi: the tensor index of the
-  ;; window's element 0. With $only ≥ 0 the output is model $only's kept δ (0 where dropped), for
-  ;; its mean square, and nothing is merged.
+  ;; With $select, an element is kept where its variance (f32, segment count + 1, after the inputs)
+  ;; passes the cut: bits $cut_bits, its ties kept before tensor index i64 at $params + 64;
+  ;; $idx_lo/$idx_hi: the tensor index of the window's element 0. With $only ≥ 0 the output is model
+  ;; $only's kept δ (0 where dropped), for its mean square, and nothing is merged.
   (func (export "sce")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
     (param $idx_lo i32) (param $idx_hi i32) (param $select i32) (param $cut_bits i32) (param $only i32) (param $scratch i32)
-    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $po i32) (local $bytes i32) (local $k f32)
-    (local $mean i32) (local $var i32) (local $vote i32) (local $cu i32)
-    (local.set $k (f32.convert_i32_u (local.get $count)))
-    (local.set $mean (call $scratch_tile (local.get $scratch) (i32.const 3)))
-    (local.set $var (call $scratch_tile (local.get $scratch) (i32.const 4)))
+    (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $po i32) (local $bytes i32)
+    (local $merged i32) (local $keep i32) (local $vote i32) (local $cu i32)
+    (local.set $merged (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $keep (call $scratch_tile (local.get $scratch) (i32.const 4)))
     (local.set $vote (call $scratch_tile (local.get $scratch) (i32.const 5)))
     (local.set $cu (call $rel_cut (i64.load offset=64 (local.get $params)) (local.get $idx_lo) (local.get $idx_hi)))
     (local.set $t (local.get $start))
@@ -1827,32 +1813,15 @@
             (br $d)))
         (if (local.get $select)
           (then
-            ;; mean = f(Σ δ_j / count); variance = f(Σ f(d_j · d_j) / count), d_j = f(δ_j − mean)
-            (memory.fill (local.get $mean) (i32.const 0) (local.get $bytes))
-            (local.set $j (i32.const 0))
-            (block $s_done
-              (loop $s
-                (br_if $s_done (i32.ge_u (local.get $j) (local.get $count)))
-                (call $add_tile (local.get $mean) (local.get $mean) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
-                (local.set $j (i32.add (local.get $j) (i32.const 1)))
-                (br $s)))
-            (call $div_tile (local.get $mean) (i32.const 0) (local.get $n) (local.get $k))
-            (memory.fill (local.get $var) (i32.const 0) (local.get $bytes))
-            (local.set $j (i32.const 0))
-            (block $q_done
-              (loop $q
-                (br_if $q_done (i32.ge_u (local.get $j) (local.get $count)))
-                (call $sce_sq_tile (local.get $var) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $mean) (local.get $n))
-                (local.set $j (i32.add (local.get $j) (i32.const 1)))
-                (br $q)))
-            (call $div_tile (local.get $var) (i32.const 0) (local.get $n) (local.get $k))
             ;; the dropped δ_j become 0
-            (call $sce_cut_tile (local.get $var) (local.get $n) (local.get $t) (local.get $cut_bits) (local.get $cu))
+            (call $sce_cut_tile (local.get $keep)
+              (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $count) (i32.const 1)) (local.get $t) (local.get $n) (i32.const 0) (local.get $scratch) (i32.const 4))
+              (local.get $n) (local.get $t) (local.get $cut_bits) (local.get $cu))
             (local.set $j (i32.const 0))
             (block $m_done
               (loop $m
                 (br_if $m_done (i32.ge_u (local.get $j) (local.get $count)))
-                (call $sce_and_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $var) (local.get $n))
+                (call $sce_and_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $keep) (local.get $n))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
                 (br $m)))))
         (if (i32.ge_s (local.get $only) (i32.const 0))
@@ -1871,18 +1840,18 @@
             (call $add_tile (local.get $vote) (local.get $vote) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $v)))
-        (memory.fill (local.get $mean) (i32.const 0) (local.get $bytes))
-        (memory.fill (local.get $var) (i32.const 0) (local.get $bytes))
+        (memory.fill (local.get $merged) (i32.const 0) (local.get $bytes))
+        (memory.fill (local.get $keep) (i32.const 0) (local.get $bytes))
         (local.set $j (i32.const 0))
         (block $a_done
           (loop $a
             (br_if $a_done (i32.ge_u (local.get $j) (local.get $count)))
-            (call $sce_agree_tile (local.get $mean) (local.get $var) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
+            (call $sce_agree_tile (local.get $merged) (local.get $keep) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
                                   (local.get $vote) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $a)))
         (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
-        (call $sce_out_tile (local.get $po) (local.get $pb) (local.get $mean) (local.get $var) (local.get $n))
+        (call $sce_out_tile (local.get $po) (local.get $pb) (local.get $merged) (local.get $keep) (local.get $n))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
