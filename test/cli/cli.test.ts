@@ -64,6 +64,16 @@ describe('alloy CLI', () => {
     expect(last).toMatchObject({ type: 'error', message: expect.stringContaining('model "nowhere/at-all" not found') });
   });
 
+  it('lists every merge option in --help, its description set apart from the flag', () => {
+    const r = alloy(['--help']);
+    expect(r.code).toBe(0);
+    const options = r.stdout.split('Merge options:\n')[1]!.split('\n\n')[0]!.split('\n');
+    expect(options.length).toBeGreaterThan(20);
+    for (const line of options) expect(line, line).toMatch(/^  --[a-z-]+( VALUE)? {2,}\S/);
+    const column = (line: string) => /^ {2}--[a-z-]+(?: VALUE)? +/.exec(line)![0].length;
+    expect(new Set(options.map(column)).size, 'the descriptions start in one column').toBe(1);
+  });
+
   it('refuses unknown flags and bad arguments with exit code 2', () => {
     expect(alloy(['merge', RECIPE, '/tmp/x', '--cpu-only']).code).toBe(2);
     expect(alloy(['merge', RECIPE, '/tmp/x', '--out-shard-size', 'lots']).stderr).toMatch(/not a size/);

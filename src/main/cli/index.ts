@@ -37,6 +37,13 @@ const MERGE_FLAGS: Record<string, FlagSpec> = {
   quiet: { kind: 'boolean', description: 'print nothing but errors' },
 };
 
+/** One line per flag, its description in a column two spaces past the longest flag. */
+function optionLines(flags: typeof MERGE_FLAGS): string {
+  const labels = Object.entries(flags).map(([name, spec]) => [`  --${name}${spec.kind === 'string' ? ' VALUE' : ''}`, spec.description] as const);
+  const width = Math.max(...labels.map(([label]) => label.length)) + 2;
+  return labels.map(([label, description]) => label.padEnd(width) + description).join('\n');
+}
+
 const HELP = `alloy: merge language models from mergekit recipes
 
 Usage:
@@ -49,9 +56,7 @@ Usage:
   alloy demo-models [DIR]                    write the tiny demo models (default resources/demo/models)
 
 Merge options:
-${Object.entries(MERGE_FLAGS)
-  .map(([name, spec]) => `  --${name}${spec.kind === 'string' ? ' VALUE' : ''}`.padEnd(28) + spec.description)
-  .join('\n')}
+${optionLines(MERGE_FLAGS)}
 
 Exit codes: 0 done, 1 the merge failed, 2 bad command line or recipe, 130 cancelled.
 `;
