@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
+import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { absBits, hostArray, type ComputeBackend, type HostArray, type MagnitudeCut } from '../../src/main/engine/compute/types';
 import { testBackends } from './backends';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
@@ -83,6 +84,24 @@ describe('sceMerge (sce\'s merge pass) on every backend equals the reference', (
       }
     });
   }
+
+  it('WASM, default windows: 5 M bf16 elements and their f32 variances copied in (arena slots of the widest element)', async () => {
+    const n = 5_000_000;
+    const inputs = models(n, 2, 11, 0).map((v) => asHost(v, 'BF16'));
+    const variances: HostArray = { dtype: 'F32', data: await variancesOf(inputs) };
+    const [cut] = cuts(variances.data as Float32Array, 0).slice(1);
+    const params = { start: 0, weights: [0.7, 0.3], select: { cut: cut!, variances } };
+    const want = hostArray('BF16', n);
+    await reference.sceMerge(inputs[0]!, inputs.slice(1), params, want);
+    const backend = new WasmBackend({ workers: 1 });
+    try {
+      const got = hostArray('BF16', n);
+      await backend.sceMerge(inputs[0]!, inputs.slice(1), params, got);
+      expect(firstDifference(got, want)).toBe(-1);
+    } finally {
+      await backend.dispose();
+    }
+  });
 
   it('the reference is sce.ts\'s loop: a hand-checked element', async () => {
     // tv = (0.5, -0.25, 1): vote 1.25 elects +, so models 0 and 2 count: (0.5·0.5 + 1·0.25) / 0.75.

@@ -801,13 +801,15 @@ export class WasmBackend implements ComputeBackend {
     const inSize = bf16In ? 2 : 4;
     const bf16Out = out?.dtype === 'BF16';
     const outSize = out && !place.out ? 4 : 0;
-    // Only what is copied takes room in an arena.
-    const perElement = inputs.reduce((sum, _, m) => sum + (place.inputs[m] ? 0 : inSize), 0) + sides.reduce((sum, side, m) => sum + (place.sides[m] ? 0 : side.BYTES_PER_ELEMENT), 0) + outSize;
+    // Only what is copied takes room in an arena, each in a slot of the widest element.
+    const slotSize = Math.max(inSize, ...sides.map((side) => side.BYTES_PER_ELEMENT));
+    const copied = place.inputs.filter((inPlace) => !inPlace).length + place.sides.filter((inPlace) => !inPlace).length;
+    const perElement = copied * slotSize + outSize;
     let window = perElement === 0 ? MAX_IN_PLACE_WINDOW : Math.floor(DEFAULT_ARENA_BYTES / perElement);
     window = Math.min(window, this.options.windowElements ?? Infinity);
     // Whole vectors of 16, and whole rows of 32 for the cascade sums.
     window = Math.max(CASCADE_ROW, window - (window % CASCADE_ROW));
-    const seg = align(Math.min(window, n + CASCADE_ROW) * Math.max(inSize, ...sides.map((side) => side.BYTES_PER_ELEMENT)), 64);
+    const seg = align(Math.min(window, n + CASCADE_ROW) * slotSize, 64);
     const segments = inputs.length + sides.length;
     // Arena slots for what is copied only: inputs, then sides, then the output.
     const slots: number[] = [];
