@@ -19,6 +19,15 @@ describe('multi-stage recipes', () => {
     ]);
   });
 
+  it('takes a reference ending in /name for that stage, but never an explicit local path', () => {
+    const doc = (name: string, model: string) => `name: ${name}\nmerge_method: linear\nmodels:\n  - model: ${model}\n    parameters: {weight: 1}\n`;
+    const final = (model: string) => `merge_method: linear\nmodels:\n  - model: ${model}\n    parameters: {weight: 1}\n`;
+    const stages = (model: string) => describeStages(`${doc('chat', 'x')}---\n${final(model)}`, 'r.yml').lines;
+    expect(stages('merges/chat')).toEqual(['1. chat (linear)', '2. (final) (linear) ← chat  [output]']);
+    expect(stages('chat')).toEqual(['1. chat (linear)', '2. (final) (linear) ← chat  [output]']);
+    for (const local of ['/models/chat', './chat', '../models/chat', 'C:\\models\\chat']) expect(stages(local), local).toEqual(['1. chat (linear)', '2. (final) (linear)  [output]']);
+  });
+
   it('refuses cycles and unnamed middle stages, naming the documents', () => {
     const doc = (name: string, model: string) => `name: ${name}\nmerge_method: linear\nmodels:\n  - model: ${model}\n    parameters: {weight: 1}\n`;
     expect(() => describeStages(`${doc('a', 'b')}---\n${doc('b', 'a')}`, 'r.yml')).toThrow(/cycle: a → b → a/);

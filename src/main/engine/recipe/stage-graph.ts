@@ -1,3 +1,4 @@
+import { isAbsolute, win32 } from 'node:path';
 import { EngineError } from '../errors';
 import type { ModelReference, Recipe, SourcePosition } from './types';
 
@@ -32,11 +33,13 @@ export function referencedModels(recipe: Recipe): ModelReference[] {
 }
 
 /**
- * A reference names a stage when its path is the stage's name (mergekit-multi's rule) or ends with
- * `/name`, as model cards write them (`merges/lamarck-14b-converge-della`).
+ * A reference names a stage when its path is the stage's name (mergekit-multi's rule) or, unless it
+ * is an explicit local path (absolute, or from ./ or ../), ends with `/name`, as model cards write
+ * them (`merges/lamarck-14b-converge-della`).
  */
 function stageNamed(ref: ModelReference, names: Set<string>): string | undefined {
   if (names.has(ref.path)) return ref.path;
+  if (isAbsolute(ref.path) || win32.isAbsolute(ref.path) || /^\.\.?[\\/]/.test(ref.path)) return undefined;
   const last = ref.path.replace(/\/+$/, '').split('/').pop() ?? '';
   return ref.path.includes('/') && names.has(last) ? last : undefined;
 }
