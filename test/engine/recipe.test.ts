@@ -172,6 +172,30 @@ dtype: float32
   });
 });
 
+describe('slices, as mergekit plans them', () => {
+  const GOLDEN = 'test/fixtures/golden/recipes';
+  const plan = (text: string) => planMerge({ recipe: parseRecipes(text, `${GOLDEN}/r.yml`)[0]!, search: { recipeDir: GOLDEN } });
+
+  it('takes the post weights from the last slice, as many of its models as the first slice has', async () => {
+    const p = await plan(
+      'merge_method: linear\nparameters: {weight: 1}\nslices:\n' +
+        '  - sources: [{model: ../models/llama-base, layer_range: [0, 2]}]\n' +
+        '  - sources: [{model: ../models/llama-ft1, layer_range: [2, 4]}, {model: ../models/llama-ft2, layer_range: [2, 4]}]\n',
+    );
+    const models = (name: string) => p.tensors.find((t) => t.name === name)!.inputs.map((i) => p.models[i.model]!.reference.split('/').pop());
+    expect(models('model.embed_tokens.weight')).toEqual(['llama-base']);
+    expect(models('model.layers.3.mlp.up_proj.weight')).toEqual(['llama-ft1', 'llama-ft2']);
+    expect(models('model.norm.weight')).toEqual(['llama-ft1']);
+  });
+
+  it('refuses a model twice in one slice, naming where', async () => {
+    const twice = 'merge_method: linear\nslices:\n  - sources:\n      - {model: ../models/llama-ft1, layer_range: [0, 2], parameters: {weight: 0.3}}\n      - {model: ../models/llama-ft1, layer_range: [2, 4], parameters: {weight: 0.7}}\n';
+    await expect(plan(twice)).rejects.toThrow(/r\.yml:5:17: \.\.\/models\/llama-ft1 is listed twice in one slice/);
+    await expect(plan('merge_method: linear\nmodels:\n  - {model: ../models/llama-ft1, parameters: {weight: 1}}\n  - {model: ../models/llama-ft1, parameters: {weight: 2}}\n'))
+      .rejects.toThrow(/r\.yml:4:13: \.\.\/models\/llama-ft1 is listed twice/);
+  });
+});
+
 describe('model references', () => {
   it('parses revisions and LoRA adapters as mergekit does', () => {
     expect(parseModelReference('org/name@v2')).toMatchObject({ path: 'org/name', revision: 'v2' });

@@ -78,6 +78,18 @@ interface PlannedModule {
   sliced: boolean;
 }
 
+/** mergekit keys a slice's inputs by model reference: one model twice in a slice is an error there ("Duplicate merge inputs"). */
+function refuseDuplicateSources(slice: OutputSliceDefinition): void {
+  const seen = new Set<string>();
+  for (const { model } of slice.sources) {
+    const key = model.lora ? `${model.path}@${model.revision ?? ''}+${model.lora.path}@${model.lora.revision ?? ''}` : `${model.path}@${model.revision ?? ''}`;
+    if (seen.has(key)) {
+      throw new EngineError(`${at(model.position)}${model.raw} is listed twice in one slice; mergekit refuses duplicate merge inputs (merge it once, with one weight)`, { key: 'slices', ...(model.position ?? {}) });
+    }
+    seen.add(key);
+  }
+}
+
 function at(position: SourcePosition | undefined): string {
   return position ? `${position.file}:${position.line}:${position.column}: ` : '';
 }
@@ -215,15 +227,18 @@ class PlanBuilder {
         await this.addTensor(w, first.sources.map(() => w), first.sources.map((s) => s.model), first, 0);
       }
       for (const slice of slices) await this.addSlice(module, slice);
+      // mergekit quirk: post weights take the last slice's models and parameters, zipped with as many
+      // inputs as the first slice has (so at most that many of the last slice's models).
+      const postSources = last.sources.slice(0, first.sources.length);
       for (const w of module.postWeights) {
-        // mergekit quirk: post weights take the last slice's models and parameters.
-        await this.addTensor(w, last.sources.map(() => w), last.sources.map((s) => s.model), last, 0);
+        await this.addTensor(w, postSources.map(() => w), postSources.map((s) => s.model), last, 0);
       }
       if (sliced) this.slicedLayers.push({ module, count: this.outLayers });
     }
   }
 
   private async addSlice(module: ModuleInfo, slice: OutputSliceDefinition): Promise<void> {
+    refuseDuplicateSources(slice);
     const lengths = slice.sources.map((s) => s.layerRange[1] - s.layerRange[0]);
     if (lengths.some((l) => l !== lengths[0])) {
       throw new EngineError(`all sources of a slice must have the same number of layers (got ${lengths.join(', ')})`, { key: 'slices' });
