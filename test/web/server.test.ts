@@ -1,4 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -95,5 +96,80 @@ describe('access control', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+/** A raw HTTP request with the headers a browser (or a rebinding attacker's page) would send. */
+function raw(port: number, method: string, path: string, headers: Record<string, string>, body = ''): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Opens the event WebSocket with these headers: 'open', or the HTTP status it was refused with. */
+function upgrade(port: number, headers: Record<string, string>): Promise<string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/events`, { headers });
+    ws.once('open', () => {
+      ws.close();
+      resolve('open');
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(String(res.statusCode));
+      res.resume();
+    });
+    ws.once('error', (error) => resolve(`error: ${error.message}`));
+  });
+}
+
+describe('other web pages cannot use the API of a server without a token', () => {
+  let server: Awaited<ReturnType<typeof startWebServer>>;
+  beforeAll(async () => {
+    server = await startWebServer({ services: { handlers, events }, rendererDir, port: 0 });
+  });
+  afterAll(() => server.close());
+
+  it('refuses a request whose Host is not this server (DNS rebinding), on the API and the pages', async () => {
+    const { port } = server;
+    for (const host of ['evil.example', `evil.example:${port}`, `127.0.0.1:${port + 1}`, '127.0.0.1', `10.0.0.1:${port}`]) {
+      const api = await raw(port, 'POST', '/api/invoke/job.list', { host }, '{}');
+      expect(api.status, host).toBe(403);
+      expect(api.text).toMatch(/Host/);
+      expect((await raw(port, 'GET', '/', { host })).status, host).toBe(403);
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`, `[::1]:${port}`]) {
+      expect((await raw(port, 'POST', '/api/invoke/job.list', { host }, '{}')).status, host).toBe(200);
+    }
+  });
+
+  it('refuses a request from a page of another origin, and takes the app\'s own page\'s', async () => {
+    const { port } = server;
+    const host = `127.0.0.1:${port}`;
+    for (const origin of ['http://evil.example', `http://evil.example:${port}`, 'null', `https://127.0.0.1:${port}`, `http://127.0.0.1:${port + 1}`, 'http://127.0.0.1']) {
+      const answer = await raw(port, 'POST', '/api/invoke/job.list', { host, origin }, '{}');
+      expect(answer.status, origin).toBe(403);
+      expect(answer.text).toMatch(/not the app's own/);
+    }
+    for (const origin of [`http://127.0.0.1:${port}`, `http://localhost:${port}`]) {
+      expect((await raw(port, 'POST', '/api/invoke/job.list', { host, origin }, '{}')).status, origin).toBe(200);
+    }
+    // Node's fetch, a script, sends no Origin: it is no web page.
+    expect((await fetch(`http://127.0.0.1:${port}/api/invoke/job.list`, { method: 'POST', body: '{}' })).status).toBe(200);
+  });
+
+  it('refuses the event WebSocket to another origin or Host, and opens it to the app\'s page', async () => {
+    const { port } = server;
+    expect(await upgrade(port, { Origin: 'http://evil.example' })).toBe('403');
+    expect(await upgrade(port, { Origin: 'null' })).toBe('403');
+    expect(await upgrade(port, { Host: 'evil.example' })).toBe('403');
+    expect(await upgrade(port, { Host: `evil.example:${port}`, Origin: `http://evil.example:${port}` })).toBe('403');
+    expect(await upgrade(port, { Origin: `http://127.0.0.1:${port}` })).toBe('open');
+    expect(await upgrade(port, {})).toBe('open');
   });
 });

@@ -40,12 +40,20 @@ export async function startWebServer(params: WebServerParams): Promise<{ url: st
   if (!isLoopback(host) && !params.token) {
     throw new Error(`refusing to listen on ${host} without an access token (--token); only loopback addresses are open without one`);
   }
+  let port = 0;
   const server = createServer((req, res) => {
+    const refused = foreign(req, host, port);
+    if (refused) return send(res, 403, { error: refused });
     handle(req, res, params).catch((error: Error) => send(res, 500, { error: error.message }));
   });
   const sockets = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const refused = foreign(req, host, port);
+    if (refused) {
+      socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(refused)}\r\n\r\n${refused}`);
+      return;
+    }
     if (url.pathname !== '/api/events' || !authorized(req, url, params.token)) {
       socket.destroy();
       return;
@@ -56,7 +64,7 @@ export async function startWebServer(params: WebServerParams): Promise<{ url: st
     server.once('error', reject);
     server.listen(params.port ?? 5317, host, resolve);
   });
-  const port = (server.address() as AddressInfo).port;
+  port = (server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${port}/${params.token ? `?token=${encodeURIComponent(params.token)}` : ''}`;
   return {
@@ -75,6 +83,41 @@ export async function startWebServer(params: WebServerParams): Promise<{ url: st
 function subscribe(ws: WebSocket, events: Services['events']): void {
   const offs = EVENT_NAMES.map((event) => events.on(event, (payload) => ws.send(JSON.stringify({ event, payload }))));
   ws.on('close', () => offs.forEach((off) => off()));
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
+
+/** How a listening address is written in a Host header (an IPv6 address in brackets), lower case. */
+function hostName(host: string): string {
+  const name = host.toLowerCase();
+  return name.includes(':') ? `[${name}]` : name;
+}
+
+/**
+ * Why a request is not the app's own, or undefined when it is. Web pages of other origins can reach
+ * a loopback server (a form, fetch, a WebSocket) and a DNS rebinding gives them its origin's name for
+ * our address, so without a token the origin is the only guard: the Host header must name this server
+ * (a loopback name on loopback, the configured host otherwise; any host on a wildcard address, which
+ * needs a token), and an Origin header, which browsers send on every cross-origin request, every POST
+ * and every WebSocket, must be the server's own.
+ */
+function foreign(req: IncomingMessage, listening: string, port: number): string | undefined {
+  const hostHeader = (req.headers.host ?? '').toLowerCase();
+  const names = isLoopback(listening) ? [hostName(listening), '127.0.0.1', 'localhost', '[::1]'] : [hostName(listening)];
+  const allowed = new Set(names.flatMap((name) => (port === 80 ? [`${name}:80`, name] : [`${name}:${port}`])));
+  if (!WILDCARD.has(listening) && !allowed.has(hostHeader)) return `refused: the Host "${req.headers.host ?? ''}" is not this server (${[...allowed][0]})`;
+  const origin = req.headers.origin;
+  if (origin === undefined) return undefined;
+  const own = WILDCARD.has(listening) ? new Set([hostHeader]) : allowed;
+  let originHost: string | undefined;
+  try {
+    const url = new URL(origin);
+    if (url.protocol === 'http:' && url.pathname === '/' && !url.username && !url.password) originHost = url.port ? url.host : `${url.host}:80`;
+  } catch {
+    originHost = undefined;
+  }
+  if (originHost === undefined || !(own.has(originHost) || own.has(originHost.replace(/:80$/, '')))) return `refused: requests from the page at ${origin} are not the app's own`;
+  return undefined;
 }
 
 function authorized(req: IncomingMessage, url: URL, token: string | undefined): boolean {
