@@ -78,6 +78,24 @@ describe('recipe.gradient', () => {
     expect(attn[31]).toBe(0);
     expect(attn[8]).toBeCloseTo(0.7 - 0.4 * ((8 * 4) / 31 - 1), 12);
   });
+
+  it('refuses absurd layer ranges of a slices recipe without its models, instead of sizing arrays by them', async () => {
+    const slices = (end: number, slicesCount = 1) =>
+      `merge_method: linear\nslices:\n${`  - sources:\n      - model: nope/a\n        layer_range: [0, ${end}]\n        parameters: {weight: [0, 1]}\n      - model: nope/b\n        layer_range: [0, ${end}]\n`.repeat(slicesCount)}`;
+    const deep = await recipeGradient({ recipe: slices(400), search });
+    expect(deep.ok && deep.layers).toBe(400);
+    for (const [end, count] of [[50_000, 1], [4_000, 3], [1_000_000_000, 1]] as const) {
+      const started = Date.now();
+      const result = await recipeGradient({ recipe: slices(end, count), search });
+      expect(result.ok, `[0, ${end}] × ${count}`).toBe(false);
+      if (!result.ok) {
+        expect(result.problems).toEqual([
+          expect.objectContaining({ key: 'layer_range', line: 2, message: expect.stringMatching(new RegExp(`add up to ${end * count} layers \\(the widest is \\[0, ${end}\\]\\); Alloy draws gradients for at most 10000 layers`)) }),
+        ]);
+      }
+      expect(Date.now() - started).toBeLessThan(2_000);
+    }
+  });
 });
 
 describe('settings', () => {

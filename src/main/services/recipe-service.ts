@@ -183,10 +183,31 @@ function sliceSpans(recipe: Recipe, layers: number): { start: number; count: num
   });
 }
 
+/**
+ * The most output layers a `slices:` recipe is drawn for without its models. The deepest models have a
+ * few hundred layers; a range past this is a typo (or a hostile request), and its arrays would take
+ * gigabytes.
+ */
+export const MAX_GRADIENT_LAYERS = 10_000;
+
 /** The planner's rule, without the models: layer i of a slice of n layers is at t = i / (n − 1). */
 function gradientFromSlices(recipe: Recipe): RecipeGradientResult {
   const spans = sliceSpans(recipe, 0);
   const layers = spans.reduce((n, s) => n + s.count, 0);
+  if (layers > MAX_GRADIENT_LAYERS) {
+    const widest = recipe.slices!.map((s) => s.sources[0]!.layerRange).reduce((a, b) => (b[1] - b[0] > a[1] - a[0] ? b : a));
+    const at = recipe.positions['slices'];
+    return {
+      ok: false,
+      problems: [
+        {
+          message: `the slices' layer ranges add up to ${layers} layers (the widest is [${widest[0]}, ${widest[1]}]); Alloy draws gradients for at most ${MAX_GRADIENT_LAYERS} layers, and real models have a few hundred at most: check the layer_range values`,
+          key: 'layer_range',
+          ...(at ? { line: at.line, column: at.column } : {}),
+        },
+      ],
+    };
+  }
   const table = new SeriesTable(layers);
   for (const param of numericParameters(recipe)) {
     const groups = groupsOf(filtersOf(recipe, param.name));
