@@ -76,6 +76,8 @@ export class JobService {
     const recipeFile = join(this.options.workDir, `${id}.yml`);
     const jobFile = join(this.options.workDir, `${id}.json`);
     const outDir = join(this.options.outputRoot, outputName);
+    // Two engines building one folder would overwrite each other's shards and journal.
+    this.refuseIfBusy(outDir);
     const job: JobFile = {
       recipeText: recipe,
       recipeFile,
@@ -115,8 +117,7 @@ export class JobService {
     const job = this.jobs.get(id);
     if (!job) throw new Error(`no job ${id}`);
     if (job.info.state === 'running') throw new Error(`${job.info.outputName} is still running`);
-    const busy = [...this.jobs.values()].find((j) => j !== job && j.info.state === 'running' && j.info.outDir === job.info.outDir);
-    if (busy) throw new Error(`another merge is writing ${job.info.outDir}; wait for it or cancel it first`);
+    this.refuseIfBusy(job.info.outDir, job);
     const left = await interruptedMerge(job.info.outDir);
     if (!left) {
       delete job.info.resumable;
@@ -129,6 +130,12 @@ export class JobService {
     this.log(job, `resuming from ${left.finishedShards} finished shard${left.finishedShards === 1 ? '' : 's'}`);
     await this.launch(id);
     return job.info;
+  }
+
+  /** Throws when a job other than `except` is writing `outDir`. */
+  private refuseIfBusy(outDir: string, except?: Job): void {
+    const busy = [...this.jobs.values()].find((j) => j !== except && j.info.state === 'running' && j.info.outDir === outDir);
+    if (busy) throw new Error(`another merge is writing ${outDir}; wait for it or cancel it first`);
   }
 
   /** Stops every running engine, for shutdown. */

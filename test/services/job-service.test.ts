@@ -1,0 +1,55 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { JobInfo } from '../../src/shared/contract';
+import { EventBus } from '../../src/main/services/events';
+import { JobService } from '../../src/main/services/job-service';
+import { writeTwoModelFixture } from '../engine/engine-process';
+import { tempDir } from '../helpers';
+
+const ENGINE = resolve('out/cli/alloy.mjs');
+const SHARD = 200_000;
+
+let root: string;
+let recipe: string;
+let modelRoot: string;
+
+function service(outputRoot: string, workDir = join(root, 'work')) {
+  const events = new EventBus();
+  const jobs = new JobService({ nodeBinary: process.execPath, engineEntry: ENGINE, workDir, outputRoot, modelRoots: [modelRoot], events });
+  return { jobs, events };
+}
+
+/** The job once it has stopped running, from the service's own events. */
+function ended(s: ReturnType<typeof service>, id: string): Promise<JobInfo> {
+  return new Promise((done) => {
+    const check = (info: JobInfo | undefined) => {
+      if (info?.id !== id || info.state === 'running') return;
+      off();
+      done(info);
+    };
+    const off = s.events.on('job.state', check);
+    check(s.jobs.get(id));
+  });
+}
+
+beforeAll(async () => {
+  root = await tempDir('alloy-job-service-');
+  ({ recipe, modelRoot } = await writeTwoModelFixture(root));
+  recipe = await readFile(recipe, 'utf8');
+});
+
+describe('the job service', () => {
+  it('refuses to start a merge into a folder another running merge is writing', async () => {
+    const s = service(join(root, 'same-name'));
+    const first = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
+    await expect(s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' })).rejects.toThrow(
+      `another merge is writing ${join(root, 'same-name', 'merged')}; wait for it or cancel it first`,
+    );
+    expect(s.jobs.list().map((j) => j.id)).toEqual([first.id]);
+    // Another name is free to run beside it.
+    const other = await s.jobs.start({ recipe, outputName: 'other', outShardSize: SHARD, device: 'cpu' });
+    const [a, b] = await Promise.all([ended(s, first.id), ended(s, other.id)]);
+    expect([a.state, b.state], `${a.error} ${b.error}`).toEqual(['done', 'done']);
+  });
+});
