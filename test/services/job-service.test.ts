@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { JobInfo } from '../../src/shared/contract';
@@ -51,5 +51,22 @@ describe('the job service', () => {
     const other = await s.jobs.start({ recipe, outputName: 'other', outShardSize: SHARD, device: 'cpu' });
     const [a, b] = await Promise.all([ended(s, first.id), ended(s, other.id)]);
     expect([a.state, b.state], `${a.error} ${b.error}`).toEqual(['done', 'done']);
+  });
+
+  it('settles a merge whose engine cannot be launched as failed, with the reason, instead of running for ever', async () => {
+    // The work folder cannot be made: a file stands where its parent should be.
+    const blocker = join(root, 'not-a-folder');
+    await writeFile(blocker, 'a file');
+    const s = service(join(root, 'unlaunchable'), join(blocker, 'work'));
+    const states: string[] = [];
+    s.events.on('job.state', (info) => states.push(info.state));
+    await expect(s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' })).rejects.toThrow(/^could not start the merge: ENOTDIR/);
+    const [job] = s.jobs.list();
+    expect(job).toMatchObject({ state: 'failed', error: expect.stringMatching(/^could not start the merge: ENOTDIR: not a directory/) });
+    expect(job!.finishedAt).toBeGreaterThan(0);
+    expect(states).toEqual(['failed']);
+    expect(s.jobs.cancel(job!.id).state).toBe('failed');
+    // The output folder is free for the next try.
+    await expect(s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' })).rejects.toThrow(/could not start the merge/);
   });
 });

@@ -143,8 +143,24 @@ export class JobService {
     for (const job of this.jobs.values()) if (job.info.state === 'running') job.child?.kill('SIGTERM');
   }
 
-  /** Writes the job's files and starts its engine. */
+  /**
+   * Writes the job's files and starts its engine. When that fails (the work folder cannot be made or
+   * written), the job is settled as failed with the reason, and the error thrown to the caller: it is
+   * never left `running` with no engine to end or cancel it.
+   */
   private async launch(id: string): Promise<void> {
+    try {
+      await this.spawnEngine(id);
+    } catch (error) {
+      const job = this.jobs.get(id)!;
+      job.info.error = `could not start the merge: ${(error as Error).message}`;
+      await this.removeJobFiles(job);
+      await this.settle(id, 'failed');
+      throw new Error(job.info.error);
+    }
+  }
+
+  private async spawnEngine(id: string): Promise<void> {
     const job = this.jobs.get(id)!;
     await mkdir(dirname(job.jobFile), { recursive: true });
     await mkdir(dirname(job.job.recipeFile), { recursive: true });
