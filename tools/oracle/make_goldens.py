@@ -755,6 +755,24 @@ dtype: float32
         kind: model_token
         model: {M}llama-tok-chat
         token: w6"""), "exact", "linear", "tokens: forced, zero and model_token sources; padded to a multiple of 16"),
+    "tok-zero-forced-f32": (tok_recipe("""tokenizer:
+  source: base
+  tokens:
+    w5:
+      source:
+        kind: zero
+      force: true"""), "exact", "linear", "a token forced to a zero embedding (a default row with no source)"),
+    "passthrough-tok-f32": (f"""merge_method: passthrough
+slices:
+  - sources:
+      - model: {M}llama-tok-base
+        layer_range: [0, 2]
+  - sources:
+      - model: {M}llama-tok-chat
+        layer_range: [2, 4]
+tokenizer_source: {M}llama-tok-chat
+dtype: float32
+""", "exact", "passthrough", "passthrough slices with another model's tokenizer: the embeddings re-indexed, not copied"),
     "phi-tok-union-f32": (tok_recipe("tokenizer_source: union").replace("llama-tok-", "phi-tok-"), "exact", "linear",
         "phi: union vocabulary; lm_head.bias, a 1-D vocabulary tensor, re-indexed like the embeddings"),
     "phi-tok-pad-f32": (tok_recipe("tokenizer:\n  source: union\n  pad_to_multiple_of: 16").replace("llama-tok-", "phi-tok-"), "exact", "linear",

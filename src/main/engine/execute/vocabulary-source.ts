@@ -77,9 +77,10 @@ export class VocabularyTensorSource implements TensorSource {
     return values;
   }
 
-  /** A donor's row, or the sum of several rows divided by their count, each step in the tensor's dtype. */
+  /** Zeros (no source), a donor's row, or the sum of several rows divided by their count, each step in the tensor's dtype. */
   private async defaultRow(d: DefaultRow): Promise<Float32Array> {
     const acc = new Float32Array(this.cols);
+    if (d.sources.length === 0) return acc;
     if (d.sources.length === 1) return this.readRows(d.sources[0]!.input, d.sources[0]!.row, 1);
     for (const { input, row } of d.sources) {
       const x = await this.readRows(input, row, 1);

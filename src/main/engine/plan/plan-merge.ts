@@ -308,7 +308,7 @@ class PlanBuilder {
       shape,
       numel: shape.reduce((a, b) => a * b, 1),
       dtype,
-      kind: !floatInput || (this.method.name === 'passthrough' && perModel[0]?.['scale'] === undefined) ? 'copy' : 'merge',
+      kind: !floatInput || (this.method.name === 'passthrough' && perModel[0]?.['scale'] === undefined && !vocabulary) ? 'copy' : 'merge',
       inputs,
       baseIndex: baseIndex >= 0 ? baseIndex : undefined,
       global,
