@@ -94,6 +94,17 @@ describe('analyses as engine jobs', () => {
     expect(cancelled.layers.length).toBeLessThan(18);
   });
 
+  it('an analysis cancelled right after its start is cancelled, even before its engine listens for the signal', async () => {
+    const { invoke, settled } = services();
+    for (let i = 0; i < 3; i++) {
+      const started = await invoke('analysis.start', { base: join(DEMO, 'alloy-demo-base'), models: [join(DEMO, 'alloy-demo-chat')] });
+      await invoke('analysis.cancel', { id: started.id });
+      const info = await settled(started.id);
+      expect(info.state, info.error).toBe('cancelled');
+      expect(info.error).toBeUndefined();
+    }
+  });
+
   it('checks requests against the contract', () => {
     expect(() => validateRequest('analysis.start', { base: 'a', models: [] })).toThrow(ContractError);
     expect(() => validateRequest('analysis.start', { base: 'a', models: ['b'], t: [-1] })).toThrow(/t\.0: NearSwap t must be at least 0/);

@@ -69,4 +69,17 @@ describe('the job service', () => {
     // The output folder is free for the next try.
     await expect(s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' })).rejects.toThrow(/could not start the merge/);
   });
+
+  it('a merge cancelled right after its start is cancelled, even before its engine listens for the signal', async () => {
+    const outputRoot = join(root, 'cancelled-at-once');
+    const s = service(outputRoot);
+    for (let i = 0; i < 3; i++) {
+      const job = await s.jobs.start({ recipe, outputName: `merged-${i}`, outShardSize: SHARD, device: 'cpu' });
+      s.jobs.cancel(job.id);
+      const info = await ended(s, job.id);
+      expect(info.state, info.error).toBe('cancelled');
+      expect(info.error).toBeUndefined();
+      expect(info.resumable).toBeUndefined();
+    }
+  });
 });

@@ -43,7 +43,8 @@ const KEPT = 20;
  * `analysis.progress` and folded into the run's `AnalysisInfo`, so a reloaded window finds every result.
  */
 export class AnalysisJobs {
-  private runs = new Map<string, { info: AnalysisInfo; child: ChildProcess | undefined }>();
+  /** `cancelRequested`: the app asked the run to stop, so an engine that ends by that signal was cancelled. */
+  private runs = new Map<string, { info: AnalysisInfo; child: ChildProcess | undefined; cancelRequested?: boolean }>();
   private saving: Promise<void> = Promise.resolve();
   /** Settles once the analyses of an earlier run of the app are read back. */
   readonly loaded: Promise<void>;
@@ -85,7 +86,11 @@ export class AnalysisJobs {
   cancel(id: string): AnalysisInfo {
     const run = this.runs.get(id);
     if (!run) throw new Error(`no analysis ${id}`);
-    if (run.info.state === 'running') run.child?.kill('SIGTERM');
+    if (run.info.state === 'running') {
+      // The engine may not have set up its handler yet, and then dies of the signal itself: still a cancel.
+      run.cancelRequested = true;
+      run.child?.kill('SIGTERM');
+    }
     return run.info;
   }
 
@@ -112,12 +117,13 @@ export class AnalysisJobs {
       run.info = { ...run.info, error: `could not start the engine (${this.options.nodeBinary}): ${error.message}` };
       this.settle(id, 'failed');
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       run.child = undefined;
       const removed = rm(jobFile, { force: true }).catch(() => undefined);
       if (run.info.state !== 'running') return;
-      if (code !== 0 && code !== 130 && !run.info.error) run.info = { ...run.info, error: stderr.at(-1) ?? 'the engine stopped' };
-      void removed.then(() => this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed'));
+      const cancelled = code === 130 || (run.cancelRequested === true && signal === 'SIGTERM');
+      if (code !== 0 && !cancelled && !run.info.error) run.info = { ...run.info, error: stderr.at(-1) ?? (signal ? `the engine was stopped by ${signal}` : 'the engine stopped') };
+      void removed.then(() => this.settle(id, code === 0 ? 'done' : cancelled ? 'cancelled' : 'failed'));
     });
   }
 

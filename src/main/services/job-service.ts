@@ -40,6 +40,8 @@ interface Job {
   job: JobFile;
   jobFile: string;
   child: ChildProcess | undefined;
+  /** The app asked this run to stop (Cancel): an engine that ends by that signal was cancelled, not failed. */
+  cancelRequested?: boolean;
 }
 
 interface SavedJobs {
@@ -104,7 +106,11 @@ export class JobService {
   cancel(id: string): JobInfo {
     const job = this.jobs.get(id);
     if (!job) throw new Error(`no job ${id}`);
-    if (job.info.state === 'running') job.child?.kill('SIGTERM');
+    if (job.info.state === 'running') {
+      // The engine may not have set up its handler yet, and then dies of the signal itself: still a cancel.
+      job.cancelRequested = true;
+      job.child?.kill('SIGTERM');
+    }
     return job.info;
   }
 
@@ -124,6 +130,7 @@ export class JobService {
       this.options.events.emit('job.state', job.info);
       throw new Error(`${job.info.outputName} left nothing to resume from (no journal of finished shards beside ${job.info.outDir}); run the merge again`);
     }
+    delete job.cancelRequested;
     job.job = { ...job.job, options: { ...job.job.options, resume: true } };
     job.info.state = 'running';
     for (const key of ['finishedAt', 'error', 'resumable', 'lastProgress'] as const) delete job.info[key];
@@ -172,6 +179,7 @@ export class JobService {
     });
     job.child = child;
     this.follow(id, child);
+    if (job.cancelRequested) child.kill('SIGTERM');
     this.options.events.emit('job.state', job.info);
     this.save();
   }
@@ -208,8 +216,9 @@ export class JobService {
       job.child = undefined;
       const removed = this.removeJobFiles(job);
       if (job.info.state !== 'running') return;
-      if (signal && code === null && !job.info.error) job.info.error = `the engine was stopped by ${signal} before the merge finished`;
-      void removed.then(() => this.settle(id, code === 0 ? 'done' : code === 130 ? 'cancelled' : 'failed'));
+      const cancelled = code === 130 || (job.cancelRequested === true && signal === 'SIGTERM');
+      if (signal && code === null && !cancelled && !job.info.error) job.info.error = `the engine was stopped by ${signal} before the merge finished`;
+      void removed.then(() => this.settle(id, code === 0 ? 'done' : cancelled ? 'cancelled' : 'failed'));
     });
   }
 
