@@ -24,6 +24,22 @@ export async function enginePid(jobId: string, parent = process.pid, timeoutMs =
   }
 }
 
+/** Every engine process (`run-job …JOB_ID…`) that `parent` is running now. */
+export function enginePids(jobId: string, parent = process.pid): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (ppid === parent && cmdline.includes('run-job') && cmdline.includes(jobId)) pids.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
 /** Whole shard lines in the journals of these build folders (the header line left out). */
 function journaledShards(buildFolders: string[]): number {
   let shards = 0;

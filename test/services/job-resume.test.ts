@@ -8,7 +8,7 @@ import { EventBus } from '../../src/main/services/events';
 import { JobService } from '../../src/main/services/job-service';
 import { differingFiles, writeTwoModelFixture } from '../engine/engine-process';
 import { tempDir } from '../helpers';
-import { enginePid, killAfterShards } from './engine-child';
+import { enginePid, enginePids, killAfterShards } from './engine-child';
 
 const ENGINE = resolve('out/cli/alloy.mjs');
 const SHARD = 200_000;
@@ -85,6 +85,21 @@ describe('the job service resumes an interrupted merge', () => {
     expect(await differingFiles(reference, join(outputRoot, 'merged'))).toEqual([]);
     expect(readdirSync(outputRoot)).toEqual(['merged']);
     expect(s.jobs.get(job.id)?.resumable).toBeUndefined();
+  });
+
+  it('two resumes at once run one engine: the second is refused', async () => {
+    const outputRoot = join(root, 'double-resume');
+    const s = service(outputRoot);
+    const job = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
+    await killAfterShards(await enginePid(job.id), [join(outputRoot, '.merged.alloy-partial')], 2);
+    await settled(s, job.id, 'failed');
+    const answers = await Promise.allSettled([s.jobs.resume(job.id), s.jobs.resume(job.id)]);
+    expect(answers.map((a) => a.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(answers.find((a) => a.status === 'rejected')).toMatchObject({ reason: expect.objectContaining({ message: 'merged is still running' }) });
+    expect(enginePids(job.id)).toHaveLength(1);
+    const done = await settled(s, job.id);
+    expect(done.log.filter((l) => l.startsWith('resuming from '))).toHaveLength(1);
+    expect(await differingFiles(reference, join(outputRoot, 'merged'))).toEqual([]);
   });
 
   it('a multi-stage merge killed in its first stage resumes from that stage\'s journal, to the uninterrupted bits', async () => {

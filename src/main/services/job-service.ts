@@ -42,6 +42,8 @@ interface Job {
   child: ChildProcess | undefined;
   /** The app asked this run to stop (Cancel): an engine that ends by that signal was cancelled, not failed. */
   cancelRequested?: boolean;
+  /** A resume is checking what the interrupted run left: a second one must not start another engine. */
+  resuming?: boolean;
 }
 
 interface SavedJobs {
@@ -122,17 +124,24 @@ export class JobService {
     await this.loaded;
     const job = this.jobs.get(id);
     if (!job) throw new Error(`no job ${id}`);
-    if (job.info.state === 'running') throw new Error(`${job.info.outputName} is still running`);
+    // Checked and claimed with no await between: two resumes at once would start two engines on one folder.
+    if (job.info.state === 'running' || job.resuming) throw new Error(`${job.info.outputName} is still running`);
     this.refuseIfBusy(job.info.outDir, job);
-    const left = await interruptedMerge(job.info.outDir);
-    if (!left) {
-      delete job.info.resumable;
-      this.options.events.emit('job.state', job.info);
-      throw new Error(`${job.info.outputName} left nothing to resume from (no journal of finished shards beside ${job.info.outDir}); run the merge again`);
+    job.resuming = true;
+    let left: { finishedShards: number } | undefined;
+    try {
+      left = await interruptedMerge(job.info.outDir);
+      if (!left) {
+        delete job.info.resumable;
+        this.options.events.emit('job.state', job.info);
+        throw new Error(`${job.info.outputName} left nothing to resume from (no journal of finished shards beside ${job.info.outDir}); run the merge again`);
+      }
+      delete job.cancelRequested;
+      job.job = { ...job.job, options: { ...job.job.options, resume: true } };
+      job.info.state = 'running';
+    } finally {
+      job.resuming = false;
     }
-    delete job.cancelRequested;
-    job.job = { ...job.job, options: { ...job.job.options, resume: true } };
-    job.info.state = 'running';
     for (const key of ['finishedAt', 'error', 'resumable', 'lastProgress'] as const) delete job.info[key];
     this.log(job, `resuming from ${left.finishedShards} finished shard${left.finishedShards === 1 ? '' : 's'}`);
     await this.launch(id);
@@ -141,7 +150,7 @@ export class JobService {
 
   /** Throws when a job other than `except` is writing `outDir`. */
   private refuseIfBusy(outDir: string, except?: Job): void {
-    const busy = [...this.jobs.values()].find((j) => j !== except && j.info.state === 'running' && j.info.outDir === outDir);
+    const busy = [...this.jobs.values()].find((j) => j !== except && (j.info.state === 'running' || j.resuming) && j.info.outDir === outDir);
     if (busy) throw new Error(`another merge is writing ${outDir}; wait for it or cancel it first`);
   }
 
