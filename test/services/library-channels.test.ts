@@ -103,6 +103,22 @@ describe('the library and download channels', () => {
     expect(await services.handlers['library.removeFolder']({ path: folder })).toEqual([]);
   });
 
+  it('library.addFolder and removeFolder at once: none fails, and the kept list is the one in memory', async () => {
+    const folders = await Promise.all('abcdefgh'.split('').map(async (c) => {
+      const path = join(home, 'many', c);
+      await mkdir(path, { recursive: true });
+      return path;
+    }));
+    const file = join(home, 'config', 'library-folders.json');
+    for (let round = 0; round < 5; round++) {
+      const removed = await Promise.allSettled(folders.map((path) => services.handlers['library.removeFolder']({ path })));
+      const added = await Promise.allSettled(folders.map((path) => services.handlers['library.addFolder']({ path })));
+      expect([...removed, ...added].filter((a) => a.status === 'rejected')).toEqual([]);
+      expect((JSON.parse(await readFile(file, 'utf8')) as { folders: string[] }).folders).toEqual(await services.handlers['library.folders']({}));
+    }
+    await Promise.all(folders.map((path) => services.handlers['library.removeFolder']({ path })));
+  });
+
   it('requests are validated: a repo id is "org/name", files is merge, all or a list', () => {
     expect(() => validateRequest('download.start', { repo: '../etc' })).toThrow(/download.start: repo: a Hub repo id/);
     expect(() => validateRequest('download.start', { repo: 'a/b', files: 'some' })).toThrow(/files/);

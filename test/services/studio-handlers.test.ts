@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateRequest } from '../../src/shared/contract';
@@ -104,5 +104,22 @@ describe('settings', () => {
     await new SettingsService(file).set({ theme: 'dark', memoryBudget: 1 << 28 });
     expect(await new SettingsService(file).get()).toMatchObject({ theme: 'dark', memoryBudget: 1 << 28, device: 'auto' });
     expect(() => validateRequest('settings.set', { theme: 'pink' })).toThrow(/theme/);
+  });
+
+  it('takes many settings.set at once: none fails, and the file ends with what the last one left', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'settings.json');
+    const settings = new SettingsService(file);
+    const themes = ['light', 'dark', 'system'] as const;
+    for (let round = 0; round < 10; round++) {
+      const answers = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => settings.set({ memoryBudget: (1 + round * 8 + i) << 20, theme: themes[i % 3]! })),
+      );
+      expect(answers.filter((a) => a.status === 'rejected')).toEqual([]);
+      expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(await settings.get());
+      expect((await settings.get()).memoryBudget).toBe((round * 8 + 8) << 20);
+    }
+    // No temporary file is left beside it.
+    expect(await readdir(dir)).toEqual(['settings.json']);
   });
 });

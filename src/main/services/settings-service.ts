@@ -1,7 +1,7 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import * as v from 'valibot';
 import { DEFAULT_SETTINGS, studioRequestSchemas, type Settings } from '../../shared/studio-contract';
+import { writeFileAtomic } from './write-file-atomic';
 
 /** The app's settings: kept in memory, and in a JSON file when the face gives one. */
 export class SettingsService {
@@ -17,11 +17,8 @@ export class SettingsService {
   async set(changes: Partial<Settings>): Promise<Settings> {
     const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) as Partial<Settings>;
     this.current = { ...(await this.get()), ...defined };
-    if (this.file) {
-      await mkdir(dirname(this.file), { recursive: true });
-      await writeFile(`${this.file}.partial`, JSON.stringify(this.current, null, 2));
-      await rename(`${this.file}.partial`, this.file);
-    }
+    // Writes go one at a time, in the order asked: the file ends with the last settings.
+    if (this.file) await writeFileAtomic(this.file, JSON.stringify(this.current, null, 2));
     return { ...this.current };
   }
 

@@ -1,5 +1,5 @@
-import { chmod, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, unlink } from 'node:fs/promises';
+import { writeFileAtomic } from '../write-file-atomic';
 
 /**
  * What encrypts the token at rest: Electron's `safeStorage` (its async calls) in the desktop app.
@@ -78,11 +78,7 @@ export class EncryptedTokenStore implements HubTokenStore {
 
   async set(token: string): Promise<void> {
     const encrypted = await this.cipher.encrypt(token);
-    await mkdir(dirname(this.file), { recursive: true });
-    const partial = `${this.file}.partial`;
-    await writeFile(partial, encrypted, { mode: 0o600 });
-    await chmod(partial, 0o600);
-    await rename(partial, this.file);
+    await writeFileAtomic(this.file, encrypted, { mode: 0o600 });
     this.cached = { token };
   }
 

@@ -1,5 +1,5 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../write-file-atomic';
 
 /** The folders the user added to the library, kept in a small JSON file between runs. */
 export async function loadLibraryFolders(file: string | undefined): Promise<string[]> {
@@ -14,7 +14,6 @@ export async function loadLibraryFolders(file: string | undefined): Promise<stri
 
 export async function saveLibraryFolders(file: string | undefined, folders: string[]): Promise<void> {
   if (!file) return;
-  await mkdir(dirname(file), { recursive: true });
-  await writeFile(`${file}.partial`, JSON.stringify({ folders }, null, 2));
-  await rename(`${file}.partial`, file);
+  // One write at a time, in the order asked: the file ends with the last list.
+  await writeFileAtomic(file, JSON.stringify({ folders }, null, 2));
 }
