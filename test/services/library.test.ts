@@ -130,6 +130,21 @@ describe('library folders', () => {
     expect(await library.list()).toEqual([]);
   });
 
+  it('lists a model folder holding links to itself, counting its files once', async () => {
+    const root = await tempDir();
+    const model = join(root, 'loopy');
+    await cp(join(LLAMA, 'snapshots', commits.llamaMain), model, { recursive: true });
+    const { symlink } = await import('node:fs/promises');
+    await symlink('.', join(model, 'loop1'));
+    await symlink('.', join(model, 'loop2'));
+    await symlink('..', join(model, 'sub-loop'));
+    const library = new LibraryService({ folders: [{ path: root, source: 'folder' }], hubCaches: [] });
+    const listed = await Promise.race([library.list(), new Promise<never>((_, fail) => setTimeout(() => fail(new Error('library.list did not answer in 10 s')), 10_000))]);
+    expect(listed.map((m) => m.name)).toEqual(['loopy']);
+    const mainFiles = { ...tinyLlamaFiles(), ...tinyLlamaUpdate() };
+    expect(listed[0]!.bytes).toBe(Object.values(mainFiles).reduce((n, c) => n + Buffer.from(c).length, 0));
+  });
+
   it('notices a new model in a watched folder', async () => {
     const root = await tempDir();
     let changes = 0;
