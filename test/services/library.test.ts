@@ -80,6 +80,23 @@ describe('the library reads a hub cache Python wrote', () => {
     expect(first.parameters).toBeLessThan(TINY_LLAMA_PARAMETERS);
   });
 
+  it('lists a revision whose config.json is not valid JSON, with the problem, and its partial downloads', async () => {
+    const cache = await copyOfPythonCache();
+    const storage = join(cache, 'models--alloy-test--tiny-llama');
+    const config = join(storage, 'snapshots', commits.llamaFirst, 'config.json');
+    const { rm } = await import('node:fs/promises');
+    // The link replaced by a file of its own: the other revision's config.json is the same blob.
+    await rm(config);
+    await writeFile(config, '{\n  "architectures": ["LlamaForCausalLM"],\n  "num_hidden_layers": 2,,\n}\n');
+    await writeFile(join(storage, 'blobs', `${'b'.repeat(64)}.incomplete`), Buffer.alloc(99));
+    const models = await new LibraryService({ folders: [], hubCaches: [cache] }).list();
+    expect(models).toHaveLength(3);
+    const broken = models.find((m) => m.revision === commits.llamaFirst)!;
+    expect(broken).toMatchObject({ name: TINY_LLAMA, mergeable: false, architecture: 'unknown', incomplete: { files: 1, bytes: 99 }, shards: 2 });
+    expect(broken.problem).toMatch(new RegExp(`^${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:26: not valid JSON \\(`));
+    expect(models.find((m) => m.revision === commits.llamaMain)).toMatchObject({ mergeable: true });
+  });
+
   it('deletes a revision like `hf cache delete`: blobs other revisions link to survive', async () => {
     const cache = await copyOfPythonCache();
     const storage = join(cache, 'models--alloy-test--tiny-llama');
