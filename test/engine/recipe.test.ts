@@ -86,6 +86,40 @@ describe('recipe errors', () => {
   });
 });
 
+describe('YAML as mergekit (PyYAML) reads it', () => {
+  const GOLDEN = 'test/fixtures/golden/recipes';
+  const plan = (text: string) => planMerge({ recipe: parseRecipes(text, `${GOLDEN}/r.yml`)[0]!, search: { recipeDir: GOLDEN } });
+
+  it('takes yes/no/on/off as booleans, merges "<<" keys, expands aliases, and keeps the last of a key written twice', () => {
+    const [r] = parseRecipes(
+      'merge_method: ties\nbase_model: b\nparameters: {normalize: no, int8_mask: on}\nmodels:\n' +
+        '  - model: x\n    parameters: &common {weight: 0.5, density: 0.6}\n' +
+        '  - model: y\n    parameters:\n      <<: *common\n      weight: 0.3\n' +
+        '  - model: z\n    parameters: *common\n' +
+        'dtype: bfloat16\ndtype: float32\n',
+      'r.yml',
+    );
+    expect(r!.parameters!.values).toEqual({ normalize: false, int8_mask: true });
+    expect(r!.models!.map((m) => m.parameters!.values)).toEqual([{ weight: 0.5, density: 0.6 }, { weight: 0.3, density: 0.6 }, { weight: 0.5, density: 0.6 }]);
+    expect(r!.dtype).toBe('float32');
+    expect(parseRecipes('merge_method: linear\nmodels:\n  - model: x\n    parameters:\n      <<: [{weight: 1}, {weight: 2, density: 3}]\n', 'r.yml')[0]!.models![0]!.parameters!.values).toEqual({ weight: 1, density: 3 });
+  });
+
+  it('refuses an alias bomb and an alias inside what it names, at their lines', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 6 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`)].join('\n');
+    expect(problemsOf(`merge_method: linear\nmodels: [{model: x}]\nparameters:\n  weight: 1\n${bomb.replace(/^/gm, '  ')}\n`).join()).toMatch(/^r\.yml:\d+:\d+: YAML: its aliases expand it to more than 100,000 values/);
+    expect(problemsOf('merge_method: linear\nmodels: &m [{model: x, parameters: {weight: *m}}]\n').join()).toMatch(/^r\.yml:2:\d+: YAML: an alias refers to a node that contains it/);
+  });
+
+  it('takes a number for a boolean parameter as Python does (0 is false), and a gradient of booleans as 0 and 1', async () => {
+    const recipe = (normalize: string) => `merge_method: task_arithmetic\nbase_model: ../models/llama-base\nparameters: {normalize: ${normalize}}\nmodels:\n  - {model: ../models/llama-ft1, parameters: {weight: 0.5}}\n`;
+    const normalizeOf = async (normalize: string) => (await plan(recipe(normalize))).tensors.filter((t) => t.name.endsWith('.mlp.up_proj.weight')).map((t) => t.global['normalize']);
+    expect(await normalizeOf('1')).toEqual([true, true, true, true]);
+    expect(await normalizeOf('0')).toEqual([false, false, false, false]);
+    expect(await normalizeOf('[true, false]')).toEqual([true, true, true, false]);
+  });
+});
+
 describe('modules: (multimodal recipes)', () => {
   const GOLDEN = 'test/fixtures/golden/recipes';
   const modules = `merge_method: linear

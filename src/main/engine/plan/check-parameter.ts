@@ -25,11 +25,12 @@ export function checkParameter(
 ): ParamValue | undefined {
   if (resolved === undefined) return undefined;
   const subject = `parameter "${decl.name}"${where.model ? ` of ${where.model}` : ''} for tensor "${where.tensor}"`;
-  const problem = typeProblem(decl, resolved.value);
+  const value = asDeclared(decl, resolved.value);
+  const problem = typeProblem(decl, value);
   if (!problem) {
-    const range = rangeProblem(decl, resolved.value as ParamValue);
+    const range = rangeProblem(decl, value as ParamValue);
     if (range) warn(`${at(resolved.position)}parameter "${decl.name}"${where.model ? ` of ${where.model}` : ''} is ${JSON.stringify(resolved.value)}, ${range}; mergekit uses it as it is, and so does Alloy`);
-    return resolved.value as ParamValue;
+    return value as ParamValue;
   }
   const message = `${subject} is ${JSON.stringify(resolved.value)}: ${problem}`;
   if (!resolved.position) throw new EngineError(message, { key: decl.name, tensor: where.tensor });
@@ -39,6 +40,17 @@ export function checkParameter(
 
 function at(position: SourcePosition | undefined): string {
   return position ? `${position.file}:${position.line}:${position.column}: ` : '';
+}
+
+/**
+ * Python's view of numbers and booleans, which mergekit's methods see: a boolean parameter given a
+ * number (`normalize: 1`, or a gradient of booleans, interpolated) is its truth (any number but 0),
+ * a number given a boolean is 0 or 1.
+ */
+function asDeclared(decl: ParameterDecl, value: SettingValue): SettingValue {
+  if (decl.type === 'boolean' && typeof value === 'number') return value !== 0;
+  if (decl.type !== 'boolean' && typeof value === 'boolean') return Number(value);
+  return value;
 }
 
 function typeProblem(decl: ParameterDecl, value: SettingValue): string | undefined {

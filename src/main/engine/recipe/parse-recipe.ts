@@ -1,4 +1,5 @@
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node, type Pair, type ScalarTag, type Tags, type YAMLMap } from 'yaml';
+import { AliasProblem, resolveAliases } from './resolve-aliases';
 import type { RecipeProblem } from '../../../shared/contract';
 import { EngineError } from '../errors';
 import { parseTorchDtype } from '../safetensors/dtype';
@@ -112,10 +113,27 @@ class DocumentReader {
   }
 }
 
+/**
+ * YAML as PyYAML's safe_load reads it for mergekit: yes/no/on/off are booleans, merge keys (`<<`)
+ * merge, and a key written twice takes its last value.
+ */
+const PYYAML_OPTIONS = {
+  uniqueKeys: false,
+  merge: true,
+  customTags: (tags: Tags) => [PYYAML_BOOLEANS, ...tags],
+};
+
+const PYYAML_BOOLEANS: ScalarTag = {
+  tag: 'tag:yaml.org,2002:bool',
+  default: true,
+  test: /^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$/,
+  resolve: (word: string) => /^(?:yes|Yes|YES|on|On|ON)$/.test(word),
+};
+
 /** Parses a YAML stream of one or more mergekit recipes, collecting every problem with its position. */
 export function parseRecipes(text: string, file: string): Recipe[] {
   const lines = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
+  const documents = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, ...PYYAML_OPTIONS });
   const reader = new DocumentReader(file, lines);
   if (!Array.isArray(documents)) return [];
   const recipes: Recipe[] = [];
@@ -128,7 +146,15 @@ export function parseRecipes(text: string, file: string): Recipe[] {
     if (doc.errors.length > 0 || empty) continue;
     const start = doc.range[0];
     const end = doc.range[2];
-    const recipe = readRecipe(reader, doc.contents as Node, text.slice(start, end));
+    let root: Node;
+    try {
+      root = resolveAliases(doc, doc.contents as Node);
+    } catch (error) {
+      if (!(error instanceof AliasProblem)) throw error;
+      reader.problem(error.node, `YAML: ${error.message}`);
+      continue;
+    }
+    const recipe = readRecipe(reader, root, text.slice(start, end));
     if (recipe) recipes.push(recipe);
   }
   if (recipes.length === 0 && reader.problems.length === 0) reader.problems.push({ file, message: 'the recipe is empty', line: 1, column: 1 });
@@ -331,7 +357,8 @@ function readSetting(r: DocumentReader, node: Node | null, where: string): Param
       const list = node.items.map((n, i) => readConditional(r, n as Node, `${where}[${i}]`));
       return list.every((c) => c) ? (list as ConditionalParameter[]) : undefined;
     }
-    const numbers = node.items.map((n) => r.number(n as Node, `${where} (a gradient)`));
+    // Python's booleans are the integers 0 and 1: mergekit interpolates a list of them like numbers.
+    const numbers = node.items.map((n) => (isScalar(n) && typeof n.value === 'boolean' ? Number(n.value) : r.number(n as Node, `${where} (a gradient)`)));
     return numbers.every((n) => n !== undefined) ? (numbers as number[]) : undefined;
   }
   r.problem(node, `${where} must be a number, a list of numbers or a list of {filter, value}`);
