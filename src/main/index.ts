@@ -72,9 +72,19 @@ app.whenReady().then(async () => {
   });
   mountContract(services);
   window = createWindow();
-  app.on('before-quit', () => {
-    services.jobs.stopAll();
-    services.analyses.stopAll();
+  // Quitting waits for the services to stop: merges keep what they wrote and come back resumable, as in
+  // web mode (alloy serve); analyses and downloads stop. Then the quit goes on.
+  let stopped = false;
+  let stopping = false;
+  app.on('before-quit', (event) => {
+    if (stopped) return;
+    event.preventDefault();
+    if (stopping) return;
+    stopping = true;
+    void services.stop().finally(() => {
+      stopped = true;
+      app.quit();
+    });
   });
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) window = createWindow();

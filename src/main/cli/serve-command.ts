@@ -48,10 +48,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
-  services.jobs.stopAll();
-  // The library's folder watchers (recursive fs.watch) would keep the process alive after the signal.
-  services.library.close();
-  await services.downloads.stopAll();
+  // Merges stop keeping what they wrote (resumable after the next start), analyses and downloads stop,
+  // the library's watchers (recursive fs.watch, which would keep the process alive) close.
+  await services.stop();
   await server.close();
   return 0;
 }

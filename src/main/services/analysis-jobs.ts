@@ -44,7 +44,7 @@ const KEPT = 20;
  */
 export class AnalysisJobs {
   /** `cancelRequested`: the app asked the run to stop, so an engine that ends by that signal was cancelled. */
-  private runs = new Map<string, { info: AnalysisInfo; child: ChildProcess | undefined; cancelRequested?: boolean }>();
+  private runs = new Map<string, { info: AnalysisInfo; child: ChildProcess | undefined; cancelRequested?: boolean; stopping?: boolean; ended?: Promise<void> }>();
   private saving: Promise<void> = Promise.resolve();
   /** Settles once the analyses of an earlier run of the app are read back. */
   readonly loaded: Promise<void>;
@@ -94,9 +94,24 @@ export class AnalysisJobs {
     return run.info;
   }
 
-  /** Stops every running analysis, for shutdown. */
-  stopAll(): void {
-    for (const run of this.runs.values()) if (run.info.state === 'running') run.child?.kill('SIGTERM');
+  /**
+   * Stops every running analysis, for shutdown: SIGTERM (an analysis keeps nothing on disk), SIGKILL if
+   * its engine is still there after a grace period. Each is then `failed` ("Alloy stopped while this
+   * analysis was running", as after a crash); resolves once the analyses file says so.
+   */
+  async stopAll(graceMs = 5_000): Promise<void> {
+    const running = [...this.runs.values()].filter((run) => run.info.state === 'running' && run.child);
+    await Promise.all(
+      running.map(async (run) => {
+        const child = run.child!;
+        run.stopping = true;
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await run.ended;
+        clearTimeout(killer);
+      }),
+    );
+    await this.saving;
   }
 
   private follow(id: string, child: ChildProcess, jobFile: string): void {
@@ -117,13 +132,20 @@ export class AnalysisJobs {
       run.info = { ...run.info, error: `could not start the engine (${this.options.nodeBinary}): ${error.message}` };
       this.settle(id, 'failed');
     });
+    let ended!: () => void;
+    run.ended = new Promise((resolve) => (ended = resolve));
     child.on('close', (code, signal) => {
       run.child = undefined;
       const removed = rm(jobFile, { force: true }).catch(() => undefined);
-      if (run.info.state !== 'running') return;
+      if (run.info.state !== 'running') return ended();
+      if (run.stopping && code !== 0) {
+        run.info = { ...run.info, error: 'Alloy stopped while this analysis was running' };
+        void removed.then(() => this.settle(id, 'failed')).finally(ended);
+        return;
+      }
       const cancelled = code === 130 || (run.cancelRequested === true && signal === 'SIGTERM');
       if (code !== 0 && !cancelled && !run.info.error) run.info = { ...run.info, error: stderr.at(-1) ?? (signal ? `the engine was stopped by ${signal}` : 'the engine stopped') };
-      void removed.then(() => this.settle(id, code === 0 ? 'done' : cancelled ? 'cancelled' : 'failed'));
+      void removed.then(() => this.settle(id, code === 0 ? 'done' : cancelled ? 'cancelled' : 'failed')).finally(ended);
     });
   }
 

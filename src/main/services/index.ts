@@ -60,6 +60,12 @@ export interface Services {
   settings: SettingsService;
   /** Analyses (the Analysis view) as engine child processes, like merges. */
   analyses: AnalysisJobs;
+  /**
+   * For quitting, in every face: stops the merges keeping what they wrote (resumable after the
+   * restart), stops the analyses and the downloads (which go on at the next start), and the library's
+   * folder watchers; resolves once the state files say so.
+   */
+  stop(): Promise<void>;
 }
 
 /** Builds the services every face mounts: one handler per contract channel, one event bus. */
@@ -178,7 +184,11 @@ export function createServices(options: ServicesOptions): Services {
     ...createAnalysisHandlers({ analyses, settings }),
     ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, tokenStore, ...(foldersFile ? { foldersFile } : {}) }),
   };
-  return { handlers, events, jobs, library, downloads, settings, analyses };
+  const stop = async () => {
+    library.close();
+    await Promise.all([jobs.stopAll(), analyses.stopAll(), downloads.stopAll()]);
+  };
+  return { handlers, events, jobs, library, downloads, settings, analyses, stop };
 }
 
 function methodInfo(m: typeof MERGE_METHODS extends ReadonlyMap<string, infer M> ? M : never): MethodInfo {

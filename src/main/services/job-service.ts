@@ -44,7 +44,14 @@ interface Job {
   cancelRequested?: boolean;
   /** A resume is checking what the interrupted run left: a second one must not start another engine. */
   resuming?: boolean;
+  /** The app is quitting: the engine was stopped keeping its shards (`stopAll`). */
+  stopping?: boolean;
+  /** Settles once the engine has ended and the job's state is set. */
+  ended?: Promise<void>;
 }
+
+/** How long a stopped engine has to end before it is killed. */
+const STOP_GRACE_MS = 5_000;
 
 interface SavedJobs {
   version: 1;
@@ -137,6 +144,7 @@ export class JobService {
         throw new Error(`${job.info.outputName} left nothing to resume from (no journal of finished shards beside ${job.info.outDir}); run the merge again`);
       }
       delete job.cancelRequested;
+      delete job.stopping;
       job.job = { ...job.job, options: { ...job.job.options, resume: true } };
       job.info.state = 'running';
     } finally {
@@ -154,9 +162,26 @@ export class JobService {
     if (busy) throw new Error(`another merge is writing ${outDir}; wait for it or cancel it first`);
   }
 
-  /** Stops every running engine, for shutdown. */
-  stopAll(): void {
-    for (const job of this.jobs.values()) if (job.info.state === 'running') job.child?.kill('SIGTERM');
+  /**
+   * Stops every running engine, for shutdown, keeping what each merge has written: the engine gets
+   * SIGHUP, which it leaves to its default action (it ends where it stands, as a kill does; a cancel's
+   * SIGTERM would remove its hidden folder), SIGKILL if it is still there after a grace period. Each job
+   * is then `failed` ("Alloy stopped while this merge was running") and resumable from its journal, as
+   * after a crash; resolves once the jobs file says so.
+   */
+  async stopAll(graceMs = STOP_GRACE_MS): Promise<void> {
+    const running = [...this.jobs.values()].filter((job) => job.info.state === 'running' && job.child);
+    await Promise.all(
+      running.map(async (job) => {
+        const child = job.child!;
+        job.stopping = true;
+        child.kill('SIGHUP');
+        const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await job.ended;
+        clearTimeout(killer);
+      }),
+    );
+    await this.saving;
   }
 
   /**
@@ -220,14 +245,17 @@ export class JobService {
       job.info.error = `could not start the engine (${this.options.nodeBinary}): ${error.message}`;
       void this.settle(id, 'failed');
     });
+    let ended!: () => void;
+    job.ended = new Promise((resolve) => (ended = resolve));
     child.on('close', (code, signal) => {
-      if (job.child !== child) return;
+      if (job.child !== child) return ended();
       job.child = undefined;
       const removed = this.removeJobFiles(job);
-      if (job.info.state !== 'running') return;
+      if (job.info.state !== 'running') return ended();
       const cancelled = code === 130 || (job.cancelRequested === true && signal === 'SIGTERM');
+      if (job.stopping && code !== 0 && !cancelled) job.info.error = 'Alloy stopped while this merge was running';
       if (signal && code === null && !cancelled && !job.info.error) job.info.error = `the engine was stopped by ${signal} before the merge finished`;
-      void removed.then(() => this.settle(id, code === 0 ? 'done' : cancelled ? 'cancelled' : 'failed'));
+      void removed.then(() => this.settle(id, code === 0 ? 'done' : cancelled ? 'cancelled' : 'failed')).finally(ended);
     });
   }
 
