@@ -43,7 +43,7 @@ describe('the recipe editor', () => {
   });
 
   it('a library model dragged onto the models list is added to the YAML', async () => {
-    const { wrapper, recipe } = await mountEditor('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\ndtype: float32\n');
+    const { wrapper, recipe, api } = await mountEditor('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\ndtype: float32\n');
     const chip = wrapper.get('[data-testid=library-chip][data-model=alloy-demo-code]');
     const dataTransfer = new DataTransfer();
     await chip.trigger('dragstart', { dataTransfer });
@@ -51,13 +51,32 @@ describe('the recipe editor', () => {
     await zone.trigger('dragover', { dataTransfer });
     expect(zone.classes()).toContain('dropping');
     await zone.trigger('drop', { dataTransfer });
-    expect(recipe.text).toMatch(/- model: alloy-demo-chat\n\s+- model: alloy-demo-code/);
+    // The library's reference for it (the demo's folder), which the engine resolves, not its bare name.
+    const code = (await api.invoke('library.list', {})).find((m) => m.name === 'alloy-demo-code')!;
+    expect(code.reference).not.toBe(code.name);
+    expect(recipe.text).toContain(`- model: alloy-demo-chat\n  - model: ${code.reference}\n`);
+    expect(wrapper.findAll('[data-testid=recipe-model]').map((m) => m.find('strong').text())).toEqual(['alloy-demo-chat', 'alloy-demo-code']);
     expect(wrapper.find('[data-testid=library-chip][data-model=alloy-demo-code]').exists()).toBe(false);
     // Text dragged from elsewhere is not a model.
     const other = new DataTransfer();
     other.setData('text/plain', 'rm -rf');
     await zone.trigger('drop', { dataTransfer: other });
     expect(recipe.text).not.toContain('rm -rf');
+  });
+
+  it('a model picked from "Add from the library…" is written by its reference, and the engine finds it', async () => {
+    const { wrapper, recipe, api } = await mountEditor('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\n    parameters: {weight: 1}\ndtype: float32\n');
+    const code = (await api.invoke('library.list', {})).find((m) => m.name === 'alloy-demo-code')!;
+    await wrapper.get('[data-testid=add-model-select]').setValue(code.reference);
+    await wrapper.get('[data-testid=add-model-button]').trigger('click');
+    expect(recipe.text).toContain(`- model: ${code.reference}\n`);
+    expect(recipe.text).not.toMatch(/- model: alloy-demo-code\b/);
+    // Shown by its library name, and offered no more.
+    expect(wrapper.findAll('[data-testid=recipe-model]')[1]!.find('strong').text()).toBe('alloy-demo-code');
+    expect(wrapper.findAll('[data-testid=add-model-select] option').map((o) => o.attributes('value'))).not.toContain(code.reference);
+    recipe.edit(['models', 1, 'parameters', 'weight'], 1);
+    const plan = await api.invoke('recipe.plan', { recipe: recipe.text });
+    expect(plan.ok ? plan.plan.models.length : plan.problems).toBe(2);
   });
 
   it('fills the form from a pasted recipe: method, base, models and a filtered gradient', async () => {

@@ -1,0 +1,22 @@
+import type { ModelSummary } from '../../../shared/contract';
+
+/**
+ * The library entry a recipe's model string stands for: the one whose `reference` it is (what the
+ * editor writes), else one whose name or folder it is (a recipe written by hand, the demo's names).
+ */
+export function libraryEntry(library: readonly ModelSummary[], model: string): ModelSummary | undefined {
+  if (!model) return undefined;
+  return library.find((m) => m.reference === model) ?? library.find((m) => m.name === model || m.path === model || m.id === model);
+}
+
+/** Whether two recipe model strings name the same model (the same text, or the same library entry). */
+export function sameModel(library: readonly ModelSummary[], a: string, b: string): boolean {
+  if (a === b) return true;
+  const entry = libraryEntry(library, a);
+  return !!entry && entry === libraryEntry(library, b);
+}
+
+/** What to show for a recipe's model string: the library's name for it, else the string itself. */
+export function modelLabel(library: readonly ModelSummary[], model: string): string {
+  return libraryEntry(library, model)?.name ?? model;
+}
