@@ -135,6 +135,21 @@ describe('the recipe editor', () => {
     expect(wrapper.get('[data-testid=chat-template-problem]').text()).toContain('"vicuna-ish" is neither a template nor one of auto, chatml');
   });
 
+  it('shows every problem the planner finds, and says "valid" only when there is none', async () => {
+    const { wrapper, recipe } = await mountEditor('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\n  - model: alloy-demo-code\ndtype: float32\n');
+    expect(recipe.parse).toMatchObject({ ok: true });
+    expect(wrapper.find('[data-testid=recipe-ok]').exists()).toBe(false);
+    expect(wrapper.get('[data-testid=recipe-problems]').text()).toContain('missing required parameter "weight"');
+    expect(wrapper.get('[data-testid=form-problems]').text()).toContain('missing required parameter "weight"');
+    expect(wrapper.get('[data-testid=recipe-not-ok]').text()).toBe('✗ 1 problem');
+    await wrapper.get('[data-testid=recipe-editor]').setValue('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\n    parameters: {weight: 1}\n  - model: alloy-demo-code\n    parameters: {weight: 1}\ndtype: float32\n');
+    // Not "valid" while the new text waits for its check.
+    expect(wrapper.find('[data-testid=recipe-ok]').exists()).toBe(false);
+    await settle(recipe);
+    expect(wrapper.find('[data-testid=recipe-ok]').exists()).toBe(true);
+    expect(wrapper.get('[data-testid=recipe-problems]').text()).toBe('');
+  });
+
   it('marks an unknown method at the method picker', async () => {
     const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('merge_method: slerp', 'merge_method: slurp'));
     expect(wrapper.get('[data-testid=method-problem]').text()).toContain('unknown merge_method "slurp"');

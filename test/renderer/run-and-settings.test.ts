@@ -110,11 +110,21 @@ describe('passthrough', () => {
     await wrapper.get('[data-testid=use-slices]').trigger('click');
     await wrapper.get('[data-testid=add-slice]').trigger('click');
     await settle(recipe);
+    // The model has 4 layers: the new slice stays inside them (its last two), and the recipe plans.
     expect(recipe.read(['slices'])).toEqual([
       { sources: [{ model: 'alloy-demo-chat', layer_range: [0, 4] }] },
-      { sources: [{ model: 'alloy-demo-chat', layer_range: [4, 6] }] },
+      { sources: [{ model: 'alloy-demo-chat', layer_range: [2, 4] }] },
     ]);
+    expect(wrapper.get('[aria-label="Slice 2 model 1 end layer"]').attributes('max')).toBe('4');
+    expect(recipe.problems).toEqual([]);
+    expect(wrapper.find('[data-testid=recipe-ok]').exists()).toBe(true);
+    // A range typed past the model's layers is marked at its row.
+    expect(wrapper.find('[data-testid=slice-range-problem]').exists()).toBe(false);
     const end = wrapper.get('[aria-label="Slice 2 model 1 end layer"]');
+    await end.setValue('6');
+    await end.trigger('change');
+    await settle(recipe);
+    expect(wrapper.get('[data-testid=slice-range-problem]').text()).toBe("layer_range [2, 6] goes past alloy-demo-chat's 4 layers");
     await end.setValue('4');
     await end.trigger('change');
     const start = wrapper.get('[aria-label="Slice 2 model 1 first layer"]');

@@ -5,7 +5,6 @@ import type { RecipeGradientResult, RecipeParseResult } from '../../../shared/st
 import { appendAt, documentAt, fieldOf, isEditable, offsetOf, parseRecipeYaml, pathAtOffset, readAt, recipeYamlText, writeAt, type RecipeDocs, type YamlPath } from '../recipe/recipe-yaml';
 
 const TOP_LEVEL_FIELDS = ['merge_method', 'base_model', 'dtype', 'out_dtype', 'tokenizer_source', 'chat_template', 'models', 'slices', 'name'];
-const PLANNED_FIELDS = ['merge_method', 'base_model', 'dtype', 'out_dtype', 'tokenizer_source', 'chat_template'];
 const CHECK_DELAY_MS = 250;
 
 export interface PlacedProblem extends RecipeProblem {
@@ -29,6 +28,8 @@ export const useRecipeStore = defineStore('recipe', () => {
   const gradient = ref<RecipeGradientResult>();
   const checking = ref(false);
   const requestError = ref('');
+  /** A check is due (an edit in the last 250 ms): the verdict shown is for an older text. */
+  const timerPending = ref(false);
   let api: AlloyApi | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let sequence = 0;
@@ -82,7 +83,11 @@ export const useRecipeStore = defineStore('recipe', () => {
   function changed(): void {
     revision.value++;
     if (timer) clearTimeout(timer);
-    timer = setTimeout(() => void check(), CHECK_DELAY_MS);
+    timerPending.value = true;
+    timer = setTimeout(() => {
+      timerPending.value = false;
+      void check();
+    }, CHECK_DELAY_MS);
   }
 
   /** Asks the engine about the text as it is now; answers to older texts are dropped. */
@@ -111,15 +116,17 @@ export const useRecipeStore = defineStore('recipe', () => {
   async function flush(): Promise<void> {
     if (timer) clearTimeout(timer);
     timer = undefined;
+    timerPending.value = false;
     await check();
   }
 
   const problems = computed<PlacedProblem[]>(() => {
     const result = parse.value;
     if (result && !result.ok) return result.problems.map((p) => place(p));
-    // The planner's problems that name a field of the recipe (chat_template, base_model…) are shown there too.
+    // Every problem the planner finds in the shown document: at the field it names or holds, else
+    // for the recipe as a whole (a missing required parameter, a model not found).
     const planned = gradient.value && !gradient.value.ok ? gradient.value.problems : [];
-    return planned.filter((p) => PLANNED_FIELDS.includes(p.key ?? '')).map((p) => ({ ...p, field: p.key!, document: documentIndex.value }));
+    return planned.map((p) => place(p));
   });
 
   function place(problem: RecipeProblem): PlacedProblem {
@@ -131,12 +138,15 @@ export const useRecipeStore = defineStore('recipe', () => {
     return { ...problem, field: field || fieldForKey(problem.key), document };
   }
 
+  /** Whether the engine has answered the text as it is now and found nothing wrong with it. */
+  const valid = computed(() => !checking.value && !timerPending.value && !requestError.value && yamlErrors.value.length === 0 && !!parse.value?.ok && !!gradient.value?.ok && problems.value.length === 0);
+
   /** The engine's messages for one field of the shown document. */
   function problemsAt(field: string): string[] {
     return problems.value.filter((p) => p.document === documentIndex.value && p.field === field).map((p) => p.message);
   }
 
-  return { text, docs, yamlErrors, documentIndex, revision, parse, gradient, checking, requestError, current, editable, problems, attach, setText, selectDocument, read, edit, append, check, flush, problemsAt };
+  return { text, docs, yamlErrors, documentIndex, revision, parse, gradient, checking, requestError, current, editable, problems, valid, attach, setText, selectDocument, read, edit, append, check, flush, problemsAt };
 });
 
 function fieldForKey(key: string | undefined): string {
