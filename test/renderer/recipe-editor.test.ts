@@ -150,6 +150,34 @@ describe('the recipe editor', () => {
     expect(wrapper.get('[data-testid=recipe-problems]').text()).toBe('');
   });
 
+  it('while the YAML does not parse, the form is disabled and says why; after the fix it follows the YAML', async () => {
+    const good = 'merge_method: slerp\nbase_model: alloy-demo-chat\nmodels:\n  - model: alloy-demo-chat\n  - model: alloy-demo-code\nparameters:\n  t: 0.7\ndtype: float32\n';
+    const { wrapper, recipe, editor } = await mountEditor(good);
+    const fields = wrapper.get('[data-testid=recipe-form-fields]');
+    expect(fields.attributes('disabled')).toBeUndefined();
+    expect(wrapper.find('[data-testid=form-disabled-reason]').exists()).toBe(false);
+    await editor.setValue(good.replace('dtype: float32', 'dtype: [float32'));
+    await settle(recipe);
+    expect(fields.attributes('disabled')).toBeDefined();
+    expect(fields.attributes('aria-describedby')).toBe('form-disabled-reason');
+    expect(wrapper.get('[data-testid=form-disabled-reason]').text()).toMatch(/^The YAML does not parse .*fix it in the YAML pane to edit the form\.$/);
+    for (const id of ['add-model-hub', 'add-model-hub-button', 'add-model-button', 'add-model-select', 'method-select']) expect(wrapper.get(`[data-testid=${id}]`).attributes('disabled'), id).toBeDefined();
+    // A Hub id typed (and Enter pressed) while it cannot be written is kept, not cleared.
+    const hub = wrapper.get<HTMLInputElement>('[data-testid=add-model-hub]');
+    await hub.setValue('org/kept');
+    await hub.trigger('keydown', { key: 'Enter' });
+    expect(hub.element.value).toBe('org/kept');
+    expect(recipe.text).not.toContain('org/kept');
+    // A draft typed while broken gives way to what the fixed YAML says.
+    const t = wrapper.get<HTMLInputElement>('[data-testid=param-value-global-t]');
+    await t.setValue('0.9');
+    await editor.setValue(good);
+    await settle(recipe);
+    expect(fields.attributes('disabled')).toBeUndefined();
+    expect(t.element.value).toBe('0.7');
+    expect(recipe.text).toContain('t: 0.7');
+  });
+
   it('marks an unknown method at the method picker', async () => {
     const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('merge_method: slerp', 'merge_method: slurp'));
     expect(wrapper.get('[data-testid=method-problem]').text()).toContain('unknown merge_method "slurp"');

@@ -63,16 +63,19 @@ export const useRecipeStore = defineStore('recipe', () => {
     return readAt(current.value, path);
   }
 
-  function edit(path: YamlPath, value: unknown): void {
-    if (!editable.value) return;
+  /** Writes a form edit into the shown document; false (nothing written) while it does not parse. */
+  function edit(path: YamlPath, value: unknown): boolean {
+    if (!editable.value) return false;
     writeAt(current.value!, path, value);
     afterEdit();
+    return true;
   }
 
-  function append(path: YamlPath, value: unknown): void {
-    if (!editable.value) return;
+  function append(path: YamlPath, value: unknown): boolean {
+    if (!editable.value) return false;
     appendAt(current.value!, path, value);
     afterEdit();
+    return true;
   }
 
   function afterEdit(): void {
