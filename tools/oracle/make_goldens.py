@@ -755,6 +755,22 @@ dtype: float32
         kind: model_token
         model: {M}llama-tok-chat
         token: w6"""), "exact", "linear", "tokens: forced, zero and model_token sources; padded to a multiple of 16"),
+    "linear-bf16-out-f32": (f"""merge_method: linear
+models:
+  - model: {M}llama-ft1
+    parameters: {{weight: 0.3}}
+  - model: {M}llama-ft2
+    parameters: {{weight: 0.7}}
+dtype: bfloat16
+out_dtype: float32
+""", "exact", "linear", "f32 models merged in bf16, written as f32: the result is rounded to bf16 first"),
+    "linear-mixed-dtypes": (f"""merge_method: linear
+models:
+  - model: {M}llama-bf16-ft1
+    parameters: {{weight: 0.5}}
+  - model: {M}llama-ft1
+    parameters: {{weight: 0.5}}
+""", "exact", "linear", "a bf16 and an f32 model with no dtype: promoted to f32, and written as f32"),
     "tok-zero-forced-f32": (tok_recipe("""tokenizer:
   source: base
   tokens:

@@ -20,7 +20,7 @@ import type { MergePlan, PlannedInput, PlannedTensor } from '../plan/types';
 import { BufferPool } from './buffer-pool';
 import { ShardHasher } from './shard-digest';
 import { ShardOutput } from './shard-output';
-import { ChunkedTensorSource, chunkElementsFor } from './tensor-source';
+import { ChunkedTensorSource, chunkElementsFor, roundInPlace } from './tensor-source';
 import { VocabularyTensorSource } from './vocabulary-source';
 import { openTensorFile } from '../model/open-tensor-file';
 import { describeShard, hashPlan, ShardJournal, verifyFinishedShards, type FinishedShard } from './shard-journal';
@@ -330,32 +330,12 @@ async function writeTensor(plan: MergePlan, prepared: PreparedTensor, output: Sh
     return copyBytes(tensor, inputReaders[0]!, output, budget, options.signal);
   }
   if (!isFloatDtype(tensor.dtype) || !source) throw new EngineError(`tensor "${tensor.name}": cannot convert ${tensor.inputs[0]!.dtype} to ${tensor.dtype}`, { tensor: tensor.name });
-  const outDtype = tensor.dtype;
-  const outSize = dtypeSize(outDtype);
   const method = tensor.kind === 'merge' ? getMergeMethod(plan.method) : undefined;
-  // Each chunk is copied into a buffer of the shard's output at once, so the caller may reuse its own;
-  // the output array this sink gave out is handed to the shard as it is, and the next chunk gets another.
-  const sink: TensorSink = {
-    write: (start, values) => output.write(tensor.name, start * outSize, values.length * outSize, (bytes) => encodeFromF32(values, outDtype, bytes)),
-    // A backend's output already in the output dtype (its rounding is encodeFromF32's).
-    outDtype,
-    writeEncoded: (start, values) => {
-      if (values.dtype !== outDtype) return Promise.reject(new Error(`a ${values.dtype} chunk for a ${outDtype} tensor`));
-      const bytes = hostBytes(values);
-      if (givenOut?.buffer === bytes.buffer && givenOut.byteOffset === bytes.byteOffset) {
-        givenOut = undefined;
-        return output.writeTaken(tensor.name, start * outSize, bytes);
-      }
-      return output.write(tensor.name, start * outSize, bytes.byteLength, (into) => into.set(bytes));
-    },
-    outputArray: (length) => {
-      if (givenOut) pool.give(givenOut);
-      givenOut = pool.take(length * outSize);
-      return hostView(givenOut, outDtype, length);
-    },
-  };
-  /** The output array given out for the chunk being computed, until it is written. */
-  let givenOut: Uint8Array | undefined;
+  const working = computeDtypeOf(plan, tensor);
+  // mergekit rounds a merge's result to its working dtype, then casts it to the output's (`dtype:
+  // bfloat16` with `out_dtype: float32`): where those differ, the sink takes f32 and rounds twice.
+  const roundTo = method && working && working !== 'F32' && working !== tensor.dtype ? working : undefined;
+  const { sink, release } = tensorSink(tensor, output, pool, roundTo);
   try {
     if (!method) {
       for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[0]!);
@@ -371,16 +351,60 @@ async function writeTensor(plan: MergePlan, prepared: PreparedTensor, output: Sh
         seed: plan.seed,
         torchThreads: options.torchThreads ?? 1,
         ...(options.backend ? { backend: options.backend } : {}),
-        ...(computeDtypeOf(plan, tensor) ? { computeDtype: computeDtypeOf(plan, tensor)! } : {}),
+        ...(working ? { computeDtype: working } : {}),
       });
   } catch (error) {
     // The write's own errors (a full disk, a file size limit) go up as they are: they name the file.
     if (error instanceof EngineError || options.signal?.aborted || (error as NodeJS.ErrnoException).code !== undefined) throw error;
     throw new EngineError(`tensor "${tensor.name}": ${(error as Error).message}`, { tensor: tensor.name });
   } finally {
-    if (givenOut) pool.give(givenOut);
+    release();
   }
   return source.bytesRead;
+}
+
+/**
+ * Where a tensor's chunks go: encoded to its dtype, each chunk copied into a buffer of the shard's
+ * output at once (so the caller may reuse its own); the output array this sink gave out is handed to
+ * the shard as it is, and the next chunk gets another. With `roundTo`, the method writes f32, which is
+ * rounded to that dtype before it is encoded.
+ */
+function tensorSink(tensor: PlannedTensor, output: ShardOutput, pool: BufferPool, roundTo: 'BF16' | 'F16' | undefined): { sink: TensorSink; release: () => void } {
+  const outDtype = tensor.dtype as FloatDtype;
+  const outSize = dtypeSize(outDtype);
+  const sinkDtype: FloatDtype = roundTo ? 'F32' : outDtype;
+  /** The output array given out for the chunk being computed, until it is written. */
+  let givenOut: Uint8Array | undefined;
+  const encode = (start: number, values: Float32Array) => output.write(tensor.name, start * outSize, values.length * outSize, (bytes) => encodeFromF32(values, outDtype, bytes));
+  const sink: TensorSink = {
+    write: (start, values) => {
+      if (!roundTo) return encode(start, values);
+      const rounded = Float32Array.from(values);
+      roundInPlace(rounded, roundTo);
+      return encode(start, rounded);
+    },
+    // A backend's output already in the sink's dtype (its rounding is encodeFromF32's).
+    outDtype: sinkDtype,
+    writeEncoded: (start, values) => {
+      if (values.dtype !== sinkDtype) return Promise.reject(new Error(`a ${values.dtype} chunk for a ${sinkDtype} sink`));
+      if (roundTo) {
+        roundInPlace(values.data as Float32Array, roundTo);
+        return encode(start, values.data as Float32Array);
+      }
+      const bytes = hostBytes(values);
+      if (givenOut?.buffer === bytes.buffer && givenOut.byteOffset === bytes.byteOffset) {
+        givenOut = undefined;
+        return output.writeTaken(tensor.name, start * outSize, bytes);
+      }
+      return output.write(tensor.name, start * outSize, bytes.byteLength, (into) => into.set(bytes));
+    },
+    outputArray: (length) => {
+      if (givenOut) pool.give(givenOut);
+      givenOut = pool.take(length * dtypeSize(sinkDtype));
+      return hostView(givenOut, sinkDtype, length);
+    },
+  };
+  return { sink, release: () => givenOut && pool.give(givenOut) };
 }
 
 /** `bytes` as a host array of `length` elements of `dtype` (sharing its memory). */

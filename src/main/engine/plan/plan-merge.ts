@@ -78,6 +78,12 @@ interface PlannedModule {
   sliced: boolean;
 }
 
+/** torch's promotion of the inputs' dtypes, which mergekit merges in without a `dtype:`: their own when they share one, else F32. */
+function promotedDtype(inputs: PlannedInput[]): Dtype {
+  const first = inputs[0]!.dtype;
+  return inputs.every((input) => input.dtype === first) ? first : 'F32';
+}
+
 /** mergekit keys a slice's inputs by model reference: one model twice in a slice is an error there ("Duplicate merge inputs"). */
 function refuseDuplicateSources(slice: OutputSliceDefinition): void {
   const seen = new Set<string>();
@@ -296,7 +302,7 @@ class PlanBuilder {
     const first = inputs[0]!;
     const shape = vocabulary ? [vocabulary.size, ...first.shape.slice(1)] : first.shape;
     const floatInput = isFloatDtype(first.dtype);
-    const dtype: Dtype = floatInput ? (this.outDtype() ?? this.computeDtype() ?? first.dtype) : first.dtype;
+    const dtype: Dtype = floatInput ? (this.outDtype() ?? this.computeDtype() ?? promotedDtype(inputs)) : first.dtype;
     // A name planned twice (Qwen2-VL's projector lists the same tensors for each of its two fixed
     // layers) is written once, from its last plan: mergekit saves it each time, and the last one
     // written is what its output holds (a gradient gives the two plans different values).
