@@ -1,5 +1,6 @@
 // @vitest-environment happy-dom
 import { readFileSync } from 'node:fs';
+import { flushPromises } from '@vue/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import RecipeView from '../../src/renderer/src/views/RecipeView.vue';
 import RunView from '../../src/renderer/src/views/RunView.vue';
@@ -68,6 +69,22 @@ dtype: float32
     await until(() => wrapper.find('[data-testid=plan-tensors]').exists());
     expect(wrapper.get('[data-testid=plan-tensors]').text()).toBe('39');
     expect(wrapper.get('[data-testid=plan-writes]').text()).toMatch(/in 1 shard/);
+  });
+
+  it('marks the plan stale once the recipe text changes, until it is planned again', async () => {
+    const { wrapper, recipe } = await mountView(RunView);
+    await until(() => !(wrapper.get('[data-testid=plan-button]').element as HTMLButtonElement).disabled);
+    await wrapper.get('[data-testid=plan-button]').trigger('click');
+    await until(() => wrapper.find('[data-testid=plan-tensors]').exists());
+    expect(wrapper.find('[data-testid=plan-stale]').exists()).toBe(false);
+    expect(wrapper.get('[data-testid=plan-summary]').attributes('data-stale')).toBeUndefined();
+    recipe.setText(recipe.text.replace('dtype: float32', 'dtype: float16'));
+    await flushPromises();
+    expect(wrapper.get('[data-testid=plan-stale]').text()).toMatch(/recipe has changed since this plan/);
+    expect(wrapper.get('[data-testid=plan-summary]').attributes('data-stale')).toBe('true');
+    await wrapper.get('[data-testid=plan-button]').trigger('click');
+    await until(() => !wrapper.find('[data-testid=plan-stale]').exists());
+    expect(wrapper.get('[data-testid=plan-summary]').attributes('data-stale')).toBeUndefined();
   });
 
   it('the plan names the disk space free, where the engine would compute, and a time from the last merge\'s rate', async () => {
