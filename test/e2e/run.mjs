@@ -99,18 +99,22 @@ try {
     await page.getByTestId('method-select').waitFor();
     await page.getByTestId('new-recipe').click();
     await page.getByTestId('method-select').selectOption('slerp');
+    // The library's models join the recipe by their reference (for the demo, its folder), shown by name.
+    const references = {};
     for (const model of ['alloy-demo-chat', 'alloy-demo-code']) {
-      await page.getByTestId('add-model-select').selectOption(model);
+      const option = page.getByTestId('add-model-select').locator('option', { hasText: `${model} ·` });
+      references[model] = await option.getAttribute('value');
+      await page.getByTestId('add-model-select').selectOption(references[model]);
       await page.getByTestId('add-model-button').click();
     }
-    await page.getByTestId('base-model').selectOption('alloy-demo-chat');
+    await page.getByTestId('base-model').selectOption({ label: 'alloy-demo-chat' });
     await page.getByTestId('param-mode-global-t').selectOption('filters');
     await page.getByTestId('param-filter-value-global-t-0').fill('1, 0.7, 0.3, 0.5, 0');
     await page.getByTestId('param-filter-value-global-t-0').press('Tab');
     await page.getByTestId('preset-t-mlp-ramp up').click();
     await waitForYaml(/filter: self_attn\s+value: \[1, 0\.7, 0\.3, 0\.5, 0\]\s+- filter: mlp\s+value: \[0, 0\.25, 0\.5, 0\.75, 1\]\s+- value: 0\.5/);
     const text = await yaml();
-    for (const line of ['merge_method: slerp', 'base_model: alloy-demo-chat', '- model: alloy-demo-chat', '- model: alloy-demo-code']) {
+    for (const line of ['merge_method: slerp', `base_model: ${references['alloy-demo-chat']}`, `- model: ${references['alloy-demo-chat']}`, `- model: ${references['alloy-demo-code']}`]) {
       if (!text.includes(line)) throw new Error(`the YAML lacks "${line}":\n${text}`);
     }
     await page.getByTestId('recipe-ok').waitFor({ timeout: 10_000 });
