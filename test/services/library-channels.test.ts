@@ -1,5 +1,5 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateRequest, type EventTypes } from '../../src/shared/contract';
@@ -10,6 +10,7 @@ import { tempDir } from '../helpers';
 import { FakeHub } from './fake-hub/fake-hub';
 import { addFixtureRepos, TINY_LLAMA, TINY_LLAMA_PARAMETERS, tinyLlamaFiles } from './fake-hub/fixture-repos';
 
+const DEMO = resolve('resources/demo/models');
 const hub = new FakeHub();
 const TOKEN = 'hf_from_the_token_file';
 let services: Services;
@@ -101,6 +102,26 @@ describe('the library and download channels', () => {
     expect(await services.handlers['library.addFolder']({ path: folder })).toEqual([folder]);
     expect(JSON.parse(await readFile(join(home, 'config', 'library-folders.json'), 'utf8'))).toEqual({ folders: [folder] });
     expect(await services.handlers['library.removeFolder']({ path: folder })).toEqual([]);
+  });
+
+  it('a model in a folder added while the app runs, and a finished merge, are found by name by the plan and the gradient', async () => {
+    const folder = join(home, 'added-models');
+    await mkdir(folder, { recursive: true });
+    await cp(join(DEMO, 'alloy-demo-chat'), join(folder, 'added-chat'), { recursive: true });
+    await mkdir(join(home, 'merges'), { recursive: true });
+    await cp(join(DEMO, 'alloy-demo-code'), join(home, 'merges', 'earlier-merge'), { recursive: true });
+    const recipe = 'merge_method: linear\nmodels:\n  - model: added-chat\n    parameters: {weight: 0.5}\n  - model: earlier-merge\n    parameters: {weight: 0.5}\n';
+    const before = await services.handlers['recipe.plan']({ recipe });
+    expect(before.ok).toBe(false);
+    await services.handlers['library.addFolder']({ path: folder });
+    try {
+      const plan = await services.handlers['recipe.plan']({ recipe });
+      expect(plan.ok, JSON.stringify(plan)).toBe(true);
+      const gradient = await services.handlers['recipe.gradient']({ recipe });
+      expect(JSON.stringify(gradient)).not.toMatch(/not found/);
+    } finally {
+      await services.handlers['library.removeFolder']({ path: folder });
+    }
   });
 
   it('library.addFolder and removeFolder at once: none fails, and the kept list is the one in memory', async () => {

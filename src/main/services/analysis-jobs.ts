@@ -15,7 +15,8 @@ export interface AnalysisJobsOptions {
   /** Where the job files are written. */
   workDir: string;
   /** Folders that hold models by name. */
-  modelRoots: string[];
+  /** Where recipes find models by name; a function where the list changes while the app runs. */
+  modelRoots: string[] | (() => string[]);
   events: EventBus;
   /** Where finished analyses are kept between runs of the app (`analyses.json` beside the settings); in memory only when absent. */
   analysesFile?: string;
@@ -68,7 +69,7 @@ export class AnalysisJobs {
       models,
       ...(t ? { t } : {}),
       ...(dtype ? { dtype } : {}),
-      options: { modelRoots: this.options.modelRoots, ...(memoryBudget ? { memoryBudget } : {}) },
+      options: { modelRoots: typeof this.options.modelRoots === 'function' ? this.options.modelRoots() : this.options.modelRoots, ...(memoryBudget ? { memoryBudget } : {}) },
     };
     await writeFile(jobFile, JSON.stringify(job, null, 2));
     const info: AnalysisInfo = { id, state: 'running', base, models, t: t ?? [], ...(dtype ? { dtype } : {}), startedAt: Date.now(), groups: [], layers: [], warnings: [] };

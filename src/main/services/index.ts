@@ -71,7 +71,6 @@ export interface Services {
 /** Builds the services every face mounts: one handler per contract channel, one event bus. */
 export function createServices(options: ServicesOptions): Services {
   const events = new EventBus();
-  const modelRoots = [options.paths.demoModels, ...(options.modelFolders ?? [])];
   const env = options.env ?? process.env;
   const cacheDir = hubCacheDir(env);
   const library = new LibraryService({
@@ -85,6 +84,9 @@ export function createServices(options: ServicesOptions): Services {
     onChange: () => events.emit('library.changed', { reason: 'files' }),
   });
   library.watch();
+  // Where recipes find models by name, as the library lists them now: folders added while the app
+  // runs and finished merges included.
+  const modelRoots = (): string[] => [...new Set([options.paths.demoModels, ...library.userFolders(), options.outputRoot])];
   const foldersFile = options.settingsFile ? join(dirname(options.settingsFile), 'library-folders.json') : undefined;
   void loadLibraryFolders(foldersFile).then((folders) => folders.forEach((f) => library.addFolder(f)));
   const tokenStore = options.tokenStore ?? new MemoryTokenStore();
@@ -106,7 +108,7 @@ export function createServices(options: ServicesOptions): Services {
     engineEntry: options.paths.engineEntry,
     workDir: options.workDir ?? join(tmpdir(), `alloy-jobs-${process.pid}`),
     outputRoot: options.outputRoot,
-    modelRoots: [...modelRoots, options.outputRoot],
+    modelRoots,
     events,
     ...(options.settingsFile ? { jobsFile: join(dirname(options.settingsFile), 'jobs.json') } : {}),
   });
@@ -115,7 +117,7 @@ export function createServices(options: ServicesOptions): Services {
     nodeBinary: options.nodeBinary,
     engineEntry: options.paths.engineEntry,
     workDir: options.workDir ?? join(tmpdir(), `alloy-jobs-${process.pid}`),
-    modelRoots: [...modelRoots, options.outputRoot],
+    modelRoots,
     events,
     ...(options.settingsFile ? { analysesFile: join(dirname(options.settingsFile), 'analyses.json') } : {}),
   });
@@ -131,7 +133,7 @@ export function createServices(options: ServicesOptions): Services {
     'recipe.demo': async () => ({ name: 'demo-linear', recipe: await readFile(options.paths.demoRecipe, 'utf8') }),
     'recipe.plan': async ({ recipe }) => {
       try {
-        const plan = await planRecipe({ recipeText: recipe, recipeFile: 'recipe.yml', options: { modelRoots } });
+        const plan = await planRecipe({ recipeText: recipe, recipeFile: 'recipe.yml', options: { modelRoots: modelRoots() } });
         const { device } = await settings.get();
         const [diskFree, probed] = await Promise.all([
           freeBytes(options.outputRoot),

@@ -17,7 +17,8 @@ export interface JobServiceOptions {
   /** Where job and recipe files are written. */
   workDir: string;
   outputRoot: string;
-  modelRoots: string[];
+  /** Where recipes find models by name; a function where the list changes while the app runs. */
+  modelRoots: string[] | (() => string[]);
   events: EventBus;
   /**
    * Where the jobs are kept between runs of the app, so a merge the app was running when it stopped
@@ -94,7 +95,7 @@ export class JobService {
       recipeFile,
       outDir,
       options: {
-        modelRoots: this.options.modelRoots,
+        modelRoots: typeof this.options.modelRoots === 'function' ? this.options.modelRoots() : this.options.modelRoots,
         ...(device ? { device } : {}),
         ...(memoryBudget ? { memoryBudget } : {}),
         ...(outShardSize ? { outShardSize } : {}),
