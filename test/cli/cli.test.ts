@@ -74,6 +74,17 @@ describe('alloy CLI', () => {
     expect(new Set(options.map(column)).size, 'the descriptions start in one column').toBe(1);
   });
 
+  it('prints the help for a command given --help, and writes nothing', async () => {
+    const dir = await tempDir();
+    for (const args of [['demo-models', '--help'], ['merge', '--help'], ['plan', '-h']]) {
+      const r = alloy(args, dir);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toContain('Usage:');
+    }
+    expect(alloy(['demo-models', '--out', 'x'], dir).code).toBe(2);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('refuses unknown flags and bad arguments with exit code 2', () => {
     expect(alloy(['merge', RECIPE, '/tmp/x', '--cpu-only']).code).toBe(2);
     expect(alloy(['merge', RECIPE, '/tmp/x', '--out-shard-size', 'lots']).stderr).toMatch(/not a size/);

@@ -64,6 +64,10 @@ Exit codes: 0 done, 1 the merge failed, 2 bad command line or recipe, 130 cancel
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    if (command !== undefined && !command.startsWith('-') && rest.some((arg) => arg === '--help' || arg === '-h')) {
+      process.stdout.write(HELP);
+      return EXIT_CODES.ok;
+    }
     switch (command) {
       case 'merge':
         return await mergeCommand(rest);
@@ -218,6 +222,7 @@ async function runJobCommand(argv: string[]): Promise<number> {
 
 async function demoModelsCommand(argv: string[]): Promise<number> {
   const { makeDemoModels } = await import('../engine/demo/make-demo-models');
+  if (argv.length > 1 || argv[0]?.startsWith('-')) throw new UsageError(`usage: alloy demo-models [DIR] (got ${argv.join(' ')})`);
   const dir = resolve(argv[0] ?? 'resources/demo/models');
   for (const written of await makeDemoModels(dir)) process.stdout.write(`${written}\n`);
   return EXIT_CODES.ok;
