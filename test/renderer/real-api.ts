@@ -24,8 +24,12 @@ export function realApi(): AlloyApi {
   };
 }
 
-/** Mounts a view as the app does: Pinia, the API provided, the recipe store attached to it. */
-export async function mountView(view: Component, api: AlloyApi = realApi()) {
+/**
+ * Mounts a view as the app does: Pinia, the API provided, the recipe store attached to it. The recipe
+ * kept in localStorage by an earlier mount is dropped unless `keepStorage` (a reload) is asked.
+ */
+export async function mountView(view: Component, api: AlloyApi = realApi(), { keepStorage = false } = {}) {
+  if (!keepStorage) globalThis.localStorage?.clear();
   const pinia = createPinia();
   setActivePinia(pinia);
   const recipe = useRecipeStore();

@@ -178,6 +178,30 @@ describe('the recipe editor', () => {
     expect(recipe.text).toContain('t: 0.7');
   });
 
+  it('keeps the recipe across a reload, and asks before "New recipe" discards a changed one', async () => {
+    const mine = 'merge_method: linear\nmodels:\n  - model: alloy-demo-chat\n    parameters: {weight: 1}\ndtype: float32 # mine\n';
+    const first = await mountEditor(mine);
+    first.wrapper.unmount();
+    // A reload: a new store over the same localStorage finds the user's recipe, not the demo.
+    const { wrapper, recipe } = await mountView(RecipeView, undefined, { keepStorage: true });
+    await settle(recipe);
+    expect(wrapper.get<HTMLTextAreaElement>('[data-testid=recipe-editor]').element.value).toBe(mine);
+    expect(recipe.text).toBe(mine);
+    // New recipe asks first; keeping it changes nothing.
+    await wrapper.get('[data-testid=new-recipe]').trigger('click');
+    expect(recipe.text).toBe(mine);
+    expect(wrapper.get('[data-testid=confirm-new]').text()).toContain('The changes to this one will be lost');
+    await wrapper.get('[data-testid=cancel-new-recipe]').trigger('click');
+    expect(wrapper.find('[data-testid=confirm-new]').exists()).toBe(false);
+    expect(recipe.text).toBe(mine);
+    await wrapper.get('[data-testid=new-recipe]').trigger('click');
+    await wrapper.get('[data-testid=confirm-new-recipe]').trigger('click');
+    expect(recipe.text).toMatch(/^merge_method: slerp\n/);
+    // A recipe not changed since it started is replaced without asking.
+    await wrapper.get('[data-testid=new-recipe]').trigger('click');
+    expect(wrapper.find('[data-testid=confirm-new]').exists()).toBe(false);
+  });
+
   it('marks an unknown method at the method picker', async () => {
     const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('merge_method: slerp', 'merge_method: slurp'));
     expect(wrapper.get('[data-testid=method-problem]').text()).toContain('unknown merge_method "slurp"');

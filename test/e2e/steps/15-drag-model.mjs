@@ -4,7 +4,11 @@ import { join } from 'node:path';
 export default async function ({ page, step, shots }) {
   await step('a model dragged from the library onto the list joins the recipe', async () => {
     await page.getByTestId('nav-recipe').click();
+    // The recipe was changed (and kept across the reloads) by the flows before: New recipe asks first.
     await page.getByTestId('new-recipe').click();
+    await page.getByTestId('confirm-new').waitFor({ timeout: 5_000 });
+    await page.getByTestId('confirm-new-recipe').click();
+    await page.waitForFunction(() => /^merge_method: slerp\n/.test(document.querySelector('[data-testid=recipe-editor]')?.value ?? ''), null, { timeout: 5_000 });
     await page.getByTestId('method-select').selectOption('linear');
     const chip = page.locator('[data-testid=library-chip][data-model=alloy-demo-code]');
     await chip.waitFor({ timeout: 10_000 });

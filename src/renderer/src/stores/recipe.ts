@@ -6,6 +6,16 @@ import { appendAt, documentAt, fieldOf, isEditable, offsetOf, parseRecipeYaml, p
 
 const TOP_LEVEL_FIELDS = ['merge_method', 'base_model', 'dtype', 'out_dtype', 'tokenizer_source', 'chat_template', 'models', 'slices', 'name'];
 const CHECK_DELAY_MS = 250;
+/** localStorage key of the recipe being edited (and the text it started from), kept across reloads. */
+export const RECIPE_STORAGE_KEY = 'alloy.recipe';
+
+function storage(): Storage | undefined {
+  try {
+    return globalThis.localStorage ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface PlacedProblem extends RecipeProblem {
   /** The form field it belongs to (`parameters.t`, `models.1.model`), '' for the recipe as a whole. */
@@ -19,6 +29,9 @@ export interface PlacedProblem extends RecipeProblem {
  */
 export const useRecipeStore = defineStore('recipe', () => {
   const text = ref('');
+  /** The text as last started (the demo, New recipe): a text that differs from it is the user's work. */
+  const baseline = ref('');
+  const dirty = computed(() => text.value !== baseline.value);
   const docs = shallowRef<RecipeDocs>([]);
   const yamlErrors = ref<string[]>([]);
   const documentIndex = ref(0);
@@ -42,10 +55,18 @@ export const useRecipeStore = defineStore('recipe', () => {
 
   function attach(next: AlloyApi): void {
     api = next;
+    if (text.value) changed();
+  }
+
+  /** Replaces the recipe with a fresh one (the demo, a new recipe): what the user has not changed yet. */
+  function start(next: string): void {
+    baseline.value = next;
+    setText(next);
   }
 
   function setText(next: string): void {
     text.value = next;
+    save();
     const parsed = parseRecipeYaml(next);
     docs.value = parsed.docs;
     yamlErrors.value = parsed.errors;
@@ -80,7 +101,28 @@ export const useRecipeStore = defineStore('recipe', () => {
 
   function afterEdit(): void {
     text.value = recipeYamlText(docs.value);
+    save();
     changed();
+  }
+
+  /** Keeps the text (and what it started from) for the next load of the page. */
+  function save(): void {
+    try {
+      storage()?.setItem(RECIPE_STORAGE_KEY, JSON.stringify({ text: text.value, baseline: baseline.value }));
+    } catch {
+      // Storage full or refused: the recipe still lives for this page.
+    }
+  }
+
+  function restore(): void {
+    try {
+      const saved = JSON.parse(storage()?.getItem(RECIPE_STORAGE_KEY) ?? 'null') as { text?: unknown; baseline?: unknown } | null;
+      if (typeof saved?.text !== 'string' || !saved.text) return;
+      baseline.value = typeof saved.baseline === 'string' ? saved.baseline : '';
+      setText(saved.text);
+    } catch {
+      // Nothing kept, or not ours: start from the demo.
+    }
   }
 
   function changed(): void {
@@ -149,7 +191,9 @@ export const useRecipeStore = defineStore('recipe', () => {
     return problems.value.filter((p) => p.document === documentIndex.value && p.field === field).map((p) => p.message);
   }
 
-  return { text, docs, yamlErrors, documentIndex, revision, parse, gradient, checking, requestError, current, editable, problems, valid, attach, setText, selectDocument, read, edit, append, check, flush, problemsAt };
+  restore();
+
+  return { text, baseline, dirty, start, docs, yamlErrors, documentIndex, revision, parse, gradient, checking, requestError, current, editable, problems, valid, attach, setText, selectDocument, read, edit, append, check, flush, problemsAt };
 });
 
 function fieldForKey(key: string | undefined): string {
