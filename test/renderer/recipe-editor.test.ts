@@ -2,7 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import RecipeView from '../../src/renderer/src/views/RecipeView.vue';
-import { mountView, settle } from './real-api';
+import { join } from 'node:path';
+import { writeLlamaModel } from '../../src/main/engine/demo/make-demo-models';
+import { tempDir } from '../helpers';
+import { mountView, settle, until } from './real-api';
 
 const EXCALIBUR_ON_DEMO = `merge_method: slerp
 base_model: alloy-demo-chat
@@ -140,7 +143,8 @@ describe('the recipe editor', () => {
     expect(recipe.parse).toMatchObject({ ok: true });
     expect(wrapper.find('[data-testid=recipe-ok]').exists()).toBe(false);
     expect(wrapper.get('[data-testid=recipe-problems]').text()).toContain('missing required parameter "weight"');
-    expect(wrapper.get('[data-testid=form-problems]').text()).toContain('missing required parameter "weight"');
+    // Also in the form: at the model it names, else above the form.
+    expect(wrapper.get('[data-testid=recipe-form]').text()).toContain('missing required parameter "weight"');
     expect(wrapper.get('[data-testid=recipe-not-ok]').text()).toBe('✗ 1 problem');
     await wrapper.get('[data-testid=recipe-editor]').setValue('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\n    parameters: {weight: 1}\n  - model: alloy-demo-code\n    parameters: {weight: 1}\ndtype: float32\n');
     // Not "valid" while the new text waits for its check.
@@ -200,6 +204,19 @@ describe('the recipe editor', () => {
     // A recipe not changed since it started is replaced without asking.
     await wrapper.get('[data-testid=new-recipe]').trigger('click');
     expect(wrapper.find('[data-testid=confirm-new]').exists()).toBe(false);
+  });
+
+  it('offers a model added to the library after the view loaded, by its reference', async () => {
+    const { wrapper, api } = await mountEditor('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\ndtype: float32\n');
+    const options = () => wrapper.findAll('[data-testid=add-model-select] option').map((o) => o.text());
+    expect(options().some((o) => o.startsWith('late-model ·'))).toBe(false);
+    const dir = await tempDir();
+    await writeLlamaModel(join(dir, 'late-model'), { name: 'late-model', seed: 5 }, { hidden: 64, intermediate: 128, layers: 4, heads: 4, kvHeads: 2, vocab: 256 });
+    await api.invoke('library.addFolder', { path: dir });
+    // library.changed: the picker follows without a reload.
+    await until(() => options().some((o) => o.startsWith('late-model ·')));
+    const late = (await api.invoke('library.list', {})).find((m) => m.name === 'late-model')!;
+    expect(wrapper.get('[data-testid=library-chip][data-model=late-model]').attributes('data-reference')).toBe(late.reference);
   });
 
   it('marks an unknown method at the method picker', async () => {
