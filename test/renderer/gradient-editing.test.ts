@@ -52,6 +52,9 @@ describe('gradient editing', () => {
   it('an anchor typed in the table changes the YAML and the engine\'s line', async () => {
     const { wrapper, recipe } = await mountGradients();
     const cell = wrapper.get('[data-testid=anchor-t-self_attn-2]');
+    // An anchor's place is a position across the layers, not a value of slerp's own t.
+    expect(wrapper.get('[data-testid=anchor-position-t-self_attn-2]').text()).toBe('3 (layer position 0.50)');
+    expect(wrapper.get('[data-testid=gradient-table-t-self_attn]').text()).not.toMatch(/t = /);
     await cell.setValue('0.4');
     await cell.trigger('change');
     expect(recipe.text).toContain('value: [1, 0.7, 0.4, 0.5, 0]');
