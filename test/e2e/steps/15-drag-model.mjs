@@ -12,10 +12,10 @@ export default async function ({ page, step, shots }) {
     await page.getByTestId('method-select').selectOption('linear');
     const chip = page.locator('[data-testid=library-chip][data-model=alloy-demo-code]');
     await chip.waitFor({ timeout: 10_000 });
-    await chip.dragTo(page.getByTestId('models-drop'));
     // Written by the library's reference for it (the demo's folder), which the engine resolves, not its bare name.
     const reference = await chip.getAttribute('data-reference');
     if (!reference || reference === 'alloy-demo-code') throw new Error(`the chip's reference: ${reference}`);
+    await chip.dragTo(page.getByTestId('models-drop'));
     await page.waitForFunction((ref) => (document.querySelector('[data-testid=recipe-editor]')?.value ?? '').includes(`- model: ${ref}\n`), reference, { timeout: 5_000 });
     const cards = await page.getByTestId('recipe-model').allInnerTexts();
     if (cards.length !== 1 || !cards[0].includes('alloy-demo-code')) throw new Error(`models: ${cards.join(' | ')}`);
