@@ -222,6 +222,15 @@ describe('slices, as mergekit plans them', () => {
     expect(models('model.norm.weight')).toEqual(['llama-ft1']);
   });
 
+  it('refuses, at their lines, an unknown method, a model count the method cannot take, and layer ranges that do not fit', async () => {
+    await expect(plan('merge_method: linearr\nmodels:\n  - {model: ../models/llama-ft1, parameters: {weight: 1}}\n')).rejects.toThrow(/^.*r\.yml:1:1: unknown merge_method "linearr" \(did you mean "linear"\?\)/);
+    const three = 'merge_method: slerp\nbase_model: ../models/llama-ft1\nparameters: {t: 0.5}\nmodels:\n  - model: ../models/llama-ft1\n  - model: ../models/llama-ft2\n  - model: ../models/llama-ft3\n';
+    await expect(plan(three)).rejects.toThrow(/r\.yml:5:12: slerp merges exactly 2 models \(the base among them\); here it has 3/);
+    await expect(plan('merge_method: passthrough\nslices:\n  - sources:\n      - {model: ../models/llama-ft1, layer_range: [2, 6]}\n')).rejects.toThrow(/r\.yml:4:17: layer_range \[2, 6\] of \.\.\/models\/llama-ft1 goes past its 4 layers/);
+    const uneven = 'merge_method: linear\nparameters: {weight: 1}\nslices:\n  - sources:\n      - {model: ../models/llama-ft1, layer_range: [0, 2]}\n      - {model: ../models/llama-ft2, layer_range: [0, 3]}\n';
+    await expect(plan(uneven)).rejects.toThrow(/r\.yml:6:17: all sources of a slice must have the same number of layers: \.\.\/models\/llama-ft1 \[0, 2\], \.\.\/models\/llama-ft2 \[0, 3\]/);
+  });
+
   it('refuses a model twice in one slice, naming where', async () => {
     const twice = 'merge_method: linear\nslices:\n  - sources:\n      - {model: ../models/llama-ft1, layer_range: [0, 2], parameters: {weight: 0.3}}\n      - {model: ../models/llama-ft1, layer_range: [2, 4], parameters: {weight: 0.7}}\n';
     await expect(plan(twice)).rejects.toThrow(/r\.yml:5:17: \.\.\/models\/llama-ft1 is listed twice in one slice/);
@@ -266,6 +275,6 @@ describe('evaluateSetting, as mergekit evaluates gradients', () => {
     expect(resolver.parameter('t', { tensorName: 'x', model: slice.sources[0]!.model })).toBe(0.1);
     expect(resolver.parameter('t', { tensorName: 'x', model: slice.sources[1]!.model })).toBe(0.5);
     expect(resolver.parameter('w', { tensorName: 'x' })).toBe(1);
-    expect(() => resolver.parameter('density', { tensorName: 'x', model: slice.sources[0]!.model, required: true })).toThrow(/missing required parameter "density" for a\.x/);
+    expect(() => resolver.parameter('density', { tensorName: 'x', model: slice.sources[0]!.model, required: true })).toThrow(/r\.yml:\d+:\d+: missing required parameter "density" for a \(tensor "x"\)/);
   });
 });

@@ -16,6 +16,7 @@ export const arceeFusion: MergeMethod = {
   description: 'Takes the model\'s value only where its change from the base is unusually important.',
   paper: 'https://arcee.ai',
   base: 'required',
+  inputs: { min: 2, max: 2 },
   parameters: [],
   chunking: 'rows',
   async kernel(source, sink, ctx) {

@@ -159,6 +159,7 @@ export const modelStock: MergeMethod = {
   description: 'Interpolates between the base and the fine-tunes\' average by how aligned their changes are.',
   paper: 'https://arxiv.org/abs/2403.19522',
   base: 'required',
+  inputs: { min: 3 },
   parameters: [
     { name: 'filter_wise', scope: 'global', type: 'boolean', required: false, default: false, description: 'Compute the angle per row (filter) instead of per tensor.' },
   ],

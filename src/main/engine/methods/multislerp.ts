@@ -19,6 +19,7 @@ export const multislerp: MergeMethod = {
   description: 'Spherical interpolation of any number of models (or their task vectors), by weight.',
   paper: 'https://goddard.blog/posts/multislerp-wow-what-a-cool-idea',
   base: 'optional',
+  inputs: { minOthers: 1 },
   parameters: [
     { name: 'weight', scope: 'model', type: 'number', required: true, description: 'This model\'s share of the interpolation.' },
     { name: 'normalize_weights', scope: 'global', type: 'boolean', required: false, default: true, description: 'Divide the weights by their sum.' },

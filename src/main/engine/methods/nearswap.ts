@@ -14,6 +14,7 @@ export const nearswap: MergeMethod = {
   description: 'Takes the other model\'s value wherever it is within t of the base, blending in between.',
   paper: 'https://huggingface.co/alchemonaut/QuartetAnemoi-70B-t0.0001',
   base: 'required',
+  inputs: { min: 2, max: 2 },
   parameters: [
     { name: 't', scope: 'global', type: 'number', required: true, min: 0, description: 'Distance below which the other model\'s value is taken whole.' },
   ],

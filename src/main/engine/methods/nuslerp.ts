@@ -15,6 +15,7 @@ export const nuslerp: MergeMethod = {
   prettyName: 'NuSLERP',
   description: 'Spherical interpolation of two models, or of their task vectors when a base is given, weighted by their weights.',
   base: 'optional',
+  inputs: { minOthers: 2, maxOthers: 2 },
   parameters: [
     { name: 'weight', scope: 'model', type: 'number', required: true, description: 'Relative weight; t is the second model\'s share.' },
     { name: 'nuslerp_flatten', scope: 'global', type: 'boolean', required: false, default: true, description: 'Treat the whole tensor as one vector.' },

@@ -6,6 +6,7 @@ export const passthrough: MergeMethod = {
   prettyName: 'Passthrough',
   description: 'Copies tensors unchanged: for stacking layer ranges (frankenmerges) and slicing.',
   base: 'none',
+  inputs: { max: 1 },
   parameters: [
     { name: 'scale', scope: 'model', type: 'number', required: false, description: 'Multiply this model\'s tensors by this factor.' },
   ],

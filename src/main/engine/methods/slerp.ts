@@ -156,6 +156,7 @@ export const slerp: MergeMethod = {
   description: 'Spherical interpolation between the base model and one other, by t.',
   paper: 'https://en.wikipedia.org/wiki/Slerp',
   base: 'required',
+  inputs: { min: 2, max: 2 },
   parameters: [
     { name: 't', scope: 'global', type: 'number', required: true, min: 0, max: 1, description: 'Interpolation factor: 0 is the base model, 1 the other.' },
   ],

@@ -95,6 +95,8 @@ export interface MergeMethod {
   /** Whether `base_model` is required, optional or ignored by this method. */
   base: 'required' | 'optional' | 'none';
   parameters: ParameterDecl[];
+  /** How many models the method merges at once (mergekit's InputContract): all inputs, and those besides the base. */
+  inputs?: { min?: number; max?: number; minOthers?: number; maxOthers?: number };
   /** `rows`: every chunk holds whole rows (1-D tensors are one row), for methods that work per row. */
   chunking?: 'rows';
   kernel: MergeKernel;

@@ -2,7 +2,9 @@ import { join } from 'node:path';
 import { architectureModules, moduleLayerWeights, moduleNumLayers, resolveArchitecture, type ArchitectureDef, type ModuleInfo, type WeightInfo } from '../architecture';
 import { EngineError } from '../errors';
 import { checkParameter } from './check-parameter';
-import { getMergeMethod } from '../methods/registry';
+import { MERGE_METHODS } from '../methods/registry';
+import { RecipeError } from '../recipe/parse-recipe';
+import { closestKey } from '../recipe/suggest';
 import type { MergeMethod, ParamValue } from '../methods/types';
 import { ModelFolder, type ModelTensor } from '../model/model-folder';
 import { resolveModelPath, type ModelSearch } from '../model/resolve-model';
@@ -38,7 +40,7 @@ interface OpenModel {
 /** Recipe + model headers → every output tensor with its inputs, parameters and shard. Reads no tensor data. */
 export async function planMerge(params: PlanMergeParams): Promise<MergePlan> {
   const { recipe } = params;
-  const method = getMergeMethod(recipe.mergeMethod);
+  const method = knownMethod(recipe);
   const models = new ModelTable(params.search ?? {});
   try {
     const merged = mergedModels(recipe);
@@ -76,6 +78,32 @@ interface PlannedModule {
   parameters?: ParameterMap;
   /** Given as slices (`slices:`, or `modules.X.slices`): only then does mergekit write the module's layer count to config.json. */
   sliced: boolean;
+}
+
+/** The recipe's merge method; an unknown name is an error at its line, with the nearest known name. */
+function knownMethod(recipe: Recipe): MergeMethod {
+  const method = MERGE_METHODS.get(recipe.mergeMethod);
+  if (method) return method;
+  const known = [...MERGE_METHODS.keys()];
+  const at = recipe.positions['merge_method'];
+  const message = `unknown merge_method "${recipe.mergeMethod}"${closestKey(recipe.mergeMethod, known)}; known: ${known.join(', ')}`;
+  if (!at) throw new EngineError(message, { key: 'merge_method' });
+  throw new RecipeError([{ file: at.file, line: at.line, column: at.column, key: 'merge_method', message }]);
+}
+
+/** mergekit's input contract: how many models the method takes in each slice (all of them, and those besides the base). */
+function checkInputCount(method: MergeMethod, slice: OutputSliceDefinition, baseRef: ModelReference | undefined, where: SourcePosition | undefined): void {
+  const { min, max, minOthers, maxOthers } = method.inputs ?? {};
+  const count = slice.sources.length;
+  const others = slice.sources.filter((s) => !baseRef || s.model.raw !== baseRef.raw).length;
+  const fail = (what: string) => {
+    throw new EngineError(`${at(slice.sources[0]?.model.position ?? where)}${method.name} ${what}`, { key: 'models', ...(slice.sources[0]?.model.position ?? where ?? {}) });
+  };
+  const listed = slice.sources.map((s) => s.model.raw).join(', ');
+  if (min !== undefined && count < min) fail(`merges ${min === max ? 'exactly' : 'at least'} ${min} models (the base among them); here it has ${count}: ${listed}`);
+  if (max !== undefined && count > max) fail(`merges ${min === max ? 'exactly' : 'at most'} ${max} model${max === 1 ? '' : 's'}${max === 1 ? ' per slice' : ' (the base among them)'}; here it has ${count}: ${listed}`);
+  if (minOthers !== undefined && others < minOthers) fail(`merges ${minOthers === maxOthers ? 'exactly' : 'at least'} ${minOthers} model${minOthers === 1 ? '' : 's'} besides the base; here it has ${others}: ${listed}`);
+  if (maxOthers !== undefined && others > maxOthers) fail(`merges ${minOthers === maxOthers ? 'exactly' : 'at most'} ${maxOthers} models besides the base; here it has ${others}: ${listed}`);
 }
 
 /** torch's promotion of the inputs' dtypes, which mergekit merges in without a `dtype:`: their own when they share one, else F32. */
@@ -245,9 +273,18 @@ class PlanBuilder {
 
   private async addSlice(module: ModuleInfo, slice: OutputSliceDefinition): Promise<void> {
     refuseDuplicateSources(slice);
+    checkInputCount(this.method, slice, slice.baseModel ?? this.recipe.baseModel, this.recipe.positions['models'] ?? this.recipe.positions['slices']);
     const lengths = slice.sources.map((s) => s.layerRange[1] - s.layerRange[0]);
     if (lengths.some((l) => l !== lengths[0])) {
-      throw new EngineError(`all sources of a slice must have the same number of layers (got ${lengths.join(', ')})`, { key: 'slices' });
+      const source = slice.sources[lengths.findIndex((l) => l !== lengths[0])]!;
+      const ranges = slice.sources.map((s) => `${s.model.raw} [${s.layerRange.join(', ')}]`).join(', ');
+      throw new EngineError(`${at(source.model.position)}all sources of a slice must have the same number of layers: ${ranges}`, { key: 'slices', ...(source.model.position ?? {}) });
+    }
+    for (const source of slice.sources) {
+      const layers = moduleLayers(this.arch, module, await this.models.open(source.model));
+      if (layers > 0 && source.layerRange[1] > layers) {
+        throw new EngineError(`${at(source.model.position)}layer_range [${source.layerRange.join(', ')}] of ${source.model.raw} goes past its ${layers} layers (0 to ${layers})`, { key: 'slices', ...(source.model.position ?? {}) });
+      }
     }
     const count = lengths[0]!;
     for (let idx = 0; idx < count; idx++) {

@@ -63,8 +63,10 @@ export class ParameterResolver {
       if (value !== undefined) return { value, ...(map.positions[name] ? { position: map.positions[name] } : {}) };
     }
     if (query.required) {
-      const path = [model?.raw, tensorName].filter(Boolean).join('.');
-      throw new EngineError(`missing required parameter "${name}"${path ? ` for ${path}` : ''}`, { key: name, ...(tensorName ? { tensor: tensorName } : {}) });
+      const at = model?.position;
+      const where = `${model ? `${model.raw}` : 'the recipe'}${tensorName ? ` (tensor "${tensorName}")` : ''}`;
+      const message = `${at ? `${at.file}:${at.line}:${at.column}: ` : ''}missing required parameter "${name}" for ${where}: give it under that model's parameters, or for all models under the recipe's`;
+      throw new EngineError(message, { key: name, ...(tensorName ? { tensor: tensorName } : {}), ...(at ?? {}) });
     }
     return query.default === undefined ? undefined : { value: query.default };
   }
