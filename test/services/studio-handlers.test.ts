@@ -68,6 +68,12 @@ describe('recipe.gradient', () => {
     ]);
   });
 
+  it('says what is wrong with a slices recipe whose models are on disk, rather than falling back to its ranges', async () => {
+    const result = await recipeGradient({ recipe: 'merge_method: passthrough\nslices:\n  - sources:\n      - {model: alloy-demo-chat, layer_range: [2, 6]}\n', search });
+    expect(result.ok).toBe(false);
+    expect(JSON.stringify(result)).toMatch(/layer_range \[2, 6\] of alloy-demo-chat goes past its 4 layers/);
+  });
+
   it('evaluates a slices recipe over its layer ranges when its models are not on disk (Excalibur)', async () => {
     const result = await recipeGradient({ recipe: await readFile('test/fixtures/recipes/excalibur.yml', 'utf8'), search });
     if (!result.ok) throw new Error(JSON.stringify(result.problems));

@@ -82,7 +82,8 @@ export async function recipeGradient({ recipe: text, document = 0, search }: Gra
     return gradientFromPlan(recipe, await planMerge({ recipe, search }));
   } catch (error) {
     if (!(error instanceof EngineError)) throw error;
-    if (recipe.slices) return gradientFromSlices(recipe);
+    // Models not on disk yet: the slices' own ranges still say the layers; any other problem is the recipe's.
+    if (recipe.slices && error.location.key === 'model') return gradientFromSlices(recipe);
     return { ok: false, problems: problemsOf(error) };
   }
 }
