@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { tempDir } from '../helpers';
 import { describe, expect, it } from 'vitest';
 import { evaluateSetting, ParameterResolver } from '../../src/main/engine/recipe/evaluate-setting';
 import { parseModelReference, parseRecipes, RecipeError } from '../../src/main/engine/recipe/parse-recipe';
@@ -229,6 +232,19 @@ describe('slices, as mergekit plans them', () => {
     await expect(plan('merge_method: passthrough\nslices:\n  - sources:\n      - {model: ../models/llama-ft1, layer_range: [2, 6]}\n')).rejects.toThrow(/r\.yml:4:17: layer_range \[2, 6\] of \.\.\/models\/llama-ft1 goes past its 4 layers/);
     const uneven = 'merge_method: linear\nparameters: {weight: 1}\nslices:\n  - sources:\n      - {model: ../models/llama-ft1, layer_range: [0, 2]}\n      - {model: ../models/llama-ft2, layer_range: [0, 3]}\n';
     await expect(plan(uneven)).rejects.toThrow(/r\.yml:6:17: all sources of a slice must have the same number of layers: \.\.\/models\/llama-ft1 \[0, 2\], \.\.\/models\/llama-ft2 \[0, 3\]/);
+  });
+
+  it('takes the slice\'s own base_model for the rows of tokens some inputs lack', async () => {
+    const dir = await tempDir();
+    await cp(resolve(GOLDEN, '../models/llama-tok-base'), join(dir, 'tok-base2'), { recursive: true });
+    const recipe =
+      `merge_method: linear\nbase_model: ../models/llama-tok-chat\ntokenizer_source: union\nslices:\n  - base_model: ../models/llama-tok-base\n    sources:\n` +
+      ['../models/llama-tok-base', '../models/llama-tok-chat', join(dir, 'tok-base2')].map((m) => `      - {model: ${m}, layer_range: [0, 4], parameters: {weight: 1}}\n`).join('');
+    const embed = (await plan(recipe)).tensors.find((t) => t.name === 'model.embed_tokens.weight')!;
+    // Tokens the chat model lacks and both bases have: the slice's base gives the chat input's row.
+    const shared = embed.vocabulary!.defaults.filter((d) => d.sources.length > 0 && d.sources.every((s) => s.input !== 1));
+    expect(shared.length).toBeGreaterThan(0);
+    for (const row of shared) expect(row.sources.map((s) => s.input)).toEqual([0]);
   });
 
   it('refuses a model twice in one slice, naming where', async () => {

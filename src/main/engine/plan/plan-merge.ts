@@ -334,7 +334,7 @@ class PlanBuilder {
     }
     const planned = found.map((f) => plannedInput(this.modelNumber(f.model), f.tensor!));
     const names = found.map((f) => f.model.ref.raw);
-    const vocabulary = this.vocabulary && out.isEmbed ? this.vocabularyRows(out, planned, names) : undefined;
+    const vocabulary = this.vocabulary && out.isEmbed ? this.vocabularyRows(out, planned, names, baseRef) : undefined;
     const inputs = vocabulary ? planned : this.sameShapes(out, planned, names);
     const first = inputs[0]!;
     const shape = vocabulary ? [vocabulary.size, ...first.shape.slice(1)] : first.shape;
@@ -430,7 +430,8 @@ class PlanBuilder {
   }
 
   /** How a vocabulary tensor's inputs are re-indexed to the output vocabulary (mergekit's PermutedVocabulary). */
-  private vocabularyRows(out: WeightInfo, inputs: PlannedInput[], refs: string[]): VocabularyRows {
+  /** The rows of a vocabulary tensor; `baseRef` (the slice's base, else the recipe's) gives the tokens several inputs share. */
+  private vocabularyRows(out: WeightInfo, inputs: PlannedInput[], refs: string[], baseRef: ModelReference | undefined): VocabularyRows {
     const tail = JSON.stringify(inputs[0]!.shape.slice(1));
     if (inputs.some((i) => i.shape.length === 0 || JSON.stringify(i.shape.slice(1)) !== tail)) {
       throw new EngineError(`tensor "${out.name}" has different widths in the models: ${inputs.map((i, n) => `${refs[n]} ${JSON.stringify(i.shape)}`).join(', ')}`, { tensor: out.name });
@@ -439,7 +440,7 @@ class PlanBuilder {
       vocabulary: this.vocabulary!,
       size: this.vocabulary!.size,
       models: refs,
-      baseModel: this.recipe.baseModel?.raw,
+      baseModel: baseRef?.raw,
       tokens: this.recipe.tokenizer?.tokens ?? {},
       tensorName: out.name,
     });
