@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { runMerge } from '../../src/main/engine/run-merge';
 import { describe, expect, it } from 'vitest';
 import { NAMED_CHAT_TEMPLATES, resolveChatTemplate } from '../../src/main/engine/tokenizer/chat-template';
 import { tempDir } from '../helpers';
@@ -33,5 +34,16 @@ describe('chat_template', () => {
 
   it('refuses what is neither a name nor a template, at the recipe position', async () => {
     await expect(resolveChatTemplate('chatmll', [], 'r.yml:9:1: ')).rejects.toThrow(/^r\.yml:9:1: chat_template: "chatmll" is neither a template nor one of auto, chatml/);
+  });
+
+  it('is saved over copied tokenizer files too, as mergekit saves the donor\'s tokenizer again with it', async () => {
+    const out = join(await tempDir(), 'merged');
+    const demo = resolve('resources/demo/models');
+    const recipeText = `merge_method: linear\nmodels:\n  - {model: ${demo}/alloy-demo-base, parameters: {weight: 0.5}}\n  - {model: ${demo}/alloy-demo-chat, parameters: {weight: 0.5}}\nchat_template: chatml\n`;
+    const { plan } = await runMerge({ recipeText, recipeFile: 'r.yml', outDir: out });
+    expect(plan.warnings.join()).not.toMatch(/chat_template/);
+    expect(await readdir(out)).toContain('chat_template.jinja');
+    expect(await readFile(join(out, 'chat_template.jinja'), 'utf8')).toBe(NAMED_CHAT_TEMPLATES['chatml']);
+    expect(JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8'))).not.toHaveProperty('chat_template');
   });
 });

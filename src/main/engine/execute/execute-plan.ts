@@ -468,7 +468,10 @@ async function writeSideFiles(plan: MergePlan, dir: string, options: ExecuteOpti
     await copyTokenizerFiles(plan.tokenizerFrom, dir, (name) => !SLOW_TOKENIZER_FILES.has(name));
     await writeFile(join(dir, 'tokenizer.json'), plan.tokenizerJson);
     if (plan.chatTemplate) await saveChatTemplate(dir, plan.chatTemplate);
-  } else if (options.copyTokenizer !== false && plan.tokenizerFrom) await copyTokenizerFiles(plan.tokenizerFrom, dir);
+  } else if (options.copyTokenizer !== false && plan.tokenizerFrom) {
+    await copyTokenizerFiles(plan.tokenizerFrom, dir);
+    if (plan.chatTemplate) await saveChatTemplate(dir, plan.chatTemplate);
+  }
 }
 
 /**

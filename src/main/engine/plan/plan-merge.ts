@@ -404,8 +404,8 @@ class PlanBuilder {
     const donorRef = this.recipe.baseModel ?? referencedModels(this.recipe)[0];
     const setting = this.recipe.tokenizer?.source ?? this.recipe.tokenizerSource;
     if (setting === undefined || !donorRef) {
-      // mergekit saves a chat template only with a tokenizer it builds; copied tokenizer files stay as they are.
-      if (this.recipe.chatTemplate) this.warnings.push(`chat_template is saved only when the recipe builds a tokenizer (tokenizer_source or tokenizer:); the tokenizer files are copied as they are, as mergekit does`);
+      // With a chat template, mergekit saves the donor's tokenizer again with it (the copy gets chat_template.jinja).
+      if (this.recipe.chatTemplate) await this.resolveChatTemplate();
       return;
     }
     if (this.arch.modules) {
@@ -423,10 +423,14 @@ class PlanBuilder {
     const models = await Promise.all(referencedModels(this.recipe).map(asModel));
     const source = typeof setting === 'object' ? await asModel(setting) : undefined;
     this.vocabulary = await planTokenizer(this.recipe, models, await asModel(donorRef), source);
-    if (this.recipe.chatTemplate) {
-      const at = this.recipe.positions['chat_template'];
-      this.chatTemplate = await resolveChatTemplate(this.recipe.chatTemplate, models.map((m) => m.dir), at ? `${at.file}:${at.line}:${at.column}: ` : '');
-    }
+    if (this.recipe.chatTemplate) await this.resolveChatTemplate();
+  }
+
+  /** The recipe's chat_template as text: a built-in name, `auto` (the models' most common), or the template itself. */
+  private async resolveChatTemplate(): Promise<void> {
+    const dirs = await Promise.all(referencedModels(this.recipe).map(async (ref) => (await this.models.open(ref)).folder.path));
+    const at = this.recipe.positions['chat_template'];
+    this.chatTemplate = await resolveChatTemplate(this.recipe.chatTemplate!, dirs, at ? `${at.file}:${at.line}:${at.column}: ` : '');
   }
 
   /** How a vocabulary tensor's inputs are re-indexed to the output vocabulary (mergekit's PermutedVocabulary). */
