@@ -100,12 +100,13 @@ describe('the recipe editor', () => {
     const filter = wrapper.get('[data-testid=param-filter-global-t-1]');
     await filter.setValue('mlp.down_proj');
     await filter.trigger('change');
-    await wrapper.get('[data-testid=method-select]').setValue('nuslerp');
+    // nearswap takes t too: a switch drops only what the new method does not take.
+    await wrapper.get('[data-testid=method-select]').setValue('nearswap');
     await wrapper.get('[data-testid=out-dtype]').setValue('bfloat16');
     await wrapper.get('[data-testid=add-model-hub]').setValue('org/another-7b');
     await wrapper.get('[data-testid=add-model-hub]').trigger('keydown', { key: 'Enter' });
     const text = editor.element.value;
-    expect(text).toContain('merge_method: nuslerp');
+    expect(text).toContain('merge_method: nearswap');
     expect(text).toContain('out_dtype: bfloat16');
     expect(text).toMatch(/- model: alloy-demo-code\n {2}- model: org\/another-7b/);
     expect(text).toContain('filter: mlp.down_proj');
@@ -200,10 +201,46 @@ describe('the recipe editor', () => {
     expect(recipe.text).toBe(mine);
     await wrapper.get('[data-testid=new-recipe]').trigger('click');
     await wrapper.get('[data-testid=confirm-new-recipe]').trigger('click');
-    expect(recipe.text).toMatch(/^merge_method: slerp\n/);
+    // Of the method shown (linear), with nothing it does not take (no slerp t).
+    expect(recipe.text).toBe('merge_method: linear\ndtype: float32\n');
     // A recipe not changed since it started is replaced without asking.
     await wrapper.get('[data-testid=new-recipe]').trigger('click');
     expect(wrapper.find('[data-testid=confirm-new]').exists()).toBe(false);
+  });
+
+  it('switching the method drops the parameters and base_model the new one does not take, and says so', async () => {
+    const ties = 'merge_method: ties\nbase_model: alloy-demo-base\nmodels:\n  - model: alloy-demo-chat\n    parameters:\n      weight: 0.5\n      density: 0.3\n  - model: alloy-demo-code\n    parameters:\n      density: 0.7\nparameters:\n  normalize: true\n  int8_mask: true\ndtype: float32 # mine\n';
+    const { wrapper, recipe } = await mountEditor(ties);
+    await wrapper.get('[data-testid=method-select]').setValue('linear');
+    await settle(recipe);
+    // linear takes weight and normalize, and no base model.
+    expect(recipe.text).toBe('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\n    parameters:\n      weight: 0.5\n  - model: alloy-demo-code\nparameters:\n  normalize: true\ndtype: float32 # mine\n');
+    expect(wrapper.get('[data-testid=method-removed]').text()).toBe('Removed int8_mask, density, base_model: linear does not take them.');
+    expect(wrapper.find('[data-testid=base-model]').exists()).toBe(false);
+    // A switch that removes nothing says nothing; slerp takes a base model, so none is removed.
+    await wrapper.get('[data-testid=method-select]').setValue('slerp');
+    await settle(recipe);
+    expect(recipe.text).toMatch(/^merge_method: slerp\n/);
+    expect(recipe.text).not.toContain('weight');
+    expect(wrapper.get('[data-testid=method-removed]').text()).toBe('Removed normalize, weight: slerp does not take them.');
+    recipe.setText('merge_method: della\nbase_model: alloy-demo-base\nmodels:\n  - model: alloy-demo-chat\n');
+    await settle(recipe);
+    await wrapper.get('[data-testid=method-select]').setValue('ties');
+    await settle(recipe);
+    expect(recipe.text).toBe('merge_method: ties\nbase_model: alloy-demo-base\nmodels:\n  - model: alloy-demo-chat\n');
+    expect(wrapper.find('[data-testid=method-removed]').exists()).toBe(false);
+  });
+
+  it('"New recipe" writes only what its method takes', async () => {
+    const { wrapper, recipe } = await mountEditor('merge_method: ties\nbase_model: alloy-demo-base\nmodels:\n  - model: alloy-demo-chat\n');
+    await wrapper.get('[data-testid=new-recipe]').trigger('click');
+    await wrapper.get('[data-testid=confirm-new-recipe]').trigger('click');
+    await settle(recipe);
+    expect(recipe.text).toBe('merge_method: ties\ndtype: float32\n');
+    await wrapper.get('[data-testid=method-select]').setValue('slerp');
+    await wrapper.get('[data-testid=new-recipe]').trigger('click');
+    await wrapper.get('[data-testid=confirm-new-recipe]').trigger('click');
+    expect(recipe.text).toBe('merge_method: slerp\nparameters:\n  t: 0.5\ndtype: float32\n');
   });
 
   it('offers a model added to the library after the view loaded, by its reference', async () => {

@@ -8,7 +8,11 @@ export default async function ({ page, step, shots }) {
     await page.getByTestId('new-recipe').click();
     await page.getByTestId('confirm-new').waitFor({ timeout: 5_000 });
     await page.getByTestId('confirm-new-recipe').click();
-    await page.waitForFunction(() => /^merge_method: slerp\n/.test(document.querySelector('[data-testid=recipe-editor]')?.value ?? ''), null, { timeout: 5_000 });
+    // A new recipe of the method shown, without models.
+    await page.waitForFunction(() => {
+      const text = document.querySelector('[data-testid=recipe-editor]')?.value ?? '';
+      return /^merge_method: \w+\n/.test(text) && !/models:|slices:/.test(text);
+    }, null, { timeout: 5_000 });
     await page.getByTestId('method-select').selectOption('linear');
     const chip = page.locator('[data-testid=library-chip][data-model=alloy-demo-code]');
     await chip.waitFor({ timeout: 10_000 });

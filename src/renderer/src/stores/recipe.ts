@@ -1,6 +1,7 @@
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import type { AlloyApi, RecipeProblem } from '../../../shared/contract';
+import type { AlloyApi, MethodInfo, RecipeProblem } from '../../../shared/contract';
+import { dropUndeclared } from '../recipe/method-switch';
 import type { RecipeGradientResult, RecipeParseResult } from '../../../shared/studio-contract';
 import { appendAt, documentAt, fieldOf, isEditable, offsetOf, parseRecipeYaml, pathAtOffset, readAt, recipeYamlText, writeAt, type RecipeDocs, type YamlPath } from '../recipe/recipe-yaml';
 
@@ -99,6 +100,19 @@ export const useRecipeStore = defineStore('recipe', () => {
     return true;
   }
 
+  /**
+   * Switches the shown document to `method` and drops what it does not take (parameters it does not
+   * declare, base_model where it has none); the names removed, or undefined (nothing written) while
+   * the YAML does not parse.
+   */
+  function switchMethod(method: MethodInfo): string[] | undefined {
+    if (!editable.value) return undefined;
+    writeAt(current.value!, ['merge_method'], method.name);
+    const removed = dropUndeclared(current.value!, method);
+    afterEdit();
+    return removed;
+  }
+
   function afterEdit(): void {
     text.value = recipeYamlText(docs.value);
     save();
@@ -193,7 +207,7 @@ export const useRecipeStore = defineStore('recipe', () => {
 
   restore();
 
-  return { text, baseline, dirty, start, docs, yamlErrors, documentIndex, revision, parse, gradient, checking, requestError, current, editable, problems, valid, attach, setText, selectDocument, read, edit, append, check, flush, problemsAt };
+  return { text, baseline, dirty, start, docs, yamlErrors, documentIndex, revision, parse, gradient, checking, requestError, current, editable, problems, valid, attach, setText, selectDocument, read, edit, append, switchMethod, check, flush, problemsAt };
 });
 
 function fieldForKey(key: string | undefined): string {
