@@ -41,7 +41,7 @@ describe('chat_template', () => {
     const demo = resolve('resources/demo/models');
     const recipeText = `merge_method: linear\nmodels:\n  - {model: ${demo}/alloy-demo-base, parameters: {weight: 0.5}}\n  - {model: ${demo}/alloy-demo-chat, parameters: {weight: 0.5}}\nchat_template: chatml\n`;
     const { plan } = await runMerge({ recipeText, recipeFile: 'r.yml', outDir: out });
-    expect(plan.warnings.join()).not.toMatch(/chat_template/);
+    expect(plan!.warnings.join()).not.toMatch(/chat_template/);
     expect(await readdir(out)).toContain('chat_template.jinja');
     expect(await readFile(join(out, 'chat_template.jinja'), 'utf8')).toBe(NAMED_CHAT_TEMPLATES['chatml']);
     expect(JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8'))).not.toHaveProperty('chat_template');
