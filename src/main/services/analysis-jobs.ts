@@ -7,6 +7,7 @@ import { applyAnalysisEvent, type AnalysisDtype, type AnalysisEvent, type Analys
 import type { AnalysisJobFile } from '../../shared/job';
 import type { EventBus } from './events';
 import { writeFileAtomic } from './write-file-atomic';
+import { stopChild } from './stop-child';
 
 export interface AnalysisJobsOptions {
   /** Plain Node, as for merges: the engine never runs inside Electron. */
@@ -104,12 +105,8 @@ export class AnalysisJobs {
     const running = [...this.runs.values()].filter((run) => run.info.state === 'running' && run.child);
     await Promise.all(
       running.map(async (run) => {
-        const child = run.child!;
         run.stopping = true;
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await run.ended;
-        clearTimeout(killer);
+        await stopChild(run.child!, 'SIGTERM', graceMs, run.ended);
       }),
     );
     await this.saving;

@@ -9,6 +9,7 @@ import type { ProgressEvent } from '../../shared/progress';
 import type { EventBus } from './events';
 import { interruptedMerge } from './interrupted-merge';
 import { writeFileAtomic } from './write-file-atomic';
+import { stopChild } from './stop-child';
 
 export interface JobServiceOptions {
   /** Plain Node (never Electron's): dawn.node cannot read GPU buffers back inside Electron. */
@@ -174,12 +175,8 @@ export class JobService {
     const running = [...this.jobs.values()].filter((job) => job.info.state === 'running' && job.child);
     await Promise.all(
       running.map(async (job) => {
-        const child = job.child!;
         job.stopping = true;
-        child.kill('SIGHUP');
-        const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await job.ended;
-        clearTimeout(killer);
+        await stopChild(job.child!, 'SIGHUP', graceMs, job.ended);
       }),
     );
     await this.saving;
