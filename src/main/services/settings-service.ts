@@ -5,21 +5,30 @@ import { writeFileAtomic } from './write-file-atomic';
 
 /** The app's settings: kept in memory, and in a JSON file when the face gives one. */
 export class SettingsService {
-  private current: Settings | undefined;
+  private current: Promise<Settings> | undefined;
+  /** The changes asked so far, applied one at a time in the order asked. */
+  private changes: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly file?: string) {}
 
   async get(): Promise<Settings> {
-    this.current ??= { ...DEFAULT_SETTINGS, ...(await this.load()) };
-    return { ...this.current };
+    this.current ??= this.load().then((saved) => ({ ...DEFAULT_SETTINGS, ...saved }));
+    return { ...(await this.current) };
   }
 
-  async set(changes: Partial<Settings>): Promise<Settings> {
+  set(changes: Partial<Settings>): Promise<Settings> {
+    const applied = this.changes.then(() => this.apply(changes));
+    this.changes = applied.catch(() => undefined);
+    return applied;
+  }
+
+  /** One change: in memory, then in the file (so the file ends with the last settings asked for). */
+  private async apply(changes: Partial<Settings>): Promise<Settings> {
     const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) as Partial<Settings>;
-    this.current = { ...(await this.get()), ...defined };
-    // Writes go one at a time, in the order asked: the file ends with the last settings.
-    if (this.file) await writeFileAtomic(this.file, JSON.stringify(this.current, null, 2));
-    return { ...this.current };
+    const next = { ...(await this.get()), ...defined };
+    this.current = Promise.resolve(next);
+    if (this.file) await writeFileAtomic(this.file, JSON.stringify(next, null, 2));
+    return { ...next };
   }
 
   private async load(): Promise<Partial<Settings>> {
