@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,10 +13,11 @@ let root: string;
 
 /** `alloy serve` in its own process, as a user runs it; resolves with its address once it listens. */
 async function serve(): Promise<{ server: ChildProcess; address: string; output: () => string }> {
+  mkdirSync(join(root, 'tmp'), { recursive: true });
   const server = spawn(
     process.execPath,
     ['bin/alloy.mjs', 'serve', '--port', '0', '--output-root', join(root, 'out'), '--settings-file', join(root, 'config', 'settings.json'), '--model-folder', join(root, 'models')],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HF_HOME: join(root, 'hf') } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HF_HOME: join(root, 'hf'), TMPDIR: join(root, 'tmp') } },
   );
   let output = '';
   server.stdout!.on('data', (chunk) => (output += chunk));
@@ -82,6 +83,8 @@ describe('stopping alloy serve (SIGTERM) while a merge and an analysis run', () 
     expect(Date.now() - stoppedAt).toBeLessThan(10_000);
     expect(alive(mergePid)).toBe(false);
     expect(alive(analysisPid)).toBe(false);
+    // Its job files' folder goes with it.
+    expect(readdirSync(join(root, 'tmp')).filter((name) => name.startsWith('alloy-jobs-'))).toEqual([]);
 
     // What the merge wrote is kept: its hidden folder and journal, no output folder.
     expect(readdirSync(join(root, 'out'))).toEqual(['.merged.alloy-partial']);

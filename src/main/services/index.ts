@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Handlers, JobInfo, MethodInfo, PlanSummary, RecipeProblem } from '../../shared/contract';
@@ -72,6 +72,8 @@ export interface Services {
 export function createServices(options: ServicesOptions): Services {
   const events = new EventBus();
   const env = options.env ?? process.env;
+  // Job files live here while their engines run; the folder goes when the app stops.
+  const workDir = options.workDir ?? join(tmpdir(), `alloy-jobs-${process.pid}`);
   const cacheDir = hubCacheDir(env);
   const library = new LibraryService({
     folders: [
@@ -106,7 +108,7 @@ export function createServices(options: ServicesOptions): Services {
   const jobs = new JobService({
     nodeBinary: options.nodeBinary,
     engineEntry: options.paths.engineEntry,
-    workDir: options.workDir ?? join(tmpdir(), `alloy-jobs-${process.pid}`),
+    workDir,
     outputRoot: options.outputRoot,
     modelRoots,
     events,
@@ -116,7 +118,7 @@ export function createServices(options: ServicesOptions): Services {
   const analyses = new AnalysisJobs({
     nodeBinary: options.nodeBinary,
     engineEntry: options.paths.engineEntry,
-    workDir: options.workDir ?? join(tmpdir(), `alloy-jobs-${process.pid}`),
+    workDir,
     modelRoots,
     events,
     ...(options.settingsFile ? { analysesFile: join(dirname(options.settingsFile), 'analyses.json') } : {}),
@@ -189,6 +191,7 @@ export function createServices(options: ServicesOptions): Services {
   const stop = async () => {
     library.close();
     await Promise.all([jobs.stopAll(), analyses.stopAll(), downloads.stopAll()]);
+    await rmdir(workDir).catch(() => undefined);
   };
   return { handlers, events, jobs, library, downloads, settings, analyses, stop };
 }
