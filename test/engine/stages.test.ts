@@ -28,10 +28,12 @@ describe('multi-stage recipes', () => {
     for (const local of ['/models/chat', './chat', '../models/chat', 'C:\\models\\chat']) expect(stages(local), local).toEqual(['1. chat (linear)', '2. (final) (linear)  [output]']);
   });
 
-  it('refuses cycles and unnamed middle stages, naming the documents', () => {
+  it('refuses cycles and two unnamed documents, naming the documents; one unnamed document anywhere is the output', () => {
     const doc = (name: string, model: string) => `name: ${name}\nmerge_method: linear\nmodels:\n  - model: ${model}\n    parameters: {weight: 1}\n`;
+    const unnamed = (model: string) => `merge_method: linear\nmodels:\n  - model: ${model}\n`;
     expect(() => describeStages(`${doc('a', 'b')}---\n${doc('b', 'a')}`, 'r.yml')).toThrow(/cycle: a → b → a/);
-    expect(() => describeStages(`merge_method: linear\nmodels:\n  - model: x\n---\n${doc('b', 'x')}`, 'r.yml')).toThrow(/document 1 of 2 has no "name:"/);
+    expect(() => describeStages(`${unnamed('x')}---\n${doc('b', 'x')}---\n${unnamed('y')}`, 'r.yml')).toThrow(/documents 1, 3 have no "name:"; one document at most may be unnamed/);
+    expect(describeStages(`${unnamed('b')}---\n${doc('b', 'x')}---\n${doc('c', 'x')}`, 'r.yml').lines).toEqual(['1. b (linear)', '2. c (linear)', '3. (final) (linear) ← b  [output]']);
   });
 
   it('runs a sequential NearSwap in one command and equals mergekit run three times, then skips unchanged stages', async () => {

@@ -4,7 +4,7 @@ import type { ModelReference, Recipe, SourcePosition } from './types';
 
 export interface Stage {
   recipe: Recipe;
-  /** The stage's name, or `(final)` for an unnamed last document. */
+  /** The stage's name, or `(final)` for the unnamed document. */
   name: string;
   /** Names of the stages whose outputs this one reads. */
   dependsOn: string[];
@@ -50,11 +50,12 @@ function referencePosition(stage: Stage, target: string): SourcePosition | undef
   return referencedModels(stage.recipe).find((ref) => ref.raw === raw)?.position;
 }
 
-/** Orders a multi-document recipe by its dependencies; cycles and unnamed middle stages are errors. */
+/** Orders a multi-document recipe by its dependencies, the output last; cycles and two unnamed documents are errors. */
 export function buildStageGraph(recipes: Recipe[], file: string): StageGraph {
   const names = new Set<string>();
-  recipes.forEach((r, i) => {
-    if (!r.name && i !== recipes.length - 1) throw new EngineError(`${file}: document ${i + 1} of ${recipes.length} has no "name:"; only the last document may be unnamed`, { file, key: 'name' });
+  const unnamed = recipes.flatMap((r, i) => (r.name ? [] : [i + 1]));
+  if (unnamed.length > 1) throw new EngineError(`${file}: documents ${unnamed.join(', ')} have no "name:"; one document at most may be unnamed (it is the output)`, { file, key: 'name' });
+  recipes.forEach((r) => {
     if (r.name && names.has(r.name)) throw new EngineError(`${file}: two documents are named "${r.name}"`, { file, key: 'name' });
     if (r.name) names.add(r.name);
   });
@@ -82,7 +83,12 @@ export function buildStageGraph(recipes: Recipe[], file: string): StageGraph {
     order.push(stage);
   };
   for (const stage of stages) visit(stage, []);
+  // The unnamed document is the output, wherever it stands (mergekit-multi); else the last stage nothing reads.
   const needed = new Set(stages.flatMap((s) => s.dependsOn));
   const sinks = stages.filter((s) => !needed.has(s.name));
-  return { order, final: sinks[sinks.length - 1] ?? stages[stages.length - 1]! };
+  const final = stages.find((s) => !s.recipe.name) ?? sinks[sinks.length - 1] ?? stages[stages.length - 1]!;
+  // Nothing reads the output, so it can be built last.
+  order.splice(order.indexOf(final), 1);
+  order.push(final);
+  return { order, final };
 }
