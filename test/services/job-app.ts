@@ -10,5 +10,5 @@ import { JobService } from '../../src/main/services/job-service';
 
 const [engineEntry, root, outputRoot, modelRoot, jobsFile, shard] = process.argv.slice(2) as [string, string, string, string, string, string];
 const events = new EventBus();
-const jobs = new JobService({ nodeBinary: process.execPath, engineEntry, workDir: join(root, 'app-work'), outputRoot, modelRoots: [modelRoot], events, jobsFile });
+const jobs = new JobService({ nodeBinary: process.execPath, engineEntry, workDir: join(root, 'app-work'), outputRoot, modelRoots: () => [modelRoot], events, jobsFile });
 await jobs.start({ recipe: await text(process.stdin), outputName: 'merged', outShardSize: Number(shard), device: 'cpu' });

@@ -25,7 +25,7 @@ function service(outputRoot: string, jobsFile?: string) {
     engineEntry: ENGINE,
     workDir: join(root, 'work'),
     outputRoot,
-    modelRoots: [modelRoot],
+    modelRoots: () => [modelRoot],
     events,
     ...(jobsFile ? { jobsFile } : {}),
   });

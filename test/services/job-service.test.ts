@@ -16,7 +16,7 @@ let modelRoot: string;
 
 function service(outputRoot: string, workDir = join(root, 'work')) {
   const events = new EventBus();
-  const jobs = new JobService({ nodeBinary: process.execPath, engineEntry: ENGINE, workDir, outputRoot, modelRoots: [modelRoot], events });
+  const jobs = new JobService({ nodeBinary: process.execPath, engineEntry: ENGINE, workDir, outputRoot, modelRoots: () => [modelRoot], events });
   return { jobs, events };
 }
 

@@ -15,9 +15,8 @@ export interface AnalysisJobsOptions {
   engineEntry: string;
   /** Where the job files are written. */
   workDir: string;
-  /** Folders that hold models by name. */
-  /** Where recipes find models by name; a function where the list changes while the app runs. */
-  modelRoots: string[] | (() => string[]);
+  /** Where recipes find models by name, as they are when a job starts (the library's folders change while the app runs). */
+  modelRoots: () => string[];
   events: EventBus;
   /** Where finished analyses are kept between runs of the app (`analyses.json` beside the settings); in memory only when absent. */
   analysesFile?: string;
@@ -70,7 +69,7 @@ export class AnalysisJobs {
       models,
       ...(t ? { t } : {}),
       ...(dtype ? { dtype } : {}),
-      options: { modelRoots: typeof this.options.modelRoots === 'function' ? this.options.modelRoots() : this.options.modelRoots, ...(memoryBudget ? { memoryBudget } : {}) },
+      options: { modelRoots: this.options.modelRoots(), ...(memoryBudget ? { memoryBudget } : {}) },
     };
     await writeFile(jobFile, JSON.stringify(job, null, 2));
     const info: AnalysisInfo = { id, state: 'running', base, models, t: t ?? [], ...(dtype ? { dtype } : {}), startedAt: Date.now(), groups: [], layers: [], warnings: [] };

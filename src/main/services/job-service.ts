@@ -18,8 +18,8 @@ export interface JobServiceOptions {
   /** Where job and recipe files are written. */
   workDir: string;
   outputRoot: string;
-  /** Where recipes find models by name; a function where the list changes while the app runs. */
-  modelRoots: string[] | (() => string[]);
+  /** Where recipes find models by name, as they are when a job starts (the library's folders change while the app runs). */
+  modelRoots: () => string[];
   events: EventBus;
   /**
    * Where the jobs are kept between runs of the app, so a merge the app was running when it stopped
@@ -96,7 +96,7 @@ export class JobService {
       recipeFile,
       outDir,
       options: {
-        modelRoots: typeof this.options.modelRoots === 'function' ? this.options.modelRoots() : this.options.modelRoots,
+        modelRoots: this.options.modelRoots(),
         ...(device ? { device } : {}),
         ...(memoryBudget ? { memoryBudget } : {}),
         ...(outShardSize ? { outShardSize } : {}),
