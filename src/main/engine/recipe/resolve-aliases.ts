@@ -56,7 +56,10 @@ export function resolveAliases(doc: Document.Parsed, root: Node): Node {
     let size = 1;
     for (const pair of map.items) {
       if (isMergeKey(pair.key)) {
-        for (const source of mergeSources(visit(pair.value!).node, pair.value!)) merged.push(...source.items);
+        // Counted whole, though keys written twice are kept once: the cap errs on the safe side.
+        const sources = visit(pair.value!);
+        size += sources.size;
+        for (const source of mergeSources(sources.node, pair.value!)) merged.push(...source.items);
         continue;
       }
       const value = pair.value ? visit(pair.value) : undefined;
@@ -69,7 +72,6 @@ export function resolveAliases(doc: Document.Parsed, root: Node): Node {
       if (keys.has(key)) continue;
       keys.add(key);
       own.push(pair);
-      size += 1 + (pair.value ? (done.get(pair.value)?.size ?? 1) : 0);
     }
     const out = new YAMLMap<Node, Node>();
     Object.assign(out, map, { items: own });
