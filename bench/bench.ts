@@ -2,7 +2,8 @@
 //
 //   npm run bench -- [--params 1e9[,2e9…]] [--methods linear,nearswap,slerp,task_arithmetic,ties,dare_ties]
 //                    [--devices cpu,gpu] [--cold] [--no-kernels] [--dir .tmp/bench] [--budget 1G] [--repeat 1]
-//                    [--reads auto|direct|cached] [--writes auto|direct|cached]
+//                    [--reads auto|direct|cached] [--writes auto|direct|cached] [--out DIR] [--compare]
+//                    [--run-timeout SECONDS]
 //
 // Generates bf16 models of a realistic shape (TinyLlama's widths, the depth set by --params: a base
 // and two fine-tunes of it), measures the disk's sequential read rate of those files in the same run,
@@ -12,7 +13,12 @@
 // --cold drops the page cache before the disk measurement and each merge (Linux, root); without it
 // the models are usually in the page cache and the "disk" rate is the page cache's. --repeat N
 // measures the disk and runs each merge N times and reports the medians (a shared machine's disk and
-// CPU vary from run to run by a factor of two).
+// CPU vary from run to run by a factor of two). --out writes the merges (and the I/O floor's bytes)
+// under DIR, e.g. another disk or /dev/shm, so that the model disk serves only the reads. --methods all
+// runs every recipe below. --compare keeps each method's outputs until every device has run it and
+// compares the others' tensors with the CPU's, in ulps (the GPU backend's promise: f32 the same bits,
+// bf16 within 1 ulp). --run-timeout stops a merge that runs longer (reported as failed), so that one
+// slow method cannot use up a borrowed machine's time.
 import { execFileSync, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
@@ -20,6 +26,8 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostHeap } from '../src/main/engine/compute/host-heap';
+import { partialFolderFor } from '../src/main/engine/execute/execute-plan';
+import { compareOutputs, describeComparison } from './compare-outputs';
 import type { ComputeBackend, HostArray, TaskArithmeticParams } from '../src/main/engine/compute/types';
 import type { ProgressEvent } from '../src/shared/progress';
 import { ensureModel, numelOf, shapeFor, tensorsOf } from './model';
@@ -62,6 +70,8 @@ interface RunSpec {
   memoryBudget?: number;
   reads?: 'auto' | 'direct' | 'cached';
   writes?: 'auto' | 'direct' | 'cached';
+  /** Seconds after which the parent kills the merge. */
+  timeout?: number;
 }
 
 interface RunResult {
@@ -296,13 +306,21 @@ async function kernelRates(devices: Device[]): Promise<string[]> {
 function runChild(spec: RunSpec): Promise<RunResult> {
   const script = fileURLToPath(import.meta.url);
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, '--child', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // From source through tsx; the device kit's bundle (bench.mjs) runs as it is.
+    const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+    const child = spawn(process.execPath, [...loader, script, '--child', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    const timer = spec.timeout ? setTimeout(() => child.kill('SIGKILL'), spec.timeout * 1000) : undefined;
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     // dawn prints its notes (no Vulkan loader, reduced limits) on stderr: kept for a failure only.
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (signal === 'SIGKILL' && spec.timeout) {
+        void rm(partialFolderFor(spec.outDir), { recursive: true, force: true }).then(() => resolvePromise({ ok: false, reason: `stopped after --run-timeout ${spec.timeout} s` }));
+        return;
+      }
       const line = out.trim().split('\n').at(-1) ?? '';
       try {
         resolvePromise(JSON.parse(line) as RunResult);
@@ -366,6 +384,16 @@ async function digestRate(): Promise<string> {
   return `${gb(bytes.length / ((performance.now() - started) / 1000)).toFixed(2)} GB/s`;
 }
 
+/** One device's output against the CPU's: a table cell, and a line with the details where they differ. */
+async function compareWithCpu(kept: Map<Device, string>, device: Device, what: string): Promise<string> {
+  const [cpuOut, deviceOut] = [kept.get('cpu'), kept.get(device)];
+  if (!cpuOut || !deviceOut) return 'not run';
+  const comparison = await compareOutputs(cpuOut, deviceOut);
+  const cell = describeComparison(comparison);
+  console.log(`${what} --device ${device} against --device cpu: ${comparison.tensors} tensors, ${cell}${comparison.notes.length ? `\n  ${comparison.notes.join('\n  ')}` : ''}`);
+  return cell;
+}
+
 async function main(): Promise<void> {
   const flags = parseArgs(process.argv.slice(2));
   if (typeof flags['child'] === 'string') {
@@ -374,7 +402,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const sizes = String(flags['params'] ?? '1e9').split(',').map((p) => parseCount(p, 'params'));
-  const methods = typeof flags['methods'] === 'string' ? flags['methods'].split(',') : DEFAULT_METHODS;
+  const methods = flags['methods'] === 'all' ? Object.keys(RECIPES) : typeof flags['methods'] === 'string' ? flags['methods'].split(',') : DEFAULT_METHODS;
   for (const m of methods) if (!RECIPES[m]) throw new Error(`--methods: no bench recipe for "${m}" (${Object.keys(RECIPES).join(', ')})`);
   const devices = (typeof flags['devices'] === 'string' ? flags['devices'].split(',') : ['cpu', 'gpu']) as Device[];
   const cold = flags['cold'] === true;
@@ -385,10 +413,14 @@ async function main(): Promise<void> {
     if (mode && !['auto', 'direct', 'cached'].includes(mode)) throw new Error(`--${flag} must be auto, direct or cached, not "${mode}"`);
     return mode;
   });
+  const outRoot = typeof flags['out'] === 'string' ? resolve(flags['out']) : undefined;
+  const timeout = typeof flags['run-timeout'] === 'string' ? parseCount(flags['run-timeout'], 'run-timeout') : undefined;
+  const compare = flags['compare'] === true;
+  if (compare && !devices.includes('cpu')) throw new Error('--compare compares each device with the CPU: add cpu to --devices');
   const repeat = typeof flags['repeat'] === 'string' ? Math.max(1, Math.round(parseCount(flags['repeat'], 'repeat'))) : 1;
 
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`);
-  console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}; the engine's --reads ${reads ?? 'auto'} --writes ${writes ?? 'auto'}\n`);
+  console.log(`reads: ${cold ? 'cold (page cache dropped before each measurement)' : 'warm (whatever the page cache holds)'}; the engine's --reads ${reads ?? 'auto'} --writes ${writes ?? 'auto'}; merges written ${outRoot ? `under ${outRoot}` : 'beside the models'}\n`);
   if (flags['no-kernels'] !== true) {
     console.log('kernels alone, 32 M bf16 elements in memory (4 M for the reference), bf16 out; GB/s counts the bf16 inputs read (2, or 3 for the task-vector kernels):');
     for (const line of await kernelRates(devices)) console.log(line);
@@ -396,7 +428,7 @@ async function main(): Promise<void> {
     console.log(`the journal's shard digest (XXH3-128) on 1 GiB in memory, as the output is written: ${await digestRate()}`);
     console.log('');
   }
-  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'CPU s user+sys', 'read GB/s', '× disk read', '× I/O floor', 'peak RSS']];
+  const rows: string[][] = [['params', 'method', 'device', 'computed on', 'wall s', 'CPU s user+sys', 'read GB/s', '× disk read', '× I/O floor', 'peak RSS', ...(compare ? ['against the CPU'] : [])]];
   for (const params of sizes) {
     const shape = shapeFor(params);
     const label = `${(paramsOf(shape) / 1e9).toFixed(2)}B`;
@@ -425,22 +457,29 @@ async function main(): Promise<void> {
     const recipeFile = join(dir, 'bench.yml');
     const floors = new Map<string, number>();
     await mkdir(dir, { recursive: true });
+    const outParent = outRoot ?? dir;
+    await mkdir(outParent, { recursive: true });
     for (const method of methods) {
       const recipeText = RECIPES[method]!(models.base, models.a, models.b);
       await writeFile(join(dir, `${method}.yml`), recipeText);
+      /** Each device's output, kept for --compare until the method has run on them all. */
+      const kept = new Map<Device, string>();
+      const methodRows: [Device, string[]][] = [];
       for (const device of devices) {
-        const outDir = join(dir, `out-${method}-${device}`);
+        const outDir = join(outParent, `out-${method}-${device}`);
         const runs: RunResult[] = [];
         for (let r = 0; r < repeat; r++) {
           if (cold) dropCaches();
-          runs.push(await runChild({ method, device, recipeText, recipeFile, outDir, ...(memoryBudget ? { memoryBudget } : {}), ...(reads ? { reads } : {}), ...(writes ? { writes } : {}) }));
-          await rm(outDir, { recursive: true, force: true });
+          runs.push(await runChild({ method, device, recipeText, recipeFile, outDir, ...(timeout ? { timeout } : {}), ...(memoryBudget ? { memoryBudget } : {}), ...(reads ? { reads } : {}), ...(writes ? { writes } : {}) }));
+          const keep = compare && runs.at(-1)!.ok && r === repeat - 1;
+          if (keep) kept.set(device, outDir);
+          else await rm(outDir, { recursive: true, force: true });
           if (!runs.at(-1)!.ok) break;
         }
         const result = medianRun(runs);
         if (!result.ok) {
           console.log(`${label} ${method} --device ${device}: FAILED: ${result.reason}`);
-          rows.push([label, method, device, '—', '—', '—', '—', '—', '—', '—']);
+          methodRows.push([device, [label, method, device, '—', '—', '—', '—', '—', '—', '—']]);
           continue;
         }
         const rate = result.bytesRead! / result.seconds!;
@@ -453,14 +492,19 @@ async function main(): Promise<void> {
           const inputFiles = (await Promise.all(inputs.map(modelFiles))).flat();
           for (let r = 0; r < repeat; r++) {
             if (cold) dropCaches();
-            times.push(await ioFloor(inputFiles, result.bytesWritten!, dir));
+            times.push(await ioFloor(inputFiles, result.bytesWritten!, outParent));
           }
           floors.set(key, median(times));
           console.log(`${label}: I/O floor of ${inputs.length} models read while ${gb(result.bytesWritten!).toFixed(2)} GB are written: ${median(times).toFixed(2)} s${spread(times)}`);
         }
         const floor = floors.get(key)!;
-        rows.push([label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), `${result.cpu!.user.toFixed(1)}+${result.cpu!.system.toFixed(1)}`, gb(rate).toFixed(2), (rate / disk).toFixed(2), (floor / result.seconds!).toFixed(2), mib(result.peakRss!)]);
+        methodRows.push([device, [label, method, device, result.device!.replace(/ \(.*$/, '').replace(/ — .*$/, ''), result.seconds!.toFixed(1), `${result.cpu!.user.toFixed(1)}+${result.cpu!.system.toFixed(1)}`, gb(rate).toFixed(2), (rate / disk).toFixed(2), (floor / result.seconds!).toFixed(2), mib(result.peakRss!)]]);
       }
+      for (const [device, row] of methodRows) {
+        if (compare) row.push(device === 'cpu' ? '—' : await compareWithCpu(kept, device, `${label} ${method}`));
+        rows.push(row);
+      }
+      await Promise.all([...kept.values()].map((out) => rm(out, { recursive: true, force: true })));
     }
   }
   const text = table(rows);
