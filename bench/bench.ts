@@ -3,7 +3,7 @@
 //   npm run bench -- [--params 1e9[,2e9…]] [--methods linear,nearswap,slerp,task_arithmetic,ties,dare_ties]
 //                    [--devices cpu,gpu] [--cold] [--no-kernels] [--dir .tmp/bench] [--budget 1G] [--repeat 1]
 //                    [--reads auto|direct|cached] [--writes auto|direct|cached] [--out DIR] [--compare]
-//                    [--run-timeout SECONDS]
+//                    [--run-timeout SECONDS] [--deadline SECONDS]
 //
 // Generates bf16 models of a realistic shape (TinyLlama's widths, the depth set by --params: a base
 // and two fine-tunes of it), measures the disk's sequential read rate of those files in the same run,
@@ -18,7 +18,8 @@
 // runs every recipe below. --compare keeps each method's outputs until every device has run it and
 // compares the others' tensors with the CPU's, in ulps (the GPU backend's promise: f32 the same bits,
 // bf16 within 1 ulp). --run-timeout stops a merge that runs longer (reported as failed), so that one
-// slow method cannot use up a borrowed machine's time.
+// slow method cannot use up a borrowed machine's time; --deadline starts no merge once that many seconds
+// of the bench have passed (the rest are reported as skipped), so the results come back in time.
 import { execFileSync, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
@@ -415,6 +416,8 @@ async function main(): Promise<void> {
   });
   const outRoot = typeof flags['out'] === 'string' ? resolve(flags['out']) : undefined;
   const timeout = typeof flags['run-timeout'] === 'string' ? parseCount(flags['run-timeout'], 'run-timeout') : undefined;
+  const deadline = typeof flags['deadline'] === 'string' ? parseCount(flags['deadline'], 'deadline') : undefined;
+  const benchStarted = performance.now();
   const compare = flags['compare'] === true;
   if (compare && !devices.includes('cpu')) throw new Error('--compare compares each device with the CPU: add cpu to --devices');
   const repeat = typeof flags['repeat'] === 'string' ? Math.max(1, Math.round(parseCount(flags['repeat'], 'repeat'))) : 1;
@@ -469,6 +472,10 @@ async function main(): Promise<void> {
         const outDir = join(outParent, `out-${method}-${device}`);
         const runs: RunResult[] = [];
         for (let r = 0; r < repeat; r++) {
+          if (deadline && (performance.now() - benchStarted) / 1000 > deadline) {
+            runs.push({ ok: false, reason: `skipped: past --deadline ${deadline} s` });
+            break;
+          }
           if (cold) dropCaches();
           runs.push(await runChild({ method, device, recipeText, recipeFile, outDir, ...(timeout ? { timeout } : {}), ...(memoryBudget ? { memoryBudget } : {}), ...(reads ? { reads } : {}), ...(writes ? { writes } : {}) }));
           const keep = compare && runs.at(-1)!.ok && r === repeat - 1;

@@ -40,7 +40,7 @@ chmod +x "$kit/node"
 
 bench_dir=/tmp/alloy-bench
 "$kit/node" "$kit/bench.mjs" --params "${ALLOY_BENCH_PARAMS:-1e9}" --methods "${ALLOY_BENCH_METHODS:-all}" \
-  --devices gpu,cpu --compare --run-timeout 90 --dir "$bench_dir" 2>&1 | tee "$out/bench.txt"
+  --devices gpu,cpu --compare --run-timeout 60 --deadline 420 --dir "$bench_dir" 2>&1 | tee "$out/bench.txt"
 status=${PIPESTATUS[0]}
 cp "$bench_dir/last-run.md" "$out/" 2>/dev/null
 rm -rf "$bench_dir"
