@@ -53,6 +53,10 @@ export interface MethodParameterInfo {
   default?: number | boolean;
   min?: number;
   max?: number;
+  /** mergekit declares it an int: a fractional value is refused (a range is only warned about). */
+  integer?: boolean;
+  /** mergekit fails on a value below this (torch raises): Alloy refuses it, naming the parameter. */
+  refusedBelow?: number;
   description: string;
 }
 

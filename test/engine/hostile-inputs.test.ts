@@ -111,6 +111,24 @@ describe('hostile recipes', () => {
     expect(slerp.tensors.every((t) => t.global['t'] === -0.25)).toBe(true);
   });
 
+  it('values mergekit fails on are refused at their line, naming the parameter: a DARE density below 0, a fractional karcher max_iter', async () => {
+    const dare = (method: string) => `merge_method: ${method}\nbase_model: alloy-demo-base\nmodels:\n  - model: alloy-demo-chat\n    parameters: {weight: 1, density: -0.1}\n`;
+    for (const method of ['dare_linear', 'dare_ties']) {
+      expect((await refusal(dare(method))).message).toMatch(
+        new RegExp(`^${root}/r\\.yml:5:29: parameter "density" of alloy-demo-chat for tensor "[a-z_.0-9]+" is -0\\.1: it must be at least 0 \\(mergekit fails on it: torch raises\\)$`),
+      );
+    }
+    // Other sparsifications keep nothing below 0, as mergekit does: a warning only.
+    const plan = await planRecipe({ recipeText: ties('weight: 1, density: -0.1').replace('ties', 'della'), recipeFile: join(root, 'r.yml'), options: { modelRoots: [DEMO_MODELS] } });
+    expect(plan.warnings.some((w) => w.includes('"density" of alloy-demo-chat is -0.1, below the 0'))).toBe(true);
+    const karcher = (maxIter: string) => `merge_method: karcher\nmodels:\n  - model: alloy-demo-chat\n  - model: alloy-demo-code\nparameters:\n  max_iter: ${maxIter}\n`;
+    expect((await refusal(karcher('2.5'))).message).toMatch(
+      new RegExp(`^${root}/r\\.yml:6:3: parameter "max_iter" for tensor "[a-z_.0-9]+" is 2\\.5: it must be a whole number \\(mergekit takes an int here and refuses a fraction\\)$`),
+    );
+    const whole = await planRecipe({ recipeText: karcher('3.0'), recipeFile: join(root, 'r.yml'), options: { modelRoots: [DEMO_MODELS] } });
+    expect(whole.tensors.every((t) => t.global['max_iter'] === 3)).toBe(true);
+  });
+
   it('wrong types, unknown keys and bad YAML in the recipe itself are refused at their line and column', async () => {
     expect((await refusal('merge_method: linear\nmodels: "x"\n')).message).toBe(`${root}/r.yml:2:9: models must be a non-empty list`);
     expect((await refusal('merge_method: linear\nmodelz: []\n')).message).toMatch(/r\.yml:2:1: unknown key "modelz" in the recipe \(did you mean "models"\?\)/);

@@ -17,7 +17,7 @@ export const karcher: MergeMethod = {
   paper: 'https://arxiv.org/abs/2603.04972',
   base: 'none',
   parameters: [
-    { name: 'max_iter', scope: 'global', type: 'number', required: false, default: 10, min: 1, description: 'Most iterations of the mean\'s refinement.' },
+    { name: 'max_iter', scope: 'global', type: 'number', required: false, default: 10, min: 1, integer: true, description: 'Most iterations of the mean\'s refinement.' },
     { name: 'tol', scope: 'global', type: 'number', required: false, default: 1e-5, min: 0, description: 'Stop once a step is shorter than this.' },
   ],
   async kernel(source, sink, ctx) {

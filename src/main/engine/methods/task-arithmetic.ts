@@ -41,7 +41,18 @@ export function taskArithmeticMethod(config: TaskArithmeticConfig): MergeMethod 
 function taskArithmeticParameters(config: TaskArithmeticConfig): ParameterDecl[] {
   const parameters: ParameterDecl[] = [
     { name: 'weight', scope: 'model', type: 'number', required: true, description: 'How much of this model\'s task vector (its difference from the base) is added.' },
-    { name: 'density', scope: 'model', type: 'number', required: false, default: 1, min: 0, max: 1, description: 'Fraction of the task vector kept.' },
+    {
+      name: 'density',
+      scope: 'model',
+      type: 'number',
+      required: false,
+      default: 1,
+      min: 0,
+      max: 1,
+      // DARE's keep probability: torch.bernoulli refuses one below 0 (other methods keep nothing there).
+      ...(config.sparsification === 'random' ? { refusedBelow: 0 } : {}),
+      description: 'Fraction of the task vector kept.',
+    },
     { name: 'normalize', scope: 'global', type: 'boolean', required: false, default: config.defaultNormalize, description: 'Divide by the sum of the weights that take part.' },
     { name: 'rescale', scope: 'global', type: 'boolean', required: false, default: config.defaultRescale, description: 'Rescale what is kept to the task vector\'s original L1 norm.' },
     { name: 'lambda', scope: 'global', type: 'number', required: false, default: 1, description: 'Scale of the merged task vector.' },

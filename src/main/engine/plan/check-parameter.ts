@@ -13,8 +13,9 @@ export interface ResolvedParameter {
 /**
  * A parameter's value as the method declares it: a number or a boolean. A wrong type or a non-finite
  * number is a recipe error at the value's file:line:col, naming the model and the tensor it was
- * resolved for (a gradient or a filter can go wrong for one tensor only). A number outside the
- * declared range is only warned about: mergekit takes it as it is (a density above 1 prunes nothing,
+ * resolved for (a gradient or a filter can go wrong for one tensor only), as is a fraction where
+ * mergekit takes an int and a value below one mergekit fails on. A number outside the declared range
+ * is only warned about: mergekit takes it as it is (a density above 1 prunes nothing,
  * a slerp t below 0 extrapolates), and the same recipe must give the same model.
  */
 export function checkParameter(
@@ -57,6 +58,8 @@ function typeProblem(decl: ParameterDecl, value: SettingValue): string | undefin
   if (decl.type === 'boolean') return typeof value === 'boolean' ? undefined : 'it must be true or false';
   if (typeof value !== 'number') return 'it must be a number';
   if (!Number.isFinite(value)) return 'it must be a finite number';
+  if (decl.integer && !Number.isInteger(value)) return 'it must be a whole number (mergekit takes an int here and refuses a fraction)';
+  if (decl.refusedBelow !== undefined && value < decl.refusedBelow) return `it must be at least ${decl.refusedBelow} (mergekit fails on it: torch raises)`;
   return undefined;
 }
 
