@@ -833,6 +833,17 @@ models:
 dtype: float32
 """, "f32-reduction", "nuslerp", "no base"),
     "nuslerp-base-f32": (ta("nuslerp", {}, models=("llama-ft1", "llama-ft2"), per_model={0: "weight: 0.6", 1: "weight: 0.4"}), "f32-reduction", "nuslerp", "with base: task vectors"),
+    "nuslerp-rowwise-f32": (f"""merge_method: nuslerp
+models:
+  - model: {M}llama-ft1
+    parameters: {{weight: 0.3}}
+  - model: {M}llama-ft2
+    parameters: {{weight: 0.7}}
+parameters:
+  nuslerp_flatten: false
+  nuslerp_row_wise: true
+dtype: float32
+""", "f32-reduction", "nuslerp", "not flattened, row-wise: column vectors; a 1-D tensor (the norms) is one vector"),
     "arcee-fusion-f32": (f"""merge_method: arcee_fusion
 base_model: {M}llama-base
 models:
@@ -895,6 +906,9 @@ CASES["gemma3-slerp-f32"] = (arch_slerp("gemma3"), "f32-reduction", "slerp", "Ge
 CASES["mixtral-experts-linear-f32"] = (arch_linear("mixtral").replace("mixtral-ft1", "mixtral-experts-ft1"), "exact", "linear",
                                        "Mixtral per-expert checkpoint (block_sparse_moe.experts.N.w1/w3/w2) merged with a fused one")
 CASES["qwen3moe-experts-linear-f32"] = (arch_linear("qwen3moe-experts"), "exact", "linear", "Qwen3-MoE per-expert checkpoints (mlp.experts.N.gate_proj/up_proj/down_proj)")
+CASES["mixtral-nuslerp-noflat-f32"] = (ta("nuslerp", {"nuslerp_flatten": "false"}, models=("mixtral-ft1", "mixtral-ft2"), base="mixtral-base",
+                                          per_model={0: "weight: 0.3", 1: "weight: 0.6"}), "f32-reduction", "nuslerp",
+                                       "not flattened over 3-D expert tensors: vectors along the last axis")
 CASES["qwen3moe-ties-f32"] = (ta("ties", {}, models=("qwen3moe-ft1", "qwen3moe-ft2"), base="qwen3moe-base"), "exact", "ties", "TIES over 3-D expert tensors")
 
 

@@ -5,6 +5,24 @@ import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, t
 const f = Math.fround;
 
 /**
+ * The vectors nuslerp interpolates, as groups of a tensor's elements (row-major): the whole tensor when
+ * flattened; else vectors along the last axis, or along the first (`nuslerp_row_wise`, mergekit's
+ * transpose of axes 0 and −1), for any number of axes. A 1-D tensor is one vector either way (its
+ * transpose is itself), as is a 0-D one.
+ */
+export function nuslerpGroups(shape: readonly number[], numel: number, flatten: boolean, rowWise: boolean): { groups: number; group: (i: number) => number } {
+  if (flatten || shape.length < 2) return { groups: 1, group: () => 0 };
+  if (numel === 0) return { groups: 0, group: () => 0 };
+  if (rowWise) {
+    // Element (i₀, rest) belongs to the vector along axis 0 at position `rest`.
+    const span = numel / shape[0]!;
+    return { groups: span, group: (i) => i % span };
+  }
+  const last = shape[shape.length - 1]!;
+  return { groups: numel / last, group: (i) => Math.floor(i / last) };
+}
+
+/**
  * mergekit's nuslerp: spherical interpolation of two models (or of their task vectors when a base is
  * given) at t = w₂ / (w₁ + w₂), over the whole tensor (`nuslerp_flatten`, the default), per row, or
  * per column (`nuslerp_row_wise`). Norms and dots are summed in f64 (the dot of the f32 unit vectors'
@@ -33,11 +51,7 @@ export const nuslerp: MergeMethod = {
     const weights = pair.map((i) => ctx.perModel[i]!['weight'] as number);
     const total = 0 + weights[0]! + weights[1]!;
     const t = Math.abs(total) < 1e-6 ? 0.5 : weights[1]! / total;
-    const cols = ctx.shape.length === 2 ? ctx.shape[1]! : ctx.numel;
-    if (ctx.shape.length > 2 && ctx.global['nuslerp_flatten'] === false) throw new Error('nuslerp without flattening handles tensors of at most two dimensions');
-    const group =
-      ctx.global['nuslerp_flatten'] !== false ? () => 0 : ctx.global['nuslerp_row_wise'] === true ? (i: number) => i % cols : (i: number) => Math.floor(i / cols);
-    const groups = ctx.global['nuslerp_flatten'] !== false ? 1 : ctx.global['nuslerp_row_wise'] === true ? cols : Math.max(1, ctx.numel / cols);
+    const { groups, group } = nuslerpGroups(ctx.shape, ctx.numel, ctx.global['nuslerp_flatten'] !== false, ctx.global['nuslerp_row_wise'] === true);
     if (ctx.backend && ctx.global['nuslerp_flatten'] !== false) {
       await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel });
       return;
