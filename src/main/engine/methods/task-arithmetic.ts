@@ -388,23 +388,26 @@ async function magnitudeSparsifiers(
   onBackend?: { backend: ComputeBackend; step: StepDtype },
 ): Promise<Sparsifier[]> {
   const n = ctx.numel;
-  // Ranks counted from the largest |delta|: [skip, upTo) are kept.
-  const ranks = others.map((m, j) => {
+  // Ranks counted from the largest |delta|: [skip, upTo) are kept; 'all' or 'none' needs no ranks.
+  const ranks = others.map((m, j): { skip: number; upTo: number } | 'all' | 'none' => {
     const density = densities[j]!;
-    if (density >= 1 || density <= 0 || n === 0) return undefined;
+    if (density >= 1) return 'all';
+    if (density <= 0 || n === 0) return 'none';
     if (method === 'magnitude') return { skip: 0, upTo: Math.max(1, Math.trunc(density * n)) };
-    const target = Math.trunc(density * n);
-    const top = Math.trunc(((ctx.perModel[m]!['gamma'] as number | undefined) ?? 0.01) * n);
-    const bottom = Math.max(0, n - target - top);
-    return { skip: n - bottom - target, upTo: n - bottom };
+    const rank = outlierRanks(n, density, (ctx.perModel[m]!['gamma'] as number | undefined) ?? 0.01);
+    return rank.upTo > rank.skip ? rank : 'none';
   });
-  const wanted = others.flatMap((m, j) => (ranks[j] ? [{ j, m, k: ranks[j]!.upTo }, ...(ranks[j]!.skip > 0 ? [{ j, m, k: ranks[j]!.skip }] : [])] : []));
+  const without = (rank: 'all' | 'none'): Sparsifier => (rank === 'none' ? new RandomSparsifier(0, 0) : keepEverything);
+  const wanted = others.flatMap((m, j) => {
+    const rank = ranks[j]!;
+    return typeof rank === 'string' ? [] : [{ j, m, k: rank.upTo }, ...(rank.skip > 0 ? [{ j, m, k: rank.skip }] : [])];
+  });
   if (onBackend) {
     // The same ranks as elementwise tests the backend applies: thresholds and where their ties stop.
     const cuts = await magnitudeCuts(source, onBackend.backend, ctx.baseIndex!, wanted.map((w) => w.m), wanted.map((w) => w.k), onBackend.step);
     return others.map((_, j) => {
-      const rank = ranks[j];
-      if (!rank) return densities[j]! <= 0 ? new RandomSparsifier(0, 0) : keepEverything;
+      const rank = ranks[j]!;
+      if (typeof rank === 'string') return without(rank);
       const keep = cuts[wanted.findIndex((w) => w.j === j && w.k === rank.upTo)]!;
       const skip = rank.skip > 0 ? cuts[wanted.findIndex((w) => w.j === j && w.k === rank.skip)] : undefined;
       return new CutSparsifier(skip ? { keep, skip } : { keep });
@@ -412,10 +415,24 @@ async function magnitudeSparsifiers(
   }
   const found = await magnitudeThresholds(source, ctx.baseIndex!, wanted.map((w) => w.m), wanted.map((w) => w.k), round);
   return others.map((_, j) => {
-    const rank = ranks[j];
-    if (!rank) return densities[j]! <= 0 ? new RandomSparsifier(0, 0) : keepEverything;
+    const rank = ranks[j]!;
+    if (typeof rank === 'string') return without(rank);
     const upTo = found[wanted.findIndex((w) => w.j === j && w.k === rank.upTo)]!;
     const skipAt = rank.skip > 0 ? found[wanted.findIndex((w) => w.j === j && w.k === rank.skip)] : undefined;
     return new MagnitudeSparsifier(new MagnitudeMask(skipAt, upTo));
   });
+}
+
+/**
+ * mergekit's magnitude_outliers keeps `indices[n_bot : n_bot + target]` of the ascending sort of
+ * |delta|, with target = int(density·n), n_top = int(gamma·n) and n_bot = max(0, n − target − n_top):
+ * a Python slice, so an end past n stops at n and a start at or past n keeps nothing (a negative gamma
+ * moves the window up past the largest entries). As ranks from the largest: [n − end, n − start).
+ */
+export function outlierRanks(n: number, density: number, gamma: number): { skip: number; upTo: number } {
+  const target = Math.trunc(density * n);
+  const top = Math.trunc(gamma * n);
+  const start = Math.min(n, Math.max(0, n - target - top));
+  const end = Math.min(n, Math.max(start, start + target));
+  return { skip: n - end, upTo: n - start };
 }
