@@ -97,6 +97,23 @@ export interface PlanSummary {
   deviceError?: string;
   /** Seconds, at the rate the last finished merge wrote on this machine; absent before the first one. */
   estimate?: { seconds: number; bytesPerSecond: number };
+  /**
+   * A multi-document recipe's stages in the order they run (then reads and writes above are their sums).
+   * A stage that reads an earlier one is planned against the model that stage's output takes its shape from.
+   */
+  stages?: PlannedStage[];
+}
+
+/** One stage of a multi-document recipe, as planned before any stage is built. */
+export interface PlannedStage {
+  name: string;
+  method: string;
+  /** The earlier stages whose outputs it reads. */
+  reads: string[];
+  tensors: number;
+  bytesToRead: number;
+  bytesToWrite: number;
+  final: boolean;
 }
 
 export type JobState = 'running' | 'done' | 'failed' | 'cancelled';

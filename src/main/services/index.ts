@@ -4,7 +4,6 @@ import { dirname, join } from 'node:path';
 import type { Handlers, JobInfo, MethodInfo, PlanSummary, RecipeProblem } from '../../shared/contract';
 import { EngineError } from '../engine/errors';
 import { MERGE_METHODS } from '../engine/methods/registry';
-import { planRecipe } from '../engine/run-merge';
 import { EventBus } from './events';
 import { JobService } from './job-service';
 import { DownloadManager } from './downloads/download-manager';
@@ -22,6 +21,7 @@ import { createStudioHandlers } from './studio-handlers';
 import { AnalysisJobs } from './analysis-jobs';
 import { DeviceProbe } from './device-probe';
 import { freeBytes, lastWriteRate, readModelCard } from './plan-facts';
+import { planRecipeStages } from './plan-stages';
 import { createAnalysisHandlers } from './analysis-handlers';
 
 export interface ServicesOptions {
@@ -135,7 +135,7 @@ export function createServices(options: ServicesOptions): Services {
     'recipe.demo': async () => ({ name: 'demo-linear', recipe: await readFile(options.paths.demoRecipe, 'utf8') }),
     'recipe.plan': async ({ recipe }) => {
       try {
-        const plan = await planRecipe({ recipeText: recipe, recipeFile: 'recipe.yml', options: { modelRoots: modelRoots() } });
+        const plan = await planRecipeStages(recipe, modelRoots());
         const { device } = await settings.get();
         const [diskFree, probed] = await Promise.all([
           freeBytes(options.outputRoot),
@@ -146,14 +146,7 @@ export function createServices(options: ServicesOptions): Services {
         ]);
         const rate = lastWriteRate(jobs.list());
         const summary: PlanSummary = {
-          mergeMethod: plan.method,
-          models: plan.models.map((m) => m.reference),
-          tensors: plan.tensors.length,
-          shards: plan.shards.map((s) => ({ file: s.file, tensors: s.tensors.length, bytes: s.bytes })),
-          bytesToRead: plan.bytesToRead,
-          bytesToWrite: plan.bytesToWrite,
-          outDtype: plan.tensors[0]?.dtype ?? 'F32',
-          warnings: plan.warnings,
+          ...plan,
           ...(diskFree !== undefined ? { diskFree } : {}),
           ...probed,
           ...(rate ? { estimate: { seconds: plan.bytesToWrite / rate, bytesPerSecond: rate } } : {}),
