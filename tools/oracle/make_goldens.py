@@ -844,6 +844,8 @@ parameters:
   nuslerp_row_wise: true
 dtype: float32
 """, "f32-reduction", "nuslerp", "not flattened, row-wise: column vectors; a 1-D tensor (the norms) is one vector"),
+    "ties-rescale-f32": (ta("ties", {"rescale": "true"}), "exact", "ties", "rescale true: kept entries times the L1 ratio, whose sums are torch's f32 sums"),
+    "breadcrumbs-ties-rescale-f32": (ta("breadcrumbs_ties", {"gamma": 0.05, "rescale": "true", "normalize": "true"}), "exact", "breadcrumbs_ties", "rescale true"),
     "breadcrumbs-neg-gamma-f32": (ta("breadcrumbs", {}, per_model={0: "weight: 0.5, density: 0.5, gamma: -2", 1: "weight: 0.6, density: 0.5, gamma: -0.1",
         2: "weight: 0.4, density: 0.9, gamma: 0.3"}), "exact", "breadcrumbs",
         "gamma below 0 moves the kept window up past the largest entries (-2: past the end, nothing kept); density + gamma above 1"),

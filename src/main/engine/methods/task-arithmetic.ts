@@ -1,5 +1,6 @@
 import { MagnitudeMask, magnitudeCuts, magnitudeThresholds } from './magnitude-select';
 import { stepRounding } from './numerics';
+import { ParallelTorchSum } from './torch-reductions';
 import { maskKey } from './random-mask';
 import { CutSparsifier, DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type ParameterDecl, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
@@ -113,7 +114,13 @@ async function mergeWith(
 ): Promise<void> {
   const { base, others, round } = tv;
   const rescale = (ctx.global['rescale'] as boolean) && config.sparsification !== undefined;
-  const scales = rescale ? await (backend ? rescaleFactorsOnBackend(source, tv, backend, step, ranked) : rescaleFactors(source, tv)) : others.map(() => 1);
+  // Magnitude masks are mergekit's own, so its f32 sums are matched bit for bit; random masks are Alloy's.
+  const torchSums = (ctx.computeDtype === undefined || ctx.computeDtype === 'F32') && (config.sparsification === 'magnitude' || config.sparsification === 'magnitude_outliers');
+  const scales = !rescale
+    ? others.map(() => 1)
+    : torchSums
+      ? await torchRescaleFactors(source, tv, ctx.numel, ctx.torchThreads ?? 1)
+      : await (backend ? rescaleFactorsOnBackend(source, tv, backend, step, ranked) : rescaleFactors(source, tv));
   const normalize = ctx.global['normalize'] as boolean;
   const lambda = Math.fround((ctx.global['lambda'] as number | undefined) ?? 1);
   let plainDivisor = 0;
@@ -335,6 +342,30 @@ function rescaleOf(tv: TaskVectors, sumsOf: (j: number) => [number, number]): nu
     const k = tv.round(after);
     return a < 1e-7 || k < 1e-7 ? 1 : tv.round(a / k);
   });
+}
+
+/**
+ * mergekit's L1 rescale with its sums as torch computes them in f32, `delta.abs().sum()` and
+ * `(delta * mask).abs().sum()` over the whole tensor in torch's order (ParallelTorchSum): an f64 sum
+ * rounded once differs from them in the last bit now and then, and the factor with it.
+ */
+async function torchRescaleFactors(source: TensorSource, tv: TaskVectors, numel: number, threads: number): Promise<number[]> {
+  const summed = tv.others.flatMap((_, j) => (tv.densities[j]! < 1 ? [j] : []));
+  const before = summed.map(() => new ParallelTorchSum(numel, threads));
+  const after = summed.map(() => new ParallelTorchSum(numel, threads));
+  const deltas = new ChunkDeltas(tv);
+  if (summed.length > 0) {
+    for await (const { start, length, inputs } of source.chunks()) {
+      deltas.load(start, inputs);
+      summed.forEach((j, s) => {
+        for (let i = 0; i < length; i++) {
+          before[s]!.add(Math.abs(deltas.delta(j, i)));
+          after[s]!.add(Math.abs(deltas.kept(j, i)));
+        }
+      });
+    }
+  }
+  return rescaleOf(tv, (j) => [before[summed.indexOf(j)]!.result(), after[summed.indexOf(j)]!.result()]);
 }
 
 /** mergekit's L1 rescale: Σ|delta| / Σ|kept delta| per model (1 when either is below 1e-7). */
