@@ -162,6 +162,8 @@ export const requestSchemas = {
     recipe: recipeText,
     outputName,
     device: v.optional(v.picklist(['auto', 'cpu', 'gpu'])),
+    /** Replace an output folder that already holds files (once the new merge is complete); else the start is refused. */
+    overwrite: v.optional(v.boolean()),
   }),
   'job.cancel': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),
   'job.resume': v.strictObject({ id: v.pipe(v.string(), v.maxLength(100)) }),

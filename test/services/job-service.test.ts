@@ -53,6 +53,20 @@ describe('the job service', () => {
     expect([a.state, b.state], `${a.error} ${b.error}`).toEqual(['done', 'done']);
   });
 
+  it('refuses a merge into a folder that holds an earlier merge, before making a job, unless told to replace it', async () => {
+    const outputRoot = join(root, 'taken');
+    const s = service(outputRoot);
+    const first = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' });
+    expect((await ended(s, first.id)).state).toBe('done');
+    await expect(s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' })).rejects.toThrow(
+      `the output folder merged already exists (${join(outputRoot, 'merged')}); choose another name, or replace it`,
+    );
+    expect(s.jobs.list().map((j) => j.id)).toEqual([first.id]);
+    const replaced = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu', overwrite: true });
+    const info = await ended(s, replaced.id);
+    expect(info.state, info.error).toBe('done');
+  });
+
   it('settles a merge whose engine cannot be launched as failed, with the reason, instead of running for ever', async () => {
     // The work folder cannot be made: a file stands where its parent should be.
     const blocker = join(root, 'not-a-folder');

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { JobInfo } from '../../shared/contract';
@@ -34,6 +34,7 @@ export interface StartJobParams {
   device?: 'auto' | 'cpu' | 'gpu';
   memoryBudget?: number;
   outShardSize?: number;
+  overwrite?: boolean;
 }
 
 interface Job {
@@ -64,6 +65,15 @@ const LOG_LINES = 500;
 /** Finished jobs kept in the jobs file. */
 const KEPT_JOBS = 50;
 
+/**
+ * Throws, before any job is made, when the output folder already holds files (an earlier merge):
+ * the engine would only fail on it, and the finished merge shown would give way to that failure.
+ */
+async function refuseIfTaken(outDir: string, outputName: string): Promise<void> {
+  const entries = await readdir(outDir).catch(() => []);
+  if (entries.length > 0) throw new Error(`the output folder ${outputName} already exists (${outDir}); choose another name, or replace it`);
+}
+
 /** Runs merges as engine child processes and follows their JSON-lines progress. */
 export class JobService {
   private jobs = new Map<string, Job>();
@@ -83,13 +93,14 @@ export class JobService {
     return this.jobs.get(id)?.info;
   }
 
-  async start({ recipe, outputName, device, memoryBudget, outShardSize }: StartJobParams): Promise<JobInfo> {
+  async start({ recipe, outputName, device, memoryBudget, outShardSize, overwrite }: StartJobParams): Promise<JobInfo> {
     await this.loaded;
     const id = randomUUID();
     const recipeFile = join(this.options.workDir, `${id}.yml`);
     const jobFile = join(this.options.workDir, `${id}.json`);
     const outDir = join(this.options.outputRoot, outputName);
     // Two engines building one folder would overwrite each other's shards and journal.
+    if (!overwrite) await refuseIfTaken(outDir, outputName);
     this.refuseIfBusy(outDir);
     const job: JobFile = {
       recipeText: recipe,
@@ -100,6 +111,7 @@ export class JobService {
         ...(device ? { device } : {}),
         ...(memoryBudget ? { memoryBudget } : {}),
         ...(outShardSize ? { outShardSize } : {}),
+        ...(overwrite ? { overwrite } : {}),
       },
     };
     // A new merge into the same folder starts its build folder afresh: older jobs there can no longer resume.

@@ -45,8 +45,9 @@ export const useJobsStore = defineStore('jobs', () => {
     return all.find((j) => j.info.state === 'running') ?? all[0];
   }
 
-  async function start(api: AlloyApi, recipe: string, outputName: string): Promise<JobView> {
-    return upsert(await api.invoke('job.start', { recipe, outputName }));
+  /** `overwrite`: replace an output folder that already holds files (an earlier merge); else the start is refused. */
+  async function start(api: AlloyApi, recipe: string, outputName: string, overwrite = false): Promise<JobView> {
+    return upsert(await api.invoke('job.start', { recipe, outputName, ...(overwrite ? { overwrite } : {}) }));
   }
 
   async function cancel(api: AlloyApi, id: string): Promise<void> {
