@@ -125,6 +125,14 @@ describe('the recipe editor', () => {
     expect(editor.element.value).toMatch(/- model: alloy-demo-chat\n {4}parameters:\n {6}density: \[0\.2, 0\.8\]/);
   });
 
+  it('marks a required per-model parameter required on every model but the base, which the engine asks nothing of', async () => {
+    const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('merge_method: slerp', 'merge_method: dare_ties').replace(/parameters:[\s\S]*dtype/, 'dtype'));
+    const [base, other] = wrapper.findAll('[data-testid=recipe-model]');
+    expect(base!.text()).toContain('base');
+    expect(base!.get('[data-testid=param-model0-weight]').text()).not.toContain('required');
+    expect(other!.get('[data-testid=param-model1-weight]').text()).toContain('required');
+  });
+
   it('marks a wrong value at its field with the engine\'s own message', async () => {
     const { wrapper } = await mountEditor(EXCALIBUR_ON_DEMO.replace('dtype: float32', 'dtype: float8'));
     const dtype = wrapper.get('[data-testid=dtype]');
