@@ -101,7 +101,18 @@ dtype: float32
     await until(() => wrapper.find('[data-testid=plan-device]').exists(), 60_000);
     expect(wrapper.get('[data-testid=plan-disk-free]').text()).toMatch(/^\d+(\.\d+)? (B|KB|MB|GB|TB)$/);
     expect(wrapper.get('[data-testid=plan-device]').text()).toMatch(/^(CPU|GPU): \S.* \(auto\)$/);
-    expect(wrapper.get('[data-testid=plan-estimate]').text()).toMatch(/^(under a second|\d+ s) at \d+\.\d\d GB\/s, your last merge's rate$/);
+    expect(wrapper.get('[data-testid=plan-estimate]').text()).toMatch(/^(under a second|\d+ s) at \d+\.\d (KB|MB|GB)\/s, your last merge's rate$/);
+  });
+
+  it('plans in the shards the merge will write: the settings\' shard size', async () => {
+    const api = realApi();
+    // Eight stacked copies of the demo model in float32: about 4.7 MB.
+    const stack = `merge_method: passthrough\nslices:\n${'  - sources:\n      - model: alloy-demo-chat\n        layer_range: [0, 4]\n'.repeat(8)}dtype: float32\n`;
+    await api.invoke('settings.set', { outShardSize: 1 << 20 });
+    const result = await api.invoke('recipe.plan', { recipe: stack });
+    if (!result.ok) throw new Error(result.problems[0]?.message);
+    expect(result.plan.shards.length).toBe(Math.ceil(result.plan.bytesToWrite / (1 << 20)));
+    expect(result.plan.shards.every((s) => s.bytes <= 1 << 20)).toBe(true);
   });
 });
 

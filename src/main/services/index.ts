@@ -135,8 +135,9 @@ export function createServices(options: ServicesOptions): Services {
     'recipe.demo': async () => ({ name: 'demo-linear', recipe: await readFile(options.paths.demoRecipe, 'utf8') }),
     'recipe.plan': async ({ recipe }) => {
       try {
-        const plan = await planRecipeStages(recipe, modelRoots());
-        const { device } = await settings.get();
+        // Planned in the shards the merge will write (the settings' shard size, as job.start passes it).
+        const { device, outShardSize } = await settings.get();
+        const plan = await planRecipeStages(recipe, modelRoots(), outShardSize);
         const [diskFree, probed] = await Promise.all([
           freeBytes(options.outputRoot),
           devices.describe(device).then(

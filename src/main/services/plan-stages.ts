@@ -25,13 +25,14 @@ function shapeSource(plan: MergePlan): string {
  * earlier one is planned against the model that stage's output takes its shape from, so its reads
  * and writes are estimates (exact where the stage keeps its inputs' dtype).
  */
-async function planEachStage(recipeText: string, modelRoots: string[]): Promise<StagePlan[]> {
+async function planEachStage(recipeText: string, modelRoots: string[], outShardSize?: number): Promise<StagePlan[]> {
   const graph = buildStageGraph(parseRecipes(recipeText, RECIPE_FILE), RECIPE_FILE);
   const standIns = new Map<string, string>();
   const planned: StagePlan[] = [];
   for (const stage of graph.order) {
     const stageOutputs = new Map([...stage.references].map(([raw, name]) => [raw, standIns.get(name)!]));
-    const plan = await planMerge({ recipe: stage.recipe, search: { recipeDir: dirname(resolve(RECIPE_FILE)), modelRoots, stageOutputs } });
+    const search = { recipeDir: dirname(resolve(RECIPE_FILE)), modelRoots, stageOutputs };
+    const plan = await planMerge({ recipe: stage.recipe, search, ...(outShardSize ? { outShardSize } : {}) });
     standIns.set(stage.name, shapeSource(plan));
     planned.push({ stage, plan });
   }
@@ -43,8 +44,8 @@ function stageSummary({ stage, plan }: StagePlan, final: boolean): PlannedStage 
 }
 
 /** The recipe's plan: for a multi-stage recipe, the output's tensors and shards, every stage's reads and writes summed, and each stage. */
-export async function planRecipeStages(recipeText: string, modelRoots: string[]): Promise<RecipePlanFacts> {
-  const planned = await planEachStage(recipeText, modelRoots);
+export async function planRecipeStages(recipeText: string, modelRoots: string[], outShardSize?: number): Promise<RecipePlanFacts> {
+  const planned = await planEachStage(recipeText, modelRoots, outShardSize);
   const { plan: final } = planned.at(-1)!;
   const multi = planned.length > 1;
   const sum = (key: 'bytesToRead' | 'bytesToWrite') => planned.reduce((total, s) => total + s.plan[key], 0);

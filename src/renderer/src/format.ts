@@ -1,4 +1,11 @@
-export { formatBytes } from '../../shared/format';
+import { formatBytes } from '../../shared/format';
+
+export { formatBytes };
+
+/** A rate as a person reads it, in the unit that keeps its digits: "1.2 GB/s", "31.0 MB/s" (never "0.00 GB/s"). */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(bytesPerSecond)}/s`;
+}
 
 export function formatCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
