@@ -104,6 +104,22 @@ dtype: float32
     expect(wrapper.get('[data-testid=plan-estimate]').text()).toMatch(/^(under a second|\d+ s) at \d+\.\d (KB|MB|GB)\/s, your last merge's rate$/);
   });
 
+  it('a cancelled merge says so, and what became of its output, without an error; after a reload it shows no made-up 0 %', async () => {
+    const api = realApi();
+    const stack = `merge_method: passthrough\nslices:\n${'  - sources:\n      - model: alloy-demo-chat\n        layer_range: [0, 4]\n'.repeat(40)}dtype: float32\n`;
+    const started = await api.invoke('job.start', { recipe: stack, outputName: 'to-cancel' });
+    await api.invoke('job.cancel', { id: started.id });
+    for (const start = Date.now(); (await api.invoke('job.list', {}))[0]?.state === 'running'; await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() - start > 30_000) throw new Error('the merge did not stop');
+    }
+    const { wrapper } = await mountView(RunView, api);
+    await until(() => wrapper.find('[data-testid=job-status]').exists());
+    expect(wrapper.get('[data-testid=job-status]').attributes('data-state')).toBe('cancelled');
+    expect(wrapper.get('[data-testid=job-cancelled]').text()).toContain('nothing was put in to-cancel');
+    expect(wrapper.find('[role=alert]').exists()).toBe(false);
+    expect(wrapper.find('[data-testid=job-percent]').exists()).toBe(false);
+  });
+
   it('plans in the shards the merge will write: the settings\' shard size', async () => {
     const api = realApi();
     // Eight stacked copies of the demo model in float32: about 4.7 MB.
