@@ -278,6 +278,17 @@ describe('the recipe editor', () => {
     expect(card.text()).toContain('did you mean "parameters"');
   });
 
+  it('a stage that reads an earlier, unbuilt stage is valid and charts its gradient (the earlier stage stands in by its base)', async () => {
+    const twoStages = `name: demo-blend\nmerge_method: linear\nmodels:\n  - model: alloy-demo-chat\n    parameters:\n      weight: 0.5\n  - model: alloy-demo-code\n    parameters:\n      weight: 0.5\ndtype: float32\n---\nmerge_method: slerp\nbase_model: alloy-demo-base\nmodels:\n  - model: alloy-demo-base\n  - model: merges/demo-blend\nparameters:\n  t: [0, 0.5]\ndtype: float32\n`;
+    const { wrapper, recipe } = await mountEditor(twoStages);
+    await wrapper.findAll('[data-testid=stage-node]')[1]!.trigger('click');
+    await settle(recipe);
+    expect(recipe.problems).toEqual([]);
+    expect(recipe.gradient?.ok).toBe(true);
+    expect(recipe.valid).toBe(true);
+    expect(wrapper.find('[data-testid=gradient-problem]').exists()).toBe(false);
+  });
+
   it('shows the Lamarck recipe as five stages and edits the one picked', async () => {
     const { wrapper, recipe } = await mountEditor(readFileSync('test/fixtures/recipes/lamarck.yml', 'utf8'));
     const nodes = wrapper.findAll('[data-testid=stage-node]');

@@ -1,6 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import type { PlanSummary, PlannedStage } from '../../shared/contract';
 import { planMerge } from '../engine/plan/plan-merge';
+import type { ModelSearch } from '../engine/model/resolve-model';
 import type { MergePlan } from '../engine/plan/types';
 import { parseRecipes } from '../engine/recipe/parse-recipe';
 import { buildStageGraph, type Stage } from '../engine/recipe/stage-graph';
@@ -10,7 +11,7 @@ const RECIPE_FILE = 'recipe.yml';
 /** What a plan of the whole recipe says about its merges; the services add the disk, the device and the time. */
 export type RecipePlanFacts = Omit<PlanSummary, 'diskFree' | 'device' | 'deviceError' | 'estimate'>;
 
-interface StagePlan {
+export interface StagePlan {
   stage: Stage;
   plan: MergePlan;
 }
@@ -20,23 +21,30 @@ function shapeSource(plan: MergePlan): string {
   return plan.models[plan.baseModel ?? 0]!.path;
 }
 
+/** For planning `stage` before the earlier stages it reads are built: each reference to one points at that stage's shape source. */
+export function standInOutputs(stage: Stage, earlier: readonly StagePlan[]): Map<string, string> {
+  const standIns = new Map(earlier.map((s) => [s.stage.name, shapeSource(s.plan)]));
+  return new Map([...stage.references].flatMap(([raw, name]) => (standIns.has(name) ? [[raw, standIns.get(name)!] as const] : [])));
+}
+
 /**
- * Plans every stage of a recipe in the order they run, before any is built: a stage that reads an
- * earlier one is planned against the model that stage's output takes its shape from, so its reads
- * and writes are estimates (exact where the stage keeps its inputs' dtype).
+ * Plans stages in the order they run, before any is built: a stage that reads an earlier one is
+ * planned against the model that stage's output takes its shape from, so its reads and writes are
+ * estimates (exact where the stage keeps its inputs' dtype).
  */
-async function planEachStage(recipeText: string, modelRoots: string[], outShardSize?: number): Promise<StagePlan[]> {
-  const graph = buildStageGraph(parseRecipes(recipeText, RECIPE_FILE), RECIPE_FILE);
-  const standIns = new Map<string, string>();
+export async function planStagesInOrder(order: readonly Stage[], search: ModelSearch, outShardSize?: number): Promise<StagePlan[]> {
   const planned: StagePlan[] = [];
-  for (const stage of graph.order) {
-    const stageOutputs = new Map([...stage.references].map(([raw, name]) => [raw, standIns.get(name)!]));
-    const search = { recipeDir: dirname(resolve(RECIPE_FILE)), modelRoots, stageOutputs };
-    const plan = await planMerge({ recipe: stage.recipe, search, ...(outShardSize ? { outShardSize } : {}) });
-    standIns.set(stage.name, shapeSource(plan));
+  for (const stage of order) {
+    const stageSearch = { ...search, stageOutputs: standInOutputs(stage, planned) };
+    const plan = await planMerge({ recipe: stage.recipe, search: stageSearch, ...(outShardSize ? { outShardSize } : {}) });
     planned.push({ stage, plan });
   }
   return planned;
+}
+
+async function planEachStage(recipeText: string, modelRoots: string[], outShardSize?: number): Promise<StagePlan[]> {
+  const graph = buildStageGraph(parseRecipes(recipeText, RECIPE_FILE), RECIPE_FILE);
+  return planStagesInOrder(graph.order, { recipeDir: dirname(resolve(RECIPE_FILE)), modelRoots }, outShardSize);
 }
 
 function stageSummary({ stage, plan }: StagePlan, final: boolean): PlannedStage {

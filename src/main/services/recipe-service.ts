@@ -8,6 +8,7 @@ import type { MergePlan } from '../engine/plan/types';
 import { ParameterResolver } from '../engine/recipe/evaluate-setting';
 import { parseRecipes } from '../engine/recipe/parse-recipe';
 import { buildStageGraph, referencedModels } from '../engine/recipe/stage-graph';
+import { planStagesInOrder, standInOutputs, type StagePlan } from './plan-stages';
 import type { ParameterSetting, Recipe } from '../engine/recipe/types';
 
 const RECIPE_FILE = 'recipe.yml';
@@ -70,22 +71,37 @@ export interface GradientParams {
  * the recipe's own layer ranges (a `slices:` recipe pasted before its models are downloaded).
  */
 export async function recipeGradient({ recipe: text, document = 0, search }: GradientParams): Promise<RecipeGradientResult> {
+  let recipes: Recipe[];
   let recipe: Recipe;
   try {
-    recipe = pickDocument(parseRecipes(text, RECIPE_FILE), document);
+    recipes = parseRecipes(text, RECIPE_FILE);
+    recipe = pickDocument(recipes, document);
     getMergeMethod(recipe.mergeMethod);
   } catch (error) {
     if (error instanceof EngineError) return { ok: false, problems: problemsOf(error) };
     throw error;
   }
   try {
-    return gradientFromPlan(recipe, await planMerge({ recipe, search }));
+    return gradientFromPlan(recipe, await planDocument(recipes, recipe, search));
   } catch (error) {
     if (!(error instanceof EngineError)) throw error;
     // Models not on disk yet: the slices' own ranges still say the layers; any other problem is the recipe's.
     if (recipe.slices && error.location.key === 'model') return gradientFromSlices(recipe);
     return { ok: false, problems: problemsOf(error) };
   }
+}
+
+/**
+ * Plans one document of the recipe. A stage that reads earlier stages (not built yet) is planned
+ * against the models their outputs take their shape from; where an earlier stage does not plan,
+ * its name stays unresolved and says so.
+ */
+async function planDocument(recipes: Recipe[], recipe: Recipe, search: ModelSearch): Promise<MergePlan> {
+  if (recipes.length === 1) return planMerge({ recipe, search });
+  const { order } = buildStageGraph(recipes, RECIPE_FILE);
+  const target = order.find((s) => s.recipe === recipe)!;
+  const earlier = await planStagesInOrder(order.slice(0, order.indexOf(target)), search).catch((): StagePlan[] => []);
+  return planMerge({ recipe, search: { ...search, stageOutputs: standInOutputs(target, earlier) } });
 }
 
 function pickDocument(recipes: Recipe[], document: number): Recipe {
