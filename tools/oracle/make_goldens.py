@@ -846,6 +846,8 @@ dtype: float32
 """, "f32-reduction", "nuslerp", "not flattened, row-wise: column vectors; a 1-D tensor (the norms) is one vector"),
     "ties-rescale-f32": (ta("ties", {"rescale": "true"}), "exact", "ties", "rescale true: kept entries times the L1 ratio, whose sums are torch's f32 sums"),
     "breadcrumbs-ties-rescale-f32": (ta("breadcrumbs_ties", {"gamma": 0.05, "rescale": "true", "normalize": "true"}), "exact", "breadcrumbs_ties", "rescale true"),
+    "sce-topk-count-f32": (ta("sce", {"select_topk": 0.300781249}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "sce",
+        "k = int(count_nonzero(var) * select_topk) is an f32 product: 231 of 768 kept, where the exact product truncates to 230"),
     "breadcrumbs-neg-gamma-f32": (ta("breadcrumbs", {}, per_model={0: "weight: 0.5, density: 0.5, gamma: -2", 1: "weight: 0.6, density: 0.5, gamma: -0.1",
         2: "weight: 0.4, density: 0.9, gamma: 0.3"}), "exact", "breadcrumbs",
         "gamma below 0 moves the kept window up past the largest entries (-2: past the end, nothing kept); density + gamma above 1"),

@@ -97,6 +97,15 @@ function chunkVariances(backend: ComputeBackend | undefined, base: number, other
   };
 }
 
+/**
+ * How many variances sce keeps: mergekit's `int(count_nonzero(var) * select_topk)`, where the count
+ * is an int64 tensor, so the product is an f32 tensor, f32(count)·f32(select_topk) rounded to f32,
+ * then truncated (0.300781249 of 768 keeps 231, where the exact product would give 230).
+ */
+export function selectCount(nonzero: number, density: number): number {
+  return Math.trunc(f(f(nonzero) * f(density)));
+}
+
 /** The top `select_topk` of the nonzero variances (ties in index order), or undefined to keep all. */
 async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, variances: ChunkVariances): Promise<MagnitudeMask | undefined> {
   const density = ctx.global['select_topk'] as number;
@@ -106,7 +115,7 @@ async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, 
     const v = await variances(chunk);
     for (let i = 0; i < chunk.length; i++) if (v[i] !== 0) nonzero++;
   }
-  const k = Math.trunc(nonzero * density);
+  const k = selectCount(nonzero, density);
   if (density <= 0 || k === 0) return new MagnitudeMask(undefined, { bits: 0xffffffff, ties: 0 });
   const bits = new Uint32Array(1);
   const asF32 = new Float32Array(bits.buffer);
@@ -221,7 +230,7 @@ async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backen
     return counts;
   };
   const [high, bucketZero] = await histogram([undefined, 0]);
-  const k = Math.trunc((ctx.numel - bucketZero![0]!) * density);
+  const k = selectCount(ctx.numel - bucketZero![0]!, density);
   if (density <= 0 || k === 0) return NOTHING_KEPT;
   const bucket = pick(high!, k);
   const low = bucket.bucket === 0 ? bucketZero! : (await histogram([bucket.bucket]))[0]!;
