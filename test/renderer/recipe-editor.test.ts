@@ -1,5 +1,6 @@
 // @vitest-environment happy-dom
 import { readFileSync } from 'node:fs';
+import { flushPromises } from '@vue/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import RecipeView from '../../src/renderer/src/views/RecipeView.vue';
 import { join } from 'node:path';
@@ -206,6 +207,14 @@ describe('the recipe editor', () => {
     expect(wrapper.get('[data-testid=confirm-new]').text()).toContain('The changes to this one will be lost');
     await wrapper.get('[data-testid=cancel-new-recipe]').trigger('click');
     expect(wrapper.find('[data-testid=confirm-new]').exists()).toBe(false);
+    expect(recipe.text).toBe(mine);
+    // From the keyboard: the question takes the focus on "Keep editing", and Escape closes it, back on "New recipe".
+    await wrapper.get('[data-testid=new-recipe]').trigger('click');
+    await flushPromises();
+    expect(document.activeElement).toBe(wrapper.get('[data-testid=cancel-new-recipe]').element);
+    await wrapper.get('[data-testid=confirm-new]').trigger('keydown', { key: 'Escape' });
+    expect(wrapper.find('[data-testid=confirm-new]').exists()).toBe(false);
+    expect(document.activeElement).toBe(wrapper.get('[data-testid=new-recipe]').element);
     expect(recipe.text).toBe(mine);
     await wrapper.get('[data-testid=new-recipe]').trigger('click');
     await wrapper.get('[data-testid=confirm-new-recipe]').trigger('click');
