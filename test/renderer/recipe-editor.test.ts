@@ -260,6 +260,19 @@ describe('the recipe editor', () => {
     expect(recipe.text).toBe('merge_method: slerp\nparameters:\n  t: 0.5\ndtype: float32\n');
   });
 
+  it('lists the library\'s models by name whatever their case, as the Library view does', async () => {
+    const { wrapper, api } = await mountEditor('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\ndtype: float32\n');
+    const dir = await tempDir();
+    for (const [i, name] of ['Zephyr-7b', 'airoboros-7b', 'Mistral-7b'].entries()) {
+      await writeLlamaModel(join(dir, name), { name, seed: 20 + i }, { hidden: 64, intermediate: 128, layers: 4, heads: 4, kvHeads: 2, vocab: 256 });
+    }
+    await api.invoke('library.addFolder', { path: dir });
+    const chips = () => wrapper.findAll('[data-testid=library-chip]').map((c) => c.attributes('data-model')!);
+    await until(() => chips().includes('Zephyr-7b'));
+    expect(chips()).toEqual([...chips()].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase())));
+    expect(chips().indexOf('airoboros-7b')).toBeLessThan(chips().indexOf('Mistral-7b'));
+  });
+
   it('offers a model added to the library after the view loaded, by its reference', async () => {
     const { wrapper, api } = await mountEditor('merge_method: linear\nmodels:\n  - model: alloy-demo-chat\ndtype: float32\n');
     const options = () => wrapper.findAll('[data-testid=add-model-select] option').map((o) => o.text());
