@@ -1,6 +1,7 @@
 import { bitsToF32, f32Bits } from '../safetensors/convert';
 import { kthLargestBits } from './magnitude-select';
-import type { MergeMethod, TensorMergeContext, TensorSource } from './types';
+import { stepRounding } from './numerics';
+import { type MergeMethod, type TensorMergeContext, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -19,11 +20,15 @@ export const arceeFusion: MergeMethod = {
   inputs: { min: 2, max: 2 },
   parameters: [],
   chunking: 'rows',
+  // The fusion mask is `.float()`: mergekit's result is f32 from bf16 or f16 inputs.
+  resultDtype: () => 'F32',
   async kernel(source, sink, ctx) {
     const base = ctx.baseIndex!;
     const other = ctx.perModel.findIndex((_, i) => i !== base);
     if (ctx.perModel.length !== 2 || other < 0) throw new Error('arcee_fusion merges exactly one model into the base');
     const threshold = await importanceThreshold(source, ctx, base, other);
+    // x − base is a tensor op in the compute dtype (rounded to bf16 there); the rest is f32.
+    const round = stepRounding(ctx.computeDtype);
     let buffer = new Float32Array(0);
     let importance = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
@@ -32,7 +37,7 @@ export const arceeFusion: MergeMethod = {
       const b = inputs[base]!;
       const x = inputs[other]!;
       importances(x, b, rowLength(ctx), importance);
-      for (let i = 0; i < length; i++) out[i] = importance[i]! >= threshold ? f(b[i]! + f(x[i]! - b[i]!)) : b[i]!;
+      for (let i = 0; i < length; i++) out[i] = importance[i]! >= threshold ? f(b[i]! + round(f(x[i]! - b[i]!))) : b[i]!;
       await sink.write(start, out);
     }
   },

@@ -34,6 +34,8 @@ export const ramplusTl: MergeMethod = {
     { name: 'alpha', scope: 'global', type: 'number', required: false, default: 0.2, min: 0, description: 'Cap on the overlap ratio used for the boost.' },
     EPSILON,
   ],
+  // Each model's boost is an f32 tensor: mergekit's result is f32 from bf16 or f16 inputs.
+  resultDtype: () => 'F32',
   async kernel(source, sink, ctx) {
     const r = f(ctx.global['r'] as number);
     const alpha = f(ctx.global['alpha'] as number);

@@ -99,6 +99,12 @@ export interface MergeMethod {
   inputs?: { min?: number; max?: number; minOthers?: number; maxOthers?: number };
   /** `rows`: every chunk holds whole rows (1-D tensors are one row), for methods that work per row. */
   chunking?: 'rows';
+  /**
+   * The dtype of mergekit's result from inputs computed in `computed`, where it is not that dtype:
+   * a method that multiplies by an f32 tensor returns f32 from bf16 or f16 inputs, and mergekit saves
+   * it so unless the recipe sets `out_dtype`.
+   */
+  resultDtype?: (computed: FloatDtype) => FloatDtype;
   kernel: MergeKernel;
 }
 

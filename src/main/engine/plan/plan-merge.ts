@@ -339,7 +339,9 @@ class PlanBuilder {
     const first = inputs[0]!;
     const shape = vocabulary ? [vocabulary.size, ...first.shape.slice(1)] : first.shape;
     const floatInput = isFloatDtype(first.dtype);
-    const dtype: Dtype = floatInput ? (this.outDtype() ?? this.computeDtype() ?? promotedDtype(inputs)) : first.dtype;
+    const computed = this.computeDtype() ?? promotedDtype(inputs);
+    const result = this.method.resultDtype && isFloatDtype(computed) ? this.method.resultDtype(computed) : computed;
+    const dtype: Dtype = floatInput ? (this.outDtype() ?? result) : first.dtype;
     // A name planned twice (Qwen2-VL's projector lists the same tensors for each of its two fixed
     // layers) is written once, from its last plan: mergekit saves it each time, and the last one
     // written is what its output holds (a gradient gives the two plans different values).
