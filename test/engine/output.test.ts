@@ -213,6 +213,49 @@ describe('renderModelCard', () => {
     expect(card).toContain('the [Linear](https://arxiv.org/abs/2203.05482) merge method.');
   });
 
+  it('writes a multi-stage card: the stages in order, the models every stage read, not the stages themselves', () => {
+    const card = renderModelCard({
+      mergeMethod: 'ties',
+      baseModel: 'org/base',
+      models: ['converge'],
+      recipeYaml: 'name: reason\n---\nname: converge\n---\nmerge_method: ties',
+      name: 'final',
+      isHubModel: (p) => p.startsWith('org/'),
+      stages: [
+        { name: 'reason', mergeMethod: 'della', baseModel: 'org/base', models: ['org/a', 'org/b'] },
+        { name: 'converge', mergeMethod: 'slerp', baseModel: 'reason', models: ['org/c'] },
+        { name: '(final)', mergeMethod: 'ties', baseModel: 'org/base', models: ['converge'] },
+      ],
+    });
+    expect(frontMatter(card)['base_model']).toEqual(['org/base', 'org/a', 'org/b', 'org/c']);
+    expect(card).toContain(
+      [
+        '### Stages',
+        '',
+        "This model was built by a recipe of 3 stages, run in this order; a stage named in another is that stage's output:",
+        '',
+        '1. `reason`: [DELLA](https://arxiv.org/abs/2406.11617) of [org/a](https://huggingface.co/org/a), [org/b](https://huggingface.co/org/b), base [org/base](https://huggingface.co/org/base)',
+        '2. `converge`: [SLERP](https://en.wikipedia.org/wiki/Slerp) of [org/c](https://huggingface.co/org/c), base `reason`',
+        '3. this model: [TIES](https://arxiv.org/abs/2306.01708) of `converge`, base [org/base](https://huggingface.co/org/base)',
+        '',
+        '### Models Merged',
+        '',
+        'The following models were included in the merge:',
+        '* [org/a](https://huggingface.co/org/a)\n* [org/b](https://huggingface.co/org/b)\n* [org/c](https://huggingface.co/org/c)',
+        '',
+      ].join('\n'),
+    );
+    expect(card).toContain('```yaml\nname: reason\n---\nname: converge\n---\nmerge_method: ties\n```');
+  });
+
+  it('names a stage used as the base by its name', () => {
+    const card = renderModelCard({ mergeMethod: 'ties', baseModel: 'merged', models: ['org/a'], recipeYaml: '', stages: [
+      { name: 'merged', mergeMethod: 'linear', models: ['org/a', 'org/b'] },
+      { name: '(final)', mergeMethod: 'ties', baseModel: 'merged', models: ['org/a'] },
+    ] });
+    expect(card).toContain('merge method using the stage `merged` as a base.');
+  });
+
   it("names methods as mergekit's registry does", () => {
     expect(methodMd('dare_ties')).toBe('[DARE TIES](https://arxiv.org/abs/2311.03099)');
     expect(methodMd('passthrough')).toBe('Passthrough');

@@ -51,6 +51,13 @@ describe('the seed recipes, unchanged but for model names, on tiny stand-ins', (
     expect(await readdir(out)).toContain('tokenizer.json');
     const stages = await readdir(join(out, '..', '.out.stages'));
     for (const stage of ['lamarck-14b-reason-della', 'lamarck-14b-prose-della', 'lamarck-14b-converge-della', 'lamarck-14b-converge']) expect(stages).toContain(stage);
+    // The output's card tells the whole recipe: five stages, the models they read, every document.
+    const card = await readFile(join(out, 'README.md'), 'utf8');
+    expect(card).toContain('This model was built by a recipe of 5 stages');
+    expect(card).toMatch(/\n3\. `lamarck-14b-converge-della`: \[DELLA\]\([^)]*\) of `lamarck-14b-reason-della`, `lamarck-14b-prose-della`, base \[arcee-ai\/Virtuoso-Small\]/);
+    expect(card).toContain('* [CultriX/SeQwence-14B-EvolMerge](https://huggingface.co/CultriX/SeQwence-14B-EvolMerge)');
+    expect(card).not.toMatch(/^\* .*lamarck-14b-reason-della/m);
+    expect(card).toContain(await readFile(join('test/fixtures/recipes', 'lamarck.yml'), 'utf8'));
   });
 
   it('Excalibur-7b: SLERP with self_attn and mlp gradients over 32 layers', async () => {

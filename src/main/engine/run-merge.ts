@@ -8,6 +8,7 @@ import type { ProgressEvent } from '../../shared/progress';
 import { EngineError } from './errors';
 import { executePlan, type CacheMode, type ExecuteOptions } from './execute/execute-plan';
 import { resolveModelPath, type ModelSearch } from './model/resolve-model';
+import type { StageCard } from './output/model-card';
 import { planMerge } from './plan/plan-merge';
 import type { MergePlan } from './plan/types';
 import { parseRecipes } from './recipe/parse-recipe';
@@ -158,13 +159,22 @@ async function runStages(params: RunMergeParams, graph: StageGraph) {
       continue;
     }
     onProgress?.({ type: 'stage', stage: 'plan', message: label });
-    const plan = await planOne(stage.recipe, params.recipeFile, options, stageOutputs);
+    const planned = await planOne(stage.recipe, params.recipeFile, options, stageOutputs);
+    // The output's card tells the whole recipe: every stage, the models they read, all its documents.
+    const plan = isFinal ? { ...planned, modelCard: { ...planned.modelCard, recipeYaml: params.recipeText, stages: graph.order.map(stageCard) } } : planned;
     for (const warning of plan.warnings) onProgress?.({ type: 'warning', message: warning });
     const result = await executePlan(plan, executeOptions(params, target, isFinal ? options.overwrite : true));
     await writeFile(stampFile, stamp);
     last = { ...result, plan };
   }
   return last;
+}
+
+function stageCard(stage: Stage): StageCard {
+  const base = stage.recipe.baseModel;
+  const named = (raw: string) => stage.references.get(raw) ?? raw;
+  const models = [...new Set(referencedModels(stage.recipe).filter((ref) => ref.raw !== base?.raw).map((ref) => named(ref.raw)))];
+  return { name: stage.name, mergeMethod: stage.recipe.mergeMethod, ...(base ? { baseModel: named(base.raw) } : {}), models };
 }
 
 /** What a stage's output depends on: its recipe text, its upstream stages, and its input models' files. */

@@ -45,6 +45,20 @@ export interface ModelCardParams {
   name?: string;
   /** Whether a path is a Hugging Face repo (linked, and listed under `base_model`); see {@link looksLikeHubRepo}. */
   isHubModel?: (path: string) => boolean;
+  /**
+   * A multi-stage recipe's stages in the order they ran, the last one this model. The card then lists
+   * the models of every stage (a reference to a stage written as that stage's name) and the stages.
+   */
+  stages?: StageCard[];
+}
+
+/** One stage of a multi-stage recipe, as its card names it. */
+export interface StageCard {
+  name: string;
+  mergeMethod: string;
+  baseModel?: string;
+  /** Its model references as written, base model not included; one naming an earlier stage is that stage's name. */
+  models: string[];
 }
 
 export function renderModelCard(params: ModelCardParams): string {
@@ -54,7 +68,12 @@ export function renderModelCard(params: ModelCardParams): string {
   // mergekit: "curse my past self" — a slerp card names no base and lists every model.
   const actualBase = params.mergeMethod === 'slerp' ? undefined : params.baseModel;
 
-  const referenced = unique([...(params.baseModel !== undefined ? [params.baseModel] : []), ...params.models]);
+  const stageNames = new Set((params.stages ?? []).map((stage) => stage.name));
+  const withBase = (base: string | undefined, models: string[]) => [...(base !== undefined ? [base] : []), ...models];
+  // A multi-stage card lists the models every stage read, not the stages themselves.
+  const referenced = params.stages
+    ? unique(params.stages.flatMap((stage) => withBase(stage.baseModel, stage.models))).filter((m) => !stageNames.has(m))
+    : unique(withBase(params.baseModel, params.models));
   const hubBases: string[] = [];
   for (const raw of referenced) {
     const ref = parseReference(raw);
@@ -62,7 +81,7 @@ export function renderModelCard(params: ModelCardParams): string {
     if (ref.lora && isHub(ref.lora)) hubBases.push(ref.lora);
   }
 
-  const baseText = actualBase !== undefined ? ` using ${referenceMd(actualBase, isHub)} as a base` : '';
+  const baseText = actualBase === undefined ? '' : stageNames.has(actualBase) ? ` using the stage \`${actualBase}\` as a base` : ` using ${referenceMd(actualBase, isHub)} as a base`;
   const bullets = referenced.filter((m) => m !== actualBase).map((m) => `* ${referenceMd(m, isHub)}`);
 
   // As PyYAML's dump writes it for mergekit: keys sorted, list items not indented, a final newline
@@ -82,6 +101,7 @@ export function renderModelCard(params: ModelCardParams): string {
     '',
     `This model was merged using the ${methodMd(params.mergeMethod)} merge method${baseText}.`,
     '',
+    ...(params.stages ? stagesSection(params.stages, isHub) : []),
     '### Models Merged',
     '',
     'The following models were included in the merge:',
@@ -96,6 +116,18 @@ export function renderModelCard(params: ModelCardParams): string {
     '```',
     '',
   ].join('\n');
+}
+
+/** The stages in run order, each with its method and the models (or earlier stages) it merged. */
+function stagesSection(stages: StageCard[], isHub: (path: string) => boolean): string[] {
+  const names = new Set(stages.map((stage) => stage.name));
+  const md = (ref: string) => (names.has(ref) ? `\`${ref}\`` : referenceMd(ref, isHub));
+  const lines = stages.map((stage, i) => {
+    const what = i === stages.length - 1 ? 'this model' : `\`${stage.name}\``;
+    const base = stage.baseModel !== undefined ? `, base ${md(stage.baseModel)}` : '';
+    return `${i + 1}. ${what}: ${methodMd(stage.mergeMethod)} of ${stage.models.map(md).join(', ')}${base}`;
+  });
+  return ['### Stages', '', `This model was built by a recipe of ${stages.length} stages, run in this order; a stage named in another is that stage's output:`, '', ...lines, ''];
 }
 
 /** `[Pretty](url)`, the pretty name alone, or the name as written for a method mergekit doesn't know. */
