@@ -848,6 +848,19 @@ dtype: float32
     "breadcrumbs-ties-rescale-f32": (ta("breadcrumbs_ties", {"gamma": 0.05, "rescale": "true", "normalize": "true"}), "exact", "breadcrumbs_ties", "rescale true"),
     "sce-topk-count-f32": (ta("sce", {"select_topk": 0.300781249}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "sce",
         "k = int(count_nonzero(var) * select_topk) is an f32 product: 231 of 768 kept, where the exact product truncates to 230"),
+    "arcee-fusion-bf16": (f"""merge_method: arcee_fusion
+base_model: {M}llama-bf16-base
+models:
+  - model: {M}llama-bf16-base
+  - model: {M}llama-bf16-ft1
+dtype: bfloat16
+""", "exact", "arcee_fusion", "bf16: importances computed in bf16 step by step; the result is f32 (the fusion mask is .float()), saved so"),
+    "arcee-fusion-bf16-nodtype": (f"""merge_method: arcee_fusion
+base_model: {M}llama-bf16-base
+models:
+  - model: {M}llama-bf16-base
+  - model: {M}llama-bf16-ft1
+""", "exact", "arcee_fusion", "bf16 inputs and no dtype: as with dtype: bfloat16"),
     "breadcrumbs-neg-gamma-f32": (ta("breadcrumbs", {}, per_model={0: "weight: 0.5, density: 0.5, gamma: -2", 1: "weight: 0.6, density: 0.5, gamma: -0.1",
         2: "weight: 0.4, density: 0.9, gamma: 0.3"}), "exact", "breadcrumbs",
         "gamma below 0 moves the kept window up past the largest entries (-2: past the end, nothing kept); density + gamma above 1"),

@@ -332,9 +332,11 @@ async function writeTensor(plan: MergePlan, prepared: PreparedTensor, output: Sh
   if (!isFloatDtype(tensor.dtype) || !source) throw new EngineError(`tensor "${tensor.name}": cannot convert ${tensor.inputs[0]!.dtype} to ${tensor.dtype}`, { tensor: tensor.name });
   const method = tensor.kind === 'merge' ? getMergeMethod(plan.method) : undefined;
   const working = computeDtypeOf(plan, tensor);
-  // mergekit rounds a merge's result to its working dtype, then casts it to the output's (`dtype:
-  // bfloat16` with `out_dtype: float32`): where those differ, the sink takes f32 and rounds twice.
-  const roundTo = method && working && working !== 'F32' && working !== tensor.dtype ? working : undefined;
+  // mergekit rounds a merge's result to its working dtype (or the method's own result dtype), then
+  // casts it to the output's (`dtype: bfloat16` with `out_dtype: float32`): where those differ, the
+  // sink takes f32 and rounds twice.
+  const result = method && working && method.resultDtype ? method.resultDtype(working) : working;
+  const roundTo = method && result && result !== 'F32' && result !== tensor.dtype ? result : undefined;
   const { sink, release } = tensorSink(tensor, output, pool, roundTo);
   try {
     if (!method) {

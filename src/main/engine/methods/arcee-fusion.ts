@@ -26,9 +26,9 @@ export const arceeFusion: MergeMethod = {
     const base = ctx.baseIndex!;
     const other = ctx.perModel.findIndex((_, i) => i !== base);
     if (ctx.perModel.length !== 2 || other < 0) throw new Error('arcee_fusion merges exactly one model into the base');
-    const threshold = await importanceThreshold(source, ctx, base, other);
-    // x − base is a tensor op in the compute dtype (rounded to bf16 there); the rest is f32.
+    // Each tensor op rounds to the compute dtype (bf16 where mergekit computes in bf16); the last step is f32.
     const round = stepRounding(ctx.computeDtype);
+    const threshold = await importanceThreshold(source, ctx, base, other, round);
     let buffer = new Float32Array(0);
     let importance = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
@@ -36,7 +36,7 @@ export const arceeFusion: MergeMethod = {
       const out = buffer.subarray(0, length);
       const b = inputs[base]!;
       const x = inputs[other]!;
-      importances(x, b, rowLength(ctx), importance);
+      importances(x, b, rowLength(ctx), importance, round);
       for (let i = 0; i < length; i++) out[i] = importance[i]! >= threshold ? f(b[i]! + round(f(x[i]! - b[i]!))) : b[i]!;
       await sink.write(start, out);
     }
@@ -48,7 +48,7 @@ function rowLength(ctx: TensorMergeContext): number {
 }
 
 /** median + 1.5·(q3 − q1) of the importances, the quantiles at ⌊q·(n − 1)⌋ of the sorted values. */
-async function importanceThreshold(source: TensorSource, ctx: TensorMergeContext, base: number, other: number): Promise<number> {
+async function importanceThreshold(source: TensorSource, ctx: TensorMergeContext, base: number, other: number, round: (x: number) => number): Promise<number> {
   const n = ctx.numel;
   const ranks = [0.25, 0.5, 0.75].map((q) => n - Math.trunc(f(f(q) * (n - 1))));
   let importance = new Float32Array(0);
@@ -56,7 +56,7 @@ async function importanceThreshold(source: TensorSource, ctx: TensorMergeContext
     for await (const { inputs } of source.chunks()) {
       if (importance.length < inputs[base]!.length) importance = new Float32Array(inputs[base]!.length);
       const values = importance.subarray(0, inputs[base]!.length);
-      importances(inputs[other]!, inputs[base]!, rowLength(ctx), values);
+      importances(inputs[other]!, inputs[base]!, rowLength(ctx), values, round);
       for (const v of values) {
         const key = orderedKey(v);
         for (let j = 0; j < ranks.length; j++) visit(j, key);
@@ -64,36 +64,39 @@ async function importanceThreshold(source: TensorSource, ctx: TensorMergeContext
     }
   }, ranks);
   const [q1, median, q3] = found.map((t) => fromOrderedKey(t.bits)) as [number, number, number];
-  return f(median + f(1.5 * f(q3 - q1)));
+  return round(median + round(1.5 * round(q3 - q1)));
 }
 
-/** |x − base| times the KL divergence of the row's softmax(x) from softmax(base), per element. */
-function importances(x: Float32Array, b: Float32Array, row: number, out: Float32Array): void {
+/**
+ * |x − base| times the KL divergence of the row's softmax(x) from softmax(base), per element, each
+ * tensor op rounded by `round` (softmax and the row sum accumulate in f32 and round once at the end).
+ */
+function importances(x: Float32Array, b: Float32Array, row: number, out: Float32Array, round: (x: number) => number): void {
   for (let start = 0; start < x.length; start += row) {
-    const kl = rowDivergence(x.subarray(start, start + row), b.subarray(start, start + row));
-    for (let i = start; i < start + row; i++) out[i] = f(Math.abs(f(x[i]! - b[i]!)) * kl);
+    const kl = rowDivergence(x.subarray(start, start + row), b.subarray(start, start + row), round);
+    for (let i = start; i < start + row; i++) out[i] = round(Math.abs(round(x[i]! - b[i]!)) * kl);
   }
 }
 
-function rowDivergence(x: Float32Array, b: Float32Array): number {
-  const p = softmax(x);
-  const q = softmax(b);
+function rowDivergence(x: Float32Array, b: Float32Array, round: (x: number) => number): number {
+  const p = softmax(x, round);
+  const q = softmax(b, round);
   let kl = 0;
   for (let i = 0; i < x.length; i++) {
-    const pi = f(p[i]! + 1e-8);
-    const qi = f(q[i]! + 1e-8);
-    kl += f(pi * f(Math.log(f(pi / qi))));
+    const pi = round(p[i]! + 1e-8);
+    const qi = round(q[i]! + 1e-8);
+    kl += round(pi * round(Math.log(round(pi / qi))));
   }
-  return f(kl);
+  return round(kl);
 }
 
-function softmax(x: Float32Array): Float64Array {
+function softmax(x: Float32Array, round: (x: number) => number): Float64Array {
   let max = -Infinity;
   for (const v of x) max = Math.max(max, v);
   const out = new Float64Array(x.length);
   let sum = 0;
   for (let i = 0; i < x.length; i++) sum += out[i] = f(Math.exp(f(x[i]! - max)));
-  for (let i = 0; i < x.length; i++) out[i] = f(out[i]! / sum);
+  for (let i = 0; i < x.length; i++) out[i] = round(out[i]! / sum);
   return out;
 }
 
