@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { JobInfo } from '../../src/shared/contract';
 import { EventBus } from '../../src/main/services/events';
+import { isGpuLibraryNotice } from '../../src/main/services/gpu-library-notice';
 import { JobService } from '../../src/main/services/job-service';
 import { writeTwoModelFixture } from '../engine/engine-process';
 import { tempDir } from '../helpers';
@@ -82,6 +83,27 @@ describe('the job service', () => {
     expect(s.jobs.cancel(job!.id).state).toBe('failed');
     // The output folder is free for the next try.
     await expect(s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'cpu' })).rejects.toThrow(/could not start the merge/);
+  });
+
+  it("keeps the GPU library's own diagnostics out of a merge's log: the engine's device line says what it chose", async () => {
+    const s = service(join(root, 'auto-device'));
+    const job = await s.jobs.start({ recipe, outputName: 'merged', outShardSize: SHARD, device: 'auto' });
+    const info = await ended(s, job.id);
+    expect(info.state, info.error).toBe('done');
+    expect(info.log.some((line) => line.startsWith('computing on') || line.includes('; computing on'))).toBe(true);
+    expect(info.log.filter(isGpuLibraryNotice)).toEqual([]);
+  });
+
+  it('tells Dawn\'s stderr lines from the engine\'s', () => {
+    const dawn = [
+      "Warning: Couldn't load Vulkan: libvulkan.so.1: cannot open shared object file: No such file or directory",
+      '    at operator() (/home/runner/work/node-webgpu/node-webgpu/third_party/dawn/src/dawn/native/vulkan/BackendVk.cpp:368)',
+      '',
+      'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 90 to 16 to fit dynamic offset allocation limit.',
+    ];
+    expect(dawn.filter((line) => !isGpuLibraryNotice(line))).toEqual([]);
+    const engine = ['alloy: /m/recipe.yml:3:5: unknown merge_method "tie"', '    at planMerge (file:///app/out/cli/alloy.mjs:120:11)', '(node:12) Warning: something from Node'];
+    expect(engine.filter(isGpuLibraryNotice)).toEqual([]);
   });
 
   it('a merge cancelled right after its start is cancelled, even before its engine listens for the signal', async () => {

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { applyAnalysisEvent, type AnalysisDtype, type AnalysisEvent, type AnalysisInfo } from '../../shared/analysis';
 import type { AnalysisJobFile } from '../../shared/job';
 import type { EventBus } from './events';
+import { isGpuLibraryNotice } from './gpu-library-notice';
 import { writeFileAtomic } from './write-file-atomic';
 import { stopChild } from './stop-child';
 
@@ -124,7 +125,7 @@ export class AnalysisJobs {
       run.info = applyAnalysisEvent(run.info, event);
       this.options.events.emit('analysis.progress', { id, event });
     });
-    createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+    createInterface({ input: child.stderr! }).on('line', (line) => isGpuLibraryNotice(line) || stderr.push(line));
     child.on('error', (error) => {
       run.info = { ...run.info, error: `could not start the engine (${this.options.nodeBinary}): ${error.message}` };
       this.settle(id, 'failed');

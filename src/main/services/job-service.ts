@@ -7,6 +7,7 @@ import type { JobInfo } from '../../shared/contract';
 import type { JobFile } from '../../shared/job';
 import type { ProgressEvent } from '../../shared/progress';
 import type { EventBus } from './events';
+import { isGpuLibraryNotice } from './gpu-library-notice';
 import { interruptedMerge } from './interrupted-merge';
 import { writeFileAtomic } from './write-file-atomic';
 import { stopChild } from './stop-child';
@@ -250,7 +251,7 @@ export class JobService {
       if (event.type === 'error') job.info.error = event.message;
       this.options.events.emit('job.progress', { jobId: id, event });
     });
-    createInterface({ input: child.stderr! }).on('line', log);
+    createInterface({ input: child.stderr! }).on('line', (line) => isGpuLibraryNotice(line) || log(line));
     child.on('error', (error) => {
       job.info.error = `could not start the engine (${this.options.nodeBinary}): ${error.message}`;
       void this.settle(id, 'failed');
