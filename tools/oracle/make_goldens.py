@@ -861,6 +861,10 @@ models:
   - model: {M}llama-bf16-base
   - model: {M}llama-bf16-ft1
 """, "exact", "arcee_fusion", "bf16 inputs and no dtype: as with dtype: bfloat16"),
+    "ram-bf16": (ta("ram", {"epsilon": 0.001}, models=("llama-bf16-ft1", "llama-bf16-ft2"), base="llama-bf16-base", per_model={0: "weight: 1.0", 1: "weight: 1.0"},
+        dtype="dtype: bfloat16\n"), "exact", "ram", "bf16: task vectors and shared averages rounded to bf16, epsilon cast to bf16, the sum over models in f32"),
+    "ramplus-tl-bf16": (ta("ramplus_tl", {"epsilon": 0.001, "r": 0.5, "alpha": 1.0}, models=("llama-bf16-ft1", "llama-bf16-ft2"), base="llama-bf16-base",
+        per_model={0: "weight: 1.0", 1: "weight: 1.0"}, dtype="dtype: bfloat16\n"), "exact", "ramplus_tl", "bf16: the boosts are f32 tensors, so the result is f32"),
     "breadcrumbs-neg-gamma-f32": (ta("breadcrumbs", {}, per_model={0: "weight: 0.5, density: 0.5, gamma: -2", 1: "weight: 0.6, density: 0.5, gamma: -0.1",
         2: "weight: 0.4, density: 0.9, gamma: 0.3"}), "exact", "breadcrumbs",
         "gamma below 0 moves the kept window up past the largest entries (-2: past the end, nothing kept); density + gamma above 1"),

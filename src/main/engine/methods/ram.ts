@@ -1,4 +1,5 @@
 import { MAX_TASK_MODELS, type ComputeBackend } from '../compute/types';
+import { stepRounding } from './numerics';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -53,9 +54,23 @@ function nonBase(ctx: TensorMergeContext): number[] {
   return ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
 }
 
-/** The backend that runs the passes (`ramCounts`, `ramMerge`: the same bits as the loops below), if there is one and the models fit. */
+/**
+ * The backend that runs the passes (`ramCounts`, `ramMerge`: the same bits as the loops below in f32),
+ * if there is one, the models fit and mergekit computes in f32 (its bf16 steps are the loops' own).
+ */
 function onBackend(ctx: TensorMergeContext): ComputeBackend | undefined {
+  if (ctx.computeDtype === 'BF16') return undefined;
   return ctx.backend && nonBase(ctx).length >= 1 && nonBase(ctx).length <= MAX_TASK_MODELS ? ctx.backend : undefined;
+}
+
+/**
+ * mergekit's ram steps in its compute dtype: task vectors x − base and the shared changes' division
+ * by their count are tensor ops (rounded to bf16 there), as is the test |tv| > epsilon, whose epsilon
+ * torch casts to the tensor's dtype; the sum over models accumulates in f32 and rounds once.
+ */
+function ramRounding(ctx: TensorMergeContext): { round: (x: number) => number; threshold: number } {
+  const round = stepRounding(ctx.computeDtype);
+  return { round, threshold: round(ctx.global['epsilon'] as number) };
 }
 
 /** Per model: how many of its changed entries other models change too, and how many it changes alone. */
@@ -70,7 +85,7 @@ async function countChanges(source: TensorSource, ctx: TensorMergeContext, epsil
     }
     return { shared: others.map((_, j) => counts[2 * j]!), unique: others.map((_, j) => counts[2 * j + 1]!) };
   }
-  const threshold = f(epsilon);
+  const { round, threshold } = ramRounding(ctx);
   const shared = others.map(() => 0);
   const unique = others.map(() => 0);
   const changed = new Uint8Array(others.length);
@@ -79,7 +94,7 @@ async function countChanges(source: TensorSource, ctx: TensorMergeContext, epsil
     for (let i = 0; i < length; i++) {
       let count = 0;
       others.forEach((m, j) => {
-        changed[j] = Math.abs(f(inputs[m]![i]! - b[i]!)) > threshold ? 1 : 0;
+        changed[j] = Math.abs(round(f(inputs[m]![i]! - b[i]!))) > threshold ? 1 : 0;
         count += changed[j]!;
       });
       for (let j = 0; j < others.length; j++) {
@@ -106,7 +121,9 @@ async function mergeRam(source: TensorSource, sink: TensorSink, ctx: TensorMerge
     }
     return;
   }
-  const threshold = f(ctx.global['epsilon'] as number);
+  const { round, threshold } = ramRounding(ctx);
+  // ramplus_tl's boosts are f32 tensors: its unique terms, sum and result are f32 (ram's are rounded).
+  const roundSum = boosts ? f : round;
   const delta = new Float64Array(others.length);
   let buffer = new Float32Array(0);
   for await (const { start, length, inputs } of source.chunks()) {
@@ -116,18 +133,18 @@ async function mergeRam(source: TensorSource, sink: TensorSink, ctx: TensorMerge
     for (let i = 0; i < length; i++) {
       let count = 0;
       others.forEach((m, j) => {
-        const d = f(inputs[m]![i]! - b[i]!);
+        const d = round(f(inputs[m]![i]! - b[i]!));
         delta[j] = Math.abs(d) > threshold ? d : 0;
         if (delta[j] !== 0) count++;
       });
       let merged = 0;
       for (let j = 0; j < others.length; j++) {
         const d = delta[j]!;
-        const term = count === 1 ? (boosts ? f(d * boosts[j]!) : d) : count > 1 ? f(d / count) : 0;
+        const term = count === 1 ? (boosts ? f(d * boosts[j]!) : d) : count > 1 ? round(d / count) : 0;
         merged = f(merged + term);
       }
       // Every NaN as 0x7fc00000 (which of two NaNs a sum returns is up to the hardware and the JIT).
-      const r = f(b[i]! + merged);
+      const r = roundSum(b[i]! + roundSum(merged));
       out[i] = Number.isNaN(r) ? NaN : r;
     }
     await sink.write(start, out);
