@@ -68,6 +68,17 @@ describe('recipe.gradient', () => {
     ]);
   });
 
+  it('draws no line for the base model of a method that takes no per-model value of it (dare_ties)', async () => {
+    const recipe = 'merge_method: dare_ties\nbase_model: alloy-demo-chat\nmodels:\n  - model: alloy-demo-chat\n  - model: alloy-demo-code\n    parameters: {weight: 0.5, density: [0.2, 0.8]}\n';
+    const result = await recipeGradient({ recipe, search });
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    expect(result.series.map((s) => [s.parameter, s.model])).toEqual([
+      ['weight', 'alloy-demo-code'],
+      ['density', 'alloy-demo-code'],
+      ['lambda', undefined],
+    ]);
+  });
+
   it('says what is wrong with a slices recipe whose models are on disk, rather than falling back to its ranges', async () => {
     const result = await recipeGradient({ recipe: 'merge_method: passthrough\nslices:\n  - sources:\n      - {model: alloy-demo-chat, layer_range: [2, 6]}\n', search });
     expect(result.ok).toBe(false);

@@ -170,6 +170,8 @@ function gradientFromPlan(recipe: Recipe, plan: MergePlan): RecipeGradientResult
   const layerTensors = plan.tensors.map((t) => ({ t, layer: layerOf(t.name) })).filter((x): x is { t: MergePlan['tensors'][number]; layer: number } => x.layer !== undefined);
   const layers = layerTensors.reduce((n, x) => Math.max(n, x.layer + 1), 0);
   const table = new SeriesTable(layers);
+  // A method with a base takes no per-model value of it (its task vector is zero): no line is drawn for it.
+  const usesBaseValues = getMergeMethod(recipe.mergeMethod).base === 'none';
   for (const param of numericParameters(recipe)) {
     const filters = filtersOf(recipe, param.name);
     for (const { t, layer } of layerTensors) {
@@ -181,7 +183,9 @@ function gradientFromPlan(recipe: Recipe, plan: MergePlan): RecipeGradientResult
       }
       t.perModel.forEach((values, i) => {
         const value = values[param.name];
-        const model = plan.models[t.inputs[i]!.model]!.reference;
+        const index = t.inputs[i]!.model;
+        if (!usesBaseValues && index === plan.baseModel) return;
+        const model = plan.models[index]!.reference;
         if (typeof value === 'number') table.set(param.name, model, group, layer, value);
       });
     }
