@@ -205,6 +205,8 @@ try {
     await page.reload();
     await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 10_000 });
     if (!(await page.getByTestId('job-output').innerText()).includes('e2e-merge')) throw new Error('the finished merge is not shown');
+    const name = await page.getByTestId('output-name').inputValue();
+    if (name !== 'e2e-merge') throw new Error(`the output folder's name went back to "${name}"`);
   });
 
   await step('settings switch the theme and keep it', async () => {

@@ -1,6 +1,7 @@
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
 import type { AlloyApi, MethodInfo, RecipeProblem } from '../../../shared/contract';
+import { localStore } from '../local-storage';
 import { dropUndeclared } from '../recipe/method-switch';
 import type { RecipeGradientResult, RecipeParseResult } from '../../../shared/studio-contract';
 import { appendAt, documentAt, fieldOf, isEditable, offsetOf, parseRecipeYaml, pathAtOffset, readAt, recipeYamlText, writeAt, type RecipeDocs, type YamlPath } from '../recipe/recipe-yaml';
@@ -9,14 +10,6 @@ const TOP_LEVEL_FIELDS = ['merge_method', 'base_model', 'dtype', 'out_dtype', 't
 const CHECK_DELAY_MS = 250;
 /** localStorage key of the recipe being edited (and the text it started from), kept across reloads. */
 export const RECIPE_STORAGE_KEY = 'alloy.recipe';
-
-function storage(): Storage | undefined {
-  try {
-    return globalThis.localStorage ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export interface PlacedProblem extends RecipeProblem {
   /** The form field it belongs to (`parameters.t`, `models.1.model`), '' for the recipe as a whole. */
@@ -122,7 +115,7 @@ export const useRecipeStore = defineStore('recipe', () => {
   /** Keeps the text (and what it started from) for the next load of the page. */
   function save(): void {
     try {
-      storage()?.setItem(RECIPE_STORAGE_KEY, JSON.stringify({ text: text.value, baseline: baseline.value }));
+      localStore()?.setItem(RECIPE_STORAGE_KEY, JSON.stringify({ text: text.value, baseline: baseline.value }));
     } catch {
       // Storage full or refused: the recipe still lives for this page.
     }
@@ -130,7 +123,7 @@ export const useRecipeStore = defineStore('recipe', () => {
 
   function restore(): void {
     try {
-      const saved = JSON.parse(storage()?.getItem(RECIPE_STORAGE_KEY) ?? 'null') as { text?: unknown; baseline?: unknown } | null;
+      const saved = JSON.parse(localStore()?.getItem(RECIPE_STORAGE_KEY) ?? 'null') as { text?: unknown; baseline?: unknown } | null;
       if (typeof saved?.text !== 'string' || !saved.text) return;
       baseline.value = typeof saved.baseline === 'string' ? saved.baseline : '';
       setText(saved.text);
