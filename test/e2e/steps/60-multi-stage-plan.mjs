@@ -40,7 +40,9 @@ export default async function ({ page, step, shots, outputRoot, fillRecipe }) {
     await page.screenshot({ path: join(shots, 'plan-stages.png'), fullPage: true });
     await page.getByTestId('output-name').fill('e2e-two-stages');
     await page.getByTestId('run-button').click();
-    await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 30_000 });
+    // The run view shows the previous merge (done) until this one starts: wait for this one's output line.
+    await page.getByTestId('job-output').filter({ hasText: 'e2e-two-stages' }).waitFor({ timeout: 60_000 });
+    await page.locator('[data-testid=job-status][data-state=done]').waitFor({ timeout: 5_000 });
     const out = join(outputRoot, 'e2e-two-stages');
     if (!existsSync(out) || !readdirSync(out).some((f) => f.endsWith('.safetensors'))) throw new Error('no merged output');
   });
