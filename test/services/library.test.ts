@@ -78,6 +78,24 @@ describe('the library reads a hub cache Python wrote', () => {
     expect(first.incomplete).toEqual({ files: 1, bytes: 1234 });
     expect(first.missingShards).toEqual(['model-00002-of-00002.safetensors']);
     expect(first.parameters).toBeLessThan(TINY_LLAMA_PARAMETERS);
+    // A merge would fail reading it: pickers must not offer it as mergeable.
+    expect(first.mergeable).toBe(false);
+    expect(first.problem).toContain('model-00002-of-00002.safetensors');
+  });
+
+  it('a folder with a known config but no weights Alloy reads (GGUF only, none) is listed, not mergeable, saying why', async () => {
+    const root = await tempDir();
+    const { mkdir } = await import('node:fs/promises');
+    for (const name of ['gguf-only', 'config-only']) {
+      await mkdir(join(root, name));
+      await writeFile(join(root, name, 'config.json'), tinyLlamaFiles()['config.json']!);
+    }
+    await writeFile(join(root, 'gguf-only', 'model.Q4_K_M.gguf'), Buffer.alloc(64));
+    const models = await new LibraryService({ folders: [{ path: root, source: 'folder' }], hubCaches: [] }).list();
+    const gguf = models.find((m) => m.name === 'gguf-only')!;
+    expect(gguf).toMatchObject({ mergeable: false, weightFormat: 'none', architecture: 'LlamaForCausalLM' });
+    expect(gguf.problem).toMatch(/only GGUF weights \(model\.Q4_K_M\.gguf\)/);
+    expect(models.find((m) => m.name === 'config-only')).toMatchObject({ mergeable: false, problem: expect.stringMatching(/no \.safetensors/) });
   });
 
   it('lists a revision whose config.json is not valid JSON, with the problem, and its partial downloads', async () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ModelSummary } from '../../../shared/contract';
 import { parseJson } from '../../engine/model/parse-json';
 import { readModelConfig, type ConfigFacts } from './read-model-config';
-import { summarizeWeights } from './summarize-weights';
+import { summarizeWeights, type WeightFacts } from './summarize-weights';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer.model', 'spiece.model', 'vocab.json'];
 
@@ -18,7 +18,20 @@ export async function summarizeModel(dir: string): Promise<ModelFacts> {
   const file = join(dir, 'config.json');
   const files = await readdir(dir);
   const facts = { ...configFacts(file, await readFile(file, 'utf8')), ...(await summarizeWeights(dir)) };
-  return { ...facts, hasTokenizer: TOKENIZER_FILES.some((f) => files.includes(f)) };
+  const problem = facts.mergeable ? weightsProblem(dir, files, facts) : undefined;
+  return { ...facts, ...(problem ? { mergeable: false, problem } : {}), hasTokenizer: TOKENIZER_FILES.some((f) => files.includes(f)) };
+}
+
+/** Why a folder whose config the engine knows still cannot be merged: no weights it reads, or shards not there. */
+function weightsProblem(dir: string, files: string[], weights: WeightFacts): string | undefined {
+  if (weights.weightFormat === 'none') {
+    const gguf = files.filter((f) => f.endsWith('.gguf'));
+    return gguf.length
+      ? `${dir}: only GGUF weights (${gguf.join(', ')}); Alloy merges safetensors or pytorch_model.bin weights`
+      : `${dir}: no .safetensors (or pytorch_model.bin) files`;
+  }
+  if (weights.missingShards.length) return `${dir}: missing or unreadable shards: ${weights.missingShards.join(', ')}`;
+  return undefined;
 }
 
 function configFacts(file: string, text: string): ConfigFacts {
