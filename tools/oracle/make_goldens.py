@@ -865,6 +865,8 @@ models:
         dtype="dtype: bfloat16\n"), "exact", "ram", "bf16: task vectors and shared averages rounded to bf16, epsilon cast to bf16, the sum over models in f32"),
     "ramplus-tl-bf16": (ta("ramplus_tl", {"epsilon": 0.001, "r": 0.5, "alpha": 1.0}, models=("llama-bf16-ft1", "llama-bf16-ft2"), base="llama-bf16-base",
         per_model={0: "weight: 1.0", 1: "weight: 1.0"}, dtype="dtype: bfloat16\n"), "exact", "ramplus_tl", "bf16: the boosts are f32 tensors, so the result is f32"),
+    "task-arithmetic-tiny-weight-f32": (ta("task_arithmetic", {"normalize": "true"}, models=("llama-ft1",), per_model={0: "weight: 1e-8"}), "exact", "task_arithmetic",
+        "normalize with weights summing to f32(1e-8): not below torch's 1e-8 in f32, so the divisor is kept (the delta is divided by 1e-8)"),
     "breadcrumbs-neg-gamma-f32": (ta("breadcrumbs", {}, per_model={0: "weight: 0.5, density: 0.5, gamma: -2", 1: "weight: 0.6, density: 0.5, gamma: -0.1",
         2: "weight: 0.4, density: 0.9, gamma: 0.3"}), "exact", "breadcrumbs",
         "gamma below 0 moves the kept window up past the largest entries (-2: past the end, nothing kept); density + gamma above 1"),

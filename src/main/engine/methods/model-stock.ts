@@ -219,7 +219,7 @@ export const modelStock: MergeMethod = {
       });
       const cos = r(r(torchSum(cosines)) / pairs.length);
       const denominator = r(1 + r((count - 1) * cos));
-      ts[row] = Math.abs(denominator) < 1e-6 ? 0 : r(r(count * cos) / denominator);
+      ts[row] = Math.abs(denominator) < r(1e-6) ? 0 : r(r(count * cos) / denominator);
     }
     if (ctx.backend && others.length <= MAX_TASK_MODELS) {
       await mergeOnBackend(source, ctx.backend, base, others, ts, rowLength, sink, step);

@@ -126,7 +126,8 @@ async function mergeWith(
   let plainDivisor = 0;
   for (const w of tv.weights) plainDivisor = Math.fround(plainDivisor + w);
   plainDivisor = round(plainDivisor);
-  if (Math.abs(plainDivisor) < 1e-8) plainDivisor = 1;
+  // torch compares in the tensor's dtype: the 1e-8 is rounded to it (f32(1e-8) is just below 1e-8).
+  if (Math.abs(plainDivisor) < round(1e-8)) plainDivisor = 1;
   const d = new Float64Array(others.length);
   const deltas = new ChunkDeltas(tv);
   if (backend) {
@@ -333,14 +334,15 @@ async function rescaleFactorsOnBackend(source: TensorSource, tv: TaskVectors, ba
   });
 }
 
-/** The rescale factor per model from its sums Σ|delta| and Σ|kept delta| (1 when either is below 1e-7). */
+/** The rescale factor per model from its sums Σ|delta| and Σ|kept delta| (1 when either is below 1e-7, in their dtype). */
 function rescaleOf(tv: TaskVectors, sumsOf: (j: number) => [number, number]): number[] {
   return tv.others.map((_, j) => {
     if (tv.densities[j]! >= 1) return 1;
     const [before, after] = sumsOf(j);
     const a = tv.round(before);
     const k = tv.round(after);
-    return a < 1e-7 || k < 1e-7 ? 1 : tv.round(a / k);
+    const eps = tv.round(1e-7);
+    return a < eps || k < eps ? 1 : tv.round(a / k);
   });
 }
 
