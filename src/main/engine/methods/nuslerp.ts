@@ -1,5 +1,6 @@
 import type { ComputeBackend, HostArray } from '../compute/types';
 import { HostScratch } from './host-scratch';
+import { stepRounding } from './numerics';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -52,11 +53,14 @@ export const nuslerp: MergeMethod = {
     const total = 0 + weights[0]! + weights[1]!;
     const t = Math.abs(total) < 1e-6 ? 0.5 : weights[1]! / total;
     const { groups, group } = nuslerpGroups(ctx.shape, ctx.numel, ctx.global['nuslerp_flatten'] !== false, ctx.global['nuslerp_row_wise'] === true);
-    if (ctx.backend && ctx.global['nuslerp_flatten'] !== false) {
+    // In bf16, each tensor op rounds to bf16 (the backend's kernels are f32): the loops below do it.
+    const bf16 = ctx.computeDtype === 'BF16';
+    const r = stepRounding(ctx.computeDtype);
+    if (ctx.backend && ctx.global['nuslerp_flatten'] !== false && !bf16) {
       await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel });
       return;
     }
-    const value = (inputs: Float32Array[], m: number, i: number) => (base === undefined ? inputs[m]![i]! : f(inputs[m]![i]! - inputs[base]![i]!));
+    const value = (inputs: Float32Array[], m: number, i: number) => (base === undefined ? inputs[m]![i]! : r(f(inputs[m]![i]! - inputs[base]![i]!)));
     const sq0 = new Float64Array(groups);
     const sq1 = new Float64Array(groups);
     for await (const { start, inputs } of source.chunks()) {
@@ -66,18 +70,19 @@ export const nuslerp: MergeMethod = {
         sq1[g] = sq1[g]! + value(inputs, b, i) ** 2;
       }
     }
-    const n0 = sq0.map((s) => Math.max(f(Math.sqrt(s)), f(1e-7)));
-    const n1 = sq1.map((s) => Math.max(f(Math.sqrt(s)), f(1e-7)));
+    const n0 = sq0.map((s) => Math.max(r(f(Math.sqrt(s))), r(1e-7)));
+    const n1 = sq1.map((s) => Math.max(r(f(Math.sqrt(s))), r(1e-7)));
     const dot = new Float64Array(groups);
     for await (const { start, inputs } of source.chunks()) {
       for (let i = 0; i < inputs[a]!.length; i++) {
         const g = group(start + i);
-        dot[g] = dot[g]! + f(value(inputs, a, i) / n0[g]!) * f(value(inputs, b, i) / n1[g]!);
+        const product = r(value(inputs, a, i) / n0[g]!) * r(value(inputs, b, i) / n1[g]!);
+        dot[g] = dot[g]! + (bf16 ? r(product) : product);
       }
     }
     const oneMinusT = f(1 - t);
     const tf = f(t);
-    const coefficients = [...dot].map((d) => slerpCoefficients(d, t));
+    const coefficients = [...dot].map((d) => slerpCoefficients(d, t, r));
     let buffer = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
       if (buffer.length < length) buffer = new Float32Array(length);
@@ -86,8 +91,8 @@ export const nuslerp: MergeMethod = {
         const { colinear, c0, c1, sinTheta } = coefficients[group(start + i)]!;
         const x = value(inputs, a, i);
         const y = value(inputs, b, i);
-        const r = colinear ? f(f(oneMinusT * x) + f(tf * y)) : f(f(f(c0 * x) + f(c1 * y)) / sinTheta);
-        out[i] = base === undefined ? r : f(inputs[base]![i]! + r);
+        const mixed = colinear ? r(r(oneMinusT * x) + r(tf * y)) : r(r(r(c0 * x) + r(c1 * y)) / sinTheta);
+        out[i] = base === undefined ? mixed : r(inputs[base]![i]! + mixed);
       }
       await sink.write(start, out);
     }
@@ -101,11 +106,12 @@ interface SlerpCoefficients {
   sinTheta: number;
 }
 
-function slerpCoefficients(dot: number, t: number): SlerpCoefficients {
-  const cos = Math.min(1, Math.max(-1, f(dot)));
-  const colinear = f(1 - f(cos * cos)) <= f(1e-16);
-  const theta = f(Math.acos(colinear ? 0 : cos));
-  return { colinear, c0: f(Math.sin(f(f(1 - t) * theta))), c1: f(Math.sin(f(f(t) * theta))), sinTheta: f(Math.sin(theta)) };
+/** θ's coefficients from the dot of the unit vectors, each step rounded by `r` (f32, or bf16 in bf16). */
+function slerpCoefficients(dot: number, t: number, r: (x: number) => number = f): SlerpCoefficients {
+  const cos = Math.min(1, Math.max(-1, r(dot)));
+  const colinear = r(1 - r(cos * cos)) <= r(1e-16);
+  const theta = r(Math.acos(colinear ? 0 : cos));
+  return { colinear, c0: r(Math.sin(r(f(1 - t) * theta))), c1: r(Math.sin(r(f(t) * theta))), sinTheta: r(Math.sin(theta)) };
 }
 
 /**
