@@ -871,6 +871,26 @@ models:
         dtype=""), "exact", "nuslerp", "bf16 inputs, no dtype: each tensor op rounded to bf16"),
     "nuslerp-noflat-bf16": (ta("nuslerp", {"nuslerp_flatten": "false"}, models=("llama-bf16-ft1", "llama-bf16-ft2"), base="llama-bf16-base",
         per_model={0: "weight: 0.2", 1: "weight: 0.5"}, dtype="dtype: bfloat16\n"), "exact", "nuslerp", "bf16, per row"),
+    "multislerp-bf16": (f"""merge_method: multislerp
+base_model: {M}llama-bf16-base
+models:
+  - model: {M}llama-bf16-ft1
+    parameters: {{weight: 1}}
+  - model: {M}llama-bf16-ft2
+    parameters: {{weight: 2}}
+parameters:
+  eps: 0.001
+dtype: bfloat16
+""", "exact", "multislerp", "bf16: each op rounded to bf16, the tangent step taken in full"),
+    "multislerp-nobase-bf16": (f"""merge_method: multislerp
+models:
+  - model: {M}llama-bf16-ft1
+    parameters: {{weight: 1}}
+  - model: {M}llama-bf16-ft2
+    parameters: {{weight: 2}}
+  - model: {M}llama-bf16-base
+    parameters: {{weight: 0.5}}
+""", "exact", "multislerp", "bf16 inputs, no dtype, no base, three models"),
     "breadcrumbs-neg-gamma-f32": (ta("breadcrumbs", {}, per_model={0: "weight: 0.5, density: 0.5, gamma: -2", 1: "weight: 0.6, density: 0.5, gamma: -0.1",
         2: "weight: 0.4, density: 0.9, gamma: 0.3"}), "exact", "breadcrumbs",
         "gamma below 0 moves the kept window up past the largest entries (-2: past the end, nothing kept); density + gamma above 1"),

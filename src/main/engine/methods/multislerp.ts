@@ -1,7 +1,8 @@
 import { HostScratch } from './host-scratch';
+import { roundBf16 } from './numerics';
 import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
 import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
-import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
+import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
@@ -30,6 +31,10 @@ export const multislerp: MergeMethod = {
     const models = ctx.perModel.map((_, i) => i).filter((i) => i !== base);
     if (models.length === 1) {
       for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[models[0]!]!);
+      return;
+    }
+    if (ctx.computeDtype === 'BF16') {
+      await multislerpBf16(source, sink, ctx, base, models);
       return;
     }
     const eps = f(ctx.global['eps'] as number);
@@ -77,6 +82,61 @@ export const multislerp: MergeMethod = {
     }
   },
 };
+
+/**
+ * mergekit's multislerp computing in bf16, step by step as torch does it on bf16 tensors: every op
+ * rounds to bf16 (the reductions accumulate in f32 and round once), and the tangent step is taken in
+ * full (cos and sin(x)/x of the tangent's norm), as bf16 residues are not negligible there. On the
+ * host, in passes: norms, the mean's norm, the dots, the tangent's norm, the output.
+ */
+async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number | undefined, models: number[]): Promise<void> {
+  const r = roundBf16;
+  const eps = ctx.global['eps'] as number;
+  const n = models.length;
+  let weights = models.map((m) => r(ctx.perModel[m]!['weight'] as number));
+  if (ctx.global['normalize_weights'] !== false) {
+    const total = r(torchSum(weights));
+    weights = weights.map((w) => r(w / total));
+  }
+  const value = (inputs: Float32Array[], j: number, i: number) => (base === undefined ? inputs[models[j]!]![i]! : r(inputs[models[j]!]![i]! - inputs[base]![i]!));
+  // torch adds a Python scalar to a bf16 tensor in f32 (the scalar as f32), then rounds to bf16.
+  const plusEps = (x: number) => r(x + f(eps));
+  const norms = (await reducePerModel(source, n, () => new TorchNorm(ctx.numel, 'BF16'), value)).map(r);
+  const denominators = norms.map(plusEps);
+  const unit = (inputs: Float32Array[], j: number, i: number) => r(value(inputs, j, i) / denominators[j]!);
+  /** Σ_j r(term_j) over the models, accumulated in f32 from 0, rounded once (a bf16 sum over dim 0). */
+  const overModels = (term: (j: number) => number) => {
+    let sum = 0;
+    for (let j = 0; j < n; j++) sum = f(sum + r(term(j)));
+    return r(sum);
+  };
+  const mean = (inputs: Float32Array[], i: number) => overModels((j) => unit(inputs, j, i) * weights[j]!);
+  const [meanNorm] = (await reducePerModel(source, 1, () => new TorchNorm(ctx.numel, 'BF16'), (inputs, _, i) => mean(inputs, i))).map(r);
+  const degenerate = meanNorm! < r(eps);
+  if (degenerate && n !== 2) throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
+  const direction = (inputs: Float32Array[], i: number) => r(mean(inputs, i) / meanNorm!);
+  const dots = degenerate ? [] : (await reducePerModel(source, n, () => new TorchSum(ctx.numel), (inputs, j, i) => r(unit(inputs, j, i) * direction(inputs, i)))).map(r);
+  const tangent = (inputs: Float32Array[], i: number) => {
+    const d = direction(inputs, i);
+    return overModels((j) => r(unit(inputs, j, i) - r(dots[j]! * d)) * weights[j]!);
+  };
+  const [tangentNorm] = degenerate ? [0] : (await reducePerModel(source, 1, () => new TorchNorm(ctx.numel, 'BF16'), (inputs, _, i) => tangent(inputs, i))).map((x) => plusEps(r(x)));
+  const cos = r(Math.cos(tangentNorm!));
+  const sinc = r(r(Math.sin(tangentNorm!)) / tangentNorm!);
+  const averageNorm = r(torchSum(norms.map((x, j) => r(x * weights[j]!))));
+  let buffer = new Float32Array(0);
+  for await (const { start, length, inputs } of source.chunks()) {
+    if (buffer.length < length) buffer = new Float32Array(length);
+    const out = buffer.subarray(0, length);
+    for (let i = 0; i < length; i++) {
+      const merged = degenerate
+        ? r(r(value(inputs, 0, i) * weights[0]!) + r(value(inputs, 1, i) * weights[1]!))
+        : r(r(r(direction(inputs, i) * cos) + r(tangent(inputs, i) * sinc)) * averageNorm);
+      out[i] = base === undefined ? merged : r(merged + inputs[base]![i]!);
+    }
+    await sink.write(start, out);
+  }
+}
 
 /** Bulk calls shorter than this go through the reductions' own `add`. */
 const MIN_BULK = 64;
