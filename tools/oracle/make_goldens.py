@@ -891,6 +891,9 @@ models:
   - model: {M}llama-bf16-base
     parameters: {{weight: 0.5}}
 """, "exact", "multislerp", "bf16 inputs, no dtype, no base, three models"),
+    "sce-bf16": (ta("sce", {}, models=("llama-bf16-ft1", "llama-bf16-ft2", "llama-ft3"), base="llama-bf16-base",
+        per_model={0: "weight: 1.0", 1: "weight: 1.0", 2: "weight: 1.0"}, dtype="dtype: bfloat16\n"), "exact", "sce",
+        "bf16, select_topk 1 (the default): every step rounded to bf16; an f32 model among bf16 ones, cast to bf16 on load"),
     "breadcrumbs-neg-gamma-f32": (ta("breadcrumbs", {}, per_model={0: "weight: 0.5, density: 0.5, gamma: -2", 1: "weight: 0.6, density: 0.5, gamma: -0.1",
         2: "weight: 0.4, density: 0.9, gamma: 0.3"}), "exact", "breadcrumbs",
         "gamma below 0 moves the kept window up past the largest entries (-2: past the end, nothing kept); density + gamma above 1"),

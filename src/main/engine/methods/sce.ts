@@ -1,6 +1,7 @@
 import { f32Bits } from '../safetensors/convert';
 import { kthLargestBits, lowPick, MagnitudeMask, pick } from './magnitude-select';
-import { TorchSum } from './torch-reductions';
+import { TorchSum, torchSum } from './torch-reductions';
+import { roundBf16 } from './numerics';
 import { CASCADE_ROW, HISTOGRAM_BINS, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type MagnitudeCut, type SceSelect } from '../compute/types';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 import { HostScratch } from './host-scratch';
@@ -26,6 +27,9 @@ export const sce: MergeMethod = {
   async kernel(source, sink, ctx) {
     const others = ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     const base = ctx.baseIndex!;
+    const topk = ctx.global['select_topk'] as number;
+    // In bf16, without a selection (select_topk ≥ 1, the default, or ≤ 0): each step rounded to bf16.
+    if (ctx.computeDtype === 'BF16' && (topk >= 1 || topk <= 0)) return sceBf16(source, sink, ctx, base, others, topk <= 0);
     if (ctx.backend && others.length <= MAX_TASK_MODELS) return kernelOnBackend(source, sink, ctx, ctx.backend, base, others);
     const variances = chunkVariances(ctx.backend, base, others);
     const select = await varianceSelection(source, ctx, variances);
@@ -160,6 +164,51 @@ function weightsFromSquares(squares: TorchSum[], numel: number): number[] {
   const total = sum.result();
   if (Math.abs(total) < 1e-6) return squares.map(() => f(1 / squares.length));
   return means.map((m) => f(m / total));
+}
+
+/**
+ * mergekit's sce computing in bf16 with no variance selection, step by step as torch does it on bf16
+ * tensors: task vectors r(x − base) (all zero when select_topk ≤ 0 keeps nothing), the elected sign from
+ * their sum over the models, each model's weight its mean square over the sum of those, the erased
+ * weights' sums and the weighted sum of the task vectors over the models (each accumulated in f32 and
+ * rounded once), their quotient, the base added back; every op rounded to bf16. (With a selection,
+ * which keeps ties among bf16 variances in torch.topk's order, Alloy computes in f32.)
+ */
+async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number, others: number[], nothing: boolean): Promise<void> {
+  const r = roundBf16;
+  const tv = (inputs: Float32Array[], j: number, i: number) => (nothing ? 0 : r(inputs[others[j]!]![i]! - inputs[base]![i]!));
+  const squares = others.map(() => new TorchSum(ctx.numel));
+  for await (const { length, inputs } of source.chunks()) {
+    for (let i = 0; i < length; i++) others.forEach((_, j) => squares[j]!.add(r(tv(inputs, j, i) ** 2)));
+  }
+  const means = squares.map((sq) => r(f(sq.result() / ctx.numel)));
+  const total = r(torchSum(means));
+  const weights = Math.abs(total) < 1e-6 ? others.map(() => r(1 / others.length)) : means.map((m) => r(m / f(total)));
+  const values = new Float64Array(others.length);
+  let buffer = new Float32Array(0);
+  for await (const { start, length, inputs } of source.chunks()) {
+    if (buffer.length < length) buffer = new Float32Array(length);
+    const out = buffer.subarray(0, length);
+    const b = inputs[base]!;
+    for (let i = 0; i < length; i++) {
+      let vote = 0;
+      others.forEach((_, j) => {
+        values[j] = tv(inputs, j, i);
+        vote = f(vote + values[j]!);
+      });
+      const majority = r(vote) >= 0 ? 1 : -1;
+      let merged = 0;
+      let divisor = 0;
+      for (let j = 0; j < others.length; j++) {
+        const w = Math.sign(values[j]!) === majority ? weights[j]! : 0;
+        merged = f(merged + r(values[j]! * w));
+        divisor = f(divisor + w);
+      }
+      const result = r(b[i]! + r(r(merged) / Math.max(r(divisor), r(1e-6))));
+      out[i] = Number.isNaN(result) ? NaN : result;
+    }
+    await sink.write(start, out);
+  }
 }
 
 // ---- sce on a compute backend: the same bits as the TypeScript above ----
