@@ -87,7 +87,8 @@ export const multislerp: MergeMethod = {
  * mergekit's multislerp computing in bf16, step by step as torch does it on bf16 tensors: every op
  * rounds to bf16 (the reductions accumulate in f32 and round once), and the tangent step is taken in
  * full (cos and sin(x)/x of the tangent's norm), as bf16 residues are not negligible there. On the
- * host, in passes: norms, the mean's norm, the dots, the tangent's norm, the output.
+ * host, in passes: norms, the mean's norm, the dots, the tangent's norm, the output; each pass works
+ * a chunk at a time in arrays (`Bf16Chunk`).
  */
 async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number | undefined, models: number[]): Promise<void> {
   const r = roundBf16;
@@ -98,29 +99,19 @@ async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: Tenso
     const total = r(torchSum(weights));
     weights = weights.map((w) => r(w / total));
   }
-  const value = (inputs: Float32Array[], j: number, i: number) => (base === undefined ? inputs[models[j]!]![i]! : r(inputs[models[j]!]![i]! - inputs[base]![i]!));
   // torch adds a Python scalar to a bf16 tensor in f32 (the scalar as f32), then rounds to bf16.
   const plusEps = (x: number) => r(x + f(eps));
-  const norms = (await reducePerModel(source, n, () => new TorchNorm(ctx.numel, 'BF16'), value)).map(r);
-  const denominators = norms.map(plusEps);
-  const unit = (inputs: Float32Array[], j: number, i: number) => r(value(inputs, j, i) / denominators[j]!);
-  /** Σ_j r(term_j) over the models, accumulated in f32 from 0, rounded once (a bf16 sum over dim 0). */
-  const overModels = (term: (j: number) => number) => {
-    let sum = 0;
-    for (let j = 0; j < n; j++) sum = f(sum + r(term(j)));
-    return r(sum);
-  };
-  const mean = (inputs: Float32Array[], i: number) => overModels((j) => unit(inputs, j, i) * weights[j]!);
-  const [meanNorm] = (await reducePerModel(source, 1, () => new TorchNorm(ctx.numel, 'BF16'), (inputs, _, i) => mean(inputs, i))).map(r);
+  const work = new Bf16Chunk(models, base, weights);
+  const norms = (await work.reduce(source, n, () => new TorchNorm(ctx.numel, 'BF16'), (c, j, i) => c.values[j]![i]!)).map(r);
+  work.denominators = norms.map(plusEps);
+  const [meanNorm] = (await work.reduce(source, 1, () => new TorchNorm(ctx.numel, 'BF16'), (c, _, i) => c.mean[i]!, 'mean')).map(r);
   const degenerate = meanNorm! < r(eps);
   if (degenerate && n !== 2) throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
-  const direction = (inputs: Float32Array[], i: number) => r(mean(inputs, i) / meanNorm!);
-  const dots = degenerate ? [] : (await reducePerModel(source, n, () => new TorchSum(ctx.numel), (inputs, j, i) => r(unit(inputs, j, i) * direction(inputs, i)))).map(r);
-  const tangent = (inputs: Float32Array[], i: number) => {
-    const d = direction(inputs, i);
-    return overModels((j) => r(unit(inputs, j, i) - r(dots[j]! * d)) * weights[j]!);
-  };
-  const [tangentNorm] = degenerate ? [0] : (await reducePerModel(source, 1, () => new TorchNorm(ctx.numel, 'BF16'), (inputs, _, i) => tangent(inputs, i))).map((x) => plusEps(r(x)));
+  work.meanNorm = meanNorm!;
+  if (!degenerate) {
+    work.dots = (await work.reduce(source, n, () => new TorchSum(ctx.numel), (c, j, i) => r(c.units[j]![i]! * c.direction[i]!), 'direction')).map(r);
+  }
+  const [tangentNorm] = degenerate ? [0] : (await work.reduce(source, 1, () => new TorchNorm(ctx.numel, 'BF16'), (c, _, i) => c.tangent[i]!, 'tangent')).map((x) => plusEps(r(x)));
   const cos = r(Math.cos(tangentNorm!));
   const sinc = r(r(Math.sin(tangentNorm!)) / tangentNorm!);
   const averageNorm = r(torchSum(norms.map((x, j) => r(x * weights[j]!))));
@@ -128,13 +119,93 @@ async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: Tenso
   for await (const { start, length, inputs } of source.chunks()) {
     if (buffer.length < length) buffer = new Float32Array(length);
     const out = buffer.subarray(0, length);
+    work.load(inputs, length, degenerate ? 'values' : 'tangent');
+    const v = work.values;
     for (let i = 0; i < length; i++) {
       const merged = degenerate
-        ? r(r(value(inputs, 0, i) * weights[0]!) + r(value(inputs, 1, i) * weights[1]!))
-        : r(r(r(direction(inputs, i) * cos) + r(tangent(inputs, i) * sinc)) * averageNorm);
+        ? r(r(v[0]![i]! * weights[0]!) + r(v[1]![i]! * weights[1]!))
+        : r(r(r(work.direction[i]! * cos) + r(work.tangent[i]! * sinc)) * averageNorm);
       out[i] = base === undefined ? merged : r(merged + inputs[base]![i]!);
     }
     await sink.write(start, out);
+  }
+}
+
+/** One chunk of multislerpBf16's intermediate tensors, each computed once per chunk up to the stage a pass needs. */
+class Bf16Chunk {
+  values: Float32Array[] = [];
+  units: Float32Array[] = [];
+  mean = new Float32Array(0);
+  direction = new Float32Array(0);
+  tangent = new Float32Array(0);
+  denominators: number[] = [];
+  meanNorm = 1;
+  dots: number[] = [];
+
+  constructor(
+    private readonly models: number[],
+    private readonly base: number | undefined,
+    private readonly weights: number[],
+  ) {}
+
+  /** Fills the arrays of the chunk's `length` elements, up to `stage`. */
+  load(inputs: Float32Array[], length: number, stage: 'values' | 'mean' | 'direction' | 'tangent'): void {
+    const r = roundBf16;
+    const n = this.models.length;
+    if (this.mean.length < length) {
+      this.values = this.models.map(() => new Float32Array(length));
+      this.units = this.models.map(() => new Float32Array(length));
+      this.mean = new Float32Array(length);
+      this.direction = new Float32Array(length);
+      this.tangent = new Float32Array(length);
+    }
+    for (let j = 0; j < n; j++) {
+      const x = inputs[this.models[j]!]!;
+      const v = this.values[j]!;
+      if (this.base === undefined) v.set(x.subarray(0, length));
+      else {
+        const b = inputs[this.base]!;
+        for (let i = 0; i < length; i++) v[i] = r(x[i]! - b[i]!);
+      }
+    }
+    if (stage === 'values') return;
+    for (let j = 0; j < n; j++) {
+      const v = this.values[j]!;
+      const u = this.units[j]!;
+      const d = this.denominators[j]!;
+      for (let i = 0; i < length; i++) u[i] = r(v[i]! / d);
+    }
+    // Σ_j r(u_j·w_j) over the models, accumulated in f32 from 0, rounded once (a bf16 sum over dim 0).
+    for (let i = 0; i < length; i++) {
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum = f(sum + r(this.units[j]![i]! * this.weights[j]!));
+      this.mean[i] = r(sum);
+    }
+    if (stage === 'mean') return;
+    for (let i = 0; i < length; i++) this.direction[i] = r(this.mean[i]! / this.meanNorm);
+    if (stage === 'direction') return;
+    for (let i = 0; i < length; i++) {
+      const d = this.direction[i]!;
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum = f(sum + r(r(this.units[j]![i]! - r(this.dots[j]! * d)) * this.weights[j]!));
+      this.tangent[i] = r(sum);
+    }
+  }
+
+  /** One pass: `count` reductions fed `value(this, j, i)` for every element, in order. */
+  async reduce(
+    source: TensorSource,
+    count: number,
+    make: () => { add(x: number): void; result(): number },
+    value: (c: Bf16Chunk, j: number, i: number) => number,
+    stage: 'values' | 'mean' | 'direction' | 'tangent' = 'values',
+  ): Promise<number[]> {
+    const runs = Array.from({ length: count }, make);
+    for await (const { length, inputs } of source.chunks()) {
+      this.load(inputs, length, stage);
+      for (let i = 0; i < length; i++) for (let j = 0; j < count; j++) runs[j]!.add(value(this, j, i));
+    }
+    return runs.map((run) => run.result());
   }
 }
 
