@@ -176,10 +176,26 @@ function weightsFromSquares(squares: TorchSum[], numel: number): number[] {
  */
 async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number, others: number[], nothing: boolean): Promise<void> {
   const r = roundBf16;
-  const tv = (inputs: Float32Array[], j: number, i: number) => (nothing ? 0 : r(inputs[others[j]!]![i]! - inputs[base]![i]!));
+  const n = others.length;
+  let vectors: Float32Array[] = [];
+  /** The chunk's task vectors r(x − base), one array per model (zeros when nothing is kept). */
+  const load = (inputs: Float32Array[], length: number): Float32Array[] => {
+    if (!vectors[0] || vectors[0].length < length) vectors = others.map(() => new Float32Array(length));
+    for (let j = 0; j < n; j++) {
+      const v = vectors[j]!;
+      if (nothing) v.fill(0, 0, length);
+      else {
+        const x = inputs[others[j]!]!;
+        const b = inputs[base]!;
+        for (let i = 0; i < length; i++) v[i] = r(x[i]! - b[i]!);
+      }
+    }
+    return vectors;
+  };
   const squares = others.map(() => new TorchSum(ctx.numel));
   for await (const { length, inputs } of source.chunks()) {
-    for (let i = 0; i < length; i++) others.forEach((_, j) => squares[j]!.add(r(tv(inputs, j, i) ** 2)));
+    const tv = load(inputs, length);
+    for (let i = 0; i < length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
   }
   const means = squares.map((sq) => r(f(sq.result() / ctx.numel)));
   const total = r(torchSum(means));
@@ -190,16 +206,17 @@ async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeC
     if (buffer.length < length) buffer = new Float32Array(length);
     const out = buffer.subarray(0, length);
     const b = inputs[base]!;
+    const tv = load(inputs, length);
     for (let i = 0; i < length; i++) {
       let vote = 0;
-      others.forEach((_, j) => {
-        values[j] = tv(inputs, j, i);
+      for (let j = 0; j < n; j++) {
+        values[j] = tv[j]![i]!;
         vote = f(vote + values[j]!);
-      });
+      }
       const majority = r(vote) >= 0 ? 1 : -1;
       let merged = 0;
       let divisor = 0;
-      for (let j = 0; j < others.length; j++) {
+      for (let j = 0; j < n; j++) {
         const w = Math.sign(values[j]!) === majority ? weights[j]! : 0;
         merged = f(merged + r(values[j]! * w));
         divisor = f(divisor + w);
