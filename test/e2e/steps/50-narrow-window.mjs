@@ -46,6 +46,12 @@ export default async function ({ page, step, shots, outputRoot, fillRecipe }) {
     // A model of another shape: its row says how it differs from the base, the table's longest cell.
     const other = join(outputRoot, 'narrow-other-shape');
     cpSync('resources/demo/models/alloy-demo-base', other, { recursive: true });
+    // A long name: the "Compatible with" picker grew as wide as it, past the window.
+    const longName = join(outputRoot, 'narrow-a-model-with-a-really-very-extremely-long-name-that-goes-on-and-on-Instruct-v0.3-GPTQ-4bit-128g-actorder');
+    cpSync('resources/demo/models/alloy-demo-base', longName, { recursive: true });
+    // A long architecture too: the columns of words and numbers take what they need first.
+    const longConfig = JSON.parse(readFileSync(join(longName, 'config.json'), 'utf8'));
+    writeFileSync(join(longName, 'config.json'), JSON.stringify({ ...longConfig, architectures: ['Qwen2_5_VLForConditionalGeneration'] }));
     const config = JSON.parse(readFileSync(join(other, 'config.json'), 'utf8'));
     writeFileSync(join(other, 'config.json'), JSON.stringify({ ...config, hidden_size: 1024, num_hidden_layers: 8 }));
     await page.setViewportSize({ width: 1024, height: 700 });
@@ -68,6 +74,11 @@ export default async function ({ page, step, shots, outputRoot, fillRecipe }) {
         return { scroll: c.scrollWidth, client: c.clientWidth };
       });
       if (content.scroll > content.client) throw new Error(`the library view scrolls sideways: ${JSON.stringify(content)}`);
+      const picker = await overflowing(page, '[data-testid=library-base]', '.content');
+      if (picker.length) throw new Error(`the base picker sticks out: ${picker.join('; ')}`);
+      // The names wrap, but by words: the numbers' columns left the name a letter or two a line.
+      const nameColumn = await page.locator('[data-testid=library-table] th').first().evaluate((th) => th.getBoundingClientRect().width);
+      if (nameColumn < 120) throw new Error(`the model column is ${Math.round(nameColumn)} px wide at 1024 px`);
 
       await page.getByTestId('nav-recipe').click();
       await fillRecipe(page, WIDE_RECIPE);
@@ -89,6 +100,7 @@ export default async function ({ page, step, shots, outputRoot, fillRecipe }) {
     } finally {
       await page.setViewportSize({ width: 1280, height: 820 });
       rmSync(other, { recursive: true, force: true });
+      rmSync(longName, { recursive: true, force: true });
     }
   });
 }
