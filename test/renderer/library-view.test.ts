@@ -19,6 +19,7 @@ let commits: ReturnType<typeof addFixtureRepos>;
 beforeAll(async () => {
   commits = addFixtureRepos(hub);
   hub.addRepo('alloy-test/private-llama', tinyLlamaFiles(), { private: true });
+  hub.addRepo('alloy-test/gguf-only', { 'README.md': '# GGUF', 'model.Q4_K_M.gguf': Buffer.alloc(2048) });
   await hub.start();
   home = await tempDir('alloy-library-view-');
 });
@@ -258,5 +259,19 @@ describe('the library view', () => {
     await until(() => wrapper.find('[data-testid=download-error]').exists());
     expect(wrapper.get('[data-testid=download-error]').text()).toMatch(/alloy-test\/private-llama was not found on the Hub.*private.*HF_TOKEN/);
     expect(wrapper.find('[data-testid=download-start]').exists()).toBe(false);
+  });
+
+  it('a repo with nothing a merge needs (GGUF only) says so, and downloads nothing until every file is asked for', async () => {
+    const api = await hubApi('gguf');
+    const { wrapper } = await mountView(LibraryView, api);
+    await wrapper.get('[data-testid=download-repo]').setValue('alloy-test/gguf-only');
+    await wrapper.get('[data-testid=download-peek]').trigger('submit');
+    await until(() => wrapper.find('[data-testid=download-start]').exists());
+    expect(wrapper.get('[data-testid=peek-size]').text()).toBe('no safetensors or PyTorch weights');
+    expect(wrapper.get('[data-testid=download-start]').attributes('disabled')).toBeDefined();
+    expect(wrapper.get('[data-testid=download-nothing]').text()).toMatch(/take every file/);
+    await wrapper.get('[data-testid=download-all]').setValue(true);
+    expect(wrapper.get('[data-testid=download-start]').attributes('disabled')).toBeUndefined();
+    expect(wrapper.get('[data-testid=download-start]').text()).toMatch(/^Download 2 files/);
   });
 });
