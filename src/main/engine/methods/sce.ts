@@ -195,7 +195,11 @@ async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeC
   const squares = others.map(() => new TorchSum(ctx.numel));
   for await (const { length, inputs } of source.chunks()) {
     const tv = load(inputs, length);
-    for (let i = 0; i < length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
+    if (ctx.backend) {
+      for (let j = 0; j < n; j++) await addSquares(squares[j]!, tv[j]!.subarray(0, length), ctx.backend, 'BF16');
+    } else {
+      for (let i = 0; i < length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
+    }
   }
   const means = squares.map((sq) => r(f(sq.result() / ctx.numel)));
   const total = r(torchSum(means));
@@ -328,18 +332,21 @@ async function modelWeightsOnBackend(source: TensorSource, numel: number, backen
   }
   return weightsFromSquares(squares, numel);
 }
-/** sum.add(r(d_i · d_i)) for each element in order: whole rows of the cascade by `dotRows` (a/1 · b/1), the rest one by one. */
-async function addSquares(sum: TorchSum, d: Float32Array, backend: ComputeBackend): Promise<void> {
+/**
+ * sum.add(r(d_i · d_i)) for each element in order: whole rows of the cascade by `dotRows` (a/1 · b/1),
+ * the rest one by one; with `step` BF16 each square is rounded to bf16 before it is added.
+ */
+async function addSquares(sum: TorchSum, d: Float32Array, backend: ComputeBackend, step?: 'BF16'): Promise<void> {
   for (let i = 0; i < d.length; ) {
     const rows = Math.min(sum.bulkRows(), Math.floor((d.length - i) / CASCADE_ROW));
     if (rows > 0) {
       const rowsOf = f32Host(d.subarray(i, i + rows * CASCADE_ROW));
       const state = sum.cascade();
-      await backend.dotRows(rowsOf, rowsOf, 1, 1, state);
+      await backend.dotRows(rowsOf, rowsOf, 1, 1, state, step);
       sum.rowsAdded(state);
       i += rows * CASCADE_ROW;
     } else {
-      sum.add(f(d[i]! * d[i]!));
+      sum.add(step ? roundBf16(d[i]! * d[i]!) : f(d[i]! * d[i]!));
       i++;
     }
   }
