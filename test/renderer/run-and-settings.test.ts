@@ -145,6 +145,28 @@ describe('the settings view', () => {
     await until(() => !wrapper.text().includes('Saving'));
     expect(await api.invoke('settings.get', {})).toMatchObject({ theme: 'dark', memoryBudget: 256 * 2 ** 20 });
   });
+
+  it('says at the field when a size cannot be saved, and which value is kept', async () => {
+    const api = realApi();
+    await api.invoke('settings.set', { memoryBudget: 512 * 2 ** 20 });
+    const { wrapper } = await mountView(SettingsView, api);
+    await until(() => wrapper.find('[data-testid=settings-form]').exists());
+    const memory = wrapper.get('[data-testid=settings-memory]');
+    // setValue fires input and change, as a person's edit does; the field then shows the value kept.
+    for (const typed of ['0', '-5', '']) {
+      await memory.setValue(typed);
+      expect(wrapper.get('[data-testid=settings-memory-problem]').text()).toMatch(/at least 1 MiB: 512 MiB is kept\.$/);
+      expect(memory.attributes('aria-invalid')).toBe('true');
+    }
+    const shard = wrapper.get('[data-testid=settings-shard]');
+    await shard.setValue('0.0001');
+    expect(wrapper.get('[data-testid=settings-shard-problem]').text()).toBe('"0.0001" is not a size of at least 0.001 GB: 5 GB is kept.');
+    expect((memory.element as HTMLInputElement).value).toBe('512');
+    await memory.setValue('128');
+    await until(() => !wrapper.text().includes('Saving'));
+    expect(wrapper.find('[data-testid=settings-memory-problem]').exists()).toBe(false);
+    expect(await api.invoke('settings.get', {})).toMatchObject({ memoryBudget: 128 * 2 ** 20, outShardSize: 5e9 });
+  });
 });
 
 describe('passthrough', () => {
