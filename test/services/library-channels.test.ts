@@ -1,4 +1,5 @@
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +103,24 @@ describe('the library and download channels', () => {
     expect(await services.handlers['library.addFolder']({ path: folder })).toEqual([folder]);
     expect(JSON.parse(await readFile(join(home, 'config', 'library-folders.json'), 'utf8'))).toEqual({ folders: [folder] });
     expect(await services.handlers['library.removeFolder']({ path: folder })).toEqual([]);
+  });
+
+  it('library.addFolder reads ~ as the home folder, as a shell does, and refuses a relative path', async () => {
+    const missing = `alloy-no-such-folder-${process.pid}`;
+    await expect(services.handlers['library.addFolder']({ path: `~/${missing}` })).rejects.toThrow(`${join(homedir(), missing)} does not exist`);
+    await expect(services.handlers['library.addFolder']({ path: 'models' })).rejects.toThrow(/^models: give the folder's whole path/);
+  });
+
+  it('a model folder added itself, not its parent, is listed as the model it is', async () => {
+    const model = join(home, 'one-model', 'my-chat');
+    await cp(join(DEMO, 'alloy-demo-chat'), model, { recursive: true });
+    await services.handlers['library.addFolder']({ path: model });
+    try {
+      const listed = (await services.handlers['library.list']({})).filter((m) => m.path === model);
+      expect(listed).toMatchObject([{ name: 'my-chat', source: 'folder', reference: model, architecture: 'LlamaForCausalLM', mergeable: true }]);
+    } finally {
+      await services.handlers['library.removeFolder']({ path: model });
+    }
   });
 
   it('a model in a folder added while the app runs, and a finished merge, are found by name by the plan and the gradient', async () => {

@@ -10,6 +10,8 @@ import type { EventBus } from '../events';
 import { saveLibraryFolders } from './folder-store';
 import type { LibraryService } from './library-service';
 import { stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 
 export type LibraryHandlers = Pick<Handlers, keyof LibraryResponseTypes>;
 
@@ -66,8 +68,13 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
   };
 }
 
-/** A folder the user adds must be there: a typo is said now, not shown later as an empty library. */
-async function existingFolder(path: string): Promise<string> {
+/**
+ * A folder the user adds must be there: a typo is said now, not shown later as an empty library.
+ * `~` is the home folder, as in a shell; a relative path would be read from wherever the app started.
+ */
+async function existingFolder(typed: string): Promise<string> {
+  const path = /^~(?=$|[\\/])/.test(typed) ? join(homedir(), typed.slice(1)) : typed;
+  if (!isAbsolute(path)) throw new Error(`${typed}: give the folder's whole path, from the top (like ${join(homedir(), 'models')})`);
   const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
     throw new Error(e.code === 'ENOENT' ? `${path} does not exist` : `${path} cannot be read: ${e.message}`);
   });

@@ -151,16 +151,20 @@ export class LibraryService {
     this.debounce = setTimeout(() => this.options.onChange?.(), 500);
   }
 
+  /** The model folders in `folder`; `folder` itself when it is one (a model folder added by mistake for its parent). */
   private async listFolder(folder: LibraryFolder): Promise<ModelSummary[]> {
+    const itself = folder.user ? await this.describeFolder(folder.path, folder) : undefined;
+    if (itself) return [itself];
     const names = (await readdir(folder.path).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
-    const models = await mapLimit(names, PARALLEL_READS, async (name): Promise<ModelSummary | undefined> => {
-      const dir = join(folder.path, name);
-      const facts = await this.facts(dir);
-      if (!facts) return undefined;
-      const bytes = await uniqueBytes([dir]);
-      return { id: dir, name, path: dir, source: folder.source, reference: dir, ...facts, bytes, incomplete: { files: 0, bytes: 0 } };
-    });
+    const models = await mapLimit(names, PARALLEL_READS, (name) => this.describeFolder(join(folder.path, name), folder));
     return models.filter((m): m is ModelSummary => m !== undefined);
+  }
+
+  private async describeFolder(dir: string, folder: LibraryFolder): Promise<ModelSummary | undefined> {
+    const facts = await this.facts(dir);
+    if (!facts) return undefined;
+    const bytes = await uniqueBytes([dir]);
+    return { id: dir, name: basename(dir), path: dir, source: folder.source, reference: dir, ...facts, bytes, incomplete: { files: 0, bytes: 0 } };
   }
 
   private async describeRevision(repo: CachedRepo, revision: CachedRevision): Promise<ModelSummary | undefined> {
