@@ -83,6 +83,30 @@ describe('the analysis view', () => {
     expect((wrapper.get('[data-testid="analysis-model-alloy-demo-chat"]').element as HTMLInputElement).disabled).toBe(false);
   });
 
+  it('tells two models of one name apart in the pickers and the tables', async () => {
+    const [one, two] = [await tempDir(), await tempDir()];
+    const shape = { hidden: 64, intermediate: 128, layers: 4, heads: 4, kvHeads: 2, vocab: 256 };
+    await writeLlamaModel(join(one, 'twin'), { name: 'twin', seed: 5 }, shape);
+    await writeLlamaModel(join(two, 'twin'), { name: 'twin', seed: 6 }, shape);
+    const api = realApi();
+    await api.invoke('library.addFolder', { path: one });
+    await api.invoke('library.addFolder', { path: two });
+    const { wrapper } = await mountView(AnalysisView, api);
+    await until(() => wrapper.findAll('[data-testid="analysis-model-twin"]').length === 2);
+    const labels = wrapper.findAll('[data-testid="analysis-model-twin"]').map((box) => box.element.closest('label')!.textContent!.trim());
+    expect(labels.sort()).toEqual([`twin (${join(one, 'twin')})`, `twin (${join(two, 'twin')})`].sort());
+    const options = wrapper.findAll('[data-testid=analysis-base] option').map((o) => o.text());
+    expect(options).toContain(`twin (${join(one, 'twin')})`);
+    expect(options).toContain('alloy-demo-base');
+    await wrapper.get('[data-testid=analysis-base]').setValue(demo('alloy-demo-base'));
+    for (const box of wrapper.findAll('[data-testid="analysis-model-twin"]')) await box.setValue(true);
+    await wrapper.get('[data-testid=analysis-t]').setValue('');
+    await wrapper.get('[data-testid=analysis-form]').trigger('submit');
+    await until(() => state(wrapper) === 'done', 30_000);
+    const heads = wrapper.findAll('[data-testid=analysis-table-cosine] thead th').map((th) => th.text());
+    expect(heads.slice(1).sort()).toEqual(labels.sort());
+  });
+
   it('shows progress while a large analysis runs and cancels it', async () => {
     const dir = await tempDir();
     const shape = { hidden: 1024, intermediate: 4096, layers: 24, vocab: 32000, layersPerFile: 6 };

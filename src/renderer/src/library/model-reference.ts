@@ -20,3 +20,12 @@ export function sameModel(library: readonly ModelSummary[], a: string, b: string
 export function modelLabel(library: readonly ModelSummary[], model: string): string {
   return libraryEntry(library, model)?.name ?? model;
 }
+
+/**
+ * A library entry's name in a list of them, told apart from entries of the same name: two revisions
+ * of a Hub repo by their commit, two folders of one name by their path.
+ */
+export function entryLabel(library: readonly ModelSummary[], entry: ModelSummary): string {
+  if (!library.some((m) => m.name === entry.name && m.id !== entry.id)) return entry.name;
+  return entry.revision ? `${entry.name} @ ${entry.revision.slice(0, 7)}` : `${entry.name} (${entry.path})`;
+}
