@@ -9,6 +9,7 @@ import * as v from 'valibot';
  *   library.folders     {}                                   → string[]
  *   library.addFolder   { path }                             → string[] (the folders now)
  *   library.removeFolder { path }                            → string[]
+ *   library.openFolder  { id }                               → { opened, path, message? } (a listed model's folder in the file manager)
  *   hub.status          {}                                   → HubStatus
  *   hub.setToken        { token }                            → HubStatus (the token is kept by the services, never sent back)
  *   hub.clearToken      {}                                   → HubStatus
@@ -133,6 +134,7 @@ export const libraryRequestSchemas = {
   'library.folders': v.strictObject({}),
   'library.addFolder': v.strictObject({ path: folder }),
   'library.removeFolder': v.strictObject({ path: folder }),
+  'library.openFolder': v.strictObject({ id }),
   'hub.status': v.strictObject({}),
   'hub.setToken': v.strictObject({ token: hubToken }),
   'hub.clearToken': v.strictObject({}),
@@ -154,6 +156,8 @@ export interface LibraryResponseTypes {
   'library.folders': string[];
   'library.addFolder': string[];
   'library.removeFolder': string[];
+  /** `opened: false` where the face cannot open folders (web mode): `path` is there to copy. */
+  'library.openFolder': { opened: boolean; path: string; message?: string };
   'hub.status': HubStatus;
   'hub.setToken': HubStatus;
   'hub.clearToken': HubStatus;

@@ -2,8 +2,11 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { AlloyApi } from '../../src/shared/contract';
+import { createServices } from '../../src/main/services';
+import { resolveAppPaths } from '../../src/main/services/paths';
+import { validateRequest, type AlloyApi } from '../../src/shared/contract';
 import { formatBytes } from '../../src/shared/format';
 import LibraryView from '../../src/renderer/src/views/LibraryView.vue';
 import { tempDir } from '../helpers';
@@ -273,5 +276,38 @@ describe('the library view', () => {
     await wrapper.get('[data-testid=download-all]').setValue(true);
     expect(wrapper.get('[data-testid=download-start]').attributes('disabled')).toBeUndefined();
     expect(wrapper.get('[data-testid=download-start]').text()).toMatch(/^Download 2 files/);
+  });
+
+  it('shows where a model is: its folder opened where the face can open folders, its path otherwise', async () => {
+    const opened: string[] = [];
+    const services = createServices({
+      paths: resolveAppPaths(fileURLToPath(import.meta.url)),
+      nodeBinary: process.execPath,
+      outputRoot: await tempDir('alloy-reveal-'),
+      openFolder: async (path) => (opened.push(path), ''),
+    });
+    const desktop: AlloyApi = {
+      invoke: (channel, request) => (services.handlers[channel] as (r: unknown) => Promise<never>)(validateRequest(channel, request)),
+      on: (event, listener) => services.events.on(event, listener),
+    };
+    const chat = (await desktop.invoke('library.list', {})).find((m) => m.name === 'alloy-demo-chat')!;
+    const { wrapper } = await mountView(LibraryView, desktop);
+    await until(() => rowOf(wrapper, 'alloy-demo-chat')?.find('[data-testid=reveal-model]').text() === 'Open folder');
+    await rowOf(wrapper, 'alloy-demo-chat')!.get('[data-testid=reveal-model]').trigger('click');
+    await until(() => wrapper.find('[data-testid=delete-result]').exists());
+    expect(opened).toEqual([chat.path]);
+    expect(wrapper.get('[data-testid=delete-result]').text()).toBe(`Opened ${chat.path} in the file manager.`);
+    wrapper.unmount();
+    services.library.close();
+
+    // Web mode: the browser may be on another machine; the path is what it can give.
+    const web = await mountView(LibraryView, await hubApi('reveal'));
+    await until(() => rowOf(web.wrapper, 'alloy-demo-chat') !== undefined);
+    const button = rowOf(web.wrapper, 'alloy-demo-chat')!.get('[data-testid=reveal-model]');
+    expect(button.text()).toBe('Copy path');
+    await button.trigger('click');
+    await until(() => web.wrapper.find('[data-testid=delete-result]').exists());
+    expect(web.wrapper.get('[data-testid=delete-result]').text()).toContain(chat.path);
+    await expect(desktop.invoke('library.openFolder', { id: '/etc' })).rejects.toThrow(/not in the library/);
   });
 });

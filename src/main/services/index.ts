@@ -180,7 +180,7 @@ export function createServices(options: ServicesOptions): Services {
     },
     ...createStudioHandlers({ modelRoots, settings }),
     ...createAnalysisHandlers({ analyses, settings }),
-    ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, tokenStore, ...(foldersFile ? { foldersFile } : {}) }),
+    ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, tokenStore, ...(foldersFile ? { foldersFile } : {}), ...(options.openFolder ? { openFolder: options.openFolder } : {}) }),
   };
   const stop = async () => {
     library.close();

@@ -26,6 +26,8 @@ export interface LibraryHandlerDeps {
   tokenStore: HubTokenStore;
   /** Where the user's folders are kept; in memory when absent. */
   foldersFile?: string;
+  /** The desktop's file manager (`ServicesOptions.openFolder`); absent in web mode. */
+  openFolder?: (path: string) => Promise<string>;
 }
 
 /** The library's and the downloads' channels. */
@@ -50,6 +52,14 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
     'library.folders': async () => library.userFolders(),
     'library.addFolder': async ({ path }) => foldersChanged(library.addFolder(await existingFolder(path))),
     'library.removeFolder': ({ path }) => foldersChanged(library.removeFolder(path)),
+    // Only a folder the library lists: the id is not a path to open anything by.
+    'library.openFolder': async ({ id }) => {
+      const model = (await library.list()).find((m) => m.id === id);
+      if (!model) throw new Error(`${id} is not in the library (any more): refresh the list`);
+      if (!deps.openFolder) return { opened: false, path: model.path, message: 'This face cannot open folders on the machine it runs on: copy the path.' };
+      const problem = await deps.openFolder(model.path);
+      return problem ? { opened: false, path: model.path, message: problem } : { opened: true, path: model.path };
+    },
     'hub.status': status,
     'hub.setToken': async ({ token }) => {
       await deps.tokenStore.set(token);
