@@ -93,6 +93,29 @@ describe('the library and download channels', () => {
     expect((await services.handlers['library.list']({})).some((m) => m.repoId === 'alloy-test/private-llama')).toBe(false);
   });
 
+  it('library.delete refuses a repo while it downloads, saying what to do; after a cancel it deletes', async () => {
+    hub.addRepo('alloy-test/slow-llama', tinyLlamaFiles());
+    hub.faults.bytesPerSecond = 4000;
+    try {
+      const started = await services.handlers['download.start']({ repo: 'alloy-test/slow-llama' });
+      let model;
+      for (let i = 0; i < 100 && !model; i++) {
+        model = (await services.handlers['library.list']({})).find((m) => m.repoId === 'alloy-test/slow-llama');
+        if (!model) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(model).toBeDefined();
+      for (const dryRun of [true, false]) {
+        await expect(services.handlers['library.delete']({ id: model!.id, dryRun })).rejects.toThrow('alloy-test/slow-llama is downloading: cancel its download in the Downloads list first');
+      }
+      await services.handlers['download.cancel']({ id: started.id });
+      hub.faults.bytesPerSecond = 0;
+      const left = (await services.handlers['library.list']({})).find((m) => m.repoId === 'alloy-test/slow-llama');
+      if (left) await services.handlers['library.delete']({ id: left.id });
+    } finally {
+      hub.faults.bytesPerSecond = 0;
+    }
+  });
+
   it('library.addFolder is kept between runs; a folder that is not there is refused', async () => {
     const folder = join(home, 'my-models');
     await expect(services.handlers['library.addFolder']({ path: folder })).rejects.toThrow(`${folder} does not exist`);

@@ -1,5 +1,6 @@
 import type { Handlers } from '../../../shared/contract';
 import type { LibraryResponseTypes } from '../../../shared/library-contract';
+import { repoFolderName } from '../downloads/cache-layout';
 import { freeBytes } from '../downloads/check-free-space';
 import type { DownloadManager } from '../downloads/download-manager';
 import type { HubOptions } from '../downloads/hub-options';
@@ -11,7 +12,7 @@ import { saveLibraryFolders } from './folder-store';
 import type { LibraryService } from './library-service';
 import { stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 
 export type LibraryHandlers = Pick<Handlers, keyof LibraryResponseTypes>;
 
@@ -44,6 +45,7 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
   };
   return {
     'library.delete': async ({ id, dryRun }) => {
+      refuseWhileDownloading(downloads, id);
       if (dryRun) return library.delete(id, { dryRun });
       const result = await library.delete(id);
       events.emit('library.changed', { reason: 'delete' });
@@ -76,6 +78,16 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
     'download.cancel': ({ id }) => downloads.cancel(id),
     'download.list': async () => (await downloads.loaded, downloads.list()),
   };
+}
+
+/**
+ * A repo being downloaded is not deleted under its download: the download went on writing into
+ * removed files for minutes, then failed with an ENOENT naming a blob.
+ */
+function refuseWhileDownloading(downloads: DownloadManager, id: string): void {
+  const repoFolder = basename(dirname(dirname(id)));
+  const active = downloads.list().find((d) => ['queued', 'running', 'paused'].includes(d.state) && repoFolderName(d.repo) === repoFolder);
+  if (active) throw new Error(`${active.repo} is ${active.state === 'paused' ? 'partly downloaded (paused)' : 'downloading'}: cancel its download in the Downloads list first, then delete it.`);
 }
 
 /**
