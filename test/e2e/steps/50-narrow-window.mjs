@@ -49,6 +49,9 @@ export default async function ({ page, step, shots, outputRoot, fillRecipe }) {
     // A long name: the "Compatible with" picker grew as wide as it, past the window.
     const longName = join(outputRoot, 'narrow-a-model-with-a-really-very-extremely-long-name-that-goes-on-and-on-Instruct-v0.3-GPTQ-4bit-128g-actorder');
     cpSync('resources/demo/models/alloy-demo-base', longName, { recursive: true });
+    const broken = join(outputRoot, 'narrow_broken_config_of_a_model_whose_folder_name_has_no_break_in_it_v0_3');
+    cpSync('resources/demo/models/alloy-demo-base', broken, { recursive: true });
+    writeFileSync(join(broken, 'config.json'), '{ "architectures": ["LlamaForCausalLM"], }');
     // A long architecture too: the columns of words and numbers take what they need first.
     const longConfig = JSON.parse(readFileSync(join(longName, 'config.json'), 'utf8'));
     writeFileSync(join(longName, 'config.json'), JSON.stringify({ ...longConfig, architectures: ['Qwen2_5_VLForConditionalGeneration'] }));
@@ -92,6 +95,13 @@ export default async function ({ page, step, shots, outputRoot, fillRecipe }) {
         ...(await overflowing(page, '[data-testid=recipe-model] select, [data-testid=recipe-model] input, [data-testid=recipe-model] table, [data-testid=recipe-model] button', '[data-testid=recipe-model]')),
       ];
       if (problems.length) throw new Error(`sticks out at 1024 px: ${problems.join('; ')}`);
+      // A model the engine cannot read: its problem (a path, one long word) is the compare list's widest line.
+      await page.getByTestId('nav-analysis').click();
+      await page.getByTestId('analysis-form').waitFor({ timeout: 10_000 });
+      await page.getByRole('button', { name: 'Refresh models' }).click();
+      await page.locator('[data-testid="analysis-model-narrow_broken_config_of_a_model_whose_folder_name_has_no_break_in_it_v0_3"]').waitFor({ timeout: 10_000 });
+      const compare = await overflowing(page, '[data-testid=analysis-form] fieldset', '.panel');
+      if (compare.length) throw new Error(`the compare list sticks out at 1024 px: ${compare.join('; ')}`);
       for (const view of ['run', 'analysis', 'settings']) {
         await page.getByTestId(`nav-${view}`).click();
         await page.waitForTimeout(300);
@@ -101,6 +111,7 @@ export default async function ({ page, step, shots, outputRoot, fillRecipe }) {
       await page.setViewportSize({ width: 1280, height: 820 });
       rmSync(other, { recursive: true, force: true });
       rmSync(longName, { recursive: true, force: true });
+      rmSync(broken, { recursive: true, force: true });
     }
   });
 }
