@@ -135,14 +135,23 @@ describe('the library view', () => {
     expect(paused!.downloadedBytes).toBeLessThan(peek.downloadBytes);
     const blobs = join(home, 'download', 'hf', 'hub', 'models--alloy-test--tiny-llama', 'blobs');
     expect(readdirSync(blobs).filter((f) => f.endsWith('.incomplete'))).toHaveLength(1);
+    // Its config is in: the library lists the snapshot, as downloading (not "not mergeable"), and not to be deleted under the download.
+    await wrapper.get('[data-testid=library-filter]').setValue('');
+    await until(() => rowOf(wrapper, TINY_LLAMA) !== undefined, 10_000);
+    const partial = rowOf(wrapper, TINY_LLAMA)!;
+    expect(partial.find('[data-testid=downloading-tag]').exists()).toBe(true);
+    expect(partial.text()).not.toContain('not mergeable');
+    expect(partial.get('[data-testid=delete-model]').attributes('disabled')).toBeDefined();
 
     hub.faults.bytesPerSecond = 0;
     await item().get('[data-testid=download-resume]').trigger('click');
     await until(() => item().attributes('data-state') === 'done', 20_000);
     expect(item().get('[data-testid=download-bytes]').text()).toBe(`${formatBytes(peek.downloadBytes)} of ${formatBytes(peek.downloadBytes)}`);
-    // The download's library.changed event brings the model in.
-    await until(() => names(wrapper).includes(TINY_LLAMA), 10_000);
+    // The download's library.changed event brings the model in whole, refs/main written last.
+    await until(() => rowOf(wrapper, TINY_LLAMA)?.text().includes('main') ?? false, 10_000);
     const row = rowOf(wrapper, TINY_LLAMA)!;
+    expect(row.find('[data-testid=downloading-tag]').exists()).toBe(false);
+    expect(row.get('[data-testid=delete-model]').attributes('disabled')).toBeUndefined();
     expect(row.text()).toContain('hf-cache');
     expect(row.text()).toContain('main');
     // Resumed with a Range request from the partial file, not from the start.
