@@ -319,4 +319,30 @@ describe('the library view', () => {
     expect(web.wrapper.get('[data-testid=delete-result]').text()).toContain(chat.path);
     await expect(desktop.invoke('library.openFolder', { id: '/etc' })).rejects.toThrow(/not in the library/);
   });
+
+  it('a download started again after it failed takes the failed one\'s place in the list', async () => {
+    const api = await hubApi('again');
+    const { wrapper } = await mountView(LibraryView, api);
+    const items = () => wrapper.findAll(`[data-testid=download-item][data-repo="${TINY_MISTRAL}"]`);
+    await wrapper.get('[data-testid=download-repo]').setValue(TINY_MISTRAL);
+    await wrapper.get('[data-testid=download-peek]').trigger('submit');
+    await until(() => wrapper.find('[data-testid=download-start]').exists());
+    // The Hub asks for an hour's wait: the download fails at once.
+    hub.faults.retryAfter = '3600';
+    hub.faults.rateLimited = 1000;
+    try {
+      await wrapper.get('[data-testid=download-start]').trigger('click');
+      await until(() => items()[0]?.attributes('data-state') === 'failed', 10_000);
+    } finally {
+      hub.faults.rateLimited = 0;
+      hub.faults.retryAfter = '7';
+    }
+    await wrapper.get('[data-testid=download-repo]').setValue(TINY_MISTRAL);
+    await wrapper.get('[data-testid=download-peek]').trigger('submit');
+    await until(() => wrapper.find('[data-testid=download-start]').exists());
+    await wrapper.get('[data-testid=download-start]').trigger('click');
+    await until(() => items()[0]?.attributes('data-state') === 'done', 20_000);
+    expect(items().map((i) => i.attributes('data-state'))).toEqual(['done']);
+    expect((await api.invoke('download.list', {})).filter((d) => d.repo === TINY_MISTRAL).map((d) => d.state)).toEqual(['done']);
+  });
 });

@@ -230,6 +230,21 @@ describe('Hub errors say what to do', () => {
     expect(m.get(info.id).error!.message).toMatch(/Not enough disk space .* needs 300\.0 KB more, and 1\.0 KB is free/);
     expect(await readdir(join(cache, 'models--alloy-test--slow', 'blobs')).catch(() => [])).toEqual([]);
   });
+
+  it('starting a repo again after it failed replaces the failed entry: one line per download in the list', async () => {
+    const cache = await tempDir();
+    let free = 1000;
+    const { m } = manager(cache, { freeBytes: async () => free });
+    const failed = m.start({ repo: BIG });
+    await m.idle();
+    expect(m.get(failed.id).state).toBe('failed');
+    free = Infinity;
+    const again = m.start({ repo: BIG });
+    await m.idle();
+    expect(m.list().map((d) => [d.repo, d.state])).toEqual([[BIG, 'done']]);
+    expect(m.get(again.id).state).toBe('done');
+    expect(() => m.get(failed.id)).toThrow(/no download/);
+  });
 });
 
 describe('queue, pause, resume, cancel, progress', () => {

@@ -61,13 +61,18 @@ export class DownloadManager {
     this.loaded = this.load();
   }
 
-  /** Queues a download; the same repo and revision already queued or under way is returned instead. */
+  /**
+   * Queues a download; the same repo and revision already queued or under way is returned instead,
+   * and one that failed is replaced.
+   */
   start(request: DownloadRequest): DownloadInfo {
     const revision = request.revision ?? 'main';
     const same = [...this.jobs.values()].find(
       (j) => j.info.repo === request.repo && j.info.revision === revision && !j.isFinished() && j.info.state !== 'failed',
     );
     if (same) return this.resume(same.info.id);
+    // The new one takes over a failed one's partial files: the list would show the repo twice.
+    for (const j of this.jobs.values()) if (j.info.repo === request.repo && j.info.revision === revision && j.info.state === 'failed') this.jobs.delete(j.info.id);
     const job = new DownloadJob(request, this.context);
     this.jobs.set(job.info.id, job);
     this.report(job, true);

@@ -92,8 +92,11 @@ export const useLibraryStore = defineStore('library', () => {
   /** A progress event: the services report in order, so the newest event is the truth. */
   function upsertDownload(info: DownloadInfo): void {
     const at = downloads.value.findIndex((d) => d.id === info.id);
-    downloads.value = at < 0 ? [info, ...downloads.value] : downloads.value.map((d, i) => (i === at ? info : d));
+    downloads.value = at < 0 ? [info, ...downloads.value.filter((d) => !replaces(info, d))] : downloads.value.map((d, i) => (i === at ? info : d));
   }
+
+  /** A new download of a repo and revision that failed takes the failed one's place, as in the services. */
+  const replaces = (info: DownloadInfo, old: DownloadInfo) => old.state === 'failed' && old.repo === info.repo && old.revision === info.revision;
 
   /** A request's answer: it may arrive after newer events (HTTP and WebSocket do not keep order), so it only adds what is unknown. */
   function answered(info: DownloadInfo): void {
