@@ -83,6 +83,19 @@ describe('the library reads a hub cache Python wrote', () => {
     expect(first.problem).toContain('model-00002-of-00002.safetensors');
   });
 
+  it('a shard cut short (a copy that stopped) makes the model not mergeable, the problem naming the file and where it ends', async () => {
+    const root = await tempDir();
+    const model = join(root, 'half-copied');
+    await cp(join(LLAMA, 'snapshots', commits.llamaMain), model, { recursive: true, dereference: true });
+    const shard = join(model, 'model-00002-of-00002.safetensors');
+    const { truncate } = await import('node:fs/promises');
+    await truncate(shard, (await stat(shard)).size - 16);
+    const [listed] = await new LibraryService({ folders: [{ path: root, source: 'folder' }], hubCaches: [] }).list();
+    expect(listed).toMatchObject({ mergeable: false, missingShards: ['model-00002-of-00002.safetensors'] });
+    expect(listed!.problem).toMatch(new RegExp(`^${shard.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*past the end of the file`));
+    expect(listed).not.toHaveProperty('shardErrors');
+  });
+
   it('a folder with a known config but no weights Alloy reads (GGUF only, none) is listed, not mergeable, saying why', async () => {
     const root = await tempDir();
     const { mkdir } = await import('node:fs/promises');

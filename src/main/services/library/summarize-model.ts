@@ -17,8 +17,9 @@ export type ModelFacts = Omit<ModelSummary, 'id' | 'name' | 'path' | 'source' | 
 export async function summarizeModel(dir: string): Promise<ModelFacts> {
   const file = join(dir, 'config.json');
   const files = await readdir(dir);
-  const facts = { ...configFacts(file, await readFile(file, 'utf8')), ...(await summarizeWeights(dir)) };
-  const problem = facts.mergeable ? weightsProblem(dir, files, facts) : undefined;
+  const { shardErrors, ...weights } = await summarizeWeights(dir);
+  const facts = { ...configFacts(file, await readFile(file, 'utf8')), ...weights };
+  const problem = facts.mergeable ? weightsProblem(dir, files, { ...weights, shardErrors }) : undefined;
   return { ...facts, ...(problem ? { mergeable: false, problem } : {}), hasTokenizer: TOKENIZER_FILES.some((f) => files.includes(f)) };
 }
 
@@ -30,7 +31,9 @@ function weightsProblem(dir: string, files: string[], weights: WeightFacts): str
       ? `${dir}: only GGUF weights (${gguf.join(', ')}); Alloy merges safetensors or pytorch_model.bin weights`
       : `${dir}: no .safetensors (or pytorch_model.bin) files`;
   }
-  if (weights.missingShards.length) return `${dir}: missing or unreadable shards: ${weights.missingShards.join(', ')}`;
+  const [unreadable, ...more] = weights.shardErrors;
+  if (unreadable) return more.length ? `${unreadable} (and ${more.length} more unreadable)` : unreadable;
+  if (weights.missingShards.length) return `${dir}: missing shards: ${weights.missingShards.join(', ')}`;
   return undefined;
 }
 

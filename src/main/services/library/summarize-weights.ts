@@ -8,6 +8,8 @@ export interface WeightFacts {
   dtypes: string[];
   shards: number;
   missingShards: string[];
+  /** Why shards that are there cannot be read (a half-copied file: its header names bytes past its end), naming each file. */
+  shardErrors: string[];
   weightFormat: 'safetensors' | 'pytorch' | 'none';
 }
 
@@ -26,17 +28,18 @@ export async function summarizeWeights(dir: string): Promise<WeightFacts> {
   const shards = await safetensorsShards(dir, files).catch(() => [] as string[]);
   if (!shards.length) {
     const pytorch = files.filter((f) => /\.(bin|pt|pth)$/.test(f));
-    return { parameters: 0, dtypes: [], shards: pytorch.length, missingShards: [], weightFormat: pytorch.length ? 'pytorch' : 'none' };
+    return { parameters: 0, dtypes: [], shards: pytorch.length, missingShards: [], shardErrors: [], weightFormat: pytorch.length ? 'pytorch' : 'none' };
   }
   const dtypes = new Set<string>();
   const missingShards: string[] = [];
+  const shardErrors: string[] = [];
   let parameters = 0;
   for (const shard of shards) {
     if (!files.includes(shard)) {
       missingShards.push(shard);
       continue;
     }
-    const reader = await SafetensorsReader.open(join(dir, shard)).catch(() => undefined);
+    const reader = await SafetensorsReader.open(join(dir, shard)).catch((error: Error) => void shardErrors.push(error.message));
     if (!reader) {
       missingShards.push(shard);
       continue;
@@ -47,5 +50,5 @@ export async function summarizeWeights(dir: string): Promise<WeightFacts> {
     }
     await reader.close();
   }
-  return { parameters, dtypes: [...dtypes].sort(), shards: shards.length, missingShards, weightFormat: 'safetensors' };
+  return { parameters, dtypes: [...dtypes].sort(), shards: shards.length, missingShards, shardErrors, weightFormat: 'safetensors' };
 }
