@@ -1,5 +1,5 @@
 import { HostScratch } from './host-scratch';
-import { roundBf16 } from './numerics';
+import { roundBf16, roundBf16Array } from './numerics';
 import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
 import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
@@ -101,17 +101,16 @@ async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: Tenso
   }
   // torch adds a Python scalar to a bf16 tensor in f32 (the scalar as f32), then rounds to bf16.
   const plusEps = (x: number) => r(x + f(eps));
-  const work = new Bf16Chunk(models, base, weights);
-  const norms = (await work.reduce(source, n, () => new TorchNorm(ctx.numel, 'BF16'), (c, j, i) => c.values[j]![i]!)).map(r);
+  const work = new Bf16Chunk(models, base, weights, ctx.numel);
+  const norm = () => new TorchNorm(ctx.numel, 'BF16');
+  const norms = (await work.reduce(source, 'values', norm, (c) => c.values)).map(r);
   work.denominators = norms.map(plusEps);
-  const [meanNorm] = (await work.reduce(source, 1, () => new TorchNorm(ctx.numel, 'BF16'), (c, _, i) => c.mean[i]!, 'mean')).map(r);
+  const [meanNorm] = (await work.reduce(source, 'mean', norm, (c) => [c.mean])).map(r);
   const degenerate = meanNorm! < r(eps);
   if (degenerate && n !== 2) throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
   work.meanNorm = meanNorm!;
-  if (!degenerate) {
-    work.dots = (await work.reduce(source, n, () => new TorchSum(ctx.numel), (c, j, i) => r(c.units[j]![i]! * c.direction[i]!), 'direction')).map(r);
-  }
-  const [tangentNorm] = degenerate ? [0] : (await work.reduce(source, 1, () => new TorchNorm(ctx.numel, 'BF16'), (c, _, i) => c.tangent[i]!, 'tangent')).map((x) => plusEps(r(x)));
+  if (!degenerate) work.dots = (await work.reduce(source, 'direction', () => new TorchSum(ctx.numel), (c, length) => c.unitsTimesDirection(length))).map(r);
+  const [tangentNorm] = degenerate ? [0] : (await work.reduce(source, 'tangent', norm, (c) => [c.tangent])).map((x) => plusEps(r(x)));
   const cos = r(Math.cos(tangentNorm!));
   const sinc = r(r(Math.sin(tangentNorm!)) / tangentNorm!);
   const averageNorm = r(torchSum(norms.map((x, j) => r(x * weights[j]!))));
@@ -119,93 +118,165 @@ async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: Tenso
   for await (const { start, length, inputs } of source.chunks()) {
     if (buffer.length < length) buffer = new Float32Array(length);
     const out = buffer.subarray(0, length);
-    work.load(inputs, length, degenerate ? 'values' : 'tangent');
-    const v = work.values;
-    for (let i = 0; i < length; i++) {
-      const merged = degenerate
-        ? r(r(v[0]![i]! * weights[0]!) + r(v[1]![i]! * weights[1]!))
-        : r(r(r(work.direction[i]! * cos) + r(work.tangent[i]! * sinc)) * averageNorm);
-      out[i] = base === undefined ? merged : r(merged + inputs[base]![i]!);
+    work.load(inputs, start, length, degenerate ? 'values' : 'tangent');
+    if (degenerate) work.weightedPair(out, length);
+    else work.slerped(out, length, cos, sinc, averageNorm);
+    if (base !== undefined) {
+      const b = inputs[base]!;
+      for (let i = 0; i < length; i++) out[i] = out[i]! + b[i]!;
+      roundBf16Array(out, length);
     }
     await sink.write(start, out);
   }
 }
 
-/** One chunk of multislerpBf16's intermediate tensors, each computed once per chunk up to the stage a pass needs. */
+const STAGES = ['values', 'mean', 'direction', 'tangent'] as const;
+type Bf16Stage = (typeof STAGES)[number];
+
+/**
+ * A chunk's arrays for multislerp in bf16 steps, each step an f32 array operation (a Float32Array
+ * store rounds to f32 as the f32 op does) followed by `roundBf16Array`. A tensor read in one chunk
+ * keeps what it computed from pass to pass: each stage's inputs (denominators, mean norm, dots) are
+ * known before it is first computed.
+ */
 class Bf16Chunk {
   values: Float32Array[] = [];
   units: Float32Array[] = [];
   mean = new Float32Array(0);
   direction = new Float32Array(0);
   tangent = new Float32Array(0);
+  private term = new Float32Array(0);
   denominators: number[] = [];
   meanNorm = 1;
   dots: number[] = [];
+  /** How far the whole tensor, read as one chunk, has been computed (-1: nothing kept). */
+  private kept = -1;
 
   constructor(
     private readonly models: number[],
     private readonly base: number | undefined,
     private readonly weights: number[],
+    private readonly numel: number,
   ) {}
 
   /** Fills the arrays of the chunk's `length` elements, up to `stage`. */
-  load(inputs: Float32Array[], length: number, stage: 'values' | 'mean' | 'direction' | 'tangent'): void {
-    const r = roundBf16;
+  load(inputs: Float32Array[], start: number, length: number, stage: Bf16Stage): void {
+    const wholeTensor = start === 0 && length === this.numel;
+    const from = wholeTensor ? this.kept + 1 : 0;
+    const to = STAGES.indexOf(stage);
+    if (this.mean.length < length) this.allocate(length);
+    for (let s = from; s <= to; s++) this.compute(STAGES[s]!, inputs, length);
+    this.kept = wholeTensor ? Math.max(this.kept, to) : -1;
+  }
+
+  /** `out` = r(r(v_0·w_0) + r(v_1·w_1)): two models whose units cancel. */
+  weightedPair(out: Float32Array, length: number): void {
+    this.scaled(this.values[0]!, this.weights[0]!, out, length);
+    this.scaled(this.values[1]!, this.weights[1]!, this.term, length);
+    this.sumInto(out, this.term, length);
+  }
+
+  /** `out` = r(r(r(direction·cos) + r(tangent·sinc))·averageNorm). */
+  slerped(out: Float32Array, length: number, cos: number, sinc: number, averageNorm: number): void {
+    this.scaled(this.direction, cos, out, length);
+    this.scaled(this.tangent, sinc, this.term, length);
+    this.sumInto(out, this.term, length);
+    this.scaled(out, averageNorm, out, length);
+  }
+
+  /** Per model, r(u_j·direction): the terms of the dots. */
+  unitsTimesDirection(length: number): Float32Array[] {
+    return this.units.map((u) => {
+      const product = new Float32Array(length);
+      for (let i = 0; i < length; i++) product[i] = u[i]! * this.direction[i]!;
+      roundBf16Array(product, length);
+      return product;
+    });
+  }
+
+  /** One pass: a reduction per array `arrays` gives for each chunk (loaded up to `stage`), fed in order. */
+  async reduce(
+    source: TensorSource,
+    stage: Bf16Stage,
+    make: () => { add(x: number): void; result(): number },
+    arrays: (c: Bf16Chunk, length: number) => Float32Array[],
+  ): Promise<number[]> {
+    let runs: { add(x: number): void; result(): number }[] | undefined;
+    for await (const { start, length, inputs } of source.chunks()) {
+      this.load(inputs, start, length, stage);
+      const feeds = arrays(this, length);
+      runs ??= feeds.map(make);
+      feeds.forEach((values, j) => {
+        const run = runs![j]!;
+        for (let i = 0; i < length; i++) run.add(values[i]!);
+      });
+    }
+    return runs!.map((run) => run.result());
+  }
+
+  private allocate(length: number): void {
+    this.values = this.models.map(() => new Float32Array(length));
+    this.units = this.models.map(() => new Float32Array(length));
+    this.mean = new Float32Array(length);
+    this.direction = new Float32Array(length);
+    this.tangent = new Float32Array(length);
+    this.term = new Float32Array(length);
+  }
+
+  private compute(stage: Bf16Stage, inputs: Float32Array[], length: number): void {
     const n = this.models.length;
-    if (this.mean.length < length) {
-      this.values = this.models.map(() => new Float32Array(length));
-      this.units = this.models.map(() => new Float32Array(length));
-      this.mean = new Float32Array(length);
-      this.direction = new Float32Array(length);
-      this.tangent = new Float32Array(length);
-    }
-    for (let j = 0; j < n; j++) {
-      const x = inputs[this.models[j]!]!;
-      const v = this.values[j]!;
-      if (this.base === undefined) v.set(x.subarray(0, length));
-      else {
-        const b = inputs[this.base]!;
-        for (let i = 0; i < length; i++) v[i] = r(x[i]! - b[i]!);
+    if (stage === 'values') {
+      for (let j = 0; j < n; j++) {
+        const x = inputs[this.models[j]!]!;
+        const v = this.values[j]!;
+        if (this.base === undefined) v.set(x.subarray(0, length));
+        else {
+          const b = inputs[this.base]!;
+          for (let i = 0; i < length; i++) v[i] = x[i]! - b[i]!;
+          roundBf16Array(v, length);
+        }
       }
-    }
-    if (stage === 'values') return;
-    for (let j = 0; j < n; j++) {
-      const v = this.values[j]!;
-      const u = this.units[j]!;
-      const d = this.denominators[j]!;
-      for (let i = 0; i < length; i++) u[i] = r(v[i]! / d);
-    }
-    // Σ_j r(u_j·w_j) over the models, accumulated in f32 from 0, rounded once (a bf16 sum over dim 0).
-    for (let i = 0; i < length; i++) {
-      let sum = 0;
-      for (let j = 0; j < n; j++) sum = f(sum + r(this.units[j]![i]! * this.weights[j]!));
-      this.mean[i] = r(sum);
-    }
-    if (stage === 'mean') return;
-    for (let i = 0; i < length; i++) this.direction[i] = r(this.mean[i]! / this.meanNorm);
-    if (stage === 'direction') return;
-    for (let i = 0; i < length; i++) {
-      const d = this.direction[i]!;
-      let sum = 0;
-      for (let j = 0; j < n; j++) sum = f(sum + r(r(this.units[j]![i]! - r(this.dots[j]! * d)) * this.weights[j]!));
-      this.tangent[i] = r(sum);
+    } else if (stage === 'mean') {
+      // Σ_j r(u_j·w_j) over the models, accumulated in f32 from 0, rounded once (a bf16 sum over dim 0).
+      this.mean.fill(0, 0, length);
+      for (let j = 0; j < n; j++) {
+        const v = this.values[j]!;
+        const u = this.units[j]!;
+        const d = this.denominators[j]!;
+        for (let i = 0; i < length; i++) u[i] = v[i]! / d;
+        roundBf16Array(u, length);
+        this.scaled(u, this.weights[j]!, this.term, length);
+        for (let i = 0; i < length; i++) this.mean[i] = this.mean[i]! + this.term[i]!;
+      }
+      roundBf16Array(this.mean, length);
+    } else if (stage === 'direction') {
+      for (let i = 0; i < length; i++) this.direction[i] = this.mean[i]! / this.meanNorm;
+      roundBf16Array(this.direction, length);
+    } else {
+      // Σ_j r(r(u_j − r(dot_j·direction))·w_j), accumulated as the mean is.
+      this.tangent.fill(0, 0, length);
+      for (let j = 0; j < n; j++) {
+        const u = this.units[j]!;
+        this.scaled(this.direction, this.dots[j]!, this.term, length);
+        for (let i = 0; i < length; i++) this.term[i] = u[i]! - this.term[i]!;
+        roundBf16Array(this.term, length);
+        this.scaled(this.term, this.weights[j]!, this.term, length);
+        for (let i = 0; i < length; i++) this.tangent[i] = this.tangent[i]! + this.term[i]!;
+      }
+      roundBf16Array(this.tangent, length);
     }
   }
 
-  /** One pass: `count` reductions fed `value(this, j, i)` for every element, in order. */
-  async reduce(
-    source: TensorSource,
-    count: number,
-    make: () => { add(x: number): void; result(): number },
-    value: (c: Bf16Chunk, j: number, i: number) => number,
-    stage: 'values' | 'mean' | 'direction' | 'tangent' = 'values',
-  ): Promise<number[]> {
-    const runs = Array.from({ length: count }, make);
-    for await (const { length, inputs } of source.chunks()) {
-      this.load(inputs, length, stage);
-      for (let i = 0; i < length; i++) for (let j = 0; j < count; j++) runs[j]!.add(value(this, j, i));
-    }
-    return runs.map((run) => run.result());
+  /** `out` = r(a·c). */
+  private scaled(a: Float32Array, c: number, out: Float32Array, length: number): void {
+    for (let i = 0; i < length; i++) out[i] = a[i]! * c;
+    roundBf16Array(out, length);
+  }
+
+  /** `out` = r(out + b). */
+  private sumInto(out: Float32Array, b: Float32Array, length: number): void {
+    for (let i = 0; i < length; i++) out[i] = out[i]! + b[i]!;
+    roundBf16Array(out, length);
   }
 }
 

@@ -39,6 +39,18 @@ export function roundBf16(x: number): number {
 }
 
 /**
+ * `roundBf16` over the first `length` elements of `values`, in place, on their bits: a whole array of
+ * f32 results of one step becomes that step's bf16 results (NaN stays a NaN).
+ */
+export function roundBf16Array(values: Float32Array, length = values.length): void {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, length);
+  for (let i = 0; i < length; i++) {
+    const b = bits[i]!;
+    bits[i] = (b & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : ((b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000) >>> 0;
+  }
+}
+
+/**
  * The rounding of each arithmetic step in mergekit's compute dtype: torch computes a bf16 tensor op in
  * f32 and rounds the result to bf16, so emulating it means rounding after every step.
  */
