@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -209,6 +209,24 @@ describe('the library view', () => {
     await wrapper.get('[data-testid=download-peek]').trigger('submit');
     await until(() => wrapper.find('[data-testid=peek-compat]').exists());
     expect(wrapper.get('[data-testid=peek-compat]').text()).toMatch(/^Differs from the base, alloy-test\/tiny-llama: MistralForCausalLM/);
+  });
+
+  it('a model of the base\'s shape that cannot be merged (a shard missing) does not fit it', async () => {
+    const api = await hubApi('compat-broken');
+    const { wrapper } = await mountView(LibraryView, api);
+    await download(wrapper, TINY_LLAMA);
+    const main = (await api.invoke('library.list', {})).find((m) => m.repoId === TINY_LLAMA)!;
+    const folder = join(home, 'compat-broken', 'models');
+    await cp(main.path, join(folder, 'llama-copy'), { recursive: true, dereference: true });
+    await rm(join(folder, 'llama-copy', 'model-00002-of-00002.safetensors'));
+    await api.invoke('library.addFolder', { path: folder });
+    await until(() => rowOf(wrapper, 'llama-copy') !== undefined, 10_000);
+    await wrapper.get('[data-testid=library-base]').setValue(main.id);
+    const copy = rowOf(wrapper, 'llama-copy')!;
+    expect(copy.text()).toContain('not mergeable');
+    expect(copy.find('[data-testid=compat-tag]').exists()).toBe(false);
+    await wrapper.get('[data-testid=library-only-compatible]').setValue(true);
+    expect(names(wrapper)).toEqual([TINY_LLAMA]);
   });
 
   it('deletes a revision after a dialog that states the bytes it frees; cancel and Escape keep it', async () => {
