@@ -17,6 +17,7 @@ import * as v from 'valibot';
  *   download.start      { repo, revision?, files? }          → DownloadInfo
  *   download.pause / download.resume / download.cancel { id } → DownloadInfo
  *   download.list       {}                                   → DownloadInfo[]
+ *   download.clear      {}                                   → DownloadInfo[] (those left: finished ones are forgotten, for every window)
  *   events: download.progress (DownloadInfo, at most ~5 per second per download, and on every
  *   state change), library.changed ({ reason }) when models appear, change or go.
  */
@@ -149,6 +150,7 @@ export const libraryRequestSchemas = {
   'download.resume': v.strictObject({ id }),
   'download.cancel': v.strictObject({ id }),
   'download.list': v.strictObject({}),
+  'download.clear': v.strictObject({}),
 } as const;
 
 export interface LibraryResponseTypes {
@@ -167,6 +169,7 @@ export interface LibraryResponseTypes {
   'download.resume': DownloadInfo;
   'download.cancel': DownloadInfo;
   'download.list': DownloadInfo[];
+  'download.clear': DownloadInfo[];
 }
 
 export interface LibraryEventTypes {

@@ -177,6 +177,17 @@ describe('the library view', () => {
     await until(() => partials().length === 0, 5_000);
     await wrapper.get('[data-testid=downloads-clear]').trigger('click');
     expect(wrapper.find('[data-testid=download-list]').exists()).toBe(false);
+    // Cleared in the services too: the view opened again (a reload, another window) does not list it.
+    let left = (await api.invoke('download.list', {})).length;
+    for (let i = 0; i < 100 && left > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      left = (await api.invoke('download.list', {})).length;
+    }
+    expect(left).toBe(0);
+    wrapper.unmount();
+    const again = await mountView(LibraryView, api);
+    await until(() => rows(again.wrapper).length > 0);
+    expect(again.wrapper.find('[data-testid=download-list]').exists()).toBe(false);
   });
 
   it('marks models that fit a chosen base: architecture, hidden size and layers', async () => {

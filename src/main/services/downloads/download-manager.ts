@@ -101,6 +101,12 @@ export class DownloadManager {
     return copy(job.info);
   }
 
+  /** Forgets the done and cancelled downloads (a list cleared in one window stays cleared after a reload); returns the rest. */
+  clearFinished(): DownloadInfo[] {
+    for (const [id, job] of this.jobs) if (job.info.state === 'done' || job.info.state === 'cancelled') this.jobs.delete(id);
+    return this.list();
+  }
+
   list(): DownloadInfo[] {
     return [...this.jobs.values()].map((j) => copy(j.info));
   }

@@ -77,6 +77,7 @@ export function createLibraryHandlers(deps: LibraryHandlerDeps): LibraryHandlers
     'download.resume': async ({ id }) => downloads.resume(id),
     'download.cancel': ({ id }) => downloads.cancel(id),
     'download.list': async () => (await downloads.loaded, downloads.list()),
+    'download.clear': async () => downloads.clearFinished(),
   };
 }
 

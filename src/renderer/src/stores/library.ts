@@ -117,9 +117,10 @@ export const useLibraryStore = defineStore('library', () => {
     answered(await connected().invoke(action, { id }));
   }
 
-  /** Drops finished downloads from the list (the services keep them; this view no longer shows them). */
-  function clearFinished(): void {
+  /** Drops finished downloads from the list, in the services too: a reload (or another window) does not bring them back. */
+  async function clearFinished(): Promise<void> {
     downloads.value = downloads.value.filter((d) => d.state !== 'done' && d.state !== 'cancelled');
+    await connected().invoke('download.clear', {});
   }
 
   /** What deleting would remove and free, without removing anything. */
