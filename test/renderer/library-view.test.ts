@@ -289,6 +289,20 @@ describe('the library view', () => {
     await wrapper.get('[data-testid=delete-cancel]').trigger('click');
   });
 
+  it('takes a repo page\'s address pasted whole: the repo id, and the revision it names', async () => {
+    const api = await hubApi('address');
+    const { wrapper } = await mountView(LibraryView, api);
+    await wrapper.get('[data-testid=download-repo]').setValue(`https://huggingface.co/${TINY_LLAMA}/tree/${commits.llamaFirst}`);
+    expect(wrapper.text()).not.toContain('A Hub repo id is');
+    await wrapper.get('[data-testid=download-peek]').trigger('submit');
+    await until(() => wrapper.find('[data-testid=download-summary]').exists() || wrapper.find('[data-testid=download-error]').exists());
+    expect((wrapper.get('[data-testid=download-repo]').element as HTMLInputElement).value).toBe(TINY_LLAMA);
+    expect((wrapper.get('[data-testid=download-revision]').element as HTMLInputElement).value).toBe(commits.llamaFirst);
+    expect(wrapper.get('[data-testid=download-summary]').text()).toContain(commits.llamaFirst.slice(0, 12));
+    await wrapper.get('[data-testid=download-repo]').setValue('https://huggingface.co/datasets/org/name');
+    expect(wrapper.text()).toContain('A Hub repo id is');
+  });
+
   it('says why a private repo cannot be looked up without a token', async () => {
     const api = await hubApi('private');
     const { wrapper } = await mountView(LibraryView, api);
