@@ -162,10 +162,13 @@ describe('the settings view', () => {
     await shard.setValue('0.0001');
     expect(wrapper.get('[data-testid=settings-shard-problem]').text()).toBe('"0.0001" is not a size of at least 0.001 GB: 5 GB is kept.');
     expect((memory.element as HTMLInputElement).value).toBe('512');
+    expect(wrapper.get('[data-testid=settings-memory-note]').text()).toMatch(/at once: 512 MiB\./);
     await memory.setValue('128');
     await until(() => !wrapper.text().includes('Saving'));
     expect(wrapper.find('[data-testid=settings-memory-problem]').exists()).toBe(false);
     expect(await api.invoke('settings.get', {})).toMatchObject({ memoryBudget: 128 * 2 ** 20, outShardSize: 5e9 });
+    await memory.setValue('1536');
+    await until(() => wrapper.get('[data-testid=settings-memory-note]').text().includes('1.5 GiB'));
   });
 });
 
