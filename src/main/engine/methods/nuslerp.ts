@@ -1,6 +1,6 @@
-import type { ComputeBackend, HostArray } from '../compute/types';
+import type { ComputeBackend, HostArray, StepDtype } from '../compute/types';
 import { HostScratch } from './host-scratch';
-import { stepRounding } from './numerics';
+import { roundBf16Array, stepRounding } from './numerics';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -53,11 +53,11 @@ export const nuslerp: MergeMethod = {
     const total = 0 + weights[0]! + weights[1]!;
     const t = Math.abs(total) < 1e-6 ? 0.5 : weights[1]! / total;
     const { groups, group } = nuslerpGroups(ctx.shape, ctx.numel, ctx.global['nuslerp_flatten'] !== false, ctx.global['nuslerp_row_wise'] === true);
-    // In bf16, each tensor op rounds to bf16 (the backend's kernels are f32): the loops below do it.
+    // In bf16, each tensor op rounds to bf16: the backend's BF16 steps, or the loops below, do it.
     const bf16 = ctx.computeDtype === 'BF16';
     const r = stepRounding(ctx.computeDtype);
-    if (ctx.backend && ctx.global['nuslerp_flatten'] !== false && !bf16) {
-      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel });
+    if (ctx.backend && ctx.global['nuslerp_flatten'] !== false) {
+      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel, step: bf16 ? 'BF16' : 'F32' });
       return;
     }
     const value = (inputs: Float32Array[], m: number, i: number) => (base === undefined ? inputs[m]![i]! : r(f(inputs[m]![i]! - inputs[base]![i]!)));
@@ -119,13 +119,17 @@ function slerpCoefficients(dot: number, t: number, r: (x: number) => number = f)
  * vectors f(x − base) by `blend2(1, x, −1, base)`, Σv² and then Σ u_a·u_b (u = f(v / norm), by
  * `unitSum` with weight 1) by `gramSums` (exact f64 products added in f64 in index order), the
  * interpolation by `blend2`, its division by sin θ by `unitSum`, and the base added back by `blend2`.
+ * In bf16 steps `blend2` rounds each step to bf16, the units and the quotient are rounded after
+ * `unitSum`, and the dot adds each product rounded to bf16 (in f64, in index order, as the loop does).
  */
 async function nuslerpOnBackend(
   source: TensorSource,
   sink: TensorSink,
   backend: ComputeBackend,
-  { base, a, b, t, numel }: { base: number | undefined; a: number; b: number; t: number; numel: number },
+  { base, a, b, t, numel, step }: { base: number | undefined; a: number; b: number; t: number; numel: number; step: StepDtype },
 ): Promise<void> {
+  const bf16 = step === 'BF16';
+  const r = stepRounding(step);
   // In the backend's own memory, so its kernels read and write them where they are.
   const arrays = new HostScratch(backend);
   const scratch = (k: number, length: number) => f32Host(arrays.f32(String(k), length));
@@ -137,8 +141,8 @@ async function nuslerpOnBackend(
     const [va, vb] = [scratch(0, chunk.length), scratch(1, chunk.length)];
     const wholeTensor = chunk.start === 0 && chunk.length === numel;
     if (!(wholeTensor && wholeTensorDone)) {
-      await backend.blend2(1, inputs[a]!, -1, inputs[base]!, va);
-      await backend.blend2(1, inputs[b]!, -1, inputs[base]!, vb);
+      await backend.blend2(1, inputs[a]!, -1, inputs[base]!, va, step);
+      await backend.blend2(1, inputs[b]!, -1, inputs[base]!, vb, step);
       wholeTensorDone = wholeTensor;
     }
     return [va, vb];
@@ -146,40 +150,42 @@ async function nuslerpOnBackend(
   try {
     const squares = new Float64Array(4);
     for await (const chunk of source.chunks()) await backend.gramSums(await vectors(chunk), squares);
-    const n0 = Math.max(f(Math.sqrt(squares[0]!)), f(1e-7));
-    const n1 = Math.max(f(Math.sqrt(squares[3]!)), f(1e-7));
+    const n0 = Math.max(r(f(Math.sqrt(squares[0]!))), r(1e-7));
+    const n1 = Math.max(r(f(Math.sqrt(squares[3]!))), r(1e-7));
     const dots = new Float64Array(4);
     for await (const chunk of source.chunks()) {
       const [va, vb] = await vectors(chunk);
       const [ua, ub] = [scratch(2, chunk.length), scratch(3, chunk.length)];
       await backend.unitSum([va], [n0], [1], ua);
       await backend.unitSum([vb], [n1], [1], ub);
-      await backend.gramSums([ua, ub], dots);
+      if (bf16) dots[1] = dots[1]! + bf16ProductSum(ua.data, ub.data, chunk.length);
+      else await backend.gramSums([ua, ub], dots);
     }
-    const { colinear, c0, c1, sinTheta } = slerpCoefficients(dots[1]!, t);
+    const { colinear, c0, c1, sinTheta } = slerpCoefficients(dots[1]!, t, r);
     const output = new OutputBuffer(sink);
     for await (const chunk of source.chunks()) {
       const [va, vb] = await vectors(chunk);
       if (colinear && base === undefined) {
         const out = output.take(chunk.length);
-        await backend.blend2(f(1 - t), va, f(t), vb, out);
+        await backend.blend2(f(1 - t), va, f(t), vb, out, step);
         await output.write(chunk.start, out);
         continue;
       }
       const mixed = scratch(2, chunk.length);
-      if (colinear) await backend.blend2(f(1 - t), va, f(t), vb, mixed);
+      if (colinear) await backend.blend2(f(1 - t), va, f(t), vb, mixed, step);
       else {
         const blended = scratch(3, chunk.length);
-        await backend.blend2(c0, va, c1, vb, blended);
+        await backend.blend2(c0, va, c1, vb, blended, step);
         // From −0: a quotient that is −0 stays −0, as torch's division leaves it.
         await backend.unitSum([blended], [sinTheta], [1], mixed, { signedZeros: true });
+        if (bf16) roundBf16Array(mixed.data, chunk.length);
       }
       if (base === undefined) {
         await sink.write(chunk.start, mixed.data);
         continue;
       }
       const out = output.take(chunk.length);
-      await backend.blend2(1, mixed, 1, (chunk.raw ?? chunk.inputs.map(f32Host))[base]!, out);
+      await backend.blend2(1, mixed, 1, (chunk.raw ?? chunk.inputs.map(f32Host))[base]!, out, step);
       await output.write(chunk.start, out);
     }
   } finally {
@@ -187,3 +193,14 @@ async function nuslerpOnBackend(
   }
 }
 
+/** Σ r(a_i·b_i) in f64, in index order: the dot of two bf16 unit vectors as nuslerp's bf16 steps take it. */
+function bf16ProductSum(a: Float32Array, b: Float32Array, length: number): number {
+  roundBf16Array(a, length);
+  roundBf16Array(b, length);
+  const products = new Float32Array(length);
+  for (let i = 0; i < length; i++) products[i] = a[i]! * b[i]!;
+  roundBf16Array(products, length);
+  let sum = 0;
+  for (let i = 0; i < length; i++) sum += products[i]!;
+  return sum;
+}
