@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostHeap } from '../src/main/engine/compute/host-heap';
 import { partialFolderFor } from '../src/main/engine/execute/execute-plan';
-import { compareOutputs, describeComparison } from './compare-outputs';
+import { compareOutputs } from './compare/compare-outputs';
 import type { ComputeBackend, HostArray, TaskArithmeticParams } from '../src/main/engine/compute/types';
 import type { ProgressEvent } from '../src/shared/progress';
 import { ensureModel, numelOf, shapeFor, tensorsOf } from './model';
@@ -389,9 +389,11 @@ async function digestRate(): Promise<string> {
 async function compareWithCpu(kept: Map<Device, string>, device: Device, what: string): Promise<string> {
   const [cpuOut, deviceOut] = [kept.get('cpu'), kept.get(device)];
   if (!cpuOut || !deviceOut) return 'not run';
-  const comparison = await compareOutputs(cpuOut, deviceOut);
-  const cell = describeComparison(comparison);
-  console.log(`${what} --device ${device} against --device cpu: ${comparison.tensors} tensors, ${cell}${comparison.notes.length ? `\n  ${comparison.notes.join('\n  ')}` : ''}`);
+  // The GPU backend's promise: the CPU's bits (bf16 outputs within 1 ulp at worst).
+  const equality = await compareOutputs(cpuOut, deviceOut, 'exact');
+  const cell = equality.within ? 'same bits' : `≤ ${equality.worstUlps} ulp (${(100 * equality.offFraction).toPrecision(2)} % > 1 ulp)`;
+  const where = equality.within ? '' : `; the worst in ${equality.worstTensor}${equality.note ? `, ${equality.note}` : ''}`;
+  console.log(`${what} --device ${device} against --device cpu: ${equality.tensors} tensors, ${cell}${where}`);
   return cell;
 }
 

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compareOutputs, describeComparison } from '../../bench/compare-outputs';
+import { compareOutputs } from '../../bench/compare/compare-outputs';
 import { tempDir } from '../helpers';
 
 type Tensor = { dtype: 'BF16' | 'F32'; shape: number[]; codes: number[] };
@@ -22,10 +22,11 @@ async function writeModel(dir: string, tensors: Record<string, Tensor>): Promise
   const size = Buffer.alloc(8);
   size.writeBigUInt64LE(BigInt(json.length));
   await writeFile(join(dir, 'model.safetensors'), Buffer.concat([size, json, ...parts]));
+  await writeFile(join(dir, 'config.json'), '{}');
   return dir;
 }
 
-describe('compareOutputs (the bench GPU-vs-CPU check)', () => {
+describe('compareOutputs (the compare harness, and the bench GPU-against-CPU check)', () => {
   const bf16 = (codes: number[]): Tensor => ({ dtype: 'BF16', shape: [codes.length], codes });
   const f32 = (codes: number[]): Tensor => ({ dtype: 'F32', shape: [codes.length], codes });
 
@@ -33,31 +34,24 @@ describe('compareOutputs (the bench GPU-vs-CPU check)', () => {
     const root = await tempDir();
     const a = await writeModel(join(root, 'a'), { w: bf16([0x3f80, 0x0000, 0xbf80]), v: f32([0x3f800000]) });
     const b = await writeModel(join(root, 'b'), { w: bf16([0x3f80, 0x8000, 0xbf80]), v: f32([0x3f800000]) });
-    const result = await compareOutputs(a, b);
-    expect(result).toMatchObject({ tensors: 2, differing: 0, elementsApart: 0, elements: 4, worstUlps: 0 });
-    expect(describeComparison(result)).toBe('same bits');
+    expect(await compareOutputs(a, b, 'exact')).toMatchObject({ tensors: 2, worstUlps: 0, offFraction: 0, within: true });
   });
 
-  it('counts ulps across zero and in f32, and names the tensor', async () => {
+  it('counts ulps across zero and in f32, and names the worst tensor', async () => {
     const root = await tempDir();
     // 0x0001 and 0x8001 are the smallest bf16 subnormals either side of zero: 2 ulps apart.
     const a = await writeModel(join(root, 'a'), { w: bf16([0x3f80, 0x0001, 0x4000]), v: f32([0x3f800000, 0x40000000]) });
     const b = await writeModel(join(root, 'b'), { w: bf16([0x3f81, 0x8001, 0x4000]), v: f32([0x3f800000, 0x40000003]) });
-    const result = await compareOutputs(a, b);
-    expect(result).toMatchObject({ tensors: 2, differing: 2, elementsApart: 3, elements: 5, worstUlps: 3 });
-    expect(result.notes).toContain('w: 2 of 3 elements apart, at most 2 ulp');
-    expect(describeComparison(result)).toBe('≤ 3 ulp (60 % of elements)');
+    const equality = await compareOutputs(a, b, 'exact');
+    // Elements more than 1 ulp apart: the 2-ulp bf16 one and the 3-ulp f32 one, of 5.
+    expect(equality).toMatchObject({ tensors: 2, worstUlps: 3, worstTensor: 'v', offFraction: 0.4, within: false });
+    expect(await compareOutputs(join(root, 'a'), join(root, 'a'), 'bf16-1ulp')).toMatchObject({ within: true });
   });
 
-  it('calls a NaN against a number, a missing tensor and another shape mismatches', async () => {
+  it('calls a missing tensor a mismatch, naming it', async () => {
     const root = await tempDir();
-    const a = await writeModel(join(root, 'a'), { w: bf16([0x7fc0]), gone: bf16([1]), s: bf16([1, 2]) });
-    const b = await writeModel(join(root, 'b'), { w: bf16([0x3f80]), s: { dtype: 'BF16', shape: [2, 1], codes: [1, 2] } });
-    const result = await compareOutputs(a, b);
-    expect(result.worstUlps).toBe(Infinity);
-    expect(result.differing).toBe(3);
-    expect(result.notes.join('\n')).toMatch(/gone: missing/);
-    expect(result.notes.join('\n')).toMatch(/s: BF16 \[2\] against BF16 \[2,1\]/);
-    expect(describeComparison(result)).toMatch(/^MISMATCH/);
+    const a = await writeModel(join(root, 'a'), { w: bf16([0x3f80]), gone: bf16([1]) });
+    const b = await writeModel(join(root, 'b'), { w: bf16([0x3f80]) });
+    expect(await compareOutputs(a, b, 'bf16-1ulp')).toMatchObject({ worstUlps: Infinity, worstTensor: 'gone', within: false, note: 'Alloy has no gone' });
   });
 });
