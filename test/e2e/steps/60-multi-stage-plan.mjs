@@ -30,7 +30,8 @@ export default async function ({ page, step, shots, outputRoot, fillRecipe }) {
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=stage-node]').length === 2, null, { timeout: 10_000 });
     await page.getByTestId('nav-run').click();
     await page.getByTestId('plan-button').click();
-    await page.locator('[data-testid=plan-summary], [data-testid=plan-problems]').first().waitFor({ timeout: 10_000 });
+    // The plan of the earlier steps' recipe stays shown until this one's arrives: wait for its stages (or problems).
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=plan-stage]').length > 0 || document.querySelector('[data-testid=plan-problems]:not([data-stale])'), null, { timeout: 20_000 });
     if (await page.getByTestId('plan-problems').count()) throw new Error(`the plan has problems: ${await page.getByTestId('plan-problems').innerText()}`);
     const stages = await page.getByTestId('plan-stage').allInnerTexts();
     if (stages.length !== 2 || !stages[0].includes('demo-blend') || !/reads demo-blend.*output/.test(stages[1])) throw new Error(`stages: ${stages.join(' | ')}`);
