@@ -120,6 +120,30 @@ dtype: float32
     expect(wrapper.find('[data-testid=job-percent]').exists()).toBe(false);
   });
 
+  it('Enter in the output folder box starts the merge, as the Merge button beside it does', async () => {
+    const { wrapper, api } = await mountView(RunView);
+    await until(() => !(wrapper.get('[data-testid=run-button]').element as HTMLButtonElement).disabled);
+    const name = wrapper.get('[data-testid=output-name]');
+    await name.setValue('named-then-enter');
+    await name.trigger('keydown', { key: 'Enter' });
+    await until(() => wrapper.find('[data-testid=job-status][data-state=done]').exists(), 30_000);
+    expect((await api.invoke('job.list', {})).map((j) => j.outputName)).toEqual(['named-then-enter']);
+  });
+
+  it('Enter starts nothing while the Merge button is disabled (no recipe)', async () => {
+    const { wrapper, recipe, api } = await mountView(RunView);
+    await until(() => recipe.text !== '');
+    recipe.setText('');
+    await flushPromises();
+    expect((wrapper.get('[data-testid=run-button]').element as HTMLButtonElement).disabled).toBe(true);
+    await wrapper.get('[data-testid=output-name]').trigger('keydown', { key: 'Enter' });
+    await new Promise((r) => setTimeout(r, 200));
+    await flushPromises();
+    expect(await api.invoke('job.list', {})).toEqual([]);
+    expect(wrapper.find('[data-testid=job-status]').exists()).toBe(false);
+    expect(wrapper.find('[data-testid=merge-error]').exists()).toBe(false);
+  });
+
   it('plans in the shards the merge will write: the settings\' shard size', async () => {
     const api = realApi();
     // Eight stacked copies of the demo model in float32: about 4.7 MB.
