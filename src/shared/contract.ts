@@ -43,6 +43,23 @@ export interface ModelSummary {
   /** Whether the engine knows the architecture; `problem` says why not. */
   mergeable: boolean;
   problem?: string;
+  /**
+   * A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors), not a model: never
+   * mergeable on its own, it is applied to a model as `model+adapter` (the `reference` after the "+").
+   */
+  adapter?: LoraAdapterFacts;
+}
+
+/** What adapter_config.json and the adapter's weights say about a LoRA adapter. */
+export interface LoraAdapterFacts {
+  /** `base_model_name_or_path`: the model it was trained on (a Hub id or a path), when the config names one. */
+  baseModel?: string;
+  /** The rank `r` and `lora_alpha`; 0 where the config lacks them. */
+  rank: number;
+  alpha: number;
+  targetModules: string[];
+  /** Why it cannot be applied to a model (no weights, not a LoRA, an unreadable config); absent when it can. */
+  problem?: string;
 }
 
 export interface MethodParameterInfo {

@@ -7,6 +7,7 @@ import { mapLimit } from '../map-limit';
 import { deleteCachedRevision } from './delete-cached-revision';
 import { uniqueBytes } from './disk-usage';
 import { scanHubCache, type CachedRepo, type CachedRevision } from './scan-hub-cache';
+import { isAdapterFolder, summarizeAdapter } from './summarize-adapter';
 import { summarizeModel, type ModelFacts } from './summarize-model';
 
 /** Models summarised at once. */
@@ -30,7 +31,7 @@ export interface LibraryOptions {
 
 /**
  * Every model on disk: model folders under the library's folders, and every revision in the hub
- * caches. Summaries come from config.json and safetensors headers and are kept until a folder's
+ * caches; LoRA adapter folders among them are listed as adapters (`ModelSummary.adapter`). Summaries come from config.json and safetensors headers and are kept until a folder's
  * files change, so listing hundreds of models reads only what changed.
  */
 export class LibraryService {
@@ -190,22 +191,26 @@ export class LibraryService {
     const signature = await folderSignature(dir);
     if (signature === undefined) return undefined;
     const known = this.summaries.get(dir);
-    if (known?.signature === signature) return known.facts;
-    const facts = await summarizeModel(dir).catch(() => undefined);
-    if (facts) this.summaries.set(dir, { signature, facts });
+    if (known?.signature === signature.text) return known.facts;
+    const facts = await (signature.adapter ? summarizeAdapter : summarizeModel)(dir).catch(() => undefined);
+    if (facts) this.summaries.set(dir, { signature: signature.text, facts });
     return facts;
   }
 }
 
-/** Names, sizes and modification times of a model folder's files; undefined without config.json. */
-async function folderSignature(dir: string): Promise<string | undefined> {
+/**
+ * Names, sizes and modification times of a model folder's files, and whether it is a LoRA adapter;
+ * undefined without config.json or adapter_config.json.
+ */
+async function folderSignature(dir: string): Promise<{ text: string; adapter: boolean } | undefined> {
   const names = await readdir(dir).catch(() => undefined);
-  if (!names?.includes('config.json')) return undefined;
+  if (!names) return undefined;
+  const adapter = isAdapterFolder(names);
+  if (!adapter && !names.includes('config.json')) return undefined;
   const parts: string[] = [];
   for (const name of names.sort()) {
     const info = await stat(join(dir, name)).catch(() => undefined);
     parts.push(`${name}:${info?.size ?? -1}:${info?.mtimeMs ?? -1}`);
   }
-  return parts.join('|');
+  return { text: parts.join('|'), adapter };
 }
-

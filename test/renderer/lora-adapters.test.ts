@@ -1,0 +1,71 @@
+// @vitest-environment happy-dom
+import { cp } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { AlloyApi, ModelSummary } from '../../src/shared/contract';
+import LibraryView from '../../src/renderer/src/views/LibraryView.vue';
+import RecipeView from '../../src/renderer/src/views/RecipeView.vue';
+import { tempDir } from '../helpers';
+import { mountView, realApi, settle, until } from './real-api';
+
+/** A PEFT adapter (r 4, alpha 8) trained on llama-base, beside that base, in a library folder of their own. */
+const ADAPTER = resolve('test/fixtures/golden/loras/llama-lora');
+const BASE = resolve('test/fixtures/golden/models/llama-base');
+
+const savedCache = process.env['XDG_CACHE_HOME'];
+beforeAll(async () => {
+  // The engine merges a base+LoRA once into $XDG_CACHE_HOME/alloy/lora-merges: a temporary one here.
+  process.env['XDG_CACHE_HOME'] = await tempDir('alloy-lora-cache-');
+});
+afterAll(() => {
+  if (savedCache === undefined) delete process.env['XDG_CACHE_HOME'];
+  else process.env['XDG_CACHE_HOME'] = savedCache;
+});
+afterEach(() => {
+  document.body.innerHTML = '';
+});
+
+/** The real services with a folder holding llama-base and its adapter, my-lora, added to the library. */
+async function apiWithAdapter(): Promise<{ api: AlloyApi; base: ModelSummary; lora: ModelSummary }> {
+  const api = realApi();
+  const dir = await tempDir();
+  await cp(BASE, join(dir, 'llama-base'), { recursive: true });
+  await cp(ADAPTER, join(dir, 'my-lora'), { recursive: true });
+  await api.invoke('library.addFolder', { path: dir });
+  const listed = await api.invoke('library.list', {});
+  return { api, base: listed.find((m) => m.name === 'llama-base')!, lora: listed.find((m) => m.name === 'my-lora')! };
+}
+
+describe('LoRA adapters in the Library view', () => {
+  it('shows an adapter as a LoRA adapter for its base, with its rank and size, and never as a base to fit', async () => {
+    const { api, lora } = await apiWithAdapter();
+    const { wrapper } = await mountView(LibraryView, api);
+    const row = () => wrapper.findAll('[data-testid=library-row]').find((r) => r.attributes('data-model') === 'my-lora');
+    await until(() => row() !== undefined);
+    const cells = row()!.findAll('td').map((c) => c.text());
+    expect(row()!.get('[data-testid=lora-tag]').text()).toBe('LoRA adapter');
+    expect(row()!.get('[data-testid=lora-facts]').text()).toBe('for test/fixtures/golden/models/llama-base · rank 4 · alpha 8');
+    expect(row()!.text()).not.toContain('not mergeable');
+    expect(cells.slice(1, 4)).toEqual(['LoRA adapter', '—', '—']);
+    expect(cells[7]).toMatch(/^\d+(\.\d+)? KB$/);
+    expect(lora.bytes).toBeGreaterThan(9000);
+    const bases = wrapper.findAll('[data-testid=library-base] option').map((o) => o.attributes('value'));
+    expect(bases).not.toContain(lora.id);
+    expect(bases).toContain((await api.invoke('library.list', {})).find((m) => m.name === 'llama-base')!.id);
+  });
+});
+
+describe('LoRA adapters in the recipe form', () => {
+  it('does not offer an adapter as a model or a base', async () => {
+    const { api, lora } = await apiWithAdapter();
+    const { wrapper, recipe } = await mountView(RecipeView, api);
+    recipe.setText('merge_method: task_arithmetic\nbase_model: alloy-demo-base\nmodels:\n  - model: alloy-demo-chat\n    parameters: {weight: 1}\ndtype: float32\n');
+    await settle(recipe);
+    await until(() => wrapper.find('[data-testid=library-chip][data-model=llama-base]').exists());
+    expect(wrapper.find('[data-testid=library-chip][data-model=my-lora]').exists()).toBe(false);
+    expect(wrapper.findAll('[data-testid=add-model-select] option').map((o) => o.attributes('value'))).not.toContain(lora.reference);
+    const bases = wrapper.findAll('[data-testid=base-model] option').map((o) => o.attributes('value'));
+    expect(bases).toContain((await api.invoke('library.list', {})).find((m) => m.name === 'llama-base')!.reference);
+    expect(bases).not.toContain(lora.reference);
+  });
+});
