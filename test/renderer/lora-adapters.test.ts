@@ -68,4 +68,45 @@ describe('LoRA adapters in the recipe form', () => {
     expect(bases).toContain((await api.invoke('library.list', {})).find((m) => m.name === 'llama-base')!.reference);
     expect(bases).not.toContain(lora.reference);
   });
+
+  it('applies a picked adapter to a model as "model+adapter", which the engine plans; "none" takes it off again', async () => {
+    const { api, base, lora } = await apiWithAdapter();
+    const { wrapper, recipe } = await mountView(RecipeView, api);
+    recipe.setText(`merge_method: task_arithmetic\nbase_model: ${base.reference}\nmodels:\n  - model: ${base.reference}\n    parameters: {weight: 0.5} # kept\ndtype: float32\n`);
+    await settle(recipe);
+    const picker = () => wrapper.get<HTMLSelectElement>('[data-testid=recipe-model] [data-testid=model-lora]');
+    await until(() => wrapper.find('[data-testid=model-lora]').exists() && picker().findAll('option').length === 2);
+    expect(picker().findAll('option').map((o) => o.text())).toEqual(['none', 'my-lora · rank 4 · for test/fixtures/golden/models/llama-base']);
+
+    await picker().setValue(lora.reference);
+    await settle(recipe);
+    expect(recipe.read(['models', 0, 'model'])).toBe(`${base.reference}+${lora.reference}`);
+    expect(recipe.text).toContain('parameters: {weight: 0.5} # kept');
+    expect(wrapper.get('[data-testid=recipe-model] strong').text()).toBe('llama-base + LoRA my-lora');
+    expect(picker().element.value).toBe(lora.reference);
+    // The engine found both folders and merged the adapter into the model to plan it.
+    await until(() => recipe.valid, 30_000);
+    expect(recipe.gradient).toMatchObject({ ok: true, source: 'plan' });
+    const plan = await api.invoke('recipe.plan', { recipe: recipe.text });
+    expect(plan.ok && plan.plan.models).toContain(`${base.reference}+${lora.reference}`);
+
+    await picker().setValue('');
+    await settle(recipe);
+    expect(recipe.read(['models', 0, 'model'])).toBe(base.reference);
+    expect(wrapper.get('[data-testid=recipe-model] strong').text()).toBe('llama-base');
+  });
+
+  it('keeps an adapter written by hand that the library does not list, shown by its reference', async () => {
+    const { api, base } = await apiWithAdapter();
+    const { wrapper, recipe } = await mountView(RecipeView, api);
+    recipe.setText(`merge_method: linear\nmodels:\n  - model: ${base.reference}+org/elsewhere-lora\n    parameters: {weight: 1}\ndtype: float32\n`);
+    await settle(recipe);
+    await until(() => wrapper.find('[data-testid=model-lora]').exists());
+    const picker = wrapper.get<HTMLSelectElement>('[data-testid=model-lora]');
+    expect(picker.element.value).toBe('org/elsewhere-lora');
+    expect(wrapper.get('[data-testid=recipe-model] strong').text()).toBe('llama-base + LoRA org/elsewhere-lora');
+    // The engine says where it looked for the adapter, at that model.
+    await until(() => recipe.problems.length > 0, 30_000);
+    expect(recipe.problems.map((p) => p.message).join('\n')).toMatch(/LoRA adapter "org\/elsewhere-lora"/);
+  });
 });

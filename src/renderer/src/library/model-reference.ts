@@ -16,9 +16,22 @@ export function sameModel(library: readonly ModelSummary[], a: string, b: string
   return !!entry && entry === libraryEntry(library, b);
 }
 
-/** What to show for a recipe's model string: the library's name for it, else the string itself. */
+/** What to show for a recipe's model string: the library's name for it, else the string itself; "model + LoRA adapter" for `model+adapter`. */
 export function modelLabel(library: readonly ModelSummary[], model: string): string {
-  return libraryEntry(library, model)?.name ?? model;
+  const { base, lora } = splitLora(model);
+  const name = (ref: string) => libraryEntry(library, ref)?.name ?? ref;
+  return lora ? `${name(base)} + LoRA ${name(lora)}` : name(model);
+}
+
+/** A recipe's model string as mergekit reads it, `model[+adapter]`: the model, and the LoRA adapter applied to it if any. */
+export function splitLora(model: string): { base: string; lora?: string } {
+  const parts = model.split('+');
+  return parts.length === 2 && parts[0] && parts[1] ? { base: parts[0], lora: parts[1] } : { base: model };
+}
+
+/** The model string for `base` with the adapter `lora` applied (`base+lora`), or `base` alone. */
+export function withLora(base: string, lora?: string): string {
+  return lora ? `${base}+${lora}` : base;
 }
 
 /**
