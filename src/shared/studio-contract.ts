@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import type { RecipeProblem } from './contract';
+import type { PlanDevice, RecipeProblem } from './contract';
 
 /**
  * The recipe editor's and the settings' channels: their own block of the contract, spread into
@@ -74,6 +74,8 @@ export const studioRequestSchemas = {
     outShardSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1 << 20))),
     device: v.optional(v.picklist(['auto', 'cpu', 'gpu'])),
   }),
+  /** Where a merge would compute with `device` (default: the settings' choice) on the services' machine: what `auto` resolves to. */
+  'settings.device': v.strictObject({ device: v.optional(v.picklist(['auto', 'cpu', 'gpu'])) }),
 } as const;
 
 export interface StudioResponseTypes {
@@ -81,4 +83,6 @@ export interface StudioResponseTypes {
   'recipe.gradient': RecipeGradientResult;
   'settings.get': Settings;
   'settings.set': Settings;
+  /** The engine's own answer (`alloy devices --json`), the one a plan's "Computes on" shows. */
+  'settings.device': PlanDevice;
 }

@@ -178,7 +178,7 @@ export function createServices(options: ServicesOptions): Services {
       const problem = await options.openFolder(outDir);
       return problem ? { opened: false, path: outDir, message: problem } : { opened: true, path: outDir };
     },
-    ...createStudioHandlers({ modelRoots, settings }),
+    ...createStudioHandlers({ modelRoots, settings, devices }),
     ...createAnalysisHandlers({ analyses, settings }),
     ...createLibraryHandlers({ library, downloads, events, hub, cacheDir, tokenStore, ...(foldersFile ? { foldersFile } : {}), ...(options.openFolder ? { openFolder: options.openFolder } : {}) }),
   };

@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia';
 import { ref } from 'vue';
-import type { AlloyApi } from '../../../shared/contract';
+import type { AlloyApi, DeviceChoice, PlanDevice } from '../../../shared/contract';
 import type { Settings } from '../../../shared/studio-contract';
 
 /** The services' settings, and the theme applied to the page. */
@@ -37,5 +37,19 @@ export const useSettingsStore = defineStore('settings', () => {
     }
   }
 
-  return { settings, error, saving, load, save };
+  /** What each device choice resolves to on the services' machine (the engine's answer), or why it could not be asked. */
+  const devices = ref<Partial<Record<DeviceChoice, { device: PlanDevice } | { error: string }>>>({});
+
+  /** Asks the services once per choice (their probe keeps the answer; adapters do not come and go). */
+  async function describeDevice(api: AlloyApi, choice: DeviceChoice): Promise<void> {
+    const known = devices.value[choice];
+    if (known && 'device' in known) return;
+    try {
+      devices.value = { ...devices.value, [choice]: { device: await api.invoke('settings.device', { device: choice }) } };
+    } catch (e) {
+      devices.value = { ...devices.value, [choice]: { error: (e as Error).message } };
+    }
+  }
+
+  return { settings, error, saving, devices, load, save, describeDevice };
 });
