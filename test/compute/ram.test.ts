@@ -48,23 +48,23 @@ const BOOSTS: (number[] | undefined)[] = [undefined, [1.1, 1.05, 1.2, 1.02], [0,
 
 describe('ramCounts and ramMerge (ram\'s passes) on every backend equal the reference', () => {
   for (const [label, backend, pin] of BACKENDS) {
-    it(`${label}: 2 to 4 models, f32/bf16/f16 in, f32/bf16 out, NaN/±0/subnormals/±∞, elements at epsilon`, async () => {
-      for (const [n, count] of [[33, 2], [5003, 3], [70_001, 4], [2_049, 2]] as const) {
+    it(`${label}: 2 to 4 models, f32/bf16/f16 in, f32/bf16 out, f32 and bf16 steps, NaN/±0/subnormals/±∞, elements at epsilon`, async () => {
+      for (const [n, count, step] of [[33, 2, 'F32'], [5003, 3, 'BF16'], [70_001, 4, 'F32'], [2_049, 2, 'BF16'], [40_003, 3, 'BF16']] as const) {
         for (const epsilon of EPSILONS) {
           for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['BF16', 'F32'], ['F16', 'BF16'], ['F32', 'BF16']] as [FloatDtype, FloatDtype][]) {
             const inputs = models(n, count, n + count, epsilon).map((v) => asHost(v, inDtype));
             const mine = inputs.map((h) => placed(backend, pin, h));
-            const what = `${n} × ${count} ${inDtype} → ${outDtype}, epsilon ${epsilon}`;
+            const what = `${n} × ${count} ${inDtype} → ${outDtype}, epsilon ${epsilon}, ${step} steps`;
             // Counts are added to: two calls.
             const want = new Float64Array(2 * count);
             const got = new Float64Array(2 * count);
             for (let k = 0; k < 2; k++) {
-              await reference.ramCounts(inputs[0]!, inputs.slice(1), { epsilon }, want);
-              await backend.ramCounts(mine[0]!, mine.slice(1), { epsilon }, got);
+              await reference.ramCounts(inputs[0]!, inputs.slice(1), { epsilon, step }, want);
+              await backend.ramCounts(mine[0]!, mine.slice(1), { epsilon, step }, got);
             }
             expect(Array.from(got), `ramCounts ${what}`).toEqual(Array.from(want));
             for (const boosts of BOOSTS) {
-              const params = { epsilon, ...(boosts ? { boosts: boosts.slice(0, count) } : {}) };
+              const params = { epsilon, step, ...(boosts ? { boosts: boosts.slice(0, count) } : {}) };
               const wantOut = hostArray(outDtype, n);
               await reference.ramMerge(inputs[0]!, inputs.slice(1), params, wantOut);
               const gotOut = placed(backend, pin, hostArray(outDtype, n));
@@ -101,22 +101,25 @@ async function methodOutput(method: string, inputs: HostArray[], ctx: TensorMerg
 }
 
 describe('ram and ramplus_tl on the backends give their TypeScript\'s bits', () => {
-  it('bf16, f16 and f32 models with and without NaN/±∞/±0/subnormals, several chunk sizes, 2 to 4 models', async () => {
-    for (const [n, chunk, count, dtype, edges, epsilon] of [
-      [40_001, 40_001, 2, 'BF16', 0.02, 1e-5],
-      [25_013, 3_001, 3, 'F32', 0.02, 2 ** -10],
-      [9_000, 1_003, 4, 'BF16', 0.02, 3 * 2 ** -12],
-      [30_011, 4_099, 3, 'F16', 0, 2 ** -10],
-      [70_001, 70_001, 2, 'F32', 0, 0],
-    ] as [number, number, number, FloatDtype, number, number][]) {
+  it('bf16, f16 and f32 models with and without NaN/±∞/±0/subnormals, several chunk sizes, 2 to 4 models, f32 and bf16 steps', async () => {
+    for (const [n, chunk, count, dtype, edges, epsilon, computeDtype] of [
+      [40_001, 40_001, 2, 'BF16', 0.02, 1e-5, undefined],
+      [25_013, 3_001, 3, 'F32', 0.02, 2 ** -10, undefined],
+      [9_000, 1_003, 4, 'BF16', 0.02, 3 * 2 ** -12, undefined],
+      [30_011, 4_099, 3, 'F16', 0, 2 ** -10, undefined],
+      [70_001, 70_001, 2, 'F32', 0, 0, undefined],
+      [40_001, 40_001, 2, 'BF16', 0.02, 1e-5, 'BF16'],
+      [9_000, 1_003, 4, 'BF16', 0.02, 3 * 2 ** -12, 'BF16'],
+      [25_013, 3_001, 3, 'F32', 0.02, 2 ** -10, 'BF16'],
+    ] as [number, number, number, FloatDtype, number, number, 'BF16' | undefined][]) {
       const inputs = models(n, count, n + 7 * count, epsilon, edges).map((v) => asHost(v, dtype));
       for (const method of ['ram', 'ramplus_tl']) {
-        const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: 0, global: { epsilon, r: 0.1, alpha: 0.2 }, perModel: inputs.map(() => ({})), seed: 0 };
+        const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: 0, global: { epsilon, r: 0.1, alpha: 0.2 }, perModel: inputs.map(() => ({})), seed: 0, ...(computeDtype ? { computeDtype } : {}) };
         const want = await methodOutput(method, inputs, ctx, chunk);
         for (const [label, backend] of BACKENDS) {
           const got = await methodOutput(method, inputs, { ...ctx, backend }, chunk);
           const at = firstDifference({ dtype: 'F32', data: got }, { dtype: 'F32', data: want });
-          expect(at < 0 ? '' : `element ${at}: ${describeElement({ dtype: 'F32', data: got }, at)} vs ${describeElement({ dtype: 'F32', data: want }, at)}`, `${method} ${n} ${dtype}, chunks of ${chunk}, ${count} models, epsilon ${epsilon}, ${label}`).toBe('');
+          expect(at < 0 ? '' : `element ${at}: ${describeElement({ dtype: 'F32', data: got }, at)} vs ${describeElement({ dtype: 'F32', data: want }, at)}`, `${method} ${n} ${dtype}, chunks of ${chunk}, ${count} models, epsilon ${epsilon}, ${computeDtype ?? 'F32'} steps, ${label}`).toBe('');
         }
       }
     }

@@ -195,8 +195,8 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
-    it(`${label}: unitSum (multislerp's mean of units) equals the reference, 1 to 5 inputs, f32/bf16 in and out, odd lengths, from +0 and from −0`, async () => {
-      for (const [n, count] of [[1, 1], [1001, 2], [70_003, 3], [300_017, 5]] as const) {
+    it(`${label}: unitSum (multislerp's mean of units) equals the reference, 1 to 5 inputs, f32/bf16 in and out, odd lengths, from +0 and from −0, f32 and bf16 steps`, async () => {
+      for (const [n, count, step] of [[1, 1, 'F32'], [1001, 2, 'F32'], [70_003, 3, 'F32'], [300_017, 5, 'F32'], [1, 1, 'BF16'], [1001, 2, 'BF16'], [70_003, 3, 'BF16']] as const) {
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'F32'], ['BF16', 'BF16'], ['F32', 'F16']] as const) {
           for (const signedZeros of [false, true]) {
             const random = rng(n + count + 1);
@@ -207,10 +207,10 @@ describe('the reductions on every backend equal the reference', () => {
             const ws = Array.from({ length: count }, (_, j) => [0.6, 0.4, 1.7, -0.25, 1e-5][j]!);
             const want = hostArray(outDtype, n);
             const got = placed(backend, pin, hostArray(outDtype, n));
-            await reference.unitSum(inputs, divisors, ws, want, { signedZeros });
-            await backend.unitSum(mine, divisors, ws, got, { signedZeros });
+            await reference.unitSum(inputs, divisors, ws, want, { signedZeros, step });
+            await backend.unitSum(mine, divisors, ws, got, { signedZeros, step });
             const at = firstDifference(got, want);
-            expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `unitSum ${n} × ${count} ${inDtype} → ${outDtype}`).toBe('');
+            expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `unitSum ${n} × ${count} ${inDtype} → ${outDtype}, ${step} steps`).toBe('');
             // Element 5: every term is −0 but where a weight is negative (+0).
             if (n > 5) expect(zeroSign(got, 5), `element 5, signedZeros ${signedZeros}`).toBe(signedZeros && ws.every((w) => w > 0) ? '-0' : '+0');
           }
@@ -405,6 +405,26 @@ describe('methods whose reductions run on the backend give their own TypeScript\
       const want = await methodOutput('multislerp', inputs, ctx, chunk);
       for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('multislerp', inputs, { ...ctx, backend }, chunk), want, `${n}, chunks of ${chunk}, ${models} models, base ${withBase}, ${label}`);
     }
+  });
+
+  it('multislerp in bf16 steps: with and without a base, whole tensors and chunks, 2 to 4 models, models whose units cancel', async () => {
+    const random = rng(17);
+    const bf16 = (values: Float32Array) => values.map(roundBf16);
+    for (const [n, chunk, models, withBase] of [[60_013, 60_013, 3, true], [100_003, 100_003, 2, false], [250_001, 33_333, 3, true], [4_099, 1_000, 4, true], [70_001, 7_777, 2, false]] as const) {
+      const first = bf16(weights(n, random, -8, -2));
+      const inputs = [first, ...Array.from({ length: models - 1 }, () => bf16(weights(n, random, -9, -4).map((x, i) => first[i]! * 0.8 + x)))];
+      const perModel = inputs.map((_, i) => ({ weight: [0.5, 0.3, 0.9, 0.2][i]! }));
+      const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: withBase ? 0 : undefined, global: { normalize_weights: true, eps: 1e-8 }, perModel, seed: 0, computeDtype: 'BF16' };
+      const want = await methodOutput('multislerp', inputs, ctx, chunk);
+      for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('multislerp', inputs, { ...ctx, backend }, chunk), want, `bf16 steps, ${n}, chunks of ${chunk}, ${models} models, base ${withBase}, ${label}`);
+    }
+    // Two models whose units cancel: their weighted pair, r(r(v_0·w_0) + r(v_1·w_1)).
+    const x = bf16(weights(5_003, random, -6, -2));
+    const opposite = [x, x.map((v) => -v)];
+    const ctx: TensorMergeContext = { tensorName: 'x', shape: [5_003], numel: 5_003, baseIndex: undefined, global: { normalize_weights: true, eps: 1e-8 }, perModel: [{ weight: 0.5 }, { weight: 0.5 }], seed: 0, computeDtype: 'BF16' };
+    const want = await methodOutput('multislerp', opposite, ctx, 1_000);
+    expect(want.every((v) => v === 0)).toBe(true);
+    for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('multislerp', opposite, { ...ctx, backend }, 1_000), want, `bf16 steps, units that cancel, ${label}`);
   });
 
   it('sce with and without top-k selection, chunks that cut windows, 2 to 4 models', async () => {

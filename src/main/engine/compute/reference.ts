@@ -279,13 +279,14 @@ export function dotRowsF32(a: Float32Array, b: Float32Array, n0: number, n1: num
 
 /** ComputeBackend.unitSum on f32 arrays. */
 export function unitSumF32(inputs: readonly Float32Array[], divisors: readonly number[], weights: readonly number[], out: Float32Array, options?: UnitSumOptions): void {
+  const r = stepRounding(options?.step ?? 'F32');
   const d = divisors.map((x) => f(x));
   const w = weights.map((x) => f(x));
   const zero = options?.signedZeros ? -0 : 0;
   for (let i = 0; i < out.length; i++) {
     let sum = zero;
-    for (let j = 0; j < inputs.length; j++) sum = f(sum + f(f(inputs[j]![i]! / d[j]!) * w[j]!));
-    out[i] = sum;
+    for (let j = 0; j < inputs.length; j++) sum = f(sum + r(r(inputs[j]![i]! / d[j]!) * w[j]!));
+    out[i] = r(sum);
   }
 }
 
@@ -416,16 +417,22 @@ export function checkSceMerge(base: HostArray, models: readonly HostArray[], par
   checkSceSelect('sceMerge', params.select, base.data.length);
 }
 
+/** The rounding of ram's steps and its threshold on |δ| (RamParams.step). */
+export function ramSteps(params: RamParams): { r: (x: number) => number; threshold: number } {
+  const r = stepRounding(params.step ?? 'F32');
+  return { r, threshold: r(params.epsilon) };
+}
+
 /** ComputeBackend.ramCounts on f32 arrays: the steps of methods/ram.ts's countChanges. */
 export function ramCountsF32(base: Float32Array, models: readonly Float32Array[], params: RamParams, counts: Float64Array): void {
   const n = models.length;
-  const threshold = f(params.epsilon);
+  const { r, threshold } = ramSteps(params);
   const changed = new Uint8Array(n);
   for (let i = 0; i < base.length; i++) {
     const b = base[i]!;
     let count = 0;
     for (let j = 0; j < n; j++) {
-      changed[j] = Math.abs(f(models[j]![i]! - b)) > threshold ? 1 : 0;
+      changed[j] = Math.abs(r(models[j]![i]! - b)) > threshold ? 1 : 0;
       count += changed[j]!;
     }
     for (let j = 0; j < n; j++) if (changed[j]) counts[count > 1 ? 2 * j : 2 * j + 1]!++;
@@ -435,26 +442,27 @@ export function ramCountsF32(base: Float32Array, models: readonly Float32Array[]
 /** ComputeBackend.ramMerge on f32 arrays: the steps of methods/ram.ts's merge loop. */
 export function ramMergeF32(base: Float32Array, models: readonly Float32Array[], params: RamParams, out: Float32Array): void {
   const n = models.length;
-  const threshold = f(params.epsilon);
+  const { r, threshold } = ramSteps(params);
   const boosts = params.boosts?.map(f);
+  const rSum = boosts ? f : r;
   const delta = new Float64Array(n);
   for (let i = 0; i < out.length; i++) {
     const b = base[i]!;
     let count = 0;
     for (let j = 0; j < n; j++) {
-      const d = f(models[j]![i]! - b);
+      const d = r(models[j]![i]! - b);
       delta[j] = Math.abs(d) > threshold ? d : 0;
       if (delta[j] !== 0) count++;
     }
     let merged = 0;
     for (let j = 0; j < n; j++) {
       const d = delta[j]!;
-      const term = count === 1 ? (boosts ? f(d * boosts[j]!) : d) : count > 1 ? f(d / count) : 0;
+      const term = count === 1 ? (boosts ? f(d * boosts[j]!) : d) : count > 1 ? r(d / count) : 0;
       merged = f(merged + term);
     }
     // Every NaN as 0x7fc00000: which of two NaNs a sum returns is up to the hardware and the JIT.
-    const r = f(b + merged);
-    out[i] = Number.isNaN(r) ? NaN : r;
+    const result = rSum(b + rSum(merged));
+    out[i] = Number.isNaN(result) ? NaN : result;
   }
 }
 

@@ -61,7 +61,9 @@ export interface ComputeBackend {
   /**
    * multislerp's weighted mean of the unit vectors: out = Σ_j r(r(x_j / divisors[j]) · weights[j]),
    * added in f32 from +0 in input order, as torch sums (r rounds to f32; divisors and weights are
-   * taken as f32), or from −0 with `signedZeros`. At most MAX_TASK_MODELS inputs.
+   * taken as f32), or from −0 with `signedZeros`. With `step` BF16 (mergekit computing in bf16)
+   * each quotient, each product and the sum are then rounded to bf16 (roundBf16); the sum is still
+   * added in f32. At most MAX_TASK_MODELS inputs.
    */
   unitSum(inputs: readonly HostArray[], divisors: readonly number[], weights: readonly number[], out: HostArray, options?: UnitSumOptions): Promise<void>;
 
@@ -304,6 +306,8 @@ export interface UnitSumOptions {
    * a lone quotient keeps its sign as torch's division does (nuslerp's division by sin θ).
    */
   signedZeros?: boolean;
+  /** The dtype each step is rounded to. Default F32. */
+  step?: StepDtype;
 }
 
 /** Most models one `taskArithmetic` call takes. */
@@ -406,4 +410,10 @@ export interface RamParams {
   epsilon: number;
   /** ramplus_tl's per-model scales of the unique changes (ramMerge only); undefined for ram. */
   boosts?: readonly number[];
+  /**
+   * BF16 (mergekit computing in bf16): δ_j and r(d_j / c) are rounded to bf16, the threshold is
+   * roundBf16(epsilon), and without boosts merged and the output are too (ramplus_tl's boosts are
+   * f32 tensors, so its boosted terms, sum and output stay f32). Default F32.
+   */
+  step?: StepDtype;
 }

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import { dellaProbabilities } from '../methods/sparsify';
-import { checkDeltaVariance, checkRam, checkRowRanks, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, weightSum } from './reference';
+import { checkDeltaVariance, checkRam, checkRowRanks, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, ramSteps, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -100,11 +100,11 @@ interface Kernels {
   utan(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, meanNorm: number, averageNorm: number, hasBase: number, scratch: number): void;
   umix(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scale: number, scratch: number): void;
   dvar(input: number, seg: number, count: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
-  usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
+  usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, step: number, scratch: number): void;
   drank(input: number, count: number, params: number, rows: number, n: number, u0: number, u1: number, bfIn: number, flags: number, idxLo: number, idxHi: number, sort: number): void;
   sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, only: number, scratch: number): void;
-  ram(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, threshold: number, scratch: number): void;
-  ramc(input: number, seg: number, count: number, start: number, end: number, bfIn: number, threshold: number, scratch: number): void;
+  ram(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, threshold: number, step: number, scratch: number): void;
+  ramc(input: number, seg: number, count: number, start: number, end: number, bfIn: number, threshold: number, step: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -621,12 +621,13 @@ export class WasmBackend implements ComputeBackend {
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    const threshold = Math.fround(params.epsilon);
+    const { threshold } = ramSteps(params);
+    const step = params.step === 'BF16' ? 1 : 0;
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
       await this.run({
         inputs: [base, ...models],
-        call: (input, seg, start, end, _output, bfIn) => ['ramc', [input, seg, count, start, end, bfIn, threshold]],
+        call: (input, seg, start, end, _output, bfIn) => ['ramc', [input, seg, count, start, end, bfIn, threshold, step]],
         // Each thread counts into its own (shared, unique) pairs; they are added up and cleared after each window.
         before: (_first, _length, scratch) => {
           for (let thread = 0; thread <= this.workerCount; thread++) new Uint32Array(this.memory.buffer, scratch(thread) + SCRATCH_BYTES, 2 * count).fill(0);
@@ -651,12 +652,14 @@ export class WasmBackend implements ComputeBackend {
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    const threshold = Math.fround(params.epsilon);
+    const { threshold } = ramSteps(params);
+    // bf16 steps: bit 0; their rounded sum and output (ram's; ramplus_tl's boosted ones stay f32): bit 1.
+    const step = params.step === 'BF16' ? (params.boosts ? 1 : 3) : 0;
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
       // Plain ram's unique changes are taken whole: f(d · 1) is d.
       new Float32Array(this.memory.buffer, 0, count).set(params.boosts ? params.boosts.map((x) => Math.fround(x)) : models.map(() => 1));
-      await this.run({ inputs: [base, ...models], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['ram', [input, seg, count, 0, start, end, output, bfIn, bfOut, threshold]] });
+      await this.run({ inputs: [base, ...models], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['ram', [input, seg, count, 0, start, end, output, bfIn, bfOut, threshold, step]] });
     });
   }
 
@@ -672,7 +675,8 @@ export class WasmBackend implements ComputeBackend {
       new Float32Array(this.memory.buffer, 0, count).set(divisors.map((x) => Math.fround(x)));
       new Float32Array(this.memory.buffer, 64, count).set(weights.map((x) => Math.fround(x)));
       new Float32Array(this.memory.buffer, 128, 1)[0] = options?.signedZeros ? -0 : 0;
-      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['usum', [input, seg, count, 0, start, end, output, bfIn, bfOut]] });
+      const step = options?.step === 'BF16' ? 1 : 0;
+      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['usum', [input, seg, count, 0, start, end, output, bfIn, bfOut, step]] });
     });
   }
 

@@ -457,8 +457,8 @@ export class WebGpuBackend implements ComputeBackend {
     } catch (error) {
       return Promise.reject(error);
     }
-    // No input: nothing to read on the device (the sum of nothing, on the host).
-    if (inputs.length === 0) return this.host().unitSum(inputs, divisors, weights, out, options);
+    // No input: nothing to read on the device (the sum of nothing, on the host); bf16 steps on the host, as nearswap's.
+    if (inputs.length === 0 || options?.step === 'BF16') return this.host().unitSum(inputs, divisors, weights, out, options);
     const header = elementwiseHeader(inputs.length, {
       flags: options?.signedZeros ? 1 : 0,
       weights: unitSlots({ [UNIT_DIVISORS]: divisors, [UNIT_WEIGHTS]: weights }),

@@ -99,6 +99,15 @@ async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: Tenso
     const total = r(torchSum(weights));
     weights = weights.map((w) => r(w / total));
   }
+  if (ctx.backend && n <= MAX_TASK_MODELS) {
+    const scratch = new HostScratch(ctx.backend);
+    try {
+      await multislerpBf16Passes(source, sink, new Bf16OnBackend(ctx.backend, scratch, models, base, weights, ctx.numel), weights, eps, ctx.numel);
+    } finally {
+      scratch.release();
+    }
+    return;
+  }
   // torch adds a Python scalar to a bf16 tensor in f32 (the scalar as f32), then rounds to bf16.
   const plusEps = (x: number) => r(x + f(eps));
   const work = new Bf16Chunk(models, base, weights, ctx.numel);
@@ -127,6 +136,162 @@ async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: Tenso
       roundBf16Array(out, length);
     }
     await sink.write(start, out);
+  }
+}
+
+/** What a slerp of the unit mean by its tangent needs: the bf16 scalars of multislerp's last pass. */
+interface Bf16Finish {
+  degenerate: boolean;
+  cos: number;
+  sinc: number;
+  averageNorm: number;
+}
+
+/**
+ * multislerp's passes in bf16 steps where a backend computes each chunk's arrays (`Bf16OnBackend`):
+ * the same scalars, in the same order, as `multislerpBf16` on the host.
+ */
+async function multislerpBf16Passes(source: TensorSource, sink: TensorSink, work: Bf16OnBackend, weights: number[], eps: number, numel: number): Promise<void> {
+  const r = roundBf16;
+  const plusEps = (x: number) => r(x + f(eps));
+  const norm = () => new TorchNorm(numel, 'BF16');
+  const norms = (await work.norms(source, 'values', norm, (a) => a.values)).map(r);
+  work.denominators = norms.map(plusEps);
+  const [meanNorm] = (await work.norms(source, 'mean', norm, (a) => [a.mean])).map(r);
+  const degenerate = meanNorm! < r(eps);
+  if (degenerate && weights.length !== 2) throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
+  work.meanNorm = meanNorm!;
+  if (!degenerate) work.dots = (await work.dotProducts(source)).map(r);
+  const [tangentNorm] = degenerate ? [0] : (await work.norms(source, 'tangent', norm, (a) => [a.tangent])).map((x) => plusEps(r(x)));
+  await work.write(source, sink, {
+    degenerate,
+    cos: r(Math.cos(tangentNorm!)),
+    sinc: r(r(Math.sin(tangentNorm!)) / tangentNorm!),
+    averageNorm: r(torchSum(norms.map((x, j) => r(x * weights[j]!)))),
+  });
+}
+
+/** A chunk's bf16 arrays on a backend: the task vectors, their units, the mean, its direction, the tangent. */
+interface Bf16Arrays {
+  values: HostArray[];
+  units: HostArray[];
+  mean: HostArray;
+  direction: HostArray;
+  tangent: HostArray;
+}
+
+/**
+ * multislerp's arrays in bf16 steps computed by a backend's kernels, each step as `Bf16Chunk` takes
+ * it: r(x − base) and r(u − r(dot·dir)) by `blend2` (r(1·u) is u), the units r(v / d), the weighted
+ * sums Σ r(u·w) and the direction r(mean / |mean|) by `unitSum` in bf16 steps (a lone quotient from
+ * −0, so it keeps its sign), the norms' lanes by `normLanes`, the dots' rows by `dotRows`. A tensor
+ * read in one chunk keeps its arrays from pass to pass.
+ */
+class Bf16OnBackend {
+  denominators: number[] = [];
+  meanNorm = 1;
+  dots: number[] = [];
+  private kept = -1;
+
+  constructor(
+    private readonly backend: ComputeBackend,
+    private readonly scratch: HostScratch,
+    private readonly models: number[],
+    private readonly base: number | undefined,
+    private readonly weights: number[],
+    private readonly numel: number,
+  ) {}
+
+  /** One pass: a TorchNorm per array `arrays` gives for each chunk (computed up to `stage`). */
+  async norms(source: TensorSource, stage: Bf16Stage, make: () => TorchNorm, arrays: (a: Bf16Arrays) => HostArray[]): Promise<number[]> {
+    let runs: TorchNorm[] | undefined;
+    for await (const chunk of source.chunks()) {
+      const feeds = arrays(await this.load(chunk, stage));
+      runs ??= feeds.map(make);
+      await addNorms(this.backend, runs, feeds, chunk.length);
+    }
+    return runs!.map((run) => run.result());
+  }
+
+  /** One pass: per model, torch's sum of r(u_j·direction). */
+  async dotProducts(source: TensorSource): Promise<number[]> {
+    const sums = this.models.map(() => new TorchSum(this.numel));
+    for await (const chunk of source.chunks()) {
+      const { units, direction } = await this.load(chunk, 'direction');
+      const length = chunk.length;
+      for (let i = 0; i < length; ) {
+        let count = Math.min(sums[0]!.bulkRows(), Math.floor((length - i) / CASCADE_ROW)) * CASCADE_ROW;
+        if (count >= MIN_BULK) {
+          for (let j = 0; j < sums.length; j++) {
+            const state = sums[j]!.cascade();
+            await this.backend.dotRows(sliceHost(units[j]!, i, count), sliceHost(direction, i, count), 1, 1, state, 'BF16');
+            sums[j]!.rowsAdded(state);
+          }
+        } else {
+          count = 1;
+          for (let j = 0; j < sums.length; j++) sums[j]!.add(roundBf16(f(hostValue(units[j]!, i) * hostValue(direction, i))));
+        }
+        i += count;
+      }
+    }
+    return sums.map((sum) => sum.result());
+  }
+
+  /** The last pass: r(r(r(dir·cos) + r(tangent·sinc))·averageNorm) (+ base), or the weighted pair where the units cancel. */
+  async write(source: TensorSource, sink: TensorSink, { degenerate, cos, sinc, averageNorm }: Bf16Finish): Promise<void> {
+    const step = { step: 'BF16', signedZeros: true } as const;
+    const output = new OutputBuffer(sink);
+    for await (const chunk of source.chunks()) {
+      const a = await this.load(chunk, degenerate ? 'values' : 'tangent');
+      const out = output.take(chunk.length);
+      const slerped = this.base === undefined ? out : this.array('slerped', chunk.length);
+      if (degenerate) await this.backend.blend2(this.weights[0]!, a.values[0]!, this.weights[1]!, a.values[1]!, slerped, 'BF16');
+      else {
+        const blended = this.array('blended', chunk.length);
+        await this.backend.blend2(cos, a.direction, sinc, a.tangent, blended, 'BF16');
+        await this.backend.unitSum([blended], [1], [averageNorm], slerped, step);
+      }
+      if (this.base !== undefined) await this.backend.blend2(1, slerped, 1, (chunk.raw ?? chunk.inputs.map(f32Host))[this.base]!, out, 'BF16');
+      await output.write(chunk.start, out);
+    }
+  }
+
+  private array(name: string, length: number): HostArray {
+    return this.scratch.host(name, 'BF16', length);
+  }
+
+  private async load(chunk: Chunk, stage: Bf16Stage): Promise<Bf16Arrays> {
+    const { length } = chunk;
+    const n = this.models.length;
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    const a: Bf16Arrays = {
+      values: this.base === undefined ? this.models.map((m) => inputs[m]!) : this.models.map((_, j) => this.array(`value ${j}`, length)),
+      units: this.models.map((_, j) => this.array(`unit ${j}`, length)),
+      mean: this.array('mean', length),
+      direction: this.array('direction', length),
+      tangent: this.array('tangent', length),
+    };
+    const wholeTensor = chunk.start === 0 && length === this.numel;
+    const to = STAGES.indexOf(stage);
+    const step = { step: 'BF16' } as const;
+    const lone = { step: 'BF16', signedZeros: true } as const;
+    for (let s = wholeTensor ? this.kept + 1 : 0; s <= to; s++) {
+      const stageName = STAGES[s]!;
+      if (stageName === 'values') {
+        if (this.base !== undefined) for (let j = 0; j < n; j++) await this.backend.blend2(1, inputs[this.models[j]!]!, -1, inputs[this.base]!, a.values[j]!, 'BF16');
+      } else if (stageName === 'mean') {
+        for (let j = 0; j < n; j++) await this.backend.unitSum([a.values[j]!], [this.denominators[j]!], [1], a.units[j]!, lone);
+        await this.backend.unitSum(a.units, a.units.map(() => 1), this.weights, a.mean, step);
+      } else if (stageName === 'direction') {
+        await this.backend.unitSum([a.mean], [this.meanNorm], [1], a.direction, lone);
+      } else {
+        const offsets = this.models.map((_, j) => this.array(`offset ${j}`, length));
+        for (let j = 0; j < n; j++) await this.backend.blend2(1, a.units[j]!, -this.dots[j]!, a.direction, offsets[j]!, 'BF16');
+        await this.backend.unitSum(offsets, offsets.map(() => 1), this.weights, a.tangent, step);
+      }
+    }
+    this.kept = wholeTensor ? Math.max(this.kept, to) : -1;
+    return a;
   }
 }
 

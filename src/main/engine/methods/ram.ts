@@ -1,4 +1,4 @@
-import { MAX_TASK_MODELS, type ComputeBackend } from '../compute/types';
+import { MAX_TASK_MODELS, type ComputeBackend, type RamParams } from '../compute/types';
 import { stepRounding } from './numerics';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
@@ -55,12 +55,16 @@ function nonBase(ctx: TensorMergeContext): number[] {
 }
 
 /**
- * The backend that runs the passes (`ramCounts`, `ramMerge`: the same bits as the loops below in f32),
- * if there is one, the models fit and mergekit computes in f32 (its bf16 steps are the loops' own).
+ * The backend that runs the passes (`ramCounts`, `ramMerge`: the same bits as the loops below, in f32
+ * or bf16 steps), if there is one and the models fit.
  */
 function onBackend(ctx: TensorMergeContext): ComputeBackend | undefined {
-  if (ctx.computeDtype === 'BF16') return undefined;
   return ctx.backend && nonBase(ctx).length >= 1 && nonBase(ctx).length <= MAX_TASK_MODELS ? ctx.backend : undefined;
+}
+
+/** ram's parameters for the backend's passes. */
+function ramParams(ctx: TensorMergeContext, boosts?: number[]): RamParams {
+  return { epsilon: ctx.global['epsilon'] as number, step: ctx.computeDtype === 'BF16' ? 'BF16' : 'F32', ...(boosts ? { boosts } : {}) };
 }
 
 /**
@@ -81,7 +85,7 @@ async function countChanges(source: TensorSource, ctx: TensorMergeContext, epsil
     const counts = new Float64Array(2 * others.length);
     for await (const chunk of source.chunks()) {
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      await backend.ramCounts(inputs[ctx.baseIndex!]!, others.map((m) => inputs[m]!), { epsilon }, counts);
+      await backend.ramCounts(inputs[ctx.baseIndex!]!, others.map((m) => inputs[m]!), ramParams(ctx), counts);
     }
     return { shared: others.map((_, j) => counts[2 * j]!), unique: others.map((_, j) => counts[2 * j + 1]!) };
   }
@@ -111,7 +115,7 @@ async function mergeRam(source: TensorSource, sink: TensorSink, ctx: TensorMerge
   const others = nonBase(ctx);
   const backend = onBackend(ctx);
   if (backend) {
-    const params = { epsilon: ctx.global['epsilon'] as number, ...(boosts ? { boosts } : {}) };
+    const params = ramParams(ctx, boosts);
     const output = new OutputBuffer(sink);
     for await (const chunk of source.chunks()) {
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);

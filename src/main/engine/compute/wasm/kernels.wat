@@ -326,12 +326,13 @@
 
   ;; usum: out = Σ_m f(f(x_m / d_m) · w_m), added in f32 in input order from the zero at $params + 128
   ;; (+0 as torch sums, or −0) (multislerp's weighted mean of the unit vectors). The divisors d are
-  ;; `count` f32 at $params, the weights w `count` f32 at $params + 64.
+  ;; `count` f32 at $params, the weights w `count` f32 at $params + 64. With $step (bf16 steps) each
+  ;; quotient and product is rounded to bf16 in registers, and the sum once it is complete.
   (func (export "usum")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
-    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32) (param $scratch i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32) (param $step i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $m i32) (local $x i32) (local $acc i32) (local $i i32) (local $stop i32)
-    (local $d v128) (local $w v128) (local $zero v128)
+    (local $d v128) (local $w v128) (local $zero v128) (local $q v128)
     (local.set $zero (v128.load32_splat offset=128 (local.get $params)))
     (local.set $t (local.get $start))
     (block $tiles_done
@@ -357,16 +358,29 @@
             (local.set $d (f32x4.splat (f32.load (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 2))))))
             (local.set $w (f32x4.splat (f32.load offset=64 (i32.add (local.get $params) (i32.shl (local.get $m) (i32.const 2))))))
             (local.set $i (i32.const 0))
-            (block $done
-              (loop $next
-                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-                (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
-                  (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i)))
-                    (f32x4.mul (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $d)) (local.get $w))))
-                (local.set $i (i32.add (local.get $i) (i32.const 16)))
-                (br $next)))
+            (if (local.get $step)
+              (then
+                (block $done
+                  (loop $next
+                    (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                    (local.set $q (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $d)))
+                    (local.set $q (f32x4.mul (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))) (local.get $w)))
+                    (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
+                      (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i))) (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q)))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                    (br $next))))
+              (else
+                (block $done
+                  (loop $next
+                    (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+                    (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
+                      (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i)))
+                        (f32x4.mul (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $d)) (local.get $w))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                    (br $next)))))
             (local.set $m (i32.add (local.get $m) (i32.const 1)))
             (br $models)))
+        (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
@@ -1889,9 +1903,10 @@
         (local.set $i (i32.add (local.get $i) (i32.const 16)))
         (br $next))))
 
-  ;; One model's turn: merged += term, term = f(d · $boost) where c = 1, f(d / c) where c > 1, else +0.
-  (func $ram_term_tile (param $merged i32) (param $d i32) (param $c i32) (param $n i32) (param $boost f32)
-    (local $i i32) (local $stop i32) (local $x v128) (local $cv v128) (local $bv v128) (local $one v128)
+  ;; One model's turn: merged += term, term = f(d · $boost) where c = 1, r(d / c) where c > 1, else +0;
+  ;; r rounds to bf16 with $bf, else to f32.
+  (func $ram_term_tile (param $merged i32) (param $d i32) (param $c i32) (param $n i32) (param $boost f32) (param $bf i32)
+    (local $i i32) (local $stop i32) (local $x v128) (local $cv v128) (local $bv v128) (local $one v128) (local $q v128)
     (local.set $bv (f32x4.splat (local.get $boost)))
     (local.set $one (f32x4.splat (f32.const 1)))
     (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
@@ -1900,11 +1915,13 @@
         (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
         (local.set $x (v128.load (i32.add (local.get $d) (local.get $i))))
         (local.set $cv (v128.load (i32.add (local.get $c) (local.get $i))))
+        (local.set $q (f32x4.div (local.get $x) (local.get $cv)))
+        (if (local.get $bf) (then (local.set $q (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))
         (v128.store (i32.add (local.get $merged) (local.get $i))
           (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i)))
             (v128.bitselect
               (f32x4.mul (local.get $x) (local.get $bv))
-              (v128.and (f32x4.div (local.get $x) (local.get $cv)) (f32x4.gt (local.get $cv) (local.get $one)))
+              (v128.and (local.get $q) (f32x4.gt (local.get $cv) (local.get $one)))
               (f32x4.eq (local.get $cv) (local.get $one)))))
         (local.set $i (i32.add (local.get $i) (i32.const 16)))
         (br $next))))
@@ -1923,11 +1940,12 @@
         (br $next))))
 
   ;; ram: input 0 is the base, inputs 1..count the models; the boosts are `count` f32 at $params
-  ;; (ones for plain ram: f(d · 1) is d); $thr is f(epsilon).
+  ;; (ones for plain ram: f(d · 1) is d); $thr is r(epsilon). $step: bit 0, bf16 steps (δ_j and
+  ;; d / c rounded to bf16); bit 1, merged and the output rounded to bf16 too (ram, not ramplus_tl).
   (func (export "ram")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
-    (param $thr f32) (param $scratch i32)
+    (param $thr f32) (param $step i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $po i32) (local $bytes i32)
     (local $c i32) (local $merged i32)
     (local.set $c (call $scratch_tile (local.get $scratch) (i32.const 3)))
@@ -1949,6 +1967,7 @@
             (call $sub_tile (local.get $pd)
               (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
               (local.get $pb) (local.get $n))
+            (if (i32.and (local.get $step) (i32.const 1)) (then (call $rnd_tile (local.get $pd) (local.get $n))))
             (call $ram_keep_tile (local.get $pd) (local.get $n) (local.get $thr))
             (call $ram_count_tile (local.get $c) (local.get $pd) (local.get $n))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
@@ -1960,23 +1979,28 @@
           (loop $m
             (br_if $m_done (i32.ge_u (local.get $j) (local.get $count)))
             (call $ram_term_tile (local.get $merged) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
-                                 (local.get $c) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+                                 (local.get $c) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))
+                                 (i32.and (local.get $step) (i32.const 1)))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $m)))
         (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (if (i32.and (local.get $step) (i32.const 2)) (then (call $rnd_tile (local.get $merged) (local.get $n))))
         (call $ram_out_tile (local.get $po) (local.get $pb) (local.get $merged) (local.get $n))
+        (if (i32.and (local.get $step) (i32.const 2)) (then (call $rnd_tile (local.get $po) (local.get $n))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
-  ;; ramc: ramplus_tl's counts. Model j's changed mask m_j = |f(x_j − base)| > $thr (all ones where
-  ;; changed), c = Σ m_j (as integers); the thread's shared count of model j (u32 at scratch tile 22
-  ;; + 8j) adds the elements where m_j and c > 1, its unique count (+ 4) those where m_j and c = 1.
+  ;; ramc: ramplus_tl's counts. Model j's changed mask m_j = |r(x_j − base)| > $thr (all ones where
+  ;; changed; r rounds to bf16 with $step, else to f32), c = Σ m_j (as integers); the thread's shared
+  ;; count of model j (u32 at scratch tile 22 + 8j) adds the elements where m_j and c > 1, its unique
+  ;; count (+ 4) those where m_j and c = 1.
   (func (export "ramc")
     (param $in i32) (param $seg i32) (param $count i32)
-    (param $start i32) (param $end i32) (param $bf_in i32) (param $thr f32) (param $scratch i32)
+    (param $start i32) (param $end i32) (param $bf_in i32) (param $thr f32) (param $step i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $px i32) (local $c i32) (local $counts i32)
     (local $i i32) (local $stop i32) (local $tv v128) (local $m v128) (local $cv v128) (local $shared v128) (local $unique v128) (local $one v128)
+    (local $x v128)
     (local.set $tv (f32x4.splat (local.get $thr)))
     (local.set $one (i32x4.splat (i32.const 1)))
     (local.set $c (call $scratch_tile (local.get $scratch) (i32.const 3)))
@@ -1999,10 +2023,9 @@
             (block $done
               (loop $next
                 (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-                (local.set $m
-                  (f32x4.gt
-                    (f32x4.abs (f32x4.sub (v128.load (i32.add (local.get $px) (local.get $i))) (v128.load (i32.add (local.get $pb) (local.get $i)))))
-                    (local.get $tv)))
+                (local.set $x (f32x4.sub (v128.load (i32.add (local.get $px) (local.get $i))) (v128.load (i32.add (local.get $pb) (local.get $i)))))
+                (if (local.get $step) (then (local.set $x (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $x) (local.get $x))))))
+                (local.set $m (f32x4.gt (f32x4.abs (local.get $x)) (local.get $tv)))
                 (v128.store (i32.add (local.get $pd) (local.get $i)) (local.get $m))
                 (v128.store (i32.add (local.get $c) (local.get $i)) (i32x4.sub (v128.load (i32.add (local.get $c) (local.get $i))) (local.get $m)))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
