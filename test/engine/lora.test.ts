@@ -2,6 +2,7 @@ import { cp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveModelPath } from '../../src/main/engine/model/resolve-model';
+import { planRecipe, runMerge } from '../../src/main/engine/run-merge';
 import { parseModelReference } from '../../src/main/engine/recipe/parse-recipe';
 import type { ModelReference } from '../../src/main/engine/recipe/types';
 import { readModelF32, tempDir } from '../helpers';
@@ -45,5 +46,47 @@ describe('base+LoRA references', () => {
 
   it('name a missing adapter and where it was looked for', async () => {
     await expect(resolveModelPath(ref(`${BASE}+/nowhere/adapter`), { loraMergeCache: await tempDir() })).rejects.toThrow(/LoRA adapter "\/nowhere\/adapter".*adapter_config\.json/s);
+  });
+
+  it('are planned without being built: the plan reads the base, checks the adapter, and says what the merge will build', async () => {
+    const cache = await tempDir();
+    const dir = await tempDir();
+    const recipeFile = join(dir, 'recipe.yml');
+    const recipeText = `merge_method: linear\nmodels:\n  - model: ${BASE}+${ADAPTER}\n    parameters: {weight: 0.5}\n  - model: ${BASE}\n    parameters: {weight: 0.5}\ndtype: float32\n`;
+    const plan = await planRecipe({ recipeText, recipeFile, options: { loraMergeCache: cache } });
+    expect(await readdir(cache)).toEqual([]);
+    expect(plan.models.map((m) => m.path)).toEqual([BASE, BASE]);
+    expect(plan.warnings.join('\n')).toMatch(/the merge first merges the LoRA adapter into its base \(.* written to .*\)/);
+    const events: string[] = [];
+    const { plan: ran } = await runMerge({ recipeText, recipeFile, outDir: join(dir, 'out'), options: { loraMergeCache: cache }, onProgress: (e) => events.push(JSON.stringify(e)) });
+    const built = (await readdir(cache)).filter((n) => !n.startsWith('.'));
+    expect(built).toHaveLength(1);
+    expect(ran.models[0]!.path).toBe(join(cache, built[0]!));
+    expect(events.join('\n')).toMatch(/merging LoRA adapters into their bases/);
+    // Once built, a plan reads the merged model and has nothing to warn about it.
+    const again = await planRecipe({ recipeText, recipeFile, options: { loraMergeCache: cache } });
+    expect(again.models[0]!.path).toBe(join(cache, built[0]!));
+    expect(again.warnings.join('\n')).not.toMatch(/LoRA/);
+  });
+
+  it('refuse at plan time an adapter whose delta does not fit the base, naming the tensor, and build nothing', async () => {
+    const cache = await tempDir();
+    const dir = await tempDir();
+    await cp(ADAPTER, join(dir, 'other'), { recursive: true });
+    const weights = join(dir, 'other', 'adapter_model.safetensors');
+    const bytes = await readFile(weights);
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+    // Layer 0's q_proj pair renamed onto a module the base lacks.
+    for (const key of Object.keys(header).filter((k) => k.includes('layers.0.self_attn.q_proj.'))) {
+      header[key.replace('q_proj', 'x_proj')] = header[key];
+      delete header[key];
+    }
+    const json = Buffer.from(JSON.stringify(header).padEnd(headerLength, ' '));
+    expect(json.length).toBe(headerLength);
+    await writeFile(weights, Buffer.concat([bytes.subarray(0, 8), json, bytes.subarray(8 + headerLength)]));
+    const recipeText = `merge_method: linear\nmodels:\n  - model: ${BASE}+${join(dir, 'other')}\n    parameters: {weight: 1}\n`;
+    await expect(planRecipe({ recipeText, recipeFile: join(dir, 'recipe.yml'), options: { loraMergeCache: cache } })).rejects.toThrow(/adapts model\.layers\.0\.self_attn\.x_proj\.weight, which .* does not have/);
+    expect(await readdir(cache)).toEqual([]);
   });
 });

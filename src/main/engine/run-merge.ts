@@ -57,9 +57,10 @@ function searchFor(recipeFile: string, options: MergeOptions, stageOutputs?: Rea
   };
 }
 
-function planOne(recipe: Recipe, recipeFile: string, options: MergeOptions, stageOutputs?: ReadonlyMap<string, string>): Promise<MergePlan> {
+function planOne(recipe: Recipe, recipeFile: string, options: MergeOptions, stageOutputs?: ReadonlyMap<string, string>, buildLoraMerges = false): Promise<MergePlan> {
   return planMerge({
     recipe,
+    buildLoraMerges,
     search: searchFor(recipeFile, options, stageOutputs),
     ...(options.outShardSize !== undefined ? { outShardSize: options.outShardSize } : {}),
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
@@ -122,13 +123,20 @@ function machineTorchThreads(): number {
   return defaultTorchThreads(cpuinfo, availableParallelism());
 }
 
+/** Says that base+LoRA models are merged now (those not in the LoRA merge cache yet), before the plan that builds them. */
+function announceLoraMerges(recipe: Recipe, onProgress: RunMergeParams['onProgress']): void {
+  const adapted = [...new Set(referencedModels(recipe).filter((ref) => ref.lora).map((ref) => ref.raw))];
+  if (adapted.length > 0) onProgress?.({ type: 'stage', stage: 'plan', message: `merging LoRA adapters into their bases where the LoRA merge cache lacks them: ${adapted.join(', ')}` });
+}
+
 /** Recipe text → merged model folder at `outDir`. The one entry point of the CLI, the jobs and the tests. */
 export async function runMerge(params: RunMergeParams) {
   const { options = {}, onProgress } = params;
   onProgress?.({ type: 'stage', stage: 'plan', message: `planning ${params.recipeFile}` });
   const recipes = parseRecipes(params.recipeText, params.recipeFile);
   if (recipes.length > 1) return runStages(params, buildStageGraph(recipes, params.recipeFile));
-  const plan = await planOne(recipes[0]!, params.recipeFile, options);
+  announceLoraMerges(recipes[0]!, onProgress);
+  const plan = await planOne(recipes[0]!, params.recipeFile, options, undefined, true);
   for (const warning of plan.warnings) onProgress?.({ type: 'warning', message: warning });
   return { plan, ...(await executePlan(plan, executeOptions(params, resolve(params.outDir), options.overwrite))) };
 }
@@ -159,7 +167,8 @@ async function runStages(params: RunMergeParams, graph: StageGraph) {
       continue;
     }
     onProgress?.({ type: 'stage', stage: 'plan', message: label });
-    const planned = await planOne(stage.recipe, params.recipeFile, options, stageOutputs);
+    announceLoraMerges(stage.recipe, onProgress);
+    const planned = await planOne(stage.recipe, params.recipeFile, options, stageOutputs, true);
     // The output's card tells the whole recipe: every stage, the models they read, all its documents.
     const plan = isFinal ? { ...planned, modelCard: { ...planned.modelCard, recipeYaml: params.recipeText, stages: graph.order.map(stageCard) } } : planned;
     for (const warning of plan.warnings) onProgress?.({ type: 'warning', message: warning });

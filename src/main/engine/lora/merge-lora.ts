@@ -7,7 +7,7 @@ import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype } from '../safetensors/dtype';
 import { SafetensorsShardWriter } from '../safetensors/writer';
 import { fmaF32 } from '../methods/numerics';
-import { readLoraAdapter, type LoraDelta } from './adapter';
+import { readLoraAdapter, type LoraAdapter, type LoraDelta } from './adapter';
 
 export interface MergeLoraParams {
   model: string;
@@ -26,7 +26,7 @@ const WEIGHT_FILE = /\.(safetensors|bin|pt|pth)$|\.index\.json$/;
  * tensor and row chunk by row chunk, in a hidden folder renamed into place when complete.
  */
 export async function mergeLora(params: MergeLoraParams): Promise<string> {
-  const target = join(params.cacheDir, `${basename(params.model)}+${basename(params.adapter)}-${await cacheKey(params)}`);
+  const target = await loraMergeTarget(params);
   if (await stat(join(target, 'config.json')).catch(() => undefined)) return target;
   await mkdir(params.cacheDir, { recursive: true });
   const building = join(params.cacheDir, `.${basename(target)}.${process.pid}.partial`);
@@ -45,6 +45,46 @@ export async function mergeLora(params: MergeLoraParams): Promise<string> {
   return target;
 }
 
+/** Where `mergeLora` builds (or has built) the merged model: named by the model, the adapter and their files. */
+export async function loraMergeTarget(params: MergeLoraParams): Promise<string> {
+  return join(params.cacheDir, `${basename(params.model)}+${basename(params.adapter)}-${await cacheKey(params)}`);
+}
+
+/**
+ * Checks that `mergeLora` can merge the adapter into the model (the adapter readable, each delta
+ * meeting a 2-D float weight of its shape) from the headers and the adapter alone; writes nothing.
+ * Resolves to the bytes the merged model's weights will take.
+ */
+export async function checkLoraAdapter(params: MergeLoraParams): Promise<number> {
+  const adapter = await readLoraAdapter(params.adapter);
+  const folder = await ModelFolder.open(params.model);
+  try {
+    checkTargets(params, adapter, folder);
+    let bytes = 0;
+    for (const { entry } of folder.tensors.values()) {
+      const delta = adapter.deltas.get(entry.name);
+      if (delta) checkDelta(entry.dtype, entry.shape, delta, entry.name);
+      bytes += entry.byteLength;
+    }
+    return bytes;
+  } finally {
+    await folder.close();
+  }
+}
+
+function checkTargets(params: MergeLoraParams, adapter: LoraAdapter, folder: ModelFolder): void {
+  const missing = [...adapter.deltas.keys()].filter((t) => !folder.tensors.has(t));
+  if (missing.length > 0) throw new EngineError(`${params.reference}: the adapter adapts ${missing[0]}, which ${params.model} does not have`, { tensor: missing[0]! });
+}
+
+/** Throws unless `delta` fits the weight `name` of this dtype and shape. */
+function checkDelta(dtype: string, shape: number[], delta: LoraDelta, name: string): void {
+  if (!isFloatDtype(dtype as never) || shape.length !== 2) throw new EngineError(`LoRA: "${name}" is not a 2-D float tensor`, { tensor: name });
+  const [rows, cols] = shape as [number, number];
+  const [outRows, outCols] = delta.transposed ? [delta.a.cols, delta.b.rows] : [delta.b.rows, delta.a.cols];
+  if (outRows !== rows || outCols !== cols) throw new EngineError(`LoRA: the delta for "${name}" is ${outRows}×${outCols}, the weight ${rows}×${cols}`, { tensor: name });
+}
+
 async function cacheKey({ model, adapter }: MergeLoraParams): Promise<string> {
   const hash = createHash('sha256');
   for (const dir of [model, adapter]) {
@@ -61,8 +101,7 @@ async function writeMergedWeights(params: MergeLoraParams, outDir: string): Prom
   const adapter = await readLoraAdapter(params.adapter);
   const folder = await ModelFolder.open(params.model);
   try {
-    const missing = [...adapter.deltas.keys()].filter((t) => !folder.tensors.has(t));
-    if (missing.length > 0) throw new EngineError(`${params.reference}: the adapter adapts ${missing[0]}, which ${params.model} does not have`, { tensor: missing[0]! });
+    checkTargets(params, adapter, folder);
     const planned = [...folder.tensors.values()].map(({ entry }) => ({ name: entry.name, dtype: entry.dtype, shape: entry.shape }));
     const writer = await SafetensorsShardWriter.create(join(outDir, 'model.safetensors'), planned);
     try {
@@ -89,11 +128,9 @@ async function writeMergedWeights(params: MergeLoraParams, outDir: string): Prom
 
 /** Adds rows [firstRow, …) of the delta to `bytes` (those rows of W) in place. */
 function applyDelta(bytes: Uint8Array, dtype: string, shape: number[], firstRow: number, delta: LoraDelta, scaling: number, name: string): void {
-  if (!isFloatDtype(dtype as never) || shape.length !== 2) throw new EngineError(`LoRA: "${name}" is not a 2-D float tensor`, { tensor: name });
-  const [rows, cols] = shape as [number, number];
+  checkDelta(dtype, shape, delta, name);
+  const cols = shape[1]!;
   const { a, b, transposed } = delta;
-  const [outRows, outCols] = transposed ? [a.cols, b.rows] : [b.rows, a.cols];
-  if (outRows !== rows || outCols !== cols) throw new EngineError(`LoRA: the delta for "${name}" is ${outRows}×${outCols}, the weight ${rows}×${cols}`, { tensor: name });
   const r = a.rows;
   const scale = Math.fround(scaling);
   const w = new Float32Array(bytes.byteLength / dtypeSize(dtype as never));

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { EngineError } from '../errors';
-import { mergeLora } from '../lora/merge-lora';
+import { checkLoraAdapter, loraMergeTarget, mergeLora } from '../lora/merge-lora';
 import type { ModelReference } from '../recipe/types';
 
 export interface ModelSearch {
@@ -53,6 +53,28 @@ export async function resolveModelPath(ref: ModelReference, search: ModelSearch 
   if (!ref.lora) return model;
   const adapter = await findFolder(ref.raw, ref.lora.path, ref.lora.revision, search, 'adapter_config.json');
   return mergeLora({ model, adapter, cacheDir: search.loraMergeCache ?? defaultLoraCache(search.env), reference: ref.raw });
+}
+
+/** What `previewModelPath` found: the folder to plan against, and for a base+LoRA reference not yet merged, what merging it will take. */
+export interface PreviewedModel {
+  path: string;
+  pendingLora?: { cacheDir: string; bytes: number };
+}
+
+/**
+ * As `resolveModelPath`, but builds nothing: a base+LoRA reference whose merged model is not in the
+ * LoRA merge cache yet resolves to its base, once the adapter is checked against it (the merged model
+ * has the base's tensors, shapes and dtypes). For plans, which read headers only.
+ */
+export async function previewModelPath(ref: ModelReference, search: ModelSearch = {}): Promise<PreviewedModel> {
+  const stage = search.stageOutputs?.get(ref.path);
+  const model = stage ?? (await findFolder(ref.raw, ref.path, ref.revision, search, 'config.json'));
+  if (!ref.lora) return { path: model };
+  const adapter = await findFolder(ref.raw, ref.lora.path, ref.lora.revision, search, 'adapter_config.json');
+  const params = { model, adapter, cacheDir: search.loraMergeCache ?? defaultLoraCache(search.env), reference: ref.raw };
+  const target = await loraMergeTarget(params);
+  if (await isModelDir(target)) return { path: target };
+  return { path: model, pendingLora: { cacheDir: params.cacheDir, bytes: await checkLoraAdapter(params) } };
 }
 
 async function findFolder(raw: string, path: string, revision: string | undefined, search: ModelSearch, marker: string): Promise<string> {

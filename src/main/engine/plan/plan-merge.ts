@@ -7,7 +7,8 @@ import { RecipeError } from '../recipe/parse-recipe';
 import { closestKey } from '../recipe/suggest';
 import type { MergeMethod, ParamValue } from '../methods/types';
 import { ModelFolder, type ModelTensor } from '../model/model-folder';
-import { resolveModelPath, type ModelSearch } from '../model/resolve-model';
+import { previewModelPath, resolveModelPath, type ModelSearch } from '../model/resolve-model';
+import { formatBytes } from '../../../shared/format';
 import { referencedModels } from '../recipe/stage-graph';
 import { resolveChatTemplate } from '../tokenizer/chat-template';
 import { planTokenizer, type PlannedVocabulary } from '../tokenizer/plan-tokenizer';
@@ -27,6 +28,12 @@ export interface PlanMergeParams {
   allowCrimes?: boolean;
   /** mergekit's --unsafe-truncate-embeddings: cut vocabulary tensors of different lengths to the common rows. */
   unsafeTruncateEmbeddings?: boolean;
+  /**
+   * Merge base+LoRA references into the LoRA merge cache now, so the plan reads the merged models (a
+   * merge about to run). Otherwise a plan builds nothing: it reads such a model's base headers, the
+   * adapter checked against them, and warns what the merge will build first.
+   */
+  buildLoraMerges?: boolean;
 }
 
 export const DEFAULT_SHARD_SIZE = 5_000_000_000;
@@ -41,7 +48,7 @@ interface OpenModel {
 export async function planMerge(params: PlanMergeParams): Promise<MergePlan> {
   const { recipe } = params;
   const method = knownMethod(recipe);
-  const models = new ModelTable(params.search ?? {});
+  const models = new ModelTable(params.search ?? {}, params.buildLoraMerges === true);
   try {
     const merged = mergedModels(recipe);
     if (merged.length === 0) throw new EngineError('the recipe names no model', { key: 'models' });
@@ -195,15 +202,20 @@ async function checkSameArchitecture(models: ModelTable, arch: ArchitectureDef):
 class ModelTable {
   private byKey = new Map<string, Promise<OpenModel>>();
   private opened: OpenModel[] = [];
+  /** What opening the models found that the plan should say: LoRA merges the run will build first. */
+  readonly notes: string[] = [];
 
-  constructor(private readonly search: ModelSearch) {}
+  constructor(
+    private readonly search: ModelSearch,
+    private readonly buildLoraMerges: boolean,
+  ) {}
 
   open(ref: ModelReference): Promise<OpenModel> {
     const key = ref.raw;
     let model = this.byKey.get(key);
     if (!model) {
       model = (async () => {
-        const folder = await ModelFolder.open(await resolveModelPath(ref, this.search));
+        const folder = await ModelFolder.open(await this.pathOf(ref));
         const open = { ref, key, folder };
         this.opened.push(open);
         return open;
@@ -215,6 +227,15 @@ class ModelTable {
 
   all(): OpenModel[] {
     return this.opened;
+  }
+
+  private async pathOf(ref: ModelReference): Promise<string> {
+    if (this.buildLoraMerges || !ref.lora) return resolveModelPath(ref, this.search);
+    const { path, pendingLora } = await previewModelPath(ref, this.search);
+    if (pendingLora) {
+      this.notes.push(`${ref.raw}: the merge first merges the LoRA adapter into its base (${formatBytes(pendingLora.bytes)} written to ${pendingLora.cacheDir}, kept for later merges); this plan reads the base's headers`);
+    }
+    return path;
   }
 
   async closeAll(): Promise<void> {
@@ -493,7 +514,7 @@ class PlanBuilder {
         recipeYaml: this.recipe.source.text,
       },
       seed: params.seed ?? 0,
-      warnings: this.warnings,
+      warnings: [...this.models.notes, ...this.warnings],
     };
   }
 }
