@@ -54,8 +54,8 @@ function cuts(v: Float32Array, start: number): (MagnitudeCut | undefined)[] {
 
 describe('sceMerge (sce\'s merge pass) on every backend equals the reference', () => {
   for (const [label, backend, pin] of BACKENDS) {
-    it(`${label}: 2 to 4 models, f32/bf16 in and out, NaN/±0/subnormals, with and without a cut (sceMerge and sceDelta)`, async () => {
-      for (const [n, count, start] of [[33, 2, 0], [5003, 3, 17], [70_001, 4, 2 ** 32 + 5], [2_049, 2, 1_000_000]] as const) {
+    it(`${label}: 2 to 4 models, f32/bf16 in and out, NaN/±0/subnormals, with and without a cut, f32 and bf16 steps (sceMerge and sceDelta)`, async () => {
+      for (const [n, count, start, step] of [[33, 2, 0, 'F32'], [5003, 3, 17, 'BF16'], [70_001, 4, 2 ** 32 + 5, 'F32'], [2_049, 2, 1_000_000, 'BF16'], [40_003, 4, 3, 'BF16']] as const) {
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['BF16', 'F32'], ['F32', 'F16']] as [FloatDtype, FloatDtype][]) {
           const inputs = models(n, count, n + count).map((v) => asHost(v, inDtype));
           const weightsOf = [0.61, 0.27, 0.083, 0.037].slice(0, count);
@@ -63,14 +63,14 @@ describe('sceMerge (sce\'s merge pass) on every backend equals the reference', (
           const mine = inputs.map((h) => placed(backend, pin, h));
           const myVariances = placed(backend, pin, variances);
           for (const cut of cuts(variances.data as Float32Array, start)) {
-            const params = { start, weights: weightsOf, ...(cut ? { select: { cut, variances } } : {}) };
-            const myParams = { start, weights: weightsOf, ...(cut ? { select: { cut, variances: myVariances } } : {}) };
+            const params = { start, weights: weightsOf, step, ...(cut ? { select: { cut, variances } } : {}) };
+            const myParams = { start, weights: weightsOf, step, ...(cut ? { select: { cut, variances: myVariances } } : {}) };
             const want = hostArray(outDtype, n);
             await reference.sceMerge(inputs[0]!, inputs.slice(1), params, want);
             const got = placed(backend, pin, hostArray(outDtype, n));
             await backend.sceMerge(mine[0]!, mine.slice(1), myParams, got);
             const diff = firstDifference(got, want);
-            expect(diff < 0 ? '' : `element ${diff}: ${describeElement(got, diff)} vs ${describeElement(want, diff)}`, `sceMerge ${n} × ${count} ${inDtype} → ${outDtype}, cut ${JSON.stringify(cut)}${diff < 0 ? "" : `, inputs ${inputs.map((h) => describeElement(h, diff)).join(" ")}`}`).toBe('');
+            expect(diff < 0 ? '' : `element ${diff}: ${describeElement(got, diff)} vs ${describeElement(want, diff)}`, `sceMerge ${n} × ${count} ${inDtype} → ${outDtype}, ${step} steps, cut ${JSON.stringify(cut)}${diff < 0 ? "" : `, inputs ${inputs.map((h) => describeElement(h, diff)).join(" ")}`}`).toBe('');
             for (let model = 0; model < count; model++) {
               const wantDelta = hostArray(outDtype, n);
               await reference.sceDelta(inputs[0]!, inputs[model + 1]!, params, wantDelta);
@@ -121,6 +121,26 @@ async function sceOutput(inputs: HostArray[], ctx: TensorMergeContext, chunk: nu
 }
 
 describe('sce on the backends gives its TypeScript\'s bits', () => {
+  it('in bf16 steps (select_topk 0 and 1): bf16 models with and without NaN/±∞/±0/subnormals, chunks that cut windows, 2 to 4 models', async () => {
+    for (const [n, chunk, count, edges] of [
+      [40_001, 40_001, 2, 0.02],
+      [9_000, 1_003, 4, 0.02],
+      [30_011, 4_099, 3, 0],
+      [70_001, 70_001, 2, 0],
+    ] as [number, number, number, number][]) {
+      const inputs = models(n, count, n + 5 * count, edges).map((v) => asHost(v, 'BF16'));
+      for (const topk of [0, 1]) {
+        const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: 0, global: { select_topk: topk }, perModel: inputs.map(() => ({})), seed: 0, computeDtype: 'BF16' };
+        const want = await sceOutput(inputs, ctx, chunk);
+        for (const [label, backend] of BACKENDS) {
+          const got = await sceOutput(inputs, { ...ctx, backend }, chunk);
+          const at = firstDifference({ dtype: 'F32', data: got }, { dtype: 'F32', data: want });
+          expect(at < 0 ? '' : `element ${at}: ${describeElement({ dtype: 'F32', data: got }, at)} vs ${describeElement({ dtype: 'F32', data: want }, at)}`, `bf16 steps, ${n}, chunks of ${chunk}, ${count} models, top ${topk}, ${label}`).toBe('');
+        }
+      }
+    }
+  });
+
   it('bf16 and f32 models with and without NaN/±∞/±0/subnormals, select_topk 0 to 1, chunks that cut windows and rows, 2 to 4 models', async () => {
     // Edge values in one element of 50 make every mean square NaN or ∞; without them the weights are finite.
     for (const [n, chunk, count, dtype, edges] of [

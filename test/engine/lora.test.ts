@@ -61,7 +61,7 @@ describe('base+LoRA references', () => {
     const { plan: ran } = await runMerge({ recipeText, recipeFile, outDir: join(dir, 'out'), options: { loraMergeCache: cache }, onProgress: (e) => events.push(JSON.stringify(e)) });
     const built = (await readdir(cache)).filter((n) => !n.startsWith('.'));
     expect(built).toHaveLength(1);
-    expect(ran.models[0]!.path).toBe(join(cache, built[0]!));
+    expect(ran!.models[0]!.path).toBe(join(cache, built[0]!));
     expect(events.join('\n')).toMatch(/merging LoRA adapters into their bases/);
     // Once built, a plan reads the merged model and has nothing to warn about it.
     const again = await planRecipe({ recipeText, recipeFile, options: { loraMergeCache: cache } });

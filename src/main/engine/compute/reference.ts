@@ -359,7 +359,9 @@ export const SCE_MIN_TOTAL = f(1e-6);
 /** ComputeBackend.sceMerge on f32 arrays: the steps of methods/sce.ts's merge loop. */
 export function sceMergeF32(base: Float32Array, models: readonly Float32Array[], params: SceMergeParams, out: Float32Array): void {
   const count = models.length;
+  const r = stepRounding(params.step ?? 'F32');
   const weights = params.weights.map(f);
+  const floor = r(SCE_MIN_TOTAL);
   const keeps = sceKeeps(params);
   const tv = new Float64Array(count);
   for (let i = 0; i < out.length; i++) {
@@ -367,20 +369,20 @@ export function sceMergeF32(base: Float32Array, models: readonly Float32Array[],
     const keep = keeps(i);
     let vote = 0;
     for (let j = 0; j < count; j++) {
-      tv[j] = keep ? f(models[j]![i]! - b) : 0;
+      tv[j] = keep ? r(models[j]![i]! - b) : 0;
       vote = f(vote + tv[j]!);
     }
-    const majority = vote >= 0 ? 1 : -1;
+    const majority = r(vote) >= 0 ? 1 : -1;
     let merged = 0;
     let total = 0;
     for (let j = 0; j < count; j++) {
       const w = Math.sign(tv[j]!) === majority ? weights[j]! : 0;
-      merged = f(merged + f(tv[j]! * w));
+      merged = f(merged + r(tv[j]! * w));
       total = f(total + w);
     }
     // Every NaN as 0x7fc00000: which of two NaNs a sum returns is up to the hardware and the JIT.
-    const r = f(b + f(merged / Math.max(total, SCE_MIN_TOTAL)));
-    out[i] = Number.isNaN(r) ? NaN : r;
+    const result = r(b + r(r(merged) / Math.max(r(total), floor)));
+    out[i] = Number.isNaN(result) ? NaN : result;
   }
 }
 

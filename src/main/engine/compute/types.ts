@@ -383,6 +383,12 @@ export interface SceMergeParams {
   weights: readonly number[];
   /** The elements kept; undefined keeps every element. */
   select?: SceSelect;
+  /**
+   * BF16 (mergekit computing in bf16): tv_j, the vote before its sign is read, each r(tv_j·w_j),
+   * merged, total, the floor r(1e-6), the quotient and the output are rounded to bf16 (roundBf16);
+   * the sums are still added in f32. Default F32.
+   */
+  step?: StepDtype;
 }
 
 /**

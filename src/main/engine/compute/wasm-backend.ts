@@ -102,7 +102,7 @@ interface Kernels {
   dvar(input: number, seg: number, count: number, start: number, end: number, out: number, bfIn: number, bfOut: number, scratch: number): void;
   usum(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, step: number, scratch: number): void;
   drank(input: number, count: number, params: number, rows: number, n: number, u0: number, u1: number, bfIn: number, flags: number, idxLo: number, idxHi: number, sort: number): void;
-  sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, only: number, scratch: number): void;
+  sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, only: number, step: number, scratch: number): void;
   ram(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, threshold: number, step: number, scratch: number): void;
   ramc(input: number, seg: number, count: number, start: number, end: number, bfIn: number, threshold: number, step: number, scratch: number): void;
 }
@@ -590,7 +590,8 @@ export class WasmBackend implements ComputeBackend {
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    return this.sce(base, [model], { ...params, weights: [0] }, 0, out);
+    // The kept δ in f32 steps, whatever else the caller's object carries.
+    return this.sce(base, [model], { start: params.start, weights: [0], ...(params.select ? { select: params.select } : {}) }, 0, out);
   }
 
   /** kernels.wat "sce": the merge pass, or (`only` ≥ 0) that model's kept δ; the variances beside the inputs. */
@@ -598,6 +599,7 @@ export class WasmBackend implements ComputeBackend {
     const count = models.length;
     const cut = params.select?.cut;
     const variances = params.select?.variances.data as Float32Array | undefined;
+    const step = params.step === 'BF16' ? 1 : 0;
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
       new Float32Array(this.memory.buffer, 0, count).set(params.weights.map((x) => Math.fround(x)));
@@ -608,7 +610,7 @@ export class WasmBackend implements ComputeBackend {
         ...(variances ? { sides: [variances] } : {}),
         call: (input, seg, start, end, output, bfIn, bfOut, first) => {
           const index = params.start + first;
-          return ['sce', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), cut ? 1 : 0, cut ? cut.bits >>> 0 : 0, only]];
+          return ['sce', [input, seg, count, 0, start, end, output, bfIn, bfOut, index >>> 0, Math.floor(index / 2 ** 32), cut ? 1 : 0, cut ? cut.bits >>> 0 : 0, only, step]];
         },
       });
     });

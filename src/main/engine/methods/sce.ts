@@ -175,6 +175,15 @@ function weightsFromSquares(squares: TorchSum[], numel: number): number[] {
  * which keeps ties among bf16 variances in torch.topk's order, Alloy computes in f32.)
  */
 async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number, others: number[], nothing: boolean): Promise<void> {
+  if (ctx.backend && others.length <= MAX_TASK_MODELS) {
+    const scratch = new HostScratch(ctx.backend);
+    try {
+      await sceBf16OnBackend(source, sink, ctx, ctx.backend, base, others, nothing, scratch);
+    } finally {
+      scratch.release();
+    }
+    return;
+  }
   const r = roundBf16;
   const n = others.length;
   let vectors: Float32Array[] = [];
@@ -195,15 +204,9 @@ async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeC
   const squares = others.map(() => new TorchSum(ctx.numel));
   for await (const { length, inputs } of source.chunks()) {
     const tv = load(inputs, length);
-    if (ctx.backend) {
-      for (let j = 0; j < n; j++) await addSquares(squares[j]!, tv[j]!.subarray(0, length), ctx.backend, 'BF16');
-    } else {
-      for (let i = 0; i < length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
-    }
+    for (let i = 0; i < length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
   }
-  const means = squares.map((sq) => r(f(sq.result() / ctx.numel)));
-  const total = r(torchSum(means));
-  const weights = Math.abs(total) < 1e-6 ? others.map(() => r(1 / others.length)) : means.map((m) => r(m / f(total)));
+  const weights = bf16Weights(squares, ctx.numel);
   const values = new Float64Array(others.length);
   let buffer = new Float32Array(0);
   for await (const { start, length, inputs } of source.chunks()) {
@@ -229,6 +232,50 @@ async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeC
       out[i] = Number.isNaN(result) ? NaN : result;
     }
     await sink.write(start, out);
+  }
+}
+
+/** Each model's weight in bf16 steps: its mean square r(Σ r(tv²) / numel) over their sum (equal weights when that is near 0). */
+function bf16Weights(squares: TorchSum[], numel: number): number[] {
+  const r = roundBf16;
+  const means = squares.map((sq) => r(f(sq.result() / numel)));
+  const total = r(torchSum(means));
+  return Math.abs(total) < 1e-6 ? squares.map(() => r(1 / squares.length)) : means.map((m) => r(m / f(total)));
+}
+
+/**
+ * `sceBf16`'s passes on a backend, the same bits: the task vectors r(x − base) by `blend2` in bf16
+ * steps (r(1·x) is x) and their squares by `dotRows` (each square rounded to bf16, torch's cascade),
+ * the merge by `sceMerge` in bf16 steps (nothing kept: a cut no variance passes, over zeros).
+ */
+async function sceBf16OnBackend(
+  source: TensorSource,
+  sink: TensorSink,
+  ctx: TensorMergeContext,
+  backend: ComputeBackend,
+  base: number,
+  others: number[],
+  nothing: boolean,
+  scratch: HostScratch,
+): Promise<void> {
+  const squares = others.map(() => new TorchSum(ctx.numel));
+  for await (const chunk of source.chunks()) {
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    const tv = scratch.f32('task vector', chunk.length);
+    for (let j = 0; j < others.length; j++) {
+      if (nothing) tv.fill(0);
+      else await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, f32Host(tv), 'BF16');
+      await addSquares(squares[j]!, tv, backend, 'BF16');
+    }
+  }
+  const weights = bf16Weights(squares, ctx.numel);
+  const output = new OutputBuffer(sink);
+  for await (const chunk of source.chunks()) {
+    const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
+    const out = output.take(chunk.length);
+    const select = nothing ? { cut: NOTHING_KEPT, variances: f32Host(scratch.zeros(chunk.length)) } : undefined;
+    await backend.sceMerge(inputs[base]!, others.map((m) => inputs[m]!), { start: chunk.start, weights, step: 'BF16', ...(select ? { select } : {}) }, out);
+    await output.write(chunk.start, out);
   }
 }
 

@@ -1754,9 +1754,9 @@
         (br $next))))
 
   ;; One model's turn: w = $w where tv has the sign the vote elected (≥ 0 is +; a zero or NaN agrees
-  ;; with neither), else +0; merged += f(tv · w), total += w.
-  (func $sce_agree_tile (param $merged i32) (param $total i32) (param $d i32) (param $vote i32) (param $n i32) (param $w f32)
-    (local $i i32) (local $stop i32) (local $x v128) (local $wsel v128) (local $zero v128)
+  ;; with neither), else +0; merged += r(tv · w), total += w (r rounds to bf16 with $bf, else to f32).
+  (func $sce_agree_tile (param $merged i32) (param $total i32) (param $d i32) (param $vote i32) (param $n i32) (param $w f32) (param $bf i32)
+    (local $i i32) (local $stop i32) (local $x v128) (local $wsel v128) (local $zero v128) (local $p v128)
     (local.set $zero (f32x4.splat (f32.const 0)))
     (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
     (block $done
@@ -1768,26 +1768,31 @@
             (v128.bitselect (f32x4.gt (local.get $x) (local.get $zero))
                             (f32x4.lt (local.get $x) (local.get $zero))
                             (f32x4.ge (v128.load (i32.add (local.get $vote) (local.get $i))) (local.get $zero)))))
+        (local.set $p (f32x4.mul (local.get $x) (local.get $wsel)))
+        (if (local.get $bf) (then (local.set $p (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $p) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $p) (local.get $p))))))
         (v128.store (i32.add (local.get $merged) (local.get $i))
-          (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i))) (f32x4.mul (local.get $x) (local.get $wsel))))
+          (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i))) (local.get $p)))
         (v128.store (i32.add (local.get $total) (local.get $i))
           (f32x4.add (v128.load (i32.add (local.get $total) (local.get $i))) (local.get $wsel)))
         (local.set $i (i32.add (local.get $i) (i32.const 16)))
         (br $next))))
 
-  ;; $po = f($pb + f($merged / max($total, f(1e-6)))), $n f32, every NaN as 0x7fc00000 (which of
-  ;; two NaNs an addition returns is up to the hardware and the operand order the JIT picks).
-  (func $sce_out_tile (param $po i32) (param $pb i32) (param $merged i32) (param $total i32) (param $n i32)
-    (local $i i32) (local $stop i32) (local $floor v128) (local $r v128)
-    (local.set $floor (i32x4.splat (i32.const 0x358637bd)))
+  ;; $po = r($pb + r($merged / max($total, r(1e-6)))), $n f32, every NaN as 0x7fc00000 (which of
+  ;; two NaNs an addition returns is up to the hardware and the operand order the JIT picks). r
+  ;; rounds to f32, or with $bf to bf16: $merged and $total are then bf16 already, and the host
+  ;; rounds $po after.
+  (func $sce_out_tile (param $po i32) (param $pb i32) (param $merged i32) (param $total i32) (param $n i32) (param $bf i32)
+    (local $i i32) (local $stop i32) (local $floor v128) (local $r v128) (local $q v128)
+    (local.set $floor (i32x4.splat (select (i32.const 0x35860000) (i32.const 0x358637bd) (local.get $bf))))
     (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-        (local.set $r
-          (f32x4.add (v128.load (i32.add (local.get $pb) (local.get $i)))
-            (f32x4.div (v128.load (i32.add (local.get $merged) (local.get $i)))
-                       (f32x4.max (v128.load (i32.add (local.get $total) (local.get $i))) (local.get $floor)))))
+        (local.set $q
+          (f32x4.div (v128.load (i32.add (local.get $merged) (local.get $i)))
+                     (f32x4.max (v128.load (i32.add (local.get $total) (local.get $i))) (local.get $floor))))
+        (if (local.get $bf) (then (local.set $q (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))
+        (local.set $r (f32x4.add (v128.load (i32.add (local.get $pb) (local.get $i))) (local.get $q)))
         (v128.store (i32.add (local.get $po) (local.get $i))
           (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $r) (f32x4.ne (local.get $r) (local.get $r))))
         (local.set $i (i32.add (local.get $i) (i32.const 16)))
@@ -1797,11 +1802,13 @@
   ;; With $select, an element is kept where its variance (f32, segment count + 1, after the inputs)
   ;; passes the cut: bits $cut_bits, its ties kept before tensor index i64 at $params + 64;
   ;; $idx_lo/$idx_hi: the tensor index of the window's element 0. With $only ≥ 0 the output is model
-  ;; $only's kept δ (0 where dropped), for its mean square, and nothing is merged.
+  ;; $only's kept δ (0 where dropped), for its mean square, and nothing is merged. With $step (bf16
+  ;; steps) δ_j, the vote (before its sign is read), each r(tv·w), merged, total, the quotient and
+  ;; the output are rounded to bf16.
   (func (export "sce")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
-    (param $idx_lo i32) (param $idx_hi i32) (param $select i32) (param $cut_bits i32) (param $only i32) (param $scratch i32)
+    (param $idx_lo i32) (param $idx_hi i32) (param $select i32) (param $cut_bits i32) (param $only i32) (param $step i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $po i32) (local $bytes i32)
     (local $merged i32) (local $keep i32) (local $vote i32) (local $cu i32)
     (local.set $merged (call $scratch_tile (local.get $scratch) (i32.const 3)))
@@ -1823,6 +1830,7 @@
             (call $sub_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
               (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
               (local.get $pb) (local.get $n))
+            (if (local.get $step) (then (call $rnd_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $d)))
         (if (local.get $select)
@@ -1854,6 +1862,7 @@
             (call $add_tile (local.get $vote) (local.get $vote) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $v)))
+        (if (local.get $step) (then (call $rnd_tile (local.get $vote) (local.get $n))))
         (memory.fill (local.get $merged) (i32.const 0) (local.get $bytes))
         (memory.fill (local.get $keep) (i32.const 0) (local.get $bytes))
         (local.set $j (i32.const 0))
@@ -1861,11 +1870,17 @@
           (loop $a
             (br_if $a_done (i32.ge_u (local.get $j) (local.get $count)))
             (call $sce_agree_tile (local.get $merged) (local.get $keep) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
-                                  (local.get $vote) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
+                                  (local.get $vote) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))
+                                  (local.get $step))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $a)))
+        (if (local.get $step)
+          (then
+            (call $rnd_tile (local.get $merged) (local.get $n))
+            (call $rnd_tile (local.get $keep) (local.get $n))))
         (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
-        (call $sce_out_tile (local.get $po) (local.get $pb) (local.get $merged) (local.get $keep) (local.get $n))
+        (call $sce_out_tile (local.get $po) (local.get $pb) (local.get $merged) (local.get $keep) (local.get $n) (local.get $step))
+        (if (local.get $step) (then (call $rnd_tile (local.get $po) (local.get $n))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
