@@ -105,12 +105,24 @@ interface Kernels {
   sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, only: number, step: number, scratch: number): void;
   ram(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, threshold: number, step: number, scratch: number): void;
   ramc(input: number, seg: number, count: number, start: number, end: number, bfIn: number, threshold: number, step: number, scratch: number): void;
+  lora(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idx: number, cols: number, rows: number, rank: number, left: number, right: number, scale: number, bfDelta: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
 /** Kernels' helpers called from the host. */
 interface Helpers {
   widen(src: number, dst: number, n: number): void;
+}
+
+/** A LoRA delta's factors for `WasmBackend.loraApply`: delta[o][c] = Σ_k left[o, k] · right[k, c], times `scale`. */
+export interface LoraApplyParams {
+  cols: number;
+  rank: number;
+  /** rows × rank, row-major. */
+  left: Float32Array;
+  /** rank × cols, row-major. */
+  right: Float32Array;
+  scale: number;
 }
 
 export interface WasmBackendOptions {
@@ -266,6 +278,37 @@ export class WasmBackend implements ComputeBackend {
   nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
     const kernel = step === 'BF16' ? 'nearswap_bf' : 'nearswap';
     return this.serial(() => this.run({ inputs: [base, other], out, call: (input, seg, start, end, output, bfIn, bfOut) => [kernel, [input, seg, start, end, output, bfIn, bfOut, t]] }));
+  }
+
+  /**
+   * A LoRA delta added to rows of a weight (`lora/merge-lora.ts` loraApplyF32, the same bits):
+   * out = f(w + r(f(d · scale))), d the FMA chain over k of left[o, k] · right[k, c] from +0, r
+   * rounding to bf16 for a bf16 weight. `weight` and `out` are F32 or BF16, whole rows of `cols`
+   * (a multiple of 4) elements, `left` one row of `rank` per weight row.
+   */
+  loraApply(weight: HostArray, params: LoraApplyParams, out: HostArray): Promise<void> {
+    const { cols, rank, left, right } = params;
+    const rows = weight.data.length / cols;
+    if (weight.dtype === 'F16' || cols % 4 !== 0 || !Number.isInteger(rows) || left.length !== rows * rank || right.length !== rank * cols || weight.dtype !== out.dtype) {
+      return Promise.reject(new RangeError(`loraApply: a ${weight.dtype} weight of ${weight.data.length} elements in rows of ${cols} (a multiple of 4), ${left.length} and ${right.length} factors of rank ${rank}, a ${out.dtype} output`));
+    }
+    return this.serial(async () => {
+      const factors = this.allocateHost(4 * (left.length + right.length));
+      try {
+        const view = new Float32Array(factors.buffer, factors.byteOffset, left.length + right.length);
+        view.set(left);
+        view.set(right, left.length);
+        const [leftAt, rightAt] = [factors.byteOffset, factors.byteOffset + 4 * left.length];
+        const bfDelta = weight.dtype === 'BF16' ? 1 : 0;
+        await this.run({
+          inputs: [weight],
+          out,
+          call: (input, seg, start, end, output, bfIn, bfOut, first) => ['lora', [input, seg, start, end, output, bfIn, bfOut, first, cols, rows, rank, leftAt, rightAt, Math.fround(params.scale), bfDelta]],
+        });
+      } finally {
+        this.releaseHost(factors);
+      }
+    });
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
@@ -941,7 +984,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5, sce: 4, ram: 4, ramc: 3, nearswap_bf: 2 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5, sce: 4, ram: 4, ramc: 3, nearswap_bf: 2, lora: 2 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

@@ -4,7 +4,8 @@ import { basename, join, resolve } from 'node:path';
 import { EngineError } from '../errors';
 import { ModelFolder } from '../model/model-folder';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
-import { dtypeSize, isFloatDtype } from '../safetensors/dtype';
+import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
+import { WasmBackend, type LoraApplyParams } from '../compute/wasm-backend';
 import { SafetensorsShardWriter } from '../safetensors/writer';
 import { fmaF32 } from '../methods/numerics';
 import { readLoraAdapter, type LoraAdapter, type LoraDelta } from './adapter';
@@ -100,6 +101,7 @@ async function cacheKey({ model, adapter }: MergeLoraParams): Promise<string> {
 async function writeMergedWeights(params: MergeLoraParams, outDir: string): Promise<void> {
   const adapter = await readLoraAdapter(params.adapter);
   const folder = await ModelFolder.open(params.model);
+  const backend = new WasmBackend();
   try {
     checkTargets(params, adapter, folder);
     const planned = [...folder.tensors.values()].map(({ entry }) => ({ name: entry.name, dtype: entry.dtype, shape: entry.shape }));
@@ -107,13 +109,15 @@ async function writeMergedWeights(params: MergeLoraParams, outDir: string): Prom
     try {
       for (const { reader, entry } of folder.tensors.values()) {
         const delta = adapter.deltas.get(entry.name);
+        if (delta) checkDelta(entry.dtype, entry.shape, delta, entry.name);
+        const factors = delta && deltaFactors(delta, adapter.scaling);
         const rowLength = entry.shape.length > 1 ? entry.shape[entry.shape.length - 1]! : entry.numel;
         const rowBytes = rowLength * dtypeSize(entry.dtype);
         const step = Math.max(1, Math.floor(ROW_CHUNK_BYTES / Math.max(1, rowBytes))) * rowBytes;
         for (let start = 0; start < entry.byteLength; start += step) {
           const bytes = await reader.read(entry.name, undefined, start, Math.min(step, entry.byteLength - start));
-          if (delta) applyDelta(bytes, entry.dtype, entry.shape, start / rowBytes, delta, adapter.scaling, entry.name);
-          await writer.write(entry.name, bytes, start);
+          const merged = factors ? await applyDelta(backend, bytes, entry.dtype as FloatDtype, start / rowBytes, factors) : bytes;
+          await writer.write(entry.name, merged, start);
         }
       }
       await writer.commit();
@@ -122,40 +126,68 @@ async function writeMergedWeights(params: MergeLoraParams, outDir: string): Prom
       throw error;
     }
   } finally {
-    await folder.close();
+    await Promise.allSettled([folder.close(), backend.dispose()]);
   }
 }
 
-/** Adds rows [firstRow, …) of the delta to `bytes` (those rows of W) in place. */
-function applyDelta(bytes: Uint8Array, dtype: string, shape: number[], firstRow: number, delta: LoraDelta, scaling: number, name: string): void {
-  checkDelta(dtype, shape, delta, name);
-  const cols = shape[1]!;
-  const { a, b, transposed } = delta;
-  const r = a.rows;
-  const scale = Math.fround(scaling);
-  const w = new Float32Array(bytes.byteLength / dtypeSize(dtype as never));
-  decodeToF32(bytes, dtype as never, w);
-  const round16 = dtype !== 'F32';
+/**
+ * The delta as left·right (each row of W takes `rank` entries of left): B·A, or for a transposed
+ * delta (B·A)ᵀ = Aᵀ·Bᵀ, the same products in the same order over the rank.
+ */
+function deltaFactors({ a, b, transposed }: LoraDelta, scaling: number): Omit<LoraApplyParams, 'cols'> {
+  if (!transposed) return { rank: a.rows, left: b.values, right: a.values, scale: scaling };
+  return { rank: a.rows, left: transpose(a.values, a.rows, a.cols), right: transpose(b.values, b.rows, b.cols), scale: scaling };
+}
+
+function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = values[i * cols + j]!;
+  return out;
+}
+
+/** Rows [firstRow, …) of W with the delta added: on the CPU kernels where they take the weight, else `loraApplyF32`. */
+async function applyDelta(backend: WasmBackend, bytes: Uint8Array, dtype: FloatDtype, firstRow: number, factors: Omit<LoraApplyParams, 'cols'>): Promise<Uint8Array> {
+  const count = bytes.byteLength / dtypeSize(dtype);
+  const cols = factors.right.length / factors.rank;
+  const rows = count / cols;
+  const rowFactors = { ...factors, cols, left: factors.left.subarray(firstRow * factors.rank, (firstRow + rows) * factors.rank) };
+  if (dtype !== 'F16' && cols % 4 === 0 && bytes.byteOffset % 4 === 0) {
+    const out = new Uint8Array(bytes.byteLength);
+    const host = (data: Uint8Array) => (dtype === 'F32' ? { dtype, data: new Float32Array(data.buffer, data.byteOffset, count) } : { dtype, data: new Uint16Array(data.buffer, data.byteOffset, count) });
+    await backend.loraApply(host(bytes), rowFactors, host(out));
+    return out;
+  }
+  const w = new Float32Array(count);
+  decodeToF32(bytes, dtype, w);
+  loraApplyF32(w, rowFactors, dtype, w);
+  encodeFromF32(w, dtype, bytes);
+  return bytes;
+}
+
+/**
+ * PEFT's merge of a LoRA delta into rows of W, as torch computes it: d = the FMA chain over k of
+ * left[o, k]·right[k, c] from +0 (sgemm's order), d = f(d · scale), rounded to W's dtype when that
+ * is 16-bit, then w + d in f32. `out` may be `w`.
+ */
+export function loraApplyF32(w: Float32Array, params: LoraApplyParams, dtype: FloatDtype, out: Float32Array): void {
+  const { cols, rank, left, right } = params;
+  const scale = Math.fround(params.scale);
   const one = new Float32Array(1);
   const oneBytes = new Uint8Array(2);
-  const count = w.length / cols;
-  for (let row = 0; row < count; row++) {
-    const o = firstRow + row;
-    for (let i = 0; i < cols; i++) {
+  for (let row = 0; row < w.length / cols; row++) {
+    for (let c = 0; c < cols; c++) {
       let d = 0;
-      // (B·A)[o][i], or (B·A)[i][o] when transposed, as an FMA chain over r.
-      for (let k = 0; k < r; k++) d = transposed ? fmaF32(b.values[i * r + k]!, a.values[k * a.cols + o]!, d) : fmaF32(b.values[o * r + k]!, a.values[k * a.cols + i]!, d);
+      for (let k = 0; k < rank; k++) d = fmaF32(left[row * rank + k]!, right[k * cols + c]!, d);
       d = Math.fround(d * scale);
-      if (round16) {
+      if (dtype !== 'F32') {
         one[0] = d;
-        encodeFromF32(one, dtype as never, oneBytes);
-        decodeToF32(oneBytes, dtype as never, one);
+        encodeFromF32(one, dtype, oneBytes);
+        decodeToF32(oneBytes, dtype, one);
         d = one[0]!;
       }
-      w[row * cols + i] = w[row * cols + i]! + d;
+      out[row * cols + c] = w[row * cols + c]! + d;
     }
   }
-  encodeFromF32(w, dtype as never, bytes);
 }
 
 /** config.json, tokenizer and generation files: everything in the model folder but its weights. */

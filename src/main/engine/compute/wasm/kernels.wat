@@ -2078,6 +2078,87 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
+  ;; ---- a LoRA adapter merged into its weight (lora/merge-lora.ts loraApplyF32) ----
+
+  ;; lora: out = f(w + r(f(d · $scale))), d the FMA chain over k < $rank of L[o, k] · R[k, c] from +0
+  ;; (PEFT's W + (B·A)·scaling: torch's sgemm adds the rank's products one FMA at a time, in order),
+  ;; for the call's element e (window element 0 is $idx): row o = e / $cols, column c = e mod $cols.
+  ;; r rounds the delta to bf16 where $bf_delta (a bf16 weight), else leaves it. L is $rows × $rank
+  ;; f32 at $left, R $rank × $cols f32 at $right. $cols is a multiple of 4 and $idx of 16, so the 4
+  ;; lanes of a vector share a row; padding past the call's end reads the last row.
+  (func (export "lora")
+    (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $out i32)
+    (param $bf_in i32) (param $bf_out i32) (param $idx i32) (param $cols i32) (param $rows i32) (param $rank i32)
+    (param $left i32) (param $right i32) (param $scale f32) (param $bf_delta i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $pw i32) (local $po i32) (local $i i32) (local $stop i32)
+    (local $e i32) (local $o i32) (local $k i32) (local $lrow i32) (local $rcol i32) (local $stride i32)
+    (local $l v128) (local $rv v128) (local $acc v128) (local $c v128) (local $c2 v128)
+    (local $p v128) (local $p2 v128) (local $s v128) (local $s2 v128) (local $kv v128)
+    (local $low29 v128) (local $half29 v128) (local $tiny v128)
+    (local.set $low29 (i64x2.splat (i64.const 0x1fffffff)))
+    (local.set $half29 (i64x2.splat (i64.const 0x10000000)))
+    (local.set $tiny (f64x2.splat (f64.const 0x1p-126)))
+    (local.set $kv (f32x4.splat (local.get $scale)))
+    (local.set $stride (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $pw (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $i (i32.const 0))
+        (block $groups_done
+          (loop $groups
+            (br_if $groups_done (i32.ge_u (local.get $i) (local.get $stop)))
+            (local.set $e (i32.add (i32.add (local.get $idx) (local.get $t)) (i32.shr_u (local.get $i) (i32.const 2))))
+            (local.set $o (i32.div_u (local.get $e) (local.get $cols)))
+            (local.set $rcol (i32.add (local.get $right) (i32.shl (i32.sub (local.get $e) (i32.mul (local.get $o) (local.get $cols))) (i32.const 2))))
+            (if (i32.ge_u (local.get $o) (local.get $rows)) (then (local.set $o (i32.sub (local.get $rows) (i32.const 1)))))
+            (local.set $lrow (i32.add (local.get $left) (i32.shl (i32.mul (local.get $o) (local.get $rank)) (i32.const 2))))
+            (local.set $acc (f32x4.splat (f32.const 0)))
+            (local.set $k (i32.const 0))
+            (block $chain_done
+              (loop $chain
+                (br_if $chain_done (i32.ge_u (local.get $k) (local.get $rank)))
+                (local.set $l (f64x2.splat (f64.promote_f32 (f32.load (i32.add (local.get $lrow) (i32.shl (local.get $k) (i32.const 2)))))))
+                (local.set $rv (v128.load align=4 (local.get $rcol)))
+                (local.set $c (f64x2.promote_low_f32x4 (local.get $acc)))
+                (local.set $c2 (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $acc) (local.get $acc))))
+                (local.set $p (f64x2.mul (f64x2.promote_low_f32x4 (local.get $rv)) (local.get $l)))
+                (local.set $p2 (f64x2.mul (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $rv) (local.get $rv))) (local.get $l)))
+                (local.set $s (f64x2.add (local.get $p) (local.get $c)))
+                (local.set $s2 (f64x2.add (local.get $p2) (local.get $c2)))
+                ;; As linear's fma: only a sum halfway between two f32 (or near the subnormals) needs the exact path.
+                (if (v128.any_true
+                      (v128.or
+                        (v128.or
+                          (i64x2.eq (v128.and (local.get $s) (local.get $low29)) (local.get $half29))
+                          (i64x2.eq (v128.and (local.get $s2) (local.get $low29)) (local.get $half29)))
+                        (v128.or
+                          (f64x2.lt (f64x2.abs (local.get $s)) (local.get $tiny))
+                          (f64x2.lt (f64x2.abs (local.get $s2)) (local.get $tiny)))))
+                  (then
+                    (local.set $s (call $round_odd (local.get $p) (local.get $c) (local.get $s)))
+                    (local.set $s2 (call $round_odd (local.get $p2) (local.get $c2) (local.get $s2)))))
+                (local.set $acc
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+                    (f32x4.demote_f64x2_zero (local.get $s))
+                    (f32x4.demote_f64x2_zero (local.get $s2))))
+                (local.set $rcol (i32.add (local.get $rcol) (local.get $stride)))
+                (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                (br $chain)))
+            (local.set $acc (f32x4.mul (local.get $acc) (local.get $kv)))
+            (if (local.get $bf_delta) (then (local.set $acc (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $acc) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $acc) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $acc) (local.get $acc))))))
+            (v128.store align=4 (i32.add (local.get $po) (local.get $i))
+              (f32x4.add (v128.load align=4 (i32.add (local.get $pw) (local.get $i))) (local.get $acc)))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $groups)))
+        (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
+
   ;; ---- nearswap with bf16 steps (compute/reference.ts nearswapF32, step BF16) ----
 
   ;; nearswap_bf: nearswap with every step rounded to bf16 as torch rounds (nearest even, NaN
