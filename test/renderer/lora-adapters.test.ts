@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-import { cp } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AlloyApi, ModelSummary } from '../../src/shared/contract';
@@ -25,12 +25,20 @@ afterEach(() => {
   document.body.innerHTML = '';
 });
 
-/** The real services with a folder holding llama-base and its adapter, my-lora, added to the library. */
-async function apiWithAdapter(): Promise<{ api: AlloyApi; base: ModelSummary; lora: ModelSummary }> {
+/**
+ * The real services with a folder holding llama-base and its adapter, my-lora, added to the library;
+ * with `other`, also an-other-lora, the same adapter saying it was trained on org/other-base.
+ */
+async function apiWithAdapter({ other = false } = {}): Promise<{ api: AlloyApi; base: ModelSummary; lora: ModelSummary }> {
   const api = realApi();
   const dir = await tempDir();
   await cp(BASE, join(dir, 'llama-base'), { recursive: true });
   await cp(ADAPTER, join(dir, 'my-lora'), { recursive: true });
+  if (other) {
+    await cp(ADAPTER, join(dir, 'an-other-lora'), { recursive: true });
+    const config = join(dir, 'an-other-lora', 'adapter_config.json');
+    await writeFile(config, JSON.stringify({ ...JSON.parse(await readFile(config, 'utf8')), base_model_name_or_path: 'org/other-base' }));
+  }
   await api.invoke('library.addFolder', { path: dir });
   const listed = await api.invoke('library.list', {});
   return { api, base: listed.find((m) => m.name === 'llama-base')!, lora: listed.find((m) => m.name === 'my-lora')! };
@@ -76,7 +84,7 @@ describe('LoRA adapters in the recipe form', () => {
     await settle(recipe);
     const picker = () => wrapper.get<HTMLSelectElement>('[data-testid=recipe-model] [data-testid=model-lora]');
     await until(() => wrapper.find('[data-testid=model-lora]').exists() && picker().findAll('option').length === 2);
-    expect(picker().findAll('option').map((o) => o.text())).toEqual(['none', 'my-lora · rank 4 · for test/fixtures/golden/models/llama-base']);
+    expect(picker().findAll('option').map((o) => o.text())).toEqual(['none', 'my-lora · rank 4 · for test/fixtures/golden/models/llama-base (made for this model)']);
 
     await picker().setValue(lora.reference);
     await settle(recipe);
@@ -94,6 +102,55 @@ describe('LoRA adapters in the recipe form', () => {
     await settle(recipe);
     expect(recipe.read(['models', 0, 'model'])).toBe(base.reference);
     expect(wrapper.get('[data-testid=recipe-model] strong').text()).toBe('llama-base');
+  });
+
+  it('lists the adapters made for a card\'s model first, labelled, and the others after, unlabelled', async () => {
+    const { api, base } = await apiWithAdapter({ other: true });
+    const { wrapper, recipe } = await mountView(RecipeView, api);
+    recipe.setText(`merge_method: linear\nmodels:\n  - model: ${base.reference}\n    parameters: {weight: 1}\n  - model: org/other-base\n    parameters: {weight: 1}\n  - model: alloy-demo-chat\n    parameters: {weight: 1}\ndtype: float32\n`);
+    await settle(recipe);
+    const options = (i: number) => wrapper.findAll('[data-testid=recipe-model]')[i]!.findAll('[data-testid=model-lora] option').map((o) => o.text());
+    await until(() => wrapper.findAll('[data-testid=model-lora]').length === 3 && options(0).length === 3);
+    const mine = 'my-lora · rank 4 · for test/fixtures/golden/models/llama-base';
+    const other = 'an-other-lora · rank 4 · for org/other-base';
+    // By name an-other-lora comes first; made for llama-base, my-lora is listed before it on llama-base's card.
+    expect(options(0)).toEqual(['none', `${mine} (made for this model)`, other]);
+    // A Hub id the library does not hold: an-other-lora names it.
+    expect(options(1)).toEqual(['none', `${other} (made for this model)`, mine]);
+    // Made for neither: both, by name, unlabelled.
+    expect(options(2)).toEqual(['none', other, mine]);
+  });
+
+  it('applies an adapter to the base model as "base+adapter" in base_model, made-for ones first; "none" takes it off', async () => {
+    const { api, base, lora } = await apiWithAdapter({ other: true });
+    const { wrapper, recipe } = await mountView(RecipeView, api);
+    recipe.setText(`merge_method: task_arithmetic\nbase_model: ${base.reference}\nmodels:\n  - model: ${base.reference}\n    parameters: {weight: 1}\ndtype: float32\n`);
+    await settle(recipe);
+    const picker = () => wrapper.get<HTMLSelectElement>('[data-testid=base-lora]');
+    await until(() => wrapper.find('[data-testid=base-lora]').exists() && picker().findAll('option').length === 3);
+    expect(picker().findAll('option').map((o) => o.text())).toEqual([
+      'none',
+      'my-lora · rank 4 · for test/fixtures/golden/models/llama-base (made for this model)',
+      'an-other-lora · rank 4 · for org/other-base',
+    ]);
+
+    await picker().setValue(lora.reference);
+    await settle(recipe);
+    expect(recipe.read(['base_model'])).toBe(`${base.reference}+${lora.reference}`);
+    expect(recipe.text).toContain(`base_model: ${base.reference}+${lora.reference}\nmodels:\n  - model: ${base.reference}\n`);
+    expect(picker().element.value).toBe(lora.reference);
+    const baseSelect = wrapper.get<HTMLSelectElement>('[data-testid=base-model]');
+    expect(baseSelect.element.value).toBe(`${base.reference}+${lora.reference}`);
+    expect(baseSelect.findAll('option').find((o) => o.element.value === baseSelect.element.value)!.text()).toBe('llama-base + LoRA my-lora');
+    // The engine reads the base as the base with the adapter merged in, to plan it.
+    await until(() => recipe.valid, 30_000);
+    const plan = await api.invoke('recipe.plan', { recipe: recipe.text });
+    expect(plan.ok && plan.plan.models).toContain(`${base.reference}+${lora.reference}`);
+
+    await picker().setValue('');
+    await settle(recipe);
+    expect(recipe.read(['base_model'])).toBe(base.reference);
+    expect(baseSelect.element.value).toBe(base.reference);
   });
 
   it('keeps an adapter written by hand that the library does not list, shown by its reference', async () => {
