@@ -5,6 +5,7 @@ import { roundBf16 } from './numerics';
 import { CASCADE_ROW, HISTOGRAM_BINS, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type MagnitudeCut, type SceSelect } from '../compute/types';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 import { HostScratch } from './host-scratch';
+import { sceMergeF32 } from '../compute/reference';
 
 const f = Math.fround;
 
@@ -207,30 +208,12 @@ async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeC
     for (let i = 0; i < length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
   }
   const weights = bf16Weights(squares, ctx.numel);
-  const values = new Float64Array(others.length);
   let buffer = new Float32Array(0);
   for await (const { start, length, inputs } of source.chunks()) {
     if (buffer.length < length) buffer = new Float32Array(length);
     const out = buffer.subarray(0, length);
-    const b = inputs[base]!;
-    const tv = load(inputs, length);
-    for (let i = 0; i < length; i++) {
-      let vote = 0;
-      for (let j = 0; j < n; j++) {
-        values[j] = tv[j]![i]!;
-        vote = f(vote + values[j]!);
-      }
-      const majority = r(vote) >= 0 ? 1 : -1;
-      let merged = 0;
-      let divisor = 0;
-      for (let j = 0; j < n; j++) {
-        const w = Math.sign(values[j]!) === majority ? weights[j]! : 0;
-        merged = f(merged + r(values[j]! * w));
-        divisor = f(divisor + w);
-      }
-      const result = r(b[i]! + r(r(merged) / Math.max(r(divisor), r(1e-6))));
-      out[i] = Number.isNaN(result) ? NaN : result;
-    }
+    const select = nothing ? { cut: NOTHING_KEPT, variances: f32Host(new Float32Array(length)) } : undefined;
+    sceMergeF32(inputs[base]!, others.map((m) => inputs[m]!), { start, weights, step: 'BF16', ...(select ? { select } : {}) }, out);
     await sink.write(start, out);
   }
 }
