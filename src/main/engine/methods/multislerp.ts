@@ -86,56 +86,27 @@ export const multislerp: MergeMethod = {
 /**
  * mergekit's multislerp computing in bf16, step by step as torch does it on bf16 tensors: every op
  * rounds to bf16 (the reductions accumulate in f32 and round once), and the tangent step is taken in
- * full (cos and sin(x)/x of the tangent's norm), as bf16 residues are not negligible there. On the
- * host, in passes: norms, the mean's norm, the dots, the tangent's norm, the output; each pass works
- * a chunk at a time in arrays (`Bf16Chunk`).
+ * full (cos and sin(x)/x of the tangent's norm), as bf16 residues are not negligible there. In
+ * passes (`multislerpBf16Passes`), each chunk's arrays computed by the backend's kernels
+ * (`Bf16OnBackend`), or without one on the host (`Bf16Chunk`), which the kernels are held to.
  */
 async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number | undefined, models: number[]): Promise<void> {
   const r = roundBf16;
-  const eps = ctx.global['eps'] as number;
-  const n = models.length;
   let weights = models.map((m) => r(ctx.perModel[m]!['weight'] as number));
   if (ctx.global['normalize_weights'] !== false) {
     const total = r(torchSum(weights));
     weights = weights.map((w) => r(w / total));
   }
-  if (ctx.backend && n <= MAX_TASK_MODELS) {
-    const scratch = new HostScratch(ctx.backend);
-    try {
-      await multislerpBf16Passes(source, sink, new Bf16OnBackend(ctx.backend, scratch, models, base, weights, ctx.numel), weights, eps, ctx.numel);
-    } finally {
-      scratch.release();
-    }
+  const eps = ctx.global['eps'] as number;
+  if (!ctx.backend || models.length > MAX_TASK_MODELS) {
+    await multislerpBf16Passes(source, sink, new Bf16Chunk(models, base, weights, ctx.numel), weights, eps);
     return;
   }
-  // torch adds a Python scalar to a bf16 tensor in f32 (the scalar as f32), then rounds to bf16.
-  const plusEps = (x: number) => r(x + f(eps));
-  const work = new Bf16Chunk(models, base, weights, ctx.numel);
-  const norm = () => new TorchNorm(ctx.numel, 'BF16');
-  const norms = (await work.reduce(source, 'values', norm, (c) => c.values)).map(r);
-  work.denominators = norms.map(plusEps);
-  const [meanNorm] = (await work.reduce(source, 'mean', norm, (c) => [c.mean])).map(r);
-  const degenerate = meanNorm! < r(eps);
-  if (degenerate && n !== 2) throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
-  work.meanNorm = meanNorm!;
-  if (!degenerate) work.dots = (await work.reduce(source, 'direction', () => new TorchSum(ctx.numel), (c, length) => c.unitsTimesDirection(length))).map(r);
-  const [tangentNorm] = degenerate ? [0] : (await work.reduce(source, 'tangent', norm, (c) => [c.tangent])).map((x) => plusEps(r(x)));
-  const cos = r(Math.cos(tangentNorm!));
-  const sinc = r(r(Math.sin(tangentNorm!)) / tangentNorm!);
-  const averageNorm = r(torchSum(norms.map((x, j) => r(x * weights[j]!))));
-  let buffer = new Float32Array(0);
-  for await (const { start, length, inputs } of source.chunks()) {
-    if (buffer.length < length) buffer = new Float32Array(length);
-    const out = buffer.subarray(0, length);
-    work.load(inputs, start, length, degenerate ? 'values' : 'tangent');
-    if (degenerate) work.weightedPair(out, length);
-    else work.slerped(out, length, cos, sinc, averageNorm);
-    if (base !== undefined) {
-      const b = inputs[base]!;
-      for (let i = 0; i < length; i++) out[i] = out[i]! + b[i]!;
-      roundBf16Array(out, length);
-    }
-    await sink.write(start, out);
+  const scratch = new HostScratch(ctx.backend);
+  try {
+    await multislerpBf16Passes(source, sink, new Bf16OnBackend(ctx.backend, scratch, models, base, weights, ctx.numel), weights, eps);
+  } finally {
+    scratch.release();
   }
 }
 
@@ -147,22 +118,35 @@ interface Bf16Finish {
   averageNorm: number;
 }
 
+/** What computes multislerp's arrays in bf16 steps, chunk by chunk: on the host (`Bf16Chunk`) or a backend (`Bf16OnBackend`). */
+interface Bf16Work {
+  denominators: number[];
+  meanNorm: number;
+  dots: number[];
+  /** One pass: the norms of the task vectors, of the mean, or of the tangent (each in torch's bf16 order). */
+  norms(source: TensorSource, of: 'values' | 'mean' | 'tangent'): Promise<number[]>;
+  /** One pass: per model, torch's sum of r(u_j·direction). */
+  dotProducts(source: TensorSource): Promise<number[]>;
+  /** The last pass, written to `sink`. */
+  write(source: TensorSource, sink: TensorSink, finish: Bf16Finish): Promise<void>;
+}
+
 /**
- * multislerp's passes in bf16 steps where a backend computes each chunk's arrays (`Bf16OnBackend`):
- * the same scalars, in the same order, as `multislerpBf16` on the host.
+ * multislerp's passes in bf16 steps: the norms, the mean's norm, the dots, the tangent's norm, then
+ * the output, every scalar rounded as torch rounds its bf16 tensor ops.
  */
-async function multislerpBf16Passes(source: TensorSource, sink: TensorSink, work: Bf16OnBackend, weights: number[], eps: number, numel: number): Promise<void> {
+async function multislerpBf16Passes(source: TensorSource, sink: TensorSink, work: Bf16Work, weights: number[], eps: number): Promise<void> {
   const r = roundBf16;
+  // torch adds a Python scalar to a bf16 tensor in f32 (the scalar as f32), then rounds to bf16.
   const plusEps = (x: number) => r(x + f(eps));
-  const norm = () => new TorchNorm(numel, 'BF16');
-  const norms = (await work.norms(source, 'values', norm, (a) => a.values)).map(r);
+  const norms = (await work.norms(source, 'values')).map(r);
   work.denominators = norms.map(plusEps);
-  const [meanNorm] = (await work.norms(source, 'mean', norm, (a) => [a.mean])).map(r);
+  const [meanNorm] = (await work.norms(source, 'mean')).map(r);
   const degenerate = meanNorm! < r(eps);
   if (degenerate && weights.length !== 2) throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
   work.meanNorm = meanNorm!;
   if (!degenerate) work.dots = (await work.dotProducts(source)).map(r);
-  const [tangentNorm] = degenerate ? [0] : (await work.norms(source, 'tangent', norm, (a) => [a.tangent])).map((x) => plusEps(r(x)));
+  const [tangentNorm] = degenerate ? [0] : (await work.norms(source, 'tangent')).map((x) => plusEps(r(x)));
   await work.write(source, sink, {
     degenerate,
     cos: r(Math.cos(tangentNorm!)),
@@ -187,7 +171,7 @@ interface Bf16Arrays {
  * −0, so it keeps its sign), the norms' lanes by `normLanes`, the dots' rows by `dotRows`. A tensor
  * read in one chunk keeps its arrays from pass to pass.
  */
-class Bf16OnBackend {
+class Bf16OnBackend implements Bf16Work {
   denominators: number[] = [];
   meanNorm = 1;
   dots: number[] = [];
@@ -202,18 +186,17 @@ class Bf16OnBackend {
     private readonly numel: number,
   ) {}
 
-  /** One pass: a TorchNorm per array `arrays` gives for each chunk (computed up to `stage`). */
-  async norms(source: TensorSource, stage: Bf16Stage, make: () => TorchNorm, arrays: (a: Bf16Arrays) => HostArray[]): Promise<number[]> {
+  async norms(source: TensorSource, of: 'values' | 'mean' | 'tangent'): Promise<number[]> {
     let runs: TorchNorm[] | undefined;
     for await (const chunk of source.chunks()) {
-      const feeds = arrays(await this.load(chunk, stage));
-      runs ??= feeds.map(make);
+      const a = await this.load(chunk, of);
+      const feeds = of === 'values' ? a.values : [a[of]];
+      runs ??= feeds.map(() => new TorchNorm(this.numel, 'BF16'));
       await addNorms(this.backend, runs, feeds, chunk.length);
     }
     return runs!.map((run) => run.result());
   }
 
-  /** One pass: per model, torch's sum of r(u_j·direction). */
   async dotProducts(source: TensorSource): Promise<number[]> {
     const sums = this.models.map(() => new TorchSum(this.numel));
     for await (const chunk of source.chunks()) {
@@ -237,7 +220,7 @@ class Bf16OnBackend {
     return sums.map((sum) => sum.result());
   }
 
-  /** The last pass: r(r(r(dir·cos) + r(tangent·sinc))·averageNorm) (+ base), or the weighted pair where the units cancel. */
+  /** r(r(r(dir·cos) + r(tangent·sinc))·averageNorm) (+ base), or the weighted pair where the units cancel. */
   async write(source: TensorSource, sink: TensorSink, { degenerate, cos, sinc, averageNorm }: Bf16Finish): Promise<void> {
     const step = { step: 'BF16', signedZeros: true } as const;
     const output = new OutputBuffer(sink);
@@ -304,7 +287,7 @@ type Bf16Stage = (typeof STAGES)[number];
  * keeps what it computed from pass to pass: each stage's inputs (denominators, mean norm, dots) are
  * known before it is first computed.
  */
-class Bf16Chunk {
+class Bf16Chunk implements Bf16Work {
   values: Float32Array[] = [];
   units: Float32Array[] = [];
   mean = new Float32Array(0);
@@ -359,8 +342,34 @@ class Bf16Chunk {
     });
   }
 
+  norms(source: TensorSource, of: 'values' | 'mean' | 'tangent'): Promise<number[]> {
+    return this.reduce(source, of, () => new TorchNorm(this.numel, 'BF16'), (c) => (of === 'values' ? c.values : [c[of]]));
+  }
+
+  dotProducts(source: TensorSource): Promise<number[]> {
+    return this.reduce(source, 'direction', () => new TorchSum(this.numel), (c, length) => c.unitsTimesDirection(length));
+  }
+
+  /** r(r(r(dir·cos) + r(tangent·sinc))·averageNorm) (+ base, then r), or the weighted pair where the units cancel. */
+  async write(source: TensorSource, sink: TensorSink, { degenerate, cos, sinc, averageNorm }: Bf16Finish): Promise<void> {
+    let buffer = new Float32Array(0);
+    for await (const { start, length, inputs } of source.chunks()) {
+      if (buffer.length < length) buffer = new Float32Array(length);
+      const out = buffer.subarray(0, length);
+      this.load(inputs, start, length, degenerate ? 'values' : 'tangent');
+      if (degenerate) this.weightedPair(out, length);
+      else this.slerped(out, length, cos, sinc, averageNorm);
+      if (this.base !== undefined) {
+        const b = inputs[this.base]!;
+        for (let i = 0; i < length; i++) out[i] = out[i]! + b[i]!;
+        roundBf16Array(out, length);
+      }
+      await sink.write(start, out);
+    }
+  }
+
   /** One pass: a reduction per array `arrays` gives for each chunk (loaded up to `stage`), fed in order. */
-  async reduce(
+  private async reduce(
     source: TensorSource,
     stage: Bf16Stage,
     make: () => { add(x: number): void; result(): number },
