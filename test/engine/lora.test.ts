@@ -1,5 +1,5 @@
-import { cp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveModelPath } from '../../src/main/engine/model/resolve-model';
 import { planRecipe, runMerge } from '../../src/main/engine/run-merge';
@@ -88,5 +88,21 @@ describe('base+LoRA references', () => {
     const recipeText = `merge_method: linear\nmodels:\n  - model: ${BASE}+${join(dir, 'other')}\n    parameters: {weight: 1}\n`;
     await expect(planRecipe({ recipeText, recipeFile: join(dir, 'recipe.yml'), options: { loraMergeCache: cache } })).rejects.toThrow(/adapts model\.layers\.0\.self_attn\.x_proj\.weight, which .* does not have/);
     expect(await readdir(cache)).toEqual([]);
+  });
+
+  it('name the merged folder by the reference: a Hub id as org--name (a hub cache snapshot folder is a commit hash)', async () => {
+    const hub = await tempDir();
+    const commit = 'c'.repeat(40);
+    for (const [repo, from] of [['test/llama-base', BASE], ['test/llama-lora', ADAPTER]] as const) {
+      const dir = join(hub, `models--${repo.replace('/', '--')}`);
+      await cp(from, join(dir, 'snapshots', commit), { recursive: true });
+      await mkdir(join(dir, 'refs'), { recursive: true });
+      await writeFile(join(dir, 'refs', 'main'), commit);
+    }
+    const cache = await tempDir();
+    const merged = await resolveModelPath(ref('test/llama-base+test/llama-lora'), { loraMergeCache: cache, env: { HF_HUB_CACHE: hub } });
+    expect(basename(merged)).toMatch(/^test--llama-base\+test--llama-lora-[0-9a-f]{16}$/);
+    const local = await resolveModelPath(ref(`${BASE}+${ADAPTER}`), { loraMergeCache: cache });
+    expect(basename(local)).toMatch(/^llama-base\+llama-lora-[0-9a-f]{16}$/);
   });
 });

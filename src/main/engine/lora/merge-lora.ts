@@ -48,7 +48,21 @@ export async function mergeLora(params: MergeLoraParams): Promise<string> {
 
 /** Where `mergeLora` builds (or has built) the merged model: named by the model, the adapter and their files. */
 export async function loraMergeTarget(params: MergeLoraParams): Promise<string> {
-  return join(params.cacheDir, `${basename(params.model)}+${basename(params.adapter)}-${await cacheKey(params)}`);
+  return join(params.cacheDir, `${cacheLabel(params)}-${await cacheKey(params)}`);
+}
+
+/**
+ * A readable name for the merged model's folder: the reference's model and adapter, a Hub id as
+ * org--name (a hub cache snapshot folder is only a commit hash), a path by its last folder.
+ */
+function cacheLabel({ model, adapter, reference }: MergeLoraParams): string {
+  const parts = reference.split('+');
+  const label = (part: string | undefined, dir: string) => {
+    const id = part?.replace(/@[^/@]*$/, '');
+    if (id && /^[\w.-]+\/[\w.-]+$/.test(id) && !id.startsWith('.')) return id.replace('/', '--');
+    return basename(dir);
+  };
+  return parts.length === 2 ? `${label(parts[0], model)}+${label(parts[1], adapter)}` : `${basename(model)}+${basename(adapter)}`;
 }
 
 /**
