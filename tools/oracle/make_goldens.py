@@ -814,6 +814,21 @@ models:
   - model: {M}llama-ft3
 dtype: float32
 """, "f32-reduction", "karcher", "norms and dots are whole-tensor sums"),
+    "karcher-bf16": (f"""merge_method: karcher
+models:
+  - model: {M}llama-ft1
+  - model: {M}llama-ft2
+  - model: {M}llama-ft3
+dtype: bfloat16
+""", "exact", "karcher", "bf16 steps: the iterate is a bf16 tensor; torch rounds mul's f32 scalars to bf16, not div's"),
+    "karcher-bf16-nodtype": (f"""merge_method: karcher
+models:
+  - model: {M}llama-bf16-base
+  - model: {M}llama-bf16-ft1
+  - model: {M}llama-bf16-ft2
+parameters:
+  max_iter: 4
+""", "exact", "karcher", "bf16 models and no dtype: mergekit computes in bf16"),
     "multislerp-f32": (f"""merge_method: multislerp
 models:
   - model: {M}llama-ft1

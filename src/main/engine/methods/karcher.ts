@@ -1,4 +1,5 @@
 import { bilinear, gramMatrix } from './gram';
+import { karcherBf16, KARCHER_BF16_MAX_ELEMENTS } from './karcher-bf16';
 import { MAX_TASK_MODELS } from '../compute/types';
 import { f32Host, OutputBuffer, type MergeMethod } from './types';
 
@@ -26,9 +27,15 @@ export const karcher: MergeMethod = {
       for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[0]!);
       return;
     }
+    const maxIter = ctx.global['max_iter'] as number;
+    const tol = ctx.global['tol'] as number;
+    if (ctx.computeDtype === 'BF16' && ctx.numel <= KARCHER_BF16_MAX_ELEMENTS) {
+      await karcherBf16(source, sink, ctx, maxIter, tol);
+      return;
+    }
     const gram = await gramMatrix(source, models, undefined, ctx.backend);
     const norms = gram.map((row, j) => f(Math.sqrt(row[j]!)));
-    const coefficients = karcherMean(unitGram(gram, norms), norms, ctx.global['max_iter'] as number, ctx.global['tol'] as number);
+    const coefficients = karcherMean(unitGram(gram, norms), norms, maxIter, tol);
     const scale = norms.reduce((sum, n) => sum + n / models.length, 0);
     const used = models.filter((j) => coefficients[j] !== 0);
     if (ctx.backend && used.length > 0 && used.length <= MAX_TASK_MODELS) {
