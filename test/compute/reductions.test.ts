@@ -395,6 +395,19 @@ describe('methods whose reductions run on the backend give their own TypeScript\
     }
   });
 
+  it('karcher in bf16 steps: whole tensors and chunks that cut windows, 2 to 4 models, a model of zeros, max_iter 1 to 10', async () => {
+    const random = rng(19);
+    const bf16 = (values: Float32Array) => values.map(roundBf16);
+    for (const [n, chunk, models, maxIter, zeroModel] of [[100_003, 100_003, 2, 10, false], [250_001, 33_333, 3, 10, false], [4_099, 1_000, 4, 3, true], [70_001, 7_777, 3, 1, false]] as const) {
+      const first = bf16(weights(n, random, -8, -2));
+      const inputs = [first, ...Array.from({ length: models - 1 }, () => bf16(weights(n, random, -9, -4).map((x, i) => first[i]! * 0.8 + x)))];
+      if (zeroModel) inputs[1]!.fill(0);
+      const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: undefined, global: { max_iter: maxIter, tol: 1e-5 }, perModel: inputs.map(() => ({})), seed: 0, computeDtype: 'BF16' };
+      const want = await methodOutput('karcher', inputs, ctx, chunk);
+      for (const [label, backend] of BACKENDS) expectSameF32(await methodOutput('karcher', inputs, { ...ctx, backend }, chunk), want, `bf16 steps, ${n}, chunks of ${chunk}, ${models} models, max_iter ${maxIter}, ${label}`);
+    }
+  });
+
   it('multislerp with and without a base, whole tensors and chunks that cut windows, lanes and rows, 2 to 4 models', async () => {
     const random = rng(13);
     for (const [n, chunk, models, withBase] of [[100_003, 100_003, 2, false], [60_013, 60_013, 3, true], [250_001, 33_333, 3, true], [4_099, 1_000, 4, true], [70_001, 7_777, 2, true]] as const) {

@@ -1,6 +1,9 @@
+import { MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import { HostScratch } from './host-scratch';
+import { addNorms } from './norm-lanes';
 import { roundBf16 } from './numerics';
 import { TorchNorm } from './torch-reductions';
-import type { TensorMergeContext, TensorSink, TensorSource } from './types';
+import { f32Host, OutputBuffer, type Chunk, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 const r = roundBf16;
@@ -21,6 +24,15 @@ export const KARCHER_BF16_MAX_ELEMENTS = 1 << 26;
  */
 export async function karcherBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, maxIter: number, tol: number): Promise<void> {
   const n = ctx.perModel.length;
+  if (ctx.backend && n < MAX_TASK_MODELS) {
+    const scratch = new HostScratch(ctx.backend);
+    try {
+      await karcherBf16OnBackend(source, sink, ctx, ctx.backend, scratch, maxIter, tol);
+    } finally {
+      scratch.release();
+    }
+    return;
+  }
   const norms = await inputNorms(source, n, ctx.numel);
   const valid = norms.map((_, j) => j).filter((j) => norms[j]! > tol);
   if (valid.length === 0) {
@@ -98,7 +110,8 @@ function normOf(values: Float32Array): number {
 }
 
 /**
- * torch.dot(mean, unit_j) of bf16 tensors, for each valid model: the products added in f64 (torch adds
+ * torch.dot(mean, unit_j) of bf16 tensors, for each valid model: the products added in f64 in index
+ * order (`gramSums`' order on a backend; torch adds
  * them in f32 in its own vector order; the result is rounded to bf16, which hides that order but
  * where the sum sits within a few f32 ulps of a bf16 rounding boundary).
  */
@@ -107,10 +120,101 @@ async function unitDots(source: TensorSource, mean: Float32Array, valid: number[
   for await (const { start, length, inputs } of source.chunks()) {
     valid.forEach((j, k) => {
       const x = inputs[j]!;
-      let s = 0;
+      let s = sums[k]!;
       for (let i = 0; i < length; i++) s += mean[start + i]! * unit(x[i]!, j);
-      sums[k]! += s;
+      sums[k] = s;
     });
   }
   return sums.map((s) => r(f(s)));
+}
+
+/**
+ * `karcherBf16` on a backend, the same bits: the units by `unitSum` (r(x / ‖x‖), a lone quotient from
+ * −0), the mean's bf16 adds and each model's tangent term r(t + r(c·r(u − r(dot·m)))) by `blend2`,
+ * the step r(r(cos·m) + r(sin·r(t / ‖t‖))) by `unitSum` and `blend2`, the norms by `normLanes`, the
+ * dots by `gramSums` (exact products added in f64 in index order, as the loop adds them).
+ */
+async function karcherBf16OnBackend(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, backend: ComputeBackend, scratch: HostScratch, maxIter: number, tol: number): Promise<void> {
+  const n = ctx.perModel.length;
+  const numel = ctx.numel;
+  const lone = { step: 'BF16', signedZeros: true } as const;
+  const inputsOf = (chunk: Chunk): HostArray[] => chunk.raw ?? chunk.inputs.map(f32Host);
+  const runs = Array.from({ length: n }, () => new TorchNorm(numel));
+  for await (const chunk of source.chunks()) await addNorms(backend, runs, inputsOf(chunk), chunk.length);
+  const norms = runs.map((run) => run.result());
+  const valid = norms.map((_, j) => j).filter((j) => norms[j]! > tol);
+  if (valid.length === 0) {
+    await karcherBf16(source, sink, { ...ctx, backend: undefined }, maxIter, tol);
+    return;
+  }
+  const alphaSum = valid.reduce((sum) => sum + 1 / n, 0);
+  const alphas = valid.map(() => f(1 / n / alphaSum));
+  const mean = scratch.host('mean', 'BF16', numel);
+  const tangent = scratch.host('tangent', 'BF16', numel);
+  const part = (array: HostArray, chunk: Chunk) => sliceHost(array, chunk.start, chunk.length);
+  /** The chunk's units r(x_j / ‖x_j‖) of the valid models (zeros for a zero norm never happen: valid norms are > tol). */
+  const units = async (chunk: Chunk): Promise<HostArray[]> => {
+    const inputs = inputsOf(chunk);
+    const out = valid.map((_, k) => scratch.host(`unit ${k}`, 'BF16', chunk.length));
+    for (let k = 0; k < valid.length; k++) await backend.unitSum([inputs[valid[k]!]!], [norms[valid[k]!]!], [1], out[k]!, lone);
+    return out;
+  };
+  // Sums start from torch's zeros (+0): r(+0 + x) turns a −0 term into +0.
+  const zeros = (length: number) => f32Host(scratch.zeros(length));
+  for await (const chunk of source.chunks()) {
+    const u = await units(chunk);
+    const m = part(mean, chunk);
+    for (let k = 0; k < valid.length; k++) await backend.blend2(1, k === 0 ? zeros(chunk.length) : m, alphas[k]!, u[k]!, m, 'BF16');
+  }
+  const meanNorm = await backendNorm(backend, mean, numel);
+  if (meanNorm < tol) {
+    for await (const chunk of source.chunks()) await backend.unitSum([inputsOf(chunk)[valid[0]!]!], [norms[valid[0]!]!], [1], part(mean, chunk), lone);
+  } else {
+    await backend.unitSum([mean], [meanNorm], [1], mean, lone);
+  }
+  for (let iter = 0; iter < maxIter; iter++) {
+    const sums = new Float64Array((valid.length + 1) ** 2);
+    for await (const chunk of source.chunks()) await backend.gramSums([part(mean, chunk), ...(await units(chunk))], sums);
+    const steps = valid.map((_, k) => {
+      const dot = Math.min(1, Math.max(-1, r(f(sums[k + 1]!))));
+      const theta = r(Math.acos(dot));
+      return { k, dot, skip: theta < tol, factor: r(r(theta / r(Math.sin(theta))) * alphas[k]!) };
+    });
+    const tangentNorm = new TorchNorm(numel);
+    for await (const chunk of source.chunks()) {
+      const u = await units(chunk);
+      const m = part(mean, chunk);
+      const t = part(tangent, chunk);
+      const offset = scratch.host('offset', 'BF16', chunk.length);
+      let first = true;
+      for (const { k, dot, skip, factor } of steps) {
+        if (skip) continue;
+        await backend.blend2(1, u[k]!, -dot, m, offset, 'BF16');
+        await backend.blend2(1, first ? zeros(chunk.length) : t, factor, offset, t, 'BF16');
+        first = false;
+      }
+      if (first) await backend.blend2(1, zeros(chunk.length), 0, zeros(chunk.length), t, 'BF16');
+      await addNorms(backend, [tangentNorm], [t], chunk.length);
+    }
+    const length = tangentNorm.result();
+    if (length < tol) break;
+    await backend.unitSum([tangent], [length], [1], tangent, lone);
+    await backend.blend2(r(Math.cos(length)), mean, r(Math.sin(length)), tangent, mean, 'BF16');
+    const unitNorm = await backendNorm(backend, mean, numel);
+    if (unitNorm > tol) await backend.unitSum([mean], [unitNorm], [1], mean, lone);
+  }
+  let sum = 0;
+  for (let j = 0; j < n; j++) sum = f(sum + f(f(1 / n) * norms[j]!));
+  const output = new OutputBuffer(sink);
+  for await (const chunk of source.chunks()) {
+    const out = output.take(chunk.length);
+    await backend.unitSum([part(mean, chunk)], [1], [r(sum)], out, lone);
+    await output.write(chunk.start, out);
+  }
+}
+
+async function backendNorm(backend: ComputeBackend, values: HostArray, numel: number): Promise<number> {
+  const run = new TorchNorm(numel);
+  await addNorms(backend, [run], [values], numel);
+  return run.result();
 }
