@@ -1,5 +1,6 @@
 import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type StepDtype } from '../compute/types';
 import { HostScratch } from './host-scratch';
+import { addNorms } from './norm-lanes';
 import { stepRounding } from './numerics';
 import { ParallelTorchSum, TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
@@ -33,7 +34,6 @@ async function reduceOnBackend(
   let dotRuns: ParallelTorchSum[] = [];
   let normPosition = 0;
   let dotPosition = 0;
-  const lanes = new Float32Array(8 * Math.min(n, MAX_TASK_MODELS));
   const scratch = new HostScratch(backend);
   try {
     for await (const chunk of source.chunks()) {
@@ -43,24 +43,8 @@ async function reduceOnBackend(
       for (let j = 0; j < n; j++) await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, offs[j]!);
       for (let i = 0; i < length; ) {
         if (normPosition % rowLength === 0) normRuns = others.map(() => new TorchNorm(rowLength, dtype));
-        const to = Math.min(length, i + rowLength - (normPosition % rowLength));
-        let count = Math.min(normRuns[0]!.bulk(), to - i);
-        count -= count % 8;
-        if (count >= MIN_BULK) {
-          for (let g = 0; g < n; g += MAX_TASK_MODELS) {
-            const group = normRuns.slice(g, g + MAX_TASK_MODELS);
-            const groupLanes = lanes.subarray(0, 8 * group.length);
-            group.forEach((run, k) => groupLanes.set(run.laneSums, 8 * k));
-            await backend.normLanes(offs.slice(g, g + MAX_TASK_MODELS).map((o) => sliceHost(o, i, count)), groupLanes);
-            group.forEach((run, k) => {
-              run.laneSums.set(groupLanes.subarray(8 * k, 8 * k + 8));
-              run.added(count);
-            });
-          }
-        } else {
-          count = 1;
-          for (let j = 0; j < n; j++) normRuns[j]!.add(hostValue(offs[j]!, i));
-        }
+        const count = Math.min(length, i + rowLength - (normPosition % rowLength)) - i;
+        await addNorms(backend, normRuns, offs.map((o) => sliceHost(o, i, count)), count);
         i += count;
         normPosition += count;
         if (normPosition % rowLength === 0) {
