@@ -32,7 +32,7 @@ describe('loraApply (a LoRA delta merged into a weight) on the CPU kernels equal
           const w = asHost(weights(rows * cols, rng(rows), -6, 0), dtype);
           const want = hostArray(dtype, rows * cols);
           const result = new Float32Array(rows * cols);
-          loraApplyF32(toF32(w), params, dtype, result);
+          loraApplyF32(toF32(w), params, result);
           fromF32(result, want);
           const got: HostArray = hostArray(dtype, rows * cols);
           await backend.loraApply(w, params, got);
@@ -59,7 +59,7 @@ describe('loraApply (a LoRA delta merged into a weight) on the CPU kernels equal
         expect(Array.from(out.data)).toEqual([want, want, want, want]);
       }
       const reference = new Float32Array(4);
-      loraApplyF32(w.data, params, 'F32', reference);
+      loraApplyF32(w.data, params, reference);
       expect(Array.from(reference)).toEqual([want, want, want, want]);
     }
   });

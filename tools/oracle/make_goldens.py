@@ -728,6 +728,14 @@ models:
     parameters: {{weight: 0.4}}
 dtype: float32
 """, "exact", "linear", "a base+LoRA reference: the adapter is merged into the model first"),
+    "lora-linear-bf16": (f"""merge_method: linear
+models:
+  - model: {M}llama-bf16-base+../loras/llama-lora
+    parameters: {{weight: 0.6}}
+  - model: {M}llama-bf16-ft1
+    parameters: {{weight: 0.4}}
+dtype: bfloat16
+""", "exact", "linear", "a bf16 base+LoRA: PEFT keeps the adapter in f32 and adds its delta to the bf16 weight in f32, rounding once"),
     "linear-vocab-truncate-f32": (f"""merge_method: linear
 models:
   - model: {M}llama-base

@@ -105,7 +105,7 @@ interface Kernels {
   sce(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, select: number, cutBits: number, only: number, step: number, scratch: number): void;
   ram(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, threshold: number, step: number, scratch: number): void;
   ramc(input: number, seg: number, count: number, start: number, end: number, bfIn: number, threshold: number, step: number, scratch: number): void;
-  lora(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idx: number, cols: number, rows: number, rank: number, left: number, right: number, scale: number, bfDelta: number, scratch: number): void;
+  lora(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idx: number, cols: number, rows: number, rank: number, left: number, right: number, scale: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
 
@@ -282,8 +282,8 @@ export class WasmBackend implements ComputeBackend {
 
   /**
    * A LoRA delta added to rows of a weight (`lora/merge-lora.ts` loraApplyF32, the same bits):
-   * out = f(w + r(f(d · scale))), d the FMA chain over k of left[o, k] · right[k, c] from +0, r
-   * rounding to bf16 for a bf16 weight. `weight` and `out` are F32 or BF16, whole rows of `cols`
+   * out = f(w + f(d · scale)), d the FMA chain over k of left[o, k] · right[k, c] from +0, rounded
+   * to the weight's dtype once. `weight` and `out` are F32 or BF16, whole rows of `cols`
    * (a multiple of 4) elements, `left` one row of `rank` per weight row.
    */
   loraApply(weight: HostArray, params: LoraApplyParams, out: HostArray): Promise<void> {
@@ -299,11 +299,10 @@ export class WasmBackend implements ComputeBackend {
         view.set(left);
         view.set(right, left.length);
         const [leftAt, rightAt] = [factors.byteOffset, factors.byteOffset + 4 * left.length];
-        const bfDelta = weight.dtype === 'BF16' ? 1 : 0;
         await this.run({
           inputs: [weight],
           out,
-          call: (input, seg, start, end, output, bfIn, bfOut, first) => ['lora', [input, seg, start, end, output, bfIn, bfOut, first, cols, rows, rank, leftAt, rightAt, Math.fround(params.scale), bfDelta]],
+          call: (input, seg, start, end, output, bfIn, bfOut, first) => ['lora', [input, seg, start, end, output, bfIn, bfOut, first, cols, rows, rank, leftAt, rightAt, Math.fround(params.scale)]],
         });
       } finally {
         this.releaseHost(factors);

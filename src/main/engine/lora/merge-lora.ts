@@ -173,33 +173,25 @@ async function applyDelta(backend: WasmBackend, bytes: Uint8Array, dtype: FloatD
   }
   const w = new Float32Array(count);
   decodeToF32(bytes, dtype, w);
-  loraApplyF32(w, rowFactors, dtype, w);
+  loraApplyF32(w, rowFactors, w);
   encodeFromF32(w, dtype, bytes);
   return bytes;
 }
 
 /**
  * PEFT's merge of a LoRA delta into rows of W, as torch computes it: d = the FMA chain over k of
- * left[o, k]·right[k, c] from +0 (sgemm's order), d = f(d · scale), rounded to W's dtype when that
- * is 16-bit, then w + d in f32. `out` may be `w`.
+ * left[o, k]·right[k, c] from +0 (sgemm's order), d = f(d · scale), then w + d in f32 (PEFT keeps the
+ * adapter in f32 over a 16-bit base, and `weight += delta` rounds once, to W's dtype, when stored).
+ * `out` may be `w`.
  */
-export function loraApplyF32(w: Float32Array, params: LoraApplyParams, dtype: FloatDtype, out: Float32Array): void {
+export function loraApplyF32(w: Float32Array, params: LoraApplyParams, out: Float32Array): void {
   const { cols, rank, left, right } = params;
   const scale = Math.fround(params.scale);
-  const one = new Float32Array(1);
-  const oneBytes = new Uint8Array(2);
   for (let row = 0; row < w.length / cols; row++) {
     for (let c = 0; c < cols; c++) {
       let d = 0;
       for (let k = 0; k < rank; k++) d = fmaF32(left[row * rank + k]!, right[k * cols + c]!, d);
-      d = Math.fround(d * scale);
-      if (dtype !== 'F32') {
-        one[0] = d;
-        encodeFromF32(one, dtype, oneBytes);
-        decodeToF32(oneBytes, dtype, one);
-        d = one[0]!;
-      }
-      out[row * cols + c] = w[row * cols + c]! + d;
+      out[row * cols + c] = w[row * cols + c]! + Math.fround(d * scale);
     }
   }
 }

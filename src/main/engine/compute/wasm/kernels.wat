@@ -2080,16 +2080,16 @@
 
   ;; ---- a LoRA adapter merged into its weight (lora/merge-lora.ts loraApplyF32) ----
 
-  ;; lora: out = f(w + r(f(d · $scale))), d the FMA chain over k < $rank of L[o, k] · R[k, c] from +0
+  ;; lora: out = f(w + f(d · $scale)), d the FMA chain over k < $rank of L[o, k] · R[k, c] from +0
   ;; (PEFT's W + (B·A)·scaling: torch's sgemm adds the rank's products one FMA at a time, in order),
-  ;; for the call's element e (window element 0 is $idx): row o = e / $cols, column c = e mod $cols.
-  ;; r rounds the delta to bf16 where $bf_delta (a bf16 weight), else leaves it. L is $rows × $rank
+  ;; for the call's element e (window element 0 is $idx): row o = e / $cols, column c = e mod $cols;
+  ;; a bf16 weight takes the f32 sum rounded once, as it is narrowed. L is $rows × $rank
   ;; f32 at $left, R $rank × $cols f32 at $right. $cols is a multiple of 4 and $idx of 16, so the 4
   ;; lanes of a vector share a row; padding past the call's end reads the last row.
   (func (export "lora")
     (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $out i32)
     (param $bf_in i32) (param $bf_out i32) (param $idx i32) (param $cols i32) (param $rows i32) (param $rank i32)
-    (param $left i32) (param $right i32) (param $scale f32) (param $bf_delta i32) (param $scratch i32)
+    (param $left i32) (param $right i32) (param $scale f32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $pw i32) (local $po i32) (local $i i32) (local $stop i32)
     (local $e i32) (local $o i32) (local $k i32) (local $lrow i32) (local $rcol i32) (local $stride i32)
     (local $l v128) (local $rv v128) (local $acc v128) (local $c v128) (local $c2 v128)
@@ -2150,7 +2150,6 @@
                 (local.set $k (i32.add (local.get $k) (i32.const 1)))
                 (br $chain)))
             (local.set $acc (f32x4.mul (local.get $acc) (local.get $kv)))
-            (if (local.get $bf_delta) (then (local.set $acc (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $acc) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $acc) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $acc) (local.get $acc))))))
             (v128.store align=4 (i32.add (local.get $po) (local.get $i))
               (f32x4.add (v128.load align=4 (i32.add (local.get $pw) (local.get $i))) (local.get $acc)))
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
