@@ -16,10 +16,10 @@ export const KARCHER_BF16_MAX_ELEMENTS = 1 << 26;
  * tensor multiplying a bf16 tensor (cos and sin of the step, the scale) is rounded to bf16 first (torch
  * casts it to the common dtype), one dividing it (the norms) is not, nor is a Python float (the
  * weights): torch's CPU kernels for bf16 take mul's scalar cast and div's as given. The units
- * r(x / r(‖x‖)), the mean built by bf16 adds, each iteration's dots (torch.dot: f32 arithmetic, the
+ * r(x / ‖x‖), the mean built by bf16 adds, each iteration's dots (torch.dot: f32 arithmetic, the
  * result in bf16), θ, sin θ and their quotient as bf16 scalars, the tangent added model by model in
- * bf16, the f32 norms of the tangent and the iterate in torch's order, the step by the f32 cos and
- * sin of the tangent's norm. The iterate and the tangent are whole-tensor arrays; the units are
+ * bf16, the f32 norms of the tangent and the iterate in torch's order, the step by the cos and sin
+ * of the tangent's norm (as bf16). The iterate and the tangent are whole-tensor arrays; the units are
  * recomputed from the inputs, read twice per iteration.
  */
 export async function karcherBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, maxIter: number, tol: number): Promise<void> {
@@ -43,9 +43,9 @@ export async function karcherBf16(source: TensorSource, sink: TensorSink, ctx: T
     }
     return;
   }
-  const alphaSum = valid.reduce((sum) => sum + 1 / n, 0);
-  const alphas = valid.map(() => f(1 / n / alphaSum));
-  const unit = (x: number, j: number) => (norms[j] === 0 ? 0 : r(x / norms[j]!));
+  const alphas = validAlphas(valid, n);
+  // Only valid models (norms above tol) take units here.
+  const unit = (x: number, j: number) => r(x / norms[j]!);
   const mean = new Float32Array(ctx.numel);
   for await (const { start, length, inputs } of source.chunks()) {
     for (let i = 0; i < length; i++) {
@@ -86,14 +86,25 @@ export async function karcherBf16(source: TensorSource, sink: TensorSink, ctx: T
     const unitNorm = normOf(mean);
     if (unitNorm > tol) for (let i = 0; i < mean.length; i++) mean[i] = r(mean[i]! / unitNorm);
   }
-  let sum = 0;
-  for (let j = 0; j < n; j++) sum = f(sum + f(f(1 / n) * norms[j]!));
-  const scale = r(sum);
+  const scale = r(scaleOf(norms));
   for await (const { start, length } of source.chunks()) {
     const out = new Float32Array(length);
     for (let i = 0; i < length; i++) out[i] = r(scale * mean[start + i]!);
     await sink.write(start, out);
   }
+}
+
+/** mergekit's weights of the valid models: 1/n each over their (Python, f64) sum, taken as f32 by torch's mul. */
+function validAlphas(valid: number[], n: number): number[] {
+  const alphaSum = valid.reduce((sum) => sum + 1 / n, 0);
+  return valid.map(() => f(1 / n / alphaSum));
+}
+
+/** Σ_j f(f(1/n)·‖x_j‖) over every model in f32 (Python's sum of f32 0-d tensors): the scale of the mean. */
+function scaleOf(norms: number[]): number {
+  let sum = 0;
+  for (const norm of norms) sum = f(sum + f(f(1 / norms.length) * norm));
+  return sum;
 }
 
 /** Each input's f32 norm in torch's order (`torch.linalg.vector_norm(x.to(float32))`). */
@@ -147,12 +158,11 @@ async function karcherBf16OnBackend(source: TensorSource, sink: TensorSink, ctx:
     await karcherBf16(source, sink, { ...ctx, backend: undefined }, maxIter, tol);
     return;
   }
-  const alphaSum = valid.reduce((sum) => sum + 1 / n, 0);
-  const alphas = valid.map(() => f(1 / n / alphaSum));
+  const alphas = validAlphas(valid, n);
   const mean = scratch.host('mean', 'BF16', numel);
   const tangent = scratch.host('tangent', 'BF16', numel);
   const part = (array: HostArray, chunk: Chunk) => sliceHost(array, chunk.start, chunk.length);
-  /** The chunk's units r(x_j / ‖x_j‖) of the valid models (zeros for a zero norm never happen: valid norms are > tol). */
+  /** The chunk's units r(x_j / ‖x_j‖) of the valid models. */
   const units = async (chunk: Chunk): Promise<HostArray[]> => {
     const inputs = inputsOf(chunk);
     const out = valid.map((_, k) => scratch.host(`unit ${k}`, 'BF16', chunk.length));
@@ -203,12 +213,11 @@ async function karcherBf16OnBackend(source: TensorSource, sink: TensorSink, ctx:
     const unitNorm = await backendNorm(backend, mean, numel);
     if (unitNorm > tol) await backend.unitSum([mean], [unitNorm], [1], mean, lone);
   }
-  let sum = 0;
-  for (let j = 0; j < n; j++) sum = f(sum + f(f(1 / n) * norms[j]!));
+  const scale = r(scaleOf(norms));
   const output = new OutputBuffer(sink);
   for await (const chunk of source.chunks()) {
     const out = output.take(chunk.length);
-    await backend.unitSum([part(mean, chunk)], [1], [r(sum)], out, lone);
+    await backend.unitSum([part(mean, chunk)], [1], [scale], out, lone);
     await output.write(chunk.start, out);
   }
 }
