@@ -74,7 +74,7 @@ const DTYPES: [FloatDtype, FloatDtype][] = [
   ['F16', 'BF16'],
 ];
 
-describe('linear, blend2 and dotRows with bf16 steps on every backend equal the reference', () => {
+describe('linear, blend2 and dotRows with bf16 and f16 steps on every backend equal the reference', () => {
   for (const [label, backend, pin] of BACKENDS) {
     it(`${label}: linear, 1 to 4 inputs, weights 1 and others, with and without normalize, edge values, f32 steps too (products that underflow to -0, tiny subnormal sums)`, async () => {
       for (const [n, count] of [[5_003, 1], [70_001, 3], [2_049, 4], [31, 2]] as const) {
@@ -86,7 +86,7 @@ describe('linear, blend2 and dotRows with bf16 steps on every backend equal the 
             // f32 steps too: the WASM kernel's first model once made +0 of a product that underflows
             // to -0, and these edge values reach the GPU fma_rn's tiny products and sums with subnormal
             // results (its integer path, wgsl.ts); its NaN and infinity cases are in webgpu.test.ts.
-            for (const step of ['BF16', 'F32'] as const) {
+            for (const step of ['BF16', 'F16', 'F32'] as const) {
               const want = hostArray(outDtype, n);
               const got = output(backend, pin, outDtype, n);
               await reference.linear(inputs, w, normalize, want, step);
@@ -105,17 +105,19 @@ describe('linear, blend2 and dotRows with bf16 steps on every backend equal the 
           const inputs = [asHost(a!, inDtype), asHost(b!, inDtype)];
           const mine = inputs.map((h) => placed(backend, pin, h));
           for (const [c0, c1] of [[1, -1], [0.4375, roundBf16(1 - 0.4375)], [0, 1], [1, 0], [-2.5e-5, 3e7], [NaN, 1], [Infinity, 0.5]]) {
-            const want = hostArray(outDtype, n);
-            const got = output(backend, pin, outDtype, n);
-            await reference.blend2(c0!, inputs[0]!, c1!, inputs[1]!, want, 'BF16');
-            await backend.blend2(c0!, mine[0]!, c1!, mine[1]!, got, 'BF16');
-            expectSame(got, want, `${n}, ${inDtype} → ${outDtype}, c ${c0}, ${c1}`);
+            for (const step of ['BF16', 'F16'] as const) {
+              const want = hostArray(outDtype, n);
+              const got = output(backend, pin, outDtype, n);
+              await reference.blend2(c0!, inputs[0]!, c1!, inputs[1]!, want, step);
+              await backend.blend2(c0!, mine[0]!, c1!, mine[1]!, got, step);
+              expectSame(got, want, `${step} steps, ${n}, ${inDtype} → ${outDtype}, c ${c0}, ${c1}`);
+            }
           }
         }
       }
     });
 
-    it(`${label}: dotRows with each product rounded to bf16, across cascade steps, edge values`, async () => {
+    it(`${label}: dotRows with each product rounded to bf16 or f16, across cascade steps, edge values`, async () => {
       for (const n of [CASCADE_ROW * 4000, CASCADE_ROW * 70_001, CASCADE_ROW]) {
         const [a, b] = samples(n, 2, n + 1);
         for (const dtype of ['F32', 'BF16', 'F16'] as const) {
@@ -124,12 +126,14 @@ describe('linear, blend2 and dotRows with bf16 steps on every backend equal the 
           for (const [n0, n1] of [[1, 1], [0.75, 1.5]]) {
             // A state part way through a block, with a step of 16 rows and a last full block before the end.
             const state = (): CascadeState => ({ acc: Float32Array.from({ length: 128 }, (_, i) => (i % 7) / 5), rowsDone: 13, levelPower: 4, fullBlockRows: 13 + Math.floor((n / CASCADE_ROW) * 0.8) });
-            const want = state();
-            const got = state();
-            await reference.dotRows(inputs[0]!, inputs[1]!, n0!, n1!, want, 'BF16');
-            await backend.dotRows(mine[0]!, mine[1]!, n0!, n1!, got, 'BF16');
-            expect(got.rowsDone).toBe(want.rowsDone);
-            expectSame(nanFree(got.acc), nanFree(want.acc), `dotRows ${n} ${dtype}, n ${n0}, ${n1}`);
+            for (const step of ['BF16', 'F16'] as const) {
+              const want = state();
+              const got = state();
+              await reference.dotRows(inputs[0]!, inputs[1]!, n0!, n1!, want, step);
+              await backend.dotRows(mine[0]!, mine[1]!, n0!, n1!, got, step);
+              expect(got.rowsDone).toBe(want.rowsDone);
+              expectSame(nanFree(got.acc), nanFree(want.acc), `dotRows ${step} steps, ${n} ${dtype}, n ${n0}, ${n1}`);
+            }
           }
         }
       }

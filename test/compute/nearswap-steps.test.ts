@@ -34,20 +34,23 @@ function samples(n: number, seed: number): [Float32Array, Float32Array] {
   return [a, b];
 }
 
-describe('nearswap with bf16 steps on every backend equals the reference', () => {
+describe('nearswap with bf16 and f16 steps on every backend equals the reference', () => {
   for (const [label, backend] of BACKENDS) {
-    it(`${label}: f32/bf16 in, f32/bf16 out, t from 0 to 1, edge values`, async () => {
+    it(`${label}: f32/bf16/f16 in, f32/bf16/f16 out, t from 0 to 1, edge values`, async () => {
+      const pairs: [FloatDtype, FloatDtype][] = [['BF16', 'BF16'], ['BF16', 'F32'], ['F32', 'BF16'], ['F32', 'F32'], ['F16', 'F16'], ['F32', 'F16']];
       for (const [n, seed] of [[5_003, 1], [70_001, 2]] as const) {
-        for (const [inDtype, outDtype] of [['BF16', 'BF16'], ['BF16', 'F32'], ['F32', 'BF16'], ['F32', 'F32']] as [FloatDtype, FloatDtype][]) {
+        for (const [inDtype, outDtype] of pairs) {
           const [a, b] = samples(n, seed);
           const inputs = [asHost(a, inDtype), asHost(b, inDtype)] as const;
-          for (const t of [0, 1e-7, 0.0001, 0.01, 1]) {
-            const want = hostArray(outDtype, n);
-            const got = hostArray(outDtype, n);
-            await reference.nearswap(inputs[0], inputs[1], t, want, 'BF16');
-            await backend.nearswap(inputs[0], inputs[1], t, got, 'BF16');
-            const at = firstDifference(got, want);
-            expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}; inputs ${a[at]}, ${b[at]}`, `${n} ${inDtype} → ${outDtype}, t ${t}`).toBe('');
+          for (const step of ['BF16', 'F16'] as const) {
+            for (const t of [0, 1e-7, 0.0001, 0.01, 1]) {
+              const want = hostArray(outDtype, n);
+              const got = hostArray(outDtype, n);
+              await reference.nearswap(inputs[0], inputs[1], t, want, step);
+              await backend.nearswap(inputs[0], inputs[1], t, got, step);
+              const at = firstDifference(got, want);
+              expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}; inputs ${a[at]}, ${b[at]}`, `${n} ${inDtype} → ${outDtype}, ${step} steps, t ${t}`).toBe('');
+            }
           }
         }
       }

@@ -3,7 +3,7 @@ process.env['EGL_PLATFORM'] ??= 'surfaceless';
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
-import { hostArray, HISTOGRAM_BINS, type CascadeState, type ComputeBackend, type HostArray, type TaskArithmeticParams, type TaskVectorMask } from '../../src/main/engine/compute/types';
+import { hostArray, HISTOGRAM_BINS, type CascadeState, type ComputeBackend, type HostArray, type TaskArithmeticParams, type StepDtype, type TaskVectorMask } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
 import { roundBf16 } from '../../src/main/engine/methods/numerics';
@@ -50,7 +50,7 @@ function hosts(values: Float32Array[], dtype: FloatDtype): HostArray[] {
 }
 
 /** The magnitude bits of the k-th largest |δ| of model j (from the reference's own histograms). */
-async function kthBits(inputs: HostArray[], j: number, k: number, step: 'F32' | 'BF16'): Promise<number> {
+async function kthBits(inputs: HostArray[], j: number, k: number, step: StepDtype): Promise<number> {
   const high = new Float64Array(HISTOGRAM_BINS);
   await reference.deltaHistogram(inputs[0]!, [inputs[j + 1]!], { step, prefixes: [undefined] }, [high]);
   let b = HISTOGRAM_BINS - 1;
@@ -69,7 +69,7 @@ describe('the reductions on every backend equal the reference', () => {
     it(`${label}: deltaHistogram, both passes, f32/bf16 inputs, f32/bf16 steps`, async () => {
       for (const n of LENGTHS) {
         for (const dtype of ['F32', 'BF16', 'F16'] as const) {
-          for (const step of ['F32', 'BF16'] as const) {
+          for (const step of ['F32', 'BF16', 'F16'] as const) {
             const inputs = hosts(quantized(n, 3, n), dtype);
             const mine = inputs.map((h) => placed(backend, pin, h));
             const prefixes = [undefined, 0x3880, undefined];
@@ -135,7 +135,7 @@ describe('the reductions on every backend equal the reference', () => {
 
     it(`${label}: deltaSums in f64 in index order, every kind of mask, continuing earlier sums`, async () => {
       for (const n of LENGTHS) {
-        for (const step of ['F32', 'BF16'] as const) {
+        for (const step of ['F32', 'BF16', 'F16'] as const) {
           const inputs = hosts(quantized(n, 4, n + 2), 'BF16');
           const mine = inputs.map((h) => placed(backend, pin, h));
           const random = rng(n);
@@ -282,7 +282,7 @@ describe('the reductions on every backend equal the reference', () => {
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['BF16', 'F16']] as const) {
           const inputs = hosts(values, inDtype);
           const mine = inputs.map((h) => placed(backend, pin, h));
-          for (const step of ['F32', 'BF16'] as const) {
+          for (const step of ['F32', 'BF16', 'F16'] as const) {
             const keep0 = await kthBits(inputs, 0, Math.ceil(n / 2), step);
             const keep1 = await kthBits(inputs, 1, Math.ceil(n / 5), step);
             const skip1 = await kthBits(inputs, 1, Math.ceil(n / 50), step);

@@ -1,4 +1,4 @@
-import type { RowRankParams } from '../../src/main/engine/compute/types';
+import type { RowRankParams, StepDtype } from '../../src/main/engine/compute/types';
 import { bitsToF32 } from '../../src/main/engine/safetensors/convert';
 import { rng } from './samples';
 
@@ -30,7 +30,7 @@ export function tiedRows(n: number, count: number, seed: number, specials: reado
 }
 
 /** DELLA's parameters for `count` models: seeded keys, a few densities and epsilons. */
-export function rowRankParams(count: number, rowLength: number, start: number, step: 'F32' | 'BF16', seed: number): RowRankParams {
+export function rowRankParams(count: number, rowLength: number, start: number, step: StepDtype, seed: number): RowRankParams {
   const random = rng(seed);
   return {
     step,

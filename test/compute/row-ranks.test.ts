@@ -66,7 +66,7 @@ describe('rowRankMasks (DELLA) on every backend equals the reference byte for by
       let seed = 1;
       for (const [rowLength, rows, count] of [[1, 37, 2], [7, 13, 3], [33, 31, 1], [2048, 3, 2], [4099, 2, 3]] as const) {
         for (const dtype of ['F32', 'BF16', 'F16'] as const) {
-          for (const step of ['F32', 'BF16'] as const) {
+          for (const step of ['F32', 'BF16', 'F16'] as const) {
             const values = tiedRows(rowLength * rows, count, seed++);
             // The last start puts the call across tensor index 2^32 (the hash's high word).
             for (const start of [0, 12_345 * rowLength, 2 ** 32 - Math.floor((rows * rowLength) / 2)]) {
@@ -105,7 +105,7 @@ describe('rowRankMasks (DELLA) on every backend equals the reference byte for by
     it(`${label}: many rows in a call (whole rows across the threads), 2 to 5 models`, async () => {
       for (const [rowLength, rows, count, dtype] of [[2048, 48, 2, 'BF16'], [1000, 131, 3, 'F32'], [5632, 9, 5, 'BF16'], [129, 1001, 2, 'F32']] as const) {
         const values = tiedRows(rowLength * rows, count, rowLength);
-        for (const step of ['F32', 'BF16'] as const) await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps`, backend, pin, values, dtype, rowRankParams(count, rowLength, 4096 * rowLength, step, rows));
+        for (const step of ['F32', 'BF16', 'F16'] as const) await compare(`rows of ${rowLength} ×${rows}, ${count} models, ${dtype} in, ${step} steps`, backend, pin, values, dtype, rowRankParams(count, rowLength, 4096 * rowLength, step, rows));
       }
     });
   }

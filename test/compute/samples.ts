@@ -49,7 +49,7 @@ export function neighbours(base: Float32Array, random: () => number): Float32Arr
 
 /** Every f32 bit pattern class that matters: zeros, subnormals, the extremes of bf16 and f16. */
 export function edgeValues(): Float32Array {
-  const bits = [0, 0x80000000, 1, 0x80000001, 0x007fffff, 0x00800000, 0x3f800000, 0xbf800000, 0x7f7f0000, 0x477fe000, 0x33800000, 0x38800000, 0x387fc000, 0x00010000, 0x00030000, 0x3f808000, 0x3f818000, 0x3f80ffff];
+  const bits = [0, 0x80000000, 1, 0x80000001, 0x007fffff, 0x00800000, 0x3f800000, 0xbf800000, 0x7f7f0000, 0x477fe000, 0x33800000, 0x38800000, 0x387fc000, 0x00010000, 0x00030000, 0x3f808000, 0x3f818000, 0x3f80ffff, 0x3f801000, 0x3f803000, 0x477ff000, 0x477fefff, 0x33000000, 0x33400000];
   return new Float32Array(new Uint32Array(bits).buffer);
 }
 

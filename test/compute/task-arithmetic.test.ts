@@ -6,7 +6,7 @@ import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { hostArray, type ComputeBackend, type HostArray, type TaskArithmeticParams, type TaskVectorMask } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
-import { roundBf16, stepRounding } from '../../src/main/engine/methods/numerics';
+import { stepOf, stepRounding } from '../../src/main/engine/methods/numerics';
 import { maskKey, uniformAt } from '../../src/main/engine/methods/random-mask';
 import { getMergeMethod } from '../../src/main/engine/methods/registry';
 import type { TensorMergeContext, TensorSource } from '../../src/main/engine/methods/types';
@@ -89,6 +89,8 @@ const SETUPS: Setup[] = [
   { method: 'dare_linear', weights: [0.5, 0.5], densities: [0.3, 0.9], normalize: false, rescale: true, lambda: 1, dtype: undefined },
   { method: 'dare_ties', weights: [0.8, 0.4, 0.2], densities: [0.5, 0.5, 1], normalize: true, rescale: true, lambda: 1, dtype: undefined },
   { method: 'dare_ties', weights: [0.8, 0.4], densities: [0.4, 0.6], normalize: false, rescale: true, lambda: 0.9, dtype: 'BF16' },
+  { method: 'ties', weights: [0.6, -0.6, 0.25], densities: [1, 1, 1], normalize: true, rescale: false, lambda: 1.1, dtype: 'F16' },
+  { method: 'dare_linear', weights: [0.8, 0.4], densities: [0.4, 0.6], normalize: true, rescale: true, lambda: 1, dtype: 'F16' },
 ];
 
 function describeSetup(s: Setup): string {
@@ -114,7 +116,7 @@ function callFor(s: Setup, inputs: Float32Array[], seed: number, name: string): 
     normalize: s.normalize,
     divisor,
     lambda: s.lambda,
-    step: s.dtype === 'BF16' ? 'BF16' : 'F32',
+    step: stepOf(s.dtype),
   };
 }
 
@@ -138,7 +140,7 @@ describe('taskArithmetic: the reference is the methods\' own TypeScript', () => 
       const name = `model.layers.${k}.mlp.up_proj.weight`;
       let inputs = models(n, s.weights.length, 100 + k);
       // As the engine hands them over: inputs rounded to the compute dtype.
-      if (s.dtype === 'BF16') inputs = inputs.map((x) => x.map(roundBf16));
+      if (s.dtype === 'BF16' || s.dtype === 'F16') inputs = inputs.map((x) => x.map(stepRounding(s.dtype)));
       const ctx: TensorMergeContext = {
         tensorName: name,
         shape: [n],
@@ -165,11 +167,11 @@ describe('the task-vector methods with a backend in ctx give their own TypeScrip
     ['della', { density: 0.5, epsilon: 0.1 }],
   ];
   for (const [method, extra] of methods) {
-    for (const dtype of [undefined, 'BF16'] as const) {
-      it(`${method}${dtype ? ' in bf16 steps' : ''}, in chunks of 3 rows`, async () => {
+    for (const dtype of [undefined, 'BF16', 'F16'] as const) {
+      it(`${method}${dtype ? ` in ${dtype.toLowerCase()} steps` : ''}, in chunks of 3 rows`, async () => {
         const shape = [6, 500];
         let inputs = models(3000, 3, 300);
-        if (dtype) inputs = inputs.map((x) => x.map(roundBf16));
+        if (dtype) inputs = inputs.map((x) => x.map(stepRounding(dtype)));
         const ctx: TensorMergeContext = {
           tensorName: 'model.layers.3.self_attn.o_proj.weight',
           shape,
@@ -216,7 +218,7 @@ for (const [label, backend] of BACKENDS) {
       const keep = Uint8Array.from({ length: n }, () => (random() < 0.4 ? 1 : 0));
       for (const start of [0, 12_345, 2 ** 32 - 1700]) {
         for (const consensus of [false, true]) {
-          for (const step of ['F32', 'BF16'] as const) {
+          for (const step of ['F32', 'BF16', 'F16'] as const) {
             const params: TaskArithmeticParams = {
               start,
               weights: [0.9, -0.35, 0.6],

@@ -25,7 +25,11 @@ const CALLS: Record<string, { inputs: number; call: Call; near?: boolean }> = {
   'linear of 2, not normalized': { inputs: 2, call: (b, i, o) => b.linear(i, [1.5, -0.25], false, o) },
   nearswap: { inputs: 2, call: (b, i, o) => b.nearswap(i[0]!, i[1]!, 0.0001, o), near: true },
   'nearswap, bf16 steps': { inputs: 2, call: (b, i, o) => b.nearswap(i[0]!, i[1]!, 0.0001, o, 'BF16'), near: true },
+  'nearswap, f16 steps': { inputs: 2, call: (b, i, o) => b.nearswap(i[0]!, i[1]!, 0.0001, o, 'F16'), near: true },
   'blend2 (slerp)': { inputs: 2, call: (b, i, o) => b.blend2(0.6180339, i[0]!, 0.4472136, i[1]!, o) },
+  'blend2, f16 steps': { inputs: 2, call: (b, i, o) => b.blend2(0.6180339, i[0]!, -3.5e-5, i[1]!, o, 'F16') },
+  'linear of 3, f16 steps': { inputs: 3, call: (b, i, o) => b.linear(i, [0.7, 0.2, 0.35], true, o, 'F16') },
+  'unitSum of 2, f16 steps': { inputs: 2, call: (b, i, o) => b.unitSum(i, [0.37, 2.5e3], [0.6, -1.25], o, { step: 'F16' }) },
 };
 
 async function compare(backend: ComputeBackend, name: string, values: Float32Array[], inDtypes: FloatDtype[], outDtype: FloatDtype): Promise<void> {

@@ -9,6 +9,7 @@ import {
   f32BitsToBf16,
   f32BitsToF16,
 } from '../../src/main/engine/safetensors/convert';
+import { roundF16, roundF16Array } from '../../src/main/engine/methods/numerics';
 
 const vectors = JSON.parse(readFileSync('test/fixtures/conversions.json', 'utf8')) as { f32: number[]; bf16: number[]; f16: number[] };
 
@@ -21,6 +22,14 @@ describe('float conversions', () => {
   it('rounds f32 to f16 exactly as torch does on every vector', () => {
     const got = vectors.f32.map(f32BitsToF16);
     expect(got).toEqual(vectors.f16);
+  });
+
+  it('rounds f16 steps (roundF16, roundF16Array) to torch\'s f16 values on every vector, NaN as 0x7fc00000', () => {
+    const want = vectors.f16.map((h) => ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0 ? 0x7fc00000 : f16ToF32Bits(h)));
+    expect(vectors.f32.map((bits) => f32Bits(roundF16(bitsToF32(bits))))).toEqual(want);
+    const array = new Float32Array(new Uint32Array(vectors.f32).buffer);
+    roundF16Array(array);
+    expect([...new Uint32Array(array.buffer)]).toEqual(want);
   });
 
   it('round-trips every finite f16 value through f32', () => {

@@ -1,4 +1,4 @@
-import { fmaF32, roundBf16, stepRounding } from '../methods/numerics';
+import { fmaF32, stepRounding } from '../methods/numerics';
 import { uniformAt } from '../methods/random-mask';
 import { checkDella, DellaSparsifier } from '../methods/sparsify';
 import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
@@ -61,12 +61,13 @@ export function weightSum(weights: readonly number[]): number {
 export function linearF32(inputs: readonly Float32Array[], weights: readonly number[], normalize: boolean, out: Float32Array, step: StepDtype = 'F32'): void {
   const w = weights.map((x) => f(x));
   const divisor = weightSum(w);
-  if (step === 'BF16') {
-    // Each fma (one f32 rounding) and the quotient rounded to bf16; the weights and Σw stay f32.
+  if (step !== 'F32') {
+    // Each fma (one f32 rounding) and the quotient rounded to the step; the weights and Σw stay f32.
+    const r = stepRounding(step);
     for (let i = 0; i < out.length; i++) {
       let acc = 0;
-      for (let m = 0; m < inputs.length; m++) acc = roundBf16(fmaF32(inputs[m]![i]!, w[m]!, acc));
-      out[i] = normalize ? roundBf16(acc / divisor) : acc;
+      for (let m = 0; m < inputs.length; m++) acc = r(fmaF32(inputs[m]![i]!, w[m]!, acc));
+      out[i] = normalize ? r(acc / divisor) : acc;
     }
     return;
   }

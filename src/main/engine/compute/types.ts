@@ -232,7 +232,10 @@ export interface MagnitudeCut {
 }
 
 /** The dtype each step is rounded to (mergekit computes in the recipe's dtype). */
-export type StepDtype = 'F32' | 'BF16';
+export type StepDtype = 'F32' | 'BF16' | 'F16';
+
+/** A step rounded to 16 bits. */
+export type HalfStep = Exclude<StepDtype, 'F32'>;
 
 export interface UnitTangentParams {
   divisors: readonly number[];

@@ -88,7 +88,7 @@ const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 interface Kernels {
   linear(input: number, seg: number, count: number, weights: number, start: number, end: number, out: number, bfIn: number, bfOut: number, normalize: number, divisor: number, step: number, scratch: number): void;
   nearswap(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
-  nearswap_bf(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, scratch: number): void;
+  nearswap_bf(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, t: number, mode: number, scratch: number): void;
   blend2(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, c0: number, c1: number, step: number, scratch: number): void;
   task(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idxLo: number, idxHi: number, flags: number, divisor: number, lambda: number, scratch: number): void;
   dhist(input: number, seg: number, count: number, params: number, start: number, end: number, bfIn: number, flags: number, scratch: number): void;
@@ -271,13 +271,19 @@ export class WasmBackend implements ComputeBackend {
       this.grow(WEIGHTS_BYTES);
       new Float32Array(this.memory.buffer, 0, w.length).set(w);
       const divisor = weightSum(w);
-      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['linear', [input, seg, inputs.length, 0, start, end, output, bfIn, bfOut, normalize ? 1 : 0, divisor, step === 'BF16' ? 1 : 0]] });
+      await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['linear', [input, seg, inputs.length, 0, start, end, output, bfIn, bfOut, normalize ? 1 : 0, divisor, stepMode(step)]] });
     });
   }
 
   nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
-    const kernel = step === 'BF16' ? 'nearswap_bf' : 'nearswap';
-    return this.serial(() => this.run({ inputs: [base, other], out, call: (input, seg, start, end, output, bfIn, bfOut) => [kernel, [input, seg, start, end, output, bfIn, bfOut, t]] }));
+    return this.serial(() =>
+      this.run({
+        inputs: [base, other],
+        out,
+        call: (input, seg, start, end, output, bfIn, bfOut) =>
+          step === 'F32' ? ['nearswap', [input, seg, start, end, output, bfIn, bfOut, t]] : ['nearswap_bf', [input, seg, start, end, output, bfIn, bfOut, t, stepMode(step)]],
+      }),
+    );
   }
 
   /**
@@ -311,7 +317,7 @@ export class WasmBackend implements ComputeBackend {
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
-    const bf = step === 'BF16' ? 1 : 0;
+    const bf = stepMode(step);
     return this.serial(() => this.run({ inputs: [a, b], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['blend2', [input, seg, start, end, output, bfIn, bfOut, c0, c1, bf]] }));
   }
 
@@ -641,7 +647,7 @@ export class WasmBackend implements ComputeBackend {
     const count = models.length;
     const cut = params.select?.cut;
     const variances = params.select?.variances.data as Float32Array | undefined;
-    const step = params.step === 'BF16' ? 1 : 0;
+    const step = stepMode(params.step ?? 'F32');
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
       new Float32Array(this.memory.buffer, 0, count).set(params.weights.map((x) => Math.fround(x)));
@@ -666,7 +672,7 @@ export class WasmBackend implements ComputeBackend {
       return Promise.reject(error as Error);
     }
     const { threshold } = ramSteps(params);
-    const step = params.step === 'BF16' ? 1 : 0;
+    const step = stepMode(params.step ?? 'F32');
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
       await this.run({
@@ -697,8 +703,8 @@ export class WasmBackend implements ComputeBackend {
       return Promise.reject(error as Error);
     }
     const { threshold } = ramSteps(params);
-    // bf16 steps: bit 0; their rounded sum and output (ram's; ramplus_tl's boosted ones stay f32): bit 1.
-    const step = params.step === 'BF16' ? (params.boosts ? 1 : 3) : 0;
+    // 16-bit steps: bit 0; their rounded sum and output (ram's; ramplus_tl's boosted ones stay f32): bit 1; f16: bit 2.
+    const step = params.step === 'BF16' || params.step === 'F16' ? (params.boosts ? 1 : 3) | (params.step === 'F16' ? 4 : 0) : 0;
     return this.serial(async () => {
       this.grow(WEIGHTS_BYTES);
       // Plain ram's unique changes are taken whole: f(d · 1) is d.
@@ -719,7 +725,7 @@ export class WasmBackend implements ComputeBackend {
       new Float32Array(this.memory.buffer, 0, count).set(divisors.map((x) => Math.fround(x)));
       new Float32Array(this.memory.buffer, 64, count).set(weights.map((x) => Math.fround(x)));
       new Float32Array(this.memory.buffer, 128, 1)[0] = options?.signedZeros ? -0 : 0;
-      const step = options?.step === 'BF16' ? 1 : 0;
+      const step = stepMode(options?.step ?? 'F32');
       await this.run({ inputs, out, call: (input, seg, start, end, output, bfIn, bfOut) => ['usum', [input, seg, count, 0, start, end, output, bfIn, bfOut, step]] });
     });
   }
@@ -754,7 +760,7 @@ export class WasmBackend implements ComputeBackend {
       await this.run({
         inputs: [a, b],
         split: 'none',
-        call: (input, seg, start, end, _output, bfIn) => ['cdot', [input, seg, start, end, bfIn, n0, n1, RESULTS_AT, step === 'BF16' ? 1 : 0]],
+        call: (input, seg, start, end, _output, bfIn) => ['cdot', [input, seg, start, end, bfIn, n0, n1, RESULTS_AT, stepMode(step)]],
       });
       state.acc.set(new Float32Array(this.memory.buffer, RESULTS_AT, 128));
       state.rowsDone = new Int32Array(this.memory.buffer, RESULTS_AT, 131)[128]!;
@@ -1014,9 +1020,14 @@ interface RunSpec {
 /** The selection mask that takes them all. */
 const ALL_SELECTIONS = -1;
 
-/** The bf16-steps flag of the task-family kernels. */
-function stepFlag(step: 'F32' | 'BF16'): number {
-  return step === 'BF16' ? 8 : 0;
+/** The 16-bit-steps flag of the task-family kernels: 8 bf16, 16 f16. */
+function stepFlag(step: StepDtype): number {
+  return stepMode(step) << 3;
+}
+
+/** kernels.wat's step modes: 0 f32, 1 bf16, 2 f16. */
+function stepMode(step: StepDtype): number {
+  return step === 'BF16' ? 1 : step === 'F16' ? 2 : 0;
 }
 
 /**

@@ -244,8 +244,8 @@ export class WebGpuBackend implements ComputeBackend {
   }
 
   linear(inputs: readonly HostArray[], weights: readonly number[], normalize: boolean, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
-    // bf16 steps (model_stock's mean in bf16): on the host, as nearswap's (the WGSL kernel rounds each step to f32).
-    if (step === 'BF16') return this.host().linear(inputs, weights, normalize, out, step);
+    // 16-bit steps (model_stock's mean in bf16): on the host, as nearswap's (the WGSL kernel rounds each step to f32).
+    if (step !== 'F32') return this.host().linear(inputs, weights, normalize, out, step);
     if (weights.length !== inputs.length) return Promise.reject(new RangeError(`linear: ${weights.length} weights for ${inputs.length} inputs`));
     if (inputs.length > MAX_LINEAR_INPUTS) return Promise.reject(new RangeError(`linear on the GPU takes at most ${MAX_LINEAR_INPUTS} models`));
     const w = weights.map((x) => Math.fround(x));
@@ -253,14 +253,14 @@ export class WebGpuBackend implements ComputeBackend {
   }
 
   nearswap(base: HostArray, other: HostArray, t: number, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
-    // bf16 steps: on the host (the WGSL kernel rounds each step to f32).
-    if (step === 'BF16') return this.host().nearswap(base, other, t, out, step);
+    // 16-bit steps: on the host (the WGSL kernel rounds each step to f32).
+    if (step !== 'F32') return this.host().nearswap(base, other, t, out, step);
     return this.serial(() => this.run('nearswap', [base, other], out, elementwiseHeader(2, { p0: t })));
   }
 
   blend2(c0: number, a: HostArray, c1: number, b: HostArray, out: HostArray, step: StepDtype = 'F32'): Promise<void> {
-    // bf16 steps (model_stock's last pass in bf16): on the host, as nearswap's.
-    if (step === 'BF16') return this.host().blend2(c0, a, c1, b, out, step);
+    // 16-bit steps (model_stock's last pass in bf16): on the host, as nearswap's.
+    if (step !== 'F32') return this.host().blend2(c0, a, c1, b, out, step);
     return this.serial(() => this.run('blend2', [a, b], out, elementwiseHeader(2, { p0: c0, p1: c1 })));
   }
 
@@ -270,6 +270,8 @@ export class WebGpuBackend implements ComputeBackend {
     } catch (error) {
       return Promise.reject(error);
     }
+    // f16 steps (WGSL rounds to bf16 only): on the host.
+    if (params.step === 'F16') return this.host().taskArithmetic(base, models, params, out);
     const header = new ArrayBuffer(TASK_PARAMS_BYTES);
     const view = new DataView(header);
     const count = models.length;
@@ -328,6 +330,7 @@ export class WebGpuBackend implements ComputeBackend {
       return Promise.reject(new RangeError(`deltaHistogram: ${count} selections (at most ${MAX_TASK_MODELS}), ${params.prefixes.length} prefixes, ${counts.length} histograms of ${HISTOGRAM_BINS} bins`));
     }
     if (count === 0) return Promise.resolve();
+    if (params.step === 'F16') return this.host().deltaHistogram(base, selections, params, counts);
     const header = countHeader(params.step, params.prefixes.map((p) => (p === undefined ? COUNT_FIRST_PASS : p)), false);
     return this.serial(() =>
       this.runCounts([base, ...selections], header, count * HISTOGRAM_BINS, false, (bins) => {
@@ -347,6 +350,7 @@ export class WebGpuBackend implements ComputeBackend {
       return Promise.reject(new RangeError(`deltaFind: ${count} selections (at most ${MAX_TASK_MODELS}), ${params.bits.length} bits, ${params.ranks.length} ranks`));
     }
     if (count === 0) return Promise.resolve([]);
+    if (params.step === 'F16') return this.host().deltaFind(base, selections, params);
     const header = countHeader(params.step, params.bits, true);
     return this.serial(async () => {
       const windows: { start: number; length: number; counts: Uint32Array }[] = [];
@@ -398,6 +402,7 @@ export class WebGpuBackend implements ComputeBackend {
     }
     const length = base.data.length;
     if (length === 0 || count === 0) return Promise.resolve();
+    if (params.step === 'F16') return this.host().rowRankMasks(base, models, params, keeps);
     const n = params.rowLength;
     const mixed = models.some((m) => m.dtype !== base.dtype);
     const inSize = mixed ? 4 : bytesPerElement(base.dtype);
@@ -457,8 +462,8 @@ export class WebGpuBackend implements ComputeBackend {
     } catch (error) {
       return Promise.reject(error);
     }
-    // No input: nothing to read on the device (the sum of nothing, on the host); bf16 steps on the host, as nearswap's.
-    if (inputs.length === 0 || options?.step === 'BF16') return this.host().unitSum(inputs, divisors, weights, out, options);
+    // No input: nothing to read on the device (the sum of nothing, on the host); 16-bit steps on the host, as nearswap's.
+    if (inputs.length === 0 || (options?.step ?? 'F32') !== 'F32') return this.host().unitSum(inputs, divisors, weights, out, options);
     const header = elementwiseHeader(inputs.length, {
       flags: options?.signedZeros ? 1 : 0,
       weights: unitSlots({ [UNIT_DIVISORS]: divisors, [UNIT_WEIGHTS]: weights }),
@@ -865,7 +870,7 @@ function unitSlots(at: Record<number, readonly number[]>): number[] {
 }
 
 /** The uniform block of the count kernel (wgsl.ts COUNT_HEADER): step, mode and one target per selection. */
-function countHeader(step: 'F32' | 'BF16', picks: readonly number[], find: boolean): ArrayBuffer {
+function countHeader(step: StepDtype, picks: readonly number[], find: boolean): ArrayBuffer {
   const header = new ArrayBuffer(COUNT_PARAMS_BYTES);
   const view = new DataView(header);
   view.setUint32(8, picks.length, true);

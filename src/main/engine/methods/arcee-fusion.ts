@@ -1,7 +1,7 @@
 import { bitsToF32 } from '../safetensors/convert';
-import { HISTOGRAM_BINS } from '../compute/types';
+import { HISTOGRAM_BINS, type HalfStep } from '../compute/types';
 import { lowPick, pick } from './magnitude-select';
-import { roundBf16Array, stepRounding } from './numerics';
+import { roundStepArray, stepOf, stepRounding } from './numerics';
 import { type Chunk, type MergeMethod, type TensorMergeContext, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -83,8 +83,9 @@ class Importances {
       this.divergences[firstRow + r] = rowDivergence(x.subarray(r * this.row, (r + 1) * this.row), b.subarray(r * this.row, (r + 1) * this.row), this.round);
       this.rowsKnown = firstRow + r + 1;
     }
-    if (this.ctx.computeDtype === 'BF16') importancesBf16(x, b, this.row, this.divergences, firstRow, out);
-    else importancesF32(x, b, this.row, this.divergences, firstRow, out);
+    const step = stepOf(this.ctx.computeDtype);
+    if (step === 'F32') importancesF32(x, b, this.row, this.divergences, firstRow, out);
+    else importancesHalfSteps(step, x, b, this.row, this.divergences, firstRow, out);
     this.wholeTensorKept = wholeTensor;
     return out;
   }
@@ -98,15 +99,15 @@ function importancesF32(x: Float32Array, b: Float32Array, row: number, divergenc
   }
 }
 
-/** out = r(|r(x − b)| · kl of the row), r rounding each step to bf16. */
-function importancesBf16(x: Float32Array, b: Float32Array, row: number, divergences: Float64Array, firstRow: number, out: Float32Array): void {
+/** out = r(|r(x − b)| · kl of the row), r rounding each step to bf16 or f16. */
+function importancesHalfSteps(step: HalfStep, x: Float32Array, b: Float32Array, row: number, divergences: Float64Array, firstRow: number, out: Float32Array): void {
   for (let i = 0; i < out.length; i++) out[i] = x[i]! - b[i]!;
-  roundBf16Array(out);
+  roundStepArray(step, out);
   for (let start = 0, r = firstRow; start < out.length; start += row, r++) {
     const kl = divergences[r]!;
     for (let i = start; i < start + row; i++) out[i] = Math.abs(out[i]!) * kl;
   }
-  roundBf16Array(out);
+  roundStepArray(step, out);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { bytesPerElement, type ComputeBackend, type HostArray } from '../compute/types';
+import type { FloatDtype } from '../safetensors/dtype';
 
 /**
  * Each backend's block of zeros, kept from tensor to tensor: nothing writes it, so it is zeroed only
@@ -21,7 +22,7 @@ export class HostScratch {
   }
 
   /** `length` elements of `dtype` under `name`, as `f32` keeps them. */
-  host(name: string, dtype: 'F32' | 'BF16', length: number): HostArray {
+  host(name: string, dtype: FloatDtype, length: number): HostArray {
     if (dtype === 'F32') return { dtype, data: this.f32(name, length) };
     const bytes = this.bytes(name, bytesPerElement(dtype) * length);
     return { dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, length) };

@@ -1,5 +1,5 @@
 import { bilinear, gramMatrix } from './gram';
-import { karcherBf16, KARCHER_BF16_MAX_ELEMENTS } from './karcher-bf16';
+import { karcherHalfSteps, KARCHER_HALF_MAX_ELEMENTS } from './karcher-half';
 import { MAX_TASK_MODELS } from '../compute/types';
 import { f32Host, OutputBuffer, type MergeMethod } from './types';
 
@@ -29,8 +29,9 @@ export const karcher: MergeMethod = {
     }
     const maxIter = ctx.global['max_iter'] as number;
     const tol = ctx.global['tol'] as number;
-    if (ctx.computeDtype === 'BF16' && ctx.numel <= KARCHER_BF16_MAX_ELEMENTS) {
-      await karcherBf16(source, sink, ctx, maxIter, tol);
+    const step = ctx.computeDtype;
+    if ((step === 'BF16' || step === 'F16') && ctx.numel <= KARCHER_HALF_MAX_ELEMENTS) {
+      await karcherHalfSteps(source, sink, ctx, step, maxIter, tol);
       return;
     }
     const gram = await gramMatrix(source, models, undefined, ctx.backend);

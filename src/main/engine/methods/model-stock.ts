@@ -1,9 +1,11 @@
 import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type StepDtype } from '../compute/types';
 import { HostScratch } from './host-scratch';
 import { addNorms } from './norm-lanes';
-import { stepRounding } from './numerics';
+import { stepOf, stepRounding } from './numerics';
 import { ParallelTorchSum, TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
+
+const f = Math.fround;
 
 /** Bulk calls shorter than this go through the reductions' own `add`. */
 const MIN_BULK = 64;
@@ -39,7 +41,7 @@ async function reduceOnBackend(
     for await (const chunk of source.chunks()) {
       const length = chunk.length;
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      const offs = others.map((_, j) => scratch.host(`offset ${j}`, step === 'BF16' ? 'BF16' : 'F32', length));
+      const offs = others.map((_, j) => scratch.host(`offset ${j}`, step, length));
       for (let j = 0; j < n; j++) await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, offs[j]!);
       for (let i = 0; i < length; ) {
         if (normPosition % rowLength === 0) normRuns = others.map(() => new TorchNorm(rowLength, dtype));
@@ -107,7 +109,7 @@ async function mergeOnBackend(
   const r = stepRounding(step);
   const ones = others.map(() => 1);
   const output = new OutputBuffer(sink);
-  const meanDtype = step === 'BF16' ? 'BF16' : 'F32';
+  const meanDtype = step;
   const scratch = new HostScratch(backend);
   try {
     for await (const chunk of source.chunks()) {
@@ -161,8 +163,8 @@ export const modelStock: MergeMethod = {
     const norms = new Float32Array(rows * others.length);
     const dots = new Float32Array(rows * pairs.length);
     const n = others.length;
-    // The steps are rounded to bf16 where mergekit computes in bf16, else to f32 (f16 too, as `r`).
-    const step: StepDtype = ctx.computeDtype === 'BF16' ? 'BF16' : 'F32';
+    // The steps are rounded to bf16 or f16 where mergekit computes in it, else to f32.
+    const step: StepDtype = stepOf(ctx.computeDtype);
     if (ctx.backend) {
       await reduceOnBackend(source, ctx.backend, base, others, pairs, { rowLength, rows, numel: ctx.numel, dtype, threads: ctx.torchThreads ?? 1, step }, norms, dots);
     } else {
@@ -201,7 +203,8 @@ export const modelStock: MergeMethod = {
         const nb = norms[row * count + b]!;
         return Math.min(1, Math.max(-1, r(dots[row * pairs.length + p]! / Math.max(r(na * nb), r(1e-6)))));
       });
-      const cos = r(r(torchSum(cosines)) / pairs.length);
+      // torch's mean of a 16-bit tensor: the f32 sum divided in f32, rounded once.
+      const cos = r(f(torchSum(cosines) / pairs.length));
       const denominator = r(1 + r((count - 1) * cos));
       ts[row] = Math.abs(denominator) < r(1e-6) ? 0 : r(r(count * cos) / denominator);
     }

@@ -1,7 +1,7 @@
 import { HostScratch } from './host-scratch';
 import { addNorms } from './norm-lanes';
-import { roundBf16, roundBf16Array } from './numerics';
-import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import { roundStepArray, stepRounding } from './numerics';
+import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HalfStep, type HostArray } from '../compute/types';
 import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
@@ -34,8 +34,8 @@ export const multislerp: MergeMethod = {
       for await (const chunk of source.chunks()) await sink.write(chunk.start, chunk.inputs[models[0]!]!);
       return;
     }
-    if (ctx.computeDtype === 'BF16') {
-      await multislerpBf16(source, sink, ctx, base, models);
+    if (ctx.computeDtype === 'BF16' || ctx.computeDtype === 'F16') {
+      await multislerpHalfSteps(source, sink, ctx, base, models, ctx.computeDtype);
       return;
     }
     const eps = f(ctx.global['eps'] as number);
@@ -85,14 +85,14 @@ export const multislerp: MergeMethod = {
 };
 
 /**
- * mergekit's multislerp computing in bf16, step by step as torch does it on bf16 tensors: every op
- * rounds to bf16 (the reductions accumulate in f32 and round once), and the tangent step is taken in
- * full (cos and sin(x)/x of the tangent's norm), as bf16 residues are not negligible there. In
- * passes (`multislerpBf16Passes`), each chunk's arrays computed by the backend's kernels
- * (`Bf16OnBackend`), or without one on the host (`Bf16Chunk`), which the kernels are held to.
+ * mergekit's multislerp computing in bf16 or f16, step by step as torch does it on such tensors: every
+ * op rounds to the step (the reductions accumulate in f32 and round once), and the tangent step is taken
+ * in full (cos and sin(x)/x of the tangent's norm), as 16-bit residues are not negligible there. In
+ * passes (`multislerpHalfStepPasses`), each chunk's arrays computed by the backend's kernels
+ * (`HalfStepsOnBackend`), or without one on the host (`HalfStepChunk`), which the kernels are held to.
  */
-async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number | undefined, models: number[]): Promise<void> {
-  const r = roundBf16;
+async function multislerpHalfSteps(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number | undefined, models: number[], step: HalfStep): Promise<void> {
+  const r = stepRounding(step);
   let weights = models.map((m) => r(ctx.perModel[m]!['weight'] as number));
   if (ctx.global['normalize_weights'] !== false) {
     const total = r(torchSum(weights));
@@ -100,45 +100,46 @@ async function multislerpBf16(source: TensorSource, sink: TensorSink, ctx: Tenso
   }
   const eps = ctx.global['eps'] as number;
   if (!ctx.backend || models.length > MAX_TASK_MODELS) {
-    await multislerpBf16Passes(source, sink, new Bf16Chunk(models, base, weights, ctx.numel), weights, eps);
+    await multislerpHalfStepPasses(source, sink, new HalfStepChunk(step, models, base, weights, ctx.numel), weights, eps);
     return;
   }
   const scratch = new HostScratch(ctx.backend);
   try {
-    await multislerpBf16Passes(source, sink, new Bf16OnBackend(ctx.backend, scratch, models, base, weights, ctx.numel), weights, eps);
+    await multislerpHalfStepPasses(source, sink, new HalfStepsOnBackend(step, ctx.backend, scratch, models, base, weights, ctx.numel), weights, eps);
   } finally {
     scratch.release();
   }
 }
 
-/** What a slerp of the unit mean by its tangent needs: the bf16 scalars of multislerp's last pass. */
-interface Bf16Finish {
+/** What a slerp of the unit mean by its tangent needs: the 16-bit scalars of multislerp's last pass. */
+interface HalfStepFinish {
   degenerate: boolean;
   cos: number;
   sinc: number;
   averageNorm: number;
 }
 
-/** What computes multislerp's arrays in bf16 steps, chunk by chunk: on the host (`Bf16Chunk`) or a backend (`Bf16OnBackend`). */
-interface Bf16Work {
+/** What computes multislerp's arrays in 16-bit steps, chunk by chunk: on the host (`HalfStepChunk`) or a backend (`HalfStepsOnBackend`). */
+interface HalfStepWork {
+  readonly step: HalfStep;
   denominators: number[];
   meanNorm: number;
   dots: number[];
-  /** One pass: the norms of the task vectors, of the mean, or of the tangent (each in torch's bf16 order). */
+  /** One pass: the norms of the task vectors, of the mean, or of the tangent (each in torch's order for a 16-bit tensor). */
   norms(source: TensorSource, of: 'values' | 'mean' | 'tangent'): Promise<number[]>;
   /** One pass: per model, torch's sum of r(u_j·direction). */
   dotProducts(source: TensorSource): Promise<number[]>;
   /** The last pass, written to `sink`. */
-  write(source: TensorSource, sink: TensorSink, finish: Bf16Finish): Promise<void>;
+  write(source: TensorSource, sink: TensorSink, finish: HalfStepFinish): Promise<void>;
 }
 
 /**
- * multislerp's passes in bf16 steps: the norms, the mean's norm, the dots, the tangent's norm, then
- * the output, every scalar rounded as torch rounds its bf16 tensor ops.
+ * multislerp's passes in 16-bit steps: the norms, the mean's norm, the dots, the tangent's norm, then
+ * the output, every scalar rounded as torch rounds its 16-bit tensor ops.
  */
-async function multislerpBf16Passes(source: TensorSource, sink: TensorSink, work: Bf16Work, weights: number[], eps: number): Promise<void> {
-  const r = roundBf16;
-  // torch adds a Python scalar to a bf16 tensor in f32 (the scalar as f32), then rounds to bf16.
+async function multislerpHalfStepPasses(source: TensorSource, sink: TensorSink, work: HalfStepWork, weights: number[], eps: number): Promise<void> {
+  const r = stepRounding(work.step);
+  // torch adds a Python scalar to a 16-bit tensor in f32 (the scalar as f32), then rounds the sum.
   const plusEps = (x: number) => r(x + f(eps));
   const norms = (await work.norms(source, 'values')).map(r);
   work.denominators = norms.map(plusEps);
@@ -156,8 +157,8 @@ async function multislerpBf16Passes(source: TensorSource, sink: TensorSink, work
   });
 }
 
-/** A chunk's bf16 arrays on a backend: the task vectors, their units, the mean, its direction, the tangent. */
-interface Bf16Arrays {
+/** A chunk's 16-bit arrays on a backend: the task vectors, their units, the mean, its direction, the tangent. */
+interface HalfStepArrays {
   values: HostArray[];
   units: HostArray[];
   mean: HostArray;
@@ -166,19 +167,20 @@ interface Bf16Arrays {
 }
 
 /**
- * multislerp's arrays in bf16 steps computed by a backend's kernels, each step as `Bf16Chunk` takes
+ * multislerp's arrays in 16-bit steps computed by a backend's kernels, each step as `HalfStepChunk` takes
  * it: r(x − base) and r(u − r(dot·dir)) by `blend2` (r(1·u) is u), the units r(v / d), the weighted
- * sums Σ r(u·w) and the direction r(mean / |mean|) by `unitSum` in bf16 steps (a lone quotient from
+ * sums Σ r(u·w) and the direction r(mean / |mean|) by `unitSum` in 16-bit steps (a lone quotient from
  * −0, so it keeps its sign), the norms' lanes by `normLanes`, the dots' rows by `dotRows`. A tensor
  * read in one chunk keeps its arrays from pass to pass.
  */
-class Bf16OnBackend implements Bf16Work {
+class HalfStepsOnBackend implements HalfStepWork {
   denominators: number[] = [];
   meanNorm = 1;
   dots: number[] = [];
   private kept = -1;
 
   constructor(
+    readonly step: HalfStep,
     private readonly backend: ComputeBackend,
     private readonly scratch: HostScratch,
     private readonly models: number[],
@@ -192,7 +194,7 @@ class Bf16OnBackend implements Bf16Work {
     for await (const chunk of source.chunks()) {
       const a = await this.load(chunk, of);
       const feeds = of === 'values' ? a.values : [a[of]];
-      runs ??= feeds.map(() => new TorchNorm(this.numel, 'BF16'));
+      runs ??= feeds.map(() => new TorchNorm(this.numel, this.step));
       await addNorms(this.backend, runs, feeds, chunk.length);
     }
     return runs!.map((run) => run.result());
@@ -208,12 +210,12 @@ class Bf16OnBackend implements Bf16Work {
         if (count >= MIN_BULK) {
           for (let j = 0; j < sums.length; j++) {
             const state = sums[j]!.cascade();
-            await this.backend.dotRows(sliceHost(units[j]!, i, count), sliceHost(direction, i, count), 1, 1, state, 'BF16');
+            await this.backend.dotRows(sliceHost(units[j]!, i, count), sliceHost(direction, i, count), 1, 1, state, this.step);
             sums[j]!.rowsAdded(state);
           }
         } else {
           count = 1;
-          for (let j = 0; j < sums.length; j++) sums[j]!.add(roundBf16(f(hostValue(units[j]!, i) * hostValue(direction, i))));
+          for (let j = 0; j < sums.length; j++) sums[j]!.add(stepRounding(this.step)(f(hostValue(units[j]!, i) * hostValue(direction, i))));
         }
         i += count;
       }
@@ -222,33 +224,33 @@ class Bf16OnBackend implements Bf16Work {
   }
 
   /** r(r(r(dir·cos) + r(tangent·sinc))·averageNorm) (+ base), or the weighted pair where the units cancel. */
-  async write(source: TensorSource, sink: TensorSink, { degenerate, cos, sinc, averageNorm }: Bf16Finish): Promise<void> {
-    const step = { step: 'BF16', signedZeros: true } as const;
+  async write(source: TensorSource, sink: TensorSink, { degenerate, cos, sinc, averageNorm }: HalfStepFinish): Promise<void> {
+    const step = { step: this.step, signedZeros: true };
     const output = new OutputBuffer(sink);
     for await (const chunk of source.chunks()) {
       const a = await this.load(chunk, degenerate ? 'values' : 'tangent');
       const out = output.take(chunk.length);
       const slerped = this.base === undefined ? out : this.array('slerped', chunk.length);
-      if (degenerate) await this.backend.blend2(this.weights[0]!, a.values[0]!, this.weights[1]!, a.values[1]!, slerped, 'BF16');
+      if (degenerate) await this.backend.blend2(this.weights[0]!, a.values[0]!, this.weights[1]!, a.values[1]!, slerped, this.step);
       else {
         const blended = this.array('blended', chunk.length);
-        await this.backend.blend2(cos, a.direction, sinc, a.tangent, blended, 'BF16');
+        await this.backend.blend2(cos, a.direction, sinc, a.tangent, blended, this.step);
         await this.backend.unitSum([blended], [1], [averageNorm], slerped, step);
       }
-      if (this.base !== undefined) await this.backend.blend2(1, slerped, 1, (chunk.raw ?? chunk.inputs.map(f32Host))[this.base]!, out, 'BF16');
+      if (this.base !== undefined) await this.backend.blend2(1, slerped, 1, (chunk.raw ?? chunk.inputs.map(f32Host))[this.base]!, out, this.step);
       await output.write(chunk.start, out);
     }
   }
 
   private array(name: string, length: number): HostArray {
-    return this.scratch.host(name, 'BF16', length);
+    return this.scratch.host(name, this.step, length);
   }
 
-  private async load(chunk: Chunk, stage: Bf16Stage): Promise<Bf16Arrays> {
+  private async load(chunk: Chunk, stage: Stage): Promise<HalfStepArrays> {
     const { length } = chunk;
     const n = this.models.length;
     const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-    const a: Bf16Arrays = {
+    const a: HalfStepArrays = {
       values: this.base === undefined ? this.models.map((m) => inputs[m]!) : this.models.map((_, j) => this.array(`value ${j}`, length)),
       units: this.models.map((_, j) => this.array(`unit ${j}`, length)),
       mean: this.array('mean', length),
@@ -257,12 +259,12 @@ class Bf16OnBackend implements Bf16Work {
     };
     const wholeTensor = chunk.start === 0 && length === this.numel;
     const to = STAGES.indexOf(stage);
-    const step = { step: 'BF16' } as const;
-    const lone = { step: 'BF16', signedZeros: true } as const;
+    const step = { step: this.step };
+    const lone = { step: this.step, signedZeros: true };
     for (let s = wholeTensor ? this.kept + 1 : 0; s <= to; s++) {
       const stageName = STAGES[s]!;
       if (stageName === 'values') {
-        if (this.base !== undefined) for (let j = 0; j < n; j++) await this.backend.blend2(1, inputs[this.models[j]!]!, -1, inputs[this.base]!, a.values[j]!, 'BF16');
+        if (this.base !== undefined) for (let j = 0; j < n; j++) await this.backend.blend2(1, inputs[this.models[j]!]!, -1, inputs[this.base]!, a.values[j]!, this.step);
       } else if (stageName === 'mean') {
         for (let j = 0; j < n; j++) await this.backend.unitSum([a.values[j]!], [this.denominators[j]!], [1], a.units[j]!, lone);
         await this.backend.unitSum(a.units, a.units.map(() => 1), this.weights, a.mean, step);
@@ -270,7 +272,7 @@ class Bf16OnBackend implements Bf16Work {
         await this.backend.unitSum([a.mean], [this.meanNorm], [1], a.direction, lone);
       } else {
         const offsets = this.models.map((_, j) => this.array(`offset ${j}`, length));
-        for (let j = 0; j < n; j++) await this.backend.blend2(1, a.units[j]!, -this.dots[j]!, a.direction, offsets[j]!, 'BF16');
+        for (let j = 0; j < n; j++) await this.backend.blend2(1, a.units[j]!, -this.dots[j]!, a.direction, offsets[j]!, this.step);
         await this.backend.unitSum(offsets, offsets.map(() => 1), this.weights, a.tangent, step);
       }
     }
@@ -280,15 +282,15 @@ class Bf16OnBackend implements Bf16Work {
 }
 
 const STAGES = ['values', 'mean', 'direction', 'tangent'] as const;
-type Bf16Stage = (typeof STAGES)[number];
+type Stage = (typeof STAGES)[number];
 
 /**
- * A chunk's arrays for multislerp in bf16 steps, each step an f32 array operation (a Float32Array
- * store rounds to f32 as the f32 op does) followed by `roundBf16Array`. A tensor read in one chunk
+ * A chunk's arrays for multislerp in 16-bit steps, each step an f32 array operation (a Float32Array
+ * store rounds to f32 as the f32 op does) followed by `roundStepArray`. A tensor read in one chunk
  * keeps what it computed from pass to pass: each stage's inputs (denominators, mean norm, dots) are
  * known before it is first computed.
  */
-class Bf16Chunk implements Bf16Work {
+class HalfStepChunk implements HalfStepWork {
   values: Float32Array[] = [];
   units: Float32Array[] = [];
   mean = new Float32Array(0);
@@ -302,6 +304,7 @@ class Bf16Chunk implements Bf16Work {
   private kept = -1;
 
   constructor(
+    readonly step: HalfStep,
     private readonly models: number[],
     private readonly base: number | undefined,
     private readonly weights: number[],
@@ -309,7 +312,7 @@ class Bf16Chunk implements Bf16Work {
   ) {}
 
   /** Fills the arrays of the chunk's `length` elements, up to `stage`. */
-  load(inputs: Float32Array[], start: number, length: number, stage: Bf16Stage): void {
+  load(inputs: Float32Array[], start: number, length: number, stage: Stage): void {
     const wholeTensor = start === 0 && length === this.numel;
     const from = wholeTensor ? this.kept + 1 : 0;
     const to = STAGES.indexOf(stage);
@@ -338,13 +341,13 @@ class Bf16Chunk implements Bf16Work {
     return this.units.map((u) => {
       const product = new Float32Array(length);
       for (let i = 0; i < length; i++) product[i] = u[i]! * this.direction[i]!;
-      roundBf16Array(product, length);
+      roundStepArray(this.step, product, length);
       return product;
     });
   }
 
   norms(source: TensorSource, of: 'values' | 'mean' | 'tangent'): Promise<number[]> {
-    return this.reduce(source, of, () => new TorchNorm(this.numel, 'BF16'), (c) => (of === 'values' ? c.values : [c[of]]));
+    return this.reduce(source, of, () => new TorchNorm(this.numel, this.step), (c) => (of === 'values' ? c.values : [c[of]]));
   }
 
   dotProducts(source: TensorSource): Promise<number[]> {
@@ -352,7 +355,7 @@ class Bf16Chunk implements Bf16Work {
   }
 
   /** r(r(r(dir·cos) + r(tangent·sinc))·averageNorm) (+ base, then r), or the weighted pair where the units cancel. */
-  async write(source: TensorSource, sink: TensorSink, { degenerate, cos, sinc, averageNorm }: Bf16Finish): Promise<void> {
+  async write(source: TensorSource, sink: TensorSink, { degenerate, cos, sinc, averageNorm }: HalfStepFinish): Promise<void> {
     let buffer = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
       if (buffer.length < length) buffer = new Float32Array(length);
@@ -363,7 +366,7 @@ class Bf16Chunk implements Bf16Work {
       if (this.base !== undefined) {
         const b = inputs[this.base]!;
         for (let i = 0; i < length; i++) out[i] = out[i]! + b[i]!;
-        roundBf16Array(out, length);
+        roundStepArray(this.step, out, length);
       }
       await sink.write(start, out);
     }
@@ -372,9 +375,9 @@ class Bf16Chunk implements Bf16Work {
   /** One pass: a reduction per array `arrays` gives for each chunk (loaded up to `stage`), fed in order. */
   private async reduce(
     source: TensorSource,
-    stage: Bf16Stage,
+    stage: Stage,
     make: () => { add(x: number): void; result(): number },
-    arrays: (c: Bf16Chunk, length: number) => Float32Array[],
+    arrays: (c: HalfStepChunk, length: number) => Float32Array[],
   ): Promise<number[]> {
     let runs: { add(x: number): void; result(): number }[] | undefined;
     for await (const { start, length, inputs } of source.chunks()) {
@@ -398,7 +401,7 @@ class Bf16Chunk implements Bf16Work {
     this.term = new Float32Array(length);
   }
 
-  private compute(stage: Bf16Stage, inputs: Float32Array[], length: number): void {
+  private compute(stage: Stage, inputs: Float32Array[], length: number): void {
     const n = this.models.length;
     if (stage === 'values') {
       for (let j = 0; j < n; j++) {
@@ -408,25 +411,25 @@ class Bf16Chunk implements Bf16Work {
         else {
           const b = inputs[this.base]!;
           for (let i = 0; i < length; i++) v[i] = x[i]! - b[i]!;
-          roundBf16Array(v, length);
+          roundStepArray(this.step, v, length);
         }
       }
     } else if (stage === 'mean') {
-      // Σ_j r(u_j·w_j) over the models, accumulated in f32 from 0, rounded once (a bf16 sum over dim 0).
+      // Σ_j r(u_j·w_j) over the models, accumulated in f32 from 0, rounded once (a 16-bit sum over dim 0).
       this.mean.fill(0, 0, length);
       for (let j = 0; j < n; j++) {
         const v = this.values[j]!;
         const u = this.units[j]!;
         const d = this.denominators[j]!;
         for (let i = 0; i < length; i++) u[i] = v[i]! / d;
-        roundBf16Array(u, length);
+        roundStepArray(this.step, u, length);
         this.scaled(u, this.weights[j]!, this.term, length);
         for (let i = 0; i < length; i++) this.mean[i] = this.mean[i]! + this.term[i]!;
       }
-      roundBf16Array(this.mean, length);
+      roundStepArray(this.step, this.mean, length);
     } else if (stage === 'direction') {
       for (let i = 0; i < length; i++) this.direction[i] = this.mean[i]! / this.meanNorm;
-      roundBf16Array(this.direction, length);
+      roundStepArray(this.step, this.direction, length);
     } else {
       // Σ_j r(r(u_j − r(dot_j·direction))·w_j), accumulated as the mean is.
       this.tangent.fill(0, 0, length);
@@ -434,24 +437,24 @@ class Bf16Chunk implements Bf16Work {
         const u = this.units[j]!;
         this.scaled(this.direction, this.dots[j]!, this.term, length);
         for (let i = 0; i < length; i++) this.term[i] = u[i]! - this.term[i]!;
-        roundBf16Array(this.term, length);
+        roundStepArray(this.step, this.term, length);
         this.scaled(this.term, this.weights[j]!, this.term, length);
         for (let i = 0; i < length; i++) this.tangent[i] = this.tangent[i]! + this.term[i]!;
       }
-      roundBf16Array(this.tangent, length);
+      roundStepArray(this.step, this.tangent, length);
     }
   }
 
   /** `out` = r(a·c). */
   private scaled(a: Float32Array, c: number, out: Float32Array, length: number): void {
     for (let i = 0; i < length; i++) out[i] = a[i]! * c;
-    roundBf16Array(out, length);
+    roundStepArray(this.step, out, length);
   }
 
   /** `out` = r(out + b). */
   private sumInto(out: Float32Array, b: Float32Array, length: number): void {
     for (let i = 0; i < length; i++) out[i] = out[i]! + b[i]!;
-    roundBf16Array(out, length);
+    roundStepArray(this.step, out, length);
   }
 }
 

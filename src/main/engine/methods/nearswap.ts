@@ -1,4 +1,4 @@
-import { stepRounding } from './numerics';
+import { stepOf, stepRounding } from './numerics';
 import { elementwise, type MergeMethod } from './types';
 
 const f = Math.fround;
@@ -42,7 +42,7 @@ export const nearswap: MergeMethod = {
     (backend, inputs, out, ctx) => {
       if (inputs.length !== 2) return undefined;
       const base = ctx.baseIndex!;
-      return backend.nearswap(inputs[base]!, inputs[1 - base]!, f(ctx.global['t'] as number), out, ctx.computeDtype === 'BF16' ? 'BF16' : 'F32');
+      return backend.nearswap(inputs[base]!, inputs[1 - base]!, f(ctx.global['t'] as number), out, stepOf(ctx.computeDtype));
     },
   ),
 };

@@ -1,4 +1,5 @@
-import { bitsToF32, f32Bits } from '../safetensors/convert';
+import type { StepDtype } from '../compute/types';
+import { bitsToF32, f16ToF32Bits, f32Bits, f32BitsToF16 } from '../safetensors/convert';
 
 const f = Math.fround;
 
@@ -50,10 +51,36 @@ export function roundBf16Array(values: Float32Array, length = values.length): vo
   }
 }
 
+/** Rounds an f32 value to f16 and back, as torch's `.to(torch.float16)` does (NaN stays NaN). */
+export function roundF16(x: number): number {
+  return Number.isNaN(x) ? NaN : bitsToF32(f16ToF32Bits(f32BitsToF16(f32Bits(x))));
+}
+
+/** `roundF16` over the first `length` elements of `values`, in place; every NaN becomes 0x7fc00000, as in bf16 steps. */
+export function roundF16Array(values: Float32Array, length = values.length): void {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, length);
+  for (let i = 0; i < length; i++) {
+    const b = bits[i]!;
+    bits[i] = (b & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : f16ToF32Bits(f32BitsToF16(b));
+  }
+}
+
+/** Each of the first `length` elements of `values` rounded to `step`, in place (f32 values are already). */
+export function roundStepArray(step: StepDtype, values: Float32Array, length = values.length): void {
+  if (step === 'BF16') roundBf16Array(values, length);
+  else if (step === 'F16') roundF16Array(values, length);
+}
+
 /**
- * The rounding of each arithmetic step in mergekit's compute dtype: torch computes a bf16 tensor op in
- * f32 and rounds the result to bf16, so emulating it means rounding after every step.
+ * The rounding of each arithmetic step in mergekit's compute dtype: torch computes a bf16 or f16
+ * tensor op in f32 and rounds the result to the tensor's dtype, so emulating it means rounding after
+ * every step.
  */
 export function stepRounding(computeDtype: 'F32' | 'BF16' | 'F16' | undefined): (x: number) => number {
-  return computeDtype === 'BF16' ? roundBf16 : f;
+  return computeDtype === 'BF16' ? roundBf16 : computeDtype === 'F16' ? roundF16 : f;
+}
+
+/** The dtype a method's steps round to when mergekit computes in `computeDtype` (none: f32). */
+export function stepOf(computeDtype: 'F32' | 'BF16' | 'F16' | undefined): StepDtype {
+  return computeDtype ?? 'F32';
 }

@@ -1,6 +1,6 @@
 import type { ComputeBackend, HostArray, StepDtype } from '../compute/types';
 import { HostScratch } from './host-scratch';
-import { roundBf16Array, stepRounding } from './numerics';
+import { roundStepArray, stepOf, stepRounding } from './numerics';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -53,11 +53,11 @@ export const nuslerp: MergeMethod = {
     const total = 0 + weights[0]! + weights[1]!;
     const t = Math.abs(total) < 1e-6 ? 0.5 : weights[1]! / total;
     const { groups, group } = nuslerpGroups(ctx.shape, ctx.numel, ctx.global['nuslerp_flatten'] !== false, ctx.global['nuslerp_row_wise'] === true);
-    // In bf16, each tensor op rounds to bf16: the backend's BF16 steps, or the loops below, do it.
-    const bf16 = ctx.computeDtype === 'BF16';
-    const r = stepRounding(ctx.computeDtype);
+    // In bf16 or f16, each tensor op rounds to it: the backend's steps, or the loops below, do it.
+    const step = stepOf(ctx.computeDtype);
+    const r = stepRounding(step);
     if (ctx.backend && ctx.global['nuslerp_flatten'] !== false) {
-      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel, step: bf16 ? 'BF16' : 'F32' });
+      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel, step });
       return;
     }
     const value = (inputs: Float32Array[], m: number, i: number) => (base === undefined ? inputs[m]![i]! : r(f(inputs[m]![i]! - inputs[base]![i]!)));
@@ -77,7 +77,7 @@ export const nuslerp: MergeMethod = {
       for (let i = 0; i < inputs[a]!.length; i++) {
         const g = group(start + i);
         const product = r(value(inputs, a, i) / n0[g]!) * r(value(inputs, b, i) / n1[g]!);
-        dot[g] = dot[g]! + (bf16 ? r(product) : product);
+        dot[g] = dot[g]! + (step === 'F32' ? product : r(product));
       }
     }
     const oneMinusT = f(1 - t);
@@ -106,7 +106,7 @@ interface SlerpCoefficients {
   sinTheta: number;
 }
 
-/** θ's coefficients from the dot of the unit vectors, each step rounded by `r` (f32, or bf16 in bf16). */
+/** θ's coefficients from the dot of the unit vectors, each step rounded by `r` (f32, or the 16-bit compute dtype). */
 function slerpCoefficients(dot: number, t: number, r: (x: number) => number = f): SlerpCoefficients {
   const cos = Math.min(1, Math.max(-1, r(dot)));
   const colinear = r(1 - r(cos * cos)) <= r(1e-16);
@@ -119,8 +119,8 @@ function slerpCoefficients(dot: number, t: number, r: (x: number) => number = f)
  * vectors f(x − base) by `blend2(1, x, −1, base)`, Σv² and then Σ u_a·u_b (u = f(v / norm), by
  * `unitSum` with weight 1) by `gramSums` (exact f64 products added in f64 in index order), the
  * interpolation by `blend2`, its division by sin θ by `unitSum`, and the base added back by `blend2`.
- * In bf16 steps `blend2` rounds each step to bf16, the units and the quotient are rounded after
- * `unitSum`, and the dot adds each product rounded to bf16 (in f64, in index order, as the loop does).
+ * In 16-bit steps `blend2` rounds each step to 16 bits, the units and the quotient are rounded after
+ * `unitSum`, and the dot adds each product rounded to 16 bits (in f64, in index order, as the loop does).
  */
 async function nuslerpOnBackend(
   source: TensorSource,
@@ -128,7 +128,6 @@ async function nuslerpOnBackend(
   backend: ComputeBackend,
   { base, a, b, t, numel, step }: { base: number | undefined; a: number; b: number; t: number; numel: number; step: StepDtype },
 ): Promise<void> {
-  const bf16 = step === 'BF16';
   const r = stepRounding(step);
   // In the backend's own memory, so its kernels read and write them where they are.
   const arrays = new HostScratch(backend);
@@ -158,7 +157,7 @@ async function nuslerpOnBackend(
       const [ua, ub] = [scratch(2, chunk.length), scratch(3, chunk.length)];
       await backend.unitSum([va], [n0], [1], ua);
       await backend.unitSum([vb], [n1], [1], ub);
-      if (bf16) dots[1] = dots[1]! + bf16ProductSum(ua.data, ub.data, chunk.length);
+      if (step !== 'F32') dots[1] = dots[1]! + halfStepProductSum(step, ua.data, ub.data, chunk.length);
       else await backend.gramSums([ua, ub], dots);
     }
     const { colinear, c0, c1, sinTheta } = slerpCoefficients(dots[1]!, t, r);
@@ -178,7 +177,7 @@ async function nuslerpOnBackend(
         await backend.blend2(c0, va, c1, vb, blended, step);
         // From −0: a quotient that is −0 stays −0, as torch's division leaves it.
         await backend.unitSum([blended], [sinTheta], [1], mixed, { signedZeros: true });
-        if (bf16) roundBf16Array(mixed.data, chunk.length);
+        roundStepArray(step, mixed.data, chunk.length);
       }
       if (base === undefined) {
         await sink.write(chunk.start, mixed.data);
@@ -193,13 +192,13 @@ async function nuslerpOnBackend(
   }
 }
 
-/** Σ r(a_i·b_i) in f64, in index order: the dot of two bf16 unit vectors as nuslerp's bf16 steps take it. */
-function bf16ProductSum(a: Float32Array, b: Float32Array, length: number): number {
-  roundBf16Array(a, length);
-  roundBf16Array(b, length);
+/** Σ r(a_i·b_i) in f64, in index order: the dot of two 16-bit unit vectors as nuslerp's 16-bit steps take it. */
+function halfStepProductSum(step: StepDtype, a: Float32Array, b: Float32Array, length: number): number {
+  roundStepArray(step, a, length);
+  roundStepArray(step, b, length);
   const products = new Float32Array(length);
   for (let i = 0; i < length; i++) products[i] = a[i]! * b[i]!;
-  roundBf16Array(products, length);
+  roundStepArray(step, products, length);
   let sum = 0;
   for (let i = 0; i < length; i++) sum += products[i]!;
   return sum;

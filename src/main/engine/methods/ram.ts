@@ -1,5 +1,5 @@
 import { MAX_TASK_MODELS, type ComputeBackend, type RamParams } from '../compute/types';
-import { stepRounding } from './numerics';
+import { stepOf, stepRounding } from './numerics';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -64,7 +64,7 @@ function onBackend(ctx: TensorMergeContext): ComputeBackend | undefined {
 
 /** ram's parameters for the backend's passes. */
 function ramParams(ctx: TensorMergeContext, boosts?: number[]): RamParams {
-  return { epsilon: ctx.global['epsilon'] as number, step: ctx.computeDtype === 'BF16' ? 'BF16' : 'F32', ...(boosts ? { boosts } : {}) };
+  return { epsilon: ctx.global['epsilon'] as number, step: stepOf(ctx.computeDtype), ...(boosts ? { boosts } : {}) };
 }
 
 /**

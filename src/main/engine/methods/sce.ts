@@ -1,8 +1,8 @@
 import { f32Bits } from '../safetensors/convert';
 import { kthLargestBits, lowPick, MagnitudeMask, pick } from './magnitude-select';
 import { TorchSum, torchSum } from './torch-reductions';
-import { roundBf16 } from './numerics';
-import { CASCADE_ROW, HISTOGRAM_BINS, MAX_TASK_MODELS, type ComputeBackend, type HostArray, type MagnitudeCut, type SceSelect } from '../compute/types';
+import { stepRounding } from './numerics';
+import { CASCADE_ROW, HISTOGRAM_BINS, MAX_TASK_MODELS, type ComputeBackend, type HalfStep, type HostArray, type MagnitudeCut, type SceSelect, type StepDtype } from '../compute/types';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 import { HostScratch } from './host-scratch';
 import { sceMergeF32 } from '../compute/reference';
@@ -29,8 +29,9 @@ export const sce: MergeMethod = {
     const others = ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     const base = ctx.baseIndex!;
     const topk = ctx.global['select_topk'] as number;
-    // In bf16, without a selection (select_topk ≥ 1, the default, or ≤ 0): each step rounded to bf16.
-    if (ctx.computeDtype === 'BF16' && (topk >= 1 || topk <= 0)) return sceBf16(source, sink, ctx, base, others, topk <= 0);
+    // In bf16 or f16, without a selection (select_topk ≥ 1, the default, or ≤ 0): each step rounded to it.
+    const step = ctx.computeDtype;
+    if ((step === 'BF16' || step === 'F16') && (topk >= 1 || topk <= 0)) return sceHalfSteps(source, sink, ctx, base, others, topk <= 0, step);
     if (ctx.backend && others.length <= MAX_TASK_MODELS) return kernelOnBackend(source, sink, ctx, ctx.backend, base, others);
     const variances = chunkVariances(ctx.backend, base, others);
     const select = await varianceSelection(source, ctx, variances);
@@ -168,24 +169,24 @@ function weightsFromSquares(squares: TorchSum[], numel: number): number[] {
 }
 
 /**
- * mergekit's sce computing in bf16 with no variance selection, step by step as torch does it on bf16
- * tensors: task vectors r(x − base) (all zero when select_topk ≤ 0 keeps nothing), the elected sign from
+ * mergekit's sce computing in bf16 (or f16) with no variance selection, step by step as torch does it
+ * on such tensors: task vectors r(x − base) (all zero when select_topk ≤ 0 keeps nothing), the elected sign from
  * their sum over the models, each model's weight its mean square over the sum of those, the erased
  * weights' sums and the weighted sum of the task vectors over the models (each accumulated in f32 and
- * rounded once), their quotient, the base added back; every op rounded to bf16. (With a selection,
- * which keeps ties among bf16 variances in torch.topk's order, Alloy computes in f32.)
+ * rounded once), their quotient, the base added back; every op rounded to the step. (With a selection,
+ * which keeps ties among 16-bit variances in torch.topk's order, Alloy computes in f32.)
  */
-async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number, others: number[], nothing: boolean): Promise<void> {
+async function sceHalfSteps(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number, others: number[], nothing: boolean, step: HalfStep): Promise<void> {
   if (ctx.backend && others.length <= MAX_TASK_MODELS) {
     const scratch = new HostScratch(ctx.backend);
     try {
-      await sceBf16OnBackend(source, sink, ctx, ctx.backend, base, others, nothing, scratch);
+      await sceHalfStepsOnBackend(source, sink, ctx, ctx.backend, base, others, nothing, step, scratch);
     } finally {
       scratch.release();
     }
     return;
   }
-  const r = roundBf16;
+  const r = stepRounding(step);
   const n = others.length;
   let vectors: Float32Array[] = [];
   /** The chunk's task vectors r(x − base), one array per model (zeros when nothing is kept). */
@@ -207,31 +208,31 @@ async function sceBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeC
     const tv = load(inputs, length);
     for (let i = 0; i < length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
   }
-  const weights = bf16Weights(squares, ctx.numel);
+  const weights = halfStepWeights(squares, ctx.numel, step);
   let buffer = new Float32Array(0);
   for await (const { start, length, inputs } of source.chunks()) {
     if (buffer.length < length) buffer = new Float32Array(length);
     const out = buffer.subarray(0, length);
     const select = nothing ? { cut: NOTHING_KEPT, variances: f32Host(new Float32Array(length)) } : undefined;
-    sceMergeF32(inputs[base]!, others.map((m) => inputs[m]!), { start, weights, step: 'BF16', ...(select ? { select } : {}) }, out);
+    sceMergeF32(inputs[base]!, others.map((m) => inputs[m]!), { start, weights, step, ...(select ? { select } : {}) }, out);
     await sink.write(start, out);
   }
 }
 
-/** Each model's weight in bf16 steps: its mean square r(Σ r(tv²) / numel) over their sum (equal weights when that is near 0). */
-function bf16Weights(squares: TorchSum[], numel: number): number[] {
-  const r = roundBf16;
+/** Each model's weight in bf16 or f16 steps: its mean square r(Σ r(tv²) / numel) over their sum (equal weights when that is near 0). */
+function halfStepWeights(squares: TorchSum[], numel: number, step: HalfStep): number[] {
+  const r = stepRounding(step);
   const means = squares.map((sq) => r(f(sq.result() / numel)));
   const total = r(torchSum(means));
   return Math.abs(total) < 1e-6 ? squares.map(() => r(1 / squares.length)) : means.map((m) => r(m / f(total)));
 }
 
 /**
- * `sceBf16`'s passes on a backend, the same bits: the task vectors r(x − base) by `blend2` in bf16
+ * `sceHalfSteps`' passes on a backend, the same bits: the task vectors r(x − base) by `blend2` in bf16
  * steps (r(1·x) is x) and their squares by `dotRows` (each square rounded to bf16, torch's cascade),
  * the merge by `sceMerge` in bf16 steps (nothing kept: a cut no variance passes, over zeros).
  */
-async function sceBf16OnBackend(
+async function sceHalfStepsOnBackend(
   source: TensorSource,
   sink: TensorSink,
   ctx: TensorMergeContext,
@@ -239,6 +240,7 @@ async function sceBf16OnBackend(
   base: number,
   others: number[],
   nothing: boolean,
+  step: HalfStep,
   scratch: HostScratch,
 ): Promise<void> {
   const squares = others.map(() => new TorchSum(ctx.numel));
@@ -247,17 +249,17 @@ async function sceBf16OnBackend(
     const tv = scratch.f32('task vector', chunk.length);
     for (let j = 0; j < others.length; j++) {
       if (nothing) tv.fill(0);
-      else await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, f32Host(tv), 'BF16');
-      await addSquares(squares[j]!, tv, backend, 'BF16');
+      else await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, f32Host(tv), step);
+      await addSquares(squares[j]!, tv, backend, step);
     }
   }
-  const weights = bf16Weights(squares, ctx.numel);
+  const weights = halfStepWeights(squares, ctx.numel, step);
   const output = new OutputBuffer(sink);
   for await (const chunk of source.chunks()) {
     const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
     const out = output.take(chunk.length);
     const select = nothing ? { cut: NOTHING_KEPT, variances: f32Host(scratch.zeros(chunk.length)) } : undefined;
-    await backend.sceMerge(inputs[base]!, others.map((m) => inputs[m]!), { start: chunk.start, weights, step: 'BF16', ...(select ? { select } : {}) }, out);
+    await backend.sceMerge(inputs[base]!, others.map((m) => inputs[m]!), { start: chunk.start, weights, step, ...(select ? { select } : {}) }, out);
     await output.write(chunk.start, out);
   }
 }
@@ -364,9 +366,10 @@ async function modelWeightsOnBackend(source: TensorSource, numel: number, backen
 }
 /**
  * sum.add(r(d_i · d_i)) for each element in order: whole rows of the cascade by `dotRows` (a/1 · b/1),
- * the rest one by one; with `step` BF16 each square is rounded to bf16 before it is added.
+ * the rest one by one; each square rounded to `step` before it is added.
  */
-async function addSquares(sum: TorchSum, d: Float32Array, backend: ComputeBackend, step?: 'BF16'): Promise<void> {
+async function addSquares(sum: TorchSum, d: Float32Array, backend: ComputeBackend, step: StepDtype = 'F32'): Promise<void> {
+  const r = stepRounding(step);
   for (let i = 0; i < d.length; ) {
     const rows = Math.min(sum.bulkRows(), Math.floor((d.length - i) / CASCADE_ROW));
     if (rows > 0) {
@@ -376,7 +379,7 @@ async function addSquares(sum: TorchSum, d: Float32Array, backend: ComputeBacken
       sum.rowsAdded(state);
       i += rows * CASCADE_ROW;
     } else {
-      sum.add(step ? roundBf16(d[i]! * d[i]!) : f(d[i]! * d[i]!));
+      sum.add(r(d[i]! * d[i]!));
       i++;
     }
   }

@@ -1,5 +1,5 @@
 import { MagnitudeMask, magnitudeCuts, magnitudeThresholds } from './magnitude-select';
-import { stepRounding } from './numerics';
+import { stepOf, stepRounding } from './numerics';
 import { ParallelTorchSum } from './torch-reductions';
 import { maskKey } from './random-mask';
 import { CutSparsifier, DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
@@ -84,7 +84,7 @@ async function mergeTaskVectors(config: TaskArithmeticConfig, source: TensorSour
   const densities = others.map((m) => (ctx.perModel[m]!['density'] as number | undefined) ?? 1);
   // Where the backend takes the whole pass (up to MAX_TASK_MODELS models), it also ranks and sums.
   const backend = ctx.backend && others.length <= MAX_TASK_MODELS ? ctx.backend : undefined;
-  const step: StepDtype = ctx.computeDtype === 'BF16' ? 'BF16' : 'F32';
+  const step: StepDtype = stepOf(ctx.computeDtype);
   const tv: TaskVectors = {
     base,
     others,

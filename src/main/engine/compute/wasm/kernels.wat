@@ -119,7 +119,7 @@
 
   ;; linear: acc = fma(x_m, w_m, acc) from 0 over the inputs in order (torch's addcmul_, one
   ;; rounding), then acc / divisor if normalize. The weights are `count` f32 at `weights`. With
-  ;; $step (bf16 steps), each model's acc and the quotient are rounded to bf16 ($rnd_tile).
+  ;; $step (16-bit steps: 1 bf16, 2 f16), each model's acc and the quotient are rounded ($rnd_tile).
   ;; fma: x*w is exact in f64 (24 + 24 bits); s = x*w + acc is rounded once in f64, then to f32;
   ;; where that double rounding could matter, s is rounded to odd first ($round_odd).
   (func (export "linear")
@@ -204,7 +204,7 @@
                     (f32x4.demote_f64x2_zero (local.get $s2))))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
                 (br $next)))
-            (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n))))
+            (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n) (local.get $step))))
             (local.set $m (i32.add (local.get $m) (i32.const 1)))
             (br $models)))
         (if (local.get $normalize)
@@ -217,7 +217,7 @@
                   (f32x4.div (v128.load align=4 (i32.add (local.get $acc) (local.get $i))) (local.get $div)))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
                 (br $next)))
-            (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n))))))
+            (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n) (local.get $step))))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
@@ -270,9 +270,9 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
-  ;; blend2: out = c0*a + c1*b, each product rounded to f32 (slerp's last pass). With $step (bf16
-  ;; steps): out = r(r(c0*a) + r(c1*b)), r rounding each f32 result to bf16 as torch rounds (nearest
-  ;; even, NaN 0x7fc00000), in registers.
+  ;; blend2: out = c0*a + c1*b, each product rounded to f32 (slerp's last pass). With $step (1 bf16,
+  ;; 2 f16 steps): out = r(r(c0*a) + r(c1*b)), r rounding each f32 result to the step as torch rounds
+  ;; (nearest even), in registers.
   (func (export "blend2")
     (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $out i32)
     (param $bf_in i32) (param $bf_out i32) (param $c0 f32) (param $c1 f32) (param $step i32) (param $scratch i32)
@@ -302,12 +302,12 @@
               (loop $next
                 (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
                 (local.set $p (f32x4.mul (local.get $k0) (v128.load align=4 (i32.add (local.get $pa) (local.get $i)))))
-                (local.set $p (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+                (local.set $p (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
                 (local.set $q (f32x4.mul (local.get $k1) (v128.load align=4 (i32.add (local.get $pb) (local.get $i)))))
-                (local.set $q (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))
+                (local.set $q (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
                 (local.set $p (f32x4.add (local.get $p) (local.get $q)))
                 (v128.store align=4 (i32.add (local.get $po) (local.get $i))
-                  (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+                  (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
                 (br $next))))
           (else
@@ -326,8 +326,8 @@
 
   ;; usum: out = Σ_m f(f(x_m / d_m) · w_m), added in f32 in input order from the zero at $params + 128
   ;; (+0 as torch sums, or −0) (multislerp's weighted mean of the unit vectors). The divisors d are
-  ;; `count` f32 at $params, the weights w `count` f32 at $params + 64. With $step (bf16 steps) each
-  ;; quotient and product is rounded to bf16 in registers, and the sum once it is complete.
+  ;; `count` f32 at $params, the weights w `count` f32 at $params + 64. With $step (1 bf16, 2 f16
+  ;; steps) each quotient and product is rounded in registers, and the sum once it is complete.
   (func (export "usum")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32) (param $step i32) (param $scratch i32)
@@ -364,9 +364,9 @@
                   (loop $next
                     (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
                     (local.set $q (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $d)))
-                    (local.set $q (f32x4.mul (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))) (local.get $w)))
+                    (local.set $q (f32x4.mul (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))) (local.get $w)))
                     (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
-                      (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i))) (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q)))))
+                      (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i))) (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q)))))))
                     (local.set $i (i32.add (local.get $i) (i32.const 16)))
                     (br $next))))
               (else
@@ -380,7 +380,7 @@
                     (br $next)))))
             (local.set $m (i32.add (local.get $m) (i32.const 1)))
             (br $models)))
-        (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n))))
+        (if (local.get $step) (then (call $rnd_tile (local.get $acc) (local.get $n) (local.get $step))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
@@ -624,10 +624,20 @@
   ;; thresholds, 4 + k byte mask segment k), magnitude keep bits +320 and skip bits +384, and the
   ;; tensor indices where their ties stop being kept (skipped): i64 at +448 and +576.
 
-  ;; Rounds $n f32 at $p to bf16 and back, in place, as torch rounds (nearest even, NaN 0x7fc0).
-  (func $rnd_tile (param $p i32) (param $n i32)
+  ;; Rounds $n f32 at $p to bf16 ($mode 1) or f16 ($mode 2) and back, in place, as torch rounds
+  ;; (nearest even; every NaN 0x7fc00000).
+  (func $rnd_tile (param $p i32) (param $n i32) (param $mode i32)
     (local $end i32) (local $x v128)
     (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (if (i32.eq (local.get $mode) (i32.const 2))
+      (then
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+            (v128.store (local.get $p) (call $rnd_f16 (v128.load (local.get $p))))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $next)))
+        (return)))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
@@ -642,6 +652,28 @@
             (f32x4.ne (local.get $x) (local.get $x))))
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $next))))
+
+  ;; f32 lanes rounded to f16 and back, as torch's c10::Half conversion: nearest even, subnormals
+  ;; kept (below 2^-14, x + 0.5 − 0.5 rounds to a multiple of 2^-24), overflow to ±∞; every NaN
+  ;; 0x7fc00000, as the bf16 steps give it (torch keeps a NaN's sign; Alloy's kernels do not).
+  (func $rnd_f16 (param $x v128) (result v128)
+    (local $a v128) (local $r v128)
+    (local.set $a (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))))
+    (local.set $r
+      (v128.and
+        (i32x4.add (i32x4.add (local.get $a) (i32x4.splat (i32.const 0x0fff)))
+                   (v128.and (i32x4.shr_u (local.get $a) (i32.const 13)) (i32x4.splat (i32.const 1))))
+        (i32x4.splat (i32.const 0xffffe000))))
+    (local.set $r (v128.bitselect (i32x4.splat (i32.const 0x7f800000)) (local.get $r) (i32x4.gt_u (local.get $r) (i32x4.splat (i32.const 0x477fe000)))))
+    (local.set $r
+      (v128.bitselect
+        (f32x4.sub (f32x4.add (local.get $a) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+        (local.get $r)
+        (i32x4.lt_u (local.get $a) (i32x4.splat (i32.const 0x38800000)))))
+    (v128.bitselect
+      (i32x4.splat (i32.const 0x7fc00000))
+      (v128.or (local.get $r) (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000))))
+      (i32x4.gt_u (local.get $a) (i32x4.splat (i32.const 0x7f800000)))))
 
   ;; $d = $a − $b, $n f32.
   (func $sub_tile (param $d i32) (param $a i32) (param $b i32) (param $n i32)
@@ -836,7 +868,7 @@
     (call $sub_tile (local.get $pd)
       (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
       (local.get $pb) (local.get $n))
-    (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n))))
+    (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n) (local.get $bf))))
     (if (local.get $masked)
       (then (call $delta_mask (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
                               (local.get $t) (local.get $n) (local.get $pd) (local.get $idx_lo) (local.get $idx_hi)))))
@@ -877,7 +909,7 @@
     (param $idx_lo i32) (param $idx_hi i32) (param $flags i32) (param $divisor f32) (param $lambda f32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $po i32) (local $at i32)
     (local $bf i32) (local $s f32) (local $mixed i32) (local $div i32) (local $vote i32) (local $bytes i32)
-    (local.set $bf (i32.and (local.get $flags) (i32.const 8)))
+    (local.set $bf (i32.shr_u (i32.and (local.get $flags) (i32.const 24)) (i32.const 3)))
     (local.set $mixed (call $scratch_tile (local.get $scratch) (i32.const 3)))
     (local.set $div (call $scratch_tile (local.get $scratch) (i32.const 4)))
     (local.set $vote (call $scratch_tile (local.get $scratch) (i32.const 5)))
@@ -902,9 +934,9 @@
             (if (f32.ne (local.get $s) (f32.const 1))
               (then
                 (call $mul_tile (local.get $pd) (local.get $n) (local.get $s))
-                (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n))))))
+                (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n) (local.get $bf))))))
             (call $mul_tile (local.get $pd) (local.get $n) (f32.load (local.get $at)))
-            (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n))))
+            (if (local.get $bf) (then (call $rnd_tile (local.get $pd) (local.get $n) (local.get $bf))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $models)))
         ;; mixed: Σ d_j, or with consensus Σ of the d_j that agree with the sign of Σ d_j
@@ -928,7 +960,7 @@
                                   (local.get $vote) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2)))))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
                 (br $a)))
-            (if (local.get $bf) (then (call $rnd_tile (local.get $div) (local.get $n))))
+            (if (local.get $bf) (then (call $rnd_tile (local.get $div) (local.get $n) (local.get $bf))))
             (call $fix_div (local.get $div) (local.get $n)))
           (else
             (local.set $j (i32.const 0))
@@ -938,19 +970,19 @@
                 (call $add_tile (local.get $mixed) (local.get $mixed) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
                 (br $sum)))))
-        (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n))))
+        (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n) (local.get $bf))))
         (if (i32.and (local.get $flags) (i32.const 2))
           (then
             (call $div_tile (local.get $mixed) (select (local.get $div) (i32.const 0) (i32.and (local.get $flags) (i32.const 1))) (local.get $n) (local.get $divisor))
-            (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n))))))
+            (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n) (local.get $bf))))))
         (if (i32.and (local.get $flags) (i32.const 4))
           (then
             (call $mul_tile (local.get $mixed) (local.get $n) (local.get $lambda))
-            (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n))))))
+            (if (local.get $bf) (then (call $rnd_tile (local.get $mixed) (local.get $n) (local.get $bf))))))
         ;; out = r(base + mixed)
         (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
         (call $add_tile (local.get $po) (local.get $pb) (local.get $mixed) (local.get $n))
-        (if (local.get $bf) (then (call $rnd_tile (local.get $po) (local.get $n))))
+        (if (local.get $bf) (then (call $rnd_tile (local.get $po) (local.get $n) (local.get $bf))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
@@ -984,7 +1016,7 @@
                                 (i32.load (i32.add (local.get $in) (i32.shl (local.get $j) (i32.const 2))))))
               (then
                 (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
-                                  (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
+                                  (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (i32.shr_u (i32.and (local.get $flags) (i32.const 24)) (i32.const 3))
                                   (i32.const 0) (i32.const 0) (local.get $scratch) (i32.const 0))
                 (call $abs_bits_tile (local.get $pd) (local.get $n))))
             (local.set $h (i32.add (i32.add (local.get $scratch) (i32.mul (i32.const 22) (global.get $tile_bytes))) (i32.shl (local.get $j) (i32.const 18))))
@@ -1070,7 +1102,7 @@
             (if (i32.lt_s (i32.load offset=4 (local.get $r)) (i32.const 0))
               (then
                 (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
-                                  (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
+                                  (local.get $t) (local.get $n) (local.get $pb) (local.get $pd) (local.get $bf_in) (i32.shr_u (i32.and (local.get $flags) (i32.const 24)) (i32.const 3))
                                   (i32.const 0) (i32.const 0) (local.get $scratch) (i32.const 0))
                 (call $abs_bits_tile (local.get $pd) (local.get $n))
                 (local.set $tv (i32x4.splat (i32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))))
@@ -1134,7 +1166,7 @@
             (br_if $skip (i32.eqz (i32.and (local.get $models) (i32.shl (i32.const 1) (local.get $j)))))
             ;; |δ| before the mask into pa, the kept δ into pd
             (call $delta_tile (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
-                              (local.get $t) (local.get $n) (local.get $pb) (local.get $pa) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))
+                              (local.get $t) (local.get $n) (local.get $pb) (local.get $pa) (local.get $bf_in) (i32.shr_u (i32.and (local.get $flags) (i32.const 24)) (i32.const 3))
                               (local.get $idx_lo) (local.get $idx_hi) (local.get $scratch) (i32.const 0))
             (memory.copy (local.get $pd) (local.get $pa) (local.get $stop))
             (call $delta_mask (local.get $in) (local.get $seg) (local.get $count) (local.get $params) (local.get $j)
@@ -1191,16 +1223,19 @@
             (local.set $x (v128.load align=4 (i32.add (local.get $px) (i32.shl (local.get $i) (i32.const 2)))))
             (local.set $b (v128.load align=4 (i32.add (local.get $pb) (i32.shl (local.get $i) (i32.const 2)))))))
         (local.set $d (f32x4.sub (local.get $x) (local.get $b)))
-        (if (local.get $bf)
-          (then
-            (local.set $d
-              (v128.bitselect
-                (i32x4.splat (i32.const 0x7fc00000))
-                (v128.and
-                  (i32x4.add (i32x4.add (local.get $d) (i32x4.splat (i32.const 0x7fff)))
-                             (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (i32x4.splat (i32.const 1))))
-                  (i32x4.splat (i32.const 0xffff0000)))
-                (f32x4.ne (local.get $d) (local.get $d))))))
+        (if (i32.eq (local.get $bf) (i32.const 2))
+          (then (local.set $d (call $rnd_f16 (local.get $d))))
+          (else
+            (if (local.get $bf)
+              (then
+                (local.set $d
+                  (v128.bitselect
+                    (i32x4.splat (i32.const 0x7fc00000))
+                    (v128.and
+                      (i32x4.add (i32x4.add (local.get $d) (i32x4.splat (i32.const 0x7fff)))
+                                 (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (i32x4.splat (i32.const 1))))
+                      (i32x4.splat (i32.const 0xffff0000)))
+                    (f32x4.ne (local.get $d) (local.get $d))))))))
         (local.set $d (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))))
         (local.set $d (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $d) (i32x4.gt_s (local.get $d) (i32x4.splat (i32.const 0x7f800000)))))
         (v128.store align=4 (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2))) (local.get $d))
@@ -1229,12 +1264,15 @@
         (if (i32.gt_u (i32.and (local.get $bits) (i32.const 0x7fffffff)) (i32.const 0x7f800000))
           (then (local.set $bits (i32.const 0x7fc00000)))
           (else
-            (if (local.get $bf)
-              (then
-                (local.set $bits
-                  (i32.and
-                    (i32.add (i32.add (local.get $bits) (i32.const 0x7fff)) (i32.and (i32.shr_u (local.get $bits) (i32.const 16)) (i32.const 1)))
-                    (i32.const 0xffff0000)))))))
+            (if (i32.eq (local.get $bf) (i32.const 2))
+              (then (local.set $bits (i32x4.extract_lane 0 (call $rnd_f16 (i32x4.splat (local.get $bits))))))
+              (else
+                (if (local.get $bf)
+                  (then
+                    (local.set $bits
+                      (i32.and
+                        (i32.add (i32.add (local.get $bits) (i32.const 0x7fff)) (i32.and (i32.shr_u (local.get $bits) (i32.const 16)) (i32.const 1)))
+                        (i32.const 0xffff0000)))))))))
         (local.set $bits (i32.and (local.get $bits) (i32.const 0x7fffffff)))
         (i32.store (i32.add (local.get $keys) (i32.shl (local.get $i) (i32.const 2))) (local.get $bits))
         (local.set $or (i32.or (local.get $or) (local.get $bits)))
@@ -1441,7 +1479,7 @@
             (call $row_keys
               (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 2)))) (i32.mul (local.get $e0) (local.get $size)))
               (i32.add (i32.load (local.get $in)) (i32.mul (local.get $e0) (local.get $size)))
-              (local.get $sort) (local.get $n) (local.get $bf_in) (i32.and (local.get $flags) (i32.const 8))))
+              (local.get $sort) (local.get $n) (local.get $bf_in) (i32.shr_u (i32.and (local.get $flags) (i32.const 24)) (i32.const 3))))
           (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (i32.add (local.get $count) (i32.const 1)) (local.get $j)) (i32.const 2)))) (local.get $e0))
           (local.get $n) (local.get $e0) (local.get $idx_lo) (local.get $idx_hi)
           (i32.load (local.get $at)) (local.get $table))
@@ -1577,8 +1615,8 @@
   ;; cdot: slerp's normalized dot as torch sums it (TorchSum: 8 lanes × 4, a four-level cascade).
   ;; Each row is 32 values v = r(r(a / n0) · r(b / n1)) (a, b: inputs 0 and 1); [start, end) is
   ;; whole rows. State at $state: the accumulators f32[4][32] (+0), rows done (+512), log2 of the
-  ;; cascade step (+516), the rows after which it stops cascading (+520). With $step (bf16 steps)
-  ;; each v is then rounded to bf16: a pass over the tile first writes those into scratch tile 3,
+  ;; cascade step (+516), the rows after which it stops cascading (+520). With $step (1 bf16, 2 f16
+  ;; steps) each v is then rounded: a pass over the tile first writes those into scratch tile 3,
   ;; and the sum reads them as a = v, b = 1 with n0 = n1 = 1 (v / 1 · 1 / 1 is v), so the f32 loop
   ;; stays as it is.
   (func (export "cdot")
@@ -1626,7 +1664,7 @@
         (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 1) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1)))
         (if (local.get $step)
           (then
-            ;; tile 3 = r_bf16(f(a / n0) · f(b / n1)); the sum then reads it against the ones
+            ;; tile 3 = r(f(a / n0) · f(b / n1)), r to bf16 or f16; the sum then reads it against the ones
             (local.set $i (i32.const 0))
             (block $rounded
               (loop $round
@@ -1634,13 +1672,16 @@
                 (local.set $v (f32x4.mul (f32x4.div (v128.load (i32.add (local.get $pa) (local.get $i))) (local.get $q0))
                                          (f32x4.div (v128.load (i32.add (local.get $pb) (local.get $i))) (local.get $q1))))
                 (v128.store (i32.add (local.get $prods) (local.get $i))
-                  (v128.bitselect
-                    (i32x4.splat (i32.const 0x7fc00000))
-                    (v128.and
-                      (i32x4.add (i32x4.add (local.get $v) (i32x4.splat (i32.const 0x7fff)))
-                                 (v128.and (i32x4.shr_u (local.get $v) (i32.const 16)) (i32x4.splat (i32.const 1))))
-                      (i32x4.splat (i32.const 0xffff0000)))
-                    (f32x4.ne (local.get $v) (local.get $v))))
+                  (if (result v128) (i32.eq (local.get $step) (i32.const 2))
+                    (then (call $rnd_f16 (local.get $v)))
+                    (else
+                      (v128.bitselect
+                        (i32x4.splat (i32.const 0x7fc00000))
+                        (v128.and
+                          (i32x4.add (i32x4.add (local.get $v) (i32x4.splat (i32.const 0x7fff)))
+                                     (v128.and (i32x4.shr_u (local.get $v) (i32.const 16)) (i32x4.splat (i32.const 1))))
+                          (i32x4.splat (i32.const 0xffff0000)))
+                        (f32x4.ne (local.get $v) (local.get $v))))))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
                 (br $round)))
             (local.set $pa (local.get $prods))
@@ -1769,7 +1810,7 @@
                             (f32x4.lt (local.get $x) (local.get $zero))
                             (f32x4.ge (v128.load (i32.add (local.get $vote) (local.get $i))) (local.get $zero)))))
         (local.set $p (f32x4.mul (local.get $x) (local.get $wsel)))
-        (if (local.get $bf) (then (local.set $p (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $p) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $p) (local.get $p))))))
+        (if (local.get $bf) (then (local.set $p (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $p) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $p) (local.get $p))))))))
         (v128.store (i32.add (local.get $merged) (local.get $i))
           (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i))) (local.get $p)))
         (v128.store (i32.add (local.get $total) (local.get $i))
@@ -1779,11 +1820,11 @@
 
   ;; $po = r($pb + r($merged / max($total, r(1e-6)))), $n f32, every NaN as 0x7fc00000 (which of
   ;; two NaNs an addition returns is up to the hardware and the operand order the JIT picks). r
-  ;; rounds to f32, or with $bf to bf16: $merged and $total are then bf16 already, and the host
-  ;; rounds $po after.
+  ;; rounds to f32, or with $bf to bf16 (1) or f16 (2): $merged and $total are then rounded already,
+  ;; and the host rounds $po after.
   (func $sce_out_tile (param $po i32) (param $pb i32) (param $merged i32) (param $total i32) (param $n i32) (param $bf i32)
     (local $i i32) (local $stop i32) (local $floor v128) (local $r v128) (local $q v128)
-    (local.set $floor (i32x4.splat (select (i32.const 0x35860000) (i32.const 0x358637bd) (local.get $bf))))
+    (local.set $floor (i32x4.splat (select (select (i32.const 0x35880000) (i32.const 0x35860000) (i32.eq (local.get $bf) (i32.const 2))) (i32.const 0x358637bd) (local.get $bf))))
     (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
     (block $done
       (loop $next
@@ -1791,7 +1832,7 @@
         (local.set $q
           (f32x4.div (v128.load (i32.add (local.get $merged) (local.get $i)))
                      (f32x4.max (v128.load (i32.add (local.get $total) (local.get $i))) (local.get $floor))))
-        (if (local.get $bf) (then (local.set $q (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))
+        (if (local.get $bf) (then (local.set $q (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))))
         (local.set $r (f32x4.add (v128.load (i32.add (local.get $pb) (local.get $i))) (local.get $q)))
         (v128.store (i32.add (local.get $po) (local.get $i))
           (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $r) (f32x4.ne (local.get $r) (local.get $r))))
@@ -1802,9 +1843,9 @@
   ;; With $select, an element is kept where its variance (f32, segment count + 1, after the inputs)
   ;; passes the cut: bits $cut_bits, its ties kept before tensor index i64 at $params + 64;
   ;; $idx_lo/$idx_hi: the tensor index of the window's element 0. With $only ≥ 0 the output is model
-  ;; $only's kept δ (0 where dropped), for its mean square, and nothing is merged. With $step (bf16
-  ;; steps) δ_j, the vote (before its sign is read), each r(tv·w), merged, total, the quotient and
-  ;; the output are rounded to bf16.
+  ;; $only's kept δ (0 where dropped), for its mean square, and nothing is merged. With $step (1 bf16,
+  ;; 2 f16 steps) δ_j, the vote (before its sign is read), each r(tv·w), merged, total, the quotient
+  ;; and the output are rounded to the step.
   (func (export "sce")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
@@ -1830,7 +1871,7 @@
             (call $sub_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
               (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
               (local.get $pb) (local.get $n))
-            (if (local.get $step) (then (call $rnd_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))))
+            (if (local.get $step) (then (call $rnd_tile (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n) (local.get $step))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $d)))
         (if (local.get $select)
@@ -1862,7 +1903,7 @@
             (call $add_tile (local.get $vote) (local.get $vote) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6))) (local.get $n))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $v)))
-        (if (local.get $step) (then (call $rnd_tile (local.get $vote) (local.get $n))))
+        (if (local.get $step) (then (call $rnd_tile (local.get $vote) (local.get $n) (local.get $step))))
         (memory.fill (local.get $merged) (i32.const 0) (local.get $bytes))
         (memory.fill (local.get $keep) (i32.const 0) (local.get $bytes))
         (local.set $j (i32.const 0))
@@ -1876,11 +1917,11 @@
             (br $a)))
         (if (local.get $step)
           (then
-            (call $rnd_tile (local.get $merged) (local.get $n))
-            (call $rnd_tile (local.get $keep) (local.get $n))))
+            (call $rnd_tile (local.get $merged) (local.get $n) (local.get $step))
+            (call $rnd_tile (local.get $keep) (local.get $n) (local.get $step))))
         (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
         (call $sce_out_tile (local.get $po) (local.get $pb) (local.get $merged) (local.get $keep) (local.get $n) (local.get $step))
-        (if (local.get $step) (then (call $rnd_tile (local.get $po) (local.get $n))))
+        (if (local.get $step) (then (call $rnd_tile (local.get $po) (local.get $n) (local.get $step))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
@@ -1931,7 +1972,7 @@
         (local.set $x (v128.load (i32.add (local.get $d) (local.get $i))))
         (local.set $cv (v128.load (i32.add (local.get $c) (local.get $i))))
         (local.set $q (f32x4.div (local.get $x) (local.get $cv)))
-        (if (local.get $bf) (then (local.set $q (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))
+        (if (local.get $bf) (then (local.set $q (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))))
         (v128.store (i32.add (local.get $merged) (local.get $i))
           (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i)))
             (v128.bitselect
@@ -1955,14 +1996,16 @@
         (br $next))))
 
   ;; ram: input 0 is the base, inputs 1..count the models; the boosts are `count` f32 at $params
-  ;; (ones for plain ram: f(d · 1) is d); $thr is r(epsilon). $step: bit 0, bf16 steps (δ_j and
-  ;; d / c rounded to bf16); bit 1, merged and the output rounded to bf16 too (ram, not ramplus_tl).
+  ;; (ones for plain ram: f(d · 1) is d); $thr is r(epsilon). $step: bit 0, 16-bit steps (δ_j and
+  ;; d / c rounded); bit 1, merged and the output rounded too (ram, not ramplus_tl); bit 2, the
+  ;; rounding is to f16, else to bf16.
   (func (export "ram")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
     (param $thr f32) (param $step i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $j i32) (local $pb i32) (local $pd i32) (local $po i32) (local $bytes i32)
-    (local $c i32) (local $merged i32)
+    (local $c i32) (local $merged i32) (local $rmode i32)
+    (local.set $rmode (select (i32.const 2) (i32.const 1) (i32.and (local.get $step) (i32.const 4))))
     (local.set $c (call $scratch_tile (local.get $scratch) (i32.const 3)))
     (local.set $merged (call $scratch_tile (local.get $scratch) (i32.const 4)))
     (local.set $t (local.get $start))
@@ -1982,7 +2025,7 @@
             (call $sub_tile (local.get $pd)
               (call $tile_in (local.get $in) (local.get $seg) (i32.add (local.get $j) (i32.const 1)) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
               (local.get $pb) (local.get $n))
-            (if (i32.and (local.get $step) (i32.const 1)) (then (call $rnd_tile (local.get $pd) (local.get $n))))
+            (if (i32.and (local.get $step) (i32.const 1)) (then (call $rnd_tile (local.get $pd) (local.get $n) (local.get $rmode))))
             (call $ram_keep_tile (local.get $pd) (local.get $n) (local.get $thr))
             (call $ram_count_tile (local.get $c) (local.get $pd) (local.get $n))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
@@ -1995,19 +2038,19 @@
             (br_if $m_done (i32.ge_u (local.get $j) (local.get $count)))
             (call $ram_term_tile (local.get $merged) (call $scratch_tile (local.get $scratch) (i32.add (local.get $j) (i32.const 6)))
                                  (local.get $c) (local.get $n) (f32.load (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 2))))
-                                 (i32.and (local.get $step) (i32.const 1)))
+                                 (select (local.get $rmode) (i32.const 0) (i32.and (local.get $step) (i32.const 1))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $m)))
         (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
-        (if (i32.and (local.get $step) (i32.const 2)) (then (call $rnd_tile (local.get $merged) (local.get $n))))
+        (if (i32.and (local.get $step) (i32.const 2)) (then (call $rnd_tile (local.get $merged) (local.get $n) (local.get $rmode))))
         (call $ram_out_tile (local.get $po) (local.get $pb) (local.get $merged) (local.get $n))
-        (if (i32.and (local.get $step) (i32.const 2)) (then (call $rnd_tile (local.get $po) (local.get $n))))
+        (if (i32.and (local.get $step) (i32.const 2)) (then (call $rnd_tile (local.get $po) (local.get $n) (local.get $rmode))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
   ;; ramc: ramplus_tl's counts. Model j's changed mask m_j = |r(x_j − base)| > $thr (all ones where
-  ;; changed; r rounds to bf16 with $step, else to f32), c = Σ m_j (as integers); the thread's shared
+  ;; changed; r rounds to bf16 with $step 1, f16 with 2, else to f32), c = Σ m_j (as integers); the thread's shared
   ;; count of model j (u32 at scratch tile 22 + 8j) adds the elements where m_j and c > 1, its unique
   ;; count (+ 4) those where m_j and c = 1.
   (func (export "ramc")
@@ -2039,7 +2082,7 @@
               (loop $next
                 (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
                 (local.set $x (f32x4.sub (v128.load (i32.add (local.get $px) (local.get $i))) (v128.load (i32.add (local.get $pb) (local.get $i)))))
-                (if (local.get $step) (then (local.set $x (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $x) (local.get $x))))))
+                (if (local.get $step) (then (local.set $x (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $x))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $x) (local.get $x))))))))
                 (local.set $m (f32x4.gt (f32x4.abs (local.get $x)) (local.get $tv)))
                 (v128.store (i32.add (local.get $pd) (local.get $i)) (local.get $m))
                 (v128.store (i32.add (local.get $c) (local.get $i)) (i32x4.sub (v128.load (i32.add (local.get $c) (local.get $i))) (local.get $m)))
@@ -2160,12 +2203,12 @@
 
   ;; ---- nearswap with bf16 steps (compute/reference.ts nearswapF32, step BF16) ----
 
-  ;; nearswap_bf: nearswap with every step rounded to bf16 as torch rounds (nearest even, NaN
-  ;; 0x7fc00000), in registers: d = r(a − b), d = max(|d|, r(1e-6)), w = clamp(r(r(1 / d) · t), 0, 1),
+  ;; nearswap_bf: nearswap with every step rounded to bf16 ($mode 1) or f16 (2) as torch rounds
+  ;; (nearest even), in registers: d = r(a − b), d = max(|d|, r(1e-6)), w = clamp(r(r(1 / d) · t), 0, 1),
   ;; out = r(r(w·b) + r(r(1 − w)·a)). t is taken as f32, not rounded (torch's scalar).
   (func (export "nearswap_bf")
     (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $out i32)
-    (param $bf_in i32) (param $bf_out i32) (param $tv f32) (param $scratch i32)
+    (param $bf_in i32) (param $bf_out i32) (param $tv f32) (param $mode i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $pa i32) (local $pb i32) (local $po i32) (local $i i32) (local $stop i32)
     (local $a v128) (local $b v128) (local $d v128) (local $w v128) (local $p v128) (local $q v128)
     (local $k v128) (local $one v128) (local $zero v128) (local $lo v128)
@@ -2173,7 +2216,7 @@
     (local.set $k (f32x4.splat (local.get $tv)))
     (local.set $one (f32x4.splat (f32.const 1)))
     (local.set $zero (f32x4.splat (f32.const 0)))
-    (local.set $lo (i32x4.splat (i32.const 0x35860000)))  ;; roundBf16(1e-6)
+    (local.set $lo (i32x4.splat (select (i32.const 0x35880000) (i32.const 0x35860000) (i32.eq (local.get $mode) (i32.const 2)))))  ;; r(1e-6)
     (local.set $nan (i32x4.splat (i32.const 0x7fc00000)))
     (local.set $half (i32x4.splat (i32.const 0x7fff)))
     (local.set $one_i (i32x4.splat (i32.const 1)))
@@ -2194,22 +2237,22 @@
             (local.set $a (v128.load align=4 (i32.add (local.get $pa) (local.get $i))))
             (local.set $b (v128.load align=4 (i32.add (local.get $pb) (local.get $i))))
             (local.set $d (f32x4.sub (local.get $a) (local.get $b)))
-            (local.set $d (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))
-            ;; pmax/pmin as in nearswap: Math.max/Math.min's results but for a NaN weight (0, not
-            ;; NaN), and then the output is NaN either way (a or b is NaN, or both ±∞ alike).
+            (local.set $d (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $d))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))))
+            ;; max/min, not pmax/pmin: in f16 r(1 / d) overflows to ∞ where |a − b| < 2^-16, and with
+            ;; t = 0 the weight is NaN, which torch's clamp keeps (so the output is NaN).
             (local.set $d (f32x4.div (local.get $one) (f32x4.pmax (f32x4.abs (local.get $d)) (local.get $lo))))
-            (local.set $d (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))
+            (local.set $d (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $d))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))))
             (local.set $w (f32x4.mul (local.get $d) (local.get $k)))
-            (local.set $w (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $w) (local.get $half)) (v128.and (i32x4.shr_u (local.get $w) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $w) (local.get $w))))
-            (local.set $w (f32x4.pmin (f32x4.pmax (local.get $zero) (local.get $w)) (local.get $one)))
+            (local.set $w (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $w))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $w) (local.get $half)) (v128.and (i32x4.shr_u (local.get $w) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $w) (local.get $w))))))
+            (local.set $w (f32x4.min (f32x4.max (local.get $w) (local.get $zero)) (local.get $one)))
             (local.set $p (f32x4.mul (local.get $w) (local.get $b)))
-            (local.set $p (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+            (local.set $p (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
             (local.set $q (f32x4.sub (local.get $one) (local.get $w)))
-            (local.set $q (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))
+            (local.set $q (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
             (local.set $q (f32x4.mul (local.get $q) (local.get $a)))
-            (local.set $q (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))
+            (local.set $q (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
             (local.set $p (f32x4.add (local.get $p) (local.get $q)))
-            (local.set $p (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))
+            (local.set $p (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
             (v128.store align=4 (i32.add (local.get $po) (local.get $i)) (local.get $p))
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
             (br $next)))

@@ -1,19 +1,19 @@
-import { MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HostArray } from '../compute/types';
+import { MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HalfStep, type HostArray } from '../compute/types';
 import { HostScratch } from './host-scratch';
 import { addNorms } from './norm-lanes';
-import { roundBf16 } from './numerics';
+import { stepRounding } from './numerics';
 import { TorchNorm } from './torch-reductions';
 import { f32Host, OutputBuffer, type Chunk, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
-const r = roundBf16;
 
-/** Most elements whose iterate (and tangent) karcher in bf16 steps keeps in memory: 2 × 256 MiB. */
-export const KARCHER_BF16_MAX_ELEMENTS = 1 << 26;
+/** Most elements whose iterate (and tangent) karcher in 16-bit steps keeps in memory: 2 × 256 MiB. */
+export const KARCHER_HALF_MAX_ELEMENTS = 1 << 26;
 
 /**
- * mergekit's karcher computing in bf16, step by step as torch does it on bf16 tensors. An f32 0-d
- * tensor multiplying a bf16 tensor (cos and sin of the step, the scale) is rounded to bf16 first (torch
+ * mergekit's karcher computing in bf16 (or f16: the same steps, rounded to f16), step by step as torch
+ * does it on such tensors. An f32 0-d tensor multiplying a bf16 tensor (cos and sin of the step, the
+ * scale) is rounded to bf16 first (torch
  * casts it to the common dtype), one dividing it (the norms) is not, nor is a Python float (the
  * weights): torch's CPU kernels for bf16 take mul's scalar cast and div's as given. The units
  * r(x / ‖x‖), the mean built by bf16 adds, each iteration's dots (torch.dot: f32 arithmetic, the
@@ -22,12 +22,13 @@ export const KARCHER_BF16_MAX_ELEMENTS = 1 << 26;
  * of the tangent's norm (as bf16). The iterate and the tangent are whole-tensor arrays; the units are
  * recomputed from the inputs, read twice per iteration.
  */
-export async function karcherBf16(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, maxIter: number, tol: number): Promise<void> {
+export async function karcherHalfSteps(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, step: HalfStep, maxIter: number, tol: number): Promise<void> {
+  const r = stepRounding(step);
   const n = ctx.perModel.length;
   if (ctx.backend && n < MAX_TASK_MODELS) {
     const scratch = new HostScratch(ctx.backend);
     try {
-      await karcherBf16OnBackend(source, sink, ctx, ctx.backend, scratch, maxIter, tol);
+      await karcherHalfStepsOnBackend(source, sink, ctx, ctx.backend, scratch, step, maxIter, tol);
     } finally {
       scratch.release();
     }
@@ -62,7 +63,7 @@ export async function karcherBf16(source: TensorSource, sink: TensorSink, ctx: T
   }
   const tangent = new Float32Array(ctx.numel);
   for (let iter = 0; iter < maxIter; iter++) {
-    const dots = await unitDots(source, mean, valid, unit);
+    const dots = await unitDots(source, mean, valid, unit, r);
     const steps = valid.map((j, k) => {
       const dot = Math.min(1, Math.max(-1, dots[k]!));
       const theta = r(Math.acos(dot));
@@ -121,12 +122,12 @@ function normOf(values: Float32Array): number {
 }
 
 /**
- * torch.dot(mean, unit_j) of bf16 tensors, for each valid model: the products added in f64 in index
+ * torch.dot(mean, unit_j) of 16-bit tensors, for each valid model: the products added in f64 in index
  * order (`gramSums`' order on a backend; torch adds
- * them in f32 in its own vector order; the result is rounded to bf16, which hides that order but
- * where the sum sits within a few f32 ulps of a bf16 rounding boundary).
+ * them in f32 in its own vector order; the result is rounded to 16 bits, which hides that order but
+ * where the sum sits within a few f32 ulps of a rounding boundary).
  */
-async function unitDots(source: TensorSource, mean: Float32Array, valid: number[], unit: (x: number, j: number) => number): Promise<number[]> {
+async function unitDots(source: TensorSource, mean: Float32Array, valid: number[], unit: (x: number, j: number) => number, r: (x: number) => number): Promise<number[]> {
   const sums = valid.map(() => 0);
   for await (const { start, length, inputs } of source.chunks()) {
     valid.forEach((j, k) => {
@@ -140,32 +141,42 @@ async function unitDots(source: TensorSource, mean: Float32Array, valid: number[
 }
 
 /**
- * `karcherBf16` on a backend, the same bits: the units by `unitSum` (r(x / ‖x‖), a lone quotient from
- * −0), the mean's bf16 adds and each model's tangent term r(t + r(c·r(u − r(dot·m)))) by `blend2`,
+ * `karcherHalfSteps` on a backend, the same bits: the units by `unitSum` (r(x / ‖x‖), a lone quotient from
+ * −0), the mean's 16-bit adds and each model's tangent term r(t + r(c·r(u − r(dot·m)))) by `blend2`,
  * the step r(r(cos·m) + r(sin·r(t / ‖t‖))) by `unitSum` and `blend2`, the norms by `normLanes`, the
  * dots by `gramSums` (exact products added in f64 in index order, as the loop adds them).
  */
-async function karcherBf16OnBackend(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, backend: ComputeBackend, scratch: HostScratch, maxIter: number, tol: number): Promise<void> {
+async function karcherHalfStepsOnBackend(
+  source: TensorSource,
+  sink: TensorSink,
+  ctx: TensorMergeContext,
+  backend: ComputeBackend,
+  scratch: HostScratch,
+  step: HalfStep,
+  maxIter: number,
+  tol: number,
+): Promise<void> {
+  const r = stepRounding(step);
   const n = ctx.perModel.length;
   const numel = ctx.numel;
-  const lone = { step: 'BF16', signedZeros: true } as const;
+  const lone = { step, signedZeros: true };
   const inputsOf = (chunk: Chunk): HostArray[] => chunk.raw ?? chunk.inputs.map(f32Host);
   const runs = Array.from({ length: n }, () => new TorchNorm(numel));
   for await (const chunk of source.chunks()) await addNorms(backend, runs, inputsOf(chunk), chunk.length);
   const norms = runs.map((run) => run.result());
   const valid = norms.map((_, j) => j).filter((j) => norms[j]! > tol);
   if (valid.length === 0) {
-    await karcherBf16(source, sink, { ...ctx, backend: undefined }, maxIter, tol);
+    await karcherHalfSteps(source, sink, { ...ctx, backend: undefined }, step, maxIter, tol);
     return;
   }
   const alphas = validAlphas(valid, n);
-  const mean = scratch.host('mean', 'BF16', numel);
-  const tangent = scratch.host('tangent', 'BF16', numel);
+  const mean = scratch.host('mean', step, numel);
+  const tangent = scratch.host('tangent', step, numel);
   const part = (array: HostArray, chunk: Chunk) => sliceHost(array, chunk.start, chunk.length);
   /** The chunk's units r(x_j / ‖x_j‖) of the valid models. */
   const units = async (chunk: Chunk): Promise<HostArray[]> => {
     const inputs = inputsOf(chunk);
-    const out = valid.map((_, k) => scratch.host(`unit ${k}`, 'BF16', chunk.length));
+    const out = valid.map((_, k) => scratch.host(`unit ${k}`, step, chunk.length));
     for (let k = 0; k < valid.length; k++) await backend.unitSum([inputs[valid[k]!]!], [norms[valid[k]!]!], [1], out[k]!, lone);
     return out;
   };
@@ -174,7 +185,7 @@ async function karcherBf16OnBackend(source: TensorSource, sink: TensorSink, ctx:
   for await (const chunk of source.chunks()) {
     const u = await units(chunk);
     const m = part(mean, chunk);
-    for (let k = 0; k < valid.length; k++) await backend.blend2(1, k === 0 ? zeros(chunk.length) : m, alphas[k]!, u[k]!, m, 'BF16');
+    for (let k = 0; k < valid.length; k++) await backend.blend2(1, k === 0 ? zeros(chunk.length) : m, alphas[k]!, u[k]!, m, step);
   }
   const meanNorm = await backendNorm(backend, mean, numel);
   if (meanNorm < tol) {
@@ -195,21 +206,21 @@ async function karcherBf16OnBackend(source: TensorSource, sink: TensorSink, ctx:
       const u = await units(chunk);
       const m = part(mean, chunk);
       const t = part(tangent, chunk);
-      const offset = scratch.host('offset', 'BF16', chunk.length);
+      const offset = scratch.host('offset', step, chunk.length);
       let first = true;
       for (const { k, dot, skip, factor } of steps) {
         if (skip) continue;
-        await backend.blend2(1, u[k]!, -dot, m, offset, 'BF16');
-        await backend.blend2(1, first ? zeros(chunk.length) : t, factor, offset, t, 'BF16');
+        await backend.blend2(1, u[k]!, -dot, m, offset, step);
+        await backend.blend2(1, first ? zeros(chunk.length) : t, factor, offset, t, step);
         first = false;
       }
-      if (first) await backend.blend2(1, zeros(chunk.length), 0, zeros(chunk.length), t, 'BF16');
+      if (first) await backend.blend2(1, zeros(chunk.length), 0, zeros(chunk.length), t, step);
       await addNorms(backend, [tangentNorm], [t], chunk.length);
     }
     const length = tangentNorm.result();
     if (length < tol) break;
     await backend.unitSum([tangent], [length], [1], tangent, lone);
-    await backend.blend2(r(Math.cos(length)), mean, r(Math.sin(length)), tangent, mean, 'BF16');
+    await backend.blend2(r(Math.cos(length)), mean, r(Math.sin(length)), tangent, mean, step);
     const unitNorm = await backendNorm(backend, mean, numel);
     if (unitNorm > tol) await backend.unitSum([mean], [unitNorm], [1], mean, lone);
   }
