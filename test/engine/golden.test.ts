@@ -7,7 +7,7 @@ import { parse } from 'yaml';
 import { runMerge } from '../../src/main/engine/run-merge';
 import { parseKmb } from '../../src/main/cli/args';
 import { bitsToF32, f32Bits } from '../../src/main/engine/safetensors/convert';
-import { roundBf16 } from '../../src/main/engine/methods/numerics';
+import { roundBf16, roundF16 } from '../../src/main/engine/methods/numerics';
 import { TokenizerFile } from '../../src/main/engine/tokenizer/tokenizer-file';
 import { readModelF32, tempDir } from '../helpers';
 
@@ -186,12 +186,13 @@ function changedFraction(values: Float32Array, base: Float32Array): number {
 }
 
 /**
- * For a TIES recipe computed in bf16: by tensor, the elements whose bf16 |delta| equals a model's trim
+ * For a TIES recipe computed in bf16 or f16: by tensor, the elements whose 16-bit |delta| equals a model's trim
  * threshold while more elements share that value than the top-k can take. torch breaks such ties in
  * its unstable sort's order and Alloy in index order, so these elements alone may differ.
  */
 async function trimTies(recipeFile: string): Promise<Map<string, Set<number>>> {
-  const recipe = parse(await readFile(recipeFile, 'utf8')) as { base_model: string; models: { model: string; parameters?: { density?: number } }[] };
+  const recipe = parse(await readFile(recipeFile, 'utf8')) as { base_model: string; models: { model: string; parameters?: { density?: number } }[]; dtype?: string };
+  const round = recipe.dtype === 'float16' ? roundF16 : roundBf16;
   const at = (model: string) => readModelF32(resolve(ROOT, 'recipes', model));
   const base = await at(recipe.base_model);
   const tied = new Map<string, Set<number>>();
@@ -200,7 +201,8 @@ async function trimTies(recipeFile: string): Promise<Map<string, Set<number>>> {
     if (density >= 1) continue;
     for (const [name, { values }] of await at(entry.model)) {
       const b = base.get(name)!.values;
-      const magnitude = values.map((x, i) => Math.abs(roundBf16(x - b[i]!)));
+      // The inputs are cast to the compute dtype first (a no-op for models stored in it).
+      const magnitude = values.map((x, i) => Math.abs(round(round(x) - round(b[i]!))));
       const k = Math.max(1, Math.trunc(density * values.length));
       const threshold = [...magnitude].sort((x, y) => y - x)[k - 1]!;
       const set = tied.get(name) ?? new Set<number>();

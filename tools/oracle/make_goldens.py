@@ -933,6 +933,81 @@ dtype: float32
         "stats", "dare_ties", "Yi-34B-200K-DARE-merge-v5 shape: eight models, int8_mask"),
 })
 
+# dtype: float16 (Excalibur-7b's): mergekit casts the inputs to f16 and torch rounds every tensor op to f16.
+F16 = "dtype: float16\n"
+CASES.update({
+    "linear-f16": (f"""merge_method: linear
+models:
+  - model: {M}llama-ft1
+    parameters: {{weight: 0.6}}
+  - model: {M}llama-ft2
+    parameters: {{weight: 0.4}}
+dtype: float16
+""", "exact", "linear", "f32 inputs cast to f16; the sum in f32, rounded to f16 once"),
+    "slerp-excalibur-f16": (f"""slices:
+  - sources:
+      - model: {M}llama-base
+        layer_range: [0, 4]
+      - model: {M}llama-ft1
+        layer_range: [0, 4]
+merge_method: slerp
+base_model: {M}llama-base
+parameters:
+  t:
+    - filter: self_attn
+      value: [1, 0.7, 0.3, 0.5, 0]
+    - filter: mlp
+      value: [0, 0.3, 0.7, 0.5, 1]
+    - value: 0.5
+dtype: float16
+""", "exact", "slerp", "Excalibur-7b's recipe as published (dtype float16): inputs cast to f16, slerp in f32 (numpy), the result in f16"),
+    "task-arithmetic-f16": (ta("task_arithmetic", {}, per_model={0: "weight: 0.5", 1: "weight: 0.3", 2: "weight: 0.8"}, dtype=F16), "exact", "task_arithmetic",
+        "f16 steps: task vectors, weighted sums and the base added back each rounded to f16"),
+    "ties-f16": (ta("ties", {}, dtype=F16), "bf16-1ulp", "ties",
+        "f16 steps; |delta| ties at the trim threshold are kept in torch's unstable sort order, Alloy's in index order: those elements are exempt"),
+    "model-stock-f16": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}, dtype=F16), "exact", "model_stock",
+        "three fine-tunes, f16 steps: the mean of the three cosines is torch's 16-bit mean (an f32 sum divided in f32, rounded once)"),
+    "model-stock-3-bf16": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}, dtype="dtype: bfloat16\n"), "exact", "model_stock",
+        "three fine-tunes in bf16: three cosines averaged as torch's bf16 mean does"),
+    "nearswap-f16": (f"""merge_method: nearswap
+base_model: {M}llama-base
+models:
+  - model: {M}llama-base
+  - model: {M}llama-near
+parameters:
+  t: 0.0001
+dtype: float16
+""", "exact", "nearswap", "f16 steps: 1 / |a - b| overflows to inf where the models are within 2^-16, and the weight clamps to 1"),
+    "multislerp-f16": (f"""merge_method: multislerp
+base_model: {M}llama-base
+models:
+  - model: {M}llama-ft1
+    parameters: {{weight: 1}}
+  - model: {M}llama-ft2
+    parameters: {{weight: 2}}
+parameters:
+  eps: 0.001
+dtype: float16
+""", "exact", "multislerp", "f16 steps"),
+    "karcher-f16": (f"""merge_method: karcher
+models:
+  - model: {M}llama-ft1
+  - model: {M}llama-ft2
+  - model: {M}llama-ft3
+dtype: float16
+""", "exact", "karcher", "f16 steps, as karcher-bf16's"),
+    "nuslerp-f16": (ta("nuslerp", {}, models=("llama-ft1", "llama-ft2"), per_model={0: "weight: 0.6", 1: "weight: 0.4"}, dtype=F16), "exact", "nuslerp", "with base, f16 steps"),
+    "ram-f16": (ta("ram", {"epsilon": 0.001}, per_model={i: "weight: 1.0" for i in range(3)}, dtype=F16), "exact", "ram", "f16 steps, epsilon cast to f16"),
+    "sce-f16": (ta("sce", {}, per_model={i: "weight: 1.0" for i in range(3)}, dtype=F16), "exact", "sce", "select_topk 1 (the default), f16 steps"),
+    "arcee-fusion-f16": (f"""merge_method: arcee_fusion
+base_model: {M}llama-base
+models:
+  - model: {M}llama-base
+  - model: {M}llama-ft1
+dtype: float16
+""", "exact", "arcee_fusion", "f16 steps in the importances; the result is f32 (the fusion mask is .float())"),
+})
+
 
 def arch_linear(arch):
     return f"""merge_method: linear
