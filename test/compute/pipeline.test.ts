@@ -13,7 +13,8 @@ import type { PlannedInput } from '../../src/main/engine/plan/types';
 import { SafetensorsReader } from '../../src/main/engine/safetensors/reader';
 import { SafetensorsShardWriter } from '../../src/main/engine/safetensors/writer';
 import { tempDir } from '../helpers';
-import { asHost, rng, weights } from './samples';
+import { roundBf16, roundBf16Array, roundF16Array } from '../../src/main/engine/methods/numerics';
+import { asHost, edgeValues, rng, weights } from './samples';
 
 const wasm = new WasmBackend({ workers: 1 });
 const hasher = new ShardHasher();
@@ -132,6 +133,41 @@ describe('ChunkedTensorSource with a pool', () => {
     }
     await reader.close();
     pool.dispose();
+  });
+});
+
+describe('ChunkedTensorSource computing in a narrower dtype', () => {
+  it('hands bf16 values to an f16 merge as their f16 rounding (subnormal, overflowing and NaN ones too), and f32 values to a bf16 or f16 one', async () => {
+    const dir = await tempDir('alloy-source-');
+    const n = 4_099;
+    const values = weights(n, rng(3), -30, 18);
+    values.set(edgeValues(), 0);
+    values.set([70_000, -65_520, 65_504, 1e-6, -3e-8, 6e-8, NaN], 100);
+    const path = join(dir, 'm.safetensors');
+    const writer = await SafetensorsShardWriter.create(path, [
+      { name: 'b', dtype: 'BF16', shape: [n] },
+      { name: 'f', dtype: 'F32', shape: [n] },
+    ]);
+    await writer.write('b', new Uint8Array(asHost(values, 'BF16').data.buffer));
+    await writer.write('f', new Uint8Array(values.buffer));
+    await writer.commit();
+    const reader = await SafetensorsReader.open(path);
+    const stored = new Float32Array(n);
+    stored.set(values.map(roundBf16));
+    for (const [tensor, dtype, from] of [['b', 'BF16', stored], ['f', 'F32', values]] as const) {
+      const planned: PlannedInput[] = [{ model: 0, file: path, tensor, dtype, shape: [n], byteLength: n * (dtype === 'F32' ? 4 : 2), offset: 0 }];
+      for (const compute of ['F16', 'BF16'] as const) {
+        if (dtype === compute) continue;
+        const want = from.slice();
+        if (compute === 'F16') roundF16Array(want);
+        else roundBf16Array(want);
+        const got = new Float32Array(n);
+        for await (const c of new ChunkedTensorSource([reader], planned, n, 1000, compute).chunks()) got.set(c.inputs[0]!, c.start);
+        const at = got.findIndex((x, i) => !Object.is(x, want[i]) && !(Number.isNaN(x) && Number.isNaN(want[i]!)));
+        expect(at < 0 ? '' : `element ${at}: ${got[at]} for ${want[at]}`, `${dtype} read for ${compute}`).toBe('');
+      }
+    }
+    await reader.close();
   });
 });
 

@@ -84,6 +84,28 @@ describe('WebAssembly SIMD kernels equal the TypeScript reference bit for bit', 
     }
   });
 
+  it('an output that is also its input, in the kernels\' memory (x = f(x)), as the reference computes it', async () => {
+    const n = 70_003;
+    for (const dtype of ['F32', 'BF16'] as const) {
+      for (const step of ['F32', 'BF16', 'F16'] as const) {
+        const values = weights(n, rng(11));
+        const own = wide.allocateHost(4 * n);
+        const x: HostArray = dtype === 'F32' ? { dtype, data: new Float32Array(own.buffer, own.byteOffset, n) } : { dtype, data: new Uint16Array(own.buffer, own.byteOffset, n) };
+        x.data.set(asHost(values, dtype).data);
+        const want = hostArray(dtype, n);
+        await reference.unitSum([asHost(values, dtype)], [0.37], [1], want, { step, signedZeros: true });
+        await wide.unitSum([x], [0.37], [1], x, { step, signedZeros: true });
+        const unitSumAt = firstDifference(x, want);
+        x.data.set(asHost(values, dtype).data);
+        await reference.linear([asHost(values, dtype)], [1.5], true, want, step);
+        await wide.linear([x], [1.5], true, x, step);
+        const linearAt = firstDifference(x, want);
+        wide.releaseHost(own);
+        expect([unitSumAt, linearAt], `${dtype}, ${step} steps`).toEqual([-1, -1]);
+      }
+    }
+  });
+
   it('several calls in flight at once run one after another', async () => {
     const values = sample('blend2 (slerp)', 70_000, 10);
     const inputs = values.map((v) => asHost(v, 'BF16'));

@@ -7,6 +7,7 @@ import {
   f16ToF32Bits,
   f32Bits,
   f32BitsToBf16,
+  f32BitsRoundedToF16,
   f32BitsToF16,
 } from '../../src/main/engine/safetensors/convert';
 import { roundF16, roundF16Array } from '../../src/main/engine/methods/numerics';
@@ -22,6 +23,13 @@ describe('float conversions', () => {
   it('rounds f32 to f16 exactly as torch does on every vector', () => {
     const got = vectors.f32.map(f32BitsToF16);
     expect(got).toEqual(vectors.f16);
+  });
+
+  it('rounds to f16 in place on the bits (f32BitsRoundedToF16) as through the f16 code, over a sweep of every exponent and the normal range\'s edges', () => {
+    const edges = [0x387fffff, 0x38800000, 0x38801000, 0x477fefff, 0x477ff000, 0x477fffff, 0x7f800000, 0x7f800001, 0x7fc00000, 0x33000000, 0x33000001];
+    const sweep = [...edges, ...Array.from({ length: 1 << 20 }, (_, i) => (i * 4099 + 7) >>> 0)];
+    const differ = sweep.flatMap((a) => [a, (a | 0x80000000) >>> 0]).filter((b) => f32BitsRoundedToF16(b) !== f16ToF32Bits(f32BitsToF16(b)));
+    expect(differ.map((b) => b.toString(16))).toEqual([]);
   });
 
   it('rounds f16 steps (roundF16, roundF16Array) to torch\'s f16 values on every vector, NaN as 0x7fc00000', () => {

@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { defaultTorchThreads, ParallelTorchSum, TorchNorm, TorchSum } from '../../src/main/engine/methods/torch-reductions';
+import { defaultTorchThreads, ParallelTorchSum, TorchHalfNorm, TorchNorm, TorchSum } from '../../src/main/engine/methods/torch-reductions';
+import { roundBf16, roundF16 } from '../../src/main/engine/methods/numerics';
 
 const vectors: {
   torch: string;
   capability: string;
   cases: { length: number; seed: number; sum: number; norm: number }[];
   threaded: { length: number; seed: number; threads: number; sum: number }[];
+  halfNorms: { length: number; seed: number; threads: number; norm: number }[];
+  halfSums: { dtype: 'F16' | 'BF16'; length: number; seed: number; threads: number; sum: number }[];
 } = JSON.parse(
   readFileSync('test/fixtures/torch-reductions.json', 'utf8'),
 );
@@ -63,5 +66,35 @@ describe(`torch's f32 reductions, order for order (torch ${vectors.torch}, ${vec
     const cpuinfo = ['physical id : 0', 'core id : 0', 'physical id : 0', 'core id : 0', 'physical id : 0', 'core id : 1', 'physical id : 1', 'core id : 0'].join('\n');
     expect(defaultTorchThreads(cpuinfo, 8)).toBe(3);
     expect(defaultTorchThreads(undefined, 8)).toBe(8);
+  });
+});
+
+describe(`torch's reductions of 16-bit tensors (torch ${vectors.torch}, ${vectors.capability}, 1 to 3 threads)`, () => {
+  const round = (dtype: 'F16' | 'BF16') => (dtype === 'F16' ? roundF16 : roundBf16);
+
+  it('norm of an f16 tensor: one f32 accumulator per thread\'s range (not the vector lanes), the sqrt rounded to f16', () => {
+    // The generator's values over 4, after a first value of 64.
+    const norm = (run: { add(x: number): void; result(): number }, length: number, seed: number) => {
+      for (let i = 0; i < length; i++) run.add(roundF16(i === 0 ? 64 : value(i, seed) / 4));
+      return roundF16(run.result());
+    };
+    const cases = vectors.halfNorms;
+    expect(cases.length).toBeGreaterThan(0);
+    expect(cases.filter((c) => norm(new TorchHalfNorm(c.length, c.threads), c.length, c.seed) !== c.norm).map((c) => `${c.length}/${c.threads}`)).toEqual([]);
+    // The lanes' order, or one thread where torch used more, gives other bits: the order is what is tested.
+    expect(cases.filter((c) => norm(new TorchNorm(c.length), c.length, c.seed) !== c.norm).length).toBeGreaterThan(0);
+    expect(cases.filter((c) => c.threads > 1 && norm(new TorchHalfNorm(c.length, 1), c.length, c.seed) !== c.norm).length).toBeGreaterThan(0);
+  });
+
+  it('sum of an f16 or bf16 tensor across threads: each thread\'s partial sum rounded to the dtype before they are added', () => {
+    const sum = (dtype: 'F16' | 'BF16', length: number, seed: number, threads: number, roundPart?: (x: number) => number) => {
+      const r = round(dtype);
+      const s = new ParallelTorchSum(length, threads, roundPart);
+      for (let i = 0; i < length; i++) s.add(r(value(i, seed)));
+      return r(s.result());
+    };
+    const cases = vectors.halfSums;
+    expect(cases.filter((c) => sum(c.dtype, c.length, c.seed, c.threads, round(c.dtype)) !== c.sum).map((c) => `${c.dtype} ${c.length}/${c.threads}`)).toEqual([]);
+    expect(cases.filter((c) => sum(c.dtype, c.length, c.seed, c.threads) !== c.sum).length).toBeGreaterThan(0);
   });
 });

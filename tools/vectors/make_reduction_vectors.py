@@ -1,4 +1,4 @@
-"""torch's f32 sum and vector_norm of generated vectors, for test/engine/torch-reductions.test.ts.
+"""torch's f32 sum and vector_norm of generated vectors (and of the same rounded to f16 and bf16), for test/engine/torch-reductions.test.ts.
 Values are exact dyadic f32 numbers made from an integer hash, so the test rebuilds them bit for bit.
 
     python tools/vectors/make_reduction_vectors.py   # torch installed (e.g. with mergekit)
@@ -38,7 +38,22 @@ for threads in (2, 3, 4):
     for length in (32768, 40000, 100003, 300000):
         x = values(length, threads).reshape(1, -1)
         threaded.append({"length": length, "seed": threads, "threads": threads, "sum": torch.sum(x, dim=1).item()})
+# 16-bit tensors (the values rounded to f16 or bf16): torch.norm of an f16 tensor takes the scalar path
+# (one f32 accumulator per thread's range, not the vector lanes): with a large first value the later
+# squares fall below half an ulp of that accumulator, so the order shows. A sum split across threads
+# keeps its partial sums in the tensor's dtype.
+half_norms = []
+half_sums = []
+for threads in (1, 2, 3):
+    torch.set_num_threads(threads)
+    for length in (1000, 32768, 40000, 100003, 300000):
+        x = values(length, 7 + threads) / 4
+        x[0] = 64
+        half_norms.append({"length": length, "seed": 7 + threads, "threads": threads, "norm": torch.norm(x.to(torch.float16)).item()})
+        for name, dtype in (("F16", torch.float16), ("BF16", torch.bfloat16)):
+            y = values(length, 7 + threads).to(dtype)
+            half_sums.append({"dtype": name, "length": length, "seed": 7 + threads, "threads": threads, "sum": torch.sum(y).item()})
 torch.set_num_threads(1)
 with open("test/fixtures/torch-reductions.json", "w") as f:
-    json.dump({"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(), "cases": cases, "threaded": threaded}, f, indent=1)
+    json.dump({"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(), "cases": cases, "threaded": threaded, "halfNorms": half_norms, "halfSums": half_sums}, f, indent=1)
 print(len(cases), "cases")

@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { decodeToF32, encodeFromF32 } from '../safetensors/convert';
 import { dellaProbabilities } from '../methods/sparsify';
 import { checkDeltaVariance, checkRam, checkRowRanks, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, ramSteps, weightSum } from './reference';
 import {
@@ -112,6 +111,8 @@ type KernelName = keyof Kernels;
 /** Kernels' helpers called from the host. */
 interface Helpers {
   widen(src: number, dst: number, n: number): void;
+  widen16(src: number, dst: number, n: number): void;
+  narrow16(src: number, dst: number, n: number): void;
 }
 
 /** A LoRA delta's factors for `WasmBackend.loraApply`: delta[o][c] = Σ_k left[o, k] · right[k, c], times `scale`. */
@@ -781,17 +782,19 @@ export class WasmBackend implements ComputeBackend {
 
   /**
    * `slice` into an arena slot at `at`: as stored where the call reads bf16 (or the slice is f32),
-   * else widened to f32, bf16 by the kernels' own `widen` in place (the codes put in the slot's upper
-   * half; it writes up to 7 elements past the slice, inside a slot aligned to 64 bytes).
+   * else widened to f32 by the kernels' own `widen` (bf16) or `widen16` (f16) in place (the codes put
+   * in the slot's upper half; they write up to 7 elements past the slice, inside a slot aligned to 64 bytes).
    */
   private copyToArena(slice: HostArray, at: number, bf16In: boolean): void {
     const buffer = this.memory.buffer;
     const n = slice.data.length;
-    if (bf16In || slice.dtype === 'F32') new Uint8Array(buffer, at, slice.data.byteLength).set(hostBytes(slice));
-    else if (slice.dtype === 'BF16') {
-      new Uint8Array(buffer, at + n * 2, n * 2).set(hostBytes(slice));
-      this.local.widen(at + n * 2, at, align(n, 8));
-    } else decodeToF32(hostBytes(slice), slice.dtype, new Float32Array(buffer, at, n));
+    if (bf16In || slice.dtype === 'F32') {
+      new Uint8Array(buffer, at, slice.data.byteLength).set(hostBytes(slice));
+      return;
+    }
+    new Uint8Array(buffer, at + n * 2, n * 2).set(hostBytes(slice));
+    if (slice.dtype === 'BF16') this.local.widen(at + n * 2, at, align(n, 8));
+    else this.local.widen16(at + n * 2, at, align(n, 8));
   }
 
   private serial<T>(task: () => Promise<T>): Promise<T> {
@@ -825,10 +828,13 @@ export class WasmBackend implements ComputeBackend {
     if (sides.some((side) => side.length !== n)) throw new RangeError(`compute: a side array of ${sides.find((side) => side.length !== n)!.length} elements for ${n}`);
     if (n === 0) return;
     const bf16In = inputs.every((i) => i.dtype === 'BF16');
+    const inPlace = inputs.map((i) => !spec.copy && this.owns(i.data) && (bf16In || i.dtype === 'F32'));
     const place: Placement = {
-      inputs: inputs.map((i) => !spec.copy && this.owns(i.data) && (bf16In || i.dtype === 'F32')),
+      inputs: inPlace,
       sides: sides.map((m) => !spec.copy && this.owns(m)),
-      out: !spec.copy && out !== undefined && out.dtype !== 'F16' && this.owns(out.data),
+      // An output that is also an input read where it is (x = f(x)) is written to the arena and copied
+      // back: a kernel may clear its output tile before it reads its inputs (usum, linear).
+      out: !spec.copy && out !== undefined && out.dtype !== 'F16' && this.owns(out.data) && !inputs.some((i, k) => inPlace[k] && overlaps(i.data, out.data)),
     };
     const body = place.inputs.some(Boolean) || place.sides.some(Boolean) || place.out ? n - (n % CASCADE_ROW) : n;
     if (body > 0) await this.runWindows(spec, body, place, bf16In);
@@ -905,8 +911,9 @@ export class WasmBackend implements ComputeBackend {
       const length = Math.min(window, n - start);
       const at = base(k) + used * seg;
       const target = hostBytes(sliceHost(out, start, length));
-      if (out.dtype === 'F16') encodeFromF32(new Float32Array(this.memory.buffer, at, length), 'F16', target);
-      else target.set(new Uint8Array(this.memory.buffer, at, target.byteLength));
+      // f16 narrowed in place by the kernels' `narrow16` (it reads up to 7 elements past the window, inside its slot).
+      if (out.dtype === 'F16') this.local.narrow16(at, at, align(length, 8));
+      target.set(new Uint8Array(this.memory.buffer, at, target.byteLength));
     };
     /** Window k's table of addresses: each input (then side) where it is, or its copy. */
     const pointers = (k: number): number => {
@@ -1019,6 +1026,11 @@ interface RunSpec {
 
 /** The selection mask that takes them all. */
 const ALL_SELECTIONS = -1;
+
+/** Whether two views share any byte of the same buffer. */
+function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
 
 /** The 16-bit-steps flag of the task-family kernels: 8 bf16, 16 f16. */
 function stepFlag(step: StepDtype): number {

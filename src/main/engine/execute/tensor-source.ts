@@ -1,4 +1,4 @@
-import { decodeToF32, f32BitsToBf16, f32BitsToF16, f16ToF32Bits } from '../safetensors/convert';
+import { decodeToF32, f32BitsRoundedToF16, f32BitsToBf16 } from '../safetensors/convert';
 import { dtypeSize, isFloatDtype, type FloatDtype } from '../safetensors/dtype';
 import { DIRECT_SLACK, type TensorReader } from '../safetensors/reader';
 import type { HostArray } from '../compute/types';
@@ -128,6 +128,10 @@ export class ChunkedTensorSource implements TensorSource {
     const decode = (): Float32Array[] =>
       read.map(({ dtype, bytes }, i) => {
         const values = this.valuesOf(set, i).subarray(0, length);
+        if (dtype === 'BF16' && this.computeDtype === 'F16') {
+          decodeBf16ToF16(bytes, values);
+          return values;
+        }
         decodeToF32(bytes, dtype, values);
         if (this.computeDtype && this.computeDtype !== 'F32' && dtype !== this.computeDtype) roundInPlace(values, this.computeDtype);
         return values;
@@ -154,13 +158,32 @@ function asHostArray(bytes: Uint8Array, dtype: FloatDtype, length: number): Host
   return dtype === 'F32' ? { dtype, data: new Float32Array(bytes.buffer, bytes.byteOffset, length) } : { dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, length) };
 }
 
+/**
+ * bf16 bytes as the f32 values of their f16 rounding, in one pass: a bf16 value in f16's normal range
+ * (its 8 significant bits fit f16's 11) is its own f16 value; the rest are rounded.
+ */
+function decodeBf16ToF16(bytes: Uint8Array, out: Float32Array): void {
+  const src = new Uint16Array(bytes.buffer, bytes.byteOffset, out.length);
+  const dst = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < out.length; i++) {
+    const b = (src[i]! << 16) >>> 0;
+    const a = b & 0x7fffffff;
+    dst[i] = a >= 0x38800000 && a < 0x477ff000 ? b : f32BitsRoundedToF16(b);
+  }
+}
+
 /** Rounds f32 values to a narrower float dtype and back, as torch's `.to(dtype)` would. */
 export function roundInPlace(values: Float32Array, dtype: 'BF16' | 'F16'): void {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
   if (dtype === 'BF16') {
     for (let i = 0; i < bits.length; i++) bits[i] = f32BitsToBf16(bits[i]!) << 16;
   } else {
-    for (let i = 0; i < bits.length; i++) bits[i] = f16ToF32Bits(f32BitsToF16(bits[i]!));
+    for (let i = 0; i < bits.length; i++) {
+      const b = bits[i]!;
+      const a = b & 0x7fffffff;
+      // A normal f16 rounds on its bits here; the rest (subnormal, overflow, NaN) in the function.
+      bits[i] = a >= 0x38800000 && a < 0x477ff000 ? (b + 0xfff + ((b >>> 13) & 1)) & 0xffffe000 : f32BitsRoundedToF16(b);
+    }
   }
 }
 

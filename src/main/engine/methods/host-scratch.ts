@@ -1,4 +1,4 @@
-import { bytesPerElement, type ComputeBackend, type HostArray } from '../compute/types';
+import { bytesPerElement, type ComputeBackend, type HostArray, type StepDtype } from '../compute/types';
 import type { FloatDtype } from '../safetensors/dtype';
 
 /**
@@ -26,6 +26,15 @@ export class HostScratch {
     if (dtype === 'F32') return { dtype, data: this.f32(name, length) };
     const bytes = this.bytes(name, bytesPerElement(dtype) * length);
     return { dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, length) };
+  }
+
+  /**
+   * An array for the results of steps rounded to `step`: bf16 ones as bf16 (the kernels read it as
+   * stored), f16 ones as f32 holding f16 values (the kernels would convert an f16 array on every call;
+   * every op that writes it must round to the step itself).
+   */
+  stepArray(name: string, step: StepDtype, length: number): HostArray {
+    return this.host(name, step === 'BF16' ? 'BF16' : 'F32', length);
   }
 
   /** `length` zeros, which the caller must not write. */

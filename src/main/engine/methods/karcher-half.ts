@@ -170,13 +170,13 @@ async function karcherHalfStepsOnBackend(
     return;
   }
   const alphas = validAlphas(valid, n);
-  const mean = scratch.host('mean', step, numel);
-  const tangent = scratch.host('tangent', step, numel);
+  const mean = scratch.stepArray('mean', step, numel);
+  const tangent = scratch.stepArray('tangent', step, numel);
   const part = (array: HostArray, chunk: Chunk) => sliceHost(array, chunk.start, chunk.length);
   /** The chunk's units r(x_j / ‖x_j‖) of the valid models. */
   const units = async (chunk: Chunk): Promise<HostArray[]> => {
     const inputs = inputsOf(chunk);
-    const out = valid.map((_, k) => scratch.host(`unit ${k}`, step, chunk.length));
+    const out = valid.map((_, k) => scratch.stepArray(`unit ${k}`, step, chunk.length));
     for (let k = 0; k < valid.length; k++) await backend.unitSum([inputs[valid[k]!]!], [norms[valid[k]!]!], [1], out[k]!, lone);
     return out;
   };
@@ -206,7 +206,7 @@ async function karcherHalfStepsOnBackend(
       const u = await units(chunk);
       const m = part(mean, chunk);
       const t = part(tangent, chunk);
-      const offset = scratch.host('offset', step, chunk.length);
+      const offset = scratch.stepArray('offset', step, chunk.length);
       let first = true;
       for (const { k, dot, skip, factor } of steps) {
         if (skip) continue;

@@ -1,20 +1,18 @@
-import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type StepDtype } from '../compute/types';
+import { MAX_TASK_MODELS, sliceHost, type ComputeBackend, type StepDtype } from '../compute/types';
 import { HostScratch } from './host-scratch';
+import { addDots } from './dot-runs';
 import { addNorms } from './norm-lanes';
 import { stepOf, stepRounding } from './numerics';
-import { ParallelTorchSum, TorchNorm, TorchSum, torchSum } from './torch-reductions';
+import { ParallelTorchSum, TorchSum, torchNormOf, torchSum, type NormRun } from './torch-reductions';
 import { f32Host, OutputBuffer, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
 
-/** Bulk calls shorter than this go through the reductions' own `add`. */
-const MIN_BULK = 64;
-
 /**
- * The norms and dots of the offsets on a backend, r rounding each step to `step` (f32, or bf16 when
- * mergekit computes in bf16): the offsets r(x_j − base) by `blend2` (f(f(1·x) + f(−1·base)) is
- * f(x − base), and with bf16 steps the offsets are a bf16 array, which the kernel writes rounded to
- * nearest even: roundBf16(f(x − base))), their norms' lanes by `normLanes` (bf16 offsets widened
+ * The norms and dots of the offsets on a backend, r rounding each step to `step` (f32, or bf16 or
+ * f16 when mergekit computes in it): the offsets r(x_j − base) by `blend2` with the step
+ * (r(r(1·x) + r(−1·base)) is r(x − base), the inputs being rounded to the step already; kept as
+ * `HostScratch.stepArray` keeps them), their norms' lanes by `normLanes` (bf16 offsets widened
  * exactly), and the cascade sums of r(δ_a·δ_b) by `dotRows` with n0 = n1 = 1 (f(a / 1) is a) and the
  * same step: the same values added in the same order as the TypeScript loop; only the runs' tails and
  * the elements before a chunk gets back in step go through `add`.
@@ -32,7 +30,7 @@ async function reduceOnBackend(
   const { rowLength, rows, dtype, threads, step } = shape;
   const r = stepRounding(step);
   const n = others.length;
-  let normRuns: TorchNorm[] = [];
+  let normRuns: NormRun[] = [];
   let dotRuns: ParallelTorchSum[] = [];
   let normPosition = 0;
   let dotPosition = 0;
@@ -41,10 +39,10 @@ async function reduceOnBackend(
     for await (const chunk of source.chunks()) {
       const length = chunk.length;
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      const offs = others.map((_, j) => scratch.host(`offset ${j}`, step, length));
-      for (let j = 0; j < n; j++) await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, offs[j]!);
+      const offs = others.map((_, j) => scratch.stepArray(`offset ${j}`, step, length));
+      for (let j = 0; j < n; j++) await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, offs[j]!, step);
       for (let i = 0; i < length; ) {
-        if (normPosition % rowLength === 0) normRuns = others.map(() => new TorchNorm(rowLength, dtype));
+        if (normPosition % rowLength === 0) normRuns = others.map(() => torchNormOf(rowLength, dtype, rows === 1 ? threads : 1));
         const count = Math.min(length, i + rowLength - (normPosition % rowLength)) - i;
         await addNorms(backend, normRuns, offs.map((o) => sliceHost(o, i, count)), count);
         i += count;
@@ -56,25 +54,9 @@ async function reduceOnBackend(
       }
       for (let i = 0; i < length; ) {
         // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
-        if (dotPosition % rowLength === 0) dotRuns = pairs.map(() => new ParallelTorchSum(rowLength, rows === 1 ? threads : 1));
-        const to = Math.min(length, i + rowLength - (dotPosition % rowLength));
-        let count = 0;
-        if (dotRuns.length > 0) {
-          const { sum, room } = dotRuns[0]!.part();
-          count = Math.min(sum.bulkRows(), Math.floor(Math.min(room, to - i) / CASCADE_ROW)) * CASCADE_ROW;
-        }
-        if (count >= MIN_BULK) {
-          for (let p = 0; p < pairs.length; p++) {
-            const { sum } = dotRuns[p]!.part();
-            const state = sum.cascade();
-            await backend.dotRows(sliceHost(offs[pairs[p]![0]]!, i, count), sliceHost(offs[pairs[p]![1]]!, i, count), 1, 1, state, step);
-            sum.rowsAdded(state);
-            dotRuns[p]!.skipped(count);
-          }
-        } else {
-          count = 1;
-          for (let p = 0; p < pairs.length; p++) dotRuns[p]!.add(r(hostValue(offs[pairs[p]![0]]!, i) * hostValue(offs[pairs[p]![1]]!, i)));
-        }
+        if (dotPosition % rowLength === 0) dotRuns = pairs.map(() => new ParallelTorchSum(rowLength, rows === 1 ? threads : 1, r));
+        const count = Math.min(length, i + rowLength - (dotPosition % rowLength)) - i;
+        await addDots(backend, dotRuns, pairs.map(([a, b]) => [sliceHost(offs[a]!, i, count), sliceHost(offs[b]!, i, count)]), count, step);
         i += count;
         dotPosition += count;
         if (dotPosition % rowLength === 0) {
@@ -109,13 +91,12 @@ async function mergeOnBackend(
   const r = stepRounding(step);
   const ones = others.map(() => 1);
   const output = new OutputBuffer(sink);
-  const meanDtype = step;
   const scratch = new HostScratch(backend);
   try {
     for await (const chunk of source.chunks()) {
       const { start, length } = chunk;
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      const average = scratch.host('mean', meanDtype, length);
+      const average = scratch.stepArray('mean', step, length);
       await backend.linear(others.map((m) => inputs[m]!), ones, true, average, step);
       const out = output.take(length);
       for (let i = 0; i < length; ) {
@@ -168,7 +149,7 @@ export const modelStock: MergeMethod = {
     if (ctx.backend) {
       await reduceOnBackend(source, ctx.backend, base, others, pairs, { rowLength, rows, numel: ctx.numel, dtype, threads: ctx.torchThreads ?? 1, step }, norms, dots);
     } else {
-      let normRuns: TorchNorm[] = [];
+      let normRuns: NormRun[] = [];
       let dotRuns: { add(x: number): void; result(): number }[] = [];
       const offs = new Float32Array(others.length);
       for await (const { start, inputs } of source.chunks()) {
@@ -177,9 +158,9 @@ export const modelStock: MergeMethod = {
         for (let i = 0; i < w0.length; i++) {
           const position = start + i;
           if (position % rowLength === 0) {
-            normRuns = others.map(() => new TorchNorm(rowLength, dtype));
+            normRuns = others.map(() => torchNormOf(rowLength, dtype, rows === 1 ? (ctx.torchThreads ?? 1) : 1));
             // One output (the whole tensor) is a sum torch splits across its threads; rows are not.
-            dotRuns = pairs.map(() => (rows === 1 ? new ParallelTorchSum(rowLength, ctx.torchThreads ?? 1) : new TorchSum(rowLength)));
+            dotRuns = pairs.map(() => (rows === 1 ? new ParallelTorchSum(rowLength, ctx.torchThreads ?? 1, r) : new TorchSum(rowLength)));
           }
           const b = w0[i]!;
           for (let j = 0; j < n; j++) {

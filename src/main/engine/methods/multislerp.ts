@@ -2,7 +2,7 @@ import { HostScratch } from './host-scratch';
 import { addNorms } from './norm-lanes';
 import { roundStepArray, stepRounding } from './numerics';
 import { CASCADE_ROW, hostValue, MAX_TASK_MODELS, sliceHost, type ComputeBackend, type HalfStep, type HostArray } from '../compute/types';
-import { TorchNorm, TorchSum, torchSum } from './torch-reductions';
+import { TorchNorm, TorchSum, torchNormOf, torchSum, type NormRun } from './torch-reductions';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -100,12 +100,12 @@ async function multislerpHalfSteps(source: TensorSource, sink: TensorSink, ctx: 
   }
   const eps = ctx.global['eps'] as number;
   if (!ctx.backend || models.length > MAX_TASK_MODELS) {
-    await multislerpHalfStepPasses(source, sink, new HalfStepChunk(step, models, base, weights, ctx.numel), weights, eps);
+    await multislerpHalfStepPasses(source, sink, new HalfStepChunk(step, models, base, weights, ctx.numel, ctx.torchThreads ?? 1), weights, eps);
     return;
   }
   const scratch = new HostScratch(ctx.backend);
   try {
-    await multislerpHalfStepPasses(source, sink, new HalfStepsOnBackend(step, ctx.backend, scratch, models, base, weights, ctx.numel), weights, eps);
+    await multislerpHalfStepPasses(source, sink, new HalfStepsOnBackend(step, ctx.backend, scratch, models, base, weights, ctx.numel, ctx.torchThreads ?? 1), weights, eps);
   } finally {
     scratch.release();
   }
@@ -187,14 +187,15 @@ class HalfStepsOnBackend implements HalfStepWork {
     private readonly base: number | undefined,
     private readonly weights: number[],
     private readonly numel: number,
+    private readonly threads: number,
   ) {}
 
   async norms(source: TensorSource, of: 'values' | 'mean' | 'tangent'): Promise<number[]> {
-    let runs: TorchNorm[] | undefined;
+    let runs: NormRun[] | undefined;
     for await (const chunk of source.chunks()) {
       const a = await this.load(chunk, of);
       const feeds = of === 'values' ? a.values : [a[of]];
-      runs ??= feeds.map(() => new TorchNorm(this.numel, this.step));
+      runs ??= feeds.map(() => halfStepNorm(this.numel, this.step, of, this.threads));
       await addNorms(this.backend, runs, feeds, chunk.length);
     }
     return runs!.map((run) => run.result());
@@ -243,7 +244,7 @@ class HalfStepsOnBackend implements HalfStepWork {
   }
 
   private array(name: string, length: number): HostArray {
-    return this.scratch.host(name, this.step, length);
+    return this.scratch.stepArray(name, this.step, length);
   }
 
   private async load(chunk: Chunk, stage: Stage): Promise<HalfStepArrays> {
@@ -281,6 +282,15 @@ class HalfStepsOnBackend implements HalfStepWork {
   }
 }
 
+/**
+ * torch's norm of a 16-bit array: the task vectors' norms are rows of one [models, numel] tensor
+ * (torch reduces each on one thread), the mean's and the tangent's whole tensors (split across
+ * `threads` in f16).
+ */
+function halfStepNorm(numel: number, step: HalfStep, of: 'values' | 'mean' | 'tangent', threads: number): NormRun {
+  return torchNormOf(numel, step, of === 'values' ? 1 : threads);
+}
+
 const STAGES = ['values', 'mean', 'direction', 'tangent'] as const;
 type Stage = (typeof STAGES)[number];
 
@@ -309,6 +319,7 @@ class HalfStepChunk implements HalfStepWork {
     private readonly base: number | undefined,
     private readonly weights: number[],
     private readonly numel: number,
+    private readonly threads: number,
   ) {}
 
   /** Fills the arrays of the chunk's `length` elements, up to `stage`. */
@@ -347,7 +358,7 @@ class HalfStepChunk implements HalfStepWork {
   }
 
   norms(source: TensorSource, of: 'values' | 'mean' | 'tangent'): Promise<number[]> {
-    return this.reduce(source, of, () => new TorchNorm(this.numel, this.step), (c) => (of === 'values' ? c.values : [c[of]]));
+    return this.reduce(source, of, () => halfStepNorm(this.numel, this.step, of, this.threads), (c) => (of === 'values' ? c.values : [c[of]]));
   }
 
   dotProducts(source: TensorSource): Promise<number[]> {

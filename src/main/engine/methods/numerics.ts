@@ -1,5 +1,5 @@
 import type { StepDtype } from '../compute/types';
-import { bitsToF32, f16ToF32Bits, f32Bits, f32BitsToF16 } from '../safetensors/convert';
+import { bitsToF32, f32Bits, f32BitsRoundedToF16 } from '../safetensors/convert';
 
 const f = Math.fround;
 
@@ -53,7 +53,7 @@ export function roundBf16Array(values: Float32Array, length = values.length): vo
 
 /** Rounds an f32 value to f16 and back, as torch's `.to(torch.float16)` does (NaN stays NaN). */
 export function roundF16(x: number): number {
-  return Number.isNaN(x) ? NaN : bitsToF32(f16ToF32Bits(f32BitsToF16(f32Bits(x))));
+  return Number.isNaN(x) ? NaN : bitsToF32(f32BitsRoundedToF16(f32Bits(x)));
 }
 
 /** `roundF16` over the first `length` elements of `values`, in place; every NaN becomes 0x7fc00000, as in bf16 steps. */
@@ -61,7 +61,7 @@ export function roundF16Array(values: Float32Array, length = values.length): voi
   const bits = new Uint32Array(values.buffer, values.byteOffset, length);
   for (let i = 0; i < length; i++) {
     const b = bits[i]!;
-    bits[i] = (b & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : f16ToF32Bits(f32BitsToF16(b));
+    bits[i] = (b & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : f32BitsRoundedToF16(b);
   }
 }
 

@@ -1,6 +1,9 @@
 import type { ComputeBackend, HostArray, StepDtype } from '../compute/types';
 import { HostScratch } from './host-scratch';
-import { roundStepArray, stepOf, stepRounding } from './numerics';
+import { addDots } from './dot-runs';
+import { addNorms } from './norm-lanes';
+import { roundF16, roundStepArray, stepOf, stepRounding } from './numerics';
+import { ParallelTorchSum, TorchHalfNorm } from './torch-reductions';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorSink, type TensorSource } from './types';
 
 const f = Math.fround;
@@ -56,30 +59,41 @@ export const nuslerp: MergeMethod = {
     // In bf16 or f16, each tensor op rounds to it: the backend's steps, or the loops below, do it.
     const step = stepOf(ctx.computeDtype);
     const r = stepRounding(step);
+    const threads = ctx.torchThreads ?? 1;
     if (ctx.backend && ctx.global['nuslerp_flatten'] !== false) {
-      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel, step });
+      await nuslerpOnBackend(source, sink, ctx.backend, { base, a, b, t, numel: ctx.numel, step, threads });
       return;
     }
     const value = (inputs: Float32Array[], m: number, i: number) => (base === undefined ? inputs[m]![i]! : r(f(inputs[m]![i]! - inputs[base]![i]!)));
+    // One f16 vector: torch's own reductions (`halfWholeReductions`); otherwise f64 sums in index order.
+    const whole = step === 'F16' && groups === 1 ? halfWholeReductions(ctx.numel, threads) : undefined;
     const sq0 = new Float64Array(groups);
     const sq1 = new Float64Array(groups);
     for await (const { start, inputs } of source.chunks()) {
       for (let i = 0; i < inputs[a]!.length; i++) {
+        const [x, y] = [value(inputs, a, i), value(inputs, b, i)];
+        if (whole) {
+          whole.norms[0].add(x);
+          whole.norms[1].add(y);
+          continue;
+        }
         const g = group(start + i);
-        sq0[g] = sq0[g]! + value(inputs, a, i) ** 2;
-        sq1[g] = sq1[g]! + value(inputs, b, i) ** 2;
+        sq0[g] = sq0[g]! + x ** 2;
+        sq1[g] = sq1[g]! + y ** 2;
       }
     }
-    const n0 = sq0.map((s) => Math.max(r(f(Math.sqrt(s))), r(1e-7)));
-    const n1 = sq1.map((s) => Math.max(r(f(Math.sqrt(s))), r(1e-7)));
+    const n0 = whole ? [Math.max(r(whole.norms[0].result()), r(1e-7))] : sq0.map((s) => Math.max(r(f(Math.sqrt(s))), r(1e-7)));
+    const n1 = whole ? [Math.max(r(whole.norms[1].result()), r(1e-7))] : sq1.map((s) => Math.max(r(f(Math.sqrt(s))), r(1e-7)));
     const dot = new Float64Array(groups);
     for await (const { start, inputs } of source.chunks()) {
       for (let i = 0; i < inputs[a]!.length; i++) {
         const g = group(start + i);
         const product = r(value(inputs, a, i) / n0[g]!) * r(value(inputs, b, i) / n1[g]!);
-        dot[g] = dot[g]! + (step === 'F32' ? product : r(product));
+        if (whole) whole.dot.add(r(product));
+        else dot[g] = dot[g]! + (step === 'F32' ? product : r(product));
       }
     }
+    if (whole) dot[0] = r(whole.dot.result());
     const oneMinusT = f(1 - t);
     const tf = f(t);
     const coefficients = [...dot].map((d) => slerpCoefficients(d, t, r));
@@ -98,6 +112,14 @@ export const nuslerp: MergeMethod = {
     }
   },
 };
+
+/**
+ * torch's reductions of one f16 vector (a flattened nuslerp): `torch.norm`'s scalar f32 accumulator per
+ * thread's range, and the dot's cascade sum with each thread's part rounded to f16.
+ */
+function halfWholeReductions(numel: number, threads: number): { norms: [TorchHalfNorm, TorchHalfNorm]; dot: ParallelTorchSum } {
+  return { norms: [new TorchHalfNorm(numel, threads), new TorchHalfNorm(numel, threads)], dot: new ParallelTorchSum(numel, threads, roundF16) };
+}
 
 interface SlerpCoefficients {
   colinear: boolean;
@@ -126,7 +148,7 @@ async function nuslerpOnBackend(
   source: TensorSource,
   sink: TensorSink,
   backend: ComputeBackend,
-  { base, a, b, t, numel, step }: { base: number | undefined; a: number; b: number; t: number; numel: number; step: StepDtype },
+  { base, a, b, t, numel, step, threads }: { base: number | undefined; a: number; b: number; t: number; numel: number; step: StepDtype; threads: number },
 ): Promise<void> {
   const r = stepRounding(step);
   // In the backend's own memory, so its kernels read and write them where they are.
@@ -147,19 +169,28 @@ async function nuslerpOnBackend(
     return [va, vb];
   };
   try {
+    const whole = step === 'F16' ? halfWholeReductions(numel, threads) : undefined;
     const squares = new Float64Array(4);
-    for await (const chunk of source.chunks()) await backend.gramSums(await vectors(chunk), squares);
-    const n0 = Math.max(r(f(Math.sqrt(squares[0]!))), r(1e-7));
-    const n1 = Math.max(r(f(Math.sqrt(squares[3]!))), r(1e-7));
+    for await (const chunk of source.chunks()) {
+      const pair = await vectors(chunk);
+      if (whole) await addNorms(backend, whole.norms, pair, chunk.length);
+      else await backend.gramSums(pair, squares);
+    }
+    const n0 = Math.max(r(whole ? whole.norms[0].result() : f(Math.sqrt(squares[0]!))), r(1e-7));
+    const n1 = Math.max(r(whole ? whole.norms[1].result() : f(Math.sqrt(squares[3]!))), r(1e-7));
     const dots = new Float64Array(4);
     for await (const chunk of source.chunks()) {
       const [va, vb] = await vectors(chunk);
       const [ua, ub] = [scratch(2, chunk.length), scratch(3, chunk.length)];
-      await backend.unitSum([va], [n0], [1], ua);
-      await backend.unitSum([vb], [n1], [1], ub);
-      if (step !== 'F32') dots[1] = dots[1]! + halfStepProductSum(step, ua.data, ub.data, chunk.length);
+      // f16: the units rounded by unitSum's step, their products by dotRows'.
+      const units = whole ? { step } : undefined;
+      await backend.unitSum([va], [n0], [1], ua, units);
+      await backend.unitSum([vb], [n1], [1], ub, units);
+      if (whole) await addDots(backend, [whole.dot], [[ua, ub]], chunk.length, step);
+      else if (step !== 'F32') dots[1] = dots[1]! + halfStepProductSum(step, ua.data, ub.data, chunk.length);
       else await backend.gramSums([ua, ub], dots);
     }
+    if (whole) dots[1] = r(whole.dot.result());
     const { colinear, c0, c1, sinTheta } = slerpCoefficients(dots[1]!, t, r);
     const output = new OutputBuffer(sink);
     for await (const chunk of source.chunks()) {

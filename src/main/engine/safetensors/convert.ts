@@ -24,6 +24,23 @@ export function f32BitsToBf16(bits: number): number {
 
 /** IEEE binary16 from binary32 bits with round to nearest even, subnormals kept; NaN as torch writes it. */
 export function f32BitsToF16(bits: number): number {
+  const a = bits & 0x7fffffff;
+  // The common case, a normal f16 (2^-14 ≤ |x| < 65520): round the mantissa at bit 13 and rebias the exponent.
+  if (a >= 0x38800000 && a < 0x477ff000) return ((bits >>> 16) & 0x8000) | (((a + 0xfff + ((a >>> 13) & 1)) >>> 13) - 0x1c000);
+  return f32BitsToF16Slow(bits);
+}
+
+/**
+ * The f32 bits of `bits` rounded to f16 (nearest even, as `f16ToF32Bits(f32BitsToF16(bits))`): in
+ * place on the bits where the result is a normal f16.
+ */
+export function f32BitsRoundedToF16(bits: number): number {
+  const a = bits & 0x7fffffff;
+  if (a >= 0x38800000 && a < 0x477ff000) return ((bits + 0xfff + ((bits >>> 13) & 1)) & 0xffffe000) >>> 0;
+  return f16ToF32Bits(f32BitsToF16Slow(bits));
+}
+
+function f32BitsToF16Slow(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exp = (bits >>> 23) & 0xff;
   let mant = bits & 0x7fffff;

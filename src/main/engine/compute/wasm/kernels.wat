@@ -69,6 +69,71 @@
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br $next))))
 
+;; $n f16 at $src → $n f32 at $dst ($n a multiple of 8), exactly (f16 codes widened as
+  ;; safetensors/convert.ts's f16ToF32Bits: NaN payloads kept). In place, forward, as $widen.
+  (func (export "widen16") (param $src i32) (param $dst i32) (param $n i32)
+    (local $end i32) (local $v v128)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $v (v128.load align=2 (local.get $src)))
+        (v128.store align=4 (local.get $dst) (call $f32_of_f16 (i32x4.extend_low_i16x8_u (local.get $v))))
+        (v128.store offset=16 align=4 (local.get $dst) (call $f32_of_f16 (i32x4.extend_high_i16x8_u (local.get $v))))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (br $next))))
+
+  ;; Four f16 codes (one a lane) → their f32 bits: the exponent and mantissa shifted into place and
+  ;; scaled by 2^112 (exact for normals and subnormals alike), ∞ and NaN given f32's top exponent.
+  (func $f32_of_f16 (param $h v128) (result v128)
+    (local $o v128)
+    (local.set $o (i32x4.shl (v128.and (local.get $h) (i32x4.splat (i32.const 0x7fff))) (i32.const 13)))
+    (v128.or
+      (v128.bitselect
+        (v128.or (local.get $o) (i32x4.splat (i32.const 0x7f800000)))
+        (f32x4.mul (local.get $o) (f32x4.splat (f32.const 0x1p112)))
+        (i32x4.eq (v128.and (local.get $h) (i32x4.splat (i32.const 0x7c00))) (i32x4.splat (i32.const 0x7c00))))
+      (i32x4.shl (v128.and (local.get $h) (i32x4.splat (i32.const 0x8000))) (i32.const 16))))
+
+  ;; $n f32 at $src → $n f16 at $dst ($n a multiple of 8), as safetensors/convert.ts's f32BitsToF16:
+  ;; nearest even, subnormals kept, overflow to ±∞, NaN 0x7e00 with its sign. In place, forward.
+  (func (export "narrow16") (param $src i32) (param $dst i32) (param $n i32)
+    (local $end i32)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (v128.store align=2 (local.get $dst)
+          (i16x8.narrow_i32x4_u
+            (call $f16_of_f32 (v128.load align=4 (local.get $src)))
+            (call $f16_of_f32 (v128.load offset=16 align=4 (local.get $src)))))
+        (local.set $src (i32.add (local.get $src) (i32.const 32)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br $next))))
+
+  ;; Four f32 → their f16 codes (one a lane): a normal f16 by rounding the mantissa at bit 13 and
+  ;; rebiasing; below 2^-14 by x + 0.5 − 0.5 (a multiple of 2^-24) times 2^24; from 65520 up ∞.
+  (func $f16_of_f32 (param $x v128) (result v128)
+    (local $a v128) (local $r v128) (local $sub v128)
+    (local.set $a (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))))
+    (local.set $r
+      (i32x4.sub
+        (i32x4.shr_u
+          (i32x4.add (i32x4.add (local.get $a) (i32x4.splat (i32.const 0x0fff)))
+                     (v128.and (i32x4.shr_u (local.get $a) (i32.const 13)) (i32x4.splat (i32.const 1))))
+          (i32.const 13))
+        (i32x4.splat (i32.const 0x1c000))))
+    (local.set $sub
+      (i32x4.trunc_sat_f32x4_s
+        (f32x4.mul
+          (f32x4.sub (f32x4.add (local.get $a) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+          (f32x4.splat (f32.const 0x1p24)))))
+    (local.set $r (v128.bitselect (local.get $sub) (local.get $r) (i32x4.lt_u (local.get $a) (i32x4.splat (i32.const 0x38800000)))))
+    (local.set $r (v128.bitselect (i32x4.splat (i32.const 0x7c00)) (local.get $r) (i32x4.ge_u (local.get $a) (i32x4.splat (i32.const 0x477ff000)))))
+    (local.set $r (v128.bitselect (i32x4.splat (i32.const 0x7e00)) (local.get $r) (i32x4.gt_u (local.get $a) (i32x4.splat (i32.const 0x7f800000)))))
+    (v128.or (local.get $r) (i32x4.shr_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000))) (i32.const 16))))
+
   ;; Where the f32 values of input m's tile at element $t are: the input itself, or (bf16) scratch
   ;; tile $slot after widening.
   (func $tile_in (param $in i32) (param $seg i32) (param $m i32) (param $t i32) (param $n i32)
@@ -302,12 +367,48 @@
               (loop $next
                 (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
                 (local.set $p (f32x4.mul (local.get $k0) (v128.load align=4 (i32.add (local.get $pa) (local.get $i)))))
-                (local.set $p (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
+                (local.set $p (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                    (i32x4.splat (i32.const 0x7fc00000))
+                    (v128.or
+                      (v128.bitselect
+                        (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                        (v128.bitselect
+                          (i32x4.splat (i32.const 0x7f800000))
+                          (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                    (i32x4.splat (i32.const 0xffffe000)))
+                          (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                        (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                      (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
+                    (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
                 (local.set $q (f32x4.mul (local.get $k1) (v128.load align=4 (i32.add (local.get $pb) (local.get $i)))))
-                (local.set $q (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
+                (local.set $q (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                    (i32x4.splat (i32.const 0x7fc00000))
+                    (v128.or
+                      (v128.bitselect
+                        (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                        (v128.bitselect
+                          (i32x4.splat (i32.const 0x7f800000))
+                          (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                    (i32x4.splat (i32.const 0xffffe000)))
+                          (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                        (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                      (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
+                    (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
                 (local.set $p (f32x4.add (local.get $p) (local.get $q)))
                 (v128.store align=4 (i32.add (local.get $po) (local.get $i))
-                  (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
+                  (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                      (i32x4.splat (i32.const 0x7fc00000))
+                      (v128.or
+                        (v128.bitselect
+                          (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                          (v128.bitselect
+                            (i32x4.splat (i32.const 0x7f800000))
+                            (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                      (i32x4.splat (i32.const 0xffffe000)))
+                            (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                          (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                        (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
+                      (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
                 (br $next))))
           (else
@@ -364,9 +465,33 @@
                   (loop $next
                     (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
                     (local.set $q (f32x4.div (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (local.get $d)))
-                    (local.set $q (f32x4.mul (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))) (local.get $w)))
+                    (local.set $q (f32x4.mul (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                        (i32x4.splat (i32.const 0x7fc00000))
+                        (v128.or
+                          (v128.bitselect
+                            (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                            (v128.bitselect
+                              (i32x4.splat (i32.const 0x7f800000))
+                              (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                        (i32x4.splat (i32.const 0xffffe000)))
+                              (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                            (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                          (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
+                        (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))) (local.get $w)))
                     (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
-                      (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i))) (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q)))))))
+                      (f32x4.add (v128.load align=4 (i32.add (local.get $acc) (local.get $i))) (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                          (i32x4.splat (i32.const 0x7fc00000))
+                          (v128.or
+                            (v128.bitselect
+                              (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                              (v128.bitselect
+                                (i32x4.splat (i32.const 0x7f800000))
+                                (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                          (i32x4.splat (i32.const 0xffffe000)))
+                                (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                              (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                            (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
+                          (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q)))))))
                     (local.set $i (i32.add (local.get $i) (i32.const 16)))
                     (br $next))))
               (else
@@ -634,7 +759,21 @@
         (block $done
           (loop $next
             (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-            (v128.store (local.get $p) (call $rnd_f16 (v128.load (local.get $p))))
+            (local.set $x (v128.load (local.get $p)))
+            (v128.store (local.get $p)
+              (v128.bitselect ;; $rnd_f16, inlined
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.or
+                  (v128.bitselect
+                    (f32x4.sub (f32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                    (v128.bitselect
+                      (i32x4.splat (i32.const 0x7f800000))
+                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                (i32x4.splat (i32.const 0xffffe000)))
+                      (i32x4.ge_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                    (i32x4.lt_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000))))
+                (i32x4.gt_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000)))))
             (local.set $p (i32.add (local.get $p) (i32.const 16)))
             (br $next)))
         (return)))
@@ -1224,7 +1363,19 @@
             (local.set $b (v128.load align=4 (i32.add (local.get $pb) (i32.shl (local.get $i) (i32.const 2)))))))
         (local.set $d (f32x4.sub (local.get $x) (local.get $b)))
         (if (i32.eq (local.get $bf) (i32.const 2))
-          (then (local.set $d (call $rnd_f16 (local.get $d))))
+          (then (local.set $d (v128.bitselect ;; $rnd_f16, inlined
+              (i32x4.splat (i32.const 0x7fc00000))
+              (v128.or
+                (v128.bitselect
+                  (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                  (v128.bitselect
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (v128.and (i32x4.add (i32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                              (i32x4.splat (i32.const 0xffffe000)))
+                    (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                  (i32x4.lt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                (v128.and (local.get $d) (i32x4.splat (i32.const 0x80000000))))
+              (i32x4.gt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))))
           (else
             (if (local.get $bf)
               (then
@@ -1673,7 +1824,19 @@
                                          (f32x4.div (v128.load (i32.add (local.get $pb) (local.get $i))) (local.get $q1))))
                 (v128.store (i32.add (local.get $prods) (local.get $i))
                   (if (result v128) (i32.eq (local.get $step) (i32.const 2))
-                    (then (call $rnd_f16 (local.get $v)))
+                    (then (v128.bitselect ;; $rnd_f16, inlined
+                        (i32x4.splat (i32.const 0x7fc00000))
+                        (v128.or
+                          (v128.bitselect
+                            (f32x4.sub (f32x4.add (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                            (v128.bitselect
+                              (i32x4.splat (i32.const 0x7f800000))
+                              (v128.and (i32x4.add (i32x4.add (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                        (i32x4.splat (i32.const 0xffffe000)))
+                              (i32x4.ge_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                            (i32x4.lt_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                          (v128.and (local.get $v) (i32x4.splat (i32.const 0x80000000))))
+                        (i32x4.gt_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000)))))
                     (else
                       (v128.bitselect
                         (i32x4.splat (i32.const 0x7fc00000))
@@ -1810,7 +1973,19 @@
                             (f32x4.lt (local.get $x) (local.get $zero))
                             (f32x4.ge (v128.load (i32.add (local.get $vote) (local.get $i))) (local.get $zero)))))
         (local.set $p (f32x4.mul (local.get $x) (local.get $wsel)))
-        (if (local.get $bf) (then (local.set $p (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $p) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $p) (local.get $p))))))))
+        (if (local.get $bf) (then (local.set $p (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+            (i32x4.splat (i32.const 0x7fc00000))
+            (v128.or
+              (v128.bitselect
+                (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                (v128.bitselect
+                  (i32x4.splat (i32.const 0x7f800000))
+                  (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                            (i32x4.splat (i32.const 0xffffe000)))
+                  (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+              (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
+            (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $p) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $p) (local.get $p))))))))
         (v128.store (i32.add (local.get $merged) (local.get $i))
           (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i))) (local.get $p)))
         (v128.store (i32.add (local.get $total) (local.get $i))
@@ -1832,7 +2007,19 @@
         (local.set $q
           (f32x4.div (v128.load (i32.add (local.get $merged) (local.get $i)))
                      (f32x4.max (v128.load (i32.add (local.get $total) (local.get $i))) (local.get $floor))))
-        (if (local.get $bf) (then (local.set $q (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))))
+        (if (local.get $bf) (then (local.set $q (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+            (i32x4.splat (i32.const 0x7fc00000))
+            (v128.or
+              (v128.bitselect
+                (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                (v128.bitselect
+                  (i32x4.splat (i32.const 0x7f800000))
+                  (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                            (i32x4.splat (i32.const 0xffffe000)))
+                  (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+              (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
+            (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))))
         (local.set $r (f32x4.add (v128.load (i32.add (local.get $pb) (local.get $i))) (local.get $q)))
         (v128.store (i32.add (local.get $po) (local.get $i))
           (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $r) (f32x4.ne (local.get $r) (local.get $r))))
@@ -1972,7 +2159,19 @@
         (local.set $x (v128.load (i32.add (local.get $d) (local.get $i))))
         (local.set $cv (v128.load (i32.add (local.get $c) (local.get $i))))
         (local.set $q (f32x4.div (local.get $x) (local.get $cv)))
-        (if (local.get $bf) (then (local.set $q (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))))
+        (if (local.get $bf) (then (local.set $q (if (result v128) (i32.eq (local.get $bf) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+            (i32x4.splat (i32.const 0x7fc00000))
+            (v128.or
+              (v128.bitselect
+                (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                (v128.bitselect
+                  (i32x4.splat (i32.const 0x7f800000))
+                  (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                            (i32x4.splat (i32.const 0xffffe000)))
+                  (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+              (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
+            (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))))
         (v128.store (i32.add (local.get $merged) (local.get $i))
           (f32x4.add (v128.load (i32.add (local.get $merged) (local.get $i)))
             (v128.bitselect
@@ -2082,7 +2281,19 @@
               (loop $next
                 (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
                 (local.set $x (f32x4.sub (v128.load (i32.add (local.get $px) (local.get $i))) (v128.load (i32.add (local.get $pb) (local.get $i)))))
-                (if (local.get $step) (then (local.set $x (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (call $rnd_f16 (local.get $x))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $x) (local.get $x))))))))
+                (if (local.get $step) (then (local.set $x (if (result v128) (i32.eq (local.get $step) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                    (i32x4.splat (i32.const 0x7fc00000))
+                    (v128.or
+                      (v128.bitselect
+                        (f32x4.sub (f32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                        (v128.bitselect
+                          (i32x4.splat (i32.const 0x7f800000))
+                          (v128.and (i32x4.add (i32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                    (i32x4.splat (i32.const 0xffffe000)))
+                          (i32x4.ge_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                        (i32x4.lt_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                      (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000))))
+                    (i32x4.gt_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $x) (local.get $x))))))))
                 (local.set $m (f32x4.gt (f32x4.abs (local.get $x)) (local.get $tv)))
                 (v128.store (i32.add (local.get $pd) (local.get $i)) (local.get $m))
                 (v128.store (i32.add (local.get $c) (local.get $i)) (i32x4.sub (v128.load (i32.add (local.get $c) (local.get $i))) (local.get $m)))
@@ -2237,22 +2448,106 @@
             (local.set $a (v128.load align=4 (i32.add (local.get $pa) (local.get $i))))
             (local.set $b (v128.load align=4 (i32.add (local.get $pb) (local.get $i))))
             (local.set $d (f32x4.sub (local.get $a) (local.get $b)))
-            (local.set $d (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $d))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))))
+            (local.set $d (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.or
+                  (v128.bitselect
+                    (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                    (v128.bitselect
+                      (i32x4.splat (i32.const 0x7f800000))
+                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                (i32x4.splat (i32.const 0xffffe000)))
+                      (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                    (i32x4.lt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (v128.and (local.get $d) (i32x4.splat (i32.const 0x80000000))))
+                (i32x4.gt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))))
             ;; max/min, not pmax/pmin: in f16 r(1 / d) overflows to ∞ where |a − b| < 2^-16, and with
             ;; t = 0 the weight is NaN, which torch's clamp keeps (so the output is NaN).
             (local.set $d (f32x4.div (local.get $one) (f32x4.pmax (f32x4.abs (local.get $d)) (local.get $lo))))
-            (local.set $d (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $d))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))))
+            (local.set $d (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.or
+                  (v128.bitselect
+                    (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                    (v128.bitselect
+                      (i32x4.splat (i32.const 0x7f800000))
+                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                (i32x4.splat (i32.const 0xffffe000)))
+                      (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                    (i32x4.lt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (v128.and (local.get $d) (i32x4.splat (i32.const 0x80000000))))
+                (i32x4.gt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))))
             (local.set $w (f32x4.mul (local.get $d) (local.get $k)))
-            (local.set $w (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $w))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $w) (local.get $half)) (v128.and (i32x4.shr_u (local.get $w) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $w) (local.get $w))))))
+            (local.set $w (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.or
+                  (v128.bitselect
+                    (f32x4.sub (f32x4.add (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                    (v128.bitselect
+                      (i32x4.splat (i32.const 0x7f800000))
+                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                (i32x4.splat (i32.const 0xffffe000)))
+                      (i32x4.ge_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                    (i32x4.lt_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (v128.and (local.get $w) (i32x4.splat (i32.const 0x80000000))))
+                (i32x4.gt_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $w) (local.get $half)) (v128.and (i32x4.shr_u (local.get $w) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $w) (local.get $w))))))
             (local.set $w (f32x4.min (f32x4.max (local.get $w) (local.get $zero)) (local.get $one)))
             (local.set $p (f32x4.mul (local.get $w) (local.get $b)))
-            (local.set $p (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
+            (local.set $p (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.or
+                  (v128.bitselect
+                    (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                    (v128.bitselect
+                      (i32x4.splat (i32.const 0x7f800000))
+                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                (i32x4.splat (i32.const 0xffffe000)))
+                      (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                    (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
+                (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
             (local.set $q (f32x4.sub (local.get $one) (local.get $w)))
-            (local.set $q (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
+            (local.set $q (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.or
+                  (v128.bitselect
+                    (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                    (v128.bitselect
+                      (i32x4.splat (i32.const 0x7f800000))
+                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                (i32x4.splat (i32.const 0xffffe000)))
+                      (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                    (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
+                (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
             (local.set $q (f32x4.mul (local.get $q) (local.get $a)))
-            (local.set $q (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $q))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
+            (local.set $q (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.or
+                  (v128.bitselect
+                    (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                    (v128.bitselect
+                      (i32x4.splat (i32.const 0x7f800000))
+                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                (i32x4.splat (i32.const 0xffffe000)))
+                      (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                    (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
+                (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
             (local.set $p (f32x4.add (local.get $p) (local.get $q)))
-            (local.set $p (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (call $rnd_f16 (local.get $p))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
+            (local.set $p (if (result v128) (i32.eq (local.get $mode) (i32.const 2)) (then (v128.bitselect ;; $rnd_f16, inlined
+                (i32x4.splat (i32.const 0x7fc00000))
+                (v128.or
+                  (v128.bitselect
+                    (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
+                    (v128.bitselect
+                      (i32x4.splat (i32.const 0x7f800000))
+                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
+                                (i32x4.splat (i32.const 0xffffe000)))
+                      (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
+                    (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
+                (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
             (v128.store align=4 (i32.add (local.get $po) (local.get $i)) (local.get $p))
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
             (br $next)))
