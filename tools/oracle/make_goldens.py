@@ -557,6 +557,51 @@ dtype: float32
 RUNNERS = {"qwen2vl-linear-f32": os.path.join("tools", "oracle", "mergekit_qwen2vl.py")}
 # mergekit flags a case needs beyond the common ones; recorded in cases.json for Alloy's run too.
 EXTRA_ARGS = {"linear-vocab-truncate-f32": ["--unsafe-truncate-embeddings"]}
+def karcher_of_three(dtype):
+    """karcher of llama-ft1..3 computing in `dtype`."""
+    return f"""merge_method: karcher
+models:
+  - model: {M}llama-ft1
+  - model: {M}llama-ft2
+  - model: {M}llama-ft3
+dtype: {dtype}
+"""
+
+
+def nearswap(base, other, t, dtype):
+    """A nearswap of `other` into `base`."""
+    return f"""merge_method: nearswap
+base_model: {M}{base}
+models:
+  - model: {M}{base}
+  - model: {M}{other}
+parameters:
+  t: {t}
+dtype: {dtype}
+"""
+
+
+def excalibur(attn, mlp, dtype):
+    """Excalibur-7b's slerp shape: t gradients for self_attn and mlp with a fallback, over two models' layers 0-4."""
+    return f"""slices:
+  - sources:
+      - model: {M}llama-base
+        layer_range: [0, 4]
+      - model: {M}llama-ft1
+        layer_range: [0, 4]
+merge_method: slerp
+base_model: {M}llama-base
+parameters:
+  t:
+    - filter: self_attn
+      value: {attn}
+    - filter: mlp
+      value: {mlp}
+    - value: 0.5
+dtype: {dtype}
+"""
+
+
 CASES = {
     # name: (recipe, bar, method, notes). Bars: "exact" (every bit), "bf16-1ulp", and "f32-reduction":
     # within 4 ulps of the tensor's largest magnitude, for methods whose whole-tensor norms torch sums in
@@ -601,23 +646,7 @@ models:
   - model: {M}llama-bf16-ft2
     parameters: {{weight: 0.4}}
 """, "exact", "linear", "bf16 inputs, no dtype: mergekit computes in bf16"),
-    "slerp-excalibur-f32": (f"""slices:
-  - sources:
-      - model: {M}llama-base
-        layer_range: [0, 4]
-      - model: {M}llama-ft1
-        layer_range: [0, 4]
-merge_method: slerp
-base_model: {M}llama-base
-parameters:
-  t:
-    - filter: self_attn
-      value: [0, 0.5, 0.3, 0.7, 1]
-    - filter: mlp
-      value: [1, 0.5, 0.7, 0.3, 0]
-    - value: 0.5
-dtype: float32
-""", "f32-reduction", "slerp", "Excalibur-7b shape: t gradients by self_attn / mlp filter with a fallback"),
+    "slerp-excalibur-f32": (excalibur("[0, 0.5, 0.3, 0.7, 1]", "[1, 0.5, 0.7, 0.3, 0]", "float32"), "f32-reduction", "slerp", "Excalibur-7b shape: t gradients by self_attn / mlp filter with a fallback"),
     "slerp-per-slice-f32": (f"""merge_method: slerp
 base_model: {M}llama-base
 parameters:
@@ -646,15 +675,7 @@ models:
 parameters:
   t: 0.3
 """, "exact", "slerp", "bf16 inputs: the bf16 steps hide acos/sin's last-ulp differences"),
-    "nearswap-small-t-f32": (f"""merge_method: nearswap
-base_model: {M}llama-base
-models:
-  - model: {M}llama-base
-  - model: {M}llama-near
-parameters:
-  t: 0.0001
-dtype: float32
-""", "exact", "nearswap", "QuartetAnemoi t"),
+    "nearswap-small-t-f32": (nearswap("llama-base", "llama-near", 0.0001, "float32"), "exact", "nearswap", "QuartetAnemoi t"),
     "nearswap-half-f32": (f"""merge_method: nearswap
 base_model: {M}llama-base
 models:
@@ -815,20 +836,8 @@ dtype: bfloat16
     "ramplus-tl-f32": (ta("ramplus_tl", {"epsilon": 0.01, "r": 0.5, "alpha": 0.9}, per_model={i: "weight: 1.0" for i in range(3)}), "exact", "ramplus_tl", ""),
     "model-stock-f32": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "model_stock", ""),
     "model-stock-filterwise-f32": (ta("model_stock", {"filter_wise": "true"}, per_model={i: "weight: 1.0" for i in range(3)}), "f32-reduction", "model_stock", "filter_wise"),
-    "karcher-f32": (f"""merge_method: karcher
-models:
-  - model: {M}llama-ft1
-  - model: {M}llama-ft2
-  - model: {M}llama-ft3
-dtype: float32
-""", "f32-reduction", "karcher", "norms and dots are whole-tensor sums"),
-    "karcher-bf16": (f"""merge_method: karcher
-models:
-  - model: {M}llama-ft1
-  - model: {M}llama-ft2
-  - model: {M}llama-ft3
-dtype: bfloat16
-""", "exact", "karcher", "bf16 steps: the iterate is a bf16 tensor; torch rounds mul's f32 scalars to bf16, not div's"),
+    "karcher-f32": (karcher_of_three("float32"), "f32-reduction", "karcher", "norms and dots are whole-tensor sums"),
+    "karcher-bf16": (karcher_of_three("bfloat16"), "exact", "karcher", "bf16 steps: the iterate is a bf16 tensor; torch rounds mul's f32 scalars to bf16, not div's"),
     "karcher-bf16-nodtype": (f"""merge_method: karcher
 models:
   - model: {M}llama-bf16-base
@@ -944,23 +953,7 @@ models:
     parameters: {{weight: 0.4}}
 dtype: float16
 """, "exact", "linear", "f32 inputs cast to f16; the sum in f32, rounded to f16 once"),
-    "slerp-excalibur-f16": (f"""slices:
-  - sources:
-      - model: {M}llama-base
-        layer_range: [0, 4]
-      - model: {M}llama-ft1
-        layer_range: [0, 4]
-merge_method: slerp
-base_model: {M}llama-base
-parameters:
-  t:
-    - filter: self_attn
-      value: [1, 0.7, 0.3, 0.5, 0]
-    - filter: mlp
-      value: [0, 0.3, 0.7, 0.5, 1]
-    - value: 0.5
-dtype: float16
-""", "exact", "slerp", "Excalibur-7b's recipe as published (dtype float16): inputs cast to f16, slerp in f32 (numpy), the result in f16"),
+    "slerp-excalibur-f16": (excalibur("[1, 0.7, 0.3, 0.5, 0]", "[0, 0.3, 0.7, 0.5, 1]", "float16"), "exact", "slerp", "Excalibur-7b's recipe as published (dtype float16): inputs cast to f16, slerp in f32 (numpy), the result in f16"),
     "task-arithmetic-f16": (ta("task_arithmetic", {}, per_model={0: "weight: 0.5", 1: "weight: 0.3", 2: "weight: 0.8"}, dtype=F16), "exact", "task_arithmetic",
         "f16 steps: task vectors, weighted sums and the base added back each rounded to f16"),
     "ties-f16": (ta("ties", {}, dtype=F16), "bf16-1ulp", "ties",
@@ -969,15 +962,7 @@ dtype: float16
         "three fine-tunes, f16 steps: the mean of the three cosines is torch's 16-bit mean (an f32 sum divided in f32, rounded once)"),
     "model-stock-3-bf16": (ta("model_stock", {}, per_model={i: "weight: 1.0" for i in range(3)}, dtype="dtype: bfloat16\n"), "exact", "model_stock",
         "three fine-tunes in bf16: three cosines averaged as torch's bf16 mean does"),
-    "nearswap-f16": (f"""merge_method: nearswap
-base_model: {M}llama-base
-models:
-  - model: {M}llama-base
-  - model: {M}llama-near
-parameters:
-  t: 0.0001
-dtype: float16
-""", "exact", "nearswap", "f16 steps: 1 / |a - b| overflows to inf where the models are within 2^-16, and the weight clamps to 1"),
+    "nearswap-f16": (nearswap("llama-base", "llama-near", 0.0001, "float16"), "exact", "nearswap", "f16 steps: 1 / |a - b| overflows to inf where the models are within 2^-16, and the weight clamps to 1"),
     "multislerp-f16": (f"""merge_method: multislerp
 base_model: {M}llama-base
 models:
@@ -989,13 +974,7 @@ parameters:
   eps: 0.001
 dtype: float16
 """, "exact", "multislerp", "f16 steps"),
-    "karcher-f16": (f"""merge_method: karcher
-models:
-  - model: {M}llama-ft1
-  - model: {M}llama-ft2
-  - model: {M}llama-ft3
-dtype: float16
-""", "exact", "karcher", "f16 steps, as karcher-bf16's"),
+    "karcher-f16": (karcher_of_three("float16"), "exact", "karcher", "f16 steps, as karcher-bf16's"),
     "nuslerp-f16": (ta("nuslerp", {}, models=("llama-ft1", "llama-ft2"), per_model={0: "weight: 0.6", 1: "weight: 0.4"}, dtype=F16), "exact", "nuslerp", "with base, f16 steps"),
     "ram-f16": (ta("ram", {"epsilon": 0.001}, per_model={i: "weight: 1.0" for i in range(3)}, dtype=F16), "exact", "ram", "f16 steps, epsilon cast to f16"),
     "sce-f16": (ta("sce", {}, per_model={i: "weight: 1.0" for i in range(3)}, dtype=F16), "exact", "sce", "select_topk 1 (the default), f16 steps"),
