@@ -50,6 +50,10 @@ const RECIPES: Record<string, (base: string, a: string, b: string) => string> = 
     `merge_method: dare_ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7, density: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5, density: 0.5}\ndtype: float32\nout_dtype: bfloat16\n`,
   karcher: (_, a, b) => `merge_method: karcher\nmodels:\n  - model: ${a}\n  - model: ${b}\ndtype: float32\nout_dtype: bfloat16\n`,
   model_stock: (base, a, b) => `merge_method: model_stock\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\n  - model: ${b}\ndtype: float32\nout_dtype: bfloat16\n`,
+  // ties and model_stock computed in f16 (`dtype: float16`, Excalibur-7b's): every step rounded to f16.
+  ties_f16: (base, a, b) =>
+    `merge_method: ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: {weight: 0.7, density: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5, density: 0.5}\ndtype: float16\nout_dtype: float16\n`,
+  model_stock_f16: (base, a, b) => `merge_method: model_stock\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\n  - model: ${b}\ndtype: float16\nout_dtype: float16\n`,
   // model_stock computed in bf16 (`dtype: bfloat16`, as its recipes are usually written): every step rounded to bf16.
   model_stock_bf16: (base, a, b) => `merge_method: model_stock\nbase_model: ${base}\nmodels:\n  - model: ${base}\n  - model: ${a}\n  - model: ${b}\ndtype: bfloat16\nout_dtype: bfloat16\n`,
   della: (base, a, b) =>
