@@ -167,3 +167,59 @@ describe('LoRA adapters in the recipe form', () => {
     expect(recipe.problems.map((p) => p.message).join('\n')).toMatch(/LoRA adapter "org\/elsewhere-lora"/);
   });
 });
+
+describe('LoRA adapters on slice sources', () => {
+  /** A passthrough stack of llama-base's layers 0-2 (scaled, with a comment) and 2-4. */
+  function stack(model: string): string {
+    return `merge_method: passthrough\nslices:\n  - sources:\n      - model: ${model}\n        layer_range: [0, 2]\n        parameters: {scale: 1} # kept\n  - sources:\n      - model: ${model}\n        layer_range: [2, 4]\ndtype: float32\n`;
+  }
+
+  it('applies a picked adapter to one source as "model+adapter", made-for ones first, its other keys kept; "none" takes it off', async () => {
+    const { api, base, lora } = await apiWithAdapter({ other: true });
+    const { wrapper, recipe } = await mountView(RecipeView, api);
+    recipe.setText(stack(base.reference));
+    await settle(recipe);
+    const pickers = () => wrapper.findAll<HTMLSelectElement>('[data-testid=slices-editor] [data-testid=slice-lora]');
+    await until(() => pickers().length === 2 && pickers()[0]!.findAll('option').length === 3);
+    expect(pickers()[0]!.findAll('option').map((o) => o.text())).toEqual([
+      'none',
+      'my-lora · rank 4 · for test/fixtures/golden/models/llama-base (made for this model)',
+      'an-other-lora · rank 4 · for org/other-base',
+    ]);
+
+    await pickers()[0]!.setValue(lora.reference);
+    await settle(recipe);
+    expect(recipe.read(['slices', 0, 'sources', 0])).toEqual({ model: `${base.reference}+${lora.reference}`, layer_range: [0, 2], parameters: { scale: 1 } });
+    expect(recipe.text).toContain('parameters: {scale: 1} # kept');
+    expect(recipe.read(['slices', 1, 'sources', 0, 'model'])).toBe(base.reference);
+    expect(pickers()[0]!.element.value).toBe(lora.reference);
+    expect(pickers()[1]!.element.value).toBe('');
+    // The library still knows the source's layers through its adapter.
+    expect(wrapper.get('[aria-label="Slice 1 model 1 end layer"]').attributes('max')).toBe('4');
+    await until(() => recipe.valid, 30_000);
+    const plan = await api.invoke('recipe.plan', { recipe: recipe.text });
+    expect(plan.ok && plan.plan.models).toContain(`${base.reference}+${lora.reference}`);
+
+    await pickers()[0]!.setValue('');
+    await settle(recipe);
+    expect(recipe.read(['slices', 0, 'sources', 0])).toEqual({ model: base.reference, layer_range: [0, 2], parameters: { scale: 1 } });
+  });
+
+  it('offers no picker without adapters, keeps one written by hand, and never offers an adapter as a source model', async () => {
+    const { api, base, lora } = await apiWithAdapter();
+    const { wrapper, recipe } = await mountView(RecipeView, api);
+    recipe.setText(stack(`${base.reference}+org/elsewhere-lora`));
+    await settle(recipe);
+    const pickers = () => wrapper.findAll<HTMLSelectElement>('[data-testid=slice-lora]');
+    await until(() => pickers().length === 2 && pickers()[0]!.findAll('option').length === 3);
+    expect(pickers()[0]!.element.value).toBe('org/elsewhere-lora');
+    expect(pickers()[0]!.findAll('option').map((o) => o.text())).toEqual(['none', 'org/elsewhere-lora', 'my-lora · rank 4 · for test/fixtures/golden/models/llama-base (made for this model)']);
+    expect(wrapper.findAll('#slice-models option').map((o) => o.attributes('value'))).not.toContain(lora.reference);
+
+    const { wrapper: plain, recipe: plainRecipe } = await mountView(RecipeView);
+    plainRecipe.setText(stack('alloy-demo-chat'));
+    await settle(plainRecipe);
+    await until(() => plain.find('[data-testid=slices-editor]').exists() && !plain.find('[data-testid=recipe-loading]').exists());
+    expect(plain.find('[data-testid=slice-lora]').exists()).toBe(false);
+  });
+});
