@@ -371,13 +371,9 @@
                     (i32x4.splat (i32.const 0x7fc00000))
                     (v128.or
                       (v128.bitselect
-                        (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                        (v128.bitselect
-                          (i32x4.splat (i32.const 0x7f800000))
-                          (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                    (i32x4.splat (i32.const 0xffffe000)))
-                          (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                        (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                        (i32x4.splat (i32.const 0x7f800000))
+                        (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                        (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                       (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
                     (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
                 (local.set $q (f32x4.mul (local.get $k1) (v128.load align=4 (i32.add (local.get $pb) (local.get $i)))))
@@ -385,13 +381,9 @@
                     (i32x4.splat (i32.const 0x7fc00000))
                     (v128.or
                       (v128.bitselect
-                        (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                        (v128.bitselect
-                          (i32x4.splat (i32.const 0x7f800000))
-                          (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                    (i32x4.splat (i32.const 0xffffe000)))
-                          (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                        (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                        (i32x4.splat (i32.const 0x7f800000))
+                        (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                        (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                       (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
                     (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
                 (local.set $p (f32x4.add (local.get $p) (local.get $q)))
@@ -400,13 +392,9 @@
                       (i32x4.splat (i32.const 0x7fc00000))
                       (v128.or
                         (v128.bitselect
-                          (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                          (v128.bitselect
-                            (i32x4.splat (i32.const 0x7f800000))
-                            (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                      (i32x4.splat (i32.const 0xffffe000)))
-                            (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                          (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                          (i32x4.splat (i32.const 0x7f800000))
+                          (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                          (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                         (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
                       (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
                 (local.set $i (i32.add (local.get $i) (i32.const 16)))
@@ -469,13 +457,9 @@
                         (i32x4.splat (i32.const 0x7fc00000))
                         (v128.or
                           (v128.bitselect
-                            (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                            (v128.bitselect
-                              (i32x4.splat (i32.const 0x7f800000))
-                              (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                        (i32x4.splat (i32.const 0xffffe000)))
-                              (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                            (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                            (i32x4.splat (i32.const 0x7f800000))
+                            (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                            (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                           (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
                         (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))) (local.get $w)))
                     (v128.store align=4 (i32.add (local.get $acc) (local.get $i))
@@ -483,13 +467,9 @@
                           (i32x4.splat (i32.const 0x7fc00000))
                           (v128.or
                             (v128.bitselect
-                              (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                              (v128.bitselect
-                                (i32x4.splat (i32.const 0x7f800000))
-                                (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                          (i32x4.splat (i32.const 0xffffe000)))
-                                (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                              (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                              (i32x4.splat (i32.const 0x7f800000))
+                              (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                              (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                             (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
                           (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q)))))))
                     (local.set $i (i32.add (local.get $i) (i32.const 16)))
@@ -765,13 +745,9 @@
                 (i32x4.splat (i32.const 0x7fc00000))
                 (v128.or
                   (v128.bitselect
-                    (f32x4.sub (f32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                    (v128.bitselect
-                      (i32x4.splat (i32.const 0x7f800000))
-                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                (i32x4.splat (i32.const 0xffffe000)))
-                      (i32x4.ge_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                    (i32x4.lt_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (f32x4.sub (f32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                    (i32x4.ge_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                   (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000))))
                 (i32x4.gt_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000)))))
             (local.set $p (i32.add (local.get $p) (i32.const 16)))
@@ -793,25 +769,24 @@
         (br $next))))
 
   ;; f32 lanes rounded to f16 and back, as torch's c10::Half conversion: nearest even, subnormals
-  ;; kept (below 2^-14, x + 0.5 − 0.5 rounds to a multiple of 2^-24), overflow to ±∞; every NaN
-  ;; 0x7fc00000, as the bf16 steps give it (torch keeps a NaN's sign; Alloy's kernels do not).
+  ;; kept, overflow to ±∞; every NaN 0x7fc00000, as the bf16 steps give it (torch keeps an f16 NaN's
+  ;; sign; Alloy's kernels do not). |x| + C − C with C = 2^(e + 13), e the exponent of |x| but at
+  ;; least −14: the sum's ulp is 2^(e − 10), f16's for that exponent (2^-24 below 2^-14), so f32's
+  ;; own rounding of the sum is f16's. The kernels inline this where they round a vector at a time.
   (func $rnd_f16 (param $x v128) (result v128)
-    (local $a v128) (local $r v128)
+    (local $a v128) (local $c v128)
     (local.set $a (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))))
-    (local.set $r
-      (v128.and
-        (i32x4.add (i32x4.add (local.get $a) (i32x4.splat (i32.const 0x0fff)))
-                   (v128.and (i32x4.shr_u (local.get $a) (i32.const 13)) (i32x4.splat (i32.const 1))))
-        (i32x4.splat (i32.const 0xffffe000))))
-    (local.set $r (v128.bitselect (i32x4.splat (i32.const 0x7f800000)) (local.get $r) (i32x4.gt_u (local.get $r) (i32x4.splat (i32.const 0x477fe000)))))
-    (local.set $r
-      (v128.bitselect
-        (f32x4.sub (f32x4.add (local.get $a) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-        (local.get $r)
-        (i32x4.lt_u (local.get $a) (i32x4.splat (i32.const 0x38800000)))))
+    (local.set $c
+      (i32x4.add (i32x4.max_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000)))
+                 (i32x4.splat (i32.const 0x06800000))))
     (v128.bitselect
       (i32x4.splat (i32.const 0x7fc00000))
-      (v128.or (local.get $r) (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000))))
+      (v128.or
+        (v128.bitselect
+          (i32x4.splat (i32.const 0x7f800000))
+          (f32x4.sub (f32x4.add (local.get $a) (local.get $c)) (local.get $c))
+          (i32x4.ge_u (local.get $a) (i32x4.splat (i32.const 0x477ff000))))
+        (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000))))
       (i32x4.gt_u (local.get $a) (i32x4.splat (i32.const 0x7f800000)))))
 
   ;; $d = $a − $b, $n f32.
@@ -1367,13 +1342,9 @@
               (i32x4.splat (i32.const 0x7fc00000))
               (v128.or
                 (v128.bitselect
-                  (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                  (v128.bitselect
-                    (i32x4.splat (i32.const 0x7f800000))
-                    (v128.and (i32x4.add (i32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                              (i32x4.splat (i32.const 0xffffe000)))
-                    (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                  (i32x4.lt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                  (i32x4.splat (i32.const 0x7f800000))
+                  (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                  (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                 (v128.and (local.get $d) (i32x4.splat (i32.const 0x80000000))))
               (i32x4.gt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))))
           (else
@@ -1828,13 +1799,9 @@
                         (i32x4.splat (i32.const 0x7fc00000))
                         (v128.or
                           (v128.bitselect
-                            (f32x4.sub (f32x4.add (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                            (v128.bitselect
-                              (i32x4.splat (i32.const 0x7f800000))
-                              (v128.and (i32x4.add (i32x4.add (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                        (i32x4.splat (i32.const 0xffffe000)))
-                              (i32x4.ge_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                            (i32x4.lt_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                            (i32x4.splat (i32.const 0x7f800000))
+                            (f32x4.sub (f32x4.add (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                            (i32x4.ge_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                           (v128.and (local.get $v) (i32x4.splat (i32.const 0x80000000))))
                         (i32x4.gt_u (v128.and (local.get $v) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000)))))
                     (else
@@ -1977,13 +1944,9 @@
             (i32x4.splat (i32.const 0x7fc00000))
             (v128.or
               (v128.bitselect
-                (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                (v128.bitselect
-                  (i32x4.splat (i32.const 0x7f800000))
-                  (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                            (i32x4.splat (i32.const 0xffffe000)))
-                  (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                (i32x4.splat (i32.const 0x7f800000))
+                (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
               (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
             (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $p) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $p) (local.get $p))))))))
         (v128.store (i32.add (local.get $merged) (local.get $i))
@@ -2011,13 +1974,9 @@
             (i32x4.splat (i32.const 0x7fc00000))
             (v128.or
               (v128.bitselect
-                (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                (v128.bitselect
-                  (i32x4.splat (i32.const 0x7f800000))
-                  (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                            (i32x4.splat (i32.const 0xffffe000)))
-                  (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                (i32x4.splat (i32.const 0x7f800000))
+                (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
               (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
             (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))))
         (local.set $r (f32x4.add (v128.load (i32.add (local.get $pb) (local.get $i))) (local.get $q)))
@@ -2163,13 +2122,9 @@
             (i32x4.splat (i32.const 0x7fc00000))
             (v128.or
               (v128.bitselect
-                (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                (v128.bitselect
-                  (i32x4.splat (i32.const 0x7f800000))
-                  (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                            (i32x4.splat (i32.const 0xffffe000)))
-                  (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                (i32x4.splat (i32.const 0x7f800000))
+                (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
               (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
             (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $q) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $q) (local.get $q))))))))
         (v128.store (i32.add (local.get $merged) (local.get $i))
@@ -2285,13 +2240,9 @@
                     (i32x4.splat (i32.const 0x7fc00000))
                     (v128.or
                       (v128.bitselect
-                        (f32x4.sub (f32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                        (v128.bitselect
-                          (i32x4.splat (i32.const 0x7f800000))
-                          (v128.and (i32x4.add (i32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                    (i32x4.splat (i32.const 0xffffe000)))
-                          (i32x4.ge_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                        (i32x4.lt_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                        (i32x4.splat (i32.const 0x7f800000))
+                        (f32x4.sub (f32x4.add (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                        (i32x4.ge_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                       (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000))))
                     (i32x4.gt_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (v128.and (i32x4.add (i32x4.add (local.get $x) (i32x4.splat (i32.const 0x7fff))) (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (i32x4.splat (i32.const 1)))) (i32x4.splat (i32.const 0xffff0000))) (f32x4.ne (local.get $x) (local.get $x))))))))
                 (local.set $m (f32x4.gt (f32x4.abs (local.get $x)) (local.get $tv)))
@@ -2452,13 +2403,9 @@
                 (i32x4.splat (i32.const 0x7fc00000))
                 (v128.or
                   (v128.bitselect
-                    (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                    (v128.bitselect
-                      (i32x4.splat (i32.const 0x7f800000))
-                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                (i32x4.splat (i32.const 0xffffe000)))
-                      (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                    (i32x4.lt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                    (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                   (v128.and (local.get $d) (i32x4.splat (i32.const 0x80000000))))
                 (i32x4.gt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))))
             ;; max/min, not pmax/pmin: in f16 r(1 / d) overflows to ∞ where |a − b| < 2^-16, and with
@@ -2468,13 +2415,9 @@
                 (i32x4.splat (i32.const 0x7fc00000))
                 (v128.or
                   (v128.bitselect
-                    (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                    (v128.bitselect
-                      (i32x4.splat (i32.const 0x7f800000))
-                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                (i32x4.splat (i32.const 0xffffe000)))
-                      (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                    (i32x4.lt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (f32x4.sub (f32x4.add (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                    (i32x4.ge_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                   (v128.and (local.get $d) (i32x4.splat (i32.const 0x80000000))))
                 (i32x4.gt_u (v128.and (local.get $d) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $d) (local.get $half)) (v128.and (i32x4.shr_u (local.get $d) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $d) (local.get $d))))))
             (local.set $w (f32x4.mul (local.get $d) (local.get $k)))
@@ -2482,13 +2425,9 @@
                 (i32x4.splat (i32.const 0x7fc00000))
                 (v128.or
                   (v128.bitselect
-                    (f32x4.sub (f32x4.add (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                    (v128.bitselect
-                      (i32x4.splat (i32.const 0x7f800000))
-                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                (i32x4.splat (i32.const 0xffffe000)))
-                      (i32x4.ge_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                    (i32x4.lt_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (f32x4.sub (f32x4.add (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                    (i32x4.ge_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                   (v128.and (local.get $w) (i32x4.splat (i32.const 0x80000000))))
                 (i32x4.gt_u (v128.and (local.get $w) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $w) (local.get $half)) (v128.and (i32x4.shr_u (local.get $w) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $w) (local.get $w))))))
             (local.set $w (f32x4.min (f32x4.max (local.get $w) (local.get $zero)) (local.get $one)))
@@ -2497,13 +2436,9 @@
                 (i32x4.splat (i32.const 0x7fc00000))
                 (v128.or
                   (v128.bitselect
-                    (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                    (v128.bitselect
-                      (i32x4.splat (i32.const 0x7f800000))
-                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                (i32x4.splat (i32.const 0xffffe000)))
-                      (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                    (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                    (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                   (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
                 (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
             (local.set $q (f32x4.sub (local.get $one) (local.get $w)))
@@ -2511,13 +2446,9 @@
                 (i32x4.splat (i32.const 0x7fc00000))
                 (v128.or
                   (v128.bitselect
-                    (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                    (v128.bitselect
-                      (i32x4.splat (i32.const 0x7f800000))
-                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                (i32x4.splat (i32.const 0xffffe000)))
-                      (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                    (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                    (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                   (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
                 (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
             (local.set $q (f32x4.mul (local.get $q) (local.get $a)))
@@ -2525,13 +2456,9 @@
                 (i32x4.splat (i32.const 0x7fc00000))
                 (v128.or
                   (v128.bitselect
-                    (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                    (v128.bitselect
-                      (i32x4.splat (i32.const 0x7f800000))
-                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                (i32x4.splat (i32.const 0xffffe000)))
-                      (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                    (i32x4.lt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (f32x4.sub (f32x4.add (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                    (i32x4.ge_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                   (v128.and (local.get $q) (i32x4.splat (i32.const 0x80000000))))
                 (i32x4.gt_u (v128.and (local.get $q) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $q) (local.get $half)) (v128.and (i32x4.shr_u (local.get $q) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $q) (local.get $q))))))
             (local.set $p (f32x4.add (local.get $p) (local.get $q)))
@@ -2539,13 +2466,9 @@
                 (i32x4.splat (i32.const 0x7fc00000))
                 (v128.or
                   (v128.bitselect
-                    (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (f32x4.splat (f32.const 0.5))) (f32x4.splat (f32.const 0.5)))
-                    (v128.bitselect
-                      (i32x4.splat (i32.const 0x7f800000))
-                      (v128.and (i32x4.add (i32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x0fff))) (v128.and (i32x4.shr_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32.const 13)) (i32x4.splat (i32.const 1))))
-                                (i32x4.splat (i32.const 0xffffe000)))
-                      (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
-                    (i32x4.lt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x38800000))))
+                    (i32x4.splat (i32.const 0x7f800000))
+                    (f32x4.sub (f32x4.add (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000)))) (i32x4.add (i32x4.max_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000))) (i32x4.splat (i32.const 0x06800000))))
+                    (i32x4.ge_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x477ff000))))
                   (v128.and (local.get $p) (i32x4.splat (i32.const 0x80000000))))
                 (i32x4.gt_u (v128.and (local.get $p) (i32x4.splat (i32.const 0x7fffffff))) (i32x4.splat (i32.const 0x7f800000))))) (else (v128.bitselect (local.get $nan) (v128.and (i32x4.add (i32x4.add (local.get $p) (local.get $half)) (v128.and (i32x4.shr_u (local.get $p) (i32.const 16)) (local.get $one_i))) (local.get $hi16)) (f32x4.ne (local.get $p) (local.get $p))))))
             (v128.store align=4 (i32.add (local.get $po) (local.get $i)) (local.get $p))
