@@ -13,14 +13,14 @@ export const KARCHER_HALF_MAX_ELEMENTS = 1 << 26;
 /**
  * mergekit's karcher computing in bf16 (or f16: the same steps, rounded to f16), step by step as torch
  * does it on such tensors. An f32 0-d tensor multiplying a bf16 tensor (cos and sin of the step, the
- * scale) is rounded to bf16 first (torch
- * casts it to the common dtype), one dividing it (the norms) is not, nor is a Python float (the
- * weights): torch's CPU kernels for bf16 take mul's scalar cast and div's as given. The units
- * r(x / ‖x‖), the mean built by bf16 adds, each iteration's dots (torch.dot: f32 arithmetic, the
- * result in bf16), θ, sin θ and their quotient as bf16 scalars, the tangent added model by model in
- * bf16, the f32 norms of the tangent and the iterate in torch's order, the step by the cos and sin
- * of the tangent's norm (as bf16). The iterate and the tangent are whole-tensor arrays; the units are
- * recomputed from the inputs, read twice per iteration.
+ * scale) is rounded to bf16 first (torch casts it to the common dtype), one dividing it (the norms) is
+ * not, nor is a Python float (the weights): torch's CPU kernels for bf16 take mul's scalar cast and
+ * div's as given. The units r(x / ‖x‖), the mean built by bf16 adds, each iteration's dots (torch.dot:
+ * f32 arithmetic, the result in bf16), θ, sin θ and their quotient as bf16 scalars, the tangent added
+ * model by model in bf16, the f32 norms of the tangent and the iterate in torch's order, the step by
+ * the cos and sin of the tangent's norm (as bf16). The iterate and the tangent are whole-tensor arrays
+ * (bf16, or f32 holding f16 values: `HostScratch.stepArray`); the units are recomputed from the
+ * inputs, read twice per iteration.
  */
 export async function karcherHalfSteps(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, step: HalfStep, maxIter: number, tol: number): Promise<void> {
   const r = stepRounding(step);

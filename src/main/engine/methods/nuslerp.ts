@@ -142,7 +142,9 @@ function slerpCoefficients(dot: number, t: number, r: (x: number) => number = f)
  * `unitSum` with weight 1) by `gramSums` (exact f64 products added in f64 in index order), the
  * interpolation by `blend2`, its division by sin θ by `unitSum`, and the base added back by `blend2`.
  * In 16-bit steps `blend2` rounds each step to 16 bits, the units and the quotient are rounded after
- * `unitSum`, and the dot adds each product rounded to 16 bits (in f64, in index order, as the loop does).
+ * `unitSum`, and the dot adds each product rounded to 16 bits (in f64, in index order, as the loop does);
+ * in f16 the norms and the dot are torch's own f16 reductions instead (`halfWholeReductions`: the norms
+ * on the host, the dot's cascade rows by `dotRows` through `addDots`), as the loop's are.
  */
 async function nuslerpOnBackend(
   source: TensorSource,

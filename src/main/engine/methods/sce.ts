@@ -228,9 +228,9 @@ function halfStepWeights(squares: TorchSum[], numel: number, step: HalfStep): nu
 }
 
 /**
- * `sceHalfSteps`' passes on a backend, the same bits: the task vectors r(x − base) by `blend2` in bf16
- * steps (r(1·x) is x) and their squares by `dotRows` (each square rounded to bf16, torch's cascade),
- * the merge by `sceMerge` in bf16 steps (nothing kept: a cut no variance passes, over zeros).
+ * `sceHalfSteps`' passes on a backend, the same bits: the task vectors r(x − base) by `blend2` in 16-bit
+ * steps (r(1·x) is x) and their squares by `dotRows` (each square rounded to the step, torch's cascade),
+ * the merge by `sceMerge` in 16-bit steps (nothing kept: a cut no variance passes, over zeros).
  */
 async function sceHalfStepsOnBackend(
   source: TensorSource,
