@@ -276,7 +276,7 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
-    it(`${label}: taskArithmetic with magnitude masks (TIES and breadcrumbs cuts) equals the reference`, async () => {
+    it(`${label}: taskArithmetic with magnitude masks (TIES and breadcrumbs cuts, ties in index order or by bytes) equals the reference`, async () => {
       for (const n of LENGTHS) {
         const values = quantized(n, 3, n + 3);
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['BF16', 'F16']] as const) {
@@ -286,19 +286,26 @@ describe('the reductions on every backend equal the reference', () => {
             const keep0 = await kthBits(inputs, 0, Math.ceil(n / 2), step);
             const keep1 = await kthBits(inputs, 1, Math.ceil(n / 5), step);
             const skip1 = await kthBits(inputs, 1, Math.ceil(n / 50), step);
-            const masks: TaskVectorMask[] = [
+            // Ties' bytes (torch's order among ties): any bytes, so each backend's test of them is seen whole.
+            const bytes = (seed: number) => Uint8Array.from({ length: n }, (_, i) => ((i * 2654435761 + seed) >>> 7) & 1);
+            const inIndexOrder: TaskVectorMask[] = [
               { kind: 'magnitude', keep: { bits: keep0, before: 500 + Math.floor(n / 3) } },
               { kind: 'magnitude', keep: { bits: keep1, before: Infinity }, skip: { bits: skip1, before: 600 } },
               { kind: 'magnitude', keep: { bits: keep0, before: 0 } },
             ];
-            for (const consensus of [true, false]) {
+            const withTies: TaskVectorMask[] = [
+              { kind: 'magnitude', keep: { bits: keep0, before: 0 }, ties: bytes(1) },
+              { kind: 'magnitude', keep: { bits: keep1, before: 0 }, skip: { bits: skip1, before: 0 }, ties: bytes(2) },
+              { kind: 'magnitude', keep: { bits: keep1, before: 0 }, skip: { bits: keep1, before: 0 }, ties: bytes(3) },
+            ];
+            for (const [masks, consensus] of [[inIndexOrder, true], [inIndexOrder, false], [withTies, true], [withTies, false]] as const) {
               const params: TaskArithmeticParams = { start: 321, weights: [0.7, 0.5, -0.3], scales: [1, 1.25, 1], masks, consensus, normalize: true, divisor: 0.9, lambda: 1, step };
               const want = hostArray(outDtype, n);
               const got = placed(backend, pin, hostArray(outDtype, n));
               await reference.taskArithmetic(inputs[0]!, inputs.slice(1), params, want);
               await backend.taskArithmetic(mine[0]!, mine.slice(1), params, got);
               const at = firstDifference(got, want);
-              expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `${n} ${inDtype}→${outDtype} ${step}${consensus ? ' ties' : ''}`).toBe('');
+              expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `${n} ${inDtype}→${outDtype} ${step}${consensus ? ' ties' : ''}${masks === withTies ? ", ties' bytes" : ''}`).toBe('');
             }
           }
         }

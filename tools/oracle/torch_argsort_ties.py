@@ -4,8 +4,8 @@ does not depend on how the other partitions are ordered).
 
 mergekit's magnitude sparsification (ties, breadcrumbs) keeps torch.argsort(|delta|, descending=True)[:k],
 and torch's CPU argsort is that std::sort of (value, index) pairs. In bf16 and f16 many |delta| tie at
-the k-th value, and which of them are kept follows the sort's steps, not index order (Alloy's, for now).
-This is the plan for matching it, checked against torch:
+the k-th value, and which of them are kept follows the sort's steps, not index order. This was the plan
+that Alloy's methods/torch-sort-ties.ts follows, checked here against torch:
 
     /tmp/mkvenv/bin/python tools/oracle/torch_argsort_ties.py   # torch installed (e.g. with mergekit)
 """

@@ -8,6 +8,7 @@ import {
   HISTOGRAM_BINS,
   hostBytes,
   magnitudeKeeps,
+  magnitudeMaskKeeps,
   MAX_TASK_MODELS,
   type ComputeBackend,
   type DeltaFindParams,
@@ -112,7 +113,8 @@ export function checkTaskArithmetic(models: readonly HostArray[], params: TaskAr
     throw new RangeError(`task arithmetic: ${count} models but ${params.weights.length} weights, ${params.scales.length} scales, ${params.masks.length} masks`);
   }
   for (const mask of params.masks) {
-    if (mask.kind === 'keep' && mask.keep.length < out.data.length) throw new RangeError(`task arithmetic: a mask of ${mask.keep.length} for ${out.data.length} elements`);
+    const bytes = mask.kind === 'keep' ? mask.keep : mask.kind === 'magnitude' ? mask.ties : undefined;
+    if (bytes && bytes.length < out.data.length) throw new RangeError(`task arithmetic: a mask of ${bytes.length} for ${out.data.length} elements`);
   }
 }
 
@@ -169,7 +171,7 @@ export function keepTest(mask: TaskVectorMask, start: number): (i: number, delta
     case 'random':
       return (i) => uniformAt(mask.key, start + i) < mask.density;
     case 'magnitude':
-      return (i, delta) => magnitudeKeeps(mask, absBits(delta), start + i);
+      return (i, delta) => magnitudeMaskKeeps(mask, absBits(delta), start, i);
   }
 }
 

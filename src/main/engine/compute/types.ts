@@ -219,12 +219,25 @@ export type TaskVectorMask =
   | { kind: 'all' }
   | { kind: 'random'; key: number; density: number }
   | { kind: 'keep'; keep: Uint8Array }
-  | { kind: 'magnitude'; keep: MagnitudeCut; skip?: MagnitudeCut };
+  | MagnitudeTrimMask;
+
+/**
+ * TIES/breadcrumbs' trims as elementwise tests: what passes `keep` and not `skip` (breadcrumbs'
+ * outliers, `magnitudeKeeps`). With `ties` (one byte per element of the call), the elements whose
+ * absBits(δ) is `keep.bits` or `skip.bits` are kept where their byte is not 0 and the cuts' `before`
+ * is not used (torch's sort order among ties, `methods/torch-sort-ties.ts`); every other byte is 0.
+ */
+export interface MagnitudeTrimMask {
+  kind: 'magnitude';
+  keep: MagnitudeCut;
+  skip?: MagnitudeCut;
+  ties?: Uint8Array;
+}
 
 /**
  * A magnitude threshold (TIES, breadcrumbs) as an elementwise test: an element passes where
  * absBits(δ) is above `bits`, or equal to it at a tensor index below `before` (the ties taken in
- * index order). A `magnitude` mask keeps what passes `keep` and not `skip` (breadcrumbs' outliers).
+ * index order).
  */
 export interface MagnitudeCut {
   bits: number;
@@ -347,7 +360,13 @@ export function absBits(x: number): number {
   return Number.isNaN(x) ? 0x7fc00000 : f32Bits(Math.abs(x));
 }
 
-/** Whether `mask` keeps the element at tensor index `index` whose δ has magnitude bits `bits` (a `magnitude` mask). */
+/** Whether a `magnitude` mask keeps element i of a call that starts at tensor index `start`, whose δ has magnitude bits `bits`. */
+export function magnitudeMaskKeeps(mask: Omit<MagnitudeTrimMask, 'kind'>, bits: number, start: number, i: number): boolean {
+  if (!mask.ties) return magnitudeKeeps(mask, bits, start + i);
+  return (bits > mask.keep.bits && bits < (mask.skip ? mask.skip.bits : 0x7fffffff)) || mask.ties[i] !== 0;
+}
+
+/** Whether cuts keep the element at tensor index `index` whose δ has magnitude bits `bits`, ties in index order. */
 export function magnitudeKeeps(mask: { keep: MagnitudeCut; skip?: MagnitudeCut }, bits: number, index: number): boolean {
   const passes = (cut: MagnitudeCut) => bits > cut.bits || (bits === cut.bits && index < cut.before);
   return passes(mask.keep) && !(mask.skip && passes(mask.skip));

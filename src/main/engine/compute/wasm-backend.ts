@@ -1044,7 +1044,8 @@ function stepMode(step: StepDtype): number {
 
 /**
  * The per-model table of kernels.wat's task family: weights, scales, DARE keys and thresholds, mask
- * kinds (0 all, 1 DARE, 2 magnitude, 4 + k byte mask k), magnitude bits and where their ties stop.
+ * kinds (0 all, 1 DARE, 2 magnitude, 3 magnitude with its ties' bytes, 4 + k byte mask k), magnitude
+ * bits and where their ties stop.
  */
 function taskTable(masks: readonly TaskVectorMask[], weights: readonly number[], scales: readonly number[]): { table: Uint8Array; masks: Uint8Array[] } {
   const table = new ArrayBuffer(TASK_TABLE_BYTES);
@@ -1068,6 +1069,11 @@ function taskTable(masks: readonly TaskVectorMask[], weights: readonly number[],
       }
     } else if (mask.kind === 'magnitude') {
       kind = 2;
+      if (mask.ties) {
+        kind = 3;
+        view.setUint32(128 + 4 * j, segments.length, true);
+        segments.push(mask.ties);
+      }
       view.setUint32(320 + 4 * j, mask.keep.bits >>> 0, true);
       view.setBigInt64(448 + 8 * j, index(mask.keep.before), true);
       // No outliers skipped: bits above every |δ|'s.

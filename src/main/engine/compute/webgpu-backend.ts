@@ -39,6 +39,7 @@ import {
   rankShader,
   TASK_MASK_ALL,
   TASK_MASK_MAGNITUDE,
+  TASK_MASK_MAGNITUDE_TIES,
   TASK_MASK_RANDOM,
   TASK_MASK_SEGMENT,
   TASK_PARAMS_BYTES,
@@ -301,6 +302,11 @@ export class WebGpuBackend implements ComputeBackend {
         }
       } else if (mask.kind === 'magnitude') {
         kind = TASK_MASK_MAGNITUDE;
+        if (mask.ties) {
+          kind = TASK_MASK_MAGNITUDE_TIES;
+          view.setUint32(at(2, j), masks.length, true);
+          masks.push(mask.ties);
+        }
         view.setUint32(at(5, j), mask.keep.bits >>> 0, true);
         // No outliers skipped: bits above every |δ|'s.
         view.setUint32(at(7, j), mask.skip ? mask.skip.bits >>> 0 : 0x7fffffff, true);

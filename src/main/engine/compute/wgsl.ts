@@ -437,12 +437,14 @@ export const TASK_PARAMS_BYTES = 48 + 9 * (MAX_TASK_MODELS * 4);
 
 /**
  * How the task kernel learns model j's mask: `kind` 0 keeps all, 1 draws DARE's hash, 2 compares
- * |δ| with magnitude thresholds, 3 + s reads mask segment s.
+ * |δ| with magnitude thresholds, 3 does so with the ties' bytes in the segment `key` names (torch's
+ * order among ties), 4 + s reads mask segment s.
  */
 export const TASK_MASK_ALL = 0;
 export const TASK_MASK_RANDOM = 1;
 export const TASK_MASK_MAGNITUDE = 2;
-export const TASK_MASK_SEGMENT = 3;
+export const TASK_MASK_MAGNITUDE_TIES = 3;
+export const TASK_MASK_SEGMENT = 4;
 
 const TASK_HEADER = /* wgsl */ `
 struct Params {
@@ -515,7 +517,16 @@ fn kept(j: u32, e: u32, delta: f32) -> bool {
     return passes(bits, P.kbits[j >> 2u][j & 3u], P.kcut[j >> 2u][j & 3u], e)
       && !passes(bits, P.sbits[j >> 2u][j & 3u], P.scut[j >> 2u][j & 3u], e);
   }
-  let word = src[(P.count + 1u + kind - ${TASK_MASK_SEGMENT}u) * P.seg + (e >> 2u)];
+  if (kind == ${TASK_MASK_MAGNITUDE_TIES}u) {
+    let bits = abs_bits(delta);
+    return (bits > P.kbits[j >> 2u][j & 3u] && bits < P.sbits[j >> 2u][j & 3u]) || segment_byte(P.key[j >> 2u][j & 3u], e);
+  }
+  return segment_byte(kind - ${TASK_MASK_SEGMENT}u, e);
+}
+
+// Whether the byte of element e in mask segment s is not 0.
+fn segment_byte(s: u32, e: u32) -> bool {
+  let word = src[(P.count + 1u + s) * P.seg + (e >> 2u)];
   return ((word >> ((e & 3u) * 8u)) & 0xffu) != 0u;
 }
 

@@ -1,4 +1,6 @@
 import { absBits, HISTOGRAM_BINS, type ComputeBackend, type HostArray, type MagnitudeCut, type StepDtype } from '../compute/types';
+import { roundStepArray } from './numerics';
+import { SortKeys } from './torch-sort-ties';
 import { f32Host, type TensorSource } from './types';
 
 export interface MagnitudeThreshold {
@@ -48,14 +50,8 @@ export function magnitudeThresholds(source: TensorSource, baseIndex: number, oth
   }, keep);
 }
 
-/**
- * The same thresholds on a compute backend, as elementwise tests (MagnitudeCut): the k-th largest
- * |input − base| of each listed input, and the tensor index from which the elements tied with it are
- * no longer among the k. Two histogram passes (`deltaHistogram`), then, where only some of the ties
- * are kept, a pass that finds where the last kept one is (`deltaFind`, stopping once found).
- */
-export async function magnitudeCuts(source: TensorSource, backend: ComputeBackend, baseIndex: number, others: number[], keep: number[], step: StepDtype): Promise<MagnitudeCut[]> {
-  const chunkInputs = (chunk: { raw?: HostArray[]; inputs: Float32Array[] }) => chunk.raw ?? chunk.inputs.map(f32Host);
+/** The k-th largest |input − base| of each listed input on a compute backend: two histogram passes (`deltaHistogram`). */
+export async function magnitudeThresholdsOnBackend(source: TensorSource, backend: ComputeBackend, baseIndex: number, others: number[], keep: number[], step: StepDtype): Promise<MagnitudeThreshold[]> {
   const pass = async (prefixes: (number | undefined)[]): Promise<Float64Array[]> => {
     const counts = others.map(() => new Float64Array(HISTOGRAM_BINS));
     for await (const chunk of source.chunks()) {
@@ -67,7 +63,15 @@ export async function magnitudeCuts(source: TensorSource, backend: ComputeBacken
   const high = await pass(others.map(() => undefined));
   const buckets = keep.map((k, j) => pick(high[j]!, k));
   const low = await pass(buckets.map((b) => b.bucket));
-  const thresholds = keep.map((_, j) => lowPick(buckets[j]!, low[j]!));
+  return keep.map((_, j) => lowPick(buckets[j]!, low[j]!));
+}
+
+/**
+ * Thresholds as elementwise tests (MagnitudeCut) with their ties taken in index order: the tensor
+ * index from which the elements tied at each are no longer among the k, found on the backend
+ * (`deltaFind`) by a pass that stops once every one is found.
+ */
+export async function indexOrderCuts(source: TensorSource, backend: ComputeBackend, baseIndex: number, others: number[], thresholds: MagnitudeThreshold[], step: StepDtype): Promise<MagnitudeCut[]> {
   // All ties kept: no index needed. Else the tie ranked `ties` (from 0) is the first one dropped.
   const cuts: MagnitudeCut[] = thresholds.map((t) => ({ bits: t.bits, before: t.ties >= t.count ? Infinity : t.ties <= 0 ? 0 : NaN }));
   const open = () => cuts.flatMap((c, j) => (Number.isNaN(c.before) ? [j] : []));
@@ -90,6 +94,44 @@ export async function magnitudeCuts(source: TensorSource, backend: ComputeBacken
   // Not found (cannot happen when the histograms counted right): every tie is kept.
   for (const j of open()) cuts[j]!.before = Infinity;
   return cuts;
+}
+
+function chunkInputs(chunk: { raw?: HostArray[]; inputs: Float32Array[] }): HostArray[] {
+  return chunk.raw ?? chunk.inputs.map(f32Host);
+}
+
+/**
+ * Which elements whose |δ| bits are one of `tied` torch's sort of model `model`'s |δ| (descending or
+ * ascending) places in [from, to): the whole tensor's sort keys, built in one pass (4 bytes an
+ * element; δ = r(x − base) by the backend's `linear` with weights 1 and −1 where there is one), then
+ * followed through the sort (`SortKeys.tiesWithin`). A bitset over the tensor.
+ */
+export async function torchTiesWithin(
+  source: TensorSource,
+  inputs: { base: number; model: number; step: StepDtype; backend?: ComputeBackend | undefined; memory?: Int32Array },
+  order: { descending: boolean; from: number; to: number },
+  tied: number[],
+  numel: number,
+): Promise<Uint8Array> {
+  const { base, model, step, backend, memory } = inputs;
+  const keys = new SortKeys(numel, order.descending, tied, memory);
+  let delta = new Float32Array(0);
+  for await (const chunk of source.chunks()) {
+    const { start, length } = chunk;
+    if (delta.length < length) delta = new Float32Array(length);
+    const d = delta.subarray(0, length);
+    if (backend) {
+      const raw = chunkInputs(chunk);
+      await backend.linear([raw[model]!, raw[base]!], [1, -1], false, f32Host(d), step);
+    } else {
+      const x = chunk.inputs[model]!;
+      const b = chunk.inputs[base]!;
+      for (let i = 0; i < length; i++) d[i] = x[i]! - b[i]!;
+      roundStepArray(step, d);
+    }
+    keys.setDeltas(start, new Int32Array(d.buffer, d.byteOffset, length));
+  }
+  return keys.tiesWithin(order.from, order.to);
 }
 
 /** The highest bucket at which the count from the top reaches `k`, and how many are needed from it. */

@@ -1,4 +1,4 @@
-import { absBits, magnitudeKeeps, MAX_DELLA_ROW, type MagnitudeCut } from '../compute/types';
+import { absBits, magnitudeMaskKeeps, MAX_DELLA_ROW, type MagnitudeCut, type MagnitudeTrimMask } from '../compute/types';
 import { MagnitudeMask } from './magnitude-select';
 import { uniformAt } from './random-mask';
 
@@ -38,12 +38,42 @@ export class MagnitudeSparsifier implements Sparsifier {
  * on the ones before it and any backend, window or thread keeps the same ones.
  */
 export class CutSparsifier implements Sparsifier {
-  constructor(readonly cuts: { keep: MagnitudeCut; skip?: MagnitudeCut }) {}
+  constructor(
+    readonly cuts: { keep: MagnitudeCut; skip?: MagnitudeCut },
+    /** The elements tied at the cuts' bits that torch's sort keeps; without, ties go in index order. */
+    readonly ties?: TieBytes,
+  ) {}
 
   reset(): void {}
 
   mask(start: number, delta: Float32Array, keep: Uint8Array): void {
-    for (let i = 0; i < delta.length; i++) keep[i] = magnitudeKeeps(this.cuts, absBits(delta[i]!), start + i) ? 1 : 0;
+    const mask = { ...this.cuts, ...(this.ties ? { ties: this.ties.over(start, delta.length) } : {}) };
+    for (let i = 0; i < delta.length; i++) keep[i] = magnitudeMaskKeeps(mask, absBits(delta[i]!), start, i) ? 1 : 0;
+  }
+
+  /** The backend's mask over [start, start + length) (`TaskVectorMask` magnitude). */
+  backendMask(start: number, length: number): MagnitudeTrimMask {
+    return { kind: 'magnitude', ...this.cuts, ...(this.ties ? { ties: this.ties.over(start, length) } : {}) };
+  }
+}
+
+/** A bitset over a tensor's elements as one byte per element of a run of it (1 = in the set). */
+export class TieBytes {
+  private bytes = new Uint8Array(0);
+
+  /** `bits`: bit i & 7 of byte i >> 3 is element i's. */
+  constructor(readonly bits: Uint8Array) {}
+
+  /** The bytes of [start, start + length); the array is reused by the next call. */
+  over(start: number, length: number): Uint8Array {
+    if (this.bytes.length < length) this.bytes = new Uint8Array(length);
+    const bytes = this.bytes.subarray(0, length);
+    const bits = this.bits;
+    for (let i = 0; i < length; i++) {
+      const index = start + i;
+      bytes[i] = (bits[index >> 3]! >> (index & 7)) & 1;
+    }
+    return bytes;
   }
 }
 

@@ -1,10 +1,11 @@
-import { MagnitudeMask, magnitudeCuts, magnitudeThresholds } from './magnitude-select';
+import { indexOrderCuts, MagnitudeMask, magnitudeThresholds, magnitudeThresholdsOnBackend, torchTiesWithin, type MagnitudeThreshold } from './magnitude-select';
 import { stepOf, stepRounding } from './numerics';
 import { ParallelTorchSum } from './torch-reductions';
 import { maskKey } from './random-mask';
-import { CutSparsifier, DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, keepEverything, type Sparsifier } from './sparsify';
+import { CutSparsifier, DellaSparsifier, MagnitudeSparsifier, RandomSparsifier, TieBytes, keepEverything, type Sparsifier } from './sparsify';
+import { SORT_TIES_MAX_ELEMENTS } from './torch-sort-ties';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type ParameterDecl, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
-import { MAX_TASK_MODELS, type ComputeBackend, type HostArray, type StepDtype, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
+import { MAX_TASK_MODELS, type ComputeBackend, type HostArray, type MagnitudeCut, type StepDtype, type TaskArithmeticParams, type TaskVectorMask } from '../compute/types';
 
 export type SparsificationMethod = 'magnitude' | 'magnitude_outliers' | 'random' | 'della_magprune';
 
@@ -202,8 +203,9 @@ async function taskPassOnBackend(
  */
 async function chunkMasks(tv: TaskVectors, deltas: ChunkDeltas, chunk: Chunk, inputs: HostArray[], ranked: RowRankKeeps | undefined): Promise<TaskVectorMask[]> {
   const keeps = ranked ? await ranked.compute(chunk, inputs) : new Map<number, Uint8Array>();
-  if (tv.sparsifiers.some((s, j) => backendMask(s) === undefined && !keeps.has(j))) deltas.load(chunk.start, chunk.inputs);
-  return tv.sparsifiers.map((s, j) => backendMask(s) ?? { kind: 'keep', keep: keeps.get(j) ?? deltas.keepMask(j, chunk.length) });
+  const masks = tv.sparsifiers.map((s) => backendMask(s, chunk));
+  if (masks.some((mask, j) => mask === undefined && !keeps.has(j))) deltas.load(chunk.start, chunk.inputs);
+  return masks.map((mask, j) => mask ?? { kind: 'keep', keep: keeps.get(j) ?? deltas.keepMask(j, chunk.length) });
 }
 
 /**
@@ -270,10 +272,10 @@ class RowRankKeeps {
   }
 }
 
-function backendMask(s: Sparsifier): TaskVectorMask | undefined {
+function backendMask(s: Sparsifier, chunk: Chunk): TaskVectorMask | undefined {
   if (s === keepEverything) return { kind: 'all' };
   if (s instanceof RandomSparsifier) return { kind: 'random', key: s.key, density: s.density };
-  if (s instanceof CutSparsifier) return { kind: 'magnitude', ...s.cuts };
+  if (s instanceof CutSparsifier) return s.backendMask(chunk.start, chunk.length);
   return undefined;
 }
 
@@ -410,7 +412,11 @@ async function makeSparsifiers(
   });
 }
 
-/** mergekit's magnitude sparsifiers: exact ranks of |delta| over the whole tensor, found by radix select. */
+/**
+ * mergekit's magnitude sparsifiers: exact ranks of |delta| over the whole tensor, found by radix
+ * select. Where only some of the elements tied at a threshold are kept, the ones torch's sort keeps
+ * (`torchTiesWithin`; index order for a tensor too large for its sort keys).
+ */
 async function magnitudeSparsifiers(
   method: 'magnitude' | 'magnitude_outliers',
   source: TensorSource,
@@ -421,6 +427,7 @@ async function magnitudeSparsifiers(
   onBackend?: { backend: ComputeBackend; step: StepDtype },
 ): Promise<Sparsifier[]> {
   const n = ctx.numel;
+  const base = ctx.baseIndex!;
   // Ranks counted from the largest |delta|: [skip, upTo) are kept; 'all' or 'none' needs no ranks.
   const ranks = others.map((m, j): { skip: number; upTo: number } | 'all' | 'none' => {
     const density = densities[j]!;
@@ -430,30 +437,68 @@ async function magnitudeSparsifiers(
     const rank = outlierRanks(n, density, (ctx.perModel[m]!['gamma'] as number | undefined) ?? 0.01);
     return rank.upTo > rank.skip ? rank : 'none';
   });
-  const without = (rank: 'all' | 'none'): Sparsifier => (rank === 'none' ? new RandomSparsifier(0, 0) : keepEverything);
   const wanted = others.flatMap((m, j) => {
     const rank = ranks[j]!;
     return typeof rank === 'string' ? [] : [{ j, m, k: rank.upTo }, ...(rank.skip > 0 ? [{ j, m, k: rank.skip }] : [])];
   });
-  if (onBackend) {
-    // The same ranks as elementwise tests the backend applies: thresholds and where their ties stop.
-    const cuts = await magnitudeCuts(source, onBackend.backend, ctx.baseIndex!, wanted.map((w) => w.m), wanted.map((w) => w.k), onBackend.step);
-    return others.map((_, j) => {
-      const rank = ranks[j]!;
-      if (typeof rank === 'string') return without(rank);
-      const keep = cuts[wanted.findIndex((w) => w.j === j && w.k === rank.upTo)]!;
-      const skip = rank.skip > 0 ? cuts[wanted.findIndex((w) => w.j === j && w.k === rank.skip)] : undefined;
-      return new CutSparsifier(skip ? { keep, skip } : { keep });
-    });
+  const step = onBackend?.step ?? stepOf(ctx.computeDtype);
+  const found = onBackend
+    ? await magnitudeThresholdsOnBackend(source, onBackend.backend, base, wanted.map((w) => w.m), wanted.map((w) => w.k), step)
+    : await magnitudeThresholds(source, base, wanted.map((w) => w.m), wanted.map((w) => w.k), round);
+  const at = (j: number, k: number) => wanted.findIndex((w) => w.j === j && w.k === k);
+  const sparsifiers: Sparsifier[] = [];
+  const inIndexOrder: number[] = [];
+  // One model's sort keys at a time, in the same memory.
+  let memory: Int32Array | undefined;
+  for (const [j, rank] of ranks.entries()) {
+    if (typeof rank === 'string') {
+      sparsifiers.push(rank === 'none' ? new RandomSparsifier(0, 0) : keepEverything);
+      continue;
+    }
+    const upTo = found[at(j, rank.upTo)]!;
+    const skipAt = rank.skip > 0 ? found[at(j, rank.skip)] : undefined;
+    const thresholds = skipAt ? [upTo, skipAt] : [upTo];
+    const cut = (t: MagnitudeThreshold): MagnitudeCut => ({ bits: t.bits, before: t.ties >= t.count ? Infinity : 0 });
+    const cuts = { keep: cut(upTo), ...(skipAt ? { skip: cut(skipAt) } : {}) };
+    if (thresholds.every((t) => t.ties >= t.count)) {
+      sparsifiers.push(new CutSparsifier(cuts));
+    } else if (n <= SORT_TIES_MAX_ELEMENTS) {
+      // magnitude: argsort(descending)[:k]; magnitude_outliers: sort(ascending)[n_bot : n_bot + target].
+      const order = method === 'magnitude' ? { descending: true, from: 0, to: rank.upTo } : { descending: false, from: n - rank.upTo, to: n - rank.skip };
+      memory ??= new Int32Array(n);
+      const kept = await torchTiesWithin(source, { base, model: others[j]!, step, backend: onBackend?.backend, memory }, order, [...new Set(thresholds.map((t) => t.bits))], n);
+      sparsifiers.push(new CutSparsifier(cuts, new TieBytes(kept)));
+    } else {
+      sparsifiers.push(keepEverything);
+      inIndexOrder.push(j);
+    }
   }
-  const found = await magnitudeThresholds(source, ctx.baseIndex!, wanted.map((w) => w.m), wanted.map((w) => w.k), round);
-  return others.map((_, j) => {
-    const rank = ranks[j]!;
-    if (typeof rank === 'string') return without(rank);
-    const upTo = found[wanted.findIndex((w) => w.j === j && w.k === rank.upTo)]!;
-    const skipAt = rank.skip > 0 ? found[wanted.findIndex((w) => w.j === j && w.k === rank.skip)] : undefined;
-    return new MagnitudeSparsifier(new MagnitudeMask(skipAt, upTo));
-  });
+  if (inIndexOrder.length > 0) await indexOrderSparsifiers(source, base, others, ranks, wanted, found, inIndexOrder, sparsifiers, onBackend);
+  return sparsifiers;
+}
+
+/** Models whose ties at a threshold are taken in index order (a tensor past SORT_TIES_MAX_ELEMENTS). */
+async function indexOrderSparsifiers(
+  source: TensorSource,
+  base: number,
+  others: number[],
+  ranks: ({ skip: number; upTo: number } | 'all' | 'none')[],
+  wanted: { j: number; m: number; k: number }[],
+  found: MagnitudeThreshold[],
+  models: number[],
+  sparsifiers: Sparsifier[],
+  onBackend?: { backend: ComputeBackend; step: StepDtype },
+): Promise<void> {
+  const listed = wanted.flatMap((w, at) => (models.includes(w.j) ? [{ ...w, at }] : []));
+  const cuts = onBackend ? await indexOrderCuts(source, onBackend.backend, base, listed.map((w) => w.m), listed.map((w) => found[w.at]!), onBackend.step) : undefined;
+  for (const j of models) {
+    const rank = ranks[j] as { skip: number; upTo: number };
+    const upTo = listed.findIndex((w) => w.j === j && w.k === rank.upTo);
+    const skip = rank.skip > 0 ? listed.findIndex((w) => w.j === j && w.k === rank.skip) : -1;
+    sparsifiers[j] = cuts
+      ? new CutSparsifier(skip >= 0 ? { keep: cuts[upTo]!, skip: cuts[skip]! } : { keep: cuts[upTo]! })
+      : new MagnitudeSparsifier(new MagnitudeMask(skip >= 0 ? found[listed[skip]!.at] : undefined, found[listed[upTo]!.at]!));
+  }
 }
 
 /**

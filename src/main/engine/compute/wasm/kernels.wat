@@ -726,8 +726,9 @@
   ;;
   ;; The per-model table at $params (compute/wasm-backend.ts writes it): weights f32 +0, scales f32
   ;; +64, DARE keys +128 and thresholds +192, mask kinds +256 (0 all, 1 DARE's hash, 2 magnitude
-  ;; thresholds, 4 + k byte mask segment k), magnitude keep bits +320 and skip bits +384, and the
-  ;; tensor indices where their ties stop being kept (skipped): i64 at +448 and +576.
+  ;; thresholds, 3 magnitude thresholds with their ties' bytes in the segment at +128, 4 + k byte
+  ;; mask segment k), magnitude keep bits +320 and skip bits +384, and the tensor indices where their
+  ;; ties stop being kept (skipped): i64 at +448 and +576.
 
   ;; Rounds $n f32 at $p to bf16 ($mode 1) or f16 ($mode 2) and back, in place, as torch rounds
   ;; (nearest even; every NaN 0x7fc00000).
@@ -948,6 +949,30 @@
         (local.set $i (i32.add (local.get $i) (i32.const 16)))
         (br $next))))
 
+  ;; TIES/breadcrumbs with torch's order among ties: keeps δ where |δ|'s bits are above $u and below
+  ;; $s, or where the byte at $m (one per element, 0 but at bits $u or $s) is not 0.
+  (func $mask_mag_ties (param $p i32) (param $n i32) (param $u i32) (param $s i32) (param $m i32)
+    (local $i i32) (local $stop i32) (local $x v128) (local $bits v128) (local $uv v128) (local $sv v128)
+    (local.set $uv (i32x4.splat (local.get $u)))
+    (local.set $sv (i32x4.splat (local.get $s)))
+    (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+        (local.set $x (v128.load (i32.add (local.get $p) (local.get $i))))
+        (local.set $bits (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))))
+        (local.set $bits (v128.bitselect (i32x4.splat (i32.const 0x7fc00000)) (local.get $bits) (i32x4.gt_s (local.get $bits) (i32x4.splat (i32.const 0x7f800000)))))
+        (v128.store (i32.add (local.get $p) (local.get $i))
+          (v128.and (local.get $x)
+            (v128.or
+              (v128.and (i32x4.gt_s (local.get $bits) (local.get $uv)) (i32x4.lt_s (local.get $bits) (local.get $sv)))
+              (i32x4.ne
+                (i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u
+                  (v128.load32_zero align=1 (i32.add (local.get $m) (i32.shr_u (local.get $i) (i32.const 2))))))
+                (i32x4.splat (i32.const 0))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next))))
+
   ;; Explicit masks (DELLA's): keeps δ where the mask byte at $m (one per element) is not 0.
   (func $mask_bytes (param $p i32) (param $n i32) (param $m i32)
     (local $i i32) (local $stop i32)
@@ -1002,6 +1027,12 @@
               (call $rel_cut (i64.load offset=448 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 3)))) (local.get $idx_lo) (local.get $idx_hi))
               (i32.load offset=384 (local.get $at))
               (call $rel_cut (i64.load offset=576 (i32.add (local.get $params) (i32.shl (local.get $j) (i32.const 3)))) (local.get $idx_lo) (local.get $idx_hi)))))
+    (if (i32.eq (local.get $kind) (i32.const 3))
+      (then (call $mask_mag_ties (local.get $pd) (local.get $n)
+              (i32.load offset=320 (local.get $at))
+              (i32.load offset=384 (local.get $at))
+              (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (local.get $count) (i32.add (i32.load offset=128 (local.get $at)) (i32.const 1))) (i32.const 2))))
+                       (local.get $t)))))
     (if (i32.ge_u (local.get $kind) (i32.const 4))
       (then (call $mask_bytes (local.get $pd) (local.get $n)
               (i32.add (i32.load (i32.add (local.get $in) (i32.shl (i32.add (local.get $count) (i32.sub (local.get $kind) (i32.const 3))) (i32.const 2))))
