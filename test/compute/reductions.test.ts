@@ -261,17 +261,19 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
-    it(`${label}: deltaVariance (sce's variances) equals the reference, 1 to 5 models, f32/bf16 in and out`, async () => {
+    it(`${label}: deltaVariance (sce's variances) equals the reference, 1 to 5 models, f32/bf16 in and out, f32/bf16/f16 steps`, async () => {
       for (const [n, count] of [[1, 1], [1001, 2], [70_003, 3], [300_017, 5]] as const) {
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'F32'], ['BF16', 'BF16'], ['F32', 'F16']] as const) {
-          const inputs = hosts(quantized(n, count, n + count + 4), inDtype);
-          const want = hostArray(outDtype, n);
-          const got = placed(backend, pin, hostArray(outDtype, n));
-          await reference.deltaVariance(inputs[0]!, inputs.slice(1), want);
-          const mine = inputs.map((h) => placed(backend, pin, h));
-          await backend.deltaVariance(mine[0]!, mine.slice(1), got);
-          const at = firstDifference(got, want);
-          expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `deltaVariance ${n} × ${count} ${inDtype} → ${outDtype}`).toBe('');
+          for (const step of ['F32', 'BF16', 'F16'] as const) {
+            const inputs = hosts(quantized(n, count, n + count + 4), inDtype);
+            const want = hostArray(outDtype, n);
+            const got = placed(backend, pin, hostArray(outDtype, n));
+            await reference.deltaVariance(inputs[0]!, inputs.slice(1), want, step);
+            const mine = inputs.map((h) => placed(backend, pin, h));
+            await backend.deltaVariance(mine[0]!, mine.slice(1), got, step);
+            const at = firstDifference(got, want);
+            expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `deltaVariance ${n} × ${count} ${inDtype} → ${outDtype}, ${step} steps`).toBe('');
+          }
         }
       }
     });

@@ -121,7 +121,7 @@ async function sceOutput(inputs: HostArray[], ctx: TensorMergeContext, chunk: nu
 }
 
 describe('sce on the backends gives its TypeScript\'s bits', () => {
-  it('in bf16 steps (select_topk 0 and 1): bf16 models with and without NaN/±∞/±0/subnormals, chunks that cut windows, 2 to 4 models', async () => {
+  it('in bf16 and f16 steps (select_topk 0 to 1): bf16 models with and without NaN/±∞/±0/subnormals, chunks that cut windows, 2 to 4 models', async () => {
     for (const [n, chunk, count, edges] of [
       [40_001, 40_001, 2, 0.02],
       [9_000, 1_003, 4, 0.02],
@@ -129,13 +129,13 @@ describe('sce on the backends gives its TypeScript\'s bits', () => {
       [70_001, 70_001, 2, 0],
     ] as [number, number, number, number][]) {
       const inputs = models(n, count, n + 5 * count, edges).map((v) => asHost(v, 'BF16'));
-      for (const topk of [0, 1]) {
-        const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: 0, global: { select_topk: topk }, perModel: inputs.map(() => ({})), seed: 0, computeDtype: 'BF16' };
+      for (const [topk, step] of [[0, 'BF16'], [1, 'BF16'], [0.001, 'BF16'], [0.37, 'BF16'], [0.37, 'F16']] as const) {
+        const ctx: TensorMergeContext = { tensorName: 'x', shape: [n], numel: n, baseIndex: 0, global: { select_topk: topk }, perModel: inputs.map(() => ({})), seed: 0, computeDtype: step };
         const want = await sceOutput(inputs, ctx, chunk);
         for (const [label, backend] of BACKENDS) {
           const got = await sceOutput(inputs, { ...ctx, backend }, chunk);
           const at = firstDifference({ dtype: 'F32', data: got }, { dtype: 'F32', data: want });
-          expect(at < 0 ? '' : `element ${at}: ${describeElement({ dtype: 'F32', data: got }, at)} vs ${describeElement({ dtype: 'F32', data: want }, at)}`, `bf16 steps, ${n}, chunks of ${chunk}, ${count} models, top ${topk}, ${label}`).toBe('');
+          expect(at < 0 ? '' : `element ${at}: ${describeElement({ dtype: 'F32', data: got }, at)} vs ${describeElement({ dtype: 'F32', data: want }, at)}`, `${step} steps, ${n}, chunks of ${chunk}, ${count} models, top ${topk}, ${label}`).toBe('');
         }
       }
     }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { defaultTorchThreads, ParallelTorchSum, TorchHalfNorm, TorchNorm, TorchSum } from '../../src/main/engine/methods/torch-reductions';
 import { roundBf16, roundF16 } from '../../src/main/engine/methods/numerics';
+import { deltaVarianceF32 } from '../../src/main/engine/compute/reference';
 
 const vectors: {
   torch: string;
@@ -10,6 +11,7 @@ const vectors: {
   threaded: { length: number; seed: number; threads: number; sum: number }[];
   halfNorms: { length: number; seed: number; threads: number; norm: number }[];
   halfSums: { dtype: 'F16' | 'BF16'; length: number; seed: number; threads: number; sum: number }[];
+  variances: { dtype: 'F32' | 'F16' | 'BF16'; length: number; seeds: number[]; variance: number[] }[];
 } = JSON.parse(
   readFileSync('test/fixtures/torch-reductions.json', 'utf8'),
 );
@@ -96,5 +98,34 @@ describe(`torch's reductions of 16-bit tensors (torch ${vectors.torch}, ${vector
     const cases = vectors.halfSums;
     expect(cases.filter((c) => sum(c.dtype, c.length, c.seed, c.threads, round(c.dtype)) !== c.sum).map((c) => `${c.dtype} ${c.length}/${c.threads}`)).toEqual([]);
     expect(cases.filter((c) => sum(c.dtype, c.length, c.seed, c.threads) !== c.sum).length).toBeGreaterThan(0);
+  });
+});
+
+describe(`torch.var across stacked task vectors, sce's variances (torch ${vectors.torch})`, () => {
+  it('is Welford\'s update in f64 over the models, cast to the dtype: deltaVariance, 2 to 5 models, f32, bf16 and f16', () => {
+    expect(vectors.variances.length).toBe(12);
+    const wrong = vectors.variances.filter(({ dtype, length, seeds, variance }) => {
+      const r = dtype === 'BF16' ? roundBf16 : dtype === 'F16' ? roundF16 : Math.fround;
+      const models = seeds.map((seed, j) => Float32Array.from({ length }, (_, i) => r(value(i, seed) * (1 + j))));
+      const out = new Float32Array(length);
+      deltaVarianceF32(new Float32Array(length), models, out, dtype);
+      return out.some((v, i) => !Object.is(v, variance[i]));
+    });
+    expect(wrong.map((c) => `${c.dtype} × ${c.seeds.length}`)).toEqual([]);
+  });
+
+  it('differs from the f32 two-pass variance (mean, then squared deviations) on some elements', () => {
+    const { length, seeds, variance } = vectors.variances.find((c) => c.dtype === 'F32' && c.seeds.length === 5)!;
+    const models = seeds.map((seed, j) => Float32Array.from({ length }, (_, i) => Math.fround(value(i, seed) * (1 + j))));
+    const f = Math.fround;
+    const twoPass = (i: number) => {
+      let sum = 0;
+      for (const x of models) sum = f(sum + x[i]!);
+      const mean = f(sum / models.length);
+      let squares = 0;
+      for (const x of models) squares = f(squares + f(f(x[i]! - mean) ** 2));
+      return f(squares / models.length);
+    };
+    expect(variance.filter((v, i) => v !== twoPass(i)).length).toBeGreaterThan(10);
   });
 });

@@ -9,6 +9,8 @@ interface SortCase {
   levels: number;
   specials: boolean;
   descending: boolean;
+  /** torch.topk(k = to) rather than a slice of a sort. */
+  topk?: boolean;
   from: number;
   to: number;
   /** The values tied across an end of [from, to). */
@@ -51,12 +53,15 @@ describe(`torch's sort order among tied values (torch ${vectors.torch})`, () => 
     expect(cases.filter((c) => c.descending).length).toBeGreaterThan(8);
     expect(cases.filter((c) => !c.descending && c.tied.length === 2).length).toBeGreaterThan(8);
     expect(cases.some((c) => c.length > 100_000 && c.kept.length > 100)).toBe(true);
+    expect(cases.filter((c) => c.topk && c.to * 64 <= c.length).length).toBeGreaterThan(3);
+    expect(cases.filter((c) => c.topk && c.to * 64 > c.length).length).toBeGreaterThan(3);
   });
 
   for (const c of cases) {
-    const what = `${c.length} elements (seed ${c.seed}, ${c.levels} magnitudes${c.specials ? ', NaN and ±inf' : ''}), ${c.descending ? 'argsort descending' : 'sort ascending'}[${c.from}:${c.to}]`;
-    it(`keeps the tied elements torch keeps: ${what}`, () => {
-      expect(members(keysOf(c, values(c)).tiesWithin(c.from, c.to))).toEqual(c.kept);
+    const order = c.topk ? `topk(${c.to}), by ${c.to * 64 <= c.length ? 'partial_sort' : 'nth_element'}` : `${c.descending ? 'argsort descending' : 'sort ascending'}[${c.from}:${c.to}]`;
+    it(`keeps the tied elements torch keeps: ${c.length} elements (seed ${c.seed}, ${c.levels} magnitudes${c.specials ? ', NaN and ±inf' : ''}), ${order}`, () => {
+      const keys = keysOf(c, values(c));
+      expect(members(c.topk ? keys.topkWithin(c.to) : keys.tiesWithin(c.from, c.to))).toEqual(c.kept);
     });
   }
 

@@ -982,6 +982,12 @@ dtype: float16
     "nuslerp-f16": (ta("nuslerp", {}, models=("llama-ft1", "llama-ft2"), per_model={0: "weight: 0.6", 1: "weight: 0.4"}, dtype=F16), "exact", "nuslerp", "with base, f16 steps"),
     "ram-f16": (ta("ram", {"epsilon": 0.001}, per_model={i: "weight: 1.0" for i in range(3)}, dtype=F16), "exact", "ram", "f16 steps, epsilon cast to f16"),
     "sce-f16": (ta("sce", {}, per_model={i: "weight: 1.0" for i in range(3)}, dtype=F16), "exact", "sce", "select_topk 1 (the default), f16 steps"),
+    "sce-topk-f16": (ta("sce", {"select_topk": 0.4}, per_model={i: "weight: 1.0" for i in range(3)}, dtype=F16), "exact", "sce",
+        "select_topk 0.4 in f16 steps: torch.var's f16 variances, ties at the cut kept as torch.topk's nth_element keeps them"),
+    "sce-topk-bf16": (ta("sce", {"select_topk": 0.01}, models=("llama-bf16-ft1", "llama-bf16-ft2"), base="llama-bf16-base", per_model={i: "weight: 1.0" for i in range(2)}, dtype="dtype: bfloat16\n"), "exact", "sce",
+        "select_topk 0.01 in bf16 steps: few kept (torch.topk by partial_sort), ties at the cut in its order"),
+    "sce-topk-bf16-over-f32": (ta("sce", {"select_topk": 0.3}, models=("llama-bf16-ft1", "llama-bf16-ft2"), base="llama-bf16-base", per_model={i: "weight: 1.0" for i in range(2)}), "exact", "sce",
+        "bf16 models computed in f32: torch.var's f64 Welford, many variances tied at the cut"),
     "arcee-fusion-f16": (f"""merge_method: arcee_fusion
 base_model: {M}llama-base
 models:

@@ -1,4 +1,5 @@
-"""torch's f32 sum and vector_norm of generated vectors (and of the same rounded to f16 and bf16), for test/engine/torch-reductions.test.ts.
+"""torch's f32 sum and vector_norm of generated vectors (and of the same rounded to f16 and bf16), and
+torch.var across stacked vectors (sce's), for test/engine/torch-reductions.test.ts.
 Values are exact dyadic f32 numbers made from an integer hash, so the test rebuilds them bit for bit.
 
     python tools/vectors/make_reduction_vectors.py   # torch installed (e.g. with mergekit)
@@ -54,6 +55,15 @@ for threads in (1, 2, 3):
             y = values(length, 7 + threads).to(dtype)
             half_sums.append({"dtype": name, "length": length, "seed": 7 + threads, "threads": threads, "sum": torch.sum(y).item()})
 torch.set_num_threads(1)
+# sce's torch.var(task_vectors, dim=0, unbiased=False) over 2 to 5 models, in each dtype: Welford's
+# update in f64, the result cast to the dtype.
+variances = []
+for models in (2, 3, 4, 5):
+    for name, dtype in (("F32", torch.float32), ("BF16", torch.bfloat16), ("F16", torch.float16)):
+        seeds = [20 + 5 * models + j for j in range(models)]
+        tv = torch.stack([values(300, s) * (1 + j) for j, s in enumerate(seeds)]).to(dtype)
+        var = torch.var(tv, dim=0, unbiased=False).float()
+        variances.append({"dtype": name, "length": 300, "seeds": seeds, "variance": var.tolist()})
 with open("test/fixtures/torch-reductions.json", "w") as f:
-    json.dump({"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(), "cases": cases, "threaded": threaded, "halfNorms": half_norms, "halfSums": half_sums}, f, indent=1)
+    json.dump({"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(), "cases": cases, "threaded": threaded, "halfNorms": half_norms, "halfSums": half_sums, "variances": variances}, f, indent=1)
 print(len(cases), "cases")

@@ -1,6 +1,6 @@
 """Which elements tied at a rank boundary torch's CPU sort puts inside a slice, for
 test/engine/torch-sort-ties.test.ts: mergekit's `magnitude` keeps torch.argsort(|x|, descending=True)[:k],
-`magnitude_outliers` torch.sort(|x|).indices[a:b], both of |x| cast to f32. Values are exact dyadic numbers
+`magnitude_outliers` torch.sort(|x|).indices[a:b], both of |x| cast to f32, and sce torch.topk(|x|, k). Values are exact dyadic numbers
 from an integer hash (few distinct magnitudes, so many ties), so the test rebuilds them bit for bit.
 
     python tools/vectors/make_sort_tie_vectors.py   # torch installed (e.g. with mergekit)
@@ -52,6 +52,18 @@ for length, levels, specials in [(17, 4, False), (40, 3, False), (100, 10, True)
         asc = torch.sort(w, descending=False).indices
         kept, tied = tied_inside(w, asc, start, stop)
         cases.append({"length": length, "seed": seed, "levels": levels, "specials": specials, "descending": False, "from": start, "to": stop, "tied": tied, "kept": kept})
+
+# sce keeps torch.topk(var.abs().view(-1), k, largest=True): std::partial_sort where k * 64 <= n, else
+# std::nth_element, over (value, index) pairs.
+for length, levels, specials, fraction in [(50, 5, False, 0.3), (1000, 37, True, 0.01), (4099, 64, False, 0.5), (20000, 256, False, 0.015),
+                                          (20000, 40, False, 0.2), (100003, 1024, True, 0.3), (300007, 500, False, 0.01), (300007, 77, False, 0.7)]:
+    for seed in range(2):
+        w = values(length, seed, levels, specials).abs()
+        k = max(1, int(fraction * length))
+        kept, tied = tied_inside(w, torch.sort(w, descending=True, stable=True).indices, 0, k)
+        top = set(torch.topk(w, k, largest=True).indices.tolist())
+        kept = sorted(i for i in top if any(w[i].item() == t or (t != t and w[i].item() != w[i].item()) for t in tied))
+        cases.append({"length": length, "seed": seed, "levels": levels, "specials": specials, "descending": True, "topk": True, "from": 0, "to": k, "tied": tied, "kept": kept})
 
 with open("test/fixtures/torch-sort-ties.json", "w") as f:
     json.dump({"torch": torch.__version__, "cases": cases}, f, separators=(",", ":"), allow_nan=True)

@@ -335,19 +335,20 @@ export function checkUnitMix(inputs: readonly HostArray[], divisors: readonly nu
 }
 
 /** ComputeBackend.deltaVariance on f32 arrays. */
-export function deltaVarianceF32(base: Float32Array, models: readonly Float32Array[], out: Float32Array): void {
+export function deltaVarianceF32(base: Float32Array, models: readonly Float32Array[], out: Float32Array, step: StepDtype = 'F32'): void {
+  const r = stepRounding(step);
   const n = models.length;
   for (let i = 0; i < out.length; i++) {
     const b = base[i]!;
-    let sum = 0;
-    for (const x of models) sum = f(sum + f(x[i]! - b));
-    const mean = f(sum / n);
-    let squares = 0;
-    for (const x of models) {
-      const d = f(f(x[i]! - b) - mean);
-      squares = f(squares + f(d * d));
+    let mean = 0;
+    let m2 = 0;
+    for (let j = 0; j < n; j++) {
+      const delta = r(models[j]![i]! - b);
+      const d = delta - mean;
+      mean += d / (j + 1);
+      m2 += d * (delta - mean);
     }
-    out[i] = f(squares / n);
+    out[i] = r(m2 / n);
   }
 }
 
@@ -585,11 +586,11 @@ export class ReferenceBackend implements ComputeBackend {
     fromF32(result, out);
   }
 
-  async deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
+  async deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray, step: StepDtype = 'F32'): Promise<void> {
     checkLengths([base, ...models], out);
     checkDeltaVariance(models);
     const result = new Float32Array(out.data.length);
-    deltaVarianceF32(toF32(base), models.map(toF32), result);
+    deltaVarianceF32(toF32(base), models.map(toF32), result, step);
     fromF32(result, out);
   }
 

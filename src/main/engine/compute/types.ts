@@ -83,11 +83,12 @@ export interface ComputeBackend {
   unitMix(inputs: readonly HostArray[], divisors: readonly number[], coefficients: readonly number[], scale: number, out: HostArray): Promise<void>;
 
   /**
-   * sce's variance of the task vectors, element by element (r rounds to f32): δ_j = r(x_j − base),
-   * mean = r(Σ_j δ_j / n) (the sum in f32 from 0, in order), out = r(Σ_j r(d_j·d_j) / n) with
-   * d_j = r(δ_j − mean). 1 to MAX_TASK_MODELS models.
+   * sce's variance of the task vectors, element by element, as torch.var(dim=0, unbiased=False)
+   * computes it: δ_j = r(x_j − base) (r rounds to `step`, default F32), then Welford's update in f64
+   * over j = 1..n (d = δ_j − mean, mean += d / j, m2 += d·(δ_j − mean)), out = r(f32(m2 / n)).
+   * 1 to MAX_TASK_MODELS models.
    */
-  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void>;
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray, step?: StepDtype): Promise<void>;
 
   /**
    * sce's merge pass (`methods/sce.ts`), element by element (r rounds to f32): where `select` is

@@ -615,13 +615,14 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
-  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray, step: StepDtype = 'F32'): Promise<void> {
     try {
       checkDeltaVariance(models);
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    return this.serial(() => this.run({ inputs: [base, ...models], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['dvar', [input, seg, models.length, start, end, output, bfIn, bfOut]] }));
+    const mode = stepMode(step);
+    return this.serial(() => this.run({ inputs: [base, ...models], out, call: (input, seg, start, end, output, bfIn, bfOut) => ['dvar', [input, seg, models.length, start, end, output, bfIn, bfOut, mode]] }));
   }
 
   sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {

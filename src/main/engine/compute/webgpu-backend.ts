@@ -1,6 +1,6 @@
 import type { FloatDtype } from '../safetensors/dtype';
 import { dellaProbabilities } from '../methods/sparsify';
-import { checkDeltaVariance, checkRowRanks, checkTaskArithmetic, checkUnitSum, checkUnitTangent, toF32, weightSum } from './reference';
+import { checkRowRanks, checkTaskArithmetic, checkUnitSum, checkUnitTangent, toF32, weightSum } from './reference';
 import {
   bytesPerElement,
   checkLengths,
@@ -184,8 +184,8 @@ function describeAdapter(adapter: GPUAdapter, backend: string): GpuAdapterDescri
  * side) and one readback, in a slot of a small ring, so window i+1 uploads while window i computes
  * and window i−1 is read back. bf16 and f16 stay packed two to a u32 on the device.
  *
- * On the device: the elementwise kernels (linear, nearswap, blend2, taskArithmetic, and unitSum,
- * unitTangent, deltaVariance, whose f32 quotients come from the integer division div_ieee), the
+ * On the device: the elementwise kernels (linear, nearswap, blend2, taskArithmetic, and unitSum and
+ * unitTangent, whose f32 quotients come from the integer division div_ieee), the
  * magnitude histograms (u32 atomics, exact in any order), deltaFind's per-window tallies and DELLA's
  * row ranks (a stable radix sort per row, rowRankMasks). On the host's CPU backend: the sums that
  * follow one sequential order in f64 or in torch's order (WGSL has no f64, and a parallel sum would
@@ -482,14 +482,9 @@ export class WebGpuBackend implements ComputeBackend {
     return this.host().unitMix(inputs, divisors, coefficients, scale, out);
   }
 
-  // sce's variance: f32 steps, the two divisions by div_ieee.
-  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
-    try {
-      checkDeltaVariance(models);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.serial(() => this.run('deltaVariance', [base, ...models], out, elementwiseHeader(models.length, { p0: models.length })));
+  // sce's variance: Welford's update in f64, which WGSL does not have; on the host.
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray, step?: StepDtype): Promise<void> {
+    return this.host().deltaVariance(base, models, out, step);
   }
 
   // sce's merge pass: f32 division, which WGSL does not round correctly; on the host.

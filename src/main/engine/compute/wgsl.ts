@@ -21,7 +21,7 @@ import { MAX_TASK_MODELS } from './types';
  * a packed output word is written whole.
  */
 
-export type ElementwiseOp = 'linear' | 'nearswap' | 'blend2' | 'unitSum' | 'unitTangent' | 'deltaVariance';
+export type ElementwiseOp = 'linear' | 'nearswap' | 'blend2' | 'unitSum' | 'unitTangent';
 
 /**
  * Where the per-input constants of unitSum and unitTangent sit in `Params.w` (f32 slots): divisors
@@ -369,7 +369,7 @@ fn op(e: u32) -> f32 {
     case 'blend2':
       return /* wgsl */ `
 fn op(e: u32) -> f32 { return add(mul(P.p0, ld(0u, e)), mul(P.p1, ld(1u, e))); }`;
-    // The three below: reference.ts unitSumF32, unitTangentF32, deltaVarianceF32, step for step.
+    // The two below: reference.ts unitSumF32 and unitTangentF32, step for step.
     case 'unitSum':
       // flags & 1: add from −0 (signedZeros).
       return /* wgsl */ `
@@ -393,21 +393,6 @@ fn op(e: u32) -> f32 {
   let r = mul(add(direction, tangent), P.p1);
   if ((P.flags & 1u) != 0u) { return add(r, ld(P.count + 1u, e)); }
   return r;
-}`;
-    case 'deltaVariance':
-      // Inputs: the base, then the models; p0 their number.
-      return /* wgsl */ `
-fn op(e: u32) -> f32 {
-  let b = ld(0u, e);
-  var sum = k(0.0);
-  for (var j = 1u; j <= P.count; j++) { sum = add(sum, sub(ld(j, e), b)); }
-  let mean = div_ieee(sum, P.p0);
-  var squares = k(0.0);
-  for (var j = 1u; j <= P.count; j++) {
-    let d = sub(sub(ld(j, e), b), mean);
-    squares = add(squares, mul(d, d));
-  }
-  return div_ieee(squares, P.p0);
 }`;
   }
 }

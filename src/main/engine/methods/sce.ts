@@ -1,11 +1,12 @@
 import { f32Bits } from '../safetensors/convert';
-import { kthLargestBits, lowPick, MagnitudeMask, pick } from './magnitude-select';
+import { kthLargestBits, lowPick, pick, type MagnitudeThreshold } from './magnitude-select';
+import { SortKeys, SORT_TIES_MAX_ELEMENTS } from './torch-sort-ties';
 import { TorchSum, torchSum } from './torch-reductions';
 import { stepRounding } from './numerics';
-import { CASCADE_ROW, HISTOGRAM_BINS, MAX_TASK_MODELS, type ComputeBackend, type HalfStep, type HostArray, type MagnitudeCut, type SceSelect, type StepDtype } from '../compute/types';
+import { absBits, CASCADE_ROW, HISTOGRAM_BINS, magnitudeKeeps, MAX_TASK_MODELS, type ComputeBackend, type HalfStep, type HostArray, type MagnitudeCut, type SceSelect, type StepDtype } from '../compute/types';
 import { f32Host, OutputBuffer, type Chunk, type MergeMethod, type TensorMergeContext, type TensorSink, type TensorSource } from './types';
 import { HostScratch } from './host-scratch';
-import { sceMergeF32 } from '../compute/reference';
+import { deltaVarianceF32, sceMergeF32 } from '../compute/reference';
 
 const f = Math.fround;
 
@@ -28,25 +29,23 @@ export const sce: MergeMethod = {
   async kernel(source, sink, ctx) {
     const others = ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     const base = ctx.baseIndex!;
-    const topk = ctx.global['select_topk'] as number;
-    // In bf16 or f16, without a selection (select_topk ≥ 1, the default, or ≤ 0): each step rounded to it.
+    // In bf16 or f16: each step rounded to it.
     const step = ctx.computeDtype;
-    if ((step === 'BF16' || step === 'F16') && (topk >= 1 || topk <= 0)) return sceHalfSteps(source, sink, ctx, base, others, topk <= 0, step);
+    if (step === 'BF16' || step === 'F16') return sceHalfSteps(source, sink, ctx, base, others, step);
     if (ctx.backend && others.length <= MAX_TASK_MODELS) return kernelOnBackend(source, sink, ctx, ctx.backend, base, others);
-    const variances = chunkVariances(ctx.backend, base, others);
-    const select = await varianceSelection(source, ctx, variances);
-    const weights = await modelWeights(source, base, others, select, ctx.numel, variances);
+    const selection = await varianceSelection(source, ctx, chunkVariances(ctx.backend, base, others, 'F32'));
+    const weights = await modelWeights(source, base, others, selection, ctx.numel);
     const tv = new Float64Array(others.length);
     let buffer = new Float32Array(0);
-    select?.reset();
+    const select = selection && { cut: selection.cut, variances: selection.variances };
     for await (const chunk of source.chunks()) {
       const { start, length, inputs } = chunk;
       if (buffer.length < length) buffer = new Float32Array(length);
       const out = buffer.subarray(0, length);
       const b = inputs[base]!;
-      const v = select ? await variances(chunk) : undefined;
+      const v = select ? await select.variances(chunk) : undefined;
       for (let i = 0; i < length; i++) {
-        const keep = !select || select.keeps(v![i]!);
+        const keep = !select || magnitudeKeeps({ keep: select.cut }, absBits(v![i]!), start + i);
         let vote = 0;
         others.forEach((m, j) => {
           tv[j] = keep ? f(inputs[m]![i]! - b[i]!) : 0;
@@ -69,35 +68,22 @@ export const sce: MergeMethod = {
   },
 };
 
-/** The population variance of the models' task vectors at element i, in f32. */
-function variance(inputs: Float32Array[], b: Float32Array, others: number[], i: number): number {
-  let sum = 0;
-  for (const m of others) sum = f(sum + f(inputs[m]![i]! - b[i]!));
-  const mean = f(sum / others.length);
-  let squares = 0;
-  for (const m of others) {
-    const d = f(f(inputs[m]![i]! - b[i]!) - mean);
-    squares = f(squares + f(d * d));
-  }
-  return f(squares / others.length);
-}
-
 type ChunkVariances = (chunk: Chunk) => Promise<Float32Array>;
 
 /**
- * Each chunk's variances, in one array reused from chunk to chunk: by the backend's `deltaVariance`
- * (the same f32 steps in the same order) where there is one, else by `variance`.
+ * Each chunk's variances (torch.var's, `ComputeBackend.deltaVariance`), in one array reused from
+ * chunk to chunk: on the backend where there is one, else by the reference.
  */
-function chunkVariances(backend: ComputeBackend | undefined, base: number, others: number[]): ChunkVariances {
+function chunkVariances(backend: ComputeBackend | undefined, base: number, others: number[], step: StepDtype): ChunkVariances {
   let buffer = new Float32Array(0);
   return async (chunk) => {
     if (buffer.length < chunk.length) buffer = new Float32Array(chunk.length);
     const v = buffer.subarray(0, chunk.length);
     if (backend && others.length <= MAX_TASK_MODELS) {
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), { dtype: 'F32', data: v });
+      await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), { dtype: 'F32', data: v }, step);
     } else {
-      for (let i = 0; i < chunk.length; i++) v[i] = variance(chunk.inputs, chunk.inputs[base]!, others, i);
+      deltaVarianceF32(chunk.inputs[base]!, others.map((m) => chunk.inputs[m]!), v, step);
     }
     return v;
   };
@@ -112,8 +98,17 @@ export function selectCount(nonzero: number, density: number): number {
   return Math.trunc(f(f(nonzero) * f(density)));
 }
 
-/** The top `select_topk` of the nonzero variances (ties in index order), or undefined to keep all. */
-async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, variances: ChunkVariances): Promise<MagnitudeMask | undefined> {
+/**
+ * sce's selection: a cut over the variances' bits, and the variances it applies to, whose values tied
+ * at the cut are moved to either side of it as torch.topk chooses among them (`settleTies`).
+ */
+interface VarianceSelection {
+  cut: MagnitudeCut;
+  variances: ChunkVariances;
+}
+
+/** The top `select_topk` of the nonzero variances, or undefined to keep all. */
+async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, variances: ChunkVariances): Promise<VarianceSelection | undefined> {
   const density = ctx.global['select_topk'] as number;
   if (density >= 1) return undefined;
   let nonzero = 0;
@@ -122,7 +117,7 @@ async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, 
     for (let i = 0; i < chunk.length; i++) if (v[i] !== 0) nonzero++;
   }
   const k = selectCount(nonzero, density);
-  if (density <= 0 || k === 0) return new MagnitudeMask(undefined, { bits: 0xffffffff, ties: 0 });
+  if (density <= 0 || k === 0) return { cut: NOTHING_KEPT, variances };
   const bits = new Uint32Array(1);
   const asF32 = new Float32Array(bits.buffer);
   const [threshold] = await kthLargestBits(async (visit) => {
@@ -136,19 +131,67 @@ async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, 
       }
     }
   }, [k]);
-  return new MagnitudeMask(undefined, threshold!);
+  return settleTies(source, variances, ctx.numel, k, threshold!);
+}
+
+/**
+ * The cut at the k-th largest variance, `threshold`. Where only some of the variances tied at it are
+ * kept, the ones torch.topk keeps (`SortKeys.topkWithin`, from one pass that builds the sort keys;
+ * index order past SORT_TIES_MAX_ELEMENTS or at a NaN threshold) are moved one bit above it in each
+ * chunk's variances, the others one bit below, so the cut needs no ties: the variances serve only
+ * the selection.
+ */
+async function settleTies(source: TensorSource, variances: ChunkVariances, numel: number, k: number, threshold: MagnitudeThreshold): Promise<VarianceSelection> {
+  const { bits } = threshold;
+  if (threshold.ties >= threshold.count) return { cut: { bits, before: Infinity }, variances };
+  const keeps = bits < 0x7f800000 && numel <= SORT_TIES_MAX_ELEMENTS ? await topkTies(source, variances, numel, k, bits) : await firstTies(source, variances, bits, threshold.ties);
+  const settled: ChunkVariances = async (chunk) => {
+    const v = await variances(chunk);
+    const vb = new Uint32Array(v.buffer, v.byteOffset, chunk.length);
+    for (let i = 0; i < chunk.length; i++) if (vb[i] === bits) vb[i] = keeps(chunk.start + i) ? bits + 1 : bits - 1;
+    return v;
+  };
+  return { cut: { bits, before: 0 }, variances: settled };
+}
+
+/** Which variances tied at `bits` torch.topk(k) keeps, by tensor index. */
+async function topkTies(source: TensorSource, variances: ChunkVariances, numel: number, k: number, bits: number): Promise<(index: number) => boolean> {
+  const keys = new SortKeys(numel, true, [bits]);
+  for await (const chunk of source.chunks()) {
+    const v = await variances(chunk);
+    keys.setDeltas(chunk.start, new Int32Array(v.buffer, v.byteOffset, chunk.length));
+  }
+  const kept = keys.topkWithin(k);
+  return (index) => ((kept[index >> 3]! >> (index & 7)) & 1) === 1;
+}
+
+/** The first `ties` variances tied at `bits`, in index order. */
+async function firstTies(source: TensorSource, variances: ChunkVariances, bits: number, ties: number): Promise<(index: number) => boolean> {
+  let seen = 0;
+  for await (const chunk of source.chunks()) {
+    const v = await variances(chunk);
+    const vb = new Uint32Array(v.buffer, v.byteOffset, chunk.length);
+    for (let i = 0; i < chunk.length; i++) {
+      if (vb[i] !== bits) continue;
+      if (seen === ties) {
+        const before = chunk.start + i;
+        return (index) => index < before;
+      }
+      seen++;
+    }
+  }
+  return () => true;
 }
 
 /** Each model's mean squared (selected) task vector, divided by their sum; equal weights when that is ~0. */
-async function modelWeights(source: TensorSource, base: number, others: number[], select: MagnitudeMask | undefined, numel: number, variances: ChunkVariances): Promise<number[]> {
+async function modelWeights(source: TensorSource, base: number, others: number[], selection: VarianceSelection | undefined, numel: number): Promise<number[]> {
   const squares = others.map(() => new TorchSum(numel));
-  select?.reset();
   for await (const chunk of source.chunks()) {
-    const { length, inputs } = chunk;
+    const { start, length, inputs } = chunk;
     const b = inputs[base]!;
-    const v = select ? await variances(chunk) : undefined;
+    const v = selection ? await selection.variances(chunk) : undefined;
     for (let i = 0; i < length; i++) {
-      const keep = !select || select.keeps(v![i]!);
+      const keep = !selection || magnitudeKeeps({ keep: selection.cut }, absBits(v![i]!), start + i);
       others.forEach((m, j) => {
         const d = keep ? f(inputs[m]![i]! - b[i]!) : 0;
         squares[j]!.add(f(d * d));
@@ -169,18 +212,18 @@ function weightsFromSquares(squares: TorchSum[], numel: number): number[] {
 }
 
 /**
- * mergekit's sce computing in bf16 (or f16) with no variance selection, step by step as torch does it
- * on such tensors: task vectors r(x − base) (all zero when select_topk ≤ 0 keeps nothing), the elected sign from
- * their sum over the models, each model's weight its mean square over the sum of those, the erased
- * weights' sums and the weighted sum of the task vectors over the models (each accumulated in f32 and
- * rounded once), their quotient, the base added back; every op rounded to the step. (With a selection,
- * which keeps ties among 16-bit variances in torch.topk's order, Alloy computes in f32.)
+ * mergekit's sce computing in bf16 (or f16), step by step as torch does it on such tensors: task
+ * vectors r(x − base), the selection over their variances (torch.var's, rounded to the step; all
+ * zero when select_topk ≤ 0 keeps nothing), the elected sign from their sum over the models, each
+ * model's weight its mean square over the sum of those, the erased weights' sums and the weighted sum
+ * of the task vectors over the models (each accumulated in f32 and rounded once), their quotient, the
+ * base added back; every op rounded to the step.
  */
-async function sceHalfSteps(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number, others: number[], nothing: boolean, step: HalfStep): Promise<void> {
+async function sceHalfSteps(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, base: number, others: number[], step: HalfStep): Promise<void> {
   if (ctx.backend && others.length <= MAX_TASK_MODELS) {
     const scratch = new HostScratch(ctx.backend);
     try {
-      await sceHalfStepsOnBackend(source, sink, ctx, ctx.backend, base, others, nothing, step, scratch);
+      await sceHalfStepsOnBackend(source, sink, ctx, ctx.backend, base, others, step, scratch);
     } finally {
       scratch.release();
     }
@@ -188,32 +231,33 @@ async function sceHalfSteps(source: TensorSource, sink: TensorSink, ctx: TensorM
   }
   const r = stepRounding(step);
   const n = others.length;
+  const selection = await varianceSelection(source, ctx, chunkVariances(undefined, base, others, step));
   let vectors: Float32Array[] = [];
-  /** The chunk's task vectors r(x − base), one array per model (zeros when nothing is kept). */
-  const load = (inputs: Float32Array[], length: number): Float32Array[] => {
+  /** The chunk's selected task vectors r(x − base), one array per model. */
+  const load = async (chunk: Chunk): Promise<Float32Array[]> => {
+    const { start, length, inputs } = chunk;
     if (!vectors[0] || vectors[0].length < length) vectors = others.map(() => new Float32Array(length));
+    const v = selection ? await selection.variances(chunk) : undefined;
     for (let j = 0; j < n; j++) {
-      const v = vectors[j]!;
-      if (nothing) v.fill(0, 0, length);
-      else {
-        const x = inputs[others[j]!]!;
-        const b = inputs[base]!;
-        for (let i = 0; i < length; i++) v[i] = r(x[i]! - b[i]!);
-      }
+      const tv = vectors[j]!;
+      const x = inputs[others[j]!]!;
+      const b = inputs[base]!;
+      for (let i = 0; i < length; i++) tv[i] = !selection || magnitudeKeeps({ keep: selection.cut }, absBits(v![i]!), start + i) ? r(x[i]! - b[i]!) : 0;
     }
     return vectors;
   };
   const squares = others.map(() => new TorchSum(ctx.numel));
-  for await (const { length, inputs } of source.chunks()) {
-    const tv = load(inputs, length);
-    for (let i = 0; i < length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
+  for await (const chunk of source.chunks()) {
+    const tv = await load(chunk);
+    for (let i = 0; i < chunk.length; i++) for (let j = 0; j < n; j++) squares[j]!.add(r(tv[j]![i]! ** 2));
   }
   const weights = halfStepWeights(squares, ctx.numel, step);
   let buffer = new Float32Array(0);
-  for await (const { start, length, inputs } of source.chunks()) {
+  for await (const chunk of source.chunks()) {
+    const { start, length, inputs } = chunk;
     if (buffer.length < length) buffer = new Float32Array(length);
     const out = buffer.subarray(0, length);
-    const select = nothing ? { cut: NOTHING_KEPT, variances: f32Host(new Float32Array(length)) } : undefined;
+    const select = selection ? { cut: selection.cut, variances: f32Host(await selection.variances(chunk)) } : undefined;
     sceMergeF32(inputs[base]!, others.map((m) => inputs[m]!), { start, weights, step, ...(select ? { select } : {}) }, out);
     await sink.write(start, out);
   }
@@ -228,9 +272,10 @@ function halfStepWeights(squares: TorchSum[], numel: number, step: HalfStep): nu
 }
 
 /**
- * `sceHalfSteps`' passes on a backend, the same bits: the task vectors r(x − base) by `blend2` in 16-bit
- * steps (r(1·x) is x) and their squares by `dotRows` (each square rounded to the step, torch's cascade),
- * the merge by `sceMerge` in 16-bit steps (nothing kept: a cut no variance passes, over zeros).
+ * `sceHalfSteps`' passes on a backend, the same bits: the variances by `deltaVariance` in 16-bit
+ * steps and their cut as `varianceCut` finds it, the task vectors r(x − base) by `blend2` in 16-bit
+ * steps (r(1·x) is x), those not selected zeroed, and their squares by `dotRows` (each square rounded
+ * to the step, torch's cascade), the merge by `sceMerge` in 16-bit steps.
  */
 async function sceHalfStepsOnBackend(
   source: TensorSource,
@@ -239,17 +284,18 @@ async function sceHalfStepsOnBackend(
   backend: ComputeBackend,
   base: number,
   others: number[],
-  nothing: boolean,
   step: HalfStep,
   scratch: HostScratch,
 ): Promise<void> {
+  const selection = await varianceCut(source, ctx, backend, backendVariances(ctx.numel, backend, base, others, scratch, step), scratch);
   const squares = others.map(() => new TorchSum(ctx.numel));
   for await (const chunk of source.chunks()) {
     const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
     const tv = scratch.f32('task vector', chunk.length);
+    const v = selection ? ((await selection.variances(chunk)).data as Float32Array) : undefined;
     for (let j = 0; j < others.length; j++) {
-      if (nothing) tv.fill(0);
-      else await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, f32Host(tv), step);
+      await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, f32Host(tv), step);
+      if (selection) for (let i = 0; i < chunk.length; i++) if (!magnitudeKeeps({ keep: selection.cut }, absBits(v![i]!), chunk.start + i)) tv[i] = 0;
       await addSquares(squares[j]!, tv, backend, step);
     }
   }
@@ -258,7 +304,7 @@ async function sceHalfStepsOnBackend(
   for await (const chunk of source.chunks()) {
     const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
     const out = output.take(chunk.length);
-    const select = nothing ? { cut: NOTHING_KEPT, variances: f32Host(scratch.zeros(chunk.length)) } : undefined;
+    const select = selection ? { cut: selection.cut, variances: await selection.variances(chunk) } : undefined;
     await backend.sceMerge(inputs[base]!, others.map((m) => inputs[m]!), { start: chunk.start, weights, step, ...(select ? { select } : {}) }, out);
     await output.write(chunk.start, out);
   }
@@ -271,16 +317,14 @@ const NOTHING_KEPT: MagnitudeCut = { bits: 0xffffffff, before: 0 };
 
 /**
  * sce with every pass over the elements on `backend`: the variances by `deltaVariance`, their top-k
- * as a cut over their bits (`deltaHistogram`, `deltaFind`: the threshold and ties `varianceSelection`
- * finds), the mean squares by `sceDelta` and `dotRows` (torch's cascade, as `TorchSum` adds), and
- * the merge by `sceMerge`, the last two given each chunk's variances.
+ * as a cut over their bits (`varianceCut`), the mean squares by `sceDelta` and `dotRows` (torch's
+ * cascade, as `TorchSum` adds), and the merge by `sceMerge`, the last two given each chunk's variances.
  */
 async function kernelOnBackend(source: TensorSource, sink: TensorSink, ctx: TensorMergeContext, backend: ComputeBackend, base: number, others: number[]): Promise<void> {
   const scratch = new HostScratch(backend);
   try {
-    const variances = backendVariances(ctx.numel, backend, base, others, scratch);
-    const cut = await varianceCut(source, ctx, backend, variances, scratch);
-    const select = async (chunk: Chunk): Promise<SceSelect | undefined> => (cut ? { cut, variances: await variances(chunk) } : undefined);
+    const selection = await varianceCut(source, ctx, backend, backendVariances(ctx.numel, backend, base, others, scratch, 'F32'), scratch);
+    const select = async (chunk: Chunk): Promise<SceSelect | undefined> => (selection ? { cut: selection.cut, variances: await selection.variances(chunk) } : undefined);
     const weights = await modelWeightsOnBackend(source, ctx.numel, backend, base, others, select, scratch);
     const output = new OutputBuffer(sink);
     for await (const chunk of source.chunks()) {
@@ -297,15 +341,18 @@ async function kernelOnBackend(source: TensorSource, sink: TensorSink, ctx: Tens
 
 type BackendVariances = (chunk: Chunk) => Promise<HostArray>;
 
-/** Each chunk's variances by `deltaVariance`, in scratch; a tensor read in one chunk has them computed once for every pass. */
-function backendVariances(numel: number, backend: ComputeBackend, base: number, others: number[], scratch: HostScratch): BackendVariances {
+/**
+ * Each chunk's variances by `deltaVariance` (r(x − base) rounded to `step`), in scratch; a tensor read
+ * in one chunk has them computed once for every pass.
+ */
+function backendVariances(numel: number, backend: ComputeBackend, base: number, others: number[], scratch: HostScratch, step: StepDtype): BackendVariances {
   let wholeTensorDone = false;
   return async (chunk) => {
     const v = f32Host(scratch.f32('variances', chunk.length));
     const wholeTensor = chunk.start === 0 && chunk.length === numel;
     if (!(wholeTensor && wholeTensorDone)) {
       const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
-      await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), v);
+      await backend.deltaVariance(inputs[base]!, others.map((m) => inputs[m]!), v, step);
       wholeTensorDone = wholeTensor;
     }
     return v;
@@ -313,16 +360,21 @@ function backendVariances(numel: number, backend: ComputeBackend, base: number, 
 }
 
 /**
- * The top `select_topk` of the nonzero variances as a cut (undefined to keep all): the same k, the
- * same threshold and the same ties (in index order) as `varianceSelection`. One pass counts the high
- * 16 bits of the variances' bits and, beside them, the low 16 bits of bucket 0 (whose bin 0 is the
- * zeros); one pass the low bits of the chosen bucket (unless it is 0); then, when only some of the
- * ties are kept, a pass that finds where the last kept one is.
+ * `varianceSelection` on the backend, the same k and threshold: one pass counts the high 16 bits of
+ * the variances' bits (`deltaHistogram`) and, beside them, the low 16 bits of bucket 0 (whose bin 0
+ * is the zeros); one pass the low bits of the chosen bucket (unless it is 0); then the ties settled
+ * as torch.topk keeps them (`settleTies`).
  */
-async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backend: ComputeBackend, variances: BackendVariances, scratch: HostScratch): Promise<MagnitudeCut | undefined> {
+async function varianceCut(
+  source: TensorSource,
+  ctx: TensorMergeContext,
+  backend: ComputeBackend,
+  variances: BackendVariances,
+  scratch: HostScratch,
+): Promise<{ cut: MagnitudeCut; variances: BackendVariances } | undefined> {
   const density = ctx.global['select_topk'] as number;
   if (density >= 1) return undefined;
-  // The variances as deltaHistogram and deltaFind see them: |r(v − 0)|'s bits are v's (v ≥ 0 or NaN).
+  // The variances as deltaHistogram sees them: |r(v − 0)|'s bits are v's (v ≥ 0 or NaN).
   const histogram = async (prefixes: (number | undefined)[]): Promise<Float64Array[]> => {
     const counts = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
     for await (const chunk of source.chunks()) {
@@ -333,21 +385,12 @@ async function varianceCut(source: TensorSource, ctx: TensorMergeContext, backen
   };
   const [high, bucketZero] = await histogram([undefined, 0]);
   const k = selectCount(ctx.numel - bucketZero![0]!, density);
-  if (density <= 0 || k === 0) return NOTHING_KEPT;
+  if (density <= 0 || k === 0) return { cut: NOTHING_KEPT, variances };
   const bucket = pick(high!, k);
   const low = bucket.bucket === 0 ? bucketZero! : (await histogram([bucket.bucket]))[0]!;
-  const threshold = lowPick(bucket, low);
-  if (threshold.ties >= threshold.count) return { bits: threshold.bits, before: Infinity };
-  if (threshold.ties <= 0) return { bits: threshold.bits, before: 0 };
-  // The tie ranked `ties` (from 0) in index order is the first one dropped.
-  let seen = 0;
-  for await (const chunk of source.chunks()) {
-    const v = await variances(chunk);
-    const [found] = await backend.deltaFind(f32Host(scratch.zeros(chunk.length)), [v], { step: 'F32', bits: [threshold.bits], ranks: [threshold.ties - seen] });
-    if (found!.index >= 0) return { bits: threshold.bits, before: chunk.start + found!.index };
-    seen += found!.count;
-  }
-  return { bits: threshold.bits, before: Infinity };
+  const asArrays: ChunkVariances = async (chunk) => (await variances(chunk)).data as Float32Array;
+  const settled = await settleTies(source, asArrays, ctx.numel, k, lowPick(bucket, low));
+  return { cut: settled.cut, variances: async (chunk) => f32Host(await settled.variances(chunk)) };
 }
 
 /** `modelWeights` on the backend: each model's kept δ by `sceDelta`, its squares added as `TorchSum` adds them. */

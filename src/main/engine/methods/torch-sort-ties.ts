@@ -19,6 +19,11 @@ const SLOT = 0x40000000;
 /** The most elements `SortKeys` can mark (tensor indices of 30 bits). */
 export const SORT_TIES_MAX_ELEMENTS = SLOT;
 
+/** ⌊log₂ n⌋ (std::__lg), n ≥ 1. */
+function log2(n: number): number {
+  return 31 - Math.clz32(n);
+}
+
 /** Elements a block of the partition classifies before it swaps (BlockQuicksort's block). */
 const BLOCK = 1024;
 
@@ -67,7 +72,23 @@ export class SortKeys {
    * of byte i >> 3: element i). The keys are reordered on the way.
    */
   tiesWithin(from: number, to: number): Uint8Array {
-    new IntroSortPlaces(this.keys, this.tiedValues, [from, to]).run();
+    new IntroSortPlaces(this.keys, this.tiedValues, [from, to]).sort();
+    return this.tiedBetween(from, to);
+  }
+
+  /**
+   * The tied elements that torch.topk(k, largest) keeps, as a bitset over the tensor: its CPU kernel
+   * puts (value, index) pairs through std::partial_sort where k · 64 ≤ n, else std::nth_element at
+   * k − 1 (the keys descending, NaN first). The keys are reordered on the way.
+   */
+  topkWithin(k: number): Uint8Array {
+    const steps = new IntroSortPlaces(this.keys, this.tiedValues, [k]);
+    if (k * 64 <= this.length) steps.heapSelect(0, k, this.length);
+    else if (k > 0) steps.nthElement(k - 1);
+    return this.tiedBetween(0, k);
+  }
+
+  private tiedBetween(from: number, to: number): Uint8Array {
     const keys = this.keys;
     const kept = new Uint8Array(Math.ceil(this.length / 8));
     for (let p = from; p < to; p++) {
@@ -81,9 +102,10 @@ export class SortKeys {
 }
 
 /**
- * libstdc++'s introsort (std::sort, ascending by the keys' values) over `keys`, carried out only
- * inside runs that hold a boundary strictly inside them: afterwards each boundary separates the same
- * elements as the full sort would.
+ * libstdc++'s steps over `keys`, ascending by their values: introsort (std::sort) carried out only
+ * inside runs that hold a boundary strictly inside them, so afterwards each boundary separates the
+ * same elements as the full sort would; introselect (std::nth_element) and the heap selection of
+ * std::partial_sort, whole.
  */
 class IntroSortPlaces {
   private readonly leftOffsets = new Int32Array(BLOCK);
@@ -95,9 +117,43 @@ class IntroSortPlaces {
     private readonly boundaries: number[],
   ) {}
 
-  run(): void {
+  /** std::sort. */
+  sort(): void {
     const n = this.keys.length;
-    if (n > 1) this.introsort(0, n, 2 * Math.floor(Math.log2(n)));
+    if (n > 1) this.introsort(0, n, 2 * log2(n));
+  }
+
+  /** std::nth_element (std::__introselect): afterwards place `nth` holds its element and every place before it no later one. */
+  nthElement(nth: number): void {
+    let first = 0;
+    let last = this.keys.length;
+    if (first === last || nth === last) return;
+    let depth = 2 * log2(last - first);
+    while (last - first > 3) {
+      if (depth === 0) {
+        this.heapSelect(first, nth + 1, last);
+        this.swap(first, nth);
+        return;
+      }
+      depth--;
+      const cut = this.partitionAroundPivot(first, last);
+      if (cut <= nth) first = cut;
+      else last = cut;
+    }
+    this.insertionSort(first, last);
+  }
+
+  /** std::__heap_select (std::partial_sort's first step): the `middle` first elements of the order in [0, middle), as a heap. */
+  heapSelect(first: number, middle: number, last: number): void {
+    const keys = this.keys;
+    this.makeHeap(first, middle);
+    for (let i = middle; i < last; i++) {
+      if (this.value(keys[i]!) < this.value(keys[first]!)) {
+        const key = keys[i]!;
+        keys[i] = keys[first]!;
+        this.adjustHeap(first, 0, middle - first, key);
+      }
+    }
   }
 
   private value(key: number): number {
@@ -222,17 +278,21 @@ class IntroSortPlaces {
   /** std::__partial_sort(first, last, last): std::__make_heap, then std::__sort_heap. */
   private heapSort(first: number, last: number): void {
     const keys = this.keys;
-    const length = last - first;
-    if (length >= 2) {
-      for (let parent = (length - 2) >> 1; ; parent--) {
-        this.adjustHeap(first, parent, length, keys[first + parent]!);
-        if (parent === 0) break;
-      }
-    }
+    this.makeHeap(first, last);
     for (let end = last - 1; end - first > 0; end--) {
       const key = keys[end]!;
       keys[end] = keys[first]!;
       this.adjustHeap(first, 0, end - first, key);
+    }
+  }
+
+  /** std::__make_heap. */
+  private makeHeap(first: number, last: number): void {
+    const length = last - first;
+    if (length < 2) return;
+    for (let parent = (length - 2) >> 1; ; parent--) {
+      this.adjustHeap(first, parent, length, this.keys[first + parent]!);
+      if (parent === 0) break;
     }
   }
 

@@ -634,17 +634,18 @@
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
 
-  ;; dvar: sce's variance of the task vectors. Input 0 is the base b, inputs 1..count the models:
-  ;; mean = f(Σ_m f(x_m − b) / count) (the sum in f32 from +0, in order), out = f(Σ_m f(d_m · d_m) /
-  ;; count) with d_m = f(f(x_m − b) − mean). The sums are scratch tiles 3 and 4.
+  ;; dvar: sce's variance of the task vectors, as torch.var computes it. Input 0 is the base b, inputs
+  ;; 1..count the models: δ_m = r(x_m − b) ($mode: 0 f32, 1 bf16, 2 f16), then Welford's update in
+  ;; f64 for m = 1..count (d = δ_m − mean, mean += d / m, m2 += d·(δ_m − mean)), out = r(f(m2 /
+  ;; count)). Scratch tile 3 holds δ_m, tiles 4–5 the means and 6–7 the m2s (f64).
   (func (export "dvar")
     (param $in i32) (param $seg i32) (param $count i32)
-    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32) (param $scratch i32)
+    (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32) (param $mode i32) (param $scratch i32)
     (local $t i32) (local $n i32) (local $m i32) (local $x i32) (local $b i32) (local $po i32) (local $i i32) (local $stop i32)
-    (local $sum i32) (local $sq i32) (local $k v128) (local $d v128)
-    (local.set $k (f32x4.splat (f32.convert_i32_u (local.get $count))))
-    (local.set $sum (i32.add (local.get $scratch) (i32.mul (i32.const 3) (global.get $tile_bytes))))
-    (local.set $sq (i32.add (local.get $scratch) (i32.mul (i32.const 4) (global.get $tile_bytes))))
+    (local $delta i32) (local $mean i32) (local $m2 i32) (local $at i32) (local $k v128)
+    (local.set $delta (i32.add (local.get $scratch) (i32.mul (i32.const 3) (global.get $tile_bytes))))
+    (local.set $mean (i32.add (local.get $scratch) (i32.mul (i32.const 4) (global.get $tile_bytes))))
+    (local.set $m2 (i32.add (local.get $scratch) (i32.mul (i32.const 6) (global.get $tile_bytes))))
     (local.set $t (local.get $start))
     (block $tiles_done
       (loop $tiles
@@ -654,65 +655,55 @@
         (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
         (local.set $b (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n)
                                      (local.get $bf_in) (local.get $scratch) (i32.const 0)))
-        (memory.fill (local.get $sum) (i32.const 0) (local.get $stop))
-        (memory.fill (local.get $sq) (i32.const 0) (local.get $stop))
+        (memory.fill (local.get $mean) (i32.const 0) (i32.shl (local.get $stop) (i32.const 1)))
+        (memory.fill (local.get $m2) (i32.const 0) (i32.shl (local.get $stop) (i32.const 1)))
         (local.set $m (i32.const 1))
         (block $models_done
           (loop $models
             (br_if $models_done (i32.gt_u (local.get $m) (local.get $count)))
             (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $m) (local.get $t) (local.get $n)
                                          (local.get $bf_in) (local.get $scratch) (i32.const 1)))
+            (call $sub_tile (local.get $delta) (local.get $x) (local.get $b) (local.get $n))
+            (if (local.get $mode) (then (call $rnd_tile (local.get $delta) (local.get $n) (local.get $mode))))
+            (local.set $k (f64x2.splat (f64.convert_i32_u (local.get $m))))
             (local.set $i (i32.const 0))
             (block $done
               (loop $next
                 (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-                (v128.store align=4 (i32.add (local.get $sum) (local.get $i))
-                  (f32x4.add (v128.load align=4 (i32.add (local.get $sum) (local.get $i)))
-                    (f32x4.sub (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (v128.load align=4 (i32.add (local.get $b) (local.get $i))))))
-                (local.set $i (i32.add (local.get $i) (i32.const 16)))
-                (br $next)))
-            (local.set $m (i32.add (local.get $m) (i32.const 1)))
-            (br $models)))
-        (local.set $i (i32.const 0))
-        (block $done
-          (loop $next
-            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-            (v128.store align=4 (i32.add (local.get $sum) (local.get $i))
-              (f32x4.div (v128.load align=4 (i32.add (local.get $sum) (local.get $i))) (local.get $k)))
-            (local.set $i (i32.add (local.get $i) (i32.const 16)))
-            (br $next)))
-        (local.set $m (i32.const 1))
-        (block $models_done
-          (loop $models
-            (br_if $models_done (i32.gt_u (local.get $m) (local.get $count)))
-            (local.set $x (call $tile_in (local.get $in) (local.get $seg) (local.get $m) (local.get $t) (local.get $n)
-                                         (local.get $bf_in) (local.get $scratch) (i32.const 1)))
-            (local.set $i (i32.const 0))
-            (block $done
-              (loop $next
-                (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-                (local.set $d
-                  (f32x4.sub
-                    (f32x4.sub (v128.load align=4 (i32.add (local.get $x) (local.get $i))) (v128.load align=4 (i32.add (local.get $b) (local.get $i))))
-                    (v128.load align=4 (i32.add (local.get $sum) (local.get $i)))))
-                (v128.store align=4 (i32.add (local.get $sq) (local.get $i))
-                  (f32x4.add (v128.load align=4 (i32.add (local.get $sq) (local.get $i))) (f32x4.mul (local.get $d) (local.get $d))))
-                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (local.set $at (i32.shl (local.get $i) (i32.const 1)))
+                (call $welford2
+                  (f64x2.promote_low_f32x4 (v128.load64_zero align=4 (i32.add (local.get $delta) (local.get $i))))
+                  (i32.add (local.get $mean) (local.get $at)) (i32.add (local.get $m2) (local.get $at)) (local.get $k))
+                (local.set $i (i32.add (local.get $i) (i32.const 8)))
                 (br $next)))
             (local.set $m (i32.add (local.get $m) (i32.const 1)))
             (br $models)))
         (local.set $po (call $tile_out (local.get $out) (local.get $t) (local.get $bf_out) (local.get $scratch)))
+        (local.set $k (f64x2.splat (f64.convert_i32_u (local.get $count))))
         (local.set $i (i32.const 0))
         (block $done
           (loop $next
             (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (local.set $at (i32.add (local.get $m2) (i32.shl (local.get $i) (i32.const 1))))
             (v128.store align=4 (i32.add (local.get $po) (local.get $i))
-              (f32x4.div (v128.load align=4 (i32.add (local.get $sq) (local.get $i))) (local.get $k)))
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+                (f32x4.demote_f64x2_zero (f64x2.div (v128.load align=8 (local.get $at)) (local.get $k)))
+                (f32x4.demote_f64x2_zero (f64x2.div (v128.load offset=16 align=8 (local.get $at)) (local.get $k)))))
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
             (br $next)))
+        (if (local.get $mode) (then (call $rnd_tile (local.get $po) (local.get $n) (local.get $mode))))
         (call $tile_done (local.get $out) (local.get $t) (local.get $n) (local.get $bf_out) (local.get $scratch))
         (local.set $t (i32.add (local.get $t) (local.get $n)))
         (br $tiles))))
+
+  ;; One Welford step for two elements: d = δ − mean, mean += d / $k, m2 += d·(δ − mean) (f64).
+  (func $welford2 (param $x v128) (param $pmean i32) (param $pm2 i32) (param $k v128)
+    (local $d v128) (local $mean v128)
+    (local.set $d (f64x2.sub (local.get $x) (v128.load align=8 (local.get $pmean))))
+    (local.set $mean (f64x2.add (v128.load align=8 (local.get $pmean)) (f64x2.div (local.get $d) (local.get $k))))
+    (v128.store align=8 (local.get $pmean) (local.get $mean))
+    (v128.store align=8 (local.get $pm2)
+      (f64x2.add (v128.load align=8 (local.get $pm2)) (f64x2.mul (local.get $d) (f64x2.sub (local.get $x) (local.get $mean))))))
 
   ;; ---- the task-vector family (compute/reference.ts), a tile of up to 1024 elements at a time ----
   ;;
