@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { evaluateSetting, ParameterResolver } from '../../src/main/engine/recipe/evaluate-setting';
 import { parseModelReference, parseRecipes, RecipeError } from '../../src/main/engine/recipe/parse-recipe';
 import { planMerge } from '../../src/main/engine/plan/plan-merge';
+import { writeSparseLlamaModel } from './sparse-model';
 
 const fixture = (name: string) => readFileSync(`test/fixtures/recipes/${name}`, 'utf8');
 
@@ -292,5 +293,23 @@ describe('evaluateSetting, as mergekit evaluates gradients', () => {
     expect(resolver.parameter('t', { tensorName: 'x', model: slice.sources[1]!.model })).toBe(0.5);
     expect(resolver.parameter('w', { tensorName: 'x' })).toBe(1);
     expect(() => resolver.parameter('density', { tensorName: 'x', model: slice.sources[0]!.model, required: true })).toThrow(/r\.yml:\d+:\d+: missing required parameter "density" for a \(tensor "x"\)/);
+  });
+});
+
+describe("where a plan warns that mergekit's result may differ", () => {
+  it('TIES, breadcrumbs and sce on a tensor past 2^30 elements (ties at the cut in index order), and not below it', async () => {
+    const dir = await tempDir();
+    // 131,073 × 8,192 embeddings: 2^30 + 8,192 elements, in sparse files that cost no disk.
+    for (const name of ['base', 'tuned']) await writeSparseLlamaModel(join(dir, name), { hidden: 8192, intermediate: 64, layers: 1, vocab: 131_073, layersPerFile: 1 });
+    const plan = (method: string, parameters: string) =>
+      planMerge({ recipe: parseRecipes(`merge_method: ${method}\nbase_model: base\nmodels:\n  - model: base\n  - model: tuned\n    parameters: {weight: 1, ${parameters}}\n`, join(dir, 'r.yml'))[0]!, search: { recipeDir: dir } });
+    const warned = async (method: string, parameters: string) => (await plan(method, parameters)).warnings.filter((w) => w.includes('index order'));
+    expect(await warned('ties', 'density: 0.5')).toEqual([expect.stringMatching(/^ties: tensors of more than 1073741824 elements keep the \|delta\| tied at a trim threshold in index order/)]);
+    expect(await warned('breadcrumbs_ties', 'density: 0.5')).toHaveLength(1);
+    expect(await warned('ties', 'density: 1')).toEqual([]);
+    expect(await warned('task_arithmetic', 'density: 0.5')).toEqual([]);
+    const sce = (topk: number) => planMerge({ recipe: parseRecipes(`merge_method: sce\nbase_model: base\nparameters: {select_topk: ${topk}}\nmodels:\n  - model: base\n  - model: tuned\n`, join(dir, 'r.yml'))[0]!, search: { recipeDir: dir } });
+    expect((await sce(0.3)).warnings.filter((w) => w.includes('index order'))).toEqual([expect.stringMatching(/^sce: tensors of more than/)]);
+    expect((await sce(1)).warnings.filter((w) => w.includes('index order'))).toEqual([]);
   });
 });

@@ -26,6 +26,11 @@ export const sce: MergeMethod = {
     { name: 'select_topk', scope: 'global', type: 'number', required: false, default: 1, min: 0, max: 1, description: 'Fraction of entries kept, those whose task vectors vary most across the models.' },
     { name: 'int8_mask', scope: 'global', type: 'boolean', required: false, default: false, description: 'Store masks as int8 (memory only; results are the same).' },
   ],
+  divergence: ({ numel, global }) => {
+    const topk = global['select_topk'] as number;
+    if (topk <= 0 || topk >= 1 || numel <= SORT_TIES_MAX_ELEMENTS) return undefined;
+    return `sce: tensors of more than ${SORT_TIES_MAX_ELEMENTS} elements keep the variances tied at the select_topk cut in index order, not in torch.topk's order as mergekit does, so a few of their elements may differ from mergekit's`;
+  },
   async kernel(source, sink, ctx) {
     const others = ctx.perModel.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     const base = ctx.baseIndex!;

@@ -36,7 +36,17 @@ export function taskArithmeticMethod(config: TaskArithmeticConfig): MergeMethod 
     base: 'required',
     parameters: taskArithmeticParameters(config),
     ...(config.sparsification === 'della_magprune' ? { chunking: 'rows' as const } : {}),
+    ...(config.sparsification === 'magnitude' || config.sparsification === 'magnitude_outliers' ? { divergence: tieOrderDivergence(config.name) } : {}),
     kernel: (source, sink, ctx) => mergeTaskVectors(config, source, sink, ctx),
+  };
+}
+
+/** A trimmed tensor past SORT_TIES_MAX_ELEMENTS keeps its ties at the threshold in index order. */
+function tieOrderDivergence(method: string): NonNullable<MergeMethod['divergence']> {
+  return ({ numel, perModel, baseIndex }) => {
+    const trimmed = perModel.some((p, m) => m !== baseIndex && ((p['density'] as number | undefined) ?? 1) < 1);
+    if (!trimmed || numel <= SORT_TIES_MAX_ELEMENTS) return undefined;
+    return `${method}: tensors of more than ${SORT_TIES_MAX_ELEMENTS} elements keep the |delta| tied at a trim threshold in index order, not in torch's sort order as mergekit does, so a few of their elements may differ from mergekit's`;
   };
 }
 

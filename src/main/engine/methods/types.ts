@@ -105,6 +105,11 @@ export interface MergeMethod {
    * it so unless the recipe sets `out_dtype`.
    */
   resultDtype?: (computed: FloatDtype) => FloatDtype;
+  /**
+   * Where this tensor's result may differ from mergekit's, a sentence saying how (the plan warns it
+   * once per sentence); undefined where it gives mergekit's result.
+   */
+  divergence?: (tensor: { numel: number; global: Readonly<Record<string, ParamValue>>; perModel: ReadonlyArray<Readonly<Record<string, ParamValue>>>; baseIndex: number | undefined }) => string | undefined;
   kernel: MergeKernel;
 }
 
