@@ -8,16 +8,15 @@ import json
 
 import torch
 
+from index_hash import index_hash
+
 torch.set_num_threads(1)
 
 
 def values(length, seed):
     out = []
     for i in range(length):
-        h = (i * 2654435761 + seed * 40503) & 0xFFFFFFFF
-        h ^= h >> 15
-        h = (h * 2246822519) & 0xFFFFFFFF
-        h ^= h >> 13
+        h = index_hash(i, seed)
         out.append(((h & 0xFFFFF) - 524288) * 2.0**-24)
     return torch.tensor(out, dtype=torch.float32)
 

@@ -9,14 +9,13 @@ import json
 
 import torch
 
+from index_hash import index_hash
+
 
 def values(length, seed, levels, specials):
     out = []
     for i in range(length):
-        h = (i * 2654435761 + seed * 40503) & 0xFFFFFFFF
-        h ^= h >> 15
-        h = (h * 2246822519) & 0xFFFFFFFF
-        h ^= h >> 13
+        h = index_hash(i, seed)
         magnitude = (h % levels) * 2.0**-12
         sign = -1.0 if (h >> 20) & 1 else 1.0
         out.append(sign * magnitude)
