@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { absBits } from '../../src/main/engine/compute/types';
+import { TieBytes } from '../../src/main/engine/methods/sparsify';
 import { SortKeys } from '../../src/main/engine/methods/torch-sort-ties';
 
 interface SortCase {
@@ -77,5 +78,17 @@ describe(`torch's sort order among tied values (torch ${vectors.torch})`, () => 
 
   it('refuses tensors whose indices do not fit its keys', () => {
     expect(() => new SortKeys(2 ** 30 + 1, true, [0])).toThrow(/more than/);
+  });
+});
+
+describe('TieBytes: a bitset over the tensor as a byte per element of a run', () => {
+  it('gives each element its bit, for runs that start on a bitset byte and runs that do not, of any length', () => {
+    const n = 1000;
+    const bits = Uint8Array.from({ length: n / 8 }, (_, i) => (i * 151 + 7) & 0xff);
+    const ties = new TieBytes(bits);
+    for (const [start, length] of [[0, 1000], [8, 17], [16, 8], [3, 100], [997, 3], [504, 0], [0, 7]] as const) {
+      const want = Array.from({ length }, (_, i) => (bits[(start + i) >> 3]! >> ((start + i) & 7)) & 1);
+      expect([...ties.over(start, length)], `[${start}, ${start + length})`).toEqual(want);
+    }
   });
 });

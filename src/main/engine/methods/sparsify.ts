@@ -66,16 +66,33 @@ export class TieBytes {
 
   /** The bytes of [start, start + length); the array is reused by the next call. */
   over(start: number, length: number): Uint8Array {
-    if (this.bytes.length < length) this.bytes = new Uint8Array(length);
+    if (this.bytes.length < length) this.bytes = new Uint8Array(Math.ceil(length / 8) * 8);
     const bytes = this.bytes.subarray(0, length);
     const bits = this.bits;
-    for (let i = 0; i < length; i++) {
+    let i = 0;
+    if ((start & 7) === 0 && LITTLE_ENDIAN) {
+      // Eight elements a bitset byte, as two u32 of bytes from a table.
+      const words = new Uint32Array(this.bytes.buffer, 0, this.bytes.length >> 2);
+      const first = start >> 3;
+      for (let q = 0; q < length >> 3; q++) {
+        const byte = bits[first + q]!;
+        words[2 * q] = SPREAD_LOW[byte]!;
+        words[2 * q + 1] = SPREAD_LOW[byte >> 4]!;
+      }
+      i = length & ~7;
+    }
+    for (; i < length; i++) {
       const index = start + i;
       bytes[i] = (bits[index >> 3]! >> (index & 7)) & 1;
     }
     return bytes;
   }
 }
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/** For each nibble (and byte, of which the low nibble counts), its four bits as four bytes of a little-endian u32. */
+const SPREAD_LOW = Uint32Array.from({ length: 256 }, (_, b) => (b & 1) | ((b >> 1) & 1) << 8 | ((b >> 2) & 1) << 16 | (((b >> 3) & 1) << 24));
 
 /** mergekit's `random` (DARE): each entry kept with probability `density`, drawn from the counter hash. */
 export class RandomSparsifier implements Sparsifier {
