@@ -218,10 +218,10 @@ describe('the reductions on every backend equal the reference', () => {
       }
     });
 
-    it(`${label}: unitTangent (multislerp's last pass) equals the reference, 1 to 5 values, with and without a base, f32/bf16 in and out`, async () => {
+    it(`${label}: unitTangent (multislerp's last pass) equals the reference, 1 to 5 values, with and without a base, with and without the exponential map's cos and sinc, f32/bf16 in and out`, async () => {
       for (const [n, count] of [[1, 1], [1001, 2], [70_003, 3], [300_017, 5]] as const) {
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'F32'], ['BF16', 'BF16'], ['F32', 'F16']] as const) {
-          for (const withBase of [false, true]) {
+          for (const [withBase, cos, sinc] of [[false, undefined, undefined], [true, undefined, undefined], [true, 0.99999994, 0.9999997], [false, 0, 1]] as const) {
             const random = rng(n + count + 2);
             const values = hosts(Array.from({ length: count }, () => weights(n, random, -10, 2)), inDtype);
             const mean = asHost(weights(n, random, -6, 1), 'F32');
@@ -232,13 +232,14 @@ describe('the reductions on every backend equal the reference', () => {
               dots: Array.from({ length: count }, (_, j) => [0.9, 0.2, -0.7, 1, 0.33][j]!),
               meanNorm: 0.77,
               averageNorm: 3.1,
+              ...(cos === undefined ? {} : { cos, sinc }),
             };
             const want = hostArray(outDtype, n);
             const got = placed(backend, pin, hostArray(outDtype, n));
             await reference.unitTangent(values, mean, base, params, want);
             await backend.unitTangent(values.map((h) => placed(backend, pin, h)), placed(backend, pin, mean), base && placed(backend, pin, base), params, got);
             const at = firstDifference(got, want);
-            expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `unitTangent ${n} × ${count} ${inDtype} → ${outDtype}, base ${withBase}`).toBe('');
+            expect(at < 0 ? '' : `element ${at}: ${describeElement(got, at)} vs ${describeElement(want, at)}`, `unitTangent ${n} × ${count} ${inDtype} → ${outDtype}, base ${withBase}, cos ${cos} sinc ${sinc}`).toBe('');
           }
         }
       }

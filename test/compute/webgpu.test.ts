@@ -271,8 +271,8 @@ describe.skipIf(!gpu)('the WGSL reductions and divisions equal the reference bit
             const values = divisors.map(() => asHost(sprinkled(weights(4001, random, -20, 3), random), inDtype));
             const mean = asHost(sprinkled(weights(4001, random, -12, 1), random), meanDtype);
             const base = withBase ? asHost(sprinkled(weights(4001, random, -6, 1), random), inDtype) : undefined;
-            for (const [meanNorm, averageNorm] of [[0.77, 3.1], [1e-39, 2e38]] as const) {
-              const params = { divisors, weights: ws, dots, meanNorm, averageNorm };
+            for (const [meanNorm, averageNorm, cos, sinc] of [[0.77, 3.1, 1, 1], [1e-39, 2e38, 1, 1], [0.77, 3.1, 0.99999994, 0.9999997], [0.77, 1, 0, 1]] as const) {
+              const params = { divisors, weights: ws, dots, meanNorm, averageNorm, cos, sinc };
               const want = hostArray(outDtype, 4001);
               const got = hostArray(outDtype, 4001);
               await reference.unitTangent(values, mean, base, params, want);

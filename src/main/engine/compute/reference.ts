@@ -300,11 +300,13 @@ export function unitTangentF32(values: readonly Float32Array[], mean: Float32Arr
   const dots = params.dots.map((x) => f(x));
   const meanNorm = f(params.meanNorm);
   const averageNorm = f(params.averageNorm);
+  const cos = f(params.cos ?? 1);
+  const sinc = f(params.sinc ?? 1);
   for (let i = 0; i < out.length; i++) {
     const direction = f(mean[i]! / meanNorm);
     let tangent = 0;
     for (let j = 0; j < values.length; j++) tangent = f(tangent + f(f(f(values[j]![i]! / d[j]!) - f(dots[j]! * direction)) * w[j]!));
-    const r = f(f(direction + tangent) * averageNorm);
+    const r = f(f(f(direction * cos) + f(tangent * sinc)) * averageNorm);
     out[i] = base === undefined ? r : f(r + base[i]!);
   }
 }

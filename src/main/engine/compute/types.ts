@@ -257,6 +257,9 @@ export interface UnitTangentParams {
   dots: readonly number[];
   meanNorm: number;
   averageNorm: number;
+  /** The exponential map's f(cos |t|) and f(f(sin |t|) / |t|) (mergekit's last step), each default 1. */
+  cos?: number;
+  sinc?: number;
 }
 
 export interface DeltaHistogramParams {

@@ -592,6 +592,7 @@ export class WasmBackend implements ComputeBackend {
       new Float32Array(this.memory.buffer, 0, count).set(params.divisors.map((x) => Math.fround(x)));
       new Float32Array(this.memory.buffer, 64, count).set(params.weights.map((x) => Math.fround(x)));
       new Float32Array(this.memory.buffer, 128, count).set(params.dots.map((x) => Math.fround(x)));
+      new Float32Array(this.memory.buffer, 192, 2).set([Math.fround(params.cos ?? 1), Math.fround(params.sinc ?? 1)]);
       await this.run({
         inputs,
         out,

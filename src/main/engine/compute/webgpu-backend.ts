@@ -46,6 +46,7 @@ import {
   taskShader,
   UNIT_DIVISORS,
   UNIT_DOTS,
+  UNIT_EXP,
   UNIT_WEIGHTS,
   type ElementwiseOp,
 } from './wgsl';
@@ -457,7 +458,7 @@ export class WebGpuBackend implements ComputeBackend {
       p0: params.meanNorm,
       p1: params.averageNorm,
       flags: base ? 1 : 0,
-      weights: unitSlots({ [UNIT_DIVISORS]: params.divisors, [UNIT_WEIGHTS]: params.weights, [UNIT_DOTS]: params.dots }),
+      weights: unitSlots({ [UNIT_DIVISORS]: params.divisors, [UNIT_WEIGHTS]: params.weights, [UNIT_DOTS]: params.dots, [UNIT_EXP]: [params.cos ?? 1, params.sinc ?? 1] }),
     });
     return this.serial(() => this.run('unitTangent', [...values, mean, ...(base ? [base] : [])], out, header));
   }
@@ -865,7 +866,7 @@ function elementwiseHeader(count: number, params: { p0?: number; p1?: number; fl
 
 /** unitSum's and unitTangent's per-input constants in the f32 slots of `Params.w` (wgsl.ts UNIT_*). */
 function unitSlots(at: Record<number, readonly number[]>): number[] {
-  const slots = new Array<number>(UNIT_DOTS + MAX_TASK_MODELS).fill(0);
+  const slots = new Array<number>(UNIT_EXP + 2).fill(0);
   for (const [offset, values] of Object.entries(at)) values.forEach((v, j) => (slots[Number(offset) + j] = v));
   return slots;
 }

@@ -25,11 +25,13 @@ export type ElementwiseOp = 'linear' | 'nearswap' | 'blend2' | 'unitSum' | 'unit
 
 /**
  * Where the per-input constants of unitSum and unitTangent sit in `Params.w` (f32 slots): divisors
- * from 0, weights from 16, dots from 32 (MAX_TASK_MODELS each).
+ * from 0, weights from 16, dots from 32 (MAX_TASK_MODELS each), then UNIT_EXP.
  */
 export const UNIT_DIVISORS = 0;
 export const UNIT_WEIGHTS = 16;
 export const UNIT_DOTS = 32;
+/** unitTangent's exponential map: f(cos |t|) and f(sin |t| / |t|) in slots 48 and 49. */
+export const UNIT_EXP = 48;
 
 /** Most inputs one linear call takes: the weights live in a uniform array of vec4s. */
 export const MAX_LINEAR_INPUTS = 64;
@@ -390,7 +392,7 @@ fn op(e: u32) -> f32 {
     let unit = div_ieee(ld(j, e), wv(${UNIT_DIVISORS}u + j));
     tangent = add(tangent, mul(sub(unit, mul(wv(${UNIT_DOTS}u + j), direction)), wv(${UNIT_WEIGHTS}u + j)));
   }
-  let r = mul(add(direction, tangent), P.p1);
+  let r = mul(add(mul(direction, wv(${UNIT_EXP}u)), mul(tangent, wv(${UNIT_EXP + 1}u))), P.p1);
   if ((P.flags & 1u) != 0u) { return add(r, ld(P.count + 1u, e)); }
   return r;
 }`;

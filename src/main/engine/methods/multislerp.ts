@@ -62,6 +62,13 @@ export const multislerp: MergeMethod = {
       throw new Error('the weighted sum of the models on the unit sphere is zero (antipodal models with balancing weights); try other weights');
     }
     const dots = meanNorm! < eps ? [] : await reducePerModel(source, models.length, () => new TorchSum(ctx.numel), (inputs, j, i) => f(unit(inputs, j, i) * f(mean(inputs, i) / meanNorm!)));
+    const tangent = (inputs: Float32Array[], i: number) => {
+      const direction = f(mean(inputs, i) / meanNorm!);
+      let sum = 0;
+      for (let j = 0; j < models.length; j++) sum = f(sum + f(f(unit(inputs, j, i) - f(dots[j]! * direction)) * weights[j]!));
+      return sum;
+    };
+    const { cos, sinc } = meanNorm! < eps ? { cos: 1, sinc: 1 } : exponentialMap((await reducePerModel(source, 1, () => new TorchNorm(ctx.numel), (inputs, _, i) => tangent(inputs, i)))[0]!, eps);
     const averageNorm = torchSum(norms.map((n, j) => f(n * weights[j]!)));
     let buffer = new Float32Array(0);
     for await (const { start, length, inputs } of source.chunks()) {
@@ -72,10 +79,7 @@ export const multislerp: MergeMethod = {
         if (meanNorm! < eps) {
           r = f(f(value(inputs, 0, i) * weights[0]!) + f(value(inputs, 1, i) * weights[1]!));
         } else {
-          const direction = f(mean(inputs, i) / meanNorm!);
-          let tangent = 0;
-          for (let j = 0; j < models.length; j++) tangent = f(tangent + f(f(unit(inputs, j, i) - f(dots[j]! * direction)) * weights[j]!));
-          r = f(f(direction + tangent) * averageNorm);
+          r = f(f(f(f(mean(inputs, i) / meanNorm!) * cos) + f(tangent(inputs, i) * sinc)) * averageNorm);
         }
         out[i] = base === undefined ? r : f(r + inputs[base]![i]!);
       }
@@ -557,36 +561,37 @@ async function multislerpOnBackend(
     }
     const averageNorm = torchSum(normValues.map((x, j) => f(x * weights[j]!)));
     if (meanNorm >= eps) {
+      // The tangent's norm: unitTangent's residue alone (f(f(dir · 0) + f(t · 1)) · 1 is t, up to a zero's sign).
+      const tangentRun = new TorchNorm(numel);
+      for await (const chunk of source.chunks()) {
+        const { values, mean } = await prepare(chunk, denominators);
+        const t = { dtype: 'F32' as const, data: scratch.f32('tangent', chunk.length) };
+        await backend.unitTangent(values, mean!, undefined, { divisors: denominators, weights, dots, meanNorm, averageNorm: 1, cos: 0, sinc: 1 }, t);
+        await addNorms(backend, [tangentRun], [t], chunk.length);
+      }
+      const step = exponentialMap(tangentRun.result(), eps);
       const output = new OutputBuffer(sink);
       for await (const chunk of source.chunks()) {
         const { values, mean } = await prepare(chunk, denominators);
         const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
         const out = output.take(chunk.length);
-        await backend.unitTangent(values, mean!, base === undefined ? undefined : inputs[base], { divisors: denominators, weights, dots, meanNorm, averageNorm }, out);
+        await backend.unitTangent(values, mean!, base === undefined ? undefined : inputs[base], { divisors: denominators, weights, dots, meanNorm, averageNorm, ...step }, out);
         await output.write(chunk.start, out);
       }
       return;
     }
+    // Two models whose weighted units cancel: mergekit's linear fallback.
     let buffer = new Float32Array(0);
     for await (const chunk of source.chunks()) {
       const { start, length } = chunk;
-      const { values, mean } = await prepare(chunk, denominators);
+      const { values } = await prepare(chunk);
       const vs = values.map((v) => (v.dtype === 'F32' ? v.data : undefined));
       const at = (j: number, i: number) => vs[j]?.[i] ?? hostValue(values[j]!, i);
       if (buffer.length < length) buffer = new Float32Array(length);
       const out = buffer.subarray(0, length);
       const b = base === undefined ? undefined : chunk.inputs[base]!;
-      const m = mean!.data;
       for (let i = 0; i < length; i++) {
-        let r: number;
-        if (meanNorm < eps) {
-          r = f(f(at(0, i) * weights[0]!) + f(at(1, i) * weights[1]!));
-        } else {
-          const direction = f(m[i]! / meanNorm);
-          let tangent = 0;
-          for (let j = 0; j < n; j++) tangent = f(tangent + f(f(f(at(j, i) / denominators[j]!) - f(dots[j]! * direction)) * weights[j]!));
-          r = f(f(direction + tangent) * averageNorm);
-        }
+        const r = f(f(at(0, i) * weights[0]!) + f(at(1, i) * weights[1]!));
         out[i] = b === undefined ? r : f(r + b[i]!);
       }
       await sink.write(start, out);
@@ -594,6 +599,15 @@ async function multislerpOnBackend(
   } finally {
     scratch.release();
   }
+}
+
+/**
+ * mergekit's step back onto the sphere: with |t| = f(‖tangent‖ + eps), the direction is scaled by
+ * f(cos |t|) and the tangent by f(f(sin |t|) / |t|) (torch's f32 0-d cos and sin).
+ */
+function exponentialMap(tangentNorm: number, eps: number): { cos: number; sinc: number } {
+  const t = f(tangentNorm + eps);
+  return { cos: f(Math.cos(t)), sinc: f(f(Math.sin(t)) / t) };
 }
 
 /** One pass: `count` reductions, the j-th fed value(inputs, j, i) for every element in order. */

@@ -492,8 +492,9 @@
 
   ;; utan: multislerp's last pass. Inputs 0..count-1 are the task vectors v_j, input count the mean,
   ;; input count + 1 the base when $has_base. dir = f(mean / $mnorm); tangent = Σ_j
-  ;; f(f(f(v_j / d_j) − f(dot_j · dir)) · w_j) from +0 in order; out = f(f(dir + tangent) · $avg), then
-  ;; f(out + base). d, w and dot are `count` f32 at $params, $params + 64 and $params + 128.
+  ;; f(f(f(v_j / d_j) − f(dot_j · dir)) · w_j) from +0 in order; out = f(f(f(dir · cos) + f(tangent ·
+  ;; sinc)) · $avg), then f(out + base). d, w and dot are `count` f32 at $params, $params + 64 and
+  ;; $params + 128; cos and sinc f32 at $params + 192 and + 196.
   (func (export "utan")
     (param $in i32) (param $seg i32) (param $count i32) (param $params i32)
     (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32) (param $bf_out i32)
@@ -554,7 +555,9 @@
             (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
             (v128.store align=4 (i32.add (local.get $po) (local.get $i))
               (f32x4.mul
-                (f32x4.add (v128.load align=4 (i32.add (local.get $dir) (local.get $i))) (v128.load align=4 (i32.add (local.get $acc) (local.get $i))))
+                (f32x4.add
+                  (f32x4.mul (v128.load align=4 (i32.add (local.get $dir) (local.get $i))) (v128.load32_splat (i32.add (local.get $params) (i32.const 192))))
+                  (f32x4.mul (v128.load align=4 (i32.add (local.get $acc) (local.get $i))) (v128.load32_splat (i32.add (local.get $params) (i32.const 196)))))
                 (local.get $av)))
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
             (br $next)))
