@@ -297,7 +297,7 @@ describe('evaluateSetting, as mergekit evaluates gradients', () => {
 });
 
 describe("where a plan warns that mergekit's result may differ", () => {
-  it('TIES, breadcrumbs and sce on a tensor past 2^30 elements (ties at the cut in index order), and not below it', async () => {
+  it('TIES, breadcrumbs and sce on a tensor past 2^30 elements (ties at the cut in index order), 16-bit karcher past 2^28 (in f32), and not below', async () => {
     const dir = await tempDir();
     // 131,073 × 8,192 embeddings: 2^30 + 8,192 elements, in sparse files that cost no disk.
     for (const name of ['base', 'tuned']) await writeSparseLlamaModel(join(dir, name), { hidden: 8192, intermediate: 64, layers: 1, vocab: 131_073, layersPerFile: 1 });
@@ -311,5 +311,8 @@ describe("where a plan warns that mergekit's result may differ", () => {
     const sce = (topk: number) => planMerge({ recipe: parseRecipes(`merge_method: sce\nbase_model: base\nparameters: {select_topk: ${topk}}\nmodels:\n  - model: base\n  - model: tuned\n`, join(dir, 'r.yml'))[0]!, search: { recipeDir: dir } });
     expect((await sce(0.3)).warnings.filter((w) => w.includes('index order'))).toEqual([expect.stringMatching(/^sce: tensors of more than/)]);
     expect((await sce(1)).warnings.filter((w) => w.includes('index order'))).toEqual([]);
+    const karcher = (dtype: string) => planMerge({ recipe: parseRecipes(`merge_method: karcher\nmodels:\n  - model: base\n  - model: tuned\ndtype: ${dtype}\n`, join(dir, 'r.yml'))[0]!, search: { recipeDir: dir } });
+    expect((await karcher('bfloat16')).warnings.filter((w) => w.startsWith('karcher:'))).toEqual([expect.stringMatching(/more than 268435456 elements are computed in f32, not in bf16 steps/)]);
+    expect((await karcher('float32')).warnings.filter((w) => w.startsWith('karcher:'))).toEqual([]);
   });
 });

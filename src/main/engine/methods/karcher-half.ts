@@ -7,8 +7,8 @@ import { f32Host, OutputBuffer, type Chunk, type TensorMergeContext, type Tensor
 
 const f = Math.fround;
 
-/** Most elements whose iterate (and tangent) karcher in 16-bit steps keeps in memory: 2 × 256 MiB. */
-export const KARCHER_HALF_MAX_ELEMENTS = 1 << 26;
+/** Most elements whose iterate (and tangent) karcher in 16-bit steps keeps in memory: 8 bytes an element, 2 GiB. */
+export const KARCHER_HALF_MAX_ELEMENTS = 1 << 28;
 
 /**
  * mergekit's karcher computing in bf16 (or f16: the same steps, rounded to f16), step by step as torch

@@ -21,6 +21,10 @@ export const karcher: MergeMethod = {
     { name: 'max_iter', scope: 'global', type: 'number', required: false, default: 10, min: 1, integer: true, description: 'Most iterations of the mean\'s refinement.' },
     { name: 'tol', scope: 'global', type: 'number', required: false, default: 1e-5, min: 0, description: 'Stop once a step is shorter than this.' },
   ],
+  divergence: ({ numel, computeDtype }) =>
+    (computeDtype === 'BF16' || computeDtype === 'F16') && numel > KARCHER_HALF_MAX_ELEMENTS
+      ? `karcher: tensors of more than ${KARCHER_HALF_MAX_ELEMENTS} elements are computed in f32, not in ${computeDtype === 'BF16' ? 'bf16' : 'f16'} steps as mergekit computes them, so they may differ from mergekit's in the last bits`
+      : undefined,
   async kernel(source, sink, ctx) {
     const models = ctx.perModel.map((_, i) => i);
     if (models.length === 1) {

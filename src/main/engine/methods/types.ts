@@ -109,7 +109,13 @@ export interface MergeMethod {
    * Where this tensor's result may differ from mergekit's, a sentence saying how (the plan warns it
    * once per sentence); undefined where it gives mergekit's result.
    */
-  divergence?: (tensor: { numel: number; global: Readonly<Record<string, ParamValue>>; perModel: ReadonlyArray<Readonly<Record<string, ParamValue>>>; baseIndex: number | undefined }) => string | undefined;
+  divergence?: (tensor: {
+    numel: number;
+    global: Readonly<Record<string, ParamValue>>;
+    perModel: ReadonlyArray<Readonly<Record<string, ParamValue>>>;
+    baseIndex: number | undefined;
+    computeDtype: FloatDtype | undefined;
+  }) => string | undefined;
   kernel: MergeKernel;
 }
 

@@ -366,7 +366,13 @@ class PlanBuilder {
     // A name planned twice (Qwen2-VL's projector lists the same tensors for each of its two fixed
     // layers) is written once, from its last plan: mergekit saves it each time, and the last one
     // written is what its output holds (a gradient gives the two plans different values).
-    const divergence = this.method.divergence?.({ numel: shape.reduce((a, b) => a * b, 1), global, perModel, baseIndex: baseIndex >= 0 ? baseIndex : undefined });
+    const divergence = this.method.divergence?.({
+      numel: shape.reduce((a, b) => a * b, 1),
+      global,
+      perModel,
+      baseIndex: baseIndex >= 0 ? baseIndex : undefined,
+      computeDtype: isFloatDtype(computed) ? computed : undefined,
+    });
     if (divergence) this.warnOnce(divergence);
     const earlier = this.plannedAt.get(out.name);
     this.plannedAt.set(out.name, earlier ?? this.tensors.length);
