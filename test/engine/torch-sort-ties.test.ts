@@ -76,6 +76,14 @@ describe(`torch's sort order among tied values (torch ${vectors.torch})`, () => 
     expect(differing.length).toBeGreaterThan(cases.length / 2);
   });
 
+  it('keeps no tie from topk(0), leaving the keys as they were', () => {
+    const c = cases.find((c) => c.topk)!;
+    const keys = keysOf(c, values(c));
+    const before = keys.keys.slice();
+    expect(members(keys.topkWithin(0))).toEqual([]);
+    expect(keys.keys).toEqual(before);
+  });
+
   it('refuses tensors whose indices do not fit its keys', () => {
     expect(() => new SortKeys(2 ** 30 + 1, true, [0])).toThrow(/more than/);
   });

@@ -50,7 +50,7 @@ export const sce: MergeMethod = {
       const b = inputs[base]!;
       const v = select ? await select.variances(chunk) : undefined;
       for (let i = 0; i < length; i++) {
-        const keep = !select || magnitudeKeeps({ keep: select.cut }, absBits(v![i]!), start + i);
+        const keep = !select || selects(select.cut, v![i]!, start + i);
         let vote = 0;
         others.forEach((m, j) => {
           tv[j] = keep ? f(inputs[m]![i]! - b[i]!) : 0;
@@ -112,17 +112,23 @@ interface VarianceSelection {
   variances: ChunkVariances;
 }
 
+/** Whether the cut selects the element at tensor index `index`, whose variance is `variance`. */
+function selects(cut: MagnitudeCut, variance: number, index: number): boolean {
+  return magnitudeKeeps({ keep: cut }, absBits(variance), index);
+}
+
 /** The top `select_topk` of the nonzero variances, or undefined to keep all. */
 async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, variances: ChunkVariances): Promise<VarianceSelection | undefined> {
   const density = ctx.global['select_topk'] as number;
   if (density >= 1) return undefined;
+  if (density <= 0) return { cut: NOTHING_KEPT, variances };
   let nonzero = 0;
   for await (const chunk of source.chunks()) {
     const v = await variances(chunk);
     for (let i = 0; i < chunk.length; i++) if (v[i] !== 0) nonzero++;
   }
   const k = selectCount(nonzero, density);
-  if (density <= 0 || k === 0) return { cut: NOTHING_KEPT, variances };
+  if (k === 0) return { cut: NOTHING_KEPT, variances };
   const bits = new Uint32Array(1);
   const asF32 = new Float32Array(bits.buffer);
   const [threshold] = await kthLargestBits(async (visit) => {
@@ -196,7 +202,7 @@ async function modelWeights(source: TensorSource, base: number, others: number[]
     const b = inputs[base]!;
     const v = selection ? await selection.variances(chunk) : undefined;
     for (let i = 0; i < length; i++) {
-      const keep = !selection || magnitudeKeeps({ keep: selection.cut }, absBits(v![i]!), start + i);
+      const keep = !selection || selects(selection.cut, v![i]!, start + i);
       others.forEach((m, j) => {
         const d = keep ? f(inputs[m]![i]! - b[i]!) : 0;
         squares[j]!.add(f(d * d));
@@ -247,7 +253,7 @@ async function sceHalfSteps(source: TensorSource, sink: TensorSink, ctx: TensorM
       const tv = vectors[j]!;
       const x = inputs[others[j]!]!;
       const b = inputs[base]!;
-      for (let i = 0; i < length; i++) tv[i] = !selection || magnitudeKeeps({ keep: selection.cut }, absBits(v![i]!), start + i) ? r(x[i]! - b[i]!) : 0;
+      for (let i = 0; i < length; i++) tv[i] = !selection || selects(selection.cut, v![i]!, start + i) ? r(x[i]! - b[i]!) : 0;
     }
     return vectors;
   };
@@ -300,7 +306,7 @@ async function sceHalfStepsOnBackend(
     const v = selection ? ((await selection.variances(chunk)).data as Float32Array) : undefined;
     for (let j = 0; j < others.length; j++) {
       await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, f32Host(tv), step);
-      if (selection) for (let i = 0; i < chunk.length; i++) if (!magnitudeKeeps({ keep: selection.cut }, absBits(v![i]!), chunk.start + i)) tv[i] = 0;
+      if (selection) for (let i = 0; i < chunk.length; i++) if (!selects(selection.cut, v![i]!, chunk.start + i)) tv[i] = 0;
       await addSquares(squares[j]!, tv, backend, step);
     }
   }
@@ -379,6 +385,7 @@ async function varianceCut(
 ): Promise<{ cut: MagnitudeCut; variances: BackendVariances } | undefined> {
   const density = ctx.global['select_topk'] as number;
   if (density >= 1) return undefined;
+  if (density <= 0) return { cut: NOTHING_KEPT, variances };
   // The variances as deltaHistogram sees them: |r(v − 0)|'s bits are v's (v ≥ 0 or NaN).
   const histogram = async (prefixes: (number | undefined)[]): Promise<Float64Array[]> => {
     const counts = prefixes.map(() => new Float64Array(HISTOGRAM_BINS));
@@ -390,7 +397,7 @@ async function varianceCut(
   };
   const [high, bucketZero] = await histogram([undefined, 0]);
   const k = selectCount(ctx.numel - bucketZero![0]!, density);
-  if (density <= 0 || k === 0) return { cut: NOTHING_KEPT, variances };
+  if (k === 0) return { cut: NOTHING_KEPT, variances };
   const bucket = pick(high!, k);
   const low = bucket.bucket === 0 ? bucketZero! : (await histogram([bucket.bucket]))[0]!;
   const asArrays: ChunkVariances = async (chunk) => (await variances(chunk)).data as Float32Array;

@@ -47,7 +47,7 @@ export class CutSparsifier implements Sparsifier {
   reset(): void {}
 
   mask(start: number, delta: Float32Array, keep: Uint8Array): void {
-    const mask = { ...this.cuts, ...(this.ties ? { ties: this.ties.over(start, delta.length) } : {}) };
+    const mask = this.backendMask(start, delta.length);
     for (let i = 0; i < delta.length; i++) keep[i] = magnitudeMaskKeeps(mask, absBits(delta[i]!), start, i) ? 1 : 0;
   }
 

@@ -72,7 +72,7 @@ export class SortKeys {
    * of byte i >> 3: element i). The keys are reordered on the way.
    */
   tiesWithin(from: number, to: number): Uint8Array {
-    new IntroSortPlaces(this.keys, this.tiedValues, [from, to]).sort();
+    new SortSteps(this.keys, this.tiedValues, [from, to]).sort();
     return this.tiedBetween(from, to);
   }
 
@@ -82,9 +82,10 @@ export class SortKeys {
    * k − 1 (the keys descending, NaN first). The keys are reordered on the way.
    */
   topkWithin(k: number): Uint8Array {
-    const steps = new IntroSortPlaces(this.keys, this.tiedValues, [k]);
+    if (k <= 0) return this.tiedBetween(0, 0);
+    const steps = new SortSteps(this.keys, this.tiedValues, [k]);
     if (k * 64 <= this.length) steps.heapSelect(0, k, this.length);
-    else if (k > 0) steps.nthElement(k - 1);
+    else steps.nthElement(k - 1);
     return this.tiedBetween(0, k);
   }
 
@@ -107,7 +108,7 @@ export class SortKeys {
  * same elements as the full sort would; introselect (std::nth_element) and the heap selection of
  * std::partial_sort, whole.
  */
-class IntroSortPlaces {
+class SortSteps {
   private readonly leftOffsets = new Int32Array(BLOCK);
   private readonly rightOffsets = new Int32Array(BLOCK);
 
@@ -247,6 +248,7 @@ class IntroSortPlaces {
       lo++;
     }
   }
+
   private moveMedianToFirst(result: number, a: number, b: number, c: number): void {
     const v = (i: number) => this.value(this.keys[i]!);
     let chosen: number;
