@@ -54,8 +54,8 @@ function cuts(v: Float32Array, start: number): (MagnitudeCut | undefined)[] {
 
 describe('sceMerge (sce\'s merge pass) on every backend equals the reference', () => {
   for (const [label, backend, pin] of BACKENDS) {
-    it(`${label}: 2 to 4 models, f32/bf16 in and out, NaN/±0/subnormals, with and without a cut, f32 and bf16 steps (sceMerge and sceDelta)`, async () => {
-      for (const [n, count, start, step] of [[33, 2, 0, 'F32'], [5003, 3, 17, 'BF16'], [70_001, 4, 2 ** 32 + 5, 'F32'], [2_049, 2, 1_000_000, 'BF16'], [40_003, 4, 3, 'BF16']] as const) {
+    it(`${label}: 2 to 4 models, f32/bf16 in and out, NaN/±0/subnormals, with and without a cut, f32, bf16 and f16 steps (sceMerge and sceDelta)`, async () => {
+      for (const [n, count, start, step] of [[33, 2, 0, 'F32'], [5003, 3, 17, 'BF16'], [70_001, 4, 2 ** 32 + 5, 'F32'], [2_049, 2, 1_000_000, 'BF16'], [40_003, 4, 3, 'BF16'], [3_001, 3, 9, 'F16']] as const) {
         for (const [inDtype, outDtype] of [['F32', 'F32'], ['BF16', 'BF16'], ['BF16', 'F32'], ['F32', 'F16']] as [FloatDtype, FloatDtype][]) {
           const inputs = models(n, count, n + count).map((v) => asHost(v, inDtype));
           const weightsOf = [0.61, 0.27, 0.083, 0.037].slice(0, count);

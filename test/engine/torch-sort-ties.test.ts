@@ -1,8 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { absBits } from '../../src/main/engine/compute/types';
+import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { TieBytes } from '../../src/main/engine/methods/sparsify';
-import { SortKeys } from '../../src/main/engine/methods/torch-sort-ties';
+import { keptTies, SortKeys } from '../../src/main/engine/methods/torch-sort-ties';
+import { toF32 } from '../../src/main/engine/compute/reference';
+import { roundStepArray } from '../../src/main/engine/methods/numerics';
+import { asHost, edgeValues, rng, weights } from '../compute/samples';
 
 interface SortCase {
   length: number;
@@ -36,8 +40,8 @@ function values({ length, seed, levels, specials }: SortCase): Float32Array {
   return out;
 }
 
-function keysOf(c: SortCase, x: Float32Array): SortKeys {
-  const keys = new SortKeys(c.length, c.descending, c.tied.map((t) => absBits(t)));
+function keysOf(c: SortCase, x: Float32Array, memory?: Int32Array): SortKeys {
+  const keys = new SortKeys(c.length, c.descending, c.tied.map((t) => absBits(t)), memory);
   keys.setDeltas(0, new Int32Array(x.buffer));
   return keys;
 }
@@ -86,6 +90,90 @@ describe(`torch's sort order among tied values (torch ${vectors.torch})`, () => 
 
   it('refuses tensors whose indices do not fit its keys', () => {
     expect(() => new SortKeys(2 ** 30 + 1, true, [0])).toThrow(/more than/);
+  });
+});
+
+describe("torch's sort order among tied values on the CPU kernels' threads (kernels.wat tsort, tselect)", () => {
+  const cases = vectors.cases.filter((c) => c.tied.length > 0);
+  const backends = [new WasmBackend({ workers: 2 }), new WasmBackend({ workers: 0 })];
+  afterAll(() => Promise.all(backends.map((b) => b.dispose())));
+
+  for (const backend of backends) {
+    it(`keeps the tied elements torch keeps, every case side by side (${backend.description})`, async () => {
+      const blocks = cases.map((c) => backend.allocateHost(4 * c.length));
+      const keys = cases.map((c, i) => keysOf(c, values(c), new Int32Array(blocks[i]!.buffer, blocks[i]!.byteOffset, c.length)));
+      const kept = await keptTies(cases.map((c, i) => ({ keys: keys[i]!, steps: c.topk ? { topk: c.to } : { sort: [c.from, c.to] as const } })), backend);
+      expect(kept.map(members)).toEqual(cases.map((c) => c.kept));
+      blocks.forEach((b) => backend.releaseHost(b));
+    });
+  }
+
+  it('leaves a million keys of 97 values in the order the steps here leave them', async () => {
+    const backend = backends[0]!;
+    const n = 1_000_003;
+    const block = backend.allocateHost(4 * n);
+    const x = new Float32Array(n).map((_, i) => ((Math.imul(i, 2654435761) >>> 0) % 97) * 2 ** -10);
+    const sorted = x.slice().sort();
+    const at = (rank: number) => absBits(sorted[rank]!);
+    for (const [steps, tied] of [
+      [{ sort: [250_000, 750_000] as const }, [at(250_000), at(750_000)]],
+      [{ topk: 400_000 }, [at(399_999)]],
+      [{ topk: 9_000 }, [at(8_999)]],
+    ] as const) {
+      const here = new SortKeys(n, false, [...tied]);
+      const there = new SortKeys(n, false, [...tied], new Int32Array(block.buffer, block.byteOffset, n));
+      here.setDeltas(0, new Int32Array(x.buffer));
+      there.setDeltas(0, new Int32Array(x.buffer));
+      const [kept] = await keptTies([{ keys: there, steps }], backend);
+      const expected = members(here.keptBy(steps));
+      expect(expected.length).toBeGreaterThan(0);
+      expect(members(kept!)).toEqual(expected);
+      expect(Buffer.compare(Buffer.from(there.keys.buffer, there.keys.byteOffset, 4 * n), Buffer.from(here.keys.buffer, 0, 4 * n))).toBe(0);
+    }
+    backend.releaseHost(block);
+  });
+
+  for (const dtype of ['F32', 'BF16', 'F16'] as const) {
+    for (const descending of [true, false]) {
+      it(`builds the keys setDeltas builds from r(x − base): ${dtype} inputs and steps, ${descending ? 'descending' : 'ascending'}, windows of 1,000`, async () => {
+        const backend = new WasmBackend({ workers: 2, windowElements: 1000 });
+        const random = rng(dtype.length + (descending ? 1 : 0));
+        const n = 20_011;
+        const base = asHost(weights(n, random, -12, 1), dtype);
+        const x = weights(n, random, -12, 1);
+        edgeValues().forEach((v, i) => (x[3 * i] = v));
+        [NaN, Infinity, -Infinity].forEach((v, i) => (x[10 + 3 * i] = v));
+        const model = asHost(x, dtype);
+        const baseValues = toF32(base);
+        const delta = toF32(model).map((v, i) => v - baseValues[i]!);
+        roundStepArray(dtype, delta);
+        const bits = new Int32Array(delta.buffer);
+        const tied = [absBits(delta[777]!), absBits(delta[12_345]!)];
+        const expected = new SortKeys(n, descending, tied);
+        expected.setDeltas(0, bits);
+        const block = backend.allocateHost(4 * n);
+        const keys = new Int32Array(block.buffer, block.byteOffset, n);
+        const start = 4_000_000;
+        for (let at = 0; at < n; at += 7_001) {
+          const length = Math.min(7_001, n - at);
+          const slice = <T extends Float32Array | Uint16Array>(a: T) => a.subarray(at, at + length) as T;
+          await backend.deltaKeys(
+            { dtype: base.dtype, data: slice(base.data) } as typeof base,
+            { dtype: model.dtype, data: slice(model.data) } as typeof model,
+            { tied, descending, start: start + at, step: dtype },
+            keys.subarray(at, at + length),
+          );
+        }
+        const shifted = expected.keys.map((k) => (k >= 0 ? k : ~(~k + start)));
+        expect(keys.filter((k) => k < 0).length).toBeGreaterThan(1);
+        expect(Buffer.compare(Buffer.from(keys.buffer, keys.byteOffset, 4 * n), Buffer.from(shifted.buffer))).toBe(0);
+        await backend.dispose();
+      });
+    }
+  }
+
+  it('refuses keys outside its memory', async () => {
+    await expect(backends[1]!.sortKeys([{ keys: new Int32Array(4), tiedValues: [0, 0], steps: { topk: 1 } }])).rejects.toThrow(/outside the kernels' memory/);
   });
 });
 

@@ -395,7 +395,8 @@ export function sceMergeF32(base: Float32Array, models: readonly Float32Array[],
 /** ComputeBackend.sceDelta on f32 arrays. */
 export function sceDeltaF32(base: Float32Array, model: Float32Array, params: SceDeltaParams, out: Float32Array): void {
   const keeps = sceKeeps(params);
-  for (let i = 0; i < out.length; i++) out[i] = keeps(i) ? f(model[i]! - base[i]!) : 0;
+  const r = stepRounding(params.step ?? 'F32');
+  for (let i = 0; i < out.length; i++) out[i] = keeps(i) ? r(f(model[i]! - base[i]!)) : 0;
 }
 
 /** Whether sce keeps the call's element i: its variance's bits pass the cut (every element without one). */

@@ -183,6 +183,19 @@ export interface ComputeBackend {
   gramSums(inputs: readonly HostArray[], sums: Float64Array): Promise<void>;
 
   /**
+   * Optional: torch's sort steps over arrays of sort keys (`methods/torch-sort-ties.ts` SortKeys),
+   * each array on a thread of its own, side by side, the same steps as SortSteps takes. The keys lie
+   * in the backend's memory (`allocateHost`).
+   */
+  sortKeys?(jobs: readonly SortKeysJob[]): Promise<void>;
+
+  /**
+   * Optional: `SortKeys.setDeltas`'s keys of δ = r(x − base) (r rounds to `step`) for the call's
+   * elements, into `keys` (one per element; in the backend's memory).
+   */
+  deltaKeys?(base: HostArray, model: HostArray, params: DeltaKeysParams, keys: Int32Array): Promise<void>;
+
+  /**
    * Optional: `bytes` of memory the backend's kernels read and write where it is, with no copy (the
    * WASM backend's own), starting on a page boundary (direct reads land in it). Callers that fill and
    * reuse buffers (the engine's reads and outputs) take theirs from here when there is one, and give
@@ -193,6 +206,26 @@ export interface ComputeBackend {
 
   /** Releases what the backend holds (a GPU device, worker threads). The backend is unusable after. */
   dispose(): Promise<void>;
+}
+
+/**
+ * One array of sort keys for `sortKeys`: ascending i32 values, a negative key a tied element of
+ * value tiedValues[0] or [1] (by bit 30 of −1 − key). `sort`: std::sort's steps inside the runs that
+ * hold `from` or `to`; `topk`: torch.topk's (std::partial_sort's heap selection where k · 64 ≤ n,
+ * else std::nth_element at k − 1).
+ */
+export interface SortKeysJob {
+  keys: Int32Array;
+  tiedValues: readonly [number, number];
+  steps: { sort: readonly [from: number, to: number] } | { topk: number };
+}
+
+/** What `deltaKeys` builds: a descending or ascending sort's keys, `tied` (one or two |δ| bits) marked with the tensor index (`start` that of the call's element 0). */
+export interface DeltaKeysParams {
+  tied: readonly number[];
+  descending: boolean;
+  start: number;
+  step?: StepDtype;
 }
 
 export type DeviceChoice = 'auto' | 'cpu' | 'gpu';
@@ -434,6 +467,8 @@ export interface SceDeltaParams {
   start: number;
   /** As SceMergeParams.select: undefined keeps every element. */
   select?: SceSelect;
+  /** The kept δ rounded to this (bf16 or f16 steps). Default F32. */
+  step?: StepDtype;
 }
 
 /** ram's and ramplus_tl's passes (ComputeBackend.ramCounts, ramMerge). */

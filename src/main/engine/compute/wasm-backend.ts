@@ -23,6 +23,8 @@ import {
   type SceDeltaParams,
   type SceMergeParams,
   type RamParams,
+  type SortKeysJob,
+  type DeltaKeysParams,
   type StepDtype,
   type UnitSumOptions,
   CASCADE_ROW,
@@ -105,8 +107,15 @@ interface Kernels {
   ram(input: number, seg: number, count: number, params: number, start: number, end: number, out: number, bfIn: number, bfOut: number, threshold: number, step: number, scratch: number): void;
   ramc(input: number, seg: number, count: number, start: number, end: number, bfIn: number, threshold: number, step: number, scratch: number): void;
   lora(input: number, seg: number, start: number, end: number, out: number, bfIn: number, bfOut: number, idx: number, cols: number, rows: number, rank: number, left: number, right: number, scale: number, scratch: number): void;
+  tkeys(input: number, seg: number, start: number, end: number, out: number, bfIn: number, t0: number, t1: number, flip: number, idx: number, step: number, scratch: number): void;
 }
 type KernelName = keyof Kernels;
+
+/** torch's sort steps (kernels.wat "torch's order among ties"): whole calls, one per thread. */
+interface SortKernels {
+  tsort(keys: number, n: number, t0: number, t1: number, from: number, to: number, scratch: number): void;
+  tselect(keys: number, n: number, t0: number, t1: number, k: number, scratch: number): void;
+}
 
 /** Kernels' helpers called from the host. */
 interface Helpers {
@@ -165,7 +174,7 @@ class KernelWorker {
     worker.on('exit', (code) => this.settle((this.failure ??= new Error(`CPU worker exited (${code})`))));
   }
 
-  run(fn: KernelName, args: number[]): Promise<void> {
+  run(fn: KernelName | keyof SortKernels, args: number[]): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     // Keep Node alive only while a kernel is running: an idle pool must not hold the process open.
     this.worker.ref();
@@ -200,7 +209,7 @@ export class WasmBackend implements ComputeBackend {
   readonly kind = 'cpu';
   readonly description: string;
   private readonly memory: WasmMemory;
-  private readonly local: Kernels & Helpers;
+  private readonly local: Kernels & Helpers & SortKernels;
   /** Started on the first window large enough to share out: a merge of small tensors never pays for them. */
   private workerPool: KernelWorker[] | undefined;
   private readonly workerCount: number;
@@ -218,7 +227,7 @@ export class WasmBackend implements ComputeBackend {
     this.module = new Wasm.Module(wasmBytes());
     this.memory = new Wasm.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     this.buffers.add(this.memory.buffer);
-    this.local = new Wasm.Instance(this.module, { env: { memory: this.memory } }).exports as unknown as Kernels & Helpers;
+    this.local = new Wasm.Instance(this.module, { env: { memory: this.memory } }).exports as unknown as Kernels & Helpers & SortKernels;
     const count = options.workers ?? Math.max(0, availableParallelism() - 1);
     this.workerCount = count;
     this.description = `CPU: WebAssembly SIMD, ${count === 0 ? 'on the calling thread' : `${count} worker thread${count === 1 ? '' : 's'}`}`;
@@ -641,8 +650,8 @@ export class WasmBackend implements ComputeBackend {
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    // The kept δ in f32 steps, whatever else the caller's object carries.
-    return this.sce(base, [model], { start: params.start, weights: [0], ...(params.select ? { select: params.select } : {}) }, 0, out);
+    // The kept δ, whatever else the caller's object carries.
+    return this.sce(base, [model], { start: params.start, weights: [0], ...(params.select ? { select: params.select } : {}), ...(params.step ? { step: params.step } : {}) }, 0, out);
   }
 
   /** kernels.wat "sce": the merge pass, or (`only` ≥ 0) that model's kept δ; the variances beside the inputs. */
@@ -767,6 +776,52 @@ export class WasmBackend implements ComputeBackend {
       });
       state.acc.set(new Float32Array(this.memory.buffer, RESULTS_AT, 128));
       state.rowsDone = new Int32Array(this.memory.buffer, RESULTS_AT, 131)[128]!;
+    });
+  }
+
+  deltaKeys(base: HostArray, model: HostArray, params: DeltaKeysParams, keys: Int32Array): Promise<void> {
+    const { tied, descending, start } = params;
+    if (tied.length < 1 || tied.length > 2 || keys.length !== base.data.length || !this.owns(keys)) {
+      return Promise.reject(new RangeError(`deltaKeys: ${tied.length} tied values (1 or 2), ${keys.length} keys for ${base.data.length} elements, in the kernels' memory: ${this.owns(keys)}`));
+    }
+    const out: HostArray = { dtype: 'F32', data: new Float32Array(keys.buffer, keys.byteOffset, keys.length) };
+    const args = [tied[0]!, tied[tied.length - 1]!, descending ? 0x7fffffff : 0];
+    return this.serial(() =>
+      this.run({
+        inputs: [base, model],
+        out,
+        call: (input, seg, from, to, output, bfIn, _bfOut, first) => ['tkeys', [input, seg, from, to, output, bfIn, ...args, start + first, stepMode(params.step ?? 'F32')]],
+      }),
+    );
+  }
+
+  /**
+   * torch's sort steps over each job's keys (kernels.wat tsort, tselect): job i on thread i mod the
+   * threads, the calling thread's share after the workers have theirs, so the arrays are sorted side
+   * by side. Each thread's partition blocks in its scratch.
+   */
+  sortKeys(jobs: readonly SortKeysJob[]): Promise<void> {
+    const foreign = jobs.find((job) => !this.owns(job.keys));
+    if (foreign) return Promise.reject(new RangeError(`sortKeys: ${foreign.keys.length} keys outside the kernels' memory (allocateHost)`));
+    return this.serial(async () => {
+      this.grow(this.arenasAt());
+      const threads = this.workerCount + 1;
+      const scratch = (thread: number) => WEIGHTS_BYTES + thread * this.threadBytes();
+      const call = (job: SortKeysJob, thread: number): [keyof SortKernels, number[]] => {
+        const { keys, tiedValues: [t0, t1], steps } = job;
+        return 'sort' in steps
+          ? ['tsort', [keys.byteOffset, keys.length, t0, t1, steps.sort[0], steps.sort[1], scratch(thread)]]
+          : ['tselect', [keys.byteOffset, keys.length, t0, t1, steps.topk, scratch(thread)]];
+      };
+      const share = (thread: number) => jobs.filter((_, i) => i % threads === thread);
+      const running = this.workers.slice(0, Math.min(threads, jobs.length) - 1).map(async (worker, w) => {
+        for (const job of share(w + 1)) await worker.run(...call(job, w + 1));
+      });
+      for (const job of share(0)) {
+        const [fn, args] = call(job, 0);
+        (this.local[fn] as (...a: number[]) => void)(...args);
+      }
+      await Promise.all(running);
     });
   }
 
@@ -998,7 +1053,7 @@ interface Placement {
 }
 
 /** Where each kernel's `start` argument is (`end` follows it). */
-const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5, sce: 4, ram: 4, ramc: 3, nearswap_bf: 2, lora: 2 };
+const KERNEL_START_ARG: Record<KernelName, number> = { linear: 4, nearswap: 2, blend2: 2, task: 4, dhist: 4, dfind: 4, dsums: 4, normsq: 3, cdot: 2, gram: 3, usum: 4, utan: 4, umix: 4, dvar: 3, drank: 5, sce: 4, ram: 4, ramc: 3, nearswap_bf: 2, lora: 2, tkeys: 2 };
 
 interface RunSpec {
   inputs: readonly HostArray[];

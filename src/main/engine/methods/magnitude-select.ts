@@ -1,6 +1,6 @@
 import { absBits, HISTOGRAM_BINS, type ComputeBackend, type HostArray, type MagnitudeCut, type StepDtype } from '../compute/types';
 import { roundStepArray } from './numerics';
-import { SortKeys } from './torch-sort-ties';
+import { keptTies, SortKeys } from './torch-sort-ties';
 import { f32Host, type TensorSource } from './types';
 
 export interface MagnitudeThreshold {
@@ -100,38 +100,99 @@ function chunkInputs(chunk: { raw?: HostArray[]; inputs: Float32Array[] }): Host
   return chunk.raw ?? chunk.inputs.map(f32Host);
 }
 
+/** The most bytes of sort keys held in a backend's memory at once (it holds 4 GiB in all, the engine's buffers too). */
+const BACKEND_KEYS_BYTES = 2 ** 31;
+
+/** Which of model `model`'s elements tied at `tied` (|δ| bits, one or two) torch's sort of |δ| places in [from, to). */
+export interface TieRequest {
+  model: number;
+  order: { descending: boolean; from: number; to: number };
+  tied: number[];
+}
+
 /**
- * Which elements whose |δ| bits are one of `tied` torch's sort of model `model`'s |δ| (descending or
- * ascending) places in [from, to): the whole tensor's sort keys, built in one pass (4 bytes an
- * element; δ = r(x − base) by the backend's `linear` with weights 1 and −1 where there is one), then
- * followed through the sort (`SortKeys.tiesWithin`). A bitset over the tensor.
+ * For each request, the elements whose |δ| bits are one of `tied` that torch's sort of the model's
+ * |δ| places in [from, to), as a bitset over the tensor: the whole tensor's sort keys (4 bytes an
+ * element) from one pass over the tensor (`setDeltaKeys`), then followed through the sort
+ * (`keptTies`). Where the backend sorts (`sortKeys`), the models' keys lie in its memory, as many at
+ * once as BACKEND_KEYS_BYTES holds, built and sorted on its threads, the models side by side; else
+ * one model at a time, here.
  */
 export async function torchTiesWithin(
   source: TensorSource,
-  inputs: { base: number; model: number; step: StepDtype; backend?: ComputeBackend | undefined; memory?: Int32Array },
-  order: { descending: boolean; from: number; to: number },
-  tied: number[],
+  inputs: { base: number; step: StepDtype; backend?: ComputeBackend | undefined },
+  requests: readonly TieRequest[],
   numel: number,
-): Promise<Uint8Array> {
-  const { base, model, step, backend, memory } = inputs;
-  const keys = new SortKeys(numel, order.descending, tied, memory);
+): Promise<Uint8Array[]> {
+  const memory = sortKeysMemory(inputs.backend, numel, requests.length);
+  try {
+    const kept: Uint8Array[] = [];
+    for (let g = 0; g < requests.length; g += memory.arrays.length) {
+      const group = requests.slice(g, g + memory.arrays.length);
+      const keys = group.map((r, i) => new SortKeys(numel, r.order.descending, r.tied, memory.arrays[i]));
+      await setDeltaKeys(source, { ...inputs, keysOn: memory.sorter }, group.map((r) => r.model), keys);
+      const sorts = keys.map((k, i) => ({ keys: k, steps: { sort: [group[i]!.order.from, group[i]!.order.to] as const } }));
+      kept.push(...(await keptTies(sorts, memory.sorter)));
+    }
+    return kept;
+  } finally {
+    memory.release();
+  }
+}
+
+/**
+ * Arrays for the sort keys of `count` models: in the backend's memory when it sorts, as many as
+ * BACKEND_KEYS_BYTES holds (at least one, where the memory has room), else one of our own.
+ */
+export function sortKeysMemory(backend: ComputeBackend | undefined, numel: number, count: number): { arrays: Int32Array[]; sorter?: ComputeBackend; release: () => void } {
+  const own = () => ({ arrays: [new Int32Array(numel)], release: () => undefined });
+  if (!backend?.sortKeys || !backend.allocateHost || !backend.releaseHost) return own();
+  const blocks: Uint8Array[] = [];
+  const release = () => blocks.forEach((b) => backend.releaseHost!(b));
+  try {
+    const wanted = Math.min(count, Math.floor(BACKEND_KEYS_BYTES / (4 * numel)));
+    while (blocks.length < wanted) blocks.push(backend.allocateHost(4 * numel));
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+  }
+  if (blocks.length === 0) return own();
+  return { arrays: blocks.map((b) => new Int32Array(b.buffer, b.byteOffset, numel)), sorter: backend, release };
+}
+
+/**
+ * One pass over the tensor that sets each model's sort keys from its δ = r(x − base): by the
+ * backend's `deltaKeys` where the keys lie in its memory (`keysOn`), else by its `linear` with
+ * weights 1 and −1 (or here, without a backend) and `setDeltas`.
+ */
+async function setDeltaKeys(
+  source: TensorSource,
+  inputs: { base: number; step: StepDtype; backend?: ComputeBackend | undefined; keysOn?: ComputeBackend | undefined },
+  models: number[],
+  keys: SortKeys[],
+): Promise<void> {
+  const { base, step, backend, keysOn } = inputs;
   let delta = new Float32Array(0);
   for await (const chunk of source.chunks()) {
     const { start, length } = chunk;
-    if (delta.length < length) delta = new Float32Array(length);
-    const d = delta.subarray(0, length);
-    if (backend) {
-      const raw = chunkInputs(chunk);
-      await backend.linear([raw[model]!, raw[base]!], [1, -1], false, f32Host(d), step);
-    } else {
-      const x = chunk.inputs[model]!;
-      const b = chunk.inputs[base]!;
-      for (let i = 0; i < length; i++) d[i] = x[i]! - b[i]!;
-      roundStepArray(step, d);
+    const raw = chunkInputs(chunk);
+    for (const [i, model] of models.entries()) {
+      const k = keys[i]!;
+      if (keysOn?.deltaKeys) {
+        await keysOn.deltaKeys(raw[base]!, raw[model]!, { tied: k.tied, descending: k.descending, start, step }, k.keys.subarray(start, start + length));
+        continue;
+      }
+      if (delta.length < length) delta = new Float32Array(length);
+      const d = delta.subarray(0, length);
+      if (backend) await backend.linear([raw[model]!, raw[base]!], [1, -1], false, f32Host(d), step);
+      else {
+        const x = chunk.inputs[model]!;
+        const b = chunk.inputs[base]!;
+        for (let e = 0; e < length; e++) d[e] = x[e]! - b[e]!;
+        roundStepArray(step, d);
+      }
+      k.setDeltas(start, new Int32Array(d.buffer, d.byteOffset, length));
     }
-    keys.setDeltas(start, new Int32Array(d.buffer, d.byteOffset, length));
   }
-  return keys.tiesWithin(order.from, order.to);
 }
 
 /** The highest bucket at which the count from the top reaches `k`, and how many are needed from it. */

@@ -1,6 +1,6 @@
 import { f32Bits } from '../safetensors/convert';
-import { kthLargestBits, lowPick, pick, type MagnitudeThreshold } from './magnitude-select';
-import { SortKeys, SORT_TIES_MAX_ELEMENTS } from './torch-sort-ties';
+import { kthLargestBits, lowPick, pick, sortKeysMemory, type MagnitudeThreshold } from './magnitude-select';
+import { keptTies, SortKeys, SORT_TIES_MAX_ELEMENTS } from './torch-sort-ties';
 import { TorchSum, torchSum } from './torch-reductions';
 import { stepRounding } from './numerics';
 import { absBits, CASCADE_ROW, HISTOGRAM_BINS, magnitudeKeeps, MAX_TASK_MODELS, type ComputeBackend, type HalfStep, type HostArray, type MagnitudeCut, type SceSelect, type StepDtype } from '../compute/types';
@@ -152,28 +152,33 @@ async function varianceSelection(source: TensorSource, ctx: TensorMergeContext, 
  * chunk's variances, the others one bit below, so the cut needs no ties: the variances serve only
  * the selection.
  */
-async function settleTies(source: TensorSource, variances: ChunkVariances, numel: number, k: number, threshold: MagnitudeThreshold): Promise<VarianceSelection> {
+async function settleTies(source: TensorSource, variances: ChunkVariances, numel: number, k: number, threshold: MagnitudeThreshold, backend?: ComputeBackend): Promise<VarianceSelection> {
   const { bits } = threshold;
   if (threshold.ties >= threshold.count) return { cut: { bits, before: Infinity }, variances };
-  const keeps = bits < 0x7f800000 && numel <= SORT_TIES_MAX_ELEMENTS ? await topkTies(source, variances, numel, k, bits) : await firstTies(source, variances, bits, threshold.ties);
+  const keeps = bits < 0x7f800000 && numel <= SORT_TIES_MAX_ELEMENTS ? await topkTies(source, variances, numel, k, bits, backend) : await firstTies(source, variances, bits, threshold.ties);
   const settled: ChunkVariances = async (chunk) => {
     const v = await variances(chunk);
     const vb = new Uint32Array(v.buffer, v.byteOffset, chunk.length);
-    for (let i = 0; i < chunk.length; i++) if (vb[i] === bits) vb[i] = keeps(chunk.start + i) ? bits + 1 : bits - 1;
+    for (let i = vb.indexOf(bits); i >= 0; i = vb.indexOf(bits, i + 1)) vb[i] = keeps(chunk.start + i) ? bits + 1 : bits - 1;
     return v;
   };
   return { cut: { bits, before: 0 }, variances: settled };
 }
 
-/** Which variances tied at `bits` torch.topk(k) keeps, by tensor index. */
-async function topkTies(source: TensorSource, variances: ChunkVariances, numel: number, k: number, bits: number): Promise<(index: number) => boolean> {
-  const keys = new SortKeys(numel, true, [bits]);
-  for await (const chunk of source.chunks()) {
-    const v = await variances(chunk);
-    keys.setDeltas(chunk.start, new Int32Array(v.buffer, v.byteOffset, chunk.length));
+/** Which variances tied at `bits` torch.topk(k) keeps, by tensor index (the selection on the backend's threads where it sorts). */
+async function topkTies(source: TensorSource, variances: ChunkVariances, numel: number, k: number, bits: number, backend?: ComputeBackend): Promise<(index: number) => boolean> {
+  const memory = sortKeysMemory(backend, numel, 1);
+  try {
+    const keys = new SortKeys(numel, true, [bits], memory.arrays[0]);
+    for await (const chunk of source.chunks()) {
+      const v = await variances(chunk);
+      keys.setDeltas(chunk.start, new Int32Array(v.buffer, v.byteOffset, chunk.length));
+    }
+    const [kept] = await keptTies([{ keys, steps: { topk: k } }], memory.sorter);
+    return (index) => ((kept![index >> 3]! >> (index & 7)) & 1) === 1;
+  } finally {
+    memory.release();
   }
-  const kept = keys.topkWithin(k);
-  return (index) => ((kept[index >> 3]! >> (index & 7)) & 1) === 1;
 }
 
 /** The first `ties` variances tied at `bits`, in index order. */
@@ -284,8 +289,8 @@ function halfStepWeights(squares: TorchSum[], numel: number, step: HalfStep): nu
 
 /**
  * `sceHalfSteps`' passes on a backend, the same bits: the variances by `deltaVariance` in 16-bit
- * steps and their cut as `varianceCut` finds it, the task vectors r(x − base) by `blend2` in 16-bit
- * steps (r(1·x) is x), those not selected zeroed, and their squares by `dotRows` (each square rounded
+ * steps and their cut as `varianceCut` finds it, the selected task vectors r(x − base) by `sceDelta`
+ * in 16-bit steps, their squares by `dotRows` (each square rounded
  * to the step, torch's cascade), the merge by `sceMerge` in 16-bit steps.
  */
 async function sceHalfStepsOnBackend(
@@ -303,10 +308,9 @@ async function sceHalfStepsOnBackend(
   for await (const chunk of source.chunks()) {
     const inputs = chunk.raw ?? chunk.inputs.map(f32Host);
     const tv = scratch.f32('task vector', chunk.length);
-    const v = selection ? ((await selection.variances(chunk)).data as Float32Array) : undefined;
+    const select = selection ? { cut: selection.cut, variances: await selection.variances(chunk) } : undefined;
     for (let j = 0; j < others.length; j++) {
-      await backend.blend2(1, inputs[others[j]!]!, -1, inputs[base]!, f32Host(tv), step);
-      if (selection) for (let i = 0; i < chunk.length; i++) if (!selects(selection.cut, v![i]!, chunk.start + i)) tv[i] = 0;
+      await backend.sceDelta(inputs[base]!, inputs[others[j]!]!, { start: chunk.start, step, ...(select ? { select } : {}) }, f32Host(tv));
       await addSquares(squares[j]!, tv, backend, step);
     }
   }
@@ -401,7 +405,7 @@ async function varianceCut(
   const bucket = pick(high!, k);
   const low = bucket.bucket === 0 ? bucketZero! : (await histogram([bucket.bucket]))[0]!;
   const asArrays: ChunkVariances = async (chunk) => (await variances(chunk)).data as Float32Array;
-  const settled = await settleTies(source, asArrays, ctx.numel, k, lowPick(bucket, low));
+  const settled = await settleTies(source, asArrays, ctx.numel, k, lowPick(bucket, low), backend);
   return { cut: settled.cut, variances: async (chunk) => f32Host(await settled.variances(chunk)) };
 }
 

@@ -1,4 +1,4 @@
-import { indexOrderCuts, MagnitudeMask, magnitudeThresholds, magnitudeThresholdsOnBackend, torchTiesWithin, type MagnitudeThreshold } from './magnitude-select';
+import { indexOrderCuts, MagnitudeMask, magnitudeThresholds, magnitudeThresholdsOnBackend, torchTiesWithin, type MagnitudeThreshold, type TieRequest } from './magnitude-select';
 import { stepOf, stepRounding } from './numerics';
 import { ParallelTorchSum } from './torch-reductions';
 import { maskKey } from './random-mask';
@@ -458,8 +458,7 @@ async function magnitudeSparsifiers(
   const at = (j: number, k: number) => wanted.findIndex((w) => w.j === j && w.k === k);
   const sparsifiers: Sparsifier[] = [];
   const inIndexOrder: number[] = [];
-  // One model's sort keys at a time, in the same memory.
-  let memory: Int32Array | undefined;
+  const inTorchOrder: (TieRequest & { j: number; cuts: { keep: MagnitudeCut; skip?: MagnitudeCut } })[] = [];
   for (const [j, rank] of ranks.entries()) {
     if (typeof rank === 'string') {
       sparsifiers.push(rank === 'none' ? new RandomSparsifier(0, 0) : keepEverything);
@@ -475,14 +474,15 @@ async function magnitudeSparsifiers(
     } else if (n <= SORT_TIES_MAX_ELEMENTS) {
       // magnitude: argsort(descending)[:k]; magnitude_outliers: sort(ascending)[n_bot : n_bot + target].
       const order = method === 'magnitude' ? { descending: true, from: 0, to: rank.upTo } : { descending: false, from: n - rank.upTo, to: n - rank.skip };
-      memory ??= new Int32Array(n);
-      const kept = await torchTiesWithin(source, { base, model: others[j]!, step, backend: onBackend?.backend, memory }, order, [...new Set(thresholds.map((t) => t.bits))], n);
-      sparsifiers.push(new CutSparsifier(cuts, new TieBytes(kept)));
+      inTorchOrder.push({ j, model: others[j]!, order, tied: [...new Set(thresholds.map((t) => t.bits))], cuts });
+      sparsifiers.push(keepEverything);
     } else {
       sparsifiers.push(keepEverything);
       inIndexOrder.push(j);
     }
   }
+  const kept = await torchTiesWithin(source, { base, step, backend: onBackend?.backend }, inTorchOrder, n);
+  inTorchOrder.forEach(({ j, cuts }, i) => (sparsifiers[j] = new CutSparsifier(cuts, new TieBytes(kept[i]!))));
   if (inIndexOrder.length > 0) await indexOrderSparsifiers(source, base, others, ranks, wanted, found, inIndexOrder, sparsifiers, onBackend);
   return sparsifiers;
 }

@@ -10,6 +10,8 @@
  * followed, in memory (an i32 key an element: `SortKeys`).
  */
 
+import type { ComputeBackend, SortKeysJob } from '../compute/types';
+
 /**
  * A negative key marks an element tied at a boundary's value: −1 − (slot · 2³⁰ + index). Keys of
  * other elements are values, 0 to 0x7fffffff, so every key is a small integer to V8.
@@ -35,7 +37,8 @@ const BLOCK = 1024;
  */
 export class SortKeys {
   readonly keys: Int32Array;
-  private readonly tiedValues: [number, number];
+  /** The values the two slots of tied keys compare as (flipped for a descending sort). */
+  readonly tiedValues: [number, number];
 
   constructor(
     readonly length: number,
@@ -89,6 +92,16 @@ export class SortKeys {
     return this.tiedBetween(0, k);
   }
 
+  /** `tiesWithin` or `topkWithin`, by `steps`. */
+  keptBy(steps: SortKeysJob['steps']): Uint8Array {
+    return 'sort' in steps ? this.tiesWithin(steps.sort[0], steps.sort[1]) : this.topkWithin(steps.topk);
+  }
+
+  /** What `keptBy(steps)` returns, read from keys a backend's `sortKeys` has already taken through those steps. */
+  keptAfter(steps: SortKeysJob['steps']): Uint8Array {
+    return 'sort' in steps ? this.tiedBetween(steps.sort[0], steps.sort[1]) : this.tiedBetween(0, Math.max(0, steps.topk));
+  }
+
   private tiedBetween(from: number, to: number): Uint8Array {
     const keys = this.keys;
     const kept = new Uint8Array(Math.ceil(this.length / 8));
@@ -100,6 +113,17 @@ export class SortKeys {
     }
     return kept;
   }
+}
+
+/**
+ * The tied elements each request keeps (`SortKeys.keptBy`), as bitsets: sorted side by side on the
+ * backend's threads (`sortKeys`) where one is given (its memory holds every request's keys), else one
+ * after another on this thread. The keys are reordered on the way.
+ */
+export async function keptTies(requests: readonly { keys: SortKeys; steps: SortKeysJob['steps'] }[], backend?: Pick<ComputeBackend, 'sortKeys'>): Promise<Uint8Array[]> {
+  if (!backend?.sortKeys) return requests.map(({ keys, steps }) => keys.keptBy(steps));
+  await backend.sortKeys(requests.map(({ keys, steps }) => ({ keys: keys.keys, tiedValues: keys.tiedValues, steps })));
+  return requests.map(({ keys, steps }) => keys.keptAfter(steps));
 }
 
 /**

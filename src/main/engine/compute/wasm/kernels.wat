@@ -2570,4 +2570,371 @@
     (v128.store offset=32 align=8 (local.get $acc) (local.get $a2))
     (v128.store offset=48 align=8 (local.get $acc) (local.get $a3))
     (local.get $s))
+
+  ;; ---- torch's order among ties (methods/torch-sort-ties.ts, SortSteps): std::sort, std::nth_element
+  ;; and std::partial_sort's heap selection over i32 sort keys, step for step ----
+  ;; A key ≥ 0 is its own value; a negative key is a tied element, −1 − (slot · 2³⁰ + index), whose
+  ;; value is $ts_t0 (slot 0) or $ts_t1. Functions below take positions in the keys (< 2³⁰), not
+  ;; addresses. The globals are each thread's own (each instantiates the module).
+  (global $ts_keys (mut i32) (i32.const 0))
+  (global $ts_t0 (mut i32) (i32.const 0))
+  (global $ts_t1 (mut i32) (i32.const 0))
+  (global $ts_b0 (mut i32) (i32.const 0))
+  (global $ts_b1 (mut i32) (i32.const 0))
+  ;; The partition's two blocks of 1,024 offsets (the calling thread's scratch).
+  (global $ts_lo (mut i32) (i32.const 0))
+  (global $ts_ro (mut i32) (i32.const 0))
+
+  (func $ts_value (param $key i32) (result i32)
+    (select (local.get $key)
+      (select (global.get $ts_t0) (global.get $ts_t1)
+        (i32.eqz (i32.and (i32.xor (local.get $key) (i32.const -1)) (i32.const 0x40000000))))
+      (i32.ge_s (local.get $key) (i32.const 0))))
+
+  (func $ts_addr (param $p i32) (result i32)
+    (i32.add (global.get $ts_keys) (i32.shl (local.get $p) (i32.const 2))))
+
+  (func $ts_v (param $p i32) (result i32)
+    (call $ts_value (i32.load (call $ts_addr (local.get $p)))))
+
+  (func $ts_swap (param $i i32) (param $j i32) (local $a i32) (local $b i32) (local $t i32)
+    (local.set $a (call $ts_addr (local.get $i)))
+    (local.set $b (call $ts_addr (local.get $j)))
+    (local.set $t (i32.load (local.get $a)))
+    (i32.store (local.get $a) (i32.load (local.get $b)))
+    (i32.store (local.get $b) (local.get $t)))
+
+  ;; Whether [first, last) holds a boundary strictly inside it.
+  (func $ts_holds (param $first i32) (param $last i32) (result i32)
+    (i32.or
+      (i32.and (i32.lt_s (local.get $first) (global.get $ts_b0)) (i32.lt_s (global.get $ts_b0) (local.get $last)))
+      (i32.and (i32.lt_s (local.get $first) (global.get $ts_b1)) (i32.lt_s (global.get $ts_b1) (local.get $last)))))
+
+  (func $ts_log2 (param $n i32) (result i32)
+    (i32.sub (i32.const 31) (i32.clz (local.get $n))))
+
+  ;; std::__move_median_to_first(result, a, b, c).
+  (func $ts_median_to_first (param $result i32) (param $a i32) (param $b i32) (param $c i32)
+    (local $va i32) (local $vb i32) (local $vc i32) (local $chosen i32)
+    (local.set $va (call $ts_v (local.get $a)))
+    (local.set $vb (call $ts_v (local.get $b)))
+    (local.set $vc (call $ts_v (local.get $c)))
+    (if (i32.lt_s (local.get $va) (local.get $vb))
+      (then
+        (if (i32.lt_s (local.get $vb) (local.get $vc))
+          (then (local.set $chosen (local.get $b)))
+          (else (local.set $chosen (select (local.get $c) (local.get $a) (i32.lt_s (local.get $va) (local.get $vc)))))))
+      (else
+        (if (i32.lt_s (local.get $va) (local.get $vc))
+          (then (local.set $chosen (local.get $a)))
+          (else (local.set $chosen (select (local.get $c) (local.get $b) (i32.lt_s (local.get $vb) (local.get $vc))))))))
+    (call $ts_swap (local.get $result) (local.get $chosen)))
+
+  ;; std::__insertion_sort over [first, last).
+  (func $ts_insertion_sort (param $first i32) (param $last i32)
+    (local $i i32) (local $j i32) (local $key i32) (local $value i32)
+    (local.set $i (i32.add (local.get $first) (i32.const 1)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_s (local.get $i) (local.get $last)))
+        (local.set $key (i32.load (call $ts_addr (local.get $i))))
+        (local.set $value (call $ts_value (local.get $key)))
+        (local.set $j (local.get $i))
+        (block $placed
+          (loop $shift
+            (br_if $placed (i32.le_s (local.get $j) (local.get $first)))
+            (br_if $placed (i32.ge_s (local.get $value) (call $ts_v (i32.sub (local.get $j) (i32.const 1)))))
+            (i32.store (call $ts_addr (local.get $j)) (i32.load (call $ts_addr (i32.sub (local.get $j) (i32.const 1)))))
+            (local.set $j (i32.sub (local.get $j) (i32.const 1)))
+            (br $shift)))
+        (i32.store (call $ts_addr (local.get $j)) (local.get $key))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+
+  ;; std::__adjust_heap: the hole sifted down to a leaf, then $key pushed up from there.
+  (func $ts_adjust_heap (param $first i32) (param $hole i32) (param $length i32) (param $key i32)
+    (local $top i32) (local $child i32) (local $parent i32) (local $value i32)
+    (local.set $top (local.get $hole))
+    (local.set $child (local.get $hole))
+    (block $down
+      (loop $next
+        (br_if $down (i32.ge_s (local.get $child) (i32.shr_s (i32.sub (local.get $length) (i32.const 1)) (i32.const 1))))
+        (local.set $child (i32.shl (i32.add (local.get $child) (i32.const 1)) (i32.const 1)))
+        (if (i32.lt_s (call $ts_v (i32.add (local.get $first) (local.get $child)))
+                      (call $ts_v (i32.add (local.get $first) (i32.sub (local.get $child) (i32.const 1)))))
+          (then (local.set $child (i32.sub (local.get $child) (i32.const 1)))))
+        (i32.store (call $ts_addr (i32.add (local.get $first) (local.get $hole)))
+          (i32.load (call $ts_addr (i32.add (local.get $first) (local.get $child)))))
+        (local.set $hole (local.get $child))
+        (br $next)))
+    (if (i32.and (i32.eqz (i32.and (local.get $length) (i32.const 1)))
+                 (i32.eq (local.get $child) (i32.shr_s (i32.sub (local.get $length) (i32.const 2)) (i32.const 1))))
+      (then
+        (local.set $child (i32.shl (i32.add (local.get $child) (i32.const 1)) (i32.const 1)))
+        (i32.store (call $ts_addr (i32.add (local.get $first) (local.get $hole)))
+          (i32.load (call $ts_addr (i32.add (local.get $first) (i32.sub (local.get $child) (i32.const 1))))))
+        (local.set $hole (i32.sub (local.get $child) (i32.const 1)))))
+    (local.set $value (call $ts_value (local.get $key)))
+    (local.set $parent (i32.shr_s (i32.sub (local.get $hole) (i32.const 1)) (i32.const 1)))
+    (block $up
+      (loop $next
+        (br_if $up (i32.le_s (local.get $hole) (local.get $top)))
+        (br_if $up (i32.ge_s (call $ts_v (i32.add (local.get $first) (local.get $parent))) (local.get $value)))
+        (i32.store (call $ts_addr (i32.add (local.get $first) (local.get $hole)))
+          (i32.load (call $ts_addr (i32.add (local.get $first) (local.get $parent)))))
+        (local.set $hole (local.get $parent))
+        (local.set $parent (i32.shr_s (i32.sub (local.get $hole) (i32.const 1)) (i32.const 1)))
+        (br $next)))
+    (i32.store (call $ts_addr (i32.add (local.get $first) (local.get $hole))) (local.get $key)))
+
+  ;; std::__make_heap over [first, last).
+  (func $ts_make_heap (param $first i32) (param $last i32)
+    (local $length i32) (local $parent i32)
+    (local.set $length (i32.sub (local.get $last) (local.get $first)))
+    (if (i32.lt_s (local.get $length) (i32.const 2)) (then (return)))
+    (local.set $parent (i32.shr_s (i32.sub (local.get $length) (i32.const 2)) (i32.const 1)))
+    (loop $next
+      (call $ts_adjust_heap (local.get $first) (local.get $parent) (local.get $length)
+        (i32.load (call $ts_addr (i32.add (local.get $first) (local.get $parent)))))
+      (if (i32.eqz (local.get $parent)) (then (return)))
+      (local.set $parent (i32.sub (local.get $parent) (i32.const 1)))
+      (br $next)))
+
+  ;; std::__partial_sort(first, last, last): make_heap, then sort_heap.
+  (func $ts_heap_sort (param $first i32) (param $last i32)
+    (local $end i32) (local $key i32)
+    (call $ts_make_heap (local.get $first) (local.get $last))
+    (local.set $end (i32.sub (local.get $last) (i32.const 1)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.le_s (local.get $end) (local.get $first)))
+        (local.set $key (i32.load (call $ts_addr (local.get $end))))
+        (i32.store (call $ts_addr (local.get $end)) (i32.load (call $ts_addr (local.get $first))))
+        (call $ts_adjust_heap (local.get $first) (i32.const 0) (i32.sub (local.get $end) (local.get $first)) (local.get $key))
+        (local.set $end (i32.sub (local.get $end) (i32.const 1)))
+        (br $next))))
+
+  ;; std::__heap_select: the `middle − first` first of the order in [first, middle), as a heap.
+  (func $ts_heap_select (param $first i32) (param $middle i32) (param $last i32)
+    (local $i i32) (local $key i32)
+    (call $ts_make_heap (local.get $first) (local.get $middle))
+    (local.set $i (local.get $middle))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_s (local.get $i) (local.get $last)))
+        (if (i32.lt_s (call $ts_v (local.get $i)) (call $ts_v (local.get $first)))
+          (then
+            (local.set $key (i32.load (call $ts_addr (local.get $i))))
+            (i32.store (call $ts_addr (local.get $i)) (i32.load (call $ts_addr (local.get $first))))
+            (call $ts_adjust_heap (local.get $first) (i32.const 0) (i32.sub (local.get $middle) (local.get $first)) (local.get $key))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+
+  ;; std::__unguarded_partition_pivot: the median of three moved to $first, then Hoare's partition.
+  ;; Blocks of 1,024 from both ends find the elements to swap without a branch on each (as
+  ;; BlockQuicksort does; it pairs them as Hoare's loop would); the middle, once shorter than two
+  ;; blocks, goes element by element. Returns the cut.
+  (func $ts_partition (param $first i32) (param $last i32) (result i32)
+    (local $pivot i32) (local $left i32) (local $right i32) (local $lc i32) (local $rc i32) (local $la i32) (local $ra i32)
+    (local $j i32) (local $p i32) (local $key i32) (local $pairs i32) (local $k i32) (local $a i32) (local $b i32) (local $t i32)
+    (local $t0 i32) (local $t1 i32) (local $lo i32) (local $ro i32)
+    (call $ts_median_to_first (local.get $first) (i32.add (local.get $first) (i32.const 1))
+      (i32.add (local.get $first) (i32.shr_s (i32.sub (local.get $last) (local.get $first)) (i32.const 1)))
+      (i32.sub (local.get $last) (i32.const 1)))
+    (local.set $pivot (call $ts_v (local.get $first)))
+    (local.set $t0 (global.get $ts_t0))
+    (local.set $t1 (global.get $ts_t1))
+    (local.set $lo (global.get $ts_lo))
+    (local.set $ro (global.get $ts_ro))
+    (local.set $left (i32.add (local.get $first) (i32.const 1)))
+    (local.set $right (i32.sub (local.get $last) (i32.const 1)))
+    (block $blocks_done
+      (loop $blocks
+        (br_if $blocks_done (i32.le_s (i32.add (i32.sub (local.get $right) (local.get $left)) (i32.const 1)) (i32.const 2048)))
+        (if (i32.eqz (local.get $lc))
+          (then
+            (local.set $la (i32.const 0))
+            (local.set $p (call $ts_addr (local.get $left)))
+            (local.set $j (i32.const 0))
+            (loop $scan
+              (local.set $key (i32.load (local.get $p)))
+              (i32.store (i32.add (local.get $lo) (i32.shl (local.get $lc) (i32.const 2))) (local.get $j))
+              (local.set $lc (i32.add (local.get $lc)
+                (i32.ge_s
+                  (select (local.get $key)
+                    (select (local.get $t0) (local.get $t1) (i32.eqz (i32.and (i32.xor (local.get $key) (i32.const -1)) (i32.const 0x40000000))))
+                    (i32.ge_s (local.get $key) (i32.const 0)))
+                  (local.get $pivot))))
+              (local.set $p (i32.add (local.get $p) (i32.const 4)))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br_if $scan (i32.lt_u (local.get $j) (i32.const 1024))))))
+        (if (i32.eqz (local.get $rc))
+          (then
+            (local.set $ra (i32.const 0))
+            (local.set $p (call $ts_addr (local.get $right)))
+            (local.set $j (i32.const 0))
+            (loop $scan
+              (local.set $key (i32.load (local.get $p)))
+              (i32.store (i32.add (local.get $ro) (i32.shl (local.get $rc) (i32.const 2))) (local.get $j))
+              (local.set $rc (i32.add (local.get $rc)
+                (i32.le_s
+                  (select (local.get $key)
+                    (select (local.get $t0) (local.get $t1) (i32.eqz (i32.and (i32.xor (local.get $key) (i32.const -1)) (i32.const 0x40000000))))
+                    (i32.ge_s (local.get $key) (i32.const 0)))
+                  (local.get $pivot))))
+              (local.set $p (i32.sub (local.get $p) (i32.const 4)))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br_if $scan (i32.lt_u (local.get $j) (i32.const 1024))))))
+        (local.set $pairs (select (local.get $lc) (local.get $rc) (i32.lt_u (local.get $lc) (local.get $rc))))
+        (local.set $k (i32.const 0))
+        (block $swapped
+          (loop $swap
+            (br_if $swapped (i32.ge_u (local.get $k) (local.get $pairs)))
+            (local.set $a (call $ts_addr (i32.add (local.get $left)
+              (i32.load (i32.add (local.get $lo) (i32.shl (i32.add (local.get $la) (local.get $k)) (i32.const 2)))))))
+            (local.set $b (call $ts_addr (i32.sub (local.get $right)
+              (i32.load (i32.add (local.get $ro) (i32.shl (i32.add (local.get $ra) (local.get $k)) (i32.const 2)))))))
+            (local.set $t (i32.load (local.get $a)))
+            (i32.store (local.get $a) (i32.load (local.get $b)))
+            (i32.store (local.get $b) (local.get $t))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br $swap)))
+        (local.set $lc (i32.sub (local.get $lc) (local.get $pairs)))
+        (local.set $rc (i32.sub (local.get $rc) (local.get $pairs)))
+        (local.set $la (i32.add (local.get $la) (local.get $pairs)))
+        (local.set $ra (i32.add (local.get $ra) (local.get $pairs)))
+        (if (i32.eqz (local.get $lc)) (then (local.set $left (i32.add (local.get $left) (i32.const 1024)))))
+        (if (i32.eqz (local.get $rc)) (then (local.set $right (i32.sub (local.get $right) (i32.const 1024)))))
+        (br $blocks)))
+    ;; Hoare's loop from where the blocks stopped: at the next element each side would stop at.
+    (local.set $a (select
+      (i32.add (local.get $left) (i32.load (i32.add (local.get $lo) (i32.shl (local.get $la) (i32.const 2)))))
+      (local.get $left) (i32.gt_s (local.get $lc) (i32.const 0))))
+    (local.set $b (i32.add (i32.const 1) (select
+      (i32.sub (local.get $right) (i32.load (i32.add (local.get $ro) (i32.shl (local.get $ra) (i32.const 2)))))
+      (local.get $right) (i32.gt_s (local.get $rc) (i32.const 0)))))
+    (loop $hoare
+      (block $stop (loop $up
+        (br_if $stop (i32.ge_s (call $ts_v (local.get $a)) (local.get $pivot)))
+        (local.set $a (i32.add (local.get $a) (i32.const 1)))
+        (br $up)))
+      (local.set $b (i32.sub (local.get $b) (i32.const 1)))
+      (block $stop (loop $down
+        (br_if $stop (i32.ge_s (local.get $pivot) (call $ts_v (local.get $b))))
+        (local.set $b (i32.sub (local.get $b) (i32.const 1)))
+        (br $down)))
+      (if (i32.ge_s (local.get $a) (local.get $b)) (then (return (local.get $a))))
+      (call $ts_swap (local.get $a) (local.get $b))
+      (local.set $a (i32.add (local.get $a) (i32.const 1)))
+      (br $hoare))
+    (unreachable))
+
+  ;; std::__introsort_loop, carried out only inside runs that hold a boundary; then the final
+  ;; insertion sort of the runs of at most 16 that do.
+  (func $ts_introsort (param $first i32) (param $last i32) (param $depth i32)
+    (local $cut i32)
+    (block $small
+      (loop $next
+        (br_if $small (i32.le_s (i32.sub (local.get $last) (local.get $first)) (i32.const 16)))
+        (if (i32.eqz (call $ts_holds (local.get $first) (local.get $last))) (then (return)))
+        (if (i32.eqz (local.get $depth))
+          (then
+            (call $ts_heap_sort (local.get $first) (local.get $last))
+            (return)))
+        (local.set $depth (i32.sub (local.get $depth) (i32.const 1)))
+        (local.set $cut (call $ts_partition (local.get $first) (local.get $last)))
+        (call $ts_introsort (local.get $cut) (local.get $last) (local.get $depth))
+        (local.set $last (local.get $cut))
+        (br $next)))
+    (if (call $ts_holds (local.get $first) (local.get $last))
+      (then (call $ts_insertion_sort (local.get $first) (local.get $last)))))
+
+  (func $ts_setup (param $keys i32) (param $t0 i32) (param $t1 i32) (param $b0 i32) (param $b1 i32) (param $scratch i32)
+    (global.set $ts_keys (local.get $keys))
+    (global.set $ts_t0 (local.get $t0))
+    (global.set $ts_t1 (local.get $t1))
+    (global.set $ts_b0 (local.get $b0))
+    (global.set $ts_b1 (local.get $b1))
+    (global.set $ts_lo (local.get $scratch))
+    (global.set $ts_ro (i32.add (local.get $scratch) (i32.const 4096))))
+
+  ;; tsort: std::sort's steps over the $n keys at $keys, inside the runs holding boundary $b0 or
+  ;; $b1; $t0 and $t1 the values of the two slots of tied keys. $scratch: 8 KiB of the thread's.
+  (func (export "tsort") (param $keys i32) (param $n i32) (param $t0 i32) (param $t1 i32) (param $b0 i32) (param $b1 i32) (param $scratch i32)
+    (call $ts_setup (local.get $keys) (local.get $t0) (local.get $t1) (local.get $b0) (local.get $b1) (local.get $scratch))
+    (if (i32.gt_s (local.get $n) (i32.const 1))
+      (then (call $ts_introsort (i32.const 0) (local.get $n) (i32.shl (call $ts_log2 (local.get $n)) (i32.const 1))))))
+
+  ;; tselect: torch.topk's steps for the $k first of the order: std::partial_sort's heap selection
+  ;; where k · 64 ≤ n, else std::nth_element (std::__introselect) at k − 1.
+  (func (export "tselect") (param $keys i32) (param $n i32) (param $t0 i32) (param $t1 i32) (param $k i32) (param $scratch i32)
+    (local $first i32) (local $last i32) (local $nth i32) (local $depth i32) (local $cut i32)
+    (call $ts_setup (local.get $keys) (local.get $t0) (local.get $t1) (local.get $k) (local.get $k) (local.get $scratch))
+    (if (i32.le_s (local.get $k) (i32.const 0)) (then (return)))
+    (if (i32.le_s (local.get $k) (i32.shr_s (local.get $n) (i32.const 6)))
+      (then
+        (call $ts_heap_select (i32.const 0) (local.get $k) (local.get $n))
+        (return)))
+    (local.set $nth (i32.sub (local.get $k) (i32.const 1)))
+    (local.set $last (local.get $n))
+    (if (i32.eq (local.get $nth) (local.get $last)) (then (return)))
+    (local.set $depth (i32.shl (call $ts_log2 (local.get $n)) (i32.const 1)))
+    (block $small
+      (loop $next
+        (br_if $small (i32.le_s (i32.sub (local.get $last) (local.get $first)) (i32.const 3)))
+        (if (i32.eqz (local.get $depth))
+          (then
+            (call $ts_heap_select (local.get $first) (i32.add (local.get $nth) (i32.const 1)) (local.get $last))
+            (call $ts_swap (local.get $first) (local.get $nth))
+            (return)))
+        (local.set $depth (i32.sub (local.get $depth) (i32.const 1)))
+        (local.set $cut (call $ts_partition (local.get $first) (local.get $last)))
+        (if (i32.le_s (local.get $cut) (local.get $nth))
+          (then (local.set $first (local.get $cut)))
+          (else (local.set $last (local.get $cut))))
+        (br $next)))
+    (call $ts_insertion_sort (local.get $first) (local.get $last)))
+
+  ;; tkeys: SortKeys.setDeltas's keys of δ = r(x − base) (input 0 the base, 1 the model; $step 0 f32,
+  ;; 1 bf16, 2 f16) into the i32 output: |δ|'s bits (every NaN 0x7fc00000) xor $flip (0x7fffffff for
+  ;; a descending sort, else 0), or where they are $t0 (first) or $t1, ~(slot · 2³⁰ + index) with
+  ;; index = $idx + the window index.
+  (func (export "tkeys")
+    (param $in i32) (param $seg i32) (param $start i32) (param $end i32) (param $out i32) (param $bf_in i32)
+    (param $t0 i32) (param $t1 i32) (param $flip i32) (param $idx i32) (param $step i32) (param $scratch i32)
+    (local $t i32) (local $n i32) (local $pb i32) (local $pd i32) (local $po i32) (local $i i32) (local $stop i32)
+    (local $v v128) (local $index v128)
+    (local.set $pd (call $scratch_tile (local.get $scratch) (i32.const 3)))
+    (local.set $t (local.get $start))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.ge_u (local.get $t) (local.get $end)))
+        (local.set $n (call $tile_len (local.get $t) (local.get $end)))
+        (local.set $pb (call $tile_in (local.get $in) (local.get $seg) (i32.const 0) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 0)))
+        (call $sub_tile (local.get $pd)
+          (call $tile_in (local.get $in) (local.get $seg) (i32.const 1) (local.get $t) (local.get $n) (local.get $bf_in) (local.get $scratch) (i32.const 1))
+          (local.get $pb) (local.get $n))
+        (if (local.get $step) (then (call $rnd_tile (local.get $pd) (local.get $n) (local.get $step))))
+        (call $abs_bits_tile (local.get $pd) (local.get $n))
+        (local.set $po (i32.add (local.get $out) (i32.shl (local.get $t) (i32.const 2))))
+        (local.set $index (i32x4.add (i32x4.splat (i32.add (local.get $idx) (local.get $t))) (v128.const i32x4 0 1 2 3)))
+        (local.set $stop (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $i (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+            (local.set $v (v128.load (i32.add (local.get $pd) (local.get $i))))
+            (v128.store (i32.add (local.get $po) (local.get $i))
+              (v128.bitselect
+                (v128.not (local.get $index))
+                (v128.bitselect
+                  (v128.not (v128.or (local.get $index) (i32x4.splat (i32.const 0x40000000))))
+                  (v128.xor (local.get $v) (i32x4.splat (local.get $flip)))
+                  (i32x4.eq (local.get $v) (i32x4.splat (local.get $t1))))
+                (i32x4.eq (local.get $v) (i32x4.splat (local.get $t0)))))
+            (local.set $index (i32x4.add (local.get $index) (i32x4.splat (i32.const 4))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $next)))
+        (local.set $t (i32.add (local.get $t) (local.get $n)))
+        (br $tiles))))
 )
