@@ -5,6 +5,7 @@ import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { hostArray, type ComputeBackend, type HostArray } from '../../src/main/engine/compute/types';
 import { WasmBackend, wasmSimdAvailable } from '../../src/main/engine/compute/wasm-backend';
 import { KERNELS_WASM_BASE64, KERNELS_WAT_SHA256 } from '../../src/main/engine/compute/wasm/kernels-wasm';
+import { f32BitsRoundedToF16 } from '../../src/main/engine/safetensors/convert';
 import type { FloatDtype } from '../../src/main/engine/safetensors/dtype';
 import { asHost, describeElement, edgeValues, firstDifference, neighbours, rng, weights } from './samples';
 
@@ -104,6 +105,22 @@ describe('WebAssembly SIMD kernels equal the TypeScript reference bit for bit', 
         expect([unitSumAt, linearAt], `${dtype}, ${step} steps`).toEqual([-1, -1]);
       }
     }
+  });
+
+  it("rounds bf16 to f16 as the reader's decoding does, every bf16 code and a tail of 1 to 3, where both arrays lie in its memory", () => {
+    for (const n of [65_536, 65_537, 65_539]) {
+      const [codeBlock, valueBlock] = [wide.allocateHost(2 * n), wide.allocateHost(4 * n)];
+      const codes = new Uint16Array(codeBlock.buffer, codeBlock.byteOffset, n);
+      codes.forEach((_, i) => (codes[i] = (i * 40_503) & 0xffff));
+      const dst = new Float32Array(valueBlock.buffer, valueBlock.byteOffset, n);
+      expect(wide.bf16AsF16(codes, dst)).toBe(true);
+      const bits = new Uint32Array(dst.buffer, dst.byteOffset, n);
+      const wrong = [...codes.keys()].filter((i) => bits[i] !== f32BitsRoundedToF16((codes[i]! << 16) >>> 0));
+      expect(wrong.slice(0, 3)).toEqual([]);
+      expect(new Set(codes).size).toBe(65_536);
+      [codeBlock, valueBlock].forEach((b) => wide.releaseHost(b));
+    }
+    expect(wide.bf16AsF16(new Uint16Array(8), new Float32Array(8))).toBe(false);
   });
 
   it('several calls in flight at once run one after another', async () => {

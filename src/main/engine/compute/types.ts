@@ -196,6 +196,13 @@ export interface ComputeBackend {
   deltaKeys?(base: HostArray, model: HostArray, params: DeltaKeysParams, keys: Int32Array): Promise<void>;
 
   /**
+   * Optional: bf16 values as the f32 values of their f16 rounding (torch's `.to(float16)`, as
+   * `f32BitsRoundedToF16`), on the calling thread, where both arrays lie in the backend's memory
+   * (`allocateHost`): true when done, false to leave it to the caller.
+   */
+  bf16AsF16?(src: Uint16Array, dst: Float32Array): boolean;
+
+  /**
    * Optional: `bytes` of memory the backend's kernels read and write where it is, with no copy (the
    * WASM backend's own), starting on a page boundary (direct reads land in it). Callers that fill and
    * reuse buffers (the engine's reads and outputs) take theirs from here when there is one, and give

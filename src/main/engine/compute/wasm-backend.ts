@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { dellaProbabilities } from '../methods/sparsify';
+import { f32BitsRoundedToF16 } from '../safetensors/convert';
 import { checkDeltaVariance, checkRam, checkRowRanks, checkSceDelta, checkSceMerge, checkTaskArithmetic, checkUnitMix, checkUnitSum, checkUnitTangent, ramSteps, weightSum } from './reference';
 import {
   bytesPerElement,
@@ -122,6 +123,7 @@ interface Helpers {
   widen(src: number, dst: number, n: number): void;
   widen16(src: number, dst: number, n: number): void;
   narrow16(src: number, dst: number, n: number): void;
+  bf16_as_f16(src: number, dst: number, n: number): void;
 }
 
 /** A LoRA delta's factors for `WasmBackend.loraApply`: delta[o][c] = Σ_k left[o, k] · right[k, c], times `scale`. */
@@ -779,6 +781,15 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  bf16AsF16(src: Uint16Array, dst: Float32Array): boolean {
+    if (src.length !== dst.length || !this.owns(src) || !this.owns(dst)) return false;
+    const whole = src.length - (src.length % 4);
+    this.local.bf16_as_f16(src.byteOffset, dst.byteOffset, whole);
+    const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+    for (let i = whole; i < src.length; i++) bits[i] = f32BitsRoundedToF16((src[i]! << 16) >>> 0);
+    return true;
+  }
+
   deltaKeys(base: HostArray, model: HostArray, params: DeltaKeysParams, keys: Int32Array): Promise<void> {
     const { tied, descending, start } = params;
     if (tied.length < 1 || tied.length > 2 || keys.length !== base.data.length || !this.owns(keys)) {
@@ -803,6 +814,7 @@ export class WasmBackend implements ComputeBackend {
   sortKeys(jobs: readonly SortKeysJob[]): Promise<void> {
     const foreign = jobs.find((job) => !this.owns(job.keys));
     if (foreign) return Promise.reject(new RangeError(`sortKeys: ${foreign.keys.length} keys outside the kernels' memory (allocateHost)`));
+    if (jobs.length === 0) return Promise.resolve();
     return this.serial(async () => {
       this.grow(this.arenasAt());
       const threads = this.workerCount + 1;
@@ -814,14 +826,19 @@ export class WasmBackend implements ComputeBackend {
           : ['tselect', [keys.byteOffset, keys.length, t0, t1, steps.topk, scratch(thread)]];
       };
       const share = (thread: number) => jobs.filter((_, i) => i % threads === thread);
-      const running = this.workers.slice(0, Math.min(threads, jobs.length) - 1).map(async (worker, w) => {
-        for (const job of share(w + 1)) await worker.run(...call(job, w + 1));
-      });
-      for (const job of share(0)) {
-        const [fn, args] = call(job, 0);
-        (this.local[fn] as (...a: number[]) => void)(...args);
+      const running = Promise.all(
+        this.workers.slice(0, Math.min(threads, jobs.length) - 1).map(async (worker, w) => {
+          for (const job of share(w + 1)) await worker.run(...call(job, w + 1));
+        }),
+      );
+      try {
+        for (const job of share(0)) {
+          const [fn, args] = call(job, 0);
+          (this.local[fn] as (...a: number[]) => void)(...args);
+        }
+      } finally {
+        await running;
       }
-      await Promise.all(running);
     });
   }
 

@@ -19,10 +19,15 @@ export class BufferPool {
   private heap: HostHeap | undefined;
 
   constructor(
-    private readonly backend?: Pick<ComputeBackend, 'allocateHost' | 'releaseHost'>,
+    private readonly backend?: Pick<ComputeBackend, 'allocateHost' | 'releaseHost' | 'bf16AsF16'>,
     /** Most bytes kept while unused; beyond that, the largest free buffers are let go. */
     private readonly keepBytes = 2 * 2 ** 30,
   ) {}
+
+  /** bf16 values as their f16 rounding by the backend whose memory holds both buffers (`bf16AsF16`); false where it cannot. */
+  bf16AsF16(src: Uint16Array, dst: Float32Array): boolean {
+    return this.backend?.bf16AsF16?.(src, dst) ?? false;
+  }
 
   /** A buffer of `bytes` (a view at the start of a pooled one). Give it back with `give`. */
   take(bytes: number): Uint8Array {

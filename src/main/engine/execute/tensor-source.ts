@@ -129,7 +129,8 @@ export class ChunkedTensorSource implements TensorSource {
       read.map(({ dtype, bytes }, i) => {
         const values = this.valuesOf(set, i).subarray(0, length);
         if (dtype === 'BF16' && this.computeDtype === 'F16') {
-          decodeBf16ToF16(bytes, values);
+          const codes = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, length) : undefined;
+          if (!codes || !this.pool?.bf16AsF16(codes, values)) decodeBf16ToF16(bytes, values);
           return values;
         }
         decodeToF32(bytes, dtype, values);

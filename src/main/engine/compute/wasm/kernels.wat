@@ -38,6 +38,34 @@
         (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
         (br $next))))
 
+  ;; bf16_as_f16: $n bf16 at $src → the f32 values of their f16 rounding at $dst ($n a multiple of 4):
+  ;; torch's `.to(float16)` of bf16 weights, as safetensors/convert.ts f32BitsRoundedToF16 gives it
+  ;; ($rnd_f16, but a NaN keeps its sign as f16 NaNs do there).
+  (func (export "bf16_as_f16") (param $src i32) (param $dst i32) (param $n i32)
+    (local $end i32) (local $x v128) (local $a v128) (local $c v128)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $x (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero align=2 (local.get $src))) (i32.const 16)))
+        (local.set $a (v128.and (local.get $x) (i32x4.splat (i32.const 0x7fffffff))))
+        (local.set $c
+          (i32x4.add (i32x4.max_u (v128.and (local.get $x) (i32x4.splat (i32.const 0x7f800000))) (i32x4.splat (i32.const 0x38800000)))
+                     (i32x4.splat (i32.const 0x06800000))))
+        (v128.store align=4 (local.get $dst)
+          (v128.or
+            (v128.and (local.get $x) (i32x4.splat (i32.const 0x80000000)))
+            (v128.bitselect
+              (i32x4.splat (i32.const 0x7fc00000))
+              (v128.bitselect
+                (i32x4.splat (i32.const 0x7f800000))
+                (f32x4.sub (f32x4.add (local.get $a) (local.get $c)) (local.get $c))
+                (i32x4.ge_u (local.get $a) (i32x4.splat (i32.const 0x477ff000))))
+              (i32x4.gt_u (local.get $a) (i32x4.splat (i32.const 0x7f800000))))))
+        (local.set $src (i32.add (local.get $src) (i32.const 8)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br $next))))
+
   ;; $n f32 at $src → $n bf16 at $dst, as torch rounds: to nearest even, every NaN 0x7fc0.
   (func $narrow (param $src i32) (param $dst i32) (param $n i32)
     (local $end i32) (local $lo v128) (local $hi v128)
@@ -2730,9 +2758,9 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next))))
 
-  ;; The offsets of the block's elements not below the pivot (from $p up), into $offsets; returns their count. $mode
-  ;; (ts_scan_mode): 0 or 1, the keys compared as they are, signed or unsigned (a tied key, negative,
-  ;; then compares as its value would); 2, the tied keys' values looked up.
+  ;; The offsets of the block's elements not below the pivot (from $p up), into $offsets;
+  ;; returns their count. $mode ($ts_scan_mode): 0 or 1, the keys compared as they are, signed or
+  ;; unsigned (a tied key, negative, then compares as its value would); 2, tied keys' values looked up.
   (func $ts_scan_left (param $p i32) (param $offsets i32) (param $pivot i32) (param $mode i32) (result i32)
     (local $j i32) (local $key i32) (local $count i32)
     (if (i32.eq (local.get $mode) (i32.const 0))
@@ -2794,9 +2822,9 @@
         (return (local.get $count))))
     (unreachable))
 
-  ;; The offsets of the block's elements not above the pivot (from $p down), into $offsets; returns their count. $mode
-  ;; (ts_scan_mode): 0 or 1, the keys compared as they are, signed or unsigned (a tied key, negative,
-  ;; then compares as its value would); 2, the tied keys' values looked up.
+  ;; The offsets of the block's elements not above the pivot (from $p down), into $offsets;
+  ;; returns their count. $mode ($ts_scan_mode): 0 or 1, the keys compared as they are, signed or
+  ;; unsigned (a tied key, negative, then compares as its value would); 2, tied keys' values looked up.
   (func $ts_scan_right (param $p i32) (param $offsets i32) (param $pivot i32) (param $mode i32) (result i32)
     (local $j i32) (local $key i32) (local $count i32)
     (if (i32.eq (local.get $mode) (i32.const 0))
@@ -2871,7 +2899,7 @@
         (local.set $c0 (i32.le_s (global.get $ts_t0) (local.get $pivot)))
         (local.set $c1 (i32.le_s (global.get $ts_t1) (local.get $pivot)))))
     (if (i32.ne (local.get $c0) (local.get $c1)) (then (return (i32.const 2))))
-    ;; Left: kept (c = 1) wants unsigned; right: kept wants signed.
+    ;; Left, c = 1: unsigned (1); right, c = 1: signed (0).
     (select (local.get $c0) (i32.eqz (local.get $c0)) (local.get $left)))
 
   ;; std::__unguarded_partition_pivot: the median of three moved to $first, then Hoare's partition.
