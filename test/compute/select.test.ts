@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend, selectBackend } from '../../src/main/engine/compute/select-backend';
-import { hostArray } from '../../src/main/engine/compute/types';
+import { hostArray, type ComputeBackend } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
 import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
 import { tempDir } from '../helpers';
@@ -19,7 +19,19 @@ const adapter = 'backend' in probe ? probe.backend.adapter : undefined;
 if ('backend' in probe) await probe.backend.dispose();
 else console.warn(`\n*** GPU SELECTION TESTS SKIPPED: ${probe.reason}\n`);
 
+/** Whether two types are the same (not merely assignable one to the other). */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Params<F> = F extends (...args: infer P) => unknown ? P : never;
+/** For each of ComputeBackend's methods FallbackBackend has, whether it takes the same parameters (a dropped optional one still type-checks as an implementation). */
+type FallbackParameters = { [K in keyof ComputeBackend & keyof FallbackBackend]: Same<Params<FallbackBackend[K]>, Params<NonNullable<ComputeBackend[K]>>> };
+// Fails to compile (npm run typecheck) where one does not: it would pass a call on without its step.
+const fallbackTakesEveryParameter: FallbackParameters[keyof FallbackParameters] extends true ? true : false = true;
+
 describe('selectBackend', () => {
+  it('FallbackBackend takes every parameter of every ComputeBackend method it passes on (checked by the type checker)', () => {
+    expect(fallbackTakesEveryParameter).toBe(true);
+  });
+
   it('--device cpu: WebAssembly SIMD on worker threads, and says so', async () => {
     const notices: string[] = [];
     const { backend, description } = await selectBackend({ device: 'cpu', onNotice: (m) => notices.push(m) });
@@ -51,6 +63,19 @@ describe('selectBackend', () => {
     const { backend } = await selectBackend({ device: 'auto', onNotice: (m) => notices.push(m) });
     expect(backend.kind).toBe(adapter!.software ? 'cpu' : 'gpu');
     if (adapter!.software) expect(notices[0]).toContain(`the only GPU adapter is a software one (${adapter!.name})`);
+    await backend.dispose();
+  });
+});
+
+describe.skipIf(!adapter)('sort keys on a GPU run', () => {
+  it("are built and sorted by the GPU backend's host CPU backend, through FallbackBackend too (TIES' and sce's ties)", async () => {
+    const host = new WasmBackend({ workers: 1 });
+    const opened = await openWebGpu({ host: () => host });
+    if (!('backend' in opened)) throw new Error(opened.reason);
+    const backend = new FallbackBackend(opened.backend, () => new WasmBackend({ workers: 1 }), () => undefined);
+    expect(opened.backend.keySorter()).toBe(host);
+    expect(backend.keySorter()).toBe(host);
+    expect(host.keySorter()).toBe(host);
     await backend.dispose();
   });
 });

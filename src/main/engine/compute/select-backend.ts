@@ -137,8 +137,12 @@ export class FallbackBackend implements ComputeBackend {
     return this.call((backend) => backend.unitMix(inputs, divisors, coefficients, scale, out));
   }
 
-  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray): Promise<void> {
-    return this.call((backend) => backend.deltaVariance(base, models, out));
+  deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray, step?: StepDtype): Promise<void> {
+    return this.call((backend) => backend.deltaVariance(base, models, out, step));
+  }
+
+  keySorter(): ComputeBackend | undefined {
+    return (this.fallback ?? this.primary).keySorter?.();
   }
 
   sceMerge(base: HostArray, models: readonly HostArray[], params: SceMergeParams, out: HostArray): Promise<void> {

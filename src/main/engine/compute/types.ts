@@ -190,6 +190,12 @@ export interface ComputeBackend {
   sortKeys?(jobs: readonly SortKeysJob[]): Promise<void>;
 
   /**
+   * Optional: the backend that builds and sorts sort keys for this one (`deltaKeys`, `sortKeys`, in
+   * memory from its `allocateHost`): the CPU backend itself; the GPU backend's host CPU backend.
+   */
+  keySorter?(): ComputeBackend | undefined;
+
+  /**
    * Optional: `SortKeys.setDeltas`'s keys of δ = r(x − base) (r rounds to `step`) for the call's
    * elements, into `keys` (one per element; in the backend's memory).
    */

@@ -781,6 +781,10 @@ export class WasmBackend implements ComputeBackend {
     });
   }
 
+  keySorter(): ComputeBackend {
+    return this;
+  }
+
   bf16AsF16(src: Uint16Array, dst: Float32Array): boolean {
     if (src.length !== dst.length || !this.owns(src) || !this.owns(dst)) return false;
     const whole = src.length - (src.length % 4);

@@ -484,6 +484,11 @@ export class WebGpuBackend implements ComputeBackend {
   }
 
   // sce's variance: Welford's update in f64, which WGSL does not have; on the host.
+  /** Sort keys are built and sorted on the host's threads (TIES' and sce's ties). */
+  keySorter(): ComputeBackend | undefined {
+    return this.host().keySorter?.();
+  }
+
   deltaVariance(base: HostArray, models: readonly HostArray[], out: HostArray, step?: StepDtype): Promise<void> {
     return this.host().deltaVariance(base, models, out, step);
   }

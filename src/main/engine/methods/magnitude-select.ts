@@ -141,11 +141,13 @@ export async function torchTiesWithin(
 }
 
 /**
- * Arrays for the sort keys of `count` models: in the backend's memory when it sorts, as many as
- * BACKEND_KEYS_BYTES holds (at least one, where the memory has room), else one of our own.
+ * Arrays for the sort keys of `count` models: in the memory of the backend's key sorter where it has
+ * one (`keySorter`), as many as BACKEND_KEYS_BYTES holds (at least one, where the memory has room),
+ * else one of our own.
  */
-export function sortKeysMemory(backend: ComputeBackend | undefined, numel: number, count: number): { arrays: Int32Array[]; sorter?: ComputeBackend; release: () => void } {
+export function sortKeysMemory(computeBackend: ComputeBackend | undefined, numel: number, count: number): { arrays: Int32Array[]; sorter?: ComputeBackend; release: () => void } {
   const own = () => ({ arrays: [new Int32Array(numel)], release: () => undefined });
+  const backend = computeBackend?.keySorter?.();
   if (!backend?.sortKeys || !backend.allocateHost || !backend.releaseHost) return own();
   const blocks: Uint8Array[] = [];
   const release = () => blocks.forEach((b) => backend.releaseHost!(b));
