@@ -10,7 +10,7 @@ import { ReferenceBackend } from '../../src/main/engine/compute/reference';
 import { FallbackBackend, selectBackend } from '../../src/main/engine/compute/select-backend';
 import { hostArray, type ComputeBackend } from '../../src/main/engine/compute/types';
 import { WasmBackend } from '../../src/main/engine/compute/wasm-backend';
-import { openWebGpu } from '../../src/main/engine/compute/webgpu-backend';
+import { openWebGpu, type WebGpuBackend } from '../../src/main/engine/compute/webgpu-backend';
 import { tempDir } from '../helpers';
 import { asHost, firstDifference, rng, weights } from './samples';
 
@@ -22,14 +22,14 @@ else console.warn(`\n*** GPU SELECTION TESTS SKIPPED: ${probe.reason}\n`);
 /** Whether two types are the same (not merely assignable one to the other). */
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 type Params<F> = F extends (...args: infer P) => unknown ? P : never;
-/** For each of ComputeBackend's methods FallbackBackend has, whether it takes the same parameters (a dropped optional one still type-checks as an implementation). */
-type FallbackParameters = { [K in keyof ComputeBackend & keyof FallbackBackend]: Same<Params<FallbackBackend[K]>, Params<NonNullable<ComputeBackend[K]>>> };
-// Fails to compile (npm run typecheck) where one does not: it would pass a call on without its step.
-const fallbackTakesEveryParameter: FallbackParameters[keyof FallbackParameters] extends true ? true : false = true;
+/** Whether each of ComputeBackend's methods that B has takes the same parameters (a dropped optional one still type-checks as an implementation). */
+type TakesEveryParameter<B> = { [K in keyof ComputeBackend & keyof B]: Same<Params<B[K]>, Params<NonNullable<ComputeBackend[K]>>> }[keyof ComputeBackend & keyof B] extends true ? true : false;
+// Fail to compile (npm run typecheck) where one does not: it would drop, or not pass on, a call's step.
+const takeEveryParameter: [TakesEveryParameter<FallbackBackend>, TakesEveryParameter<WebGpuBackend>, TakesEveryParameter<WasmBackend>, TakesEveryParameter<ReferenceBackend>] = [true, true, true, true];
 
 describe('selectBackend', () => {
-  it('FallbackBackend takes every parameter of every ComputeBackend method it passes on (checked by the type checker)', () => {
-    expect(fallbackTakesEveryParameter).toBe(true);
+  it('every backend, FallbackBackend too, takes every parameter of ComputeBackend\'s methods (checked by the type checker)', () => {
+    expect(takeEveryParameter).toEqual([true, true, true, true]);
   });
 
   it('--device cpu: WebAssembly SIMD on worker threads, and says so', async () => {

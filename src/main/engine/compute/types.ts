@@ -184,10 +184,11 @@ export interface ComputeBackend {
 
   /**
    * Optional: torch's sort steps over arrays of sort keys (`methods/torch-sort-ties.ts` SortKeys),
-   * each array on a thread of its own, side by side, the same steps as SortSteps takes. The keys lie
-   * in the backend's memory (`allocateHost`).
+   * each array on a thread of its own, side by side, the same steps as SortSteps takes; for each, the
+   * tied elements the steps place in [from, to) (sort) or among the k first (topk), as a bitset over
+   * the tensor (`SortKeys.keptBy`'s). The keys lie in the backend's memory (`allocateHost`).
    */
-  sortKeys?(jobs: readonly SortKeysJob[]): Promise<void>;
+  sortKeys?(jobs: readonly SortKeysJob[]): Promise<Uint8Array[]>;
 
   /**
    * Optional: the backend that builds and sorts sort keys for this one (`deltaKeys`, `sortKeys`, in

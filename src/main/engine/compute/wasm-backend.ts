@@ -114,8 +114,8 @@ type KernelName = keyof Kernels;
 
 /** torch's sort steps (kernels.wat "torch's order among ties"): whole calls, one per thread. */
 interface SortKernels {
-  tsort(keys: number, n: number, t0: number, t1: number, from: number, to: number, scratch: number): void;
-  tselect(keys: number, n: number, t0: number, t1: number, k: number, scratch: number): void;
+  tsort(keys: number, n: number, t0: number, t1: number, from: number, to: number, kept: number, scratch: number): void;
+  tselect(keys: number, n: number, t0: number, t1: number, k: number, kept: number, scratch: number): void;
 }
 
 /** Kernels' helpers called from the host. */
@@ -811,37 +811,45 @@ export class WasmBackend implements ComputeBackend {
   }
 
   /**
-   * torch's sort steps over each job's keys (kernels.wat tsort, tselect): job i on thread i mod the
-   * threads, the calling thread's share after the workers have theirs, so the arrays are sorted side
-   * by side. Each thread's partition blocks in its scratch.
+   * torch's sort steps over each job's keys, then the tied elements kept as a bitset (kernels.wat
+   * tsort, tselect): job i on thread i mod the threads, the calling thread's share after the workers
+   * have theirs, so the arrays are sorted side by side. Each thread's partition blocks in its scratch;
+   * the bitsets in the heap, copied out.
    */
-  sortKeys(jobs: readonly SortKeysJob[]): Promise<void> {
+  sortKeys(jobs: readonly SortKeysJob[]): Promise<Uint8Array[]> {
     const foreign = jobs.find((job) => !this.owns(job.keys));
     if (foreign) return Promise.reject(new RangeError(`sortKeys: ${foreign.keys.length} keys outside the kernels' memory (allocateHost)`));
-    if (jobs.length === 0) return Promise.resolve();
+    if (jobs.length === 0) return Promise.resolve([]);
     return this.serial(async () => {
       this.grow(this.arenasAt());
       const threads = this.workerCount + 1;
       const scratch = (thread: number) => WEIGHTS_BYTES + thread * this.threadBytes();
-      const call = (job: SortKeysJob, thread: number): [keyof SortKernels, number[]] => {
-        const { keys, tiedValues: [t0, t1], steps } = job;
+      const kept = jobs.map((job) => this.allocateHost(Math.ceil(job.keys.length / 8)));
+      const call = (i: number, thread: number): [keyof SortKernels, number[]] => {
+        const { keys, tiedValues: [t0, t1], steps } = jobs[i]!;
         return 'sort' in steps
-          ? ['tsort', [keys.byteOffset, keys.length, t0, t1, steps.sort[0], steps.sort[1], scratch(thread)]]
-          : ['tselect', [keys.byteOffset, keys.length, t0, t1, steps.topk, scratch(thread)]];
+          ? ['tsort', [keys.byteOffset, keys.length, t0, t1, steps.sort[0], steps.sort[1], kept[i]!.byteOffset, scratch(thread)]]
+          : ['tselect', [keys.byteOffset, keys.length, t0, t1, steps.topk, kept[i]!.byteOffset, scratch(thread)]];
       };
-      const share = (thread: number) => jobs.filter((_, i) => i % threads === thread);
-      const running = Promise.all(
-        this.workers.slice(0, Math.min(threads, jobs.length) - 1).map(async (worker, w) => {
-          for (const job of share(w + 1)) await worker.run(...call(job, w + 1));
-        }),
-      );
+      const share = (thread: number) => jobs.flatMap((_, i) => (i % threads === thread ? [i] : []));
       try {
-        for (const job of share(0)) {
-          const [fn, args] = call(job, 0);
-          (this.local[fn] as (...a: number[]) => void)(...args);
+        const running = Promise.all(
+          this.workers.slice(0, Math.min(threads, jobs.length) - 1).map(async (worker, w) => {
+            for (const i of share(w + 1)) await worker.run(...call(i, w + 1));
+          }),
+        );
+        try {
+          for (const i of share(0)) {
+            const [fn, args] = call(i, 0);
+            (this.local[fn] as (...a: number[]) => void)(...args);
+          }
+        } finally {
+          await running.catch(() => undefined);
         }
-      } finally {
         await running;
+        return kept.map((bits) => bits.slice());
+      } finally {
+        kept.forEach((bits) => this.releaseHost(bits));
       }
     });
   }

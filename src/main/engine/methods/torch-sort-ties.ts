@@ -97,11 +97,6 @@ export class SortKeys {
     return 'sort' in steps ? this.tiesWithin(steps.sort[0], steps.sort[1]) : this.topkWithin(steps.topk);
   }
 
-  /** What `keptBy(steps)` returns, read from keys a backend's `sortKeys` has already taken through those steps. */
-  keptAfter(steps: SortKeysJob['steps']): Uint8Array {
-    return 'sort' in steps ? this.tiedBetween(steps.sort[0], steps.sort[1]) : this.tiedBetween(0, Math.max(0, steps.topk));
-  }
-
   private tiedBetween(from: number, to: number): Uint8Array {
     const keys = this.keys;
     const kept = new Uint8Array(Math.ceil(this.length / 8));
@@ -122,8 +117,7 @@ export class SortKeys {
  */
 export async function keptTies(requests: readonly { keys: SortKeys; steps: SortKeysJob['steps'] }[], backend?: Pick<ComputeBackend, 'sortKeys'>): Promise<Uint8Array[]> {
   if (!backend?.sortKeys) return requests.map(({ keys, steps }) => keys.keptBy(steps));
-  await backend.sortKeys(requests.map(({ keys, steps }) => ({ keys: keys.keys, tiedValues: keys.tiedValues, steps })));
-  return requests.map(({ keys, steps }) => keys.keptAfter(steps));
+  return backend.sortKeys(requests.map(({ keys, steps }) => ({ keys: keys.keys, tiedValues: keys.tiedValues, steps })));
 }
 
 /**

@@ -2997,6 +2997,35 @@
     (if (call $ts_holds (local.get $first) (local.get $last))
       (then (call $ts_insertion_sort (local.get $first) (local.get $last)))))
 
+  ;; The tied keys' elements in positions [from, to) as a bitset over the tensor at $kept ($n
+  ;; elements; bit i & 7 of byte i >> 3: element i), cleared first. Four keys at a time are passed
+  ;; over where none is tied (negative).
+  (func $ts_kept (param $from i32) (param $to i32) (param $kept i32) (param $n i32)
+    (local $p i32) (local $end i32) (local $key i32) (local $index i32) (local $at i32)
+    (memory.fill (local.get $kept) (i32.const 0) (i32.shr_u (i32.add (local.get $n) (i32.const 7)) (i32.const 3)))
+    (local.set $p (local.get $from))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_s (local.get $p) (local.get $to)))
+        (if (i32.le_s (i32.add (local.get $p) (i32.const 4)) (local.get $to))
+          (then
+            (if (i32.eqz (i32x4.bitmask (v128.load align=4 (call $ts_addr (local.get $p)))))
+              (then
+                (local.set $p (i32.add (local.get $p) (i32.const 4)))
+                (br $next)))))
+        (local.set $end (select (i32.add (local.get $p) (i32.const 4)) (local.get $to) (i32.lt_s (i32.add (local.get $p) (i32.const 4)) (local.get $to))))
+        (loop $each
+          (local.set $key (i32.load (call $ts_addr (local.get $p))))
+          (if (i32.lt_s (local.get $key) (i32.const 0))
+            (then
+              (local.set $index (i32.and (i32.xor (local.get $key) (i32.const -1)) (i32.const 0x3fffffff)))
+              (local.set $at (i32.add (local.get $kept) (i32.shr_u (local.get $index) (i32.const 3))))
+              (i32.store8 (local.get $at)
+                (i32.or (i32.load8_u (local.get $at)) (i32.shl (i32.const 1) (i32.and (local.get $index) (i32.const 7)))))))
+          (local.set $p (i32.add (local.get $p) (i32.const 1)))
+          (br_if $each (i32.lt_s (local.get $p) (local.get $end))))
+        (br $next))))
+
   (func $ts_setup (param $keys i32) (param $t0 i32) (param $t1 i32) (param $b0 i32) (param $b1 i32) (param $scratch i32)
     (global.set $ts_keys (local.get $keys))
     (global.set $ts_t0 (local.get $t0))
@@ -3007,17 +3036,24 @@
     (global.set $ts_ro (i32.add (local.get $scratch) (i32.const 4096))))
 
   ;; tsort: std::sort's steps over the $n keys at $keys, inside the runs holding boundary $b0 or
-  ;; $b1; $t0 and $t1 the values of the two slots of tied keys. $scratch: 8 KiB of the thread's.
-  (func (export "tsort") (param $keys i32) (param $n i32) (param $t0 i32) (param $t1 i32) (param $b0 i32) (param $b1 i32) (param $scratch i32)
+  ;; $b1; $t0 and $t1 the values of the two slots of tied keys; then the tied elements it placed in
+  ;; [b0, b1) as a bitset at $kept ($ts_kept). $scratch: 8 KiB of the thread's.
+  (func (export "tsort") (param $keys i32) (param $n i32) (param $t0 i32) (param $t1 i32) (param $b0 i32) (param $b1 i32) (param $kept i32) (param $scratch i32)
     (call $ts_setup (local.get $keys) (local.get $t0) (local.get $t1) (local.get $b0) (local.get $b1) (local.get $scratch))
     (if (i32.gt_s (local.get $n) (i32.const 1))
-      (then (call $ts_introsort (i32.const 0) (local.get $n) (i32.shl (call $ts_log2 (local.get $n)) (i32.const 1))))))
+      (then (call $ts_introsort (i32.const 0) (local.get $n) (i32.shl (call $ts_log2 (local.get $n)) (i32.const 1)))))
+    (call $ts_kept (local.get $b0) (local.get $b1) (local.get $kept) (local.get $n)))
 
-  ;; tselect: torch.topk's steps for the $k first of the order: std::partial_sort's heap selection
-  ;; where k · 64 ≤ n, else std::nth_element (std::__introselect) at k − 1.
-  (func (export "tselect") (param $keys i32) (param $n i32) (param $t0 i32) (param $t1 i32) (param $k i32) (param $scratch i32)
-    (local $first i32) (local $last i32) (local $nth i32) (local $depth i32) (local $cut i32)
+  ;; tselect: torch.topk's steps for the $k first of the order (std::partial_sort's heap selection
+  ;; where k · 64 ≤ n, else std::nth_element, std::__introselect, at k − 1), then the tied elements
+  ;; kept among them as a bitset at $kept.
+  (func (export "tselect") (param $keys i32) (param $n i32) (param $t0 i32) (param $t1 i32) (param $k i32) (param $kept i32) (param $scratch i32)
     (call $ts_setup (local.get $keys) (local.get $t0) (local.get $t1) (local.get $k) (local.get $k) (local.get $scratch))
+    (call $ts_select (local.get $n) (local.get $k))
+    (call $ts_kept (i32.const 0) (select (local.get $k) (i32.const 0) (i32.gt_s (local.get $k) (i32.const 0))) (local.get $kept) (local.get $n)))
+
+  (func $ts_select (param $n i32) (param $k i32)
+    (local $first i32) (local $last i32) (local $nth i32) (local $depth i32) (local $cut i32)
     (if (i32.le_s (local.get $k) (i32.const 0)) (then (return)))
     (if (i32.le_s (local.get $k) (i32.shr_s (local.get $n) (i32.const 6)))
       (then
