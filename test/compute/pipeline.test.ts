@@ -63,6 +63,24 @@ describe('the WASM backend\'s own memory (allocateHost)', () => {
 });
 
 describe('BufferPool', () => {
+  it("takes plain buffers once the kernels' 4 GiB are spoken for, and lets them go without troubling the backend", () => {
+    const backend = new WasmBackend({ workers: 0 });
+    const pool = new BufferPool(backend, 0);
+    // The memory's pages are reserved, not touched: this costs address space, not RAM.
+    const most = backend.allocateHost(4 * 2 ** 30 - (512 << 20));
+    const inHeap = pool.take(256 << 20);
+    const plain = pool.take(512 << 20);
+    expect(inHeap.buffer.byteLength).toBeGreaterThan(most.byteLength);
+    expect(plain.buffer.byteLength).toBe(512 << 20);
+    expect(() => backend.allocateHost(512 << 20)).toThrow(RangeError);
+    pool.give(plain);
+    pool.give(inHeap);
+    pool.dispose();
+    backend.releaseHost(most);
+    expect(backend.allocateHost(512 << 20).byteLength).toBe(512 << 20);
+    void backend.dispose();
+  });
+
   it('gives a buffer back out for a request of about its size, and lets go beyond what it keeps', () => {
     const released: Uint8Array[] = [];
     const pool = new BufferPool(

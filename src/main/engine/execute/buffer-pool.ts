@@ -9,8 +9,9 @@ const MIB = 1 << 20;
  * merge arithmetic; a buffer taken back is already mapped. Where the compute backend has memory of
  * its own (`allocateHost`: the WASM backend's), buffers come from it, so its kernels read and write
  * them where they are; else from a heap of the pool's own (a shared WebAssembly memory). Either way
- * they start on page boundaries, as direct reads and writes need; past the heap's 4 GiB (a budget
- * that large), plain SharedArrayBuffers, which direct I/O turns away to the page cache.
+ * they start on page boundaries, as direct reads and writes need; past the 4 GiB of either heap (a budget
+ * that large, or the backend's memory held by other arrays such as sort keys), plain
+ * SharedArrayBuffers, which direct I/O turns away to the page cache and the kernels copy from.
  */
 export class BufferPool {
   private readonly free: Uint8Array[] = [];
@@ -43,7 +44,7 @@ export class BufferPool {
       return buffer!.subarray(0, bytes);
     }
     const size = Math.ceil(Math.max(1, bytes) / MIB) * MIB;
-    const whole = this.backend?.allocateHost?.(size) ?? this.fromHeap(size);
+    const whole = this.backend?.allocateHost ? this.fromBackend(size) : this.fromHeap(size);
     let places = this.wholes.get(whole.buffer);
     if (!places) this.wholes.set(whole.buffer, (places = new Map()));
     places.set(whole.byteOffset, whole);
@@ -74,17 +75,37 @@ export class BufferPool {
   /** Every buffer this pool made, by its ArrayBuffer and offset: `give` finds the whole from a view. */
   private readonly wholes = new WeakMap<ArrayBufferLike, Map<number, Uint8Array>>();
 
+  /** Buffers made outside any heap, when the one they would come from was full (the garbage collector takes them back). */
+  private readonly plain = new WeakSet<ArrayBufferLike>();
+
   private fromHeap(size: number): Uint8Array {
     try {
       return (this.heap ??= HostHeap.ownMemory()).allocate(size);
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
-      return new Uint8Array(new SharedArrayBuffer(size));
+      return this.plainBuffer(size);
     }
+  }
+
+  /** The backend's memory, or past its 4 GiB (other arrays, such as sort keys, hold some of it) a plain buffer its kernels copy from. */
+  private fromBackend(size: number): Uint8Array {
+    try {
+      return this.backend!.allocateHost!(size);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      return this.plainBuffer(size);
+    }
+  }
+
+  private plainBuffer(size: number): Uint8Array {
+    const buffer = new SharedArrayBuffer(size);
+    this.plain.add(buffer);
+    return new Uint8Array(buffer);
   }
 
   private release(whole: Uint8Array): void {
     this.wholes.get(whole.buffer)?.delete(whole.byteOffset);
+    if (this.plain.has(whole.buffer)) return;
     if (this.backend?.releaseHost && this.backend.allocateHost) this.backend.releaseHost(whole);
     else this.heap?.release(whole);
   }
