@@ -100,8 +100,8 @@ function chunkInputs(chunk: { raw?: HostArray[]; inputs: Float32Array[] }): Host
   return chunk.raw ?? chunk.inputs.map(f32Host);
 }
 
-/** The most bytes of sort keys held in a backend's memory at once (it holds 4 GiB in all, the engine's buffers too). */
-const BACKEND_KEYS_BYTES = 2 ** 31;
+/** The most bytes of sort keys held in a backend's memory at once: it holds 4 GiB in all, the engine's buffers (1 GiB by default) and scratch too. */
+const BACKEND_KEYS_BYTES = 2 ** 30;
 
 /** Which of model `model`'s elements tied at `tied` (|δ| bits, one or two) torch's sort of |δ| places in [from, to). */
 export interface TieRequest {
