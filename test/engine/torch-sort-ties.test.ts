@@ -6,7 +6,8 @@ import { TieBytes } from '../../src/main/engine/methods/sparsify';
 import { keptTies, SortKeys } from '../../src/main/engine/methods/torch-sort-ties';
 import { toF32 } from '../../src/main/engine/compute/reference';
 import { roundStepArray } from '../../src/main/engine/methods/numerics';
-import { asHost, edgeValues, rng, weights } from '../compute/samples';
+import { asHost, edgeValues, hostChunks, rng, weights } from '../compute/samples';
+import { torchTiesWithin, type TieRequest } from '../../src/main/engine/methods/magnitude-select';
 
 interface SortCase {
   length: number;
@@ -171,6 +172,29 @@ describe("torch's sort order among tied values on the CPU kernels' threads (kern
       });
     }
   }
+
+  it("keeps the ties the TypeScript keeps for several models, their keys built and sorted on the kernels' threads, all at once or a model at a time", async () => {
+    const n = 50_021;
+    const random = rng(99);
+    const inputs = [0, 1, 2, 3].map(() => asHost(weights(n, random, -9, -6), 'BF16'));
+    const values = inputs.map(toF32);
+    const requests: TieRequest[] = [1, 2, 3].map((model, j) => {
+      const delta = values[model]!.map((v, i) => v - values[0]![i]!);
+      roundStepArray('BF16', delta);
+      const order = [...delta].map((d) => absBits(d)).sort((a, b) => (j === 1 ? a - b : b - a));
+      const [from, to] = j === 1 ? [10_000, 30_000] : [0, 20_000 + 5_000 * j];
+      return { model, order: { descending: j !== 1, from, to }, tied: [...new Set([order[from]!, order[to]!])] };
+    });
+    const source = hostChunks(inputs, 7_001);
+    const here = await torchTiesWithin(source, { base: 0, step: 'BF16' }, requests, n);
+    expect(here.map((bits) => members(bits).length).every((count) => count > 0)).toBe(true);
+    for (const keysBytes of [undefined, 4 * n]) {
+      const backend = new WasmBackend({ workers: 1, windowElements: 4_000 });
+      const there = await torchTiesWithin(source, { base: 0, step: 'BF16', backend, ...(keysBytes ? { keysBytes } : {}) }, requests, n);
+      expect(there.map(members)).toEqual(here.map(members));
+      await backend.dispose();
+    }
+  });
 
   it('refuses keys outside its memory', async () => {
     await expect(backends[1]!.sortKeys([{ keys: new Int32Array(4), tiedValues: [0, 0], steps: { topk: 1 } }])).rejects.toThrow(/outside the kernels' memory/);

@@ -120,11 +120,11 @@ export interface TieRequest {
  */
 export async function torchTiesWithin(
   source: TensorSource,
-  inputs: { base: number; step: StepDtype; backend?: ComputeBackend | undefined },
+  inputs: { base: number; step: StepDtype; backend?: ComputeBackend | undefined; keysBytes?: number },
   requests: readonly TieRequest[],
   numel: number,
 ): Promise<Uint8Array[]> {
-  const memory = sortKeysMemory(inputs.backend, numel, requests.length);
+  const memory = sortKeysMemory(inputs.backend, numel, requests.length, inputs.keysBytes);
   try {
     const kept: Uint8Array[] = [];
     for (let g = 0; g < requests.length; g += memory.arrays.length) {
@@ -142,17 +142,17 @@ export async function torchTiesWithin(
 
 /**
  * Arrays for the sort keys of `count` models: in the memory of the backend's key sorter where it has
- * one (`keySorter`), as many as BACKEND_KEYS_BYTES holds (at least one, where the memory has room),
- * else one of our own.
+ * one (`keySorter`), as many as `keysBytes` holds (BACKEND_KEYS_BYTES; where that is not even one,
+ * or the memory has no room, none), else one of our own.
  */
-export function sortKeysMemory(computeBackend: ComputeBackend | undefined, numel: number, count: number): { arrays: Int32Array[]; sorter?: ComputeBackend; release: () => void } {
+export function sortKeysMemory(computeBackend: ComputeBackend | undefined, numel: number, count: number, keysBytes = BACKEND_KEYS_BYTES): { arrays: Int32Array[]; sorter?: ComputeBackend; release: () => void } {
   const own = () => ({ arrays: [new Int32Array(numel)], release: () => undefined });
   const backend = computeBackend?.keySorter?.();
   if (!backend?.sortKeys || !backend.allocateHost || !backend.releaseHost) return own();
   const blocks: Uint8Array[] = [];
   const release = () => blocks.forEach((b) => backend.releaseHost!(b));
   try {
-    const wanted = Math.min(count, Math.floor(BACKEND_KEYS_BYTES / (4 * numel)));
+    const wanted = Math.min(count, Math.floor(keysBytes / (4 * numel)));
     while (blocks.length < wanted) blocks.push(backend.allocateHost(4 * numel));
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
