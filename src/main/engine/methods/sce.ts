@@ -158,45 +158,67 @@ async function settleTies(source: TensorSource, variances: ChunkVariances, numel
   const keeps = bits < 0x7f800000 && numel <= SORT_TIES_MAX_ELEMENTS ? await topkTies(source, variances, numel, k, bits, backend) : await firstTies(source, variances, bits, threshold.ties);
   const settled: ChunkVariances = async (chunk) => {
     const v = await variances(chunk);
-    const vb = new Uint32Array(v.buffer, v.byteOffset, chunk.length);
-    for (let i = vb.indexOf(bits); i >= 0; i = vb.indexOf(bits, i + 1)) vb[i] = keeps(chunk.start + i) ? bits + 1 : bits - 1;
+    settle(new Uint32Array(v.buffer, v.byteOffset, chunk.length), chunk.start, bits, keeps);
     return v;
   };
   return { cut: { bits, before: 0 }, variances: settled };
 }
 
-/** Which variances tied at `bits` torch.topk(k) keeps, by tensor index (the selection on the backend's threads where it sorts). */
-async function topkTies(source: TensorSource, variances: ChunkVariances, numel: number, k: number, bits: number, backend?: ComputeBackend): Promise<(index: number) => boolean> {
+/** The variances kept among those tied: a bitset over the tensor, or those before a tensor index. */
+type KeptTies = { kept: Uint8Array } | { before: number };
+
+/** Moves the variances (bits, the chunk's first at tensor index `start`) tied at `bits` one bit up where kept, else down. */
+function settle(vb: Uint32Array, start: number, bits: number, keeps: KeptTies): void {
+  const [up, down] = [bits + 1, bits - 1];
+  if ('before' in keeps) {
+    const before = keeps.before - start;
+    for (let i = 0; i < vb.length; i++) if (vb[i] === bits) vb[i] = i < before ? up : down;
+    return;
+  }
+  const kept = keeps.kept;
+  for (let i = 0; i < vb.length; i++) {
+    if (vb[i] !== bits) continue;
+    const index = start + i;
+    vb[i] = (kept[index >> 3]! >> (index & 7)) & 1 ? up : down;
+  }
+}
+
+/** Which variances tied at `bits` torch.topk(k) keeps (the selection on the backend's threads where it sorts). */
+async function topkTies(source: TensorSource, variances: ChunkVariances, numel: number, k: number, bits: number, backend?: ComputeBackend): Promise<KeptTies> {
   const memory = sortKeysMemory(backend, numel, 1);
   try {
     const keys = new SortKeys(numel, true, [bits], memory.arrays[0]);
+    const sorter = memory.sorter;
+    let zeros = new Float32Array(0);
     for await (const chunk of source.chunks()) {
+      const { start, length } = chunk;
       const v = await variances(chunk);
-      keys.setDeltas(chunk.start, new Int32Array(v.buffer, v.byteOffset, chunk.length));
+      if (sorter?.deltaKeys) {
+        // The keys of |v − 0|, whose bits are v's (v ≥ 0, or NaN).
+        if (zeros.length < length) zeros = new Float32Array(length);
+        await sorter.deltaKeys(f32Host(zeros.subarray(0, length)), f32Host(v), { tied: [bits], descending: true, start }, keys.keys.subarray(start, start + length));
+      } else keys.setDeltas(start, new Int32Array(v.buffer, v.byteOffset, length));
     }
     const [kept] = await keptTies([{ keys, steps: { topk: k } }], memory.sorter);
-    return (index) => ((kept![index >> 3]! >> (index & 7)) & 1) === 1;
+    return { kept: kept! };
   } finally {
     memory.release();
   }
 }
 
 /** The first `ties` variances tied at `bits`, in index order. */
-async function firstTies(source: TensorSource, variances: ChunkVariances, bits: number, ties: number): Promise<(index: number) => boolean> {
+async function firstTies(source: TensorSource, variances: ChunkVariances, bits: number, ties: number): Promise<KeptTies> {
   let seen = 0;
   for await (const chunk of source.chunks()) {
     const v = await variances(chunk);
     const vb = new Uint32Array(v.buffer, v.byteOffset, chunk.length);
     for (let i = 0; i < chunk.length; i++) {
       if (vb[i] !== bits) continue;
-      if (seen === ties) {
-        const before = chunk.start + i;
-        return (index) => index < before;
-      }
+      if (seen === ties) return { before: chunk.start + i };
       seen++;
     }
   }
-  return () => true;
+  return { before: Infinity };
 }
 
 /** Each model's mean squared (selected) task vector, divided by their sum; equal weights when that is ~0. */
