@@ -71,11 +71,13 @@ export class TieBytes {
     const bits = this.bits;
     let i = 0;
     if ((start & 7) === 0 && LITTLE_ENDIAN) {
-      // Eight elements a bitset byte, as two u32 of bytes from a table.
+      // Eight elements a bitset byte, as two u32 of bytes from a table; ties are few, so most bytes are 0.
       const words = new Uint32Array(this.bytes.buffer, 0, this.bytes.length >> 2);
       const first = start >> 3;
+      words.fill(0, 0, 2 * (length >> 3));
       for (let q = 0; q < length >> 3; q++) {
         const byte = bits[first + q]!;
+        if (byte === 0) continue;
         words[2 * q] = SPREAD_LOW[byte]!;
         words[2 * q + 1] = SPREAD_LOW[byte >> 4]!;
       }
