@@ -30,7 +30,7 @@ interface GoldenCase {
   args?: string[];
 }
 const ROOT = 'test/fixtures/golden';
-const METHODS = new Set(['linear', 'nearswap', 'slerp', 'model_stock', 'karcher', 'task_arithmetic', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'della']);
+const METHODS = new Set(['linear', 'nearswap', 'slerp', 'nuslerp', 'multislerp', 'model_stock', 'karcher', 'task_arithmetic', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear', 'sce', 'ram', 'ramplus_tl', 'arcee_fusion']);
 const cases = (JSON.parse(readFileSync(join(ROOT, 'cases.json'), 'utf8')) as GoldenCase[]).filter(
   (c) => METHODS.has(c.method) && !c.name.startsWith('tok-') && !c.name.startsWith('lora-') && !c.args?.includes('--unsafe-truncate-embeddings'),
 );
