@@ -824,7 +824,7 @@ export class WasmBackend implements ComputeBackend {
       this.grow(this.arenasAt());
       const threads = this.workerCount + 1;
       const scratch = (thread: number) => WEIGHTS_BYTES + thread * this.threadBytes();
-      const kept = jobs.map((job) => this.allocateHost(Math.ceil(job.keys.length / 8)));
+      const kept: Uint8Array[] = [];
       const call = (i: number, thread: number): [keyof SortKernels, number[]] => {
         const { keys, tiedValues: [t0, t1], steps } = jobs[i]!;
         return 'sort' in steps
@@ -833,6 +833,7 @@ export class WasmBackend implements ComputeBackend {
       };
       const share = (thread: number) => jobs.flatMap((_, i) => (i % threads === thread ? [i] : []));
       try {
+        for (const job of jobs) kept.push(this.allocateHost(Math.ceil(job.keys.length / 8)));
         const running = Promise.all(
           this.workers.slice(0, Math.min(threads, jobs.length) - 1).map(async (worker, w) => {
             for (const i of share(w + 1)) await worker.run(...call(i, w + 1));
